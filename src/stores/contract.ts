@@ -1,0 +1,161 @@
+/**
+ * The session store contract. Every backend (memory, sqlite, redis, postgres,
+ * memcached) implements it in one file and passes test/conformance/store.
+ *
+ * Attribute values cross this boundary already encoded (JSON text, possibly
+ * encrypted by the session layer): stores never interpret them, except for
+ * `incr`, which requires the stored text to be a JSON number.
+ */
+
+/** Times are milliseconds since the epoch. */
+export interface SessionMeta {
+  createdAt: number;
+  lastSeenAt: number;
+  /** The session ends when `now >= idleDeadline` (slides on touch/commit). */
+  idleDeadline: number;
+  /** The session ends when `now >= absoluteDeadline`, whatever the activity. */
+  absoluteDeadline: number;
+  userId: string | null;
+  /** Bumped by every commit that changes data; never by a touch. */
+  rev: number;
+  /** Short free-text summary of the client (user agent / IP) for listSessions(). */
+  client?: string | undefined;
+}
+
+export interface StoredSession {
+  id: string;
+  meta: SessionMeta;
+  /** attribute name → encoded value */
+  attributes: Record<string, string>;
+}
+
+/** Field-level change set. Applied in this order: del, set, incr. */
+export interface SessionDelta {
+  set?: Record<string, string>;
+  del?: string[];
+  /** attribute → amount; a missing attribute counts as 0; a non-number fails the commit */
+  incr?: Record<string, number>;
+  /** undefined = unchanged, null = clear */
+  userId?: string | null;
+}
+
+export interface CommitOptions {
+  now: number;
+  /** New idle deadline (a commit is activity). Never beyond absoluteDeadline's meaning: load still checks both. */
+  idleDeadline: number;
+  /** When given, apply only if the stored rev equals it (compare-and-swap). */
+  expectedRev?: number;
+}
+
+export type CommitResult =
+  /** `values` holds the encoded value after the commit of every key in `delta.incr`. */
+  | { status: 'ok'; rev: number; values: Record<string, string> }
+  | { status: 'conflict'; rev: number }
+  /** The session is missing, destroyed, ended or past a deadline: nothing was written. */
+  | { status: 'gone' }
+  /** An incr target holds something that is not a JSON number: nothing was written. */
+  | { status: 'not-a-number'; key: string };
+
+export type EndReason = 'idle-timeout' | 'absolute-timeout' | 'destroyed';
+
+export interface EndedSession {
+  /** The last committed state. */
+  snapshot: StoredSession;
+  reason: EndReason;
+  /** 1 for the first claim, 2 when a previous claimer's lease lapsed, … */
+  attempt: number;
+}
+
+export interface ClaimOptions {
+  now: number;
+  limit: number;
+  leaseMs: number;
+  /** Identifies the claiming process (diagnostics only). */
+  owner: string;
+}
+
+export interface StoreCapabilities {
+  /** claimEnded/ackEnded work: the store can list what expired (memcached cannot). */
+  lifecycle: boolean;
+  /** listByUser/destroyAllForUser work. */
+  userIndex: boolean;
+  /** acquireLock/releaseLock work. */
+  locks: boolean;
+  /** Data is shared between processes (false for memory). */
+  shared: boolean;
+}
+
+export interface LockGrant {
+  /** Monotonic per (session, name): lets downstream systems reject a stale holder. */
+  fencingToken: number;
+}
+
+export interface SessionStore {
+  /** Backend name for logs and errors, e.g. "redis". */
+  readonly kind: string;
+  readonly capabilities: StoreCapabilities;
+
+  /** Inserts a new session. false when the id is already taken (live, ended or tombstoned). */
+  create(session: StoredSession): Promise<boolean>;
+  /** The session, or null when missing, destroyed, ended or `now` is past a deadline. */
+  load(id: string, now: number): Promise<StoredSession | null>;
+  /** Applies a delta atomically: all of it or none; bumps rev; never recreates a destroyed session. */
+  commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult>;
+  /** Slides the idle deadline without touching data or rev. false when the session is gone. */
+  touch(id: string, now: number, idleDeadline: number): Promise<boolean>;
+  /**
+   * Ends the session now (logout): load/commit refuse it from here on, on every node.
+   * With lifecycle, the snapshot is kept until a sweeper has claimed and acked it (reason "destroyed").
+   * false when it was already gone.
+   */
+  destroy(id: string, now: number): Promise<boolean>;
+
+  /** Live sessions of a user (attributes may be empty: callers need only meta). */
+  listByUser(userId: string, now: number): Promise<StoredSession[]>;
+  /**
+   * Atomically claims up to `limit` sessions whose end is due (deadline passed, destroyed,
+   * or a previous claim's lease lapsed). A claimed session is not returned again until its lease lapses.
+   */
+  claimEnded(options: ClaimOptions): Promise<EndedSession[]>;
+  /** The end handler finished: drop the snapshot for good. */
+  ackEnded(id: string): Promise<void>;
+
+  /** null when another holder's lease is still running. */
+  acquireLock(id: string, name: string, owner: string, leaseMs: number): Promise<LockGrant | null>;
+  /** Releases only if `owner` still holds it. */
+  releaseLock(id: string, name: string, owner: string): Promise<void>;
+
+  /** Resolves when the backend answers; rejects with StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options every store factory accepts in addition to its own. */
+export interface StoreOptions {
+  /** Separates independent scopes (e.g. "session" and "client") in one backend. */
+  namespace?: string;
+  /** How long a backend call may take before it fails with StoreUnavailableError. */
+  timeoutMs?: number;
+}
+
+/** Whether a session may still be served at `now`. */
+export function isLive(meta: SessionMeta, now: number): boolean {
+  return now < meta.idleDeadline && now < meta.absoluteDeadline;
+}
+
+/** Which deadline ended a session (the earlier one). */
+export function expiryReason(meta: SessionMeta): EndReason {
+  return meta.absoluteDeadline <= meta.idleDeadline ? 'absolute-timeout' : 'idle-timeout';
+}
+
+/** The time at which a live session ends if nothing happens. */
+export function endsAt(meta: SessionMeta): number {
+  return Math.min(meta.idleDeadline, meta.absoluteDeadline);
+}
+
+/** Parses a stored value for incr: a finite JSON number or undefined. */
+export function asNumber(encoded: string | undefined): number | undefined {
+  if (encoded === undefined) return 0;
+  const n = Number(encoded);
+  return encoded.trim() !== '' && Number.isFinite(n) ? n : undefined;
+}

@@ -1,0 +1,142 @@
+import {
+  asNumber,
+  type ClaimOptions,
+  type CommitOptions,
+  type CommitResult,
+  type EndedSession,
+  type EndReason,
+  endsAt,
+  expiryReason,
+  isLive,
+  type LockGrant,
+  type SessionDelta,
+  type SessionStore,
+  type StoredSession,
+} from './contract.js';
+
+interface Entry {
+  session: StoredSession;
+  /** Set once the session has ended (destroyed or expired and claimed); it then only awaits its handler. */
+  ended: EndReason | null;
+  claim: { until: number; attempt: number } | null;
+}
+
+/**
+ * Single-process store: the reference implementation of the contract, for tests
+ * and one-process apps. Nothing is shared between processes.
+ */
+export function memoryStore(): SessionStore {
+  const entries = new Map<string, Entry>();
+  const locks = new Map<string, { owner: string; until: number; token: number }>();
+  let fencing = 0;
+
+  const live = (id: string, now: number): Entry | undefined => {
+    const e = entries.get(id);
+    return e && e.ended === null && isLive(e.session.meta, now) ? e : undefined;
+  };
+  const clone = (s: StoredSession): StoredSession => ({
+    id: s.id,
+    meta: { ...s.meta },
+    attributes: { ...s.attributes },
+  });
+
+  return {
+    kind: 'memory',
+    capabilities: { lifecycle: true, userIndex: true, locks: true, shared: false },
+
+    async create(session) {
+      if (entries.has(session.id)) return false;
+      entries.set(session.id, { session: clone(session), ended: null, claim: null });
+      return true;
+    },
+
+    async load(id, now) {
+      const e = live(id, now);
+      return e ? clone(e.session) : null;
+    },
+
+    async commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> {
+      const e = live(id, options.now);
+      if (!e) return { status: 'gone' };
+      const s = e.session;
+      if (options.expectedRev !== undefined && options.expectedRev !== s.meta.rev) {
+        return { status: 'conflict', rev: s.meta.rev };
+      }
+      const attrs = { ...s.attributes };
+      for (const key of delta.del ?? []) delete attrs[key];
+      Object.assign(attrs, delta.set);
+      const values: Record<string, string> = {};
+      for (const [key, by] of Object.entries(delta.incr ?? {})) {
+        const current = asNumber(attrs[key]);
+        if (current === undefined) return { status: 'not-a-number', key };
+        attrs[key] = values[key] = String(current + by);
+      }
+      s.attributes = attrs;
+      if (delta.userId !== undefined) s.meta.userId = delta.userId;
+      s.meta.rev += 1;
+      s.meta.lastSeenAt = options.now;
+      s.meta.idleDeadline = options.idleDeadline;
+      return { status: 'ok', rev: s.meta.rev, values };
+    },
+
+    async touch(id, now, idleDeadline) {
+      const e = live(id, now);
+      if (!e) return false;
+      e.session.meta.lastSeenAt = now;
+      e.session.meta.idleDeadline = idleDeadline;
+      return true;
+    },
+
+    async destroy(id, now) {
+      const e = live(id, now);
+      if (!e) return false;
+      e.ended = 'destroyed';
+      return true;
+    },
+
+    async listByUser(userId, now) {
+      return [...entries.values()]
+        .filter((e) => e.ended === null && e.session.meta.userId === userId && isLive(e.session.meta, now))
+        .map((e) => clone(e.session));
+    },
+
+    async claimEnded({ now, limit, leaseMs }: ClaimOptions): Promise<EndedSession[]> {
+      const out: EndedSession[] = [];
+      for (const e of entries.values()) {
+        if (out.length >= limit) break;
+        const due = e.ended !== null || endsAt(e.session.meta) <= now;
+        if (!due || (e.claim && e.claim.until > now)) continue;
+        e.ended ??= expiryReason(e.session.meta);
+        e.claim = { until: now + leaseMs, attempt: (e.claim?.attempt ?? 0) + 1 };
+        out.push({ snapshot: clone(e.session), reason: e.ended, attempt: e.claim.attempt });
+      }
+      return out;
+    },
+
+    async ackEnded(id) {
+      entries.delete(id);
+      for (const key of locks.keys()) if (key.startsWith(`${id}\0`)) locks.delete(key);
+    },
+
+    async acquireLock(id, name, owner, leaseMs): Promise<LockGrant | null> {
+      const key = `${id}\0${name}`;
+      const now = Date.now();
+      const held = locks.get(key);
+      if (held && held.until > now && held.owner !== owner) return null;
+      fencing += 1;
+      locks.set(key, { owner, until: now + leaseMs, token: fencing });
+      return { fencingToken: fencing };
+    },
+
+    async releaseLock(id, name, owner) {
+      const key = `${id}\0${name}`;
+      if (locks.get(key)?.owner === owner) locks.delete(key);
+    },
+
+    async ping() {},
+    async close() {
+      entries.clear();
+      locks.clear();
+    },
+  } satisfies SessionStore;
+}
