@@ -70,3 +70,11 @@ export class LockTimeoutError extends ShoalError {
     super('ERR_SHOAL_LOCK_TIMEOUT', message, options);
   }
 }
+
+/** The message bus could not be reached or answered with an error. */
+export class BusUnavailableError extends ShoalError {
+  override name = 'BusUnavailableError';
+  constructor(bus: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_SHOAL_BUS_UNAVAILABLE', `message bus ${bus}: ${message}`, options);
+  }
+}

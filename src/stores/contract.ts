@@ -106,9 +106,10 @@ export interface SessionStore {
   /**
    * Ends the session now (logout): load/commit refuse it from here on, on every node.
    * With lifecycle, the snapshot is kept until a sweeper has claimed and acked it (reason "destroyed").
-   * false when it was already gone.
+   * false when it was already gone. `silent` (used by regenerate: rotation is not an end) removes it
+   * without an end event.
    */
-  destroy(id: string, now: number): Promise<boolean>;
+  destroy(id: string, now: number, options?: { silent?: boolean }): Promise<boolean>;
 
   /** Live sessions of a user (attributes may be empty: callers need only meta). */
   listByUser(userId: string, now: number): Promise<StoredSession[]>;

@@ -87,10 +87,11 @@ export function memoryStore(): SessionStore {
       return true;
     },
 
-    async destroy(id, now) {
+    async destroy(id, now, options) {
       const e = live(id, now);
       if (!e) return false;
-      e.ended = 'destroyed';
+      if (options?.silent) entries.delete(id);
+      else e.ended = 'destroyed';
       return true;
     },
 

@@ -1,0 +1,78 @@
+/**
+ * The probe: a tiny Express app that cluster tests and benchmarks drive.
+ * Its routes are a fixed protocol (see docs/architecture.md#probe); keep them stable.
+ */
+import { hostname } from 'node:os';
+import express, { type Express } from 'express';
+import { session, sessionErrors } from '../../src/http/express.js';
+import { SessionManager } from '../../src/session/manager.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { createStore } from '../../src/stores/index.js';
+
+export interface Probe {
+  app: Express;
+  store: SessionStore;
+  sessions: SessionManager;
+  close(): Promise<void>;
+}
+
+const DEV_SECRET = 'probe-development-secret-never-use-in-production';
+
+export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise<Probe> {
+  const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
+  const store = await createStore(env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db');
+  const sessions = new SessionManager({
+    store,
+    secrets: (env.SHOAL_SECRETS ?? DEV_SECRET).split(','),
+    cookie: { secure: env.SHOAL_COOKIE_SECURE === 'true' },
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', 'loopback');
+  app.use(express.text({ type: '*/*', limit: '1mb' }));
+  app.use((_req, res, next) => {
+    res.setHeader('X-Shoal-Node', node);
+    next();
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, node });
+  });
+  app.use(session(sessions));
+
+  app.post('/login', async (req, res) => {
+    const user = String(req.query.user ?? '');
+    if (!user) {
+      res.status(400).json({ error: 'missing ?user=<name>' });
+      return;
+    }
+    await req.session.regenerate({ keepData: true });
+    req.session.setUser(user);
+    req.session.set('userId', user);
+    res.json({ ok: true, user, node });
+  });
+
+  app.post('/set/:key', (req, res) => {
+    req.session.set(req.params.key, typeof req.body === 'string' ? req.body : '');
+    res.json({ ok: true, node });
+  });
+
+  app.post('/incr/:key', async (req, res) => {
+    const value = await req.session.increment(req.params.key, 1);
+    res.json({ ok: true, value, node });
+  });
+
+  app.get('/session', async (req, res) => {
+    const attributes = await req.session.all();
+    res.json({ id: req.session.id ?? undefined, attributes, node });
+  });
+
+  app.post('/logout', async (req, res) => {
+    await req.session.destroy();
+    res.json({ ok: true, node });
+  });
+
+  app.use(sessionErrors());
+
+  return { app, store, sessions, close: () => store.close() };
+}

@@ -1,0 +1,79 @@
+import type { ServerResponse } from 'node:http';
+import { ShoalError, StoreUnavailableError } from '../core/errors.js';
+
+type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
+
+/**
+ * Holds a node:http response's headers until `finish` (the session commit)
+ * has completed, then replays what the handler did. This is what makes a write
+ * visible to the next request on any node: the client cannot have the response
+ * before the store has the data.
+ *
+ * If the commit fails and nothing was sent yet, the handler's response is
+ * replaced by a 503 (store unavailable) or 500 with a JSON body saying why.
+ */
+export function commitBeforeHeaders(
+  res: ServerResponse,
+  finish: () => Promise<string | undefined>,
+  onError: (err: unknown) => void = () => {},
+): void {
+  const original = { writeHead: res.writeHead, write: res.write, end: res.end };
+  const queue: Op[] = [];
+  let started = false;
+
+  const restore = () => {
+    res.writeHead = original.writeHead;
+    res.write = original.write;
+    res.end = original.end;
+  };
+
+  const replay = (cookie: string | undefined) => {
+    restore();
+    if (cookie && !res.headersSent) {
+      res.appendHeader('Set-Cookie', cookie);
+      // A response that sets or clears the session cookie must never be cached by a proxy.
+      res.setHeader('Cache-Control', 'no-store');
+    }
+    for (const op of queue) (original[op.method] as (...a: unknown[]) => unknown).apply(res, op.args);
+  };
+
+  const fail = (err: unknown) => {
+    restore();
+    onError(err);
+    if (res.headersSent) return res.destroy(err as Error);
+    const unavailable = err instanceof StoreUnavailableError;
+    const body = JSON.stringify({
+      error: err instanceof ShoalError ? err.code : 'ERR_SHOAL_SESSION_COMMIT',
+      message: unavailable
+        ? 'The session store is unavailable; nothing was saved. Retry shortly.'
+        : `Saving the session failed: ${(err as Error).message}`,
+    });
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    res.statusCode = unavailable ? 503 : 500;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.setHeader('Cache-Control', 'no-store');
+    if (unavailable) res.setHeader('Retry-After', '1');
+    (original.end as (body: string) => void).call(res, body);
+  };
+
+  const intercept =
+    (method: Op['method']) =>
+    (...args: unknown[]) => {
+      queue.push({ method, args });
+      if (!started) {
+        started = true;
+        finish().then(replay, fail);
+      }
+      return method === 'write' ? true : res;
+    };
+
+  res.writeHead = intercept('writeHead') as ServerResponse['writeHead'];
+  res.write = intercept('write') as ServerResponse['write'];
+  res.end = intercept('end') as ServerResponse['end'];
+}
+
+/** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */
+export function clientSummary(userAgent: string | undefined, ip: string | undefined): string {
+  return `${(userAgent ?? 'unknown client').slice(0, 120)} · ${ip ?? 'unknown address'}`;
+}

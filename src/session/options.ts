@@ -1,0 +1,73 @@
+import { parseDuration } from '../core/duration.js';
+import type { SessionStore } from '../stores/contract.js';
+import { secretsFromEnv } from './signing.js';
+
+/** Attribute name → value type of a session. */
+export type SessionSchema = Record<string, unknown>;
+
+/** Runtime validation per attribute: return the value (possibly parsed) or throw. Works with zod's `.parse`. */
+export type SessionValidators<T extends SessionSchema> = { [K in keyof T]?: (value: unknown) => T[K] };
+
+export interface SessionStartContext {
+  /** The request's client summary (user agent / IP), when the adapter knows it. */
+  client?: string | undefined;
+}
+
+export interface SessionOptions<T extends SessionSchema = SessionSchema> {
+  store: SessionStore;
+  /** Signing secrets, newest first. Default: SHOAL_SECRETS. */
+  secrets?: string[];
+  cookie?: {
+    /** Default "__Host-shoal" when secure, "shoal.sid" otherwise. */
+    name?: string;
+    /** Default true; false only for plain-HTTP development. */
+    secure?: boolean;
+    sameSite?: 'Lax' | 'Strict' | 'None';
+    /** Seconds; default: none (ends with the browser session). */
+    maxAge?: number;
+  };
+  /** Ends a session after this much inactivity. Default 30m. */
+  idleTimeout?: string | number;
+  /** Ends a session this long after it started, active or not. Default 12h. */
+  absoluteTimeout?: string | number;
+  /** Minimum time between two touches of an unchanged session. Default: a tenth of idleTimeout, at most 60s. */
+  touchInterval?: string | number;
+  /** Compare-and-swap attempts of session.update() before ConflictError. Default 20. */
+  updateRetries?: number;
+  validate?: SessionValidators<T>;
+  onSessionStart?: (session: { id: string; userId: string | null }, ctx: SessionStartContext) => void | Promise<void>;
+}
+
+export interface ResolvedSessionOptions<T extends SessionSchema> {
+  store: SessionStore;
+  secrets: string[];
+  cookieName: string;
+  secure: boolean;
+  sameSite: 'Lax' | 'Strict' | 'None';
+  maxAge: number | undefined;
+  idleMs: number;
+  absoluteMs: number;
+  touchMs: number;
+  updateRetries: number;
+  validate: SessionValidators<T>;
+  onSessionStart: SessionOptions<T>['onSessionStart'];
+}
+
+export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
+  const secure = o.cookie?.secure ?? true;
+  const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
+  return {
+    store: o.store,
+    secrets: o.secrets ?? secretsFromEnv(),
+    cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
+    secure,
+    sameSite: o.cookie?.sameSite ?? 'Lax',
+    maxAge: o.cookie?.maxAge,
+    idleMs,
+    absoluteMs: parseDuration(o.absoluteTimeout ?? process.env.SHOAL_ABSOLUTE_TIMEOUT ?? '12h', 'absoluteTimeout'),
+    touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
+    updateRetries: o.updateRetries ?? 20,
+    validate: o.validate ?? {},
+    onSessionStart: o.onSessionStart,
+  };
+}

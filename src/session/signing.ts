@@ -1,0 +1,58 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ConfigError } from '../core/errors.js';
+import { SESSION_ID_PATTERN } from '../core/ids.js';
+
+/**
+ * Signs session ids with the first secret of a key ring and accepts any
+ * secret of the ring, so a secret can be rotated without logging anyone out:
+ * prepend the new one, drop the old one after the longest session lifetime.
+ */
+export class KeyRing {
+  readonly #keys: Buffer[];
+
+  constructor(secrets: readonly string[]) {
+    if (secrets.length === 0) {
+      throw new ConfigError(
+        'no session secret configured: set SHOAL_SECRETS (comma-separated, newest first, each at least 32 characters) or pass `secrets`',
+      );
+    }
+    for (const s of secrets) {
+      if (s.length < 32) {
+        throw new ConfigError(
+          `a session secret is ${s.length} characters long; use at least 32 random characters (e.g. \`openssl rand -base64 48\`)`,
+        );
+      }
+    }
+    this.#keys = secrets.map((s) => Buffer.from(s, 'utf8'));
+  }
+
+  sign(id: string): string {
+    return `${id}.${mac(this.#keys[0] as Buffer, id)}`;
+  }
+
+  /** The id inside a signed value, or null when the value is malformed or no key of the ring signed it. */
+  unsign(value: string): string | null {
+    const dot = value.indexOf('.');
+    if (dot < 0) return null;
+    const id = value.slice(0, dot);
+    if (!SESSION_ID_PATTERN.test(id)) return null;
+    const given = Buffer.from(value.slice(dot + 1), 'utf8');
+    for (const key of this.#keys) {
+      const expected = Buffer.from(mac(key, id), 'utf8');
+      if (expected.length === given.length && timingSafeEqual(expected, given)) return id;
+    }
+    return null;
+  }
+}
+
+function mac(key: Buffer, id: string): string {
+  return createHmac('sha256', key).update(id).digest('base64url');
+}
+
+/** SHOAL_SECRETS="newest,older" → ["newest", "older"]. */
+export function secretsFromEnv(value = process.env.SHOAL_SECRETS): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
