@@ -18,6 +18,10 @@ export interface Probe {
 
 const DEV_SECRET = 'probe-development-secret-never-use-in-production';
 
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
 export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise<Probe> {
   const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
   const store = await createStore(env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db');
@@ -39,6 +43,15 @@ export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise
     res.json({ ok: true, node });
   });
   app.use(session(sessions));
+
+  // A human-readable view of the same protocol, for `npm start` until the demo app takes over.
+  app.get('/', async (req, res) => {
+    const visits = await req.session.increment('visits');
+    res.type('html').send(`<!doctype html><meta charset="utf-8"><title>shoal probe</title>
+<h1>shoal probe</h1><p>This page was served by <b>${escapeHtml(node)}</b>.
+Reload: the balancer sends each request to the next node, and your session follows.</p>
+<p>Visits counted in your session: <b>${visits}</b></p>`);
+  });
 
   app.post('/login', async (req, res) => {
     const user = String(req.query.user ?? '');

@@ -11,7 +11,7 @@ const server = probe.app.listen(Number(values.port), values.host, () => {
 
 const stop = () => {
   server.close(() => {
-    probe.close().finally(() => process.exit(0));
+    void probe.close().finally(() => process.exit(0));
   });
   server.closeAllConnections();
 };

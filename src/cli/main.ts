@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../core/duration.js';
+import { ShoalError } from '../core/errors.js';
+import { loadApp } from './app-module.js';
+import { doctor } from './doctor.js';
+import { startCluster } from './start.js';
+import { runWebNode } from './web-node.js';
+
+const HELP: Record<string, string> = {
+  '': `shoal — run a web app as a horizontally scaled cluster
+
+Usage: shoal <command> [options]
+
+Commands:
+  start     run the app as a local cluster: dev balancer + web nodes (+ gateways)
+  web       run one web node (what a container runs)
+  doctor    check the configured store and bus URLs and say what is wrong
+
+Run "shoal <command> --help" for its options. Configuration comes from SHOAL_* environment variables:
+  SHOAL_STORE    session store URL (default sqlite:.shoal/shoal.db)
+  SHOAL_BUS      message bus URL (default: the store's)
+  SHOAL_SECRETS  cookie signing secrets, comma-separated, newest first`,
+  start: `Usage: shoal start --app <module> [--web N] [--gateways M] [--port 8080]
+
+Runs a local cluster on this machine: a round-robin dev balancer on --port (no
+sticky sessions) in front of N web nodes, restarting any that crash.
+
+  --app <module>   the app module (default-exports defineApp({ web }))
+  --web <N>        web nodes (default 3)
+  --gateways <M>   realtime gateway nodes (default 0 until the app has realtime)
+  --port <p>       balancer port (default 8080); nodes use the ports after it`,
+  web: `Usage: shoal web --app <module> [--port 3000] [--host 0.0.0.0]
+
+Runs one web node with /healthz, /readyz and graceful drain on SIGTERM.
+  --drain-timeout <d>  hard limit for the drain (default 30s, env SHOAL_DRAIN_TIMEOUT)
+  --drain-delay <d>    wait after readiness turns false before closing (default 0, env SHOAL_DRAIN_DELAY)`,
+  doctor: `Usage: shoal doctor
+
+Connects to SHOAL_STORE (and SHOAL_BUS when set) and reports, in words, what works and what does not.`,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command = '', ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      app: { type: 'string' },
+      web: { type: 'string' },
+      gateways: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'drain-delay': { type: 'string' },
+    },
+  });
+  if (values.help || command === '--help' || command === '-h' || command === 'help' || !(command in HELP) || !command) {
+    const known = command in HELP || ['--help', '-h', 'help'].includes(command);
+    console.log(HELP[known && command in HELP ? command : '']);
+    return known ? 0 : 1;
+  }
+  switch (command) {
+    case 'doctor':
+      return doctor(process.env);
+    case 'start':
+      await startCluster({
+        app: requireApp(values.app),
+        web: Number(values.web ?? 3),
+        gateways: Number(values.gateways ?? 0),
+        port: Number(values.port ?? 8080),
+      });
+      return 0;
+    case 'web': {
+      const nodeId = process.env.SHOAL_NODE_ID ?? `web-${process.pid}`;
+      const node = await runWebNode({
+        app: await loadApp(requireApp(values.app)),
+        ctx: { nodeId, env: process.env },
+        port: Number(values.port ?? process.env.PORT ?? 3000),
+        host: values.host ?? process.env.HOST ?? '127.0.0.1',
+        drainTimeoutMs: parseDuration(
+          values['drain-timeout'] ?? process.env.SHOAL_DRAIN_TIMEOUT ?? '30s',
+          'drain timeout',
+        ),
+        drainDelayMs: parseDuration(values['drain-delay'] ?? process.env.SHOAL_DRAIN_DELAY ?? '0', 'drain delay'),
+      });
+      const stop = () => void node.drain().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      return -1; // keep running
+    }
+    default:
+      return 1;
+  }
+}
+
+function requireApp(app: string | undefined): string {
+  if (!app) throw new ShoalError('ERR_SHOAL_USAGE', 'missing --app <module>: the app module to run (see shoal --help)');
+  return app;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof ShoalError ? `shoal: ${err.message}` : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,156 @@
+/**
+ * SQL of the PostgreSQL session store (src/stores/postgres.ts). Every statement
+ * is scoped by namespace ($1) so "session" and "client" scopes share one table.
+ *
+ * A row is live while ended_reason IS NULL and ends_at (= the earlier deadline,
+ * a generated column) is after `now`. Attribute values are opaque strings, kept
+ * as jsonb strings so a commit can change single keys inside one statement.
+ */
+
+/** Table names are spliced into SQL, so only plain identifiers are accepted. */
+export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+
+/** A JSON number (what `incr` accepts), surrounding whitespace allowed as JSON does. */
+const JSON_NUMBER = String.raw`^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\s*$`;
+
+const META = 'id, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client';
+
+export interface PostgresSql {
+  schema: string;
+  insert: string;
+  load: string;
+  commit: string;
+  touch: string;
+  destroy: string;
+  listByUser: string;
+  claimEnded: string;
+  ackEnded: string;
+  acquireLock: string;
+  releaseLock: string;
+}
+
+export function postgresSql(table: string): PostgresSql {
+  const t = `"${table}"`;
+  const locks = `"${table}_locks"`;
+  const fencing = `"${table}_fencing"`;
+  const live = (now: string) => `ended_reason IS NULL AND ends_at > ${now}`;
+  return {
+    // Several processes may start at once: CREATE … IF NOT EXISTS alone races on
+    // the catalog (duplicate key in pg_type), so creation is serialised by an
+    // advisory lock that is released with the transaction.
+    schema: `BEGIN;
+SELECT pg_advisory_xact_lock(hashtext('shoal schema ${table}'));
+CREATE TABLE IF NOT EXISTS ${t} (
+  namespace         text    NOT NULL,
+  id                text    NOT NULL,
+  attributes        jsonb   NOT NULL DEFAULT '{}',
+  created_at        bigint  NOT NULL,
+  last_seen_at      bigint  NOT NULL,
+  idle_deadline     bigint  NOT NULL,
+  absolute_deadline bigint  NOT NULL,
+  ends_at           bigint  GENERATED ALWAYS AS (least(idle_deadline, absolute_deadline)) STORED,
+  user_id           text,
+  rev               bigint  NOT NULL,
+  client            text,
+  ended_reason      text    CHECK (ended_reason IN ('idle-timeout', 'absolute-timeout', 'destroyed')),
+  claim_until       bigint,
+  attempt           integer NOT NULL DEFAULT 0,
+  PRIMARY KEY (namespace, id)
+);
+CREATE INDEX IF NOT EXISTS "${table}_live_ends" ON ${t} (namespace, ends_at) WHERE ended_reason IS NULL;
+CREATE INDEX IF NOT EXISTS "${table}_ended_claim" ON ${t} (namespace, claim_until) WHERE ended_reason IS NOT NULL;
+CREATE INDEX IF NOT EXISTS "${table}_user" ON ${t} (namespace, user_id) WHERE user_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ${locks} (
+  namespace  text   NOT NULL,
+  session_id text   NOT NULL,
+  name       text   NOT NULL,
+  owner      text   NOT NULL,
+  until      bigint NOT NULL,
+  token      bigint NOT NULL,
+  PRIMARY KEY (namespace, session_id, name)
+);
+CREATE SEQUENCE IF NOT EXISTS ${fencing};
+COMMIT;`,
+
+    insert: `INSERT INTO ${t}
+      (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client)
+    VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10)
+    ON CONFLICT (namespace, id) DO NOTHING`,
+
+    load: `SELECT ${META}, attributes FROM ${t} WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
+
+    // One statement: `cur` locks the newest row version (FOR UPDATE re-reads it
+    // after a concurrent commit), the merge is computed from it, and the UPDATE
+    // only happens when the row is live, the rev matches and every incr target
+    // is a number. The final SELECT says which of those failed.
+    // $3 del · $4 set · $5/$6 incr keys/amounts (in call order, so the first
+    // bad key is reported) · $7 change user? · $8 user · $9 expected rev · $10 now · $11 idle deadline
+    commit: `WITH cur AS MATERIALIZED (
+      SELECT rev, ${live('$10::bigint')} AS live, (attributes - $3::text[]) || $4::jsonb AS base
+      FROM ${t} WHERE namespace = $1 AND id = $2 FOR UPDATE
+    ), inc AS MATERIALIZED (
+      SELECT u.k, u.ord, u.by, cur.base ->> u.k AS old
+      FROM cur, unnest($5::text[], $6::float8[]) WITH ORDINALITY AS u(k, by, ord)
+    ), bad AS (
+      SELECT k FROM inc WHERE old IS NOT NULL AND old !~ '${JSON_NUMBER}' ORDER BY ord LIMIT 1
+    ), sums AS (
+      SELECT k, coalesce(old::float8, 0) + by AS n FROM inc WHERE NOT EXISTS (SELECT 1 FROM bad)
+    ), vals AS (
+      -- integral results print without exponent, like JavaScript's String(n)
+      SELECT coalesce(jsonb_object_agg(k, CASE WHEN n = trunc(n) AND abs(n) < 9007199254740992
+        THEN n::bigint::text ELSE n::text END), '{}') AS v FROM sums
+    ), upd AS (
+      UPDATE ${t} SET attributes = cur.base || vals.v, rev = ${t}.rev + 1,
+        last_seen_at = $10, idle_deadline = $11,
+        user_id = CASE WHEN $7::boolean THEN $8::text ELSE ${t}.user_id END
+      FROM cur, vals
+      WHERE ${t}.namespace = $1 AND ${t}.id = $2 AND cur.live
+        AND ($9::bigint IS NULL OR cur.rev = $9::bigint) AND NOT EXISTS (SELECT 1 FROM bad)
+      RETURNING ${t}.rev
+    )
+    SELECT cur.rev AS cur_rev, cur.live, (SELECT rev FROM upd) AS new_rev, (SELECT k FROM bad) AS bad_key,
+      vals.v AS vals
+    FROM cur, vals`,
+
+    touch: `UPDATE ${t} SET last_seen_at = $3, idle_deadline = $4
+    WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
+
+    // The row stays as the snapshot for onSessionEnd; claim_until 0 makes it due now.
+    destroy: `UPDATE ${t} SET ended_reason = 'destroyed', claim_until = 0
+    WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
+
+    listByUser: `SELECT ${META}, '{}'::jsonb AS attributes FROM ${t}
+    WHERE namespace = $1 AND user_id = $2 AND ${live('$3')}`,
+
+    // SKIP LOCKED lets several sweepers claim disjoint sets; a row claimed by a
+    // transaction that committed meanwhile is re-checked and drops out.
+    // $2 now · $3 limit · $4 lease
+    claimEnded: `WITH due AS MATERIALIZED (
+      SELECT id FROM ${t}
+      WHERE namespace = $1 AND ((ended_reason IS NULL AND ends_at <= $2) OR (ended_reason IS NOT NULL AND claim_until <= $2))
+      LIMIT $3 FOR UPDATE SKIP LOCKED
+    )
+    UPDATE ${t} SET
+      ended_reason = coalesce(ended_reason,
+        CASE WHEN absolute_deadline <= idle_deadline THEN 'absolute-timeout' ELSE 'idle-timeout' END),
+      claim_until = $2::bigint + $4::bigint, attempt = attempt + 1
+    FROM due WHERE ${t}.namespace = $1 AND ${t}.id = due.id
+    RETURNING ${t}.*`,
+
+    ackEnded: `WITH gone AS (
+      DELETE FROM ${t} WHERE namespace = $1 AND id = $2 AND ended_reason IS NOT NULL RETURNING id
+    )
+    DELETE FROM ${locks} WHERE namespace = $1 AND session_id IN (SELECT id FROM gone)`,
+
+    // Lease times come from the database clock so every holder measures them
+    // alike; EXCLUDED.until - lease is that clock's "now". $5 lease
+    acquireLock: `INSERT INTO ${locks} AS l (namespace, session_id, name, owner, until, token)
+    VALUES ($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $5::bigint, nextval('${fencing}'))
+    ON CONFLICT (namespace, session_id, name) DO UPDATE
+      SET owner = EXCLUDED.owner, until = EXCLUDED.until, token = EXCLUDED.token
+      WHERE l.until <= EXCLUDED.until - $5::bigint OR l.owner = EXCLUDED.owner
+    RETURNING l.token`,
+
+    releaseLock: `DELETE FROM ${locks} WHERE namespace = $1 AND session_id = $2 AND name = $3 AND owner = $4`,
+  };
+}

@@ -1,0 +1,275 @@
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { ConfigError, StoreUnavailableError } from '../core/errors.js';
+import { importOptional } from '../core/lazy-import.js';
+import {
+  type ClaimOptions,
+  type CommitResult,
+  type EndedSession,
+  type EndReason,
+  isLive,
+  type SessionMeta,
+  type SessionStore,
+  type StoredSession,
+  type StoreOptions,
+} from './contract.js';
+import { redact } from './index.js';
+import { ACK, CLAIM, COMMIT, CREATE, DESTROY, LOCK, type LuaScript, TOUCH, UNLOCK, USER_ADD } from './redis-scripts.js';
+
+export interface RedisStoreOptions extends StoreOptions {
+  /** `redis://…` or `rediss://…`; ignored when `client` is given. */
+  url?: string;
+  /** An existing connection (Redis or Cluster). The store never closes it. */
+  client?: Redis | Cluster;
+  /** First part of every key; default "shoal". */
+  keyPrefix?: string;
+  /**
+   * Expiry-index shards; each has its own hash tag, so a cluster spreads them over nodes.
+   * Every node must use the same value, and changing it strands existing sessions. Default 16.
+   */
+  buckets?: number;
+  /** How long ended sessions' data outlives their end, for the end handler to read. Default 1 hour. */
+  graceMs?: number;
+}
+
+const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
+
+/**
+ * Redis / Valkey store: one hash per session (field per attribute), every mutation one
+ * Lua script, a per-bucket sorted set as the expiry index, a set per user. Works on
+ * Redis Cluster and on managed Redis (no CONFIG, KEYS, SCAN or keyspace notifications).
+ */
+export async function redisStore(options: RedisStoreOptions): Promise<SessionStore> {
+  const ns = options.namespace ?? 'session';
+  const prefix = options.keyPrefix ?? 'shoal';
+  const buckets = options.buckets ?? 16;
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const graceMs = options.graceMs ?? 3_600_000;
+  if (/[{}]/.test(ns + prefix)) throw new ConfigError('redis store: namespace and keyPrefix must not contain { or }');
+  if (!Number.isInteger(buckets) || buckets < 1) throw new ConfigError('redis store: buckets must be an integer >= 1');
+  const where = options.client ? 'the given client' : redact(options.url ?? 'redis://127.0.0.1:6379');
+
+  let client: Redis | Cluster;
+  const owned = !options.client;
+  let lastError: Error | undefined;
+  if (options.client) client = options.client;
+  else {
+    if (!options.url) throw new ConfigError('redis store: pass `url` (redis://host:6379) or an ioredis `client`');
+    const { Redis: RedisClient } = await importOptional<typeof import('ioredis')>('ioredis', 'The Redis session store');
+    const settings: RedisOptions = {
+      connectTimeout: timeoutMs,
+      commandTimeout: timeoutMs,
+      // Queue briefly while (re)connecting, but fail each command after one reconnect attempt.
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: true,
+      // A script whose reply was lost may have run: resending it could apply a commit twice.
+      autoResendUnfulfilledCommands: false,
+      // Reconnect forever: the store heals by itself when Redis comes back.
+      retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    };
+    client = new RedisClient(options.url, settings);
+    // Failures surface per call; without a listener ioredis would print every reconnect error.
+    client.on('error', (err: Error) => {
+      lastError = err;
+    });
+  }
+
+  /** Every backend call goes through here: bounded in time, failures become StoreUnavailableError. */
+  const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([op(), timeout]);
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err);
+      const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
+      throw new StoreUnavailableError(
+        'redis',
+        `${what} failed at ${where}: ${detail}${last}. Check that Redis is running and reachable, or raise timeoutMs.`,
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
+    call(what, async (): Promise<unknown> => {
+      try {
+        return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        // Script cache flushed or a fresh node (failover, cluster resharding): send the source once.
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return client.eval(script.lua, keys.length, ...keys, ...args);
+      }
+    });
+
+  const bucketOf = (id: string): number => fnv1a(id) % buckets;
+  const tag = (bucket: number) => `${prefix}:{${ns}:${bucket}}`;
+  const sessionKey = (id: string) => `${tag(bucketOf(id))}:s:${id}`;
+  const dueKey = (bucket: number) => `${tag(bucket)}:due`;
+  const userKey = (userId: string) => `${prefix}:${ns}:u:{${userId}}`;
+  // Index before data: a stale member is filtered out on read, a missing one would hide a session.
+  const indexUser = (userId: string, id: string, until: number) =>
+    run('user index', USER_ADD, [userKey(userId)], [id, Math.max(1, Math.ceil(until + graceMs - Date.now()))]);
+
+  return {
+    kind: 'redis',
+    capabilities: { lifecycle: true, userIndex: true, locks: true, shared: true },
+
+    async create(session) {
+      const { id, meta } = session;
+      const end = Math.min(meta.idleDeadline, meta.absoluteDeadline);
+      const fields: string[] = [];
+      for (const [k, v] of Object.entries(session.attributes)) fields.push(`a:${k}`, v);
+      fields.push('m:created', String(meta.createdAt), 'm:seen', String(meta.lastSeenAt));
+      fields.push(
+        'm:idle',
+        String(meta.idleDeadline),
+        'm:abs',
+        String(meta.absoluteDeadline),
+        'm:rev',
+        String(meta.rev),
+      );
+      if (meta.userId !== null) fields.push('m:user', meta.userId);
+      if (meta.client !== undefined) fields.push('m:client', meta.client);
+      if (meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
+      const args = [id, end, end + graceMs, Date.now() - graceMs, ...fields];
+      const created = (await run('create', CREATE, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
+      // Again after: a concurrent listByUser may have dropped the member while the hash did not exist yet.
+      if (created && meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
+      return created;
+    },
+
+    async load(id, now) {
+      const hash = await call('load', () => client.hgetall(sessionKey(id)));
+      const session = parseSession(id, hash);
+      return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
+    },
+
+    async commit(id, delta, { now, idleDeadline, expectedRev }): Promise<CommitResult> {
+      const del = (delta.del ?? []).map((k) => `a:${k}`);
+      const set = Object.entries(delta.set ?? {}).flatMap(([k, v]) => [`a:${k}`, v]);
+      const incr = Object.entries(delta.incr ?? {}).flatMap(([k, by]) => [`a:${k}`, String(by)]);
+      const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
+      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, idleDeadline);
+      const args = [id, now, idleDeadline, expectedRev ?? '', userMode, delta.userId ?? '', graceMs];
+      args.push(del.length, set.length / 2, incr.length / 2, ...del, ...set, ...incr);
+      const reply = (await run('commit', COMMIT, [sessionKey(id), dueKey(bucketOf(id))], args)) as (string | number)[];
+      switch (reply[0]) {
+        case 'gone':
+          return { status: 'gone' };
+        case 'conflict':
+          return { status: 'conflict', rev: Number(reply[1]) };
+        case 'not-a-number':
+          return { status: 'not-a-number', key: String(reply[1]).slice(2) };
+      }
+      // The set must outlive the session's absolute deadline, known only now.
+      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
+      const values: Record<string, string> = {};
+      for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
+      return { status: 'ok', rev: Number(reply[1]), values };
+    },
+
+    async touch(id, now, idleDeadline) {
+      const args = [id, now, idleDeadline, graceMs];
+      return (await run('touch', TOUCH, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
+    },
+
+    async destroy(id, now) {
+      return (await run('destroy', DESTROY, [sessionKey(id), dueKey(bucketOf(id))], [id, now, graceMs])) === 1;
+    },
+
+    async listByUser(userId, now) {
+      const key = userKey(userId);
+      const ids = await call('listByUser', () => client.smembers(key));
+      const rows = await Promise.all(
+        ids.map((id) => call('listByUser', () => client.hmget(sessionKey(id), ...META_FIELDS))),
+      );
+      const out: StoredSession[] = [];
+      const stale: string[] = [];
+      ids.forEach((id, i) => {
+        const row = rows[i] ?? [];
+        const hash = Object.fromEntries(META_FIELDS.flatMap((f, j) => (row[j] == null ? [] : [[f, row[j]]])));
+        const session = parseSession(id, hash);
+        // Only sessions that can never come back are dropped; one that moved to another
+        // user stays until it ends, so a racing commit moving it back is never lost.
+        if (!session || hash['m:ended']) stale.push(id);
+        else if (session.meta.userId === userId && isLive(session.meta, now)) out.push(session);
+      });
+      if (stale.length > 0) await call('listByUser', () => client.srem(key, ...stale));
+      return out;
+    },
+
+    async claimEnded({ now, limit, leaseMs }: ClaimOptions): Promise<EndedSession[]> {
+      const out: EndedSession[] = [];
+      // Start at a random bucket so concurrent sweepers spread over the shards.
+      const start = Math.floor(Math.random() * buckets);
+      for (let i = 0; i < buckets && out.length < limit; i++) {
+        const b = (start + i) % buckets;
+        const args = [now, limit - out.length, leaseMs, graceMs, `${tag(b)}:s:`];
+        const reply = (await run('claimEnded', CLAIM, [dueKey(b)], args)) as (string | number)[][];
+        for (const [id, reason, attempt, ...flat] of reply) {
+          const hash: Record<string, string> = {};
+          for (let j = 0; j + 1 < flat.length; j += 2) hash[String(flat[j])] = String(flat[j + 1]);
+          const snapshot = parseSession(String(id), hash);
+          if (snapshot) out.push({ snapshot, reason: String(reason) as EndReason, attempt: Number(attempt) });
+        }
+      }
+      return out;
+    },
+
+    async ackEnded(id) {
+      await run('ackEnded', ACK, [sessionKey(id), dueKey(bucketOf(id))], [id]);
+    },
+
+    async acquireLock(id, name, owner, leaseMs) {
+      const t = tag(bucketOf(id));
+      const token = await run('acquireLock', LOCK, [`${t}:l:${id}:${name}`, `${t}:fence`], [owner, leaseMs]);
+      return token === null ? null : { fencingToken: Number(token) };
+    },
+
+    async releaseLock(id, name, owner) {
+      await run('releaseLock', UNLOCK, [`${tag(bucketOf(id))}:l:${id}:${name}`], [owner]);
+    },
+
+    async ping() {
+      await call('ping', () => client.ping());
+    },
+
+    async close() {
+      if (!owned) return;
+      try {
+        await call('close', () => client.quit());
+      } catch {
+        // Unreachable: drop the socket and stop reconnecting instead of waiting.
+      } finally {
+        client.disconnect();
+      }
+    },
+  } satisfies SessionStore;
+}
+
+/** Rebuilds a session from its hash fields; null when the hash is missing or incomplete. */
+function parseSession(id: string, hash: Record<string, string>): StoredSession | null {
+  if (hash['m:rev'] === undefined) return null;
+  const attributes: Record<string, string> = {};
+  for (const [f, v] of Object.entries(hash)) if (f.startsWith('a:')) attributes[f.slice(2)] = v;
+  const meta: SessionMeta = {
+    createdAt: Number(hash['m:created']),
+    lastSeenAt: Number(hash['m:seen']),
+    idleDeadline: Number(hash['m:idle']),
+    absoluteDeadline: Number(hash['m:abs']),
+    userId: hash['m:user'] ?? null,
+    rev: Number(hash['m:rev']),
+  };
+  if (hash['m:client'] !== undefined) meta.client = hash['m:client'];
+  return { id, meta, attributes };
+}
+
+/** FNV-1a over UTF-16 code units: stable across processes and versions, which bucketing relies on. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}

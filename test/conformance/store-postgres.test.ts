@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { postgresStore } from '../../src/stores/postgres.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { describeStoreConformance, sessionFixture } from './store-suite.js';
+
+const skip = await engineSkipReason('postgres');
+const url = ENGINE_URLS.postgres;
+const run = randomBytes(4).toString('hex');
+const table = `shoal_test_${run}`;
+const tables = [table, `${table}_race`, `${table}_proxy`];
+
+afterAll(async () => {
+  if (skip) return;
+  const admin = new pg.Pool({ connectionString: url, max: 1 });
+  for (const t of tables) {
+    await admin.query(`DROP TABLE IF EXISTS "${t}", "${t}_locks"; DROP SEQUENCE IF EXISTS "${t}_fencing"`);
+  }
+  await admin.end();
+});
+
+describeStoreConformance(
+  'postgres',
+  {
+    connect: () => postgresStore({ url, table }),
+    connectDown: () => postgresStore({ url: 'postgres://postgres@127.0.0.1:1/test', table, timeoutMs: 500 }),
+  },
+  skip,
+);
+
+describe.skipIf(skip !== undefined)('postgres store specifics', () => {
+  const opened: SessionStore[] = [];
+  const open = async (options: Parameters<typeof postgresStore>[0] = {}) => {
+    const store = await postgresStore({ url, table, ...options });
+    opened.push(store);
+    return store;
+  };
+  afterAll(async () => {
+    await Promise.all(opened.map((s) => s.close()));
+  });
+  const hour = () => Date.now() + 3_600_000;
+
+  it('creates the schema once when three processes start at the same moment', async () => {
+    const stores = await Promise.all([1, 2, 3].map(() => open({ table: `${table}_race` })));
+    await Promise.all(stores.map((s) => s.ping()));
+    const s = sessionFixture();
+    expect(await stores[0]?.create(s)).toBe(true);
+    expect(await stores[2]?.load(s.id, Date.now())).not.toBeNull();
+  });
+
+  it('keeps the "session" and "client" namespaces apart in one table', async () => {
+    const session = await open({ namespace: 'session' });
+    const client = await open({ namespace: 'client' });
+    const s = sessionFixture({}, { scope: '"session"' });
+    expect(await session.create(s)).toBe(true);
+    expect(await client.load(s.id, Date.now())).toBeNull();
+    expect(await client.create({ ...s, attributes: { scope: '"client"' } })).toBe(true);
+    expect((await session.load(s.id, Date.now()))?.attributes.scope).toBe('"session"');
+    expect((await client.load(s.id, Date.now()))?.attributes.scope).toBe('"client"');
+  });
+
+  it('returns incremented values as JavaScript prints them, and rejects JSON that is not a number', async () => {
+    const store = await open();
+    const s = sessionFixture({}, { half: '3', exp: '1e3', big: '4000000000000000', s: '"5"' });
+    await store.create(s);
+    const r = await store.commit(
+      s.id,
+      { incr: { half: 0.5, exp: 1, big: 1, neg: -2.25 } },
+      { now: Date.now(), idleDeadline: hour() },
+    );
+    expect(r).toEqual({
+      status: 'ok',
+      rev: 2,
+      values: { half: '3.5', exp: '1001', big: '4000000000000001', neg: '-2.25' },
+    });
+    const bad = await store.commit(s.id, { incr: { half: 1, s: 1 } }, { now: Date.now(), idleDeadline: hour() });
+    expect(bad).toEqual({ status: 'not-a-number', key: 's' });
+  });
+
+  it('close() leaves a pool it was given open', async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const store = await postgresStore({ pool, table });
+    await store.ping();
+    await store.close();
+    expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one).toBe(1);
+    await pool.end();
+  });
+
+  it('fails within the timeout while the server stalls or is gone, and recovers when it is back', async () => {
+    const proxy = await tcpProxy(new URL(url));
+    const store = await open({
+      url: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+      table: `${table}_proxy`,
+      timeoutMs: 800,
+    });
+    const s = sessionFixture();
+    expect(await store.create(s)).toBe(true);
+
+    const failsQuickly = async () => {
+      const started = Date.now();
+      await expect(store.load(s.id, Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - started).toBeLessThan(800 + 400);
+    };
+    proxy.mode = 'stall'; // pooled connection open, no answers: the query timeout must fire
+    await failsQuickly();
+    await proxy.stop(); // connection refused
+    await failsQuickly();
+    await proxy.start();
+    proxy.mode = 'pass';
+    expect((await store.load(s.id, Date.now()))?.id).toBe(s.id);
+    await store.close();
+    await proxy.stop();
+  });
+});
+
+/** A real TCP hop in front of PostgreSQL that the test can stall or take down. */
+async function tcpProxy(target: URL) {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const proxy = {
+    mode: 'pass' as 'pass' | 'stall',
+    get port() {
+      return port;
+    },
+    async start() {
+      server = createServer((inbound) => {
+        const outbound = connect(Number(target.port), target.hostname);
+        for (const sock of [inbound, outbound]) {
+          sockets.add(sock);
+          sock.on('close', () => sockets.delete(sock));
+          sock.on('error', () => sock.destroy());
+        }
+        inbound.on('data', (d) => proxy.mode === 'pass' && outbound.write(d));
+        outbound.on('data', (d) => proxy.mode === 'pass' && inbound.write(d));
+        inbound.on('close', () => outbound.destroy());
+        outbound.on('close', () => inbound.destroy());
+      });
+      const listening = server;
+      await new Promise<void>((resolve) => listening.listen(port, '127.0.0.1', resolve));
+      const address = listening.address();
+      if (address && typeof address === 'object') port = address.port;
+    },
+    async stop() {
+      for (const sock of sockets) sock.destroy();
+      const closing = server;
+      server = undefined;
+      if (closing) await new Promise((resolve) => closing.close(resolve));
+    },
+  };
+  await proxy.start();
+  return proxy;
+}

@@ -1,0 +1,230 @@
+import { randomUUID } from 'node:crypto';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { redisStore } from '../../src/stores/redis.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { describeStoreConformance, sessionFixture } from './store-suite.js';
+
+const skip = await engineSkipReason('redis');
+const keyPrefix = `shoal-test-${randomUUID().slice(0, 8)}`;
+const HOUR = 3_600_000;
+
+describeStoreConformance(
+  'redis',
+  {
+    connect: () => redisStore({ url: ENGINE_URLS.redis, keyPrefix }),
+    connectDown: () => redisStore({ url: 'redis://127.0.0.1:1', keyPrefix, timeoutMs: 300 }),
+  },
+  skip,
+);
+
+describe.skipIf(skip !== undefined)('redis store specifics', () => {
+  const opened: SessionStore[] = [];
+  const open = async (extra: Parameters<typeof redisStore>[0] = {}) => {
+    const store = await redisStore({ url: ENGINE_URLS.redis, keyPrefix, ...extra });
+    opened.push(store);
+    return store;
+  };
+  // Lazy: a skipped suite must not open (and keep retrying) a connection.
+  const raw = new Redis(ENGINE_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  afterAll(async () => {
+    await Promise.all(opened.map((s) => s.close()));
+    // Test-only cleanup: the store itself never scans the keyspace.
+    let cursor = '0';
+    for (let i = 0; i < 1000; i++) {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await raw.del(...keys);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    await raw.quit();
+  });
+  const keysOf = async (id: string) => {
+    const [, keys] = await raw.scan('0', 'MATCH', `${keyPrefix}*:s:${id}`, 'COUNT', 100_000);
+    return keys;
+  };
+
+  it('keeps attributes named like meta fields apart from the meta', async () => {
+    const store = await open();
+    const s = sessionFixture({}, { 'm:rev': '"x"', 'm:ended': '"destroyed"', 'a:b': '1', 'm:user': '"eve"' });
+    expect(await store.create(s)).toBe(true);
+    const r = await store.commit(
+      s.id,
+      { set: { 'm:idle': '0', 'm:abs': '0' }, incr: { 'm:rev': 0, 'a:b': 1 }, del: ['m:user'] },
+      { now: Date.now(), idleDeadline: Date.now() + HOUR },
+    );
+    expect(r).toEqual({ status: 'not-a-number', key: 'm:rev' });
+    const ok = await store.commit(
+      s.id,
+      { set: { 'm:idle': '0', 'm:abs': '0' }, incr: { 'a:b': 1 }, del: ['m:user'] },
+      { now: Date.now(), idleDeadline: Date.now() + HOUR },
+    );
+    expect(ok).toEqual({ status: 'ok', rev: 2, values: { 'a:b': '2' } });
+    const loaded = await store.load(s.id, Date.now());
+    expect(loaded?.meta.rev).toBe(2);
+    expect(loaded?.meta.userId).toBeNull();
+    expect(loaded?.attributes).toEqual({
+      'm:rev': '"x"',
+      'm:ended': '"destroyed"',
+      'a:b': '2',
+      'm:idle': '0',
+      'm:abs': '0',
+    });
+  });
+
+  it('returns incremented values as JSON numbers, like String(number) in JS', async () => {
+    const store = await open();
+    const s = sessionFixture({}, { f: '0.1', big: '9007199254740000', neg: '-3', tiny: '1e-7', spaced: ' 4 ' });
+    await store.create(s);
+    const incr = { f: 0.2, big: 991, neg: 3, tiny: 0, spaced: 0.5, fresh: -2.25 };
+    const r = await store.commit(s.id, { incr }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+    expect(r).toEqual({
+      status: 'ok',
+      rev: 2,
+      values: {
+        f: '0.30000000000000004',
+        big: '9007199254740991',
+        neg: '0',
+        tiny: '1e-7',
+        spaced: '4.5',
+        fresh: '-2.25',
+      },
+    });
+    if (r.status === 'ok') for (const v of Object.values(r.values)) expect(typeof JSON.parse(v)).toBe('number');
+    for (const bad of ['"1"', 'true', '', 'null', '[1]', '1e999']) {
+      await store.commit(s.id, { set: { bad } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+      const refused = await store.commit(
+        s.id,
+        { incr: { bad: 1 } },
+        { now: Date.now(), idleDeadline: Date.now() + HOUR },
+      );
+      expect(refused, `incr of ${bad}`).toEqual({ status: 'not-a-number', key: 'bad' });
+    }
+  });
+
+  it('keeps data a grace period past the end and no longer', async () => {
+    const store = await open({ graceMs: 60_000 });
+    const t = Date.now();
+    const s = sessionFixture({ idleDeadline: t + 10_000 });
+    await store.create(s);
+    const [key] = await keysOf(s.id);
+    expect(key).toMatch(new RegExp(`^${keyPrefix}:\\{session:\\d+\\}:s:`));
+    const ttl = await raw.pttl(key ?? '');
+    expect(ttl).toBeGreaterThan(60_000);
+    expect(ttl).toBeLessThanOrEqual(70_000);
+    await store.destroy(s.id, t);
+    expect(await raw.pttl(key ?? '')).toBeLessThanOrEqual(60_000);
+    await store.ackEnded(s.id);
+    expect(await raw.exists(key ?? '')).toBe(0);
+  });
+
+  it('puts every key of one session under one hash tag, per namespace', async () => {
+    const prefix = `${keyPrefix}-tags`;
+    const a = await open({ keyPrefix: prefix, namespace: 'client', buckets: 4 });
+    const user = `u-${randomUUID()}`;
+    const s = sessionFixture({ userId: user });
+    await a.create(s);
+    await a.commit(s.id, { incr: { n: 1 } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+    await a.acquireLock(s.id, 'n', 'o', 10_000);
+    const [, keys] = await raw.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 100_000);
+    const tags = new Set(keys.filter((k) => !k.includes(':u:')).map((k) => k.match(/^[^{]*\{([^}]*)\}/)?.[1]));
+    expect([...tags]).toHaveLength(1);
+    expect([...tags][0]).toMatch(/^client:[0-3]$/);
+    expect(keys.filter((k) => k.includes(':u:'))).toEqual([`${prefix}:client:u:{${user}}`]);
+    expect(keys.length).toBe(5); // session hash, due index, lock, fencing counter, user set
+    expect((await a.listByUser(user, Date.now())).map((x) => x.id)).toEqual([s.id]);
+  });
+
+  it('drops index members whose session is gone, keeps the others', async () => {
+    const store = await open();
+    const user = `u-${randomUUID()}`;
+    const s = sessionFixture({ userId: user });
+    const moved = sessionFixture({ userId: user });
+    const dead = sessionFixture({ userId: user });
+    for (const x of [s, moved, dead]) await store.create(x);
+    await store.commit(moved.id, { userId: 'other' }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+    await store.destroy(dead.id, Date.now());
+    expect((await store.listByUser(user, Date.now())).map((x) => x.id)).toEqual([s.id]);
+    const [userKey] = (await raw.scan('0', 'MATCH', `${keyPrefix}:*:u:{${user}}`, 'COUNT', 100_000))[1];
+    expect((await raw.smembers(userKey ?? '')).sort()).toEqual([s.id, moved.id].sort());
+    expect(await raw.pttl(userKey ?? '')).toBeGreaterThan(HOUR);
+  });
+
+  it('reloads its scripts after SCRIPT FLUSH', async () => {
+    const store = await open();
+    const s = sessionFixture();
+    await store.create(s);
+    await raw.script('FLUSH');
+    const r = await store.commit(s.id, { incr: { n: 1 } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+    expect(r.status).toBe('ok');
+  });
+
+  it('leaves a client it was given open on close()', async () => {
+    const client = new Redis(ENGINE_URLS.redis, { maxRetriesPerRequest: 1 });
+    const store = await redisStore({ client, keyPrefix });
+    await store.ping();
+    await store.close();
+    expect(await client.ping()).toBe('PONG');
+    await client.quit();
+  });
+
+  it('fails fast while Redis is unreachable and recovers by itself when it is back', async () => {
+    const proxy = await tcpProxy(new URL(ENGINE_URLS.redis));
+    const store = await open({ url: `redis://127.0.0.1:${proxy.port}`, timeoutMs: 500 });
+    const s = sessionFixture();
+    expect(await store.create(s)).toBe(true);
+    await proxy.stop();
+    const started = Date.now();
+    await expect(store.load(s.id, Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.touch(s.id, Date.now(), Date.now() + HOUR)).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await proxy.start();
+    let loaded = null;
+    for (let i = 0; i < 50 && !loaded; i++) {
+      loaded = await store.load(s.id, Date.now()).catch(() => null);
+      if (!loaded) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(loaded?.id).toBe(s.id);
+    await proxy.stop();
+  });
+});
+
+/** A real TCP relay to Redis that can be cut and restored on the same port. */
+async function tcpProxy(target: URL) {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const start = () =>
+    new Promise<void>((resolve, reject) => {
+      const srv = createServer((inbound) => {
+        const outbound = connect(Number(target.port || 6379), target.hostname);
+        sockets.add(inbound).add(outbound);
+        inbound.pipe(outbound).pipe(inbound);
+        const close = () => {
+          inbound.destroy();
+          outbound.destroy();
+        };
+        inbound.on('error', close).on('close', close);
+        outbound.on('error', close).on('close', close);
+      });
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => {
+        port = (srv.address() as { port: number }).port;
+        server = srv;
+        resolve();
+      });
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      if (server) server.close(() => resolve());
+      else resolve();
+      server = undefined;
+    });
+  await start();
+  return { port, start, stop };
+}
