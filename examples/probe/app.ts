@@ -25,10 +25,23 @@ function escapeHtml(text: string): string {
 export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise<Probe> {
   const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
   const store = await createStore(env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db');
+  // Ends this process handled, for the cluster tests' exactly-once check.
+  const ended: Array<{ id: string; reason: string; attempt: number; endedAt: number; handledAt: number }> = [];
+  const endDelayMs = Number(env.SHOAL_PROBE_END_DELAY ?? 0);
   const sessions = new SessionManager({
     store,
     secrets: (env.SHOAL_SECRETS ?? DEV_SECRET).split(','),
     cookie: { secure: env.SHOAL_COOKIE_SECURE === 'true' },
+    nodeId: node,
+    ...(store.capabilities.lifecycle
+      ? {
+          onSessionEnd: async (snapshot, { reason, attempt }) => {
+            // A slow handler lets tests kill a process while it holds claims.
+            if (endDelayMs) await new Promise((r) => setTimeout(r, endDelayMs));
+            ended.push({ id: snapshot.id, reason, attempt, endedAt: snapshot.endedAt, handledAt: Date.now() });
+          },
+        }
+      : {}),
   });
 
   const app = express();
@@ -41,6 +54,9 @@ export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise
   });
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true, node });
+  });
+  app.get('/_probe/ended', (_req, res) => {
+    res.json(ended);
   });
   app.use(session(sessions));
 
@@ -85,7 +101,30 @@ Reload: the balancer sends each request to the next node, and your session follo
     res.json({ ok: true, node });
   });
 
+  app.post('/logout-all', async (req, res) => {
+    const user = await req.session.userId();
+    if (!user) {
+      res.status(401).json({ error: 'not logged in' });
+      return;
+    }
+    const ended = await sessions.destroyAllForUser(user, { except: req.session.id });
+    res.json({ ok: true, ended, node });
+  });
+
+  app.get('/sessions', async (req, res) => {
+    const user = await req.session.userId();
+    if (!user) {
+      res.status(401).json({ error: 'not logged in' });
+      return;
+    }
+    res.json({ current: req.session.id, sessions: await sessions.listSessions(user), node });
+  });
+
   app.use(sessionErrors());
 
-  return { app, store, sessions, close: () => store.close() };
+  const close = async () => {
+    await sessions.close();
+    await store.close();
+  };
+  return { app, store, sessions, close };
 }

@@ -1,5 +1,8 @@
+import { ConfigError } from '../core/errors.js';
+import { hashId } from '../core/ids.js';
 import type { StoredSession } from '../stores/contract.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
+import { Sweeper } from './lifecycle.js';
 import {
   type ResolvedSessionOptions,
   resolveOptions,
@@ -20,9 +23,37 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   readonly #keys: KeyRing;
   readonly #cookieAttrs: CookieAttributes;
 
+  readonly #sweeper: Sweeper | undefined;
+
   constructor(options: SessionOptions<T>) {
     this.options = resolveOptions(options);
     this.#keys = new KeyRing(this.options.secrets);
+    const o = this.options;
+    if (o.onSessionEnd && !o.store.capabilities.lifecycle) {
+      throw new ConfigError(
+        `onSessionEnd needs a store that can list ended sessions; the ${o.store.kind} store cannot (see docs/stores/${o.store.kind}.md). Use sqlite, redis or postgres.`,
+      );
+    }
+    if (o.store.capabilities.lifecycle && o.sweepEnabled) {
+      this.#sweeper = new Sweeper({
+        store: o.store,
+        owner: o.nodeId,
+        onSessionEnd: o.onSessionEnd,
+        intervalMs: o.sweepIntervalMs,
+        leaseMs: o.sweepLeaseMs,
+        onError: (err, id, attempt) =>
+          console.error(
+            JSON.stringify({
+              level: 'error',
+              msg: 'session end handling failed',
+              session: id ? hashId(id) : undefined,
+              attempt,
+              err: String(err),
+            }),
+          ),
+      });
+      this.#sweeper.start();
+    }
     this.#cookieAttrs = {
       secure: this.options.secure,
       sameSite: this.options.sameSite,
@@ -74,10 +105,58 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     }
   }
 
+  /** A user's live sessions, for a "where you're signed in" page. */
+  async listSessions(userId: string): Promise<SessionInfo[]> {
+    const sessions = await this.options.store.listByUser(userId, Date.now());
+    return sessions
+      .map((s) => ({
+        id: s.id,
+        createdAt: s.meta.createdAt,
+        lastSeenAt: s.meta.lastSeenAt,
+        client: s.meta.client ?? null,
+      }))
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt);
+  }
+
+  /** Ends one session on every node (reason "destroyed"). false when it was already gone. */
+  async destroySession(id: string): Promise<boolean> {
+    return this.options.store.destroy(id, Date.now());
+  }
+
+  /**
+   * "Log out everywhere": ends every live session of the user except `except`
+   * (usually the current one). When it resolves, every node refuses the ended ids.
+   */
+  async destroyAllForUser(userId: string, options: { except?: string | null } = {}): Promise<number> {
+    const sessions = await this.options.store.listByUser(userId, Date.now());
+    const ended = await Promise.all(
+      sessions.filter((s) => s.id !== options.except).map((s) => this.options.store.destroy(s.id, Date.now())),
+    );
+    return ended.filter(Boolean).length;
+  }
+
+  /** Runs one sweep now (tests, admin tools); normally the background sweeper does this. */
+  async sweep(): Promise<number> {
+    return this.#sweeper ? this.#sweeper.sweep() : 0;
+  }
+
+  /** Stops the sweeper (the store is the caller's to close). */
+  async close(): Promise<void> {
+    await this.#sweeper?.stop();
+  }
+
   /** Signs an id into a cookie value (tests and tools that mint sessions). */
   sign(id: string): string {
     return this.#keys.sign(id);
   }
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** User agent / address summary recorded when the session started. */
+  client: string | null;
 }
 
 /** Typed session manager: `defineSession<{ cart: Cart; userId?: string }>({ store })`. */

@@ -1,5 +1,7 @@
+import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import type { SessionStore } from '../stores/contract.js';
+import type { SessionEndHandler } from './lifecycle.js';
 import { secretsFromEnv } from './signing.js';
 
 /** Attribute name → value type of a session. */
@@ -36,6 +38,16 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   updateRetries?: number;
   validate?: SessionValidators<T>;
   onSessionStart?: (session: { id: string; userId: string | null }, ctx: SessionStartContext) => void | Promise<void>;
+  /**
+   * Called exactly once per session for the whole cluster when it ends (idle-timeout,
+   * absolute-timeout, destroyed), with the last committed attributes. Rotation
+   * (regenerate) is not an end. Needs a store with the lifecycle capability.
+   */
+  onSessionEnd?: SessionEndHandler;
+  /** Sweeper tuning: how often this node looks for ended sessions, and the claim lease. */
+  sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
+  /** Names this node in claims and logs. Default SHOAL_NODE_ID or host:pid. */
+  nodeId?: string;
 }
 
 export interface ResolvedSessionOptions<T extends SessionSchema> {
@@ -51,6 +63,11 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
   updateRetries: number;
   validate: SessionValidators<T>;
   onSessionStart: SessionOptions<T>['onSessionStart'];
+  onSessionEnd: SessionEndHandler | undefined;
+  sweepEnabled: boolean;
+  sweepIntervalMs: number;
+  sweepLeaseMs: number;
+  nodeId: string;
 }
 
 export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
@@ -69,5 +86,10 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     updateRetries: o.updateRetries ?? 20,
     validate: o.validate ?? {},
     onSessionStart: o.onSessionStart,
+    onSessionEnd: o.onSessionEnd,
+    sweepEnabled: o.sweep?.enabled ?? true,
+    sweepIntervalMs: parseDuration(o.sweep?.interval ?? process.env.SHOAL_SWEEP_INTERVAL ?? 250, 'sweep.interval'),
+    sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
+    nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
   };
 }

@@ -1,0 +1,125 @@
+import type { EndedSession, EndReason, SessionStore } from '../stores/contract.js';
+import { decodeValue } from './codec.js';
+
+/** What onSessionEnd receives: the session as last committed. */
+export interface EndedSnapshot {
+  id: string;
+  userId: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  /** The deadline that ended it (for timeouts), or when it was destroyed. */
+  endedAt: number;
+  attributes: Record<string, unknown>;
+}
+
+export interface EndInfo {
+  reason: EndReason;
+  /** 1 normally; higher when a previous handler's process died (or threw) before finishing. */
+  attempt: number;
+}
+
+export type SessionEndHandler = (snapshot: EndedSnapshot, info: EndInfo) => void | Promise<void>;
+
+export interface SweeperOptions {
+  store: SessionStore;
+  owner: string;
+  onSessionEnd?: SessionEndHandler | undefined;
+  /** How often each node looks for ended sessions. Default 250 ms (lag ≤ 1 s). */
+  intervalMs?: number;
+  /** A claim not acknowledged within this time goes to another node. Default 30 s. */
+  leaseMs?: number;
+  batch?: number;
+  /** After this many failed attempts the end is dropped (and reported through onError). Default 5. */
+  maxAttempts?: number;
+  onError?: (err: unknown, id: string, attempt: number) => void;
+}
+
+/**
+ * Every node runs one sweeper. Each tick claims a batch of ended sessions
+ * atomically in the store (so across the cluster each end is claimed by
+ * exactly one node), runs onSessionEnd, then acknowledges, which deletes the
+ * snapshot. A node that dies mid-handler never acknowledges: its lease lapses
+ * and another node retries with attempt + 1. Without a handler the sweeper
+ * still runs: it is what removes ended sessions from the store.
+ */
+export class Sweeper {
+  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError'>> & SweeperOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<number> | undefined;
+  #stopped = false;
+
+  constructor(options: SweeperOptions) {
+    this.#o = { intervalMs: 250, leaseMs: 30_000, batch: 50, maxAttempts: 5, ...options };
+  }
+
+  start(): void {
+    if (this.#timer || this.#stopped) return;
+    this.#timer = setInterval(() => {
+      if (!this.#running) this.#running = this.sweep().finally(() => (this.#running = undefined));
+    }, this.#o.intervalMs);
+    this.#timer.unref(); // a sweeper alone must not keep a process alive
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#running?.catch(() => {});
+  }
+
+  /** One pass: claims and handles what is due now. Resolves to the number handled. */
+  async sweep(now = Date.now()): Promise<number> {
+    const o = this.#o;
+    let ended: Awaited<ReturnType<SessionStore['claimEnded']>>;
+    try {
+      ended = await o.store.claimEnded({ now, limit: o.batch, leaseMs: o.leaseMs, owner: o.owner });
+    } catch (err) {
+      o.onError?.(err, '', 0);
+      return 0;
+    }
+    // The batch is handled concurrently so the whole claim finishes well inside one lease.
+    const results = await Promise.all(ended.map((e) => this.#handle(e)));
+    return results.filter(Boolean).length;
+  }
+
+  async #handle({ snapshot, reason, attempt }: EndedSession): Promise<boolean> {
+    const o = this.#o;
+    if (this.#stopped) return false; // leave it to lapse to another node
+    try {
+      if (attempt <= o.maxAttempts && o.onSessionEnd) {
+        const m = snapshot.meta;
+        const endedAt = reason === 'destroyed' ? m.lastSeenAt : Math.min(m.idleDeadline, m.absoluteDeadline);
+        await o.onSessionEnd(
+          {
+            id: snapshot.id,
+            userId: m.userId,
+            createdAt: m.createdAt,
+            lastSeenAt: m.lastSeenAt,
+            endedAt,
+            attributes: decodeAll(snapshot.attributes),
+          },
+          { reason, attempt },
+        );
+      } else if (o.onSessionEnd) {
+        o.onError?.(new Error(`onSessionEnd gave up after ${o.maxAttempts} attempts`), snapshot.id, attempt);
+      }
+      await o.store.ackEnded(snapshot.id);
+      return true;
+    } catch (err) {
+      o.onError?.(err, snapshot.id, attempt); // not acked: retried after the lease
+      return false;
+    }
+  }
+}
+
+function decodeAll(attributes: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, text] of Object.entries(attributes)) {
+    try {
+      out[key] = decodeValue(key, text);
+    } catch {
+      out[key] = text;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
+
+/**
+ * onSessionEnd exactly once for the whole cluster: three probe nodes sweep one
+ * store; the union of what they handled must hold every ended session once.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'shoal-lifecycle-'));
+const SECRET = 'lifecycle-test-secret-0123456789abcdefghij';
+const SWEEP_MS = 250;
+
+const stores = [
+  { name: 'sqlite', url: `sqlite:${join(dir, 'lifecycle.db')}`, skip: undefined as string | undefined },
+  { name: 'redis', url: ENGINE_URLS.redis, skip: await engineSkipReason('redis') },
+  { name: 'postgres', url: ENGINE_URLS.postgres, skip: await engineSkipReason('postgres') },
+];
+
+afterAll(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Ended {
+  id: string;
+  reason: string;
+  attempt: number;
+  endedAt: number;
+  handledAt: number;
+}
+
+async function startProbes(tag: string, url: string, env: Record<string, string>): Promise<NodeProcess[]> {
+  return Promise.all(
+    [1, 2, 3].map((i) =>
+      startNode({
+        name: `${tag}-${i}`,
+        script: 'examples/probe/server.ts',
+        env: { SHOAL_STORE: url, SHOAL_SECRETS: SECRET, SHOAL_SWEEP_INTERVAL: String(SWEEP_MS), ...env },
+      }),
+    ),
+  );
+}
+
+/** Creates one session per browser, round-robin across nodes; resolves to their ids. */
+async function createSessions(nodes: NodeProcess[], count: number, spacingMs = 0): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const browser = new CookieJar();
+    const node = nodes[i % nodes.length] as NodeProcess;
+    await browser.fetch(`${node.url}/set/marker`, { method: 'POST', body: randomUUID() });
+    const body = (await (await browser.fetch(`${node.url}/session`)).json()) as { id: string };
+    ids.push(body.id);
+    if (spacingMs) await new Promise((r) => setTimeout(r, spacingMs));
+  }
+  return ids;
+}
+
+async function collectEnded(nodes: NodeProcess[], ids: Set<string>): Promise<Ended[]> {
+  const lists = await Promise.all(
+    nodes.map(async (n) =>
+      ((await (await fetch(`${n.url}/_probe/ended`)).json()) as Ended[]).filter((e) => ids.has(e.id)),
+    ),
+  );
+  return lists.flat();
+}
+
+async function waitForEnds(nodes: NodeProcess[], ids: Set<string>, timeoutMs: number): Promise<Ended[]> {
+  const deadline = Date.now() + timeoutMs;
+  let ended: Ended[] = [];
+  while (Date.now() < deadline) {
+    ended = await collectEnded(nodes, ids);
+    if (new Set(ended.map((e) => e.id)).size >= ids.size) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return ended;
+}
+
+for (const store of stores) {
+  describe.skipIf(store.skip !== undefined)(`session lifecycle across 3 nodes, ${store.name}`, () => {
+    it('ends each of 50 idle sessions exactly once, within 1 s of its deadline (+ one sweep interval)', async () => {
+      const nodes = await startProbes(`${store.name}-idle`, store.url, { SHOAL_IDLE_TIMEOUT: '2s' });
+      const ids = await createSessions(nodes, 50);
+      const ended = await waitForEnds(nodes, new Set(ids), 8000);
+      const perId = new Map<string, number>();
+      for (const e of ended) perId.set(e.id, (perId.get(e.id) ?? 0) + 1);
+      expect(ids.filter((id) => perId.get(id) !== 1)).toEqual([]);
+      expect(ended.every((e) => e.reason === 'idle-timeout')).toBe(true);
+      const lags = ended.map((e) => e.handledAt - e.endedAt);
+      expect(Math.max(...lags)).toBeLessThanOrEqual(1000 + SWEEP_MS);
+      expect(Math.min(...lags)).toBeGreaterThanOrEqual(0);
+      await Promise.all(nodes.map((n) => n.stop('SIGTERM')));
+    });
+
+    it('still ends every session exactly once when a node is SIGKILLed mid-sweep', async () => {
+      const nodes = await startProbes(`${store.name}-kill`, store.url, {
+        SHOAL_IDLE_TIMEOUT: '2s',
+        SHOAL_SWEEP_LEASE: '2s',
+        SHOAL_PROBE_END_DELAY: '800',
+      });
+      const started = Date.now();
+      const ids = await createSessions(nodes, 30, 40);
+      // Deadlines fall from started+2 s onward; handlers take 0.8 s: kill one node while it holds claims.
+      await new Promise((r) => setTimeout(r, Math.max(0, started + 2600 - Date.now())));
+      const victim = nodes[1] as NodeProcess;
+      const victimFinished = await collectEnded([victim], new Set(ids));
+      await victim.stop('SIGKILL');
+      const survivors = nodes.filter((n) => n !== victim);
+      const ended = await waitForEnds(survivors, new Set(ids), 12_000);
+      const perId = new Map<string, number>();
+      for (const e of ended) perId.set(e.id, (perId.get(e.id) ?? 0) + 1);
+      for (const e of victimFinished) perId.set(e.id, (perId.get(e.id) ?? 0) + 1);
+      // What the victim finished before it died plus what the survivors handled
+      // covers every session, each exactly once; its unfinished claims were retried.
+      expect(ids.filter((id) => perId.get(id) !== 1)).toEqual([]);
+      expect(ended.some((e) => e.attempt >= 2)).toBe(true);
+      await Promise.all(survivors.map((n) => n.stop('SIGTERM')));
+    });
+  });
+}
