@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { ShoalError, StoreUnavailableError } from '../core/errors.js';
+import { sessionFailure } from './failure.js';
 
 type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
 
@@ -41,20 +41,12 @@ export function commitBeforeHeaders(
     restore();
     onError(err);
     if (res.headersSent) return res.destroy(err as Error);
-    const unavailable = err instanceof StoreUnavailableError;
-    const body = JSON.stringify({
-      error: err instanceof ShoalError ? err.code : 'ERR_SHOAL_SESSION_COMMIT',
-      message: unavailable
-        ? 'The session store is unavailable; nothing was saved. Retry shortly.'
-        : `Saving the session failed: ${(err as Error).message}`,
-    });
+    const failure = sessionFailure(err);
     for (const name of res.getHeaderNames()) res.removeHeader(name);
-    res.statusCode = unavailable ? 503 : 500;
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Content-Length', Buffer.byteLength(body));
-    res.setHeader('Cache-Control', 'no-store');
-    if (unavailable) res.setHeader('Retry-After', '1');
-    (original.end as (body: string) => void).call(res, body);
+    res.statusCode = failure.status;
+    for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
+    res.setHeader('Content-Length', Buffer.byteLength(failure.body));
+    (original.end as (body: string) => void).call(res, failure.body);
   };
 
   const intercept =

@@ -32,6 +32,8 @@ export interface SweeperOptions {
   /** After this many failed attempts the end is dropped (and reported through onError). Default 5. */
   maxAttempts?: number;
   onError?: (err: unknown, id: string, attempt: number) => void;
+  /** Runs before the handler, once per claim (e.g. to close an expired session's sockets). */
+  onClaimed?: (id: string, reason: EndReason) => Promise<void>;
 }
 
 /**
@@ -43,7 +45,7 @@ export interface SweeperOptions {
  * still runs: it is what removes ended sessions from the store.
  */
 export class Sweeper {
-  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError'>> & SweeperOptions;
+  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed'>> & SweeperOptions;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
   #stopped = false;
@@ -86,6 +88,7 @@ export class Sweeper {
     const o = this.#o;
     if (this.#stopped) return false; // leave it to lapse to another node
     try {
+      await o.onClaimed?.(snapshot.id, reason);
       if (attempt <= o.maxAttempts && o.onSessionEnd) {
         const m = snapshot.meta;
         const endedAt = reason === 'destroyed' ? m.lastSeenAt : Math.min(m.idleDeadline, m.absoluteDeadline);

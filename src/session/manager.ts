@@ -4,6 +4,7 @@ import type { StoredSession } from '../stores/contract.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
 import { Sweeper } from './lifecycle.js';
 import {
+  announceRevoked,
   type ResolvedSessionOptions,
   resolveOptions,
   type SessionOptions,
@@ -39,6 +40,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         store: o.store,
         owner: o.nodeId,
         onSessionEnd: o.onSessionEnd,
+        onClaimed: (id, reason) => (reason === 'destroyed' ? Promise.resolve() : announceRevoked(o, id, reason)),
         intervalMs: o.sweepIntervalMs,
         leaseMs: o.sweepLeaseMs,
         onError: (err, id, attempt) =>
@@ -120,7 +122,9 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** Ends one session on every node (reason "destroyed"). false when it was already gone. */
   async destroySession(id: string): Promise<boolean> {
-    return this.options.store.destroy(id, Date.now());
+    const ended = await this.options.store.destroy(id, Date.now());
+    if (ended) await announceRevoked(this.options, id, 'destroyed');
+    return ended;
   }
 
   /**
@@ -130,9 +134,17 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   async destroyAllForUser(userId: string, options: { except?: string | null } = {}): Promise<number> {
     const sessions = await this.options.store.listByUser(userId, Date.now());
     const ended = await Promise.all(
-      sessions.filter((s) => s.id !== options.except).map((s) => this.options.store.destroy(s.id, Date.now())),
+      sessions.filter((s) => s.id !== options.except).map((s) => this.destroySession(s.id)),
     );
     return ended.filter(Boolean).length;
+  }
+
+  /**
+   * Subscribes to "this session id is no longer valid" (destroyed, rotated away, expired) —
+   * how realtime gateways learn to close the session's sockets.
+   */
+  onSessionRevoked(listener: (id: string, reason: string) => Promise<void>): void {
+    this.options.revokeListeners.push(listener);
   }
 
   /** Runs one sweep now (tests, admin tools); normally the background sweeper does this. */

@@ -68,6 +68,8 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
   sweepIntervalMs: number;
   sweepLeaseMs: number;
   nodeId: string;
+  /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
+  revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
 }
 
 export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
@@ -91,5 +93,15 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     sweepIntervalMs: parseDuration(o.sweep?.interval ?? process.env.SHOAL_SWEEP_INTERVAL ?? 250, 'sweep.interval'),
     sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
     nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
+    revokeListeners: [],
   };
+}
+
+/** Tells every revoke listener; a failing listener never fails the request that ended the session. */
+export async function announceRevoked(
+  o: { revokeListeners: ResolvedSessionOptions<SessionSchema>['revokeListeners'] },
+  id: string,
+  reason: string,
+): Promise<void> {
+  await Promise.all(o.revokeListeners.map((listener) => listener(id, reason).catch(() => {})));
 }

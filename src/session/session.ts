@@ -2,7 +2,12 @@ import { ConflictError, SessionGoneError, SessionValueError } from '../core/erro
 import { newSessionId } from '../core/ids.js';
 import type { CommitResult, SessionDelta, StoredSession } from '../stores/contract.js';
 import { decodeValue, encodeValue } from './codec.js';
-import type { ResolvedSessionOptions, SessionSchema, SessionStartContext } from './options.js';
+import {
+  announceRevoked,
+  type ResolvedSessionOptions,
+  type SessionSchema,
+  type SessionStartContext,
+} from './options.js';
 
 type State = 'unknown' | 'live' | 'missing' | 'destroyed';
 type Key<T> = keyof T & string;
@@ -99,7 +104,10 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   /** Sets an attribute; written when the request ends, merged field by field with concurrent requests. */
   set<K extends Key<T>>(key: K, value: T[K]): void {
-    if (value === undefined) return this.delete(key);
+    if (value === undefined) {
+      this.delete(key);
+      return;
+    }
     const checked = this.#validate(key, value);
     encodeValue(key, checked); // fail here, at the caller, rather than at commit
     this.#set.set(key, checked);
@@ -116,8 +124,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
   /** Atomically adds `by` in the store, now; concurrent increments on any node all count. */
   async increment<K extends Key<T>>(key: K, by = 1): Promise<number> {
     const pending = this.#set.has(key) ? { [key]: encodeValue(key, this.#set.get(key)) } : undefined;
-    const r = await this.#apply({ set: pending, incr: { [key]: by } });
+    // A delete earlier in this request goes first (the store applies del, set, incr), so the count restarts at 0.
+    const del = this.#del.has(key) ? [key] : undefined;
+    const r = await this.#apply({ del, set: pending, incr: { [key]: by } });
     this.#set.delete(key);
+    this.#del.delete(key);
     const text = r.values[key] ?? '0';
     const value = Number(text);
     this.#read.set(key, { value, original: text });
@@ -135,7 +146,14 @@ export class Session<T extends SessionSchema = SessionSchema> {
       const record = await this.#reload();
       const base = record ?? (await this.#create({}));
       const original = base.attributes[key];
-      const current = original === undefined ? undefined : this.#validate(key, decodeValue(key, original));
+      // This request's own pending set/delete of the key is what it last "wrote", so fn starts from it.
+      const current = this.#del.has(key)
+        ? undefined
+        : this.#set.has(key)
+          ? this.#set.get(key)
+          : original === undefined
+            ? undefined
+            : this.#validate(key, decodeValue(key, original));
       const next = this.#validate(key, fn(current as T[K] | undefined)) as T[K];
       const text = encodeValue(key, next);
       const r = await this.#o.store.commit(base.id, { set: { [key]: text } }, this.#commitOptions(base.meta.rev));
@@ -143,6 +161,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
         this.#afterCommit(base.id, r);
         this.#read.set(key, { value: next, original: text });
         this.#set.delete(key);
+        this.#del.delete(key);
         return next;
       }
       if (r.status === 'gone') this.#state = 'missing';
@@ -156,7 +175,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
   /** Ends the session on every node: the id is refused from now on; onSessionEnd fires with reason "destroyed". */
   async destroy(): Promise<void> {
     if (this.#id && this.#state !== 'missing' && this.#state !== 'destroyed') {
-      await this.#o.store.destroy(this.#id, Date.now());
+      const id = this.#id;
+      if (await this.#o.store.destroy(id, Date.now())) await announceRevoked(this.#o, id, 'destroyed');
     }
     this.#state = 'destroyed';
     this.#record = null;
@@ -180,8 +200,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
       for (const key of Object.keys(record?.attributes ?? {})) if (!this.#set.has(key)) this.#del.add(key);
     }
     const userId = this.#userId === undefined ? (record?.meta.userId ?? null) : this.#userId;
-    await this.#create(attributes, userId);
-    if (oldId) await this.#o.store.destroy(oldId, Date.now(), { silent: true });
+    // Rotation moves a session rather than starting one (just as it is not an end).
+    await this.#create(attributes, userId, oldId === null);
+    if (oldId && (await this.#o.store.destroy(oldId, Date.now(), { silent: true }))) {
+      await announceRevoked(this.#o, oldId, 'rotated');
+    }
   }
 
   /**
@@ -205,7 +228,14 @@ export class Session<T extends SessionSchema = SessionSchema> {
         return;
       }
     }
-    if (this.#state === 'destroyed' && delta.userId === undefined && !delta.set) return;
+    // Only deletes or clearing the user: there is nothing to keep, so no session is worth creating.
+    if (!delta.set && !delta.userId) {
+      if (this.#state === 'unknown') {
+        this.#state = 'missing';
+        this.#cookie = 'clear';
+      }
+      return;
+    }
     await this.#create(delta.set ?? {}, delta.userId ?? null);
   }
 
@@ -266,7 +296,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
   }
 
   /** Creates a brand-new session (fresh id: an id from a cookie is never reused). */
-  async #create(attributes: Record<string, string>, userId: string | null = null): Promise<StoredSession> {
+  async #create(
+    attributes: Record<string, string>,
+    userId: string | null = null,
+    announce = true,
+  ): Promise<StoredSession> {
     const now = Date.now();
     const record: StoredSession = {
       id: newSessionId(),
@@ -290,7 +324,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     this.#record = record;
     this.#state = 'live';
     this.#cookie = 'set';
-    await this.#o.onSessionStart?.({ id: record.id, userId }, this.#ctx);
+    if (announce) await this.#o.onSessionStart?.({ id: record.id, userId }, this.#ctx);
     return record;
   }
 

@@ -1,0 +1,33 @@
+import { ShoalError, StoreUnavailableError } from '../core/errors.js';
+
+/** A complete replacement response, independent of any framework's response type. */
+export interface FailureResponse {
+  status: 500 | 503;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * What the client gets instead of the handler's response when the session
+ * could not be read or saved: fail closed (never an anonymous or half-saved
+ * answer), 503 + Retry-After when the store is down, 500 otherwise. Same body
+ * as commitBeforeHeaders' so every adapter answers alike.
+ */
+export function sessionFailure(err: unknown): FailureResponse {
+  const unavailable = err instanceof StoreUnavailableError;
+  const body = JSON.stringify({
+    error: err instanceof ShoalError ? err.code : 'ERR_SHOAL_SESSION_COMMIT',
+    message: unavailable
+      ? 'The session store is unavailable; nothing was saved. Retry shortly.'
+      : `Saving the session failed: ${(err as Error).message}`,
+  });
+  return {
+    status: unavailable ? 503 : 500,
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      ...(unavailable ? { 'retry-after': '1' } : {}),
+    },
+    body,
+  };
+}
