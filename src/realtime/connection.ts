@@ -1,0 +1,156 @@
+import type { Bus, BusMessage } from '../bus/contract.js';
+import { type Cursor, encodeCursors, type ServerMessage } from './protocol.js';
+
+/** How bytes reach one client: a WebSocket or an SSE response. */
+export interface Transport {
+  readonly kind: 'ws' | 'sse';
+  /** Bytes accepted but not yet written to the network. */
+  buffered(): number;
+  sendMessage(frame: string, cursorId: () => string): void;
+  close(code: number, reason: string): void;
+}
+
+interface ChannelState {
+  epoch: string;
+  offset: number;
+  /** While replaying history, live messages wait here (then deduplicated by offset). */
+  pending: BusMessage[] | null;
+  presence: boolean;
+}
+
+/**
+ * One client connection on a gateway. Per channel it keeps the last offset
+ * delivered, so delivery is exactly-once and in order whatever arrives from
+ * the bus: duplicates are dropped, a gap is filled from history, and a lost
+ * history (new epoch) is announced as recovered:false — never a partial replay.
+ */
+export class Connection {
+  readonly channels = new Map<string, ChannelState>();
+  lastActivity = Date.now();
+  lastTouch = 0;
+  alive = true;
+  closed = false;
+
+  constructor(
+    readonly id: string,
+    readonly sessionId: string,
+    readonly userId: string | null,
+    readonly transport: Transport,
+    readonly bus: Bus,
+    readonly maxBuffered: number,
+    readonly onOverflow: (conn: Connection) => void,
+  ) {}
+
+  send(message: ServerMessage): void {
+    this.#write(JSON.stringify(message));
+  }
+
+  #write(frame: string): void {
+    if (this.closed) return;
+    if (this.transport.buffered() + frame.length > this.maxBuffered) {
+      this.onOverflow(this);
+      return;
+    }
+    this.transport.sendMessage(frame, () => this.cursorId());
+  }
+
+  /** SSE event id: every channel's position, so Last-Event-ID resumes all of them. */
+  cursorId(): string {
+    const cursors = new Map<string, Cursor>();
+    for (const [ch, s] of this.channels) cursors.set(ch, { epoch: s.epoch, offset: s.offset });
+    return encodeCursors(cursors);
+  }
+
+  /**
+   * Joins a channel. Without `from`, delivery starts after the current position.
+   * With `from`, everything after it is replayed first when history still has it.
+   * Resolves to what the client is told in `subscribed`.
+   */
+  async join(channel: string, from?: Cursor): Promise<{ epoch: string; offset: number; recovered: boolean }> {
+    const state: ChannelState = { epoch: '', offset: 0, pending: [], presence: false };
+    this.channels.set(channel, state);
+    let recovered = false;
+    let replay: BusMessage[] = [];
+    if (from) {
+      const r = await this.#readAll(channel, from);
+      if (r) {
+        recovered = true;
+        state.epoch = from.epoch;
+        state.offset = from.offset;
+        replay = r;
+      }
+    }
+    if (!recovered) {
+      const pos = await this.bus.position(channel);
+      state.epoch = pos.epoch;
+      state.offset = pos.offset;
+    }
+    const answer = { epoch: state.epoch, offset: state.offset, recovered };
+    this.send({ type: 'subscribed', channel, ...answer });
+    const pending = state.pending ?? [];
+    state.pending = null;
+    for (const m of [...replay, ...pending]) this.deliver(m, frameOf(m));
+    return answer;
+  }
+
+  leave(channel: string): void {
+    this.channels.delete(channel);
+  }
+
+  /** Delivers one bus message with its pre-encoded frame (encoded once per gateway, not per socket). */
+  deliver(m: BusMessage, frame: string): void {
+    const state = this.channels.get(m.channel);
+    if (!state) return;
+    if (state.pending) {
+      state.pending.push(m);
+      return;
+    }
+    if (m.epoch !== state.epoch) {
+      // The channel's log was lost under a live subscription: restart from this message.
+      state.epoch = m.epoch;
+      state.offset = m.offset - 1;
+      this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: false });
+    }
+    if (m.offset <= state.offset) return;
+    if (m.offset === state.offset + 1) {
+      state.offset = m.offset;
+      this.#write(frame);
+      return;
+    }
+    void this.#fillGap(m.channel, state, m);
+  }
+
+  async #fillGap(channel: string, state: ChannelState, trigger: BusMessage): Promise<void> {
+    state.pending = [trigger];
+    const missed = await this.#readAll(channel, { epoch: state.epoch, offset: state.offset }).catch(() => null);
+    const pending = state.pending ?? [];
+    state.pending = null;
+    if (!missed) {
+      const pos = await this.bus.position(channel).catch(() => ({ epoch: trigger.epoch, offset: trigger.offset }));
+      state.epoch = pos.epoch;
+      state.offset = pos.offset;
+      this.send({ type: 'subscribed', channel, epoch: pos.epoch, offset: pos.offset, recovered: false });
+    }
+    for (const m of [...(missed ?? []), ...pending]) this.deliver(m, frameOf(m));
+  }
+
+  /** Everything after `from`, paging through history; null when it cannot be had without a gap. */
+  async #readAll(channel: string, from: Cursor): Promise<BusMessage[] | null> {
+    const out: BusMessage[] = [];
+    let after = from.offset;
+    for (let page = 0; page < 100; page++) {
+      const r = await this.bus.read(channel, after, { epoch: from.epoch, limit: 1000 });
+      if (!r.complete || r.epoch !== from.epoch) return null;
+      out.push(...r.messages);
+      const last = r.messages.at(-1);
+      if (!last || r.messages.length < 1000) return out;
+      after = last.offset;
+    }
+    return null;
+  }
+}
+
+/** The client frame for a bus message; `data` is already JSON text, so it is spliced, not re-encoded. */
+export function frameOf(m: BusMessage): string {
+  return `{"type":"msg","channel":${JSON.stringify(m.channel)},"epoch":${JSON.stringify(m.epoch)},"offset":${m.offset},"event":${JSON.stringify(m.event)},"data":${m.data}}`;
+}

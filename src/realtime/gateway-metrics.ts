@@ -1,0 +1,55 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** One registry per gateway, so several gateways in one process (tests) do not collide. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({
+    name: 'shoal_gateway_connections',
+    help: 'Open client connections',
+    registers: [this.registry],
+  });
+  readonly messagesIn = new Counter({
+    name: 'shoal_gateway_messages_in_total',
+    help: 'Messages received from the bus',
+    registers: [this.registry],
+  });
+  readonly messagesOut = new Counter({
+    name: 'shoal_gateway_messages_out_total',
+    help: 'Messages fanned out to clients',
+    registers: [this.registry],
+  });
+  readonly slowConsumers = new Counter({
+    name: 'shoal_gateway_slow_consumer_closes_total',
+    help: 'Connections closed because their send queue overflowed (4008)',
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'shoal_gateway_rate_limited_total',
+    help: 'Connections closed for sending too fast (4029)',
+    registers: [this.registry],
+  });
+  readonly timeouts = new Counter({
+    name: 'shoal_gateway_heartbeat_timeouts_total',
+    help: 'Connections closed for not answering the heartbeat',
+    registers: [this.registry],
+  });
+  readonly protocolErrors = new Counter({
+    name: 'shoal_gateway_protocol_errors_total',
+    help: 'Client frames that were not valid protocol messages',
+    registers: [this.registry],
+  });
+  readonly handshakeRejected = new Counter({
+    name: 'shoal_gateway_handshake_rejected_total',
+    help: 'Refused handshakes by HTTP status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

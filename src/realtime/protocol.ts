@@ -1,0 +1,132 @@
+/**
+ * The client ⇄ gateway protocol: JSON text frames over WebSocket (and, server
+ * to client only, SSE events). Shared by the gateway and the browser SDK, so
+ * this file imports nothing from Node.
+ */
+
+/** Close codes a client may see. 4xxx are shoal's own (the RFC 6455 private range). */
+export const CloseCode = {
+  /** Gateway is draining for a restart or deploy: reconnect (to another gateway) and resume. */
+  Restart: 1012,
+  /** Message over the inbound size limit (ws sends it). */
+  TooBig: 1009,
+  /** The session ended (logout, destroy, rotation, expiry): do not reconnect with it. */
+  SessionEnded: 4001,
+  /** No valid session on the handshake cookie. */
+  Unauthorized: 4401,
+  /** The per-connection send queue overflowed: the client is too slow. Reconnect and resume. */
+  SlowConsumer: 4008,
+  /** Too many messages per second from this client. */
+  RateLimited: 4029,
+  /** Heartbeat not answered in time. */
+  Timeout: 4000,
+  /** The client sent something that is not this protocol. */
+  ProtocolError: 4400,
+} as const;
+
+export interface Cursor {
+  epoch: string;
+  offset: number;
+}
+
+export type ClientMessage =
+  /** Join a channel; with `from`, replay everything after it (or get recovered:false). */
+  | { type: 'sub'; channel: string; from?: Cursor }
+  | { type: 'unsub'; channel: string }
+  /** Ask for a channel's presence list. */
+  | { type: 'presence'; channel: string }
+  | { type: 'ping'; id?: number };
+
+export type ServerMessage =
+  | { type: 'hello'; gateway: string; user: string | null; session: string; channels: string[] }
+  | { type: 'msg'; channel: string; epoch: string; offset: number; event: string; data: unknown }
+  /**
+   * The answer to `sub`. recovered:true — every message after `from` was (or is being) replayed
+   * in order; recovered:false — the gap cannot be filled (history window or epoch changed):
+   * reload the channel's state, then continue from `epoch`/`offset`.
+   */
+  | { type: 'subscribed'; channel: string; epoch: string; offset: number; recovered: boolean }
+  | { type: 'unsubscribed'; channel: string }
+  | { type: 'presence'; channel: string; users: string[] }
+  | { type: 'error'; code: string; message: string; channel?: string }
+  | { type: 'pong'; id?: number };
+
+const MAX_CHANNEL = 200;
+const CHANNEL = /^[A-Za-z0-9_:.@\-/]+$/;
+
+export function isValidChannel(channel: unknown): channel is string {
+  return typeof channel === 'string' && channel.length > 0 && channel.length <= MAX_CHANNEL && CHANNEL.test(channel);
+}
+
+/** Parses one client frame; returns an error string instead of throwing (bad input is routine). */
+export function parseClientMessage(text: string): ClientMessage | { error: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { error: 'frame is not JSON' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { error: 'frame is not a JSON object' };
+  const m = raw as Record<string, unknown>;
+  switch (m.type) {
+    case 'sub': {
+      if (!isValidChannel(m.channel)) return { error: 'sub needs a valid channel name' };
+      if (m.from === undefined) return { type: 'sub', channel: m.channel };
+      const from = m.from as Record<string, unknown> | null;
+      if (
+        typeof from !== 'object' ||
+        from === null ||
+        typeof from.epoch !== 'string' ||
+        from.epoch.length > 100 ||
+        !Number.isSafeInteger(from.offset) ||
+        (from.offset as number) < 0
+      ) {
+        return { error: 'sub.from must be { epoch: string, offset: non-negative integer }' };
+      }
+      return { type: 'sub', channel: m.channel, from: { epoch: from.epoch, offset: from.offset as number } };
+    }
+    case 'unsub':
+    case 'presence':
+      if (!isValidChannel(m.channel)) return { error: `${m.type} needs a valid channel name` };
+      return { type: m.type, channel: m.channel };
+    case 'ping':
+      return Number.isSafeInteger(m.id) ? { type: 'ping', id: m.id as number } : { type: 'ping' };
+    default:
+      return { error: `unknown message type ${JSON.stringify(String(m.type)).slice(0, 40)}` };
+  }
+}
+
+/** SSE Last-Event-ID carries every channel's cursor: base64url(JSON {channel: [epoch, offset]}). */
+export function encodeCursors(cursors: Map<string, Cursor>): string {
+  const obj: Record<string, [string, number]> = {};
+  for (const [ch, c] of cursors) obj[ch] = [c.epoch, c.offset];
+  return base64url(JSON.stringify(obj));
+}
+
+export function decodeCursors(text: string | undefined): Map<string, Cursor> {
+  const out = new Map<string, Cursor>();
+  if (!text || text.length > 16_384) return out;
+  try {
+    const obj = JSON.parse(fromBase64url(text)) as Record<string, unknown>;
+    for (const [ch, v] of Object.entries(obj)) {
+      if (!isValidChannel(ch) || !Array.isArray(v)) continue;
+      const [epoch, offset] = v as unknown[];
+      if (typeof epoch === 'string' && Number.isSafeInteger(offset) && (offset as number) >= 0) {
+        out.set(ch, { epoch, offset: offset as number });
+      }
+    }
+  } catch {}
+  return out;
+}
+
+function base64url(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function fromBase64url(text: string): string {
+  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
