@@ -8,6 +8,7 @@ import { session, sessionErrors } from '../../src/http/express.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { createStore } from '../../src/stores/index.js';
+import { instrumentStore } from '../../src/stores/instrument.js';
 
 export interface Probe {
   app: Express;
@@ -24,7 +25,7 @@ function escapeHtml(text: string): string {
 
 export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise<Probe> {
   const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
-  const store = await createStore(env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db');
+  const store = instrumentStore(await createStore(env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db'));
   // Ends this process handled, for the cluster tests' exactly-once check.
   const ended: Array<{ id: string; reason: string; attempt: number; endedAt: number; handledAt: number }> = [];
   const endDelayMs = Number(env.SHOAL_PROBE_END_DELAY ?? 0);
@@ -57,6 +58,12 @@ export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise
   });
   app.get('/_probe/ended', (_req, res) => {
     res.json(ended);
+  });
+  // A request that takes a while (drain tests need one in flight).
+  app.get('/slow', async (req, res) => {
+    const ms = Math.min(Number(req.query.ms ?? 1000), 10_000);
+    await new Promise((r) => setTimeout(r, ms));
+    res.json({ ok: true, node, ms });
   });
   app.use(session(sessions));
 

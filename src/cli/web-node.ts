@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createLogger } from '../core/logger.js';
+import { metrics } from '../core/metrics.js';
 import type { NodeContext, ShoalApp } from './app-module.js';
 
 export interface RunningNode {
@@ -26,13 +28,19 @@ export interface WebNodeOptions {
  */
 export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   const web = await o.app.web(o.ctx);
-  const log = o.log ?? ((line) => console.log(JSON.stringify(line)));
+  const logger = createLogger({ node: o.ctx.nodeId, role: 'web' });
+  const log = o.log ?? ((line: Record<string, unknown>) => logger.info(line));
+  const m = metrics();
   let draining = false;
   let inFlight = 0;
 
   const probe = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, node: o.ctx.nodeId }));
+      return true;
+    }
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': m.registry.contentType }).end(await m.registry.metrics());
       return true;
     }
     if (req.url !== '/readyz') return false;
@@ -52,14 +60,21 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
 
   const server = createServer((req, res) => {
     inFlight++;
-    res.once('close', () => inFlight--);
+    m.inFlight.inc();
+    const stop = m.httpDuration.startTimer({ method: req.method ?? 'GET' });
+    res.once('close', () => {
+      inFlight--;
+      m.inFlight.dec();
+      stop();
+      m.httpRequests.inc({ method: req.method ?? 'GET', status: String(res.statusCode) });
+    });
     if (draining) res.setHeader('connection', 'close');
     probe(req, res).then(
       (handled) => {
         if (!handled) web.handler(req, res);
       },
       (err: unknown) => {
-        log({ level: 'error', msg: 'request failed', err: String(err) });
+        logger.error({ err: String(err) }, 'request failed');
         if (!res.headersSent) res.writeHead(500).end();
       },
     );
@@ -67,7 +82,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   server.keepAliveTimeout = 65_000; // above common balancer idle timeouts (nginx 60 s)
 
   await new Promise<void>((resolve) => server.listen(o.port, o.host ?? '127.0.0.1', resolve));
-  log({ level: 'info', msg: 'web node listening', node: o.ctx.nodeId, port: o.port, pid: process.pid });
+  log({ msg: 'web node listening', port: o.port });
 
   let drained: Promise<void> | undefined;
   const drain = () => {
@@ -75,7 +90,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
       draining = true;
       const started = Date.now();
       const deadline = started + (o.drainTimeoutMs ?? 30_000);
-      log({ level: 'info', msg: 'draining', node: o.ctx.nodeId, inFlight });
+      log({ msg: 'draining', inFlight });
       await sleep(o.drainDelayMs ?? 0);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -83,7 +98,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
       server.closeAllConnections();
       await closed;
       await web.close();
-      log({ level: 'info', msg: 'drained', node: o.ctx.nodeId, ms: Date.now() - started, abandoned: inFlight });
+      log({ msg: 'drained', ms: Date.now() - started, abandoned: inFlight });
     })();
     return drained;
   };

@@ -60,7 +60,7 @@ export async function startNode(options: {
   const port = options.port ?? (await freePort());
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', options.script, '--port', String(port), ...(options.args ?? [])],
+    ['--import', 'tsx', options.script, ...(options.args ?? []), '--port', String(port)],
     {
       cwd: ROOT,
       env: { ...process.env, SHOAL_NODE_ID: options.name, ...options.env },
