@@ -1,0 +1,94 @@
+/**
+ * The message bus contract. Web nodes publish; gateway nodes subscribe to the
+ * channels their clients joined and replay history for clients that resume.
+ * Every backend (memory, sqlite, redis, postgres, nats, amqp) implements it in one
+ * file and passes test/conformance/bus.
+ *
+ * Ordering and offsets: each channel has a log with an `epoch` (an opaque id of
+ * this incarnation of the log) and strictly increasing integer offsets starting at 1,
+ * assigned atomically at publish. If the log is lost (backend restarted without
+ * persistence, stream deleted, retention reset) the epoch changes, which is how a
+ * resuming client learns it must reload state instead of getting a partial replay.
+ * A channel nobody published on yet already has the epoch its first publish will
+ * carry (position() and read() report it), so a client that joined an empty channel
+ * resumes cleanly. After close(), every call rejects with BusUnavailableError.
+ */
+
+export interface BusMessage {
+  channel: string;
+  epoch: string;
+  offset: number;
+  /** Application event name. */
+  event: string;
+  /** Encoded payload (JSON text); the bus never parses it. */
+  data: string;
+  /** Milliseconds since the epoch, set by the publisher. */
+  publishedAt: number;
+}
+
+export interface PublishInput {
+  event: string;
+  data: string;
+}
+
+export interface Position {
+  epoch: string;
+  /** Offset of the newest message, 0 when the channel has none. */
+  offset: number;
+}
+
+export interface ReadResult {
+  epoch: string;
+  /** Messages with offset > `after`, oldest first, at most `limit`. */
+  messages: BusMessage[];
+  /**
+   * false when the caller cannot replay without a gap: messages after `after` were
+   * already trimmed (the window of the newest `historySize` offsets, or the TTL, was
+   * exceeded), `after` is beyond the newest offset, or the epoch differs. `messages`
+   * is then empty: never a partial replay.
+   */
+  complete: boolean;
+}
+
+export interface BusCapabilities {
+  /** read() returns history; without it, resume always answers recovered:false. */
+  history: boolean;
+  /** Messages published in one process reach subscribers in another. */
+  shared: boolean;
+}
+
+export type MessageHandler = (message: BusMessage) => void;
+
+export interface Bus {
+  readonly kind: string;
+  readonly capabilities: BusCapabilities;
+
+  publish(channel: string, input: PublishInput): Promise<BusMessage>;
+  /**
+   * Live delivery: `handler` (set once in onMessage) receives every message
+   * published on a subscribed channel after subscribe() resolved, in offset order per channel.
+   * Subscribing twice to one channel is a no-op. A client receives its own messages too.
+   */
+  subscribe(channel: string): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
+  /** The single sink for live messages of all subscribed channels. A throw is reported, and delivery goes on. */
+  onMessage(handler: MessageHandler): void;
+
+  /** History after `after` (exclusive). `epoch` given and different from the current one → complete:false, no messages. */
+  read(channel: string, after: number, options?: { epoch?: string; limit?: number }): Promise<ReadResult>;
+  position(channel: string): Promise<Position>;
+
+  /** Resolves when the backend answers; rejects with BusUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface BusOptions {
+  /** Separates independent apps/tests on one backend. */
+  namespace?: string;
+  /** How many messages (per channel) history keeps; default 1000. */
+  historySize?: number;
+  /** How long history keeps messages; default one day. */
+  historyTtlMs?: number;
+  timeoutMs?: number;
+}

@@ -1,0 +1,37 @@
+import type { BusMessage, MessageHandler } from './contract.js';
+
+/** Messages kept per channel when BusOptions.historySize is not given. */
+export const DEFAULT_HISTORY_SIZE = 1000;
+/** How long history keeps a message when BusOptions.historyTtlMs is not given. */
+export const DEFAULT_HISTORY_TTL_MS = 24 * 3_600_000;
+
+/**
+ * Whether a replay after `after` is gap-free. The window is exact (the newest
+ * `historySize` offsets) whatever a backend physically still holds, so every bus
+ * answers a resume the same way; `firstFound` is the lowest offset > after it found.
+ */
+export function isComplete(after: number, last: number, historySize: number, firstFound: number | undefined): boolean {
+  if (after > last) return false; // the caller saw offsets this log never reached
+  if (after === last) return true;
+  return after >= last - historySize && firstFound === after + 1;
+}
+
+/**
+ * Calls the subscriber's handler; a throw is reported and delivery goes on, so one
+ * bad handler call cannot stall a channel or kill the poller/listener that drives it.
+ */
+export function deliver(handler: MessageHandler | undefined, message: BusMessage): void {
+  if (!handler) return;
+  try {
+    handler(message);
+  } catch (err) {
+    process.emitWarning(
+      `shoal bus: the onMessage handler threw on ${message.channel}#${message.offset} (${String(err)}); delivery continues. Catch errors inside the handler.`,
+      { code: 'SHOAL_BUS_HANDLER' },
+    );
+  }
+}
+
+export function positiveInt(value: number | undefined, fallback: number): number {
+  return value !== undefined && Number.isFinite(value) && value >= 1 ? Math.floor(value) : fallback;
+}

@@ -1,0 +1,39 @@
+import { ConfigError } from '../core/errors.js';
+import { redact } from '../stores/index.js';
+import type { Bus, BusOptions } from './contract.js';
+
+export type { Bus, BusMessage, BusOptions, Position, PublishInput, ReadResult } from './contract.js';
+
+/** The embedded default: one SQLite file shared by every process on this machine. */
+export const DEFAULT_BUS_URL = 'sqlite:.shoal/shoal.db';
+
+/**
+ * Opens the message bus a URL names (12-factor: SHOAL_BUS):
+ * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `postgres://…` · `nats://…` · `amqp://…` / `amqps://…`.
+ * Each backend module is imported only when used, so apps install only the client they need.
+ */
+export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {
+  const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
+  switch (scheme) {
+    case 'memory:':
+      return (await import('./memory.js')).memoryBus(options);
+    case 'sqlite:':
+      return (await import('./sqlite.js')).sqliteBus({ path: url.slice('sqlite:'.length) || ':memory:', ...options });
+    case 'redis:':
+    case 'rediss:':
+      return (await import('./redis.js')).redisBus({ url, ...options });
+    case 'postgres:':
+    case 'postgresql:':
+      return (await import('./postgres.js')).postgresBus({ url, ...options });
+    case 'nats:':
+      return (await import('./nats.js')).natsBus({ url, ...options });
+    case 'amqp:':
+    case 'amqps:':
+      return (await import('./amqp.js')).amqpBus({ url, ...options });
+    default:
+      throw new ConfigError(
+        `SHOAL_BUS "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, ` +
+          'redis://host:6379, rediss://…, postgres://user@host/db, nats://host:4222, amqp://user:pass@host:5672, amqps://…',
+      );
+  }
+}

@@ -1,0 +1,269 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { BusUnavailableError, ConfigError } from '../core/errors.js';
+import { importOptional } from '../core/lazy-import.js';
+import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
+import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
+import { SCHEMA, SQL } from './sqlite-sql.js';
+
+export interface SqliteBusOptions extends BusOptions {
+  /** Database file; its directory is created when missing. ":memory:" keeps it private to this process. */
+  path: string;
+  /** How often a subscribed bus looks for new rows; default 3 ms. */
+  pollMs?: number;
+  /**
+   * How long a row past the history window stays in the file for subscribers
+   * whose poller lags behind (an event loop stalled by a burst); default 30 s.
+   */
+  lagGraceMs?: number;
+}
+
+type Db = BetterSqlite3.Database;
+interface Row {
+  id: number;
+  channel: string;
+  epoch: string;
+  seq: number;
+  event: string;
+  data: string;
+  published_at: number;
+}
+
+const POLL_BATCH = 500;
+
+/**
+ * The embedded default bus: an append-only log in one SQLite file that every
+ * process on this machine shares. Publish assigns the offset under the write
+ * lock (BEGIN IMMEDIATE), so row ids grow in commit order and a subscriber in
+ * any process sees every message by polling "id > last seen" — one index seek
+ * when nothing is new.
+ */
+export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
+  const ns = options.namespace ?? 'shoal';
+  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
+  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
+  const timeoutMs = Math.max(0, Math.round(options.timeoutMs ?? 5000));
+  const pollMs = positiveInt(options.pollMs, 3);
+  const lagGraceMs = Math.max(0, options.lagGraceMs ?? 30_000);
+  const anonymous = options.path.trim() === '' || options.path.trim() === ':memory:';
+  const file = anonymous ? ':memory:' : resolve(options.path);
+  const label = `sqlite (${file})`;
+  const db = await open(file, anonymous, timeoutMs);
+
+  const guard = <T>(fn: () => T): T => {
+    if (!db.open) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
+    try {
+      return fn();
+    } catch (err) {
+      throw translate(label, timeoutMs, err);
+    }
+  };
+
+  const s = {
+    bump: db.prepare<{ ns: string; channel: string; epoch: string; now: number }, { epoch: string; last: number }>(
+      SQL.bump,
+    ),
+    append: db.prepare<Omit<Row, 'id'> & { ns: string }>(SQL.append),
+    trimChannel: db.prepare<{ ns: string; channel: string; upTo: number; before: number }>(SQL.trimChannel),
+    trimOld: db.prepare<{ ns: string; cutoff: number }>(SQL.trimOld),
+    // A channel idle past the TTL has no history left; forgetting it gives its next message a new epoch.
+    forgetIdle: db.prepare<{ ns: string; cutoff: number }>(SQL.forgetIdle),
+    channel: db.prepare<{ ns: string; channel: string }, { epoch: string; last: number }>(SQL.channel),
+    pin: db.prepare<{ ns: string; channel: string; epoch: string; now: number }>(SQL.pin),
+    after: db.prepare<{ ns: string; channel: string; after: number; limit: number }, Row>(SQL.after),
+    poll: db.prepare<{ ns: string; last: number; limit: number }, Row>(SQL.poll),
+    maxId: db.prepare<[], { id: number }>(SQL.maxId),
+    ping: db.prepare<[], { ok: number }>(SQL.ping),
+  };
+
+  const publishTx = db.transaction((channel: string, event: string, data: string): BusMessage => {
+    const now = Date.now();
+    const head = s.bump.get({ ns, channel, epoch: randomUUID(), now });
+    if (!head) throw new Error('channel upsert returned no row');
+    s.append.run({ ns, channel, epoch: head.epoch, seq: head.last, event, data, published_at: now });
+    // Amortised: the read window is exact anyway, so physical trimming only bounds the file.
+    if (head.last % 16 === 0) {
+      s.trimChannel.run({ ns, channel, upTo: head.last - historySize, before: now - lagGraceMs });
+    }
+    return { channel, epoch: head.epoch, offset: head.last, event, data, publishedAt: now };
+  });
+  const trimTx = db.transaction((cutoff: number) => {
+    s.trimOld.run({ ns, cutoff });
+    s.forgetIdle.run({ ns, cutoff });
+  });
+  // A channel's epoch is fixed at first sight, so an empty channel resumes under the epoch its first message carries.
+  const head = (channel: string) => {
+    const row = s.channel.get({ ns, channel });
+    if (row) return row;
+    s.pin.run({ ns, channel, epoch: randomUUID(), now: Date.now() });
+    return s.channel.get({ ns, channel }) ?? { epoch: '', last: 0 };
+  };
+  // One snapshot: the head and the rows agree even while others publish.
+  const readTx = db.transaction((channel: string, after: number, limit: number, epoch?: string): ReadResult => {
+    const { epoch: current, last } = s.channel.get({ ns, channel }) ?? { epoch: '', last: 0 };
+    if (epoch !== undefined && epoch !== current) return { epoch: current, messages: [], complete: false };
+    const rows = after >= last ? [] : s.after.all({ ns, channel, after, limit });
+    const complete = isComplete(after, last, historySize, rows[0]?.seq);
+    return { epoch: current, messages: complete ? rows.map(toMessage) : [], complete };
+  });
+
+  let handler: MessageHandler | undefined;
+  /** channel → highest row id published before subscribe() resolved (not delivered). */
+  const subscribed = new Map<string, number>();
+  let lastId = 0;
+  let poller: NodeJS.Timeout | undefined;
+  let trimmer: NodeJS.Timeout | undefined;
+
+  const poll = () => {
+    try {
+      for (let batch = 0; batch < 20 && subscribed.size > 0; batch++) {
+        const rows = s.poll.all({ ns, last: lastId, limit: POLL_BATCH });
+        for (const row of rows) {
+          lastId = row.id;
+          const from = subscribed.get(row.channel);
+          if (from !== undefined && row.id > from) deliver(handler, toMessage(row));
+        }
+        if (rows.length < POLL_BATCH) break;
+      }
+    } catch {
+      // A busy or failing read is retried on the next tick; lastId only moves past delivered rows.
+    }
+  };
+
+  return {
+    kind: 'sqlite',
+    capabilities: { history: true, shared: !anonymous },
+
+    async publish(channel, input) {
+      const message = guard(() => publishTx.immediate(channel, input.event, input.data));
+      if (!trimmer) {
+        trimmer = setInterval(
+          () => {
+            try {
+              if (db.open) trimTx.immediate(Date.now() - ttlMs);
+            } catch {
+              // Busy elsewhere: history is trimmed on a later tick; reads enforce the window meanwhile.
+            }
+          },
+          Math.min(60_000, Math.max(1000, ttlMs / 10)),
+        );
+        trimmer.unref();
+      }
+      return message;
+    },
+
+    async subscribe(channel) {
+      if (subscribed.has(channel)) return guard(() => undefined);
+      const max = guard(() => s.maxId.get()?.id ?? 0);
+      if (subscribed.size === 0) lastId = max;
+      subscribed.set(channel, max);
+      if (!poller) {
+        poller = setInterval(poll, pollMs);
+        poller.unref();
+      }
+    },
+
+    async unsubscribe(channel) {
+      guard(() => subscribed.delete(channel));
+      if (subscribed.size === 0 && poller) {
+        clearInterval(poller);
+        poller = undefined;
+      }
+    },
+
+    onMessage(h) {
+      handler = h;
+    },
+
+    async read(channel, after, readOptions = {}) {
+      const limit = positiveInt(readOptions.limit, historySize); // the window never holds more
+      return guard(() => {
+        head(channel); // pinned outside the read snapshot: upgrading a snapshot to a writer can fail at once
+        return readTx.deferred(channel, after, limit, readOptions.epoch);
+      });
+    },
+
+    async position(channel): Promise<Position> {
+      return guard(() => {
+        const { epoch, last } = head(channel);
+        return { epoch, offset: last };
+      });
+    },
+
+    async ping() {
+      guard(() => s.ping.get());
+    },
+
+    async close() {
+      clearInterval(poller);
+      clearInterval(trimmer);
+      poller = trimmer = undefined;
+      subscribed.clear();
+      if (db.open) db.close();
+    },
+  } satisfies Bus;
+}
+
+function toMessage(row: Row): BusMessage {
+  return {
+    channel: row.channel,
+    epoch: row.epoch,
+    offset: row.seq,
+    event: row.event,
+    data: row.data,
+    publishedAt: row.published_at,
+  };
+}
+
+async function open(file: string, anonymous: boolean, timeoutMs: number): Promise<Db> {
+  const { default: Database } = await importOptional<{ default: typeof BetterSqlite3 }>(
+    'better-sqlite3',
+    'The SQLite message bus (SHOAL_BUS=sqlite:…)',
+  );
+  if (!anonymous) {
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+    } catch (err) {
+      throw new ConfigError(
+        `The SQLite message bus cannot create the directory ${dirname(file)} for ${file} (${(err as Error).message}). ` +
+          'Point SHOAL_BUS=sqlite:<path> at a location this process may write to.',
+        { cause: err },
+      );
+    }
+  }
+  let db: Db | undefined;
+  try {
+    // The constructor's timeout is SQLite's busy_timeout: it must be set before the WAL switch, which locks the file.
+    db = new Database(file, { timeout: timeoutMs });
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const schema = db;
+    // Several processes may start on a fresh file at once: the write lock makes the DDL run once, in turn.
+    schema.transaction(() => schema.exec(SCHEMA)).immediate();
+    return db;
+  } catch (err) {
+    db?.close();
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY'))
+      throw translate(`sqlite (${file})`, timeoutMs, err);
+    throw new ConfigError(
+      `The SQLite message bus cannot open ${file} (${e.code ?? 'error'}: ${e.message}). ` +
+        'Check that the path is a SQLite database (or does not exist yet) and that its directory is writable, ' +
+        'or point SHOAL_BUS=sqlite:<path> elsewhere.',
+      { cause: err },
+    );
+  }
+}
+
+function translate(label: string, timeoutMs: number, err: unknown): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
+  const why =
+    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
+      ? `the database stayed locked by another connection for more than ${timeoutMs} ms. ` +
+        'Raise timeoutMs, look for a process holding a long transaction, or use redis://, postgres:// or nats:// for heavy traffic.'
+      : `${code}: ${(err as Error).message}. Check the file and its directory are writable and the disk is not full.`;
+  return new BusUnavailableError(label, why, { cause: err });
+}

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import amqplib from 'amqplib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { amqpBus, dropAmqpNamespace } from '../../src/bus/amqp.js';
+import { logNames, routingKey } from '../../src/bus/amqp-log.js';
+import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { collect, describeBusConformance, sleep, waitFor } from './bus-suite.js';
+import { tcpProxy } from './bus-tcp-proxy.js';
+
+const skip = await engineSkipReason('amqp');
+const namespace = `test-${randomUUID().slice(0, 8)}`;
+const url = ENGINE_URLS.amqp;
+const target = new URL(url);
+
+afterAll(async () => {
+  if (!skip) await dropAmqpNamespace(url, namespace);
+});
+
+describeBusConformance(
+  'amqp',
+  {
+    connect: (options) => amqpBus({ url, namespace, ...options }),
+    connectDown: () => amqpBus({ url: 'amqp://guest:guest@127.0.0.1:1', namespace, timeoutMs: 300 }),
+  },
+  skip,
+);
+
+describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
+  const opened: Bus[] = [];
+  const open = async (extra: Partial<Parameters<typeof amqpBus>[0]> = {}) => {
+    const bus = await amqpBus({ url, namespace, ...extra });
+    opened.push(bus);
+    return bus;
+  };
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((b) => b.close()));
+  });
+  const channel = () => `c-${randomUUID()}`;
+
+  it('maps channel names to single, distinct routing-key words', () => {
+    const names = ['a', 'a.b', 'a*', 'a#', 'a b', 'ü', 'a%2E', '', 'user:42', 'x'.repeat(300), 'y'.repeat(300)];
+    const keys = names.map(routingKey);
+    expect(new Set(keys).size).toBe(names.length);
+    for (const k of keys) {
+      expect(k).not.toMatch(/[.*]/);
+      expect(Buffer.byteLength(k)).toBeLessThanOrEqual(200);
+    }
+  });
+
+  it('gives strictly consecutive offsets to 4 clients racing on one channel', async () => {
+    const buses = await Promise.all(Array.from({ length: 4 }, () => open()));
+    const ch = channel();
+    const sent: BusMessage[] = [];
+    await Promise.all(
+      buses.map(async (bus, who) => {
+        for (let i = 0; i < 25; i++) sent.push(await bus.publish(ch, { event: 'e', data: `${who}:${i}` }));
+      }),
+    );
+    expect(sent.map((m) => m.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    const read = await buses[0]?.read(ch, 0);
+    expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
+  });
+
+  it('gets the offset token back from a holder whose connection died', async () => {
+    const bus = await open();
+    const ch = channel();
+    await bus.publish(ch, { event: 'e', data: '1' });
+    const raw = await amqplib.connect(url);
+    const rc = await raw.createChannel();
+    const held = await rc.get(logNames(namespace, ch).token, { noAck: false });
+    expect(held).not.toBe(false);
+    const waiting = bus.publish(ch, { event: 'e', data: '2' });
+    await sleep(100);
+    await raw.close(); // like a crash: the unacked token is requeued, nothing was committed
+    expect(await waiting).toMatchObject({ offset: 2 });
+  });
+
+  it('starts a new epoch when the log is deleted on the broker', async () => {
+    const bus = await open();
+    const ch = channel();
+    const first = await bus.publish(ch, { event: 'e', data: '1' });
+    const raw = await amqplib.connect(url);
+    const rc = await raw.createChannel();
+    const names = logNames(namespace, ch);
+    await rc.deleteQueue(names.token);
+    await rc.deleteQueue(names.stream);
+    await raw.close();
+    const fresh = await open();
+    const after = await fresh.read(ch, 1, { epoch: first.epoch });
+    expect(after).toMatchObject({ messages: [], complete: false });
+    expect(after.epoch).not.toBe(first.epoch);
+    // The old client finds its log gone, makes no new one of its own, and follows the new epoch.
+    expect(await bus.publish(ch, { event: 'e', data: '2' })).toMatchObject({ epoch: after.epoch, offset: 1 });
+  });
+
+  it('loses nothing published while its connection is cut: it reconnects, re-binds and catches up in order', async () => {
+    const proxy = await tcpProxy(target.hostname, Number(target.port || 5672));
+    try {
+      const sub = await open({ url: `amqp://${target.username}:${target.password}@127.0.0.1:${proxy.port}` });
+      const pub = await open();
+      const got = collect(sub);
+      const ch = channel();
+      await sub.subscribe(ch);
+      const sent: BusMessage[] = [await pub.publish(ch, { event: 'e', data: '0' })];
+      expect(await waitFor(() => got.length === 1, 5000)).toBe(true);
+      await proxy.stop();
+      for (let i = 1; i <= 20; i++) sent.push(await pub.publish(ch, { event: 'e', data: String(i) }));
+      await proxy.start();
+      expect(await waitFor(() => got.length === 21, 15_000), `got ${got.length}/21`).toBe(true);
+      sent.push(await pub.publish(ch, { event: 'e', data: '21' }));
+      expect(await waitFor(() => got.length === 22, 5000)).toBe(true);
+      await sleep(100);
+      expect(got).toEqual(sent);
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import { redisBus } from '../../src/bus/redis.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { collect, describeBusConformance, sleep, waitFor } from './bus-suite.js';
+import { tcpProxy } from './bus-tcp-proxy.js';
+
+const skip = await engineSkipReason('redis');
+const namespace = `test-${randomUUID().slice(0, 8)}`;
+const url = ENGINE_URLS.redis;
+
+afterAll(async () => {
+  if (skip) return;
+  // Test-only cleanup: the bus itself never scans the keyspace.
+  const raw = new Redis(url, { maxRetriesPerRequest: 1 });
+  let cursor = '0';
+  for (let i = 0; i < 1000; i++) {
+    const [next, keys] = await raw.scan(cursor, 'MATCH', `shoal:{${namespace}:*`, 'COUNT', 1000);
+    if (keys.length > 0) await raw.del(...keys);
+    cursor = next;
+    if (cursor === '0') break;
+  }
+  await raw.quit();
+});
+
+describeBusConformance(
+  'redis',
+  {
+    connect: (options) => redisBus({ url, namespace, ...options }),
+    connectDown: () => redisBus({ url: 'redis://127.0.0.1:1', namespace, timeoutMs: 300 }),
+  },
+  skip,
+);
+
+describe.skipIf(skip !== undefined)('redis bus specifics', () => {
+  const opened: Bus[] = [];
+  const open = async (extra: Partial<Parameters<typeof redisBus>[0]> = {}) => {
+    const bus = await redisBus({ url, namespace, ...extra });
+    opened.push(bus);
+    return bus;
+  };
+  const raw = new Redis(url, { maxRetriesPerRequest: 1 });
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((b) => b.close()));
+    await raw.quit();
+  });
+  const channel = () => `c-${randomUUID()}`;
+
+  it('keeps every key of a channel and its pub/sub channel under one hash tag', async () => {
+    const bus = await open();
+    const ch = channel();
+    await bus.publish(ch, { event: 'e', data: '1' });
+    const [, keys] = await raw.scan('0', 'MATCH', `shoal:{${namespace}:${ch}}*`, 'COUNT', 100_000);
+    expect(keys.sort()).toEqual(['epoch', 'log', 'seq'].map((k) => `shoal:{${namespace}:${ch}}:${k}`));
+    expect(await raw.xlen(`shoal:{${namespace}:${ch}}:log`)).toBe(1);
+  });
+
+  it('starts a new epoch when the log is lost (keys deleted, as after FLUSHALL or expiry)', async () => {
+    const bus = await open();
+    const ch = channel();
+    const first = await bus.publish(ch, { event: 'e', data: '1' });
+    await bus.publish(ch, { event: 'e', data: '2' });
+    const [, keys] = await raw.scan('0', 'MATCH', `shoal:{${namespace}:${ch}}*`, 'COUNT', 100_000);
+    await raw.del(...keys);
+    const after = await bus.read(ch, 2, { epoch: first.epoch });
+    expect(after).toMatchObject({ messages: [], complete: false });
+    expect(after.epoch).not.toBe(first.epoch);
+    expect(await bus.publish(ch, { event: 'e', data: '3' })).toMatchObject({ epoch: after.epoch, offset: 1 });
+  });
+
+  it('expires history with historyTtlMs: an idle channel resumes under a new epoch', async () => {
+    const bus = await open({ historyTtlMs: 200 });
+    const ch = channel();
+    const sent = await bus.publish(ch, { event: 'e', data: '1' });
+    expect(await raw.pttl(`shoal:{${namespace}:${ch}}:log`)).toBeGreaterThan(0);
+    await sleep(400);
+    const r = await bus.read(ch, 1, { epoch: sent.epoch });
+    expect(r.complete).toBe(false);
+    expect(r.epoch).not.toBe(sent.epoch);
+  });
+
+  it('loses nothing published while the subscriber connection is cut: it reconnects and catches up in order', async () => {
+    const target = new URL(url);
+    const proxy = await tcpProxy(target.hostname, Number(target.port || 6379));
+    try {
+      const sub = await open({ url: `redis://127.0.0.1:${proxy.port}${target.pathname}`, timeoutMs: 500 });
+      const pub = await open();
+      const got = collect(sub);
+      const ch = channel();
+      await sub.subscribe(ch);
+      const sent: BusMessage[] = [await pub.publish(ch, { event: 'e', data: '0' })];
+      expect(await waitFor(() => got.length === 1, 5000)).toBe(true);
+      await proxy.stop();
+      for (let i = 1; i <= 20; i++) sent.push(await pub.publish(ch, { event: 'e', data: String(i) }));
+      await proxy.start();
+      // One more once it is back: it is delivered after the ones it missed, never before.
+      expect(await waitFor(() => got.length === 21, 10_000), `got ${got.length}/21`).toBe(true);
+      sent.push(await pub.publish(ch, { event: 'e', data: '21' }));
+      expect(await waitFor(() => got.length === 22, 5000)).toBe(true);
+      await sleep(100);
+      expect(got).toEqual(sent);
+    } finally {
+      await proxy.stop();
+    }
+  }, 30_000);
+
+  it('fills a gap from history when a live message arrives after one it never saw', async () => {
+    const [pub, sub] = [await open(), await open()];
+    const got = collect(sub);
+    const ch = channel();
+    await sub.subscribe(ch);
+    // Appended behind pub/sub's back: only the history knows offsets 1..3.
+    const keys = `shoal:{${namespace}:${ch}}`;
+    const epoch = await raw.get(`${keys}:epoch`);
+    for (let i = 1; i <= 3; i++) {
+      await raw.incr(`${keys}:seq`);
+      await raw.xadd(`${keys}:log`, `${i}-0`, 't', Date.now(), 'e', 'quiet', 'd', String(i));
+    }
+    const loud = await pub.publish(ch, { event: 'loud', data: '4' });
+    expect(loud.offset).toBe(4);
+    expect(await waitFor(() => got.length === 4, 5000)).toBe(true);
+    expect(got.map((m) => [m.offset, m.event, m.epoch])).toEqual([
+      [1, 'quiet', epoch],
+      [2, 'quiet', epoch],
+      [3, 'quiet', epoch],
+      [4, 'loud', epoch],
+    ]);
+  });
+});

@@ -1,0 +1,343 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import { BusUnavailableError } from '../../src/core/errors.js';
+
+export interface BusFixtureOptions {
+  /** The history window the suite needs for one test; a fixture passes it to the bus it opens. */
+  historySize?: number;
+}
+
+export interface BusFixture {
+  /**
+   * A new client of the same backend and namespace (what one client publishes, every
+   * other client sees). Options apply to that client only.
+   */
+  connect(options?: BusFixtureOptions): Promise<Bus>;
+  /**
+   * A client pointed at a backend that does not answer. It may also reject itself, but
+   * then only with BusUnavailableError, within the same bound.
+   */
+  connectDown?(): Promise<Bus>;
+}
+
+const NO_HISTORY = 'this bus declares capabilities.history = false';
+
+/** Polls until `done()` or the deadline; the caller then asserts, so a timeout shows what is missing. */
+export async function waitFor(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await sleep(5);
+  }
+  return true;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Every message a client receives, in arrival order. */
+export function collect(bus: Bus): BusMessage[] {
+  const got: BusMessage[] = [];
+  bus.onMessage((m) => got.push(m));
+  return got;
+}
+
+/** Data carrying a unique id, so loss, duplication and strays are told apart. */
+const payload = (extra: Record<string, unknown> = {}) => JSON.stringify({ id: randomUUID(), ...extra });
+const idOf = (m: BusMessage) => (JSON.parse(m.data) as { id: string }).id;
+
+/** Runs `count` tasks with at most `width` in flight. */
+async function inParallel(count: number, width: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, count) }, lane));
+}
+
+/**
+ * Lost, unexpected (never published, or delivered twice) and out-of-order messages
+ * of one receiver, against what was published on `channels`.
+ */
+function audit(published: BusMessage[], received: BusMessage[], channels: string[]) {
+  const sent = new Map(published.map((m) => [idOf(m), m]));
+  const seen = new Set<string>();
+  const unexpected: string[] = [];
+  const disorder: string[] = [];
+  const lastOffset = new Map<string, number>();
+  for (const m of received) {
+    if (!channels.includes(m.channel)) continue;
+    const id = idOf(m);
+    if (!sent.has(id) || seen.has(id)) unexpected.push(`${m.channel}#${m.offset} ${id}`);
+    seen.add(id);
+    const prev = lastOffset.get(m.channel);
+    if (prev !== undefined && m.offset !== prev + 1) disorder.push(`${m.channel}: ${prev} → ${m.offset}`);
+    lastOffset.set(m.channel, m.offset);
+  }
+  const lost = [...sent.keys()].filter((id) => !seen.has(id));
+  return { lost, unexpected, disorder, received: seen.size };
+}
+
+/**
+ * The one conformance suite every message bus passes (the Bus contract in
+ * src/bus/contract.ts). Tests needing history skip, with the reason, on a bus
+ * that declares capabilities.history = false. Every wait is bounded.
+ */
+export function describeBusConformance(name: string, fixture: BusFixture, skipReason?: string): void {
+  const title = `bus conformance: ${name}${skipReason ? ` (skipped: ${skipReason})` : ''}`;
+  describe.skipIf(skipReason !== undefined)(title, () => {
+    const opened: Bus[] = [];
+    const open = async (options?: BusFixtureOptions) => {
+      const bus = await fixture.connect(options);
+      opened.push(bus);
+      return bus;
+    };
+    afterAll(async () => {
+      await Promise.allSettled(opened.map((b) => b.close()));
+    });
+    // Unique per run: several runs may share one backend and namespace.
+    const run = randomUUID().slice(0, 8);
+    let n = 0;
+    const channel = (label = 'c') => `t${run}:${label}:${++n}`;
+
+    it('delivers what two clients publish on four channels to a third: none lost, none unexpected, in offset order', async () => {
+      const [a, b, sub] = [await open(), await open(), await open()];
+      const got = collect(sub);
+      const channels = Array.from({ length: 4 }, () => channel('fanin'));
+      for (const ch of channels) await sub.subscribe(ch);
+      const published: BusMessage[] = [];
+      const perPublisher = 200;
+      await Promise.all(
+        [a, b].map((bus, who) =>
+          inParallel(perPublisher, 8, async (i) => {
+            const ch = channels[i % channels.length] as string;
+            published.push(await bus.publish(ch, { event: 'chat.message', data: payload({ who, i }) }));
+          }),
+        ),
+      );
+      await waitFor(() => got.length >= published.length, 15_000);
+      await sleep(150); // late duplicates would arrive now
+      const report = audit(published, got, channels);
+      expect(report.lost, 'lost (published, never received)').toEqual([]);
+      expect(report.unexpected, 'unexpected (never published, or duplicated)').toEqual([]);
+      expect(report.disorder, 'per-channel offsets must rise by exactly 1').toEqual([]);
+
+      for (const ch of channels) {
+        const mine = published.filter((m) => m.channel === ch).sort((x, y) => x.offset - y.offset);
+        const offsets = mine.map((m) => m.offset);
+        const first = offsets[0] ?? 0;
+        expect(offsets, `publish() offsets on ${ch} are distinct and contiguous`).toEqual(
+          offsets.map((_, i) => first + i),
+        );
+        expect(new Set(mine.map((m) => m.epoch)).size).toBe(1);
+        // What arrives is exactly what publish() returned.
+        expect(got.filter((m) => m.channel === ch)).toEqual(mine);
+      }
+    }, 60_000);
+
+    it('keeps event, data (unicode, quotes, 48 KiB) and publishedAt byte for byte', async () => {
+      const [pub, sub] = [await open(), await open()];
+      const got = collect(sub);
+      const ch = channel('fidelity');
+      await sub.subscribe(ch);
+      const data = JSON.stringify({
+        id: randomUUID(),
+        text: 'héllo ✓ "quoted" \\ \n\t 🐟 ключ',
+        nul: null,
+        big: 'x'.repeat(48 * 1024),
+      });
+      const before = Date.now();
+      const sent = await pub.publish(ch, { event: 'ns:event.name/with-chars', data });
+      expect(sent).toMatchObject({ channel: ch, event: 'ns:event.name/with-chars', data });
+      expect(sent.offset).toBeGreaterThanOrEqual(1);
+      expect(typeof sent.epoch).toBe('string');
+      expect(sent.epoch.length).toBeGreaterThan(0);
+      expect(sent.publishedAt).toBeGreaterThanOrEqual(before - 1000);
+      expect(sent.publishedAt).toBeLessThanOrEqual(Date.now() + 1000);
+      await waitFor(() => got.length >= 1, 5000);
+      expect(got).toEqual([sent]);
+    });
+
+    it('keeps channels apart, whatever characters their names hold (dots, wildcards, spaces, unicode)', async () => {
+      const [pub, one, all] = [await open(), await open(), await open()];
+      const gotOne = collect(one);
+      const gotAll = collect(all);
+      const base = channel('names');
+      const names = [`${base}:a`, `${base}:a.b`, `${base}:*`, `${base}:>`, `${base}:#`, `${base}:a b/ü`, `${base}:a:b`];
+      await one.subscribe(`${base}:a`);
+      for (const ch of names) await all.subscribe(ch);
+      const sent: BusMessage[] = [];
+      for (const ch of names) sent.push(await pub.publish(ch, { event: 'e', data: payload() }));
+      await waitFor(() => gotAll.length >= names.length && gotOne.length >= 1, 5000);
+      await sleep(150);
+      expect(gotOne).toEqual(sent.filter((m) => m.channel === `${base}:a`));
+      expect([...gotAll].sort((x, y) => x.channel.localeCompare(y.channel))).toEqual(
+        [...sent].sort((x, y) => x.channel.localeCompare(y.channel)),
+      );
+      for (const m of sent) expect(m.offset).toBe(1);
+    });
+
+    it('delivers a client its own messages (gateway canaries rely on it)', async () => {
+      const bus = await open();
+      const got = collect(bus);
+      const ch = channel('self');
+      await bus.subscribe(ch);
+      const sent = await bus.publish(ch, { event: 'canary', data: payload() });
+      await waitFor(() => got.length >= 1, 5000);
+      expect(got).toEqual([sent]);
+    });
+
+    it('treats a second subscribe as a no-op (one delivery), and unsubscribe stops delivery', async () => {
+      const [pub, sub] = [await open(), await open()];
+      const got = collect(sub);
+      const [ch, marker] = [channel('unsub'), channel('marker')];
+      await sub.subscribe(ch);
+      await sub.subscribe(ch);
+      await sub.subscribe(marker);
+      const first = await pub.publish(ch, { event: 'e', data: payload() });
+      await waitFor(() => got.length >= 1, 5000);
+      await sleep(100);
+      expect(got).toEqual([first]);
+
+      await sub.unsubscribe(ch);
+      await sub.unsubscribe(channel('never-subscribed'));
+      await pub.publish(ch, { event: 'e', data: payload() });
+      // The marker travels after the unsubscribed message; once it is in, the other would be too.
+      const mark = await pub.publish(marker, { event: 'e', data: payload() });
+      await waitFor(() => got.length >= 2, 5000);
+      await sleep(150);
+      expect(got).toEqual([first, mark]);
+
+      // Subscribing again resumes live delivery.
+      await sub.subscribe(ch);
+      const again = await pub.publish(ch, { event: 'e', data: payload() });
+      await waitFor(() => got.length >= 3, 5000);
+      expect(got[2]).toEqual(again);
+      expect(again.offset).toBe(3);
+    });
+
+    it('reports position(): epoch stable across clients from before the first publish, offset of the newest', async () => {
+      const [a, b, c] = [await open(), await open(), await open()];
+      const ch = channel('position');
+      const empty = await a.position(ch);
+      expect(empty.offset).toBe(0);
+      expect(empty.epoch.length).toBeGreaterThan(0);
+      expect(await b.position(ch)).toEqual(empty);
+      const sent = [];
+      for (let i = 0; i < 3; i++) sent.push(await b.publish(ch, { event: 'e', data: payload() }));
+      expect(sent.map((m) => m.offset)).toEqual([1, 2, 3]);
+      expect(sent.every((m) => m.epoch === empty.epoch)).toBe(true);
+      expect(await c.position(ch)).toEqual({ epoch: empty.epoch, offset: 3 });
+      expect(await a.position(ch)).toEqual({ epoch: empty.epoch, offset: 3 });
+    });
+
+    it('read(after) returns exactly the messages after the offset; limit; future offsets; wrong epoch', async (ctx) => {
+      const [pub, reader] = [await open(), await open()];
+      if (!reader.capabilities.history) return ctx.skip(NO_HISTORY);
+      const ch = channel('read');
+      const sent: BusMessage[] = [];
+      for (let i = 0; i < 10; i++) sent.push(await pub.publish(ch, { event: `e${i}`, data: payload({ i }) }));
+      const epoch = sent[0]?.epoch ?? '';
+
+      expect(await reader.read(ch, 0)).toEqual({ epoch, messages: sent, complete: true });
+      expect(await reader.read(ch, 4)).toEqual({ epoch, messages: sent.slice(4), complete: true });
+      expect(await reader.read(ch, 4, { epoch })).toEqual({ epoch, messages: sent.slice(4), complete: true });
+      expect(await reader.read(ch, 4, { limit: 3 })).toEqual({ epoch, messages: sent.slice(4, 7), complete: true });
+      expect(await reader.read(ch, 10)).toEqual({ epoch, messages: [], complete: true });
+      // An offset this log never reached: the caller saw another incarnation, it must reload.
+      expect(await reader.read(ch, 11)).toEqual({ epoch, messages: [], complete: false });
+      // A resume token from another incarnation of the log is never replayed against this one.
+      expect(await reader.read(ch, 4, { epoch: `${epoch}-other` })).toEqual({ epoch, messages: [], complete: false });
+      expect(await reader.read(ch, 0, { epoch: `${epoch}-other` })).toEqual({ epoch, messages: [], complete: false });
+      // A channel nobody published on: empty and complete, under the epoch its first publish will carry.
+      const fresh = channel('read-fresh');
+      const empty = await reader.read(fresh, 0);
+      expect(empty).toMatchObject({ messages: [], complete: true });
+      expect((await pub.publish(fresh, { event: 'e', data: payload() })).epoch).toBe(empty.epoch);
+    });
+
+    it('never passes a partial replay off as complete once history is trimmed (historySize 5)', async (ctx) => {
+      const [pub, reader] = [await open({ historySize: 5 }), await open({ historySize: 5 })];
+      if (!reader.capabilities.history) return ctx.skip(NO_HISTORY);
+      const ch = channel('window');
+      const sent: BusMessage[] = [];
+      for (let i = 0; i < 12; i++) sent.push(await pub.publish(ch, { event: 'e', data: payload({ i }) }));
+      const epoch = sent[0]?.epoch ?? '';
+      // The window holds offsets 8..12.
+      expect(await reader.read(ch, 7)).toEqual({ epoch, messages: sent.slice(7), complete: true });
+      expect(await reader.read(ch, 9, { epoch })).toEqual({ epoch, messages: sent.slice(9), complete: true });
+      for (const after of [0, 3, 6]) {
+        expect(await reader.read(ch, after), `read after ${after}`).toEqual({ epoch, messages: [], complete: false });
+      }
+      expect(await reader.position(ch)).toEqual({ epoch, offset: 12 });
+    });
+
+    it('never claims completeness it cannot back: complete:true means every message after the offset', async () => {
+      // Holds for buses without history too (they answer complete:false instead of replaying).
+      const [pub, reader] = [await open(), await open()];
+      const ch = channel('honest');
+      const sent: BusMessage[] = [];
+      for (let i = 0; i < 3; i++) sent.push(await pub.publish(ch, { event: 'e', data: payload() }));
+      for (const after of [0, 1, 2, 3]) {
+        const r = await reader.read(ch, after);
+        expect(r.epoch).toBe(sent[0]?.epoch);
+        if (r.complete) expect(r.messages).toEqual(sent.slice(after));
+        else expect(r.messages).toEqual([]);
+      }
+    });
+
+    it('delivers a burst of 2,000 messages complete and in order', async () => {
+      const [pub, sub] = [await open(), await open()];
+      const got = collect(sub);
+      const ch = channel('burst');
+      await sub.subscribe(ch);
+      const published: BusMessage[] = [];
+      const started = Date.now();
+      await inParallel(2000, 32, async (i) => {
+        published.push(await pub.publish(ch, { event: 'tick', data: payload({ i }) }));
+      });
+      await waitFor(() => got.length >= 2000, 30_000);
+      const took = Date.now() - started;
+      await sleep(150);
+      const report = audit(published, got, [ch]);
+      expect(report.lost.length, 'lost').toBe(0);
+      expect(report.unexpected, 'unexpected').toEqual([]);
+      expect(report.disorder, 'disorder').toEqual([]);
+      expect(got.map((m) => m.offset)).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1));
+      console.info(`[bus ${name}] burst of 2000 published and delivered in ${took} ms`);
+    }, 60_000);
+
+    it('rejects with BusUnavailableError after close (close is idempotent)', async () => {
+      const bus = await fixture.connect();
+      await bus.ping();
+      await bus.close();
+      await expect(bus.publish(channel('closed'), { event: 'e', data: '1' })).rejects.toBeInstanceOf(
+        BusUnavailableError,
+      );
+      await expect(bus.ping()).rejects.toBeInstanceOf(BusUnavailableError);
+      await bus.close();
+    });
+
+    it.skipIf(!fixture.connectDown)(
+      'fails ping and publish with BusUnavailableError, within 10 s, when the backend is down',
+      async () => {
+        const started = Date.now();
+        let bus: Bus | undefined;
+        try {
+          bus = await fixture.connectDown?.();
+        } catch (err) {
+          expect(err).toBeInstanceOf(BusUnavailableError);
+        }
+        if (bus) {
+          opened.push(bus);
+          await expect(bus.ping()).rejects.toBeInstanceOf(BusUnavailableError);
+          await expect(bus.publish(channel('down'), { event: 'e', data: '1' })).rejects.toBeInstanceOf(
+            BusUnavailableError,
+          );
+        }
+        expect(Date.now() - started).toBeLessThan(10_000);
+      },
+      30_000,
+    );
+  });
+}
