@@ -16,21 +16,38 @@ export interface BalancerOptions {
   /** WebSocket upgrades and SSE streams (Accept: text/event-stream) go here; web nodes otherwise. */
   gateways?: () => Upstream[];
   onError?: (err: Error, upstream: Upstream) => void;
+  /**
+   * A connection to an upstream not established within this is treated like a refused one: the upstream
+   * is marked not ready and the next node gets the request. Without it a blackholed node (a zone cut off,
+   * packets dropped) holds each request for the kernel's SYN retries, minutes. Default 1 s.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * No response headers within this after the request reached the node → 504 naming the node, which is
+   * marked not ready. The request is not replayed: the node may have acted on it. Default 60 s (nginx's
+   * proxy_read_timeout).
+   */
+  responseTimeoutMs?: number;
 }
 
 /**
  * The development balancer: plain round-robin per request, no stickiness —
  * exactly what a production L7 balancer does, so the app meets the same
- * conditions on a laptop. A request whose upstream refuses the connection is
- * retried on the next node (it never reached the first one).
+ * conditions on a laptop. A request whose upstream refuses the connection (or
+ * does not accept it within the connect timeout) is retried on the next node
+ * (it never reached the first one).
  */
 export function createBalancer(options: BalancerOptions): Server {
+  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+  const responseTimeoutMs = options.responseTimeoutMs ?? 60_000;
   let webTurn = 0;
   let gatewayTurn = 0;
   const pick = (pool: Upstream[], turn: number, skip: Set<Upstream>) => {
     const ready = pool.filter((u) => u.ready && !skip.has(u));
     return ready.length ? (ready[turn % ready.length] as Upstream) : undefined;
   };
+  const connectTimeout = (upstream: Upstream) =>
+    new Error(`${upstream.name} (${upstream.host}:${upstream.port}) did not accept within ${connectTimeoutMs} ms`);
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Upstream>) => {
     const sse = req.headers.accept?.includes('text/event-stream') && options.gateways;
@@ -44,22 +61,49 @@ export function createBalancer(options: BalancerOptions): Server {
     const headers = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '', 'x-forwarded-proto': 'http' };
     const up = request({ host: upstream.host, port: upstream.port, method: req.method, path: req.url, headers });
     let connected = false;
-    up.on('socket', (s: Socket) => s.once('connect', () => (connected = true)));
+    let timedOut = false;
+    up.on('socket', (s: Socket) => {
+      // A kept-alive connection is already established: a request on it may have reached the node.
+      if (!s.connecting) {
+        connected = true;
+        return;
+      }
+      const timer = setTimeout(() => up.destroy(connectTimeout(upstream)), connectTimeoutMs);
+      s.once('connect', () => {
+        connected = true;
+        clearTimeout(timer);
+      });
+      s.once('close', () => clearTimeout(timer));
+    });
+    const responseTimer = setTimeout(() => {
+      timedOut = true;
+      up.destroy(new Error(`${upstream.name} sent no response within ${responseTimeoutMs} ms`));
+    }, responseTimeoutMs);
     up.on('response', (upRes) => {
+      clearTimeout(responseTimer);
       res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, 'x-shoal-upstream': upstream.name });
       upRes.pipe(res);
       res.on('close', () => upRes.destroy());
     });
     up.on('error', (err) => {
+      clearTimeout(responseTimer);
       options.onError?.(err, upstream);
+      if (res.destroyed) return; // the client went away: nobody to answer, nothing to replay
       if (!connected && !res.headersSent) {
         upstream.ready = false; // the health check brings it back
         tried.add(upstream);
         forward(req, body, res, tried);
         return;
       }
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      if (timedOut) upstream.ready = false;
+      if (!res.headersSent) {
+        res.writeHead(timedOut ? 504 : 502, { 'content-type': 'text/plain', 'x-shoal-upstream': upstream.name });
+      }
       res.end();
+    });
+    // A client that gives up frees the upstream request instead of leaving it to hang.
+    res.on('close', () => {
+      if (!res.writableFinished) up.destroy();
     });
     up.end(body);
   };
@@ -82,27 +126,47 @@ export function createBalancer(options: BalancerOptions): Server {
   });
 
   server.on('upgrade', (req, client: Socket, head: Buffer) => {
-    const upstream = pick(options.gateways?.() ?? [], gatewayTurn++, new Set());
-    if (!upstream) {
-      client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
-      return;
-    }
-    const up = connect(upstream.port, upstream.host, () => {
-      const lines = [`${req.method} ${req.url} HTTP/1.1`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      lines.push(`X-Forwarded-For: ${req.socket.remoteAddress ?? ''}`);
-      up.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (head.length) up.write(head);
-      up.pipe(client).pipe(up);
-    });
+    let up: Socket | undefined;
     const close = () => {
-      up.destroy();
+      up?.destroy();
       client.destroy();
     };
-    up.on('error', close);
     client.on('error', close);
-    up.on('close', close);
     client.on('close', close);
+    const tried = new Set<Upstream>();
+    const attempt = () => {
+      const upstream = pick(options.gateways?.() ?? [], gatewayTurn++, tried);
+      if (!upstream) {
+        client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
+        return;
+      }
+      let tunnelled = false;
+      const socket = connect(upstream.port, upstream.host, () => {
+        clearTimeout(timer);
+        tunnelled = true;
+        const lines = [`${req.method} ${req.url} HTTP/1.1`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        lines.push(`X-Forwarded-For: ${req.socket.remoteAddress ?? ''}`);
+        socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+        if (head.length) socket.write(head);
+        socket.pipe(client).pipe(socket);
+      });
+      up = socket;
+      const timer = setTimeout(() => socket.destroy(connectTimeout(upstream)), connectTimeoutMs);
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        options.onError?.(err, upstream);
+        if (tunnelled || client.destroyed) return close();
+        // Not connected: the handshake never reached this gateway, so the next one may take it.
+        upstream.ready = false;
+        tried.add(upstream);
+        attempt();
+      });
+      socket.on('close', () => {
+        if (tunnelled) close();
+      });
+    };
+    attempt();
   });
   return server;
 }
