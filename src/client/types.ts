@@ -1,0 +1,109 @@
+import { ShoalError } from '../core/errors.js';
+import type { BackoffOptions } from './backoff.js';
+
+/** Maps event names to payload types: `connect<{ 'order.shipped': { id: string } }>(url)`. */
+export type EventMap = Record<string, unknown>;
+
+/** One delivered message; `switch (m.event)` narrows `m.data`. */
+export type ChannelMessage<E extends EventMap = EventMap> = {
+  [K in keyof E & string]: { channel: string; event: K; data: E[K]; epoch: string; offset: number };
+}[keyof E & string];
+
+export type MessageHandler<E extends EventMap = EventMap> = (message: ChannelMessage<E>) => void;
+
+/**
+ * connecting → open → (reconnecting → open)* → closed | ended.
+ * `ended`: the server ended the session (logout, expiry, rotation); the client will not reconnect.
+ */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'ended';
+
+export interface Hello {
+  gateway: string;
+  user: string | null;
+  /** A hash of the session id (never the id itself). */
+  session: string;
+  /** Channels the gateway joined on its own: `session:…` and, when signed in, `user:…`. */
+  channels: string[];
+}
+
+export interface ClientEvents {
+  state: (state: ClientState, detail: { transport: 'websocket' | 'sse'; code?: number; reason?: string }) => void;
+  /** The channel's history could not be replayed: reload its state from the app's API. */
+  reset: (channel: string) => void;
+  error: (error: RealtimeError) => void;
+  hello: (hello: Hello) => void;
+}
+
+/**
+ * Minimal shapes of the browser's WebSocket / EventSource, so a Node WebSocket
+ * (the `ws` package) or an EventSource implementation can be injected. Handler
+ * slots are `unknown` here because implementations type their event objects
+ * differently; the SDK only reads `data`, `code` and `reason`.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: unknown;
+  onmessage: unknown;
+  onclose: unknown;
+  onerror: unknown;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface EventSourceLike {
+  readonly readyState: number;
+  close(): void;
+  onopen: unknown;
+  onmessage: unknown;
+  onerror: unknown;
+  addEventListener(type: 'close', listener: (event: { data: string }) => void): void;
+}
+export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
+
+export interface ClientOptions {
+  /** 'auto' (default): WebSocket, falling back to SSE when WebSocket never opens. */
+  transport?: 'auto' | 'websocket' | 'sse';
+  /** WebSocket attempts that fail without ever opening before 'auto' switches to SSE (default 3). */
+  sseAfterFailures?: number;
+  /** SSE endpoint; default: the connect URL's path + "/sse" over http(s). */
+  sseUrl?: string;
+  backoff?: BackoffOptions;
+  /** WebSocket keepalive: ping after this much silence (ms, default 25 000); two silent periods close it. */
+  pingMs?: number;
+  /** Injectable for tests and non-browser runtimes; default globalThis.WebSocket / globalThis.EventSource. */
+  WebSocket?: WebSocketConstructor;
+  EventSource?: EventSourceConstructor;
+  /** Injectable randomness for the jitter (tests). */
+  random?: () => number;
+}
+
+export interface ShoalClient<E extends EventMap = EventMap> {
+  readonly state: ClientState;
+  readonly transport: 'websocket' | 'sse';
+  /** The gateway's greeting on the current connection, once received. */
+  readonly hello: Hello | null;
+  /** Follows a channel; returns the function that stops this handler. `F` overrides the event map per channel. */
+  subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>): () => void;
+  /** Stops one handler, or every handler of the channel when none is given. */
+  unsubscribe(channel: string, handler?: MessageHandler<never>): void;
+  /** Who is in the channel (user ids, de-duplicated across tabs and gateways); joins it if needed. */
+  presence(channel: string, onChange: (users: string[]) => void): () => void;
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
+  /** The last position delivered on a channel (for the app's own bookkeeping). */
+  cursor(channel: string): { epoch: string; offset: number } | undefined;
+  close(): void;
+}
+
+/** An error the gateway reported (`forbidden`, `protocol`, …) or a transport failure. */
+export class RealtimeError extends ShoalError {
+  override name = 'RealtimeError';
+  constructor(
+    code: string,
+    message: string,
+    readonly channel?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,143 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CloseCode, connect, type ShoalClient } from '../../src/client/index.js';
+import { decodeCursors } from '../../src/realtime/protocol.js';
+import { createPublisher } from '../../src/realtime/publisher.js';
+import { createRealtime } from '../../src/realtime/realtime.js';
+import { eventSourceWith } from './event-source.js';
+import { browserWebSocket, type Cluster, ORIGIN, sleep, startCluster, until } from './harness.js';
+
+type Events = { chat: { n: number } };
+
+const fast = { base: 20, cap: 200 };
+let cluster: Cluster | undefined;
+const clients: ShoalClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await cluster?.close();
+  cluster = undefined;
+});
+
+function record(client: ShoalClient<Events>, channel: string): number[] {
+  const offsets: number[] = [];
+  client.subscribe(channel, (m) => offsets.push(m.offset));
+  return offsets;
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('client SDK over SSE', () => {
+  it('falls back to SSE when WebSocket is blocked, follows channel changes, resumes with Last-Event-ID', async () => {
+    cluster = await startCluster();
+    cluster.balancer.blockWebSocket(true); // a proxy that kills upgrade requests
+    const alice = await cluster.login('alice');
+    let sockets = 0;
+    const streams: { url: string; lastEventId: string }[] = [];
+    const rt = connect<Events>(cluster.url, {
+      WebSocket: browserWebSocket(alice.cookie, () => sockets++),
+      EventSource: eventSourceWith({ cookie: alice.cookie, origin: ORIGIN }, (url, lastEventId) =>
+        streams.push({ url, lastEventId }),
+      ),
+      sseAfterFailures: 2,
+      backoff: fast,
+    });
+    clients.push(rt as unknown as ShoalClient);
+    const a = record(rt, 'room:a');
+    await until('open over SSE', () => rt.state === 'open' && rt.cursor('room:a') !== undefined);
+    expect(rt.transport).toBe('sse');
+    expect(sockets).toBe(2);
+    expect(new URL(streams[0]?.url as string).pathname).toBe('/sse');
+
+    const publisher = createPublisher<Events>(cluster.bus);
+    for (let n = 1; n <= 10; n++) await publisher.to('room:a').send('chat', { n });
+    await until('10 on a', () => a.length === 10);
+
+    // SSE is one-way: a new channel reopens the stream, from the cursors.
+    const b = record(rt, 'room:b');
+    await until('b joined', () => rt.cursor('room:b') !== undefined);
+    const reopened = new URL(streams.at(-1)?.url as string).searchParams;
+    expect(decodeCursors(reopened.get('resume') ?? '').get('room:a')?.offset).toBe(10);
+    expect(reopened.get('channels')).toBe('room:b');
+
+    // A dropped stream: the EventSource reconnects by itself, sending Last-Event-ID.
+    const before = streams.length;
+    for (let n = 11; n <= 40; n++) {
+      await publisher.to('room:a').send('chat', { n });
+      await publisher.to('room:b').send('chat', { n: n - 10 });
+      if (n === 20) cluster.balancer.cut();
+      await sleep(5);
+    }
+    await until('everything', () => a.length === 40 && b.length === 30, 8000);
+    await sleep(100);
+    expect(a).toEqual(range(1, 40));
+    expect(b).toEqual(range(1, 30));
+    const retry = streams[before];
+    expect(retry?.url).toBe(streams[before - 1]?.url); // the browser's own retry: same URL…
+    expect(decodeCursors(retry?.lastEventId).get('room:a')?.offset).toBeGreaterThanOrEqual(10); // …plus Last-Event-ID
+    expect(rt.transport).toBe('sse');
+  });
+
+  it('forced SSE: presence, and the end of the session stops it (4001)', async () => {
+    cluster = await startCluster();
+    const realtime = createRealtime({ bus: cluster.bus, sessions: cluster.sessions });
+    const alice = await cluster.login('alice');
+    const bob = await cluster.login('bob');
+    let streams = 0;
+    const rt = connect(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ cookie: alice.cookie }, () => streams++),
+      backoff: fast,
+    });
+    clients.push(rt);
+    const rtBob = connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast });
+    clients.push(rtBob);
+    const seen: string[][] = [];
+    rt.presence('room:p', (users) => seen.push(users));
+    rtBob.subscribe('room:p', () => {});
+    await until('both present', () => seen.at(-1)?.join() === 'alice,bob');
+    const idle = streams;
+    await sleep(300);
+    expect(streams).toBe(idle); // a settled SSE client does not reopen its stream
+    expect(idle).toBeLessThanOrEqual(2);
+
+    const codes: number[] = [];
+    rt.on('state', (_state, d) => {
+      if (d.code !== undefined) codes.push(d.code);
+    });
+    await cluster.sessions.destroySession(alice.id);
+    await until('ended', () => rt.state === 'ended');
+    expect(codes).toEqual([CloseCode.SessionEnded]);
+    const count = streams;
+    await sleep(1500); // longer than the stream's `retry: 1000`
+    expect(streams).toBe(count);
+    expect(rtBob.state).toBe('open');
+    await realtime.close();
+  });
+
+  it('a draining gateway (1012) sends an SSE client to another gateway with its cursors', async () => {
+    cluster = await startCluster({ gateways: 2 });
+    const alice = await cluster.login('alice');
+    const rt = connect<Events>(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ cookie: alice.cookie }),
+      backoff: fast,
+    });
+    clients.push(rt as unknown as ShoalClient);
+    const offsets = record(rt, 'room:d');
+    await until('subscribed', () => rt.cursor('room:d') !== undefined && rt.hello !== null);
+    const first = rt.hello?.gateway;
+    const gw = cluster.gateways.find((g) => g.id === first);
+    if (!gw) throw new Error('client is on no known gateway');
+    const publisher = createPublisher<Events>(cluster.bus);
+    for (let n = 1; n <= 10; n++) await publisher.to('room:d').send('chat', { n });
+    const draining = gw.drain(0);
+    for (let n = 11; n <= 30; n++) {
+      await publisher.to('room:d').send('chat', { n });
+      await sleep(2);
+    }
+    await draining;
+    await until('everything', () => offsets.length === 30, 8000);
+    await until('moved', () => rt.state === 'open' && rt.hello?.gateway !== first);
+    expect(offsets).toEqual(range(1, 30));
+  });
+});
