@@ -14,7 +14,7 @@ type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
  */
 export function commitBeforeHeaders(
   res: ServerResponse,
-  finish: () => Promise<string | undefined>,
+  finish: () => Promise<string | string[] | undefined>,
   onError: (err: unknown) => void = () => {},
 ): void {
   const original = { writeHead: res.writeHead, write: res.write, end: res.end };
@@ -27,10 +27,10 @@ export function commitBeforeHeaders(
     res.end = original.end;
   };
 
-  const replay = (cookie: string | undefined) => {
+  const replay = (cookies: string | string[] | undefined) => {
     restore();
-    if (cookie && !res.headersSent) {
-      res.appendHeader('Set-Cookie', cookie);
+    if (cookies?.length && !res.headersSent) {
+      res.appendHeader('Set-Cookie', cookies);
       // A response that sets or clears the session cookie must never be cached by a proxy.
       res.setHeader('Cache-Control', 'no-store');
     }

@@ -1,32 +1,84 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { StoreUnavailableError } from '../core/errors.js';
+import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { clientSummary, commitBeforeHeaders } from './commit-before-headers.js';
+import { lockFailure } from './failure.js';
+import { commitScopes, openScopes } from './scopes.js';
+
+/** The lock a route holds through sessionLock(name). */
+export interface SessionLockInfo extends LockContext {
+  name: string;
+}
 
 declare global {
   namespace Express {
     interface Request {
-      /** The shoal session of this request (typed per app with SessionFor<typeof sessions>). */
+      /** The shoal session of this request (typed per app with sessionOf(req, sessions)). */
       session: Session;
+      /** The client scope, when session(sessions, { client }) was given one (typed with clientOf(req, clients)). */
+      client?: Session;
+      /** Set by sessionLock(name) while the route holds the lock. */
+      sessionLock?: SessionLockInfo;
     }
   }
 }
 
+export interface ExpressSessionOptions<C extends SessionSchema> {
+  /** A client-scope manager (defineClientScope): `req.client` holds long-lived per-browser data. */
+  client?: SessionManager<C>;
+}
+
 /**
  * Express middleware: `app.use(session(manager))`, then `req.session` in handlers.
- * The session commits before the response headers leave.
+ * The session (and client scope) commit before the response headers leave.
  */
-export function session<T extends SessionSchema>(manager: SessionManager<T>): RequestHandler {
+export function session<T extends SessionSchema, C extends SessionSchema = SessionSchema>(
+  manager: SessionManager<T>,
+  options: ExpressSessionOptions<C> = {},
+): RequestHandler {
   return (req, res, next) => {
-    const s = manager.open(req.headers.cookie, { client: clientSummary(req.headers['user-agent'], req.ip) });
-    req.session = s as unknown as Session;
-    commitBeforeHeaders(res, async () => {
-      await s.commit();
-      return manager.setCookieHeader(s);
+    const scopes = openScopes(manager, options.client, req.headers.cookie, {
+      client: clientSummary(req.headers['user-agent'], req.ip),
     });
+    req.session = scopes.session as unknown as Session;
+    if (scopes.client) req.client = scopes.client as unknown as Session;
+    commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes));
     next();
+  };
+}
+
+/**
+ * Per-route lock: `app.post('/checkout', sessionLock('checkout'), handler)`.
+ * Requests of one session through routes locked with the same name run one at a
+ * time across the cluster; the lock is held until the response is done (after
+ * the commit), so the next holder reads this one's writes. `req.sessionLock`
+ * carries the fencing token. A lock that cannot be had within `wait` answers 409.
+ */
+export function sessionLock(name: string, options: LockOptions = {}): RequestHandler {
+  return (req, res, next) => {
+    let closed = false;
+    let release: (() => Promise<void>) | undefined;
+    res.once('close', () => {
+      closed = true;
+      void release?.();
+    });
+    req.session.acquireLock(name, options).then(
+      (held) => {
+        release = held.release;
+        req.sessionLock = { name, fencingToken: held.fencingToken };
+        // The client went away while this request waited: nobody will answer, give the lock back.
+        if (closed) void held.release();
+        else next();
+      },
+      (err: unknown) => {
+        if (!(err instanceof LockTimeoutError)) return next(err);
+        const f = lockFailure(err);
+        res.status(f.status).set(f.headers).send(f.body);
+      },
+    );
   };
 }
 
@@ -35,9 +87,27 @@ export function sessionOf<T extends SessionSchema>(req: { session: Session }, _m
   return req.session as unknown as Session<T>;
 }
 
-/** Answers 503 with a clear body when the session store is down (fail closed, never anonymous). */
+/** The typed client scope of a request: `clientOf(req, clients)` → Session<YourClientSchema>. */
+export function clientOf<C extends SessionSchema>(req: { client?: Session }, _manager: SessionManager<C>): Session<C> {
+  if (!req.client) {
+    throw new ConfigError(
+      'req.client is not set: pass the client-scope manager to the middleware, session(sessions, { client })',
+    );
+  }
+  return req.client as unknown as Session<C>;
+}
+
+/**
+ * Answers 503 with a clear body when the session store is down (fail closed, never
+ * anonymous), and 409 when a session.lock() in a handler timed out.
+ */
 export function sessionErrors(): ErrorRequestHandler {
   return (err, _req, res, next) => {
+    if (err instanceof LockTimeoutError) {
+      const f = lockFailure(err);
+      res.status(f.status).set(f.headers).send(f.body);
+      return;
+    }
     if (!(err instanceof StoreUnavailableError)) return next(err);
     res
       .status(503)

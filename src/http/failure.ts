@@ -1,4 +1,4 @@
-import { ShoalError, StoreUnavailableError } from '../core/errors.js';
+import { type LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
 
 /** A complete replacement response, independent of any framework's response type. */
 export interface FailureResponse {
@@ -29,5 +29,18 @@ export function sessionFailure(err: unknown): FailureResponse {
       ...(unavailable ? { 'retry-after': '1' } : {}),
     },
     body,
+  };
+}
+
+/**
+ * What a route whose session lock could not be had answers: 409 (the
+ * resource is busy with a concurrent request) and Retry-After, so a client or
+ * proxy may try again. The same in every adapter.
+ */
+export function lockFailure(err: LockTimeoutError): { status: 409; headers: Record<string, string>; body: string } {
+  return {
+    status: 409,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' },
+    body: JSON.stringify({ error: err.code, message: err.message }),
   };
 }

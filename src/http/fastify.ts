@@ -1,16 +1,38 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { StoreUnavailableError } from '../core/errors.js';
+import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { clientSummary } from './commit-before-headers.js';
-import { type FailureResponse, sessionFailure } from './failure.js';
+import { type FailureResponse, lockFailure, sessionFailure } from './failure.js';
+import { commitScopes, type Scopes } from './scopes.js';
+
+/** A route's lock: `config: { sessionLock: 'checkout' }` or `{ name: 'checkout', wait: '2s' }`. */
+export type SessionLockConfig = string | ({ name: string } & LockOptions);
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The shoal session of this request (typed per app with sessionOf(request, sessions)). */
     session: Session;
+    /** The client scope, when session(sessions, { client }) was given one (typed with clientOf(request, clients)). */
+    client?: Session;
+    /** Set while a route with `config.sessionLock` holds its lock. */
+    sessionLock?: LockContext & { name: string };
   }
+  interface FastifyContextConfig {
+    /**
+     * Requests of one session to routes locked with the same name run one at a time
+     * across the cluster; held from preHandler until the response is done. 409 when
+     * the lock cannot be had within `wait`.
+     */
+    sessionLock?: SessionLockConfig;
+  }
+}
+
+export interface FastifySessionOptions<C extends SessionSchema> {
+  /** A client-scope manager (defineClientScope): `request.client` holds long-lived per-browser data. */
+  client?: SessionManager<C>;
 }
 
 /**
@@ -19,45 +41,77 @@ declare module 'fastify' {
  * the headers are written, so the client never holds a response whose writes
  * the store does not have yet.
  */
-export function session<T extends SessionSchema>(manager: SessionManager<T>): FastifyPluginAsync {
+export function session<T extends SessionSchema, C extends SessionSchema = SessionSchema>(
+  manager: SessionManager<T>,
+  options: FastifySessionOptions<C> = {},
+): FastifyPluginAsync {
   // Requests whose handler hit a store outage, and requests already committed (onSend
   // runs again for the error handler's reply when something fails after it).
   const outage = new WeakMap<FastifyRequest, StoreUnavailableError>();
+  const lockTimedOut = new WeakMap<FastifyRequest, LockTimeoutError>();
   const settled = new WeakSet<FastifyRequest>();
+  const opened = new WeakMap<FastifyRequest, Scopes<T, C>>();
 
   const plugin: FastifyPluginAsync = async (app) => {
     app.decorateRequest('session', null as unknown as Session);
+    app.decorateRequest('client', undefined);
+    app.decorateRequest('sessionLock', undefined);
 
     app.addHook('onRequest', async (request) => {
       const s = manager.open(request.headers.cookie, {
         client: clientSummary(request.headers['user-agent'], request.ip),
       });
+      const c = options.client?.open(request.headers.cookie);
       request.session = s as unknown as Session;
+      if (c) request.client = c as unknown as Session;
+      opened.set(request, { session: s, client: c });
+    });
+
+    app.addHook('preHandler', async (request, reply) => {
+      const config = request.routeOptions.config.sessionLock;
+      if (!config) return;
+      const { name, ...lockOptions } = typeof config === 'string' ? { name: config } : config;
+      let held: Awaited<ReturnType<Session['acquireLock']>>;
+      try {
+        held = await request.session.acquireLock(name, lockOptions);
+      } catch (err) {
+        if (!(err instanceof LockTimeoutError)) throw err;
+        const f = lockFailure(err);
+        return reply.code(f.status).headers(f.headers).send(f.body);
+      }
+      request.sessionLock = { name, fencingToken: held.fencingToken };
+      // 'close' follows the last byte (so the commit) or an abort: either way the lock goes back.
+      if (reply.raw.closed) void held.release();
+      else reply.raw.once('close', () => void held.release());
     });
 
     app.addHook('onError', async (request, _reply, error) => {
       if (error instanceof StoreUnavailableError) outage.set(request, error);
+      if (error instanceof LockTimeoutError) lockTimedOut.set(request, error);
     });
 
     app.addHook('onSend', async (request, reply, payload) => {
-      const s = request.session as unknown as Session<T> | null;
-      if (!s || settled.has(request)) return payload; // null: an earlier onRequest hook failed
+      const scopes = opened.get(request);
+      if (!scopes || settled.has(request)) return payload; // none: an earlier onRequest hook failed
       settled.add(request);
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       const failed = outage.get(request);
       if (failed) return replace(reply, payload, sessionFailure(failed));
+      let cookies: string[];
       try {
-        await s.commit();
+        cookies = await commitScopes(manager, options.client, scopes);
       } catch (err) {
         return replace(reply, payload, sessionFailure(err));
       }
-      const cookie = manager.setCookieHeader(s);
-      if (cookie) {
-        reply.header('set-cookie', cookie);
+      // A handler's session.lock() that timed out answers 409, like a locked route does.
+      const busy = lockTimedOut.get(request);
+      const body = busy ? replace(reply, payload, lockFailure(busy)) : payload;
+      if (cookies.length) {
+        reply.header('set-cookie', cookies);
         // A response that sets or clears the session cookie must never be cached by a proxy.
         reply.header('cache-control', 'no-store');
       }
-      return payload;
+      return body;
     });
   };
 
@@ -69,7 +123,11 @@ export function session<T extends SessionSchema>(manager: SessionManager<T>): Fa
   return plugin;
 }
 
-function replace(reply: FastifyReply, payload: unknown, f: FailureResponse): string {
+function replace(
+  reply: FastifyReply,
+  payload: unknown,
+  f: Omit<FailureResponse, 'status'> & { status: number },
+): string {
   const body = payload as { destroy?: () => void } | null;
   if (body && typeof body.destroy === 'function') body.destroy(); // a stream the client will never read
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
@@ -83,4 +141,17 @@ export function sessionOf<T extends SessionSchema>(
   _manager: SessionManager<T>,
 ): Session<T> {
   return request.session as unknown as Session<T>;
+}
+
+/** The typed client scope of a request: `clientOf(request, clients)` → Session<YourClientSchema>. */
+export function clientOf<C extends SessionSchema>(
+  request: { client?: Session },
+  _manager: SessionManager<C>,
+): Session<C> {
+  if (!request.client) {
+    throw new ConfigError(
+      'request.client is not set: register the plugin with the client-scope manager, session(sessions, { client })',
+    );
+  }
+  return request.client as unknown as Session<C>;
 }

@@ -1,24 +1,38 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { StoreUnavailableError } from '../core/errors.js';
+import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { clientSummary } from './commit-before-headers.js';
-import { sessionFailure } from './failure.js';
+import { lockFailure, sessionFailure } from './failure.js';
+import { commitScopes, openScopes } from './scopes.js';
 
-/** `new Hono<{ Variables: SessionVariables<YourSchema> }>()` types `c.get('session')`. */
-export type SessionVariables<T extends SessionSchema = SessionSchema> = { session: Session<T> };
+/**
+ * `new Hono<{ Variables: SessionVariables<YourSchema> }>()` types `c.get('session')`;
+ * `SessionVariables<YourSchema, YourClientSchema>` adds `c.get('client')`.
+ */
+export type SessionVariables<T extends SessionSchema = SessionSchema, C extends SessionSchema = never> = {
+  session: Session<T>;
+} & ([C] extends [never] ? unknown : { client: Session<C> });
 
 /** The Hono env the middleware needs (merge it with your own Bindings/Variables). */
-export type SessionEnv<T extends SessionSchema = SessionSchema> = { Variables: SessionVariables<T> };
+export type SessionEnv<T extends SessionSchema = SessionSchema, C extends SessionSchema = never> = {
+  Variables: SessionVariables<T, C>;
+};
 
-export interface HonoSessionOptions {
+/** What sessionLock() puts in `c.get('sessionLock')`. */
+export type SessionLockVariables = { session: Session; sessionLock: LockContext & { name: string } };
+
+export interface HonoSessionOptions<C extends SessionSchema = never> {
   /**
    * The client address for the session's client summary. Default: the socket
    * address under @hono/node-server; other runtimes (or a trusted proxy's
    * X-Forwarded-For) need this.
    */
   clientAddress?: (c: Context) => string | undefined;
+  /** A client-scope manager (defineClientScope): `c.get('client')` holds long-lived per-browser data. */
+  client?: SessionManager<C>;
 }
 
 /**
@@ -26,36 +40,72 @@ export interface HonoSessionOptions {
  * The handler's Response is only a value until this middleware returns it, so
  * committing after `next()` finishes before any header reaches the client.
  */
-export function session<T extends SessionSchema>(
+export function session<T extends SessionSchema, C extends SessionSchema = never>(
   manager: SessionManager<T>,
-  options: HonoSessionOptions = {},
-): MiddlewareHandler<SessionEnv<T>> {
+  options: HonoSessionOptions<C> = {},
+): MiddlewareHandler<SessionEnv<T, C>> {
   const address = options.clientAddress ?? nodeServerAddress;
   return async (c, next) => {
-    const s = manager.open(c.req.header('cookie'), {
+    const scopes = openScopes(manager, options.client, c.req.header('cookie'), {
       client: clientSummary(c.req.header('user-agent'), address(c as unknown as Context)),
     });
-    c.set('session', s);
+    const vars = c as unknown as Context<{ Variables: { session: Session<T>; client: Session<C> } }>;
+    vars.set('session', scopes.session);
+    if (scopes.client) vars.set('client', scopes.client);
     await next();
-    let cookie: string | undefined;
+    let cookies: string[];
     try {
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       if (c.error instanceof StoreUnavailableError) throw c.error;
-      await s.commit();
-      cookie = manager.setCookieHeader(s);
+      cookies = await commitScopes(manager, options.client, scopes);
     } catch (err) {
-      const f = sessionFailure(err);
-      void c.res.body?.cancel().catch(() => {}); // a body the client will never read
-      c.res = undefined; // otherwise the setter copies the handler's headers into ours
-      c.res = new Response(f.body, { status: f.status, headers: f.headers });
+      replaceResponse(c as unknown as Context, sessionFailure(err));
       return;
     }
-    if (cookie) {
-      c.header('Set-Cookie', cookie, { append: true });
-      // A response that sets or clears the session cookie must never be cached by a proxy.
-      c.header('Cache-Control', 'no-store');
+    // A handler's session.lock() that timed out answers 409, like a locked route does.
+    if (c.error instanceof LockTimeoutError) replaceResponse(c as unknown as Context, lockFailure(c.error));
+    for (const cookie of cookies) c.header('Set-Cookie', cookie, { append: true });
+    // A response that sets or clears the session cookie must never be cached by a proxy.
+    if (cookies.length) c.header('Cache-Control', 'no-store');
+  };
+}
+
+/**
+ * Per-route lock: `app.post('/checkout', sessionLock('checkout'), handler)` after
+ * `app.use(session(sessions))`. Requests of one session through routes locked with
+ * the same name run one at a time across the cluster. The session is committed
+ * before the lock goes back, so the next holder reads this one's writes.
+ * `c.get('sessionLock')` carries the fencing token; 409 when `wait` runs out.
+ */
+export function sessionLock(
+  name: string,
+  options: LockOptions = {},
+): MiddlewareHandler<{ Variables: SessionLockVariables }> {
+  return async (c, next) => {
+    const s = c.get('session');
+    let held: Awaited<ReturnType<Session['acquireLock']>>;
+    try {
+      held = await s.acquireLock(name, options);
+    } catch (err) {
+      if (!(err instanceof LockTimeoutError)) throw err;
+      const f = lockFailure(err);
+      return c.body(f.body, f.status, f.headers);
+    }
+    c.set('sessionLock', { name, fencingToken: held.fencingToken });
+    try {
+      await next();
+      // A failed commit is reported by session(): commit() is memoised, so it sees the same error.
+      if (!(c.error instanceof StoreUnavailableError)) await s.commit().catch(() => {});
+    } finally {
+      await held.release();
     }
   };
+}
+
+function replaceResponse(c: Context, f: { status: number; headers: Record<string, string>; body: string }): void {
+  void c.res.body?.cancel().catch(() => {}); // a body the client will never read
+  c.res = undefined; // otherwise the setter copies the handler's headers into ours
+  c.res = new Response(f.body, { status: f.status, headers: f.headers });
 }
 
 /** @hono/node-server passes { incoming } as the env; elsewhere there is no socket to ask. */

@@ -1,64 +1,70 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { StoreUnavailableError } from '../core/errors.js';
+import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { clientSummary, commitBeforeHeaders } from './commit-before-headers.js';
-import { sessionFailure } from './failure.js';
+import { lockFailure, sessionFailure } from './failure.js';
+import { commitScopes, openScopes } from './scopes.js';
 
-export interface NodeSessionOptions {
+export interface NodeSessionOptions<C extends SessionSchema = never> {
   /** Called with handler and commit failures (log them); the client gets a JSON 500/503 either way. */
   onError?: (err: unknown) => void;
+  /** A client-scope manager (defineClientScope): handlers get its Session as their fourth argument. */
+  client?: SessionManager<C>;
 }
 
-export type SessionHandler<T extends SessionSchema> = (
+/** The handler's fourth argument: the client scope when one was configured. */
+export type ClientArg<C extends SessionSchema> = [C] extends [never] ? undefined : Session<C>;
+
+export type SessionHandler<T extends SessionSchema, C extends SessionSchema = never> = (
   req: IncomingMessage,
   res: ServerResponse,
   session: Session<T>,
+  client: ClientArg<C>,
 ) => unknown;
 
-export interface NodeSessions<T extends SessionSchema> {
-  /** The request's session; it commits before the response headers leave. */
+export interface NodeSessions<T extends SessionSchema, C extends SessionSchema = never> {
+  /** The request's session; it (and the client scope) commit before the response headers leave. */
   attach(req: IncomingMessage, res: ServerResponse): Session<T>;
+  /** The request's client scope, once attach() ran (undefined without a client manager). */
+  clientOf(req: IncomingMessage): ClientArg<C>;
   /**
-   * A request listener that attaches the session and answers 503 (store down)
-   * or 500 when the handler throws, so no request hangs on a failure.
+   * A request listener that attaches the session and answers 503 (store down),
+   * 409 (a session.lock() timed out) or 500 when the handler throws, so no
+   * request hangs on a failure.
    */
-  handle(handler: SessionHandler<T>): RequestListener;
+  handle(handler: SessionHandler<T, C>): RequestListener;
 }
 
 /**
  * Sessions for plain node:http:
  * `http.createServer(nodeSessions(manager).handle(async (req, res, session) => { … }))`.
  */
-export function nodeSessions<T extends SessionSchema>(
+export function nodeSessions<T extends SessionSchema, C extends SessionSchema = never>(
   manager: SessionManager<T>,
-  options: NodeSessionOptions = {},
-): NodeSessions<T> {
+  options: NodeSessionOptions<C> = {},
+): NodeSessions<T, C> {
   const onError = options.onError ?? (() => {});
+  const clients = new WeakMap<IncomingMessage, Session<C>>();
 
   const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
-    const s = manager.open(req.headers.cookie, {
+    const scopes = openScopes(manager, options.client, req.headers.cookie, {
       client: clientSummary(req.headers['user-agent'], req.socket.remoteAddress),
     });
-    commitBeforeHeaders(
-      res,
-      async () => {
-        await s.commit();
-        return manager.setCookieHeader(s);
-      },
-      onError,
-    );
-    return s;
+    if (scopes.client) clients.set(req, scopes.client);
+    commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes), onError);
+    return scopes.session;
   };
+  const clientOf = (req: IncomingMessage) => clients.get(req) as ClientArg<C>;
 
   const handle =
-    (handler: SessionHandler<T>): RequestListener =>
+    (handler: SessionHandler<T, C>): RequestListener =>
     (req, res) => {
       const s = attach(req, res);
       const started = watchStart(res);
       Promise.resolve()
-        .then(() => handler(req, res, s))
+        .then(() => handler(req, res, s, clientOf(req)))
         .catch((err: unknown) => {
           onError(err);
           // Half a response cannot be taken back: cut it rather than append an error to it.
@@ -66,7 +72,9 @@ export function nodeSessions<T extends SessionSchema>(
           const f =
             err instanceof StoreUnavailableError
               ? sessionFailure(err)
-              : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
+              : err instanceof LockTimeoutError
+                ? lockFailure(err)
+                : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
           for (const name of res.getHeaderNames()) res.removeHeader(name);
           res.statusCode = f.status;
           for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
@@ -74,7 +82,7 @@ export function nodeSessions<T extends SessionSchema>(
         });
     };
 
-  return { attach, handle };
+  return { attach, clientOf, handle };
 }
 
 const INTERNAL = JSON.stringify({ error: 'ERR_INTERNAL', message: 'Internal Server Error' });

@@ -1,7 +1,10 @@
 import { SessionValueError } from '../core/errors.js';
 
-/** Attribute values travel as JSON text; undefined is not JSON, so it means "delete". */
-export function encodeValue(key: string, value: unknown): string {
+/**
+ * Attribute values travel as JSON text; undefined is not JSON, so it means "delete".
+ * `maxSize` is the size budget in bytes of the JSON text (see SessionOptions.maxSize).
+ */
+export function encodeValue(key: string, value: unknown, maxSize = Number.POSITIVE_INFINITY): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -16,7 +19,27 @@ export function encodeValue(key: string, value: unknown): string {
       `session attribute "${key}" cannot be stored: ${typeof value} values are not JSON. Use session.delete("${key}") to remove it.`,
     );
   }
+  const size = Buffer.byteLength(text, 'utf8');
+  if (size > maxSize) {
+    throw new SessionValueError(
+      `session attribute "${key}" is ${size} bytes as JSON, over the ${maxSize}-byte budget (maxSize); nothing was written. Keep large data elsewhere and store its id, or raise maxSize.`,
+    );
+  }
   return text;
+}
+
+/** Refuses a commit whose new values add up to more than the budget, naming the attribute that crossed it. */
+export function checkCommitSize(set: Record<string, string>, maxSize: number): void {
+  let total = 0;
+  for (const [key, text] of Object.entries(set)) {
+    const size = Buffer.byteLength(text, 'utf8');
+    total += size;
+    if (total > maxSize) {
+      throw new SessionValueError(
+        `session attribute "${key}" (${size} bytes as JSON) takes this request's session writes to ${total} bytes, over the ${maxSize}-byte budget per commit (maxSize); nothing was written. Keep large data elsewhere and store its id, or raise maxSize.`,
+      );
+    }
+  }
 }
 
 export function decodeValue(key: string, text: string): unknown {

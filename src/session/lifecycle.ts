@@ -34,6 +34,8 @@ export interface SweeperOptions {
   onError?: (err: unknown, id: string, attempt: number) => void;
   /** Runs before the handler, once per claim (e.g. to close an expired session's sockets). */
   onClaimed?: (id: string, reason: EndReason) => Promise<void>;
+  /** Turns a stored value into the handler's value (decrypting it when encryption is on). Default: JSON.parse. */
+  decode?: (id: string, key: string, stored: string) => unknown;
 }
 
 /**
@@ -45,7 +47,7 @@ export interface SweeperOptions {
  * still runs: it is what removes ended sessions from the store.
  */
 export class Sweeper {
-  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed'>> & SweeperOptions;
+  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed' | 'decode'>> & SweeperOptions;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
   #stopped = false;
@@ -99,7 +101,7 @@ export class Sweeper {
             createdAt: m.createdAt,
             lastSeenAt: m.lastSeenAt,
             endedAt,
-            attributes: decodeAll(snapshot.attributes),
+            attributes: decodeAll(snapshot.id, snapshot.attributes, o.decode),
           },
           { reason, attempt },
         );
@@ -115,13 +117,18 @@ export class Sweeper {
   }
 }
 
-function decodeAll(attributes: Record<string, string>): Record<string, unknown> {
+function decodeAll(
+  id: string,
+  attributes: Record<string, string>,
+  decode: SweeperOptions['decode'],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, text] of Object.entries(attributes)) {
     try {
-      out[key] = decodeValue(key, text);
+      out[key] = decode ? decode(id, key, text) : decodeValue(key, text);
     } catch {
-      out[key] = text;
+      // The handler must run regardless; a value it cannot read is left out rather than handed over as ciphertext.
+      if (!decode) out[key] = text;
     }
   }
   return out;

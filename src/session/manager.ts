@@ -1,7 +1,9 @@
 import { ConfigError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
 import type { StoredSession } from '../stores/contract.js';
+import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
+import type { ValueCipher } from './encryption.js';
 import { Sweeper } from './lifecycle.js';
 import {
   announceRevoked,
@@ -10,6 +12,7 @@ import {
   type SessionOptions,
   type SessionSchema,
   type SessionStartContext,
+  type SessionStats,
 } from './options.js';
 import { Session } from './session.js';
 import { KeyRing } from './signing.js';
@@ -28,7 +31,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   constructor(options: SessionOptions<T>) {
     this.options = resolveOptions(options);
-    this.#keys = new KeyRing(this.options.secrets);
+    this.#keys = new KeyRing(this.options.secrets, this.options.scope);
     const o = this.options;
     if (o.onSessionEnd && !o.store.capabilities.lifecycle) {
       throw new ConfigError(
@@ -41,13 +44,16 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         owner: o.nodeId,
         onSessionEnd: o.onSessionEnd,
         onClaimed: (id, reason) => (reason === 'destroyed' ? Promise.resolve() : announceRevoked(o, id, reason)),
+        decode: o.cipher
+          ? (id, key, text) => decodeValue(key, (o.cipher as ValueCipher).decrypt(id, key, text))
+          : undefined,
         intervalMs: o.sweepIntervalMs,
         leaseMs: o.sweepLeaseMs,
         onError: (err, id, attempt) =>
           console.error(
             JSON.stringify({
               level: 'error',
-              msg: 'session end handling failed',
+              msg: `${o.scope} end handling failed`,
               session: id ? hashId(id) : undefined,
               attempt,
               err: String(err),
@@ -90,9 +96,22 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     return { id, rejected: id === null };
   }
 
-  /** Loads a live session by id (for gateways and admin tools). */
+  /**
+   * Loads a live session by id (for gateways and admin tools). Attributes are JSON
+   * texts, decrypted when encryption is on (the store's own load() returns ciphertext).
+   */
   async load(id: string): Promise<StoredSession | null> {
-    return this.options.store.load(id, Date.now());
+    const record = await this.options.store.load(id, Date.now());
+    const cipher = this.options.cipher;
+    if (!record || !cipher) return record;
+    const attributes: Record<string, string> = {};
+    for (const [key, text] of Object.entries(record.attributes)) attributes[key] = cipher.decrypt(id, key, text);
+    return { ...record, attributes };
+  }
+
+  /** Lock and size counters for /metrics; they only ever grow. */
+  get stats(): Readonly<SessionStats> {
+    return this.options.stats;
   }
 
   /** The Set-Cookie value the response needs after commit(), or undefined. */

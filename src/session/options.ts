@@ -1,8 +1,27 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
+import { ConfigError } from '../core/errors.js';
 import type { SessionStore } from '../stores/contract.js';
+import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { secretsFromEnv } from './signing.js';
+
+/** Default size budget: 512 KiB of JSON per attribute value and per commit. */
+export const DEFAULT_MAX_SIZE = 512 * 1024;
+
+/** Counters a /metrics endpoint can read (`manager.stats`); they only ever grow. */
+export interface SessionStats {
+  /** session.lock() calls that got their lock. */
+  lockAcquired: number;
+  /** …of which had to wait for another holder first. */
+  lockWaited: number;
+  /** Total milliseconds spent waiting for locks. */
+  lockWaitMs: number;
+  /** session.lock() calls that gave up (LockTimeoutError). */
+  lockTimeouts: number;
+  /** Releases the store refused or missed (the lock then lapses at the end of its lease). */
+  lockReleaseFailures: number;
+}
 
 /** Attribute name → value type of a session. */
 export type SessionSchema = Record<string, unknown>;
@@ -48,6 +67,23 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
   /** Names this node in claims and logs. Default SHOAL_NODE_ID or host:pid. */
   nodeId?: string;
+  /**
+   * Largest encoded (JSON, before encryption) size in bytes of one attribute value, and of all
+   * values one commit writes. Over it, set() — or commit(), for a nested mutation — throws a
+   * SessionValueError naming the attribute, and nothing is written. Default SHOAL_MAX_SIZE or 512 KiB.
+   */
+  maxSize?: number;
+  /**
+   * AES-256-GCM encryption of every attribute value at rest. Default: on when
+   * SHOAL_ENCRYPTION_KEYS is set. `false` turns it off whatever the environment says.
+   * With encryption, increment() runs as a compare-and-swap update() (the store cannot add to ciphertext).
+   */
+  encryption?: EncryptionOptions | false;
+  /**
+   * Which scope this manager serves: "session" (default) or e.g. "client" (see defineClientScope).
+   * Cookies are signed per scope, so one scope's cookie is never accepted as another's.
+   */
+  scope?: string;
 }
 
 export interface ResolvedSessionOptions<T extends SessionSchema> {
@@ -68,6 +104,10 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
   sweepIntervalMs: number;
   sweepLeaseMs: number;
   nodeId: string;
+  maxSize: number;
+  cipher: ValueCipher | null;
+  scope: string;
+  stats: SessionStats;
   /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
   revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
 }
@@ -93,8 +133,28 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     sweepIntervalMs: parseDuration(o.sweep?.interval ?? process.env.SHOAL_SWEEP_INTERVAL ?? 250, 'sweep.interval'),
     sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
     nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
+    maxSize: resolveMaxSize(o.maxSize ?? process.env.SHOAL_MAX_SIZE),
+    cipher: resolveCipher(o.encryption),
+    scope: o.scope ?? 'session',
+    stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
     revokeListeners: [],
   };
+}
+
+function resolveMaxSize(value: number | string | undefined): number {
+  if (value === undefined || value === '') return DEFAULT_MAX_SIZE;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new ConfigError(`maxSize (SHOAL_MAX_SIZE) must be a positive whole number of bytes, got "${value}"`);
+  }
+  return n;
+}
+
+function resolveCipher(option: EncryptionOptions | false | undefined): ValueCipher | null {
+  if (option === false) return null;
+  if (option) return new ValueCipher(option);
+  const keys = encryptionKeysFromEnv();
+  return keys ? new ValueCipher({ keys }) : null;
 }
 
 /** Tells every revoke listener; a failing listener never fails the request that ended the session. */

@@ -1,7 +1,8 @@
 import { ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
 import { newSessionId } from '../core/ids.js';
 import type { CommitResult, SessionDelta, StoredSession } from '../stores/contract.js';
-import { decodeValue, encodeValue } from './codec.js';
+import { checkCommitSize, decodeValue, encodeValue } from './codec.js';
+import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import {
   announceRevoked,
   type ResolvedSessionOptions,
@@ -34,7 +35,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   readonly #del = new Set<string>();
   #userId: string | null | undefined = undefined;
   #cookie: CookieAction;
-  #committed = false;
+  #committing: Promise<void> | null = null;
 
   constructor(
     options: ResolvedSessionOptions<T>,
@@ -80,7 +81,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     const seen = this.#read.get(key);
     if (seen) return seen.value as T[K];
     const record = await this.#ensureLoaded();
-    const original = record?.attributes[key];
+    const original = this.#plain(record, key);
     const value = original === undefined ? undefined : this.#validate(key, decodeValue(key, original));
     this.#read.set(key, { value, original });
     return value as T[K] | undefined;
@@ -109,7 +110,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
       return;
     }
     const checked = this.#validate(key, value);
-    encodeValue(key, checked); // fail here, at the caller, rather than at commit
+    encodeValue(key, checked, this.#o.maxSize); // fail here, at the caller, rather than at commit
     this.#set.set(key, checked);
     this.#del.delete(key);
     this.#read.delete(key);
@@ -121,8 +122,20 @@ export class Session<T extends SessionSchema = SessionSchema> {
     this.#read.delete(key);
   }
 
-  /** Atomically adds `by` in the store, now; concurrent increments on any node all count. */
+  /**
+   * Atomically adds `by` in the store, now; concurrent increments on any node all count.
+   * With encryption the store cannot add to ciphertext, so this is an update() (compare-and-swap
+   * with bounded retries): just as correct, slower on a hot key, and it may throw ConflictError.
+   */
   async increment<K extends Key<T>>(key: K, by = 1): Promise<number> {
+    if (this.#o.cipher) {
+      const next = await this.update(key, (current) => {
+        if (current === undefined) return by as T[K];
+        if (typeof current !== 'number') throw notANumber(key);
+        return (current + by) as T[K];
+      });
+      return next as number;
+    }
     const pending = this.#set.has(key) ? { [key]: encodeValue(key, this.#set.get(key)) } : undefined;
     // A delete earlier in this request goes first (the store applies del, set, incr), so the count restarts at 0.
     const del = this.#del.has(key) ? [key] : undefined;
@@ -145,7 +158,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     for (let attempt = 0; attempt < retries; attempt++) {
       const record = await this.#reload();
       const base = record ?? (await this.#create({}));
-      const original = base.attributes[key];
+      const original = this.#plain(base, key);
       // This request's own pending set/delete of the key is what it last "wrote", so fn starts from it.
       const current = this.#del.has(key)
         ? undefined
@@ -155,8 +168,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
             ? undefined
             : this.#validate(key, decodeValue(key, original));
       const next = this.#validate(key, fn(current as T[K] | undefined)) as T[K];
-      const text = encodeValue(key, next);
-      const r = await this.#o.store.commit(base.id, { set: { [key]: text } }, this.#commitOptions(base.meta.rev));
+      const text = encodeValue(key, next, this.#o.maxSize);
+      const set = this.#seal(base.id, { [key]: text });
+      const r = await this.#o.store.commit(base.id, { set }, this.#commitOptions(base.meta.rev));
       if (r.status === 'ok') {
         this.#afterCommit(base.id, r);
         this.#read.set(key, { value: next, original: text });
@@ -170,6 +184,52 @@ export class Session<T extends SessionSchema = SessionSchema> {
     throw new ConflictError(
       `session.update("${key}") lost its compare-and-swap ${retries} times in a row to concurrent writes; retry the request, raise updateRetries, or use increment() / a lock for hot keys`,
     );
+  }
+
+  /**
+   * Runs `fn` while holding the lock (this session, name) in the store, so requests
+   * on every node that lock the same name run one after the other. Creates the
+   * session if there is none. Waits at most `wait` (default 5s) for another holder,
+   * then throws LockTimeoutError; the lock is released when fn settles, and lapses
+   * after `lease` (default 10s) if this process dies. Work that may outlive its lease
+   * should hand `fencingToken` to whatever it writes to.
+   */
+  async lock<R>(name: string, fn: (ctx: LockContext) => R | Promise<R>, options: LockOptions = {}): Promise<R> {
+    const held = await this.acquireLock(name, options);
+    try {
+      return await fn({ fencingToken: held.fencingToken });
+    } finally {
+      await held.release();
+    }
+  }
+
+  /**
+   * lock() in two halves, for adapters whose hooks acquire and release at different points.
+   * Once the lock is held the session is read again: what this request read before it
+   * may predate the previous holder's writes (values it changed in place are kept).
+   */
+  async acquireLock(name: string, options: LockOptions = {}): Promise<HeldLock> {
+    let record = await this.#ensureLoaded();
+    const created = !record || this.#state !== 'live';
+    if (created) record = await this.#create({});
+    const held = await acquireLock(this.#o, (record as StoredSession).id, name, options);
+    if (created) return held; // nobody else can have written to a session this request just made
+    try {
+      if (!(await this.#reload())) {
+        throw new SessionGoneError(
+          `the session ended (logout or expiry elsewhere) while this request waited for lock "${name}"; retry the request`,
+        );
+      }
+      for (const [key, seen] of this.#read) {
+        const mutated =
+          typeof seen.value === 'object' && seen.value !== null && encodeValue(key, seen.value) !== seen.original;
+        if (!mutated) this.#read.delete(key);
+      }
+    } catch (err) {
+      await held.release();
+      throw err;
+    }
+    return held;
   }
 
   /** Ends the session on every node: the id is refused from now on; onSessionEnd fires with reason "destroyed". */
@@ -193,7 +253,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
    */
   async regenerate(options: { keepData?: boolean } = {}): Promise<void> {
     const record = await this.#ensureLoaded();
-    const attributes = options.keepData && record ? { ...record.attributes } : {};
+    // Plaintext: the new id re-encrypts them (encrypted values are bound to their session id).
+    const attributes: Record<string, string> = {};
+    if (options.keepData && record) {
+      for (const key of Object.keys(record.attributes)) attributes[key] = this.#plain(record, key) as string;
+    }
     const oldId = record ? record.id : null;
     if (!options.keepData) {
       this.#read.clear();
@@ -211,13 +275,18 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * Writes what this request changed. Adapters call it before response headers
    * leave, so the next request — on any node — reads these writes.
    */
-  async commit(): Promise<void> {
-    if (this.#committed) return;
-    this.#committed = true;
+  commit(): Promise<void> {
+    // Memoised: a second caller (e.g. an adapter after a lock helper committed early) gets the same outcome.
+    this.#committing ??= this.#commit();
+    return this.#committing;
+  }
+
+  async #commit(): Promise<void> {
     const delta = this.#delta();
     if (!delta) return this.#maybeTouch();
     if (this.#state === 'live' || this.#state === 'unknown') {
-      const r = await this.#o.store.commit(this.#id as string, delta, this.#commitOptions());
+      const id = this.#id as string;
+      const r = await this.#o.store.commit(id, this.#sealDelta(id, delta), this.#commitOptions());
       if (r.status === 'ok') return this.#afterCommit(this.#id as string, r);
       if (r.status === 'not-a-number') throw notANumber(r.key);
       if (r.status === 'conflict') throw new Error('unreachable: commit without expectedRev reported a conflict');
@@ -242,18 +311,20 @@ export class Session<T extends SessionSchema = SessionSchema> {
   #delta(): SessionDelta | null {
     const set: Record<string, string> = {};
     let changed = false;
+    const max = this.#o.maxSize;
     for (const [key, value] of this.#set) {
-      set[key] = encodeValue(key, value);
+      set[key] = encodeValue(key, value, max);
       changed = true;
     }
     for (const [key, seen] of this.#read) {
       if (seen.value === undefined || typeof seen.value !== 'object' || seen.value === null) continue;
-      const now = encodeValue(key, seen.value);
+      const now = encodeValue(key, seen.value, max);
       if (now !== seen.original) {
         set[key] = now;
         changed = true;
       }
     }
+    if (changed) checkCommitSize(set, max);
     const del = [...this.#del];
     if (!changed && del.length === 0 && this.#userId === undefined) return null;
     return {
@@ -295,15 +366,36 @@ export class Session<T extends SessionSchema = SessionSchema> {
     return record;
   }
 
-  /** Creates a brand-new session (fresh id: an id from a cookie is never reused). */
+  /** A stored attribute as JSON text (decrypted when encryption is on). */
+  #plain(record: StoredSession | null, key: string): string | undefined {
+    const stored = record?.attributes[key];
+    if (stored === undefined || !this.#o.cipher) return stored;
+    return this.#o.cipher.decrypt(record?.id as string, key, stored);
+  }
+
+  /** JSON texts → what the store keeps for session `id`. */
+  #seal(id: string, texts: Record<string, string>): Record<string, string> {
+    const cipher = this.#o.cipher;
+    if (!cipher) return texts;
+    const out: Record<string, string> = {};
+    for (const [key, text] of Object.entries(texts)) out[key] = cipher.encrypt(id, key, text);
+    return out;
+  }
+
+  #sealDelta(id: string, delta: SessionDelta): SessionDelta {
+    return delta.set ? { ...delta, set: this.#seal(id, delta.set) } : delta;
+  }
+
+  /** Creates a brand-new session (fresh id: an id from a cookie is never reused). `attributes` are JSON texts. */
   async #create(
     attributes: Record<string, string>,
     userId: string | null = null,
     announce = true,
   ): Promise<StoredSession> {
     const now = Date.now();
+    const id = newSessionId();
     const record: StoredSession = {
-      id: newSessionId(),
+      id,
       meta: {
         createdAt: now,
         lastSeenAt: now,
@@ -313,7 +405,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
         rev: 1,
         client: this.#ctx.client,
       },
-      attributes,
+      attributes: this.#seal(id, attributes),
     };
     if (!(await this.#o.store.create(record))) {
       throw new SessionGoneError(
@@ -331,7 +423,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
   /** Applies a delta now, creating the session first when there is none. */
   async #apply(delta: SessionDelta): Promise<Extract<CommitResult, { status: 'ok' }>> {
     if (this.#state === 'live' || this.#state === 'unknown') {
-      const r = await this.#o.store.commit(this.#id as string, delta, this.#commitOptions());
+      const id = this.#id as string;
+      const r = await this.#o.store.commit(id, this.#sealDelta(id, delta), this.#commitOptions());
       if (r.status === 'ok') {
         this.#afterCommit(this.#id as string, r);
         return r;
@@ -340,7 +433,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
       this.#state = 'missing';
     }
     const created = await this.#create({});
-    const r = await this.#o.store.commit(created.id, delta, this.#commitOptions());
+    const r = await this.#o.store.commit(created.id, this.#sealDelta(created.id, delta), this.#commitOptions());
     if (r.status === 'not-a-number') throw notANumber(r.key);
     if (r.status !== 'ok')
       throw new SessionGoneError('the session ended while it was being written; retry the request');

@@ -9,8 +9,14 @@ import { SESSION_ID_PATTERN } from '../core/ids.js';
  */
 export class KeyRing {
   readonly #keys: Buffer[];
+  readonly #purpose: string;
 
-  constructor(secrets: readonly string[]) {
+  /**
+   * `purpose` separates scopes: a value signed for "client" never verifies as a
+   * "session" cookie, even though both scopes share the ring and id format.
+   */
+  constructor(secrets: readonly string[], purpose = 'session') {
+    this.#purpose = purpose;
     if (secrets.length === 0) {
       throw new ConfigError(
         'no session secret configured: set SHOAL_SECRETS (comma-separated, newest first, each at least 32 characters) or pass `secrets`',
@@ -27,7 +33,7 @@ export class KeyRing {
   }
 
   sign(id: string): string {
-    return `${id}.${mac(this.#keys[0] as Buffer, id)}`;
+    return `${id}.${mac(this.#keys[0] as Buffer, this.#message(id))}`;
   }
 
   /** The id inside a signed value, or null when the value is malformed or no key of the ring signed it. */
@@ -38,10 +44,15 @@ export class KeyRing {
     if (!SESSION_ID_PATTERN.test(id)) return null;
     const given = Buffer.from(value.slice(dot + 1), 'utf8');
     for (const key of this.#keys) {
-      const expected = Buffer.from(mac(key, id), 'utf8');
+      const expected = Buffer.from(mac(key, this.#message(id)), 'utf8');
       if (expected.length === given.length && timingSafeEqual(expected, given)) return id;
     }
     return null;
+  }
+
+  /** The session scope signs the bare id (cookies issued before scopes existed stay valid). */
+  #message(id: string): string {
+    return this.#purpose === 'session' ? id : `${this.#purpose}\0${id}`;
   }
 }
 

@@ -34,13 +34,26 @@ interface Ended {
   handledAt: number;
 }
 
-async function startProbes(tag: string, url: string, env: Record<string, string>): Promise<NodeProcess[]> {
+async function startProbes(
+  tag: string,
+  url: string,
+  env: Record<string, string>,
+  sweepMs: (i: number) => number = () => SWEEP_MS,
+): Promise<NodeProcess[]> {
+  // Its own namespace: sweepers of other test files on the same backend must not claim these sessions.
+  const namespace = `lc-${randomUUID().slice(0, 8)}`;
   return Promise.all(
     [1, 2, 3].map((i) =>
       startNode({
         name: `${tag}-${i}`,
         script: 'examples/probe/server.ts',
-        env: { SHOAL_STORE: url, SHOAL_SECRETS: SECRET, SHOAL_SWEEP_INTERVAL: String(SWEEP_MS), ...env },
+        env: {
+          SHOAL_STORE: url,
+          SHOAL_NAMESPACE: namespace,
+          SHOAL_SECRETS: SECRET,
+          SHOAL_SWEEP_INTERVAL: String(sweepMs(i)),
+          ...env,
+        },
       }),
     ),
   );
@@ -97,11 +110,13 @@ for (const store of stores) {
     });
 
     it('still ends every session exactly once when a node is SIGKILLed mid-sweep', async () => {
-      const nodes = await startProbes(`${store.name}-kill`, store.url, {
-        SHOAL_IDLE_TIMEOUT: '2s',
-        SHOAL_SWEEP_LEASE: '2s',
-        SHOAL_PROBE_END_DELAY: '800',
-      });
+      // Node 2 sweeps far more often than the others, so it is the one holding claims when it dies.
+      const nodes = await startProbes(
+        `${store.name}-kill`,
+        store.url,
+        { SHOAL_IDLE_TIMEOUT: '2s', SHOAL_SWEEP_LEASE: '2s', SHOAL_PROBE_END_DELAY: '800' },
+        (i) => (i === 2 ? 50 : 1000),
+      );
       const started = Date.now();
       const ids = await createSessions(nodes, 30, 40);
       // Deadlines fall from started+2 s onward; handlers take 0.8 s: kill one node while it holds claims.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,13 +32,14 @@ for (const store of stores) {
     let turn = 0;
     const next = () => nodes[turn++ % nodes.length] as NodeProcess;
 
+    const namespace = `rr-${randomUUID().slice(0, 8)}`;
     it('starts three nodes on one store', async () => {
       nodes = await Promise.all(
         [1, 2, 3].map((i) =>
           startNode({
             name: `${store.name}-web${i}`,
             script: 'examples/probe/server.ts',
-            env: { SHOAL_STORE: store.url, SHOAL_SECRETS: SECRET },
+            env: { SHOAL_STORE: store.url, SHOAL_NAMESPACE: namespace, SHOAL_SECRETS: SECRET },
           }),
         ),
       );

@@ -7,4 +7,12 @@ const skip = await engineSkipReason('memcached');
 // A namespace per run: concurrent runs share the server; items age out by their own expiry.
 const namespace = `session-test-${randomUUID()}`;
 
-describeSessionConformance('memcached', () => memcachedStore({ url: ENGINE_URLS.memcached, namespace }), skip);
+describeSessionConformance(
+  'memcached',
+  (options) =>
+    memcachedStore({
+      url: ENGINE_URLS.memcached,
+      namespace: options?.namespace ? `${namespace}-${options.namespace}` : namespace,
+    }),
+  skip,
+);

@@ -1,6 +1,12 @@
+import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { describeSessionConformance } from './session-suite.js';
 
-// One process, one map: every "node" is a client of the same store.
-const shared = memoryStore();
-describeSessionConformance('memory', async () => shared);
+// One process, one map per namespace: every "node" is a client of the same store.
+const shared = new Map<string, SessionStore>();
+describeSessionConformance('memory', async (options) => {
+  const namespace = options?.namespace ?? 'session';
+  const store = shared.get(namespace) ?? memoryStore();
+  shared.set(namespace, store);
+  return store;
+});

@@ -16,4 +16,4 @@ afterAll(async () => {
   await admin.end();
 });
 
-describeSessionConformance('postgres', () => postgresStore({ url, table }), skip);
+describeSessionConformance('postgres', (options) => postgresStore({ url, table, ...options }), skip);

@@ -22,4 +22,4 @@ afterAll(async () => {
   await raw.quit();
 });
 
-describeSessionConformance('redis', () => redisStore({ url: ENGINE_URLS.redis, keyPrefix }), skip);
+describeSessionConformance('redis', (options) => redisStore({ url: ENGINE_URLS.redis, keyPrefix, ...options }), skip);

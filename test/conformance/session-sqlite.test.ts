@@ -10,4 +10,4 @@ const dir = join(tmpdir(), `shoal-session-sqlite-${randomUUID()}`);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 // Each connect opens its own connection to one file, as two processes on one machine would.
-describeSessionConformance('sqlite', () => sqliteStore({ path: join(dir, 'shoal.db') }));
+describeSessionConformance('sqlite', (options) => sqliteStore({ path: join(dir, 'shoal.db'), ...options }));

@@ -6,6 +6,7 @@ import { defineSession, SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
 import type { Session } from '../../src/session/session.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
+import { type ConnectStore, describeSessionSecurity } from './session-security-suite.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -52,13 +53,10 @@ type Loose = Record<string, unknown>;
 /**
  * Session-level behaviour (the SessionManager and Session over a real store),
  * run against every store. `connectStore` returns a new client of the same
- * backend and namespace; two clients stand in for two web nodes.
+ * backend and namespace (or of the namespace it is given: the client scope's
+ * tests use one); two clients stand in for two web nodes.
  */
-export function describeSessionConformance(
-  name: string,
-  connectStore: () => Promise<SessionStore>,
-  skipReason?: string,
-): void {
+export function describeSessionConformance(name: string, connectStore: ConnectStore, skipReason?: string): void {
   describe.skipIf(skipReason !== undefined)(`session conformance: ${name}`, () => {
     let nodeA: SessionStore;
     let nodeB: SessionStore;
@@ -633,4 +631,7 @@ export function describeSessionConformance(
       });
     });
   });
+
+  // Locks, size budget, encryption at rest, client scope.
+  describeSessionSecurity(name, connectStore, skipReason);
 }

@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import { parseDuration } from '../core/duration.js';
+import { ConfigError, LockTimeoutError } from '../core/errors.js';
+import { hashId } from '../core/ids.js';
+import type { ResolvedSessionOptions, SessionSchema } from './options.js';
+
+export interface LockOptions {
+  /** How long the lock is ours if we never release it (crash). Default 10s. */
+  lease?: string | number;
+  /** How long to wait for another holder before LockTimeoutError. Default 5s; 0 tries once. */
+  wait?: string | number;
+}
+
+/** What the work under a lock receives. */
+export interface LockContext {
+  /**
+   * Grows with every grant of this (session, name) lock. Pass it to downstream systems
+   * that can refuse a stale holder: a holder that outlived its lease has a smaller token.
+   */
+  fencingToken: number;
+}
+
+export interface HeldLock extends LockContext {
+  name: string;
+  /** Gives the lock back (idempotent, never throws: a failed release lapses with the lease). */
+  release(): Promise<void>;
+}
+
+const LOCK_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
+
+/**
+ * Takes the store lock (session, name), polling with jittered backoff until
+ * `wait` runs out. Each call is its own owner, so two requests on one node
+ * exclude each other exactly as requests on two nodes do.
+ */
+export async function acquireLock(
+  o: ResolvedSessionOptions<SessionSchema>,
+  sessionId: string,
+  name: string,
+  options: LockOptions = {},
+): Promise<HeldLock> {
+  if (!o.store.capabilities.locks) {
+    throw new ConfigError(`session.lock() needs a store with locks; the ${o.store.kind} store has none`);
+  }
+  if (!LOCK_NAME.test(name)) {
+    throw new ConfigError(
+      `session lock name "${name.slice(0, 40)}" is not valid: use 1-100 letters, digits, "_", "-", "." or ":"`,
+    );
+  }
+  const leaseMs = parseDuration(options.lease ?? '10s', 'lock lease');
+  const waitMs = parseDuration(options.wait ?? '5s', 'lock wait');
+  if (leaseMs < 1) throw new ConfigError('lock lease must be at least 1 ms');
+  const owner = `${o.nodeId}:${randomUUID()}`;
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    const grant = await o.store.acquireLock(sessionId, name, owner, leaseMs);
+    const waited = Date.now() - started;
+    if (grant) {
+      o.stats.lockAcquired += 1;
+      if (attempt > 0) o.stats.lockWaited += 1;
+      o.stats.lockWaitMs += waited;
+      return held(o, sessionId, name, owner, grant.fencingToken);
+    }
+    if (waited >= waitMs) {
+      o.stats.lockTimeouts += 1;
+      o.stats.lockWaitMs += waited;
+      throw new LockTimeoutError(
+        `session lock "${name}" is held by another request; gave up after waiting ${waited} ms (wait: ${waitMs} ms). Retry the request, or raise \`wait\` if the work under this lock usually takes longer.`,
+      );
+    }
+    // Equal jitter: never a busy loop, and racing waiters spread out rather than poll in step.
+    const backoff = Math.min(200, 10 * 2 ** attempt);
+    await sleep(Math.min(waitMs - waited, backoff / 2 + Math.random() * (backoff / 2)));
+  }
+}
+
+function held(
+  o: ResolvedSessionOptions<SessionSchema>,
+  sessionId: string,
+  name: string,
+  owner: string,
+  fencingToken: number,
+): HeldLock {
+  let released: Promise<void> | undefined;
+  return {
+    name,
+    fencingToken,
+    release() {
+      released ??= o.store.releaseLock(sessionId, name, owner).catch((err: unknown) => {
+        o.stats.lockReleaseFailures += 1;
+        console.error(
+          JSON.stringify({
+            level: 'warn',
+            msg: 'session lock release failed; it lapses at the end of its lease',
+            session: hashId(sessionId),
+            lock: name,
+            err: String(err),
+          }),
+        );
+      });
+      return released;
+    },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
+}
