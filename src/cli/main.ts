@@ -4,6 +4,7 @@ import { parseDuration } from '../core/duration.js';
 import { ShoalError } from '../core/errors.js';
 import { loadApp } from './app-module.js';
 import { doctor } from './doctor.js';
+import { runGatewayNode } from './gateway-node.js';
 import { startCluster } from './start.js';
 import { runWebNode } from './web-node.js';
 
@@ -15,6 +16,7 @@ Usage: shoal <command> [options]
 Commands:
   start     run the app as a local cluster: dev balancer + web nodes (+ gateways)
   web       run one web node (what a container runs)
+  gateway   run one realtime gateway node (WebSocket + SSE)
   doctor    check the configured store and bus URLs and say what is wrong
 
 Run "shoal <command> --help" for its options. Configuration comes from SHOAL_* environment variables:
@@ -35,16 +37,29 @@ sticky sessions) in front of N web nodes, restarting any that crash.
 Runs one web node with /healthz, /readyz and graceful drain on SIGTERM.
   --drain-timeout <d>  hard limit for the drain (default 30s, env SHOAL_DRAIN_TIMEOUT)
   --drain-delay <d>    wait after readiness turns false before closing (default 0, env SHOAL_DRAIN_DELAY)`,
+  gateway: `Usage: shoal gateway --app <module> [--port 3100] [--host 0.0.0.0]
+
+Runs one realtime gateway: WebSocket and SSE clients authenticated by the web
+session cookie, fed by the bus. Rooms are authorized by the app module's
+realtime.authorize(session, channel). SIGTERM closes sockets with 1012 spread
+over the drain window, then exits.
+
+  SHOAL_ORIGINS        allowed page origins, comma-separated (required)
+  SHOAL_BUS            message bus URL (default: the store's if it is sqlite/redis/postgres,
+                       else sqlite:.shoal/shoal.db) — the web nodes must use the same
+  SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>"
+  SHOAL_DRAIN_WINDOW   how long the drain spreads the closes over (default 10s)`,
   doctor: `Usage: shoal doctor
 
 Connects to SHOAL_STORE (and SHOAL_BUS when set) and reports, in words, what works and what does not.`,
 };
 
 async function main(argv: string[]): Promise<number> {
-  const [command = '', ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
+  // Options may come before the command too (`shoal --port 3000 web …`), as test harnesses and wrappers put them.
+  const { values, positionals } = parseArgs({
+    args: argv,
     strict: true,
+    allowPositionals: true,
     options: {
       help: { type: 'boolean', short: 'h' },
       app: { type: 'string' },
@@ -56,9 +71,10 @@ async function main(argv: string[]): Promise<number> {
       'drain-delay': { type: 'string' },
     },
   });
-  if (values.help || command === '--help' || command === '-h' || command === 'help' || !(command in HELP) || !command) {
-    const known = command in HELP || ['--help', '-h', 'help'].includes(command);
-    console.log(HELP[known && command in HELP ? command : '']);
+  const command = positionals[0] ?? '';
+  if (values.help || command === 'help' || !command || !(command in HELP) || positionals.length > 1) {
+    const known = (command in HELP || command === 'help') && positionals.length <= 1;
+    console.log(HELP[command in HELP ? command : '']);
     return known ? 0 : 1;
   }
   switch (command) {
@@ -89,6 +105,20 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       return -1; // keep running
+    }
+    case 'gateway': {
+      const nodeId = process.env.SHOAL_NODE_ID ?? `gateway-${process.pid}`;
+      const node = await runGatewayNode({
+        app: await loadApp(requireApp(values.app)),
+        ctx: { nodeId, env: process.env },
+        port: Number(values.port ?? process.env.PORT ?? 3100),
+        host: values.host ?? process.env.HOST ?? '127.0.0.1',
+        drainWindowMs: parseDuration(process.env.SHOAL_DRAIN_WINDOW ?? '10s', 'SHOAL_DRAIN_WINDOW'),
+      });
+      const stop = () => void node.drain().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      return -1;
     }
     default:
       return 1;

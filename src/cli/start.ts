@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { busUrlFromEnv } from '../realtime/realtime.js';
 import { DEFAULT_STORE_URL, redact } from '../stores/index.js';
 import { createBalancer } from './balancer.js';
+import { createDashboard, mountDashboard } from './dashboard.js';
 import { type ChildSpec, Supervisor } from './supervisor.js';
 
 export interface StartOptions {
@@ -17,18 +19,38 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
 
 /**
  * `shoal start`: the whole cluster on one machine. One balancer on --port,
- * N web nodes on the following ports, all on the same store, so a laptop sees
+ * N web nodes then M gateways on the following ports, all on the same store and bus, so a laptop sees
  * what production sees: any request may land on any node.
  */
 export async function startCluster(o: StartOptions): Promise<void> {
+  const store = process.env.SHOAL_STORE ?? DEFAULT_STORE_URL;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    SHOAL_STORE: process.env.SHOAL_STORE ?? DEFAULT_STORE_URL,
+    SHOAL_STORE: store,
+    SHOAL_BUS: busUrlFromEnv({ ...process.env, SHOAL_STORE: store }),
     SHOAL_SECRETS: process.env.SHOAL_SECRETS ?? devSecret(),
     SHOAL_COOKIE_SECURE: process.env.SHOAL_COOKIE_SECURE ?? 'false', // the dev balancer speaks plain HTTP
   };
   const entry = process.argv[1] as string;
-  const specs: ChildSpec[] = Array.from({ length: o.web }, (_, i) => {
+  const host = o.host ?? '127.0.0.1';
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${o.port}`;
+  const gatewayEnv: NodeJS.ProcessEnv = {
+    ...env,
+    // Pages come through the balancer, so that is the origin browsers send.
+    SHOAL_ORIGINS: process.env.SHOAL_ORIGINS ?? `${url},http://localhost:${o.port}`,
+  };
+  const gateways: ChildSpec[] = Array.from({ length: o.gateways }, (_, i) => {
+    const name = `gateway-${i + 1}`;
+    const port = o.port + 1 + o.web + i;
+    return {
+      name,
+      role: 'gateway',
+      port,
+      args: [entry, 'gateway', '--app', o.app, '--port', String(port)],
+      env: { ...gatewayEnv, SHOAL_NODE_ID: name },
+    };
+  });
+  const webs: ChildSpec[] = Array.from({ length: o.web }, (_, i) => {
     const name = `web-${i + 1}`;
     const port = o.port + 1 + i;
     return {
@@ -39,26 +61,37 @@ export async function startCluster(o: StartOptions): Promise<void> {
       env: { ...env, SHOAL_NODE_ID: name },
     };
   });
+  const specs = [...webs, ...gateways];
 
-  const host = o.host ?? '127.0.0.1';
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${o.port}`;
   let announced = false;
   const supervisor = new Supervisor(specs, (event, m, detail) => {
     status(`${m.name.padEnd(8)} ${event}${m.pid ? ` pid ${m.pid}` : ''} :${m.port}${detail ? ` — ${detail}` : ''}`);
     if (!announced && supervisor.members.every((x) => x.ready)) {
       announced = true;
       status(`ready: ${supervisor.members.length} nodes behind ${url} (round-robin, no sticky sessions)`);
-      console.log(`\n  ➜  open ${url}\n`);
+      console.log(`\n  ➜  open ${url}\n  ➜  ops dashboard ${url}/_shoal/\n`);
     }
   });
 
-  const balancer = createBalancer({ web: () => supervisor.members.filter((m) => m.role === 'web') });
+  const balancer = createBalancer({
+    web: () => supervisor.members.filter((m) => m.role === 'web'),
+    gateways: () => supervisor.members.filter((m) => m.role === 'gateway'),
+  });
+  // The ops dashboard answers /_shoal/ on the balancer itself; its kill buttons signal the supervised nodes.
+  mountDashboard(
+    balancer,
+    createDashboard({
+      nodes: () => supervisor.members,
+      signal: (name, sig) => supervisor.signal(name, sig),
+      token: process.env.SHOAL_DASHBOARD_TOKEN,
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     balancer.once('error', reject);
     balancer.listen(o.port, host, resolve);
   });
   status(`balancer listening on ${url}`);
-  status(`store ${redact(env.SHOAL_STORE as string)}`);
+  status(`store ${redact(env.SHOAL_STORE as string)} · bus ${redact(env.SHOAL_BUS as string)}`);
   supervisor.start();
 
   const shutdown = async () => {

@@ -12,7 +12,7 @@ import { handlePublish } from './http-publish.js';
 import { checkOrigin } from './origin.js';
 import { PRESENCE_CHANNEL, Presence } from './presence.js';
 import { CloseCode, decodeCursors, isValidChannel, parseClientMessage } from './protocol.js';
-import { SESSION_ENDED_EVENT } from './publisher.js';
+import { SESSION_ENDED_EVENT, sessionChannel } from './publisher.js';
 import { sseTransport, wsTransport } from './transports.js';
 
 export interface AuthorizeContext {
@@ -88,7 +88,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     if (!subs) return;
     if (m.event === SESSION_ENDED_EVENT) {
       for (const c of [...subs])
-        if (c.sessionId === m.channel.slice('session:'.length)) end(c, CloseCode.SessionEnded, 'session ended');
+        if (sessionChannel(c.sessionId) === m.channel) end(c, CloseCode.SessionEnded, 'session ended');
       return;
     }
     metrics.messagesIn.inc();
@@ -103,26 +103,45 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   }, canaryMs);
   canaryTimer.unref();
 
-  const join = async (c: Connection, channel: string, from?: { epoch: string; offset: number }) => {
+  /** channel → the bus subscription in progress or done; every joiner waits for it, not just the first. */
+  const subscriptions = new Map<string, Promise<void>>();
+  const join = async (c: Connection, channel: string, from?: { epoch: string; offset: number }): Promise<void> => {
     let set = byChannel.get(channel);
     if (!set) {
       set = new Set();
       byChannel.set(channel, set);
-      await o.bus.subscribe(channel);
     }
+    if (set.has(c)) return; // a second `sub` while the first is in flight: the first answers
+    // Membership first, so a concurrent last leave cannot unsubscribe the bus under this join.
     set.add(c);
-    if (c.userId) presence.join(channel, c.userId);
-    return c.join(channel, from);
+    if (c.userId && hasPresence(channel)) presence.join(channel, c.userId);
+    try {
+      let subscribed = subscriptions.get(channel);
+      if (!subscribed) {
+        subscribed = o.bus.subscribe(channel);
+        subscriptions.set(channel, subscribed);
+        subscribed.catch(() => subscriptions.delete(channel));
+      }
+      // Until the bus delivers live messages, a position read now could miss the ones in between.
+      await subscribed;
+      if (c.closed) return leave(c, channel);
+      await c.join(channel, from);
+    } catch (err) {
+      // Half-joined state would buffer live messages forever: undo it, the client may retry.
+      leave(c, channel);
+      throw err;
+    }
   };
 
   const leave = (c: Connection, channel: string) => {
-    if (!c.channels.has(channel)) return;
-    c.leave(channel);
-    if (c.userId) presence.leave(channel, c.userId);
     const set = byChannel.get(channel);
-    set?.delete(c);
-    if (set && set.size === 0) {
+    if (!set?.has(c)) return;
+    c.leave(channel);
+    if (c.userId && hasPresence(channel)) presence.leave(channel, c.userId);
+    set.delete(c);
+    if (set.size === 0) {
       byChannel.delete(channel);
+      subscriptions.delete(channel);
       void o.bus.unsubscribe(channel).catch(() => {});
     }
   };
@@ -137,7 +156,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   }
 
   const allowed = async (session: StoredSession, channel: string) => {
-    if (channel === `session:${session.id}`) return true;
+    if (channel === sessionChannel(session.id)) return true;
     if (session.meta.userId && channel === `user:${session.meta.userId}`) return true;
     if (channel.startsWith('session:') || channel.startsWith('user:') || channel.startsWith('_shoal:')) return false;
     if (!o.authorize) return false;
@@ -166,17 +185,30 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     });
     all.add(c);
     metrics.connections.set(all.size);
-    const own = [`session:${session.id}`, ...(session.meta.userId ? [`user:${session.meta.userId}`] : [])];
+    const own = [sessionChannel(session.id), ...(session.meta.userId ? [`user:${session.meta.userId}`] : [])];
     c.send({ type: 'hello', gateway: id, user: session.meta.userId, session: hashId(session.id), channels: own });
     const cursors = decodeCursors(lastEventId ?? resume.get('resume') ?? undefined);
     const wanted = new Set([...own, ...cursors.keys(), ...(resume.get('channels')?.split(',') ?? [])]);
-    for (const channel of wanted) {
-      if (c.closed) break;
-      if (!isValidChannel(channel) || !(await allowed(session, channel))) {
-        c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
-        continue;
+    try {
+      for (const channel of wanted) {
+        if (c.closed) break;
+        if (!isValidChannel(channel) || !(await allowed(session, channel))) {
+          c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
+          continue;
+        }
+        await join(c, channel, cursors.get(channel));
       }
-      await join(c, channel, cursors.get(channel));
+      // `presence=a,b`: what an SSE client (which cannot send frames) uses to follow presence.
+      for (const channel of resume.get('presence')?.split(',') ?? []) {
+        const state = c.channels.get(channel);
+        if (!state || c.closed) continue;
+        state.presence = true;
+        c.send({ type: 'presence', channel, users: presence.list(channel) });
+      }
+    } catch (err) {
+      // Not registered with the caller yet: without this the connection would stay counted and subscribed.
+      end(c, 1011, 'the gateway could not reach the bus or store; reconnect');
+      throw err;
     }
     return c;
   };
@@ -204,6 +236,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     let tokens = rate * 2;
     let refilled = Date.now();
     const queue: string[] = [];
+    let inOrder: Promise<void> = Promise.resolve();
     let c: Connection | undefined;
     ws.on('message', (data, isBinary) => {
       const now = Date.now();
@@ -218,7 +251,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       const text = isBinary ? null : data.toString();
       if (text === null) return ws.close(CloseCode.ProtocolError, 'binary frames are not part of the protocol');
       if (!c) queue.push(text);
-      else void handle(c, text);
+      // One frame at a time, in order: a `sub` still joining must not be overtaken by its `unsub` or `presence`.
+      else inOrder = inOrder.then(() => handleSafely(c as Connection, text));
     });
     ws.on('pong', () => {
       if (c) c.alive = true;
@@ -227,8 +261,18 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       if (c) end(c, 1000, 'closed');
     });
     c = await open(session, wsTransport(ws), params);
-    for (const text of queue.splice(0)) await handle(c, text);
+    // The socket may have closed while the session's channels were being joined.
+    if (ws.readyState !== ws.OPEN) return end(c, 1000, 'closed');
+    const opened = c;
+    for (const text of queue.splice(0)) inOrder = inOrder.then(() => handleSafely(opened, text));
   };
+
+  // A store or bus failure while handling one frame is answered on the socket, never left unhandled.
+  const handleSafely = (c: Connection, text: string) =>
+    handle(c, text).catch((err: unknown) => {
+      log({ level: 'warn', msg: 'client message failed', gateway: id, err: String(err) });
+      c.send({ type: 'error', code: 'unavailable', message: 'the gateway could not reach the bus or store; retry' });
+    });
 
   const handle = async (c: Connection, text: string) => {
     const m = parseClientMessage(text);
@@ -244,6 +288,15 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         c.send({ type: 'pong', ...(m.id !== undefined ? { id: m.id } : {}) });
         return;
       case 'unsub':
+        // The session channel is how a session end closes this socket: it cannot be left.
+        if (m.channel === sessionChannel(c.sessionId)) {
+          return c.send({
+            type: 'error',
+            code: 'forbidden',
+            message: 'the session channel cannot be left',
+            channel: m.channel,
+          });
+        }
         leave(c, m.channel);
         c.send({ type: 'unsubscribed', channel: m.channel });
         return;
@@ -311,7 +364,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         const transport = sseTransport(res, heartbeatMs);
         const last = req.headers['last-event-id'];
         const c = await open(session, transport, url.searchParams, typeof last === 'string' ? last : undefined);
-        res.on('close', () => end(c, 1000, 'closed'));
+        if (res.destroyed) end(c, 1000, 'closed');
+        else res.on('close', () => end(c, 1000, 'closed'));
         return;
       }
       json(res, 404, { error: 'not found' });
@@ -389,6 +443,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     },
     close: stopAll,
   };
+}
+
+/** A user's and a session's own channels have no audience to show presence to: announcing them would only load the bus. */
+function hasPresence(channel: string): boolean {
+  return !channel.startsWith('session:') && !channel.startsWith('user:');
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

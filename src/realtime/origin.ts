@@ -7,7 +7,8 @@ export function checkOrigin(origin: string | undefined, allowed: readonly string
   if (origin === undefined) return !required;
   if (allowed.includes('*')) return true;
   const normalized = normalizeOrigin(origin);
-  if (!normalized) return false;
+  // Browsers send the canonical serialization; any other spelling (case, default port, slash) is not a browser.
+  if (!normalized || normalized !== origin) return false;
   return allowed.some((a) => normalizeOrigin(a) === normalized);
 }
 

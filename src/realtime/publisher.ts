@@ -1,4 +1,5 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
+import { hashId } from '../core/ids.js';
 import { isValidChannel } from './protocol.js';
 
 /** Internal events (never app events) start with this prefix. */
@@ -13,7 +14,15 @@ export type EventMap = Record<string, unknown>;
 
 export function channelOf(target: Target): string {
   if (typeof target === 'string') return target;
-  return 'user' in target ? `user:${target.user}` : `session:${target.session}`;
+  return 'user' in target ? `user:${target.user}` : sessionChannel(target.session);
+}
+
+/**
+ * A session's channel is named after a hash of its id: channel names reach page
+ * JavaScript (hello, subscribed, SSE ids) and the bus backend, the raw id must not.
+ */
+export function sessionChannel(sessionId: string): string {
+  return `session:${hashId(sessionId)}`;
 }
 
 export interface Publisher<E extends EventMap = EventMap> {
@@ -49,5 +58,5 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
 
 /** Tells every gateway to close the sockets of an ended session (logout, destroy, rotation, expiry). */
 export function publishSessionEnded(bus: Bus, sessionId: string, reason: string): Promise<BusMessage> {
-  return bus.publish(`session:${sessionId}`, { event: SESSION_ENDED_EVENT, data: JSON.stringify({ reason }) });
+  return bus.publish(sessionChannel(sessionId), { event: SESSION_ENDED_EVENT, data: JSON.stringify({ reason }) });
 }

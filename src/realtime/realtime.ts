@@ -1,0 +1,48 @@
+import type { Bus } from '../bus/contract.js';
+import { DEFAULT_BUS_URL } from '../bus/index.js';
+import type { SessionManager } from '../session/manager.js';
+import { createPublisher, type EventMap, type Publisher, publishSessionEnded } from './publisher.js';
+
+export interface RealtimeOptions {
+  bus: Bus;
+  sessions: SessionManager;
+}
+
+export interface Realtime<E extends EventMap = EventMap> {
+  /** `realtime.publisher.to({ user }).send(event, data)` reaches that user's sockets on every gateway. */
+  readonly publisher: Publisher<E>;
+  /** Stops announcing session ends. The bus and the session manager stay the caller's to close. */
+  close(): Promise<void>;
+}
+
+/**
+ * Realtime for a web node: a publisher, and the link that makes a session end
+ * (logout, rotation on login, expiry) close that session's sockets on every
+ * gateway — the web node that ended it tells the bus, every gateway listens.
+ */
+export function createRealtime<E extends EventMap = EventMap>(o: RealtimeOptions): Realtime<E> {
+  let open = true;
+  o.sessions.onSessionRevoked(async (id, reason) => {
+    // The manager has no way to remove a listener, so a closed realtime just stops acting on it.
+    if (!open) return;
+    await publishSessionEnded(o.bus, id, reason);
+  });
+  return {
+    publisher: createPublisher<E>(o.bus),
+    async close() {
+      open = false;
+    },
+  };
+}
+
+/**
+ * SHOAL_BUS, else the store's URL when that backend is also a bus (sqlite, redis,
+ * postgres), else the embedded default. Web nodes and gateways must resolve it
+ * the same way, or publishers and gateways would talk past each other.
+ */
+export function busUrlFromEnv(env: NodeJS.ProcessEnv): string {
+  if (env.SHOAL_BUS) return env.SHOAL_BUS;
+  const store = env.SHOAL_STORE;
+  if (store && /^(sqlite|redis|rediss|postgres|postgresql):/i.test(store)) return store;
+  return DEFAULT_BUS_URL;
+}

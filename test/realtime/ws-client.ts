@@ -1,0 +1,196 @@
+import { request } from 'node:http';
+import { WebSocket } from 'ws';
+import type { ServerMessage } from '../../src/realtime/protocol.js';
+
+/** A test's view of one WebSocket client: every parsed frame, waits with deadlines, the close code. */
+export interface TestClient {
+  ws: WebSocket;
+  messages: ServerMessage[];
+  /** Resolves with the close code and reason once the socket is closed, whoever closed it. */
+  closed: Promise<{ code: number; reason: string }>;
+  send(message: unknown): void;
+  /** The first message (already received or still to come) that matches, or a rejection after timeoutMs. */
+  waitFor<M extends ServerMessage>(match: (m: ServerMessage) => m is M, timeoutMs?: number): Promise<M>;
+  waitFor(match: (m: ServerMessage) => boolean, timeoutMs?: number): Promise<ServerMessage>;
+  close(): void;
+}
+
+export interface ConnectOptions {
+  cookie?: string;
+  origin?: string;
+  /** Called for every frame (before it is stored), e.g. to time arrivals. */
+  onFrame?: (m: ServerMessage) => void;
+  /** Keep parsed frames in `messages` (default true); load tests turn it off and use onFrame. */
+  keep?: boolean;
+  /** Called with every raw frame instead of parsing it (timing tests that must stay cheap). */
+  onRaw?: (data: Buffer) => void;
+}
+
+function headersOf(o: ConnectOptions): Record<string, string> {
+  return { ...(o.cookie ? { cookie: o.cookie } : {}), ...(o.origin ? { origin: o.origin } : {}) };
+}
+
+/** Opens a client; rejects with `HTTP <status>` when the handshake is refused. */
+export function connect(url: string, o: ConnectOptions = {}, timeoutMs = 5000): Promise<TestClient> {
+  const ws = new WebSocket(url, { headers: headersOf(o), perMessageDeflate: false });
+  const messages: ServerMessage[] = [];
+  const waiters = new Set<{ match: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }>();
+  const keep = o.keep ?? true;
+  ws.on('message', (data) => {
+    if (o.onRaw) return o.onRaw(data as Buffer);
+    const m = JSON.parse(data.toString()) as ServerMessage;
+    o.onFrame?.(m);
+    if (keep) messages.push(m);
+    for (const w of waiters) {
+      if (w.match(m)) {
+        waiters.delete(w);
+        w.resolve(m);
+      }
+    }
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+  ws.on('error', () => {}); // surfaced through `closed` / the open rejection
+  const client: TestClient = {
+    ws,
+    messages,
+    closed,
+    send: (message) => ws.send(typeof message === 'string' ? message : JSON.stringify(message)),
+    close: () => ws.close(),
+    waitFor(match: (m: ServerMessage) => boolean, ms = 3000): Promise<ServerMessage> {
+      const found = messages.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise<ServerMessage>((resolve, reject) => {
+        const w = {
+          match,
+          resolve: (m: ServerMessage) => {
+            clearTimeout(timer);
+            resolve(m);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`no matching message within ${ms} ms; got: ${JSON.stringify(messages.slice(-5))}`));
+        }, ms);
+        waiters.add(w);
+      });
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`handshake to ${url} did not finish within ${timeoutMs} ms`));
+    }, timeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      resolve(client);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      res.resume();
+      ws.terminate();
+      reject(new Error(`HTTP ${res.statusCode}`));
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** The HTTP status a WebSocket handshake gets (101 when accepted; the socket is then closed). */
+export async function handshakeStatus(url: string, o: ConnectOptions = {}): Promise<number> {
+  try {
+    const c = await connect(url, o);
+    c.ws.terminate();
+    return 101;
+  } catch (err) {
+    const m = /^HTTP (\d+)$/.exec((err as Error).message);
+    if (m) return Number(m[1]);
+    throw err;
+  }
+}
+
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data: string;
+}
+
+export interface SseStream {
+  status: number;
+  events: SseEvent[];
+  waitFor(match: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
+  close(): void;
+}
+
+/** A minimal EventSource: GET with headers, events parsed as they arrive. */
+export function openSse(url: string, headers: Record<string, string>, timeoutMs = 5000): Promise<SseStream> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers: { accept: 'text/event-stream', ...headers } });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no SSE response from ${url} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.on('response', (res) => {
+      clearTimeout(timer);
+      const events: SseEvent[] = [];
+      const waiters = new Set<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }>();
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        for (let at = buf.indexOf('\n\n'); at >= 0; at = buf.indexOf('\n\n')) {
+          const block = buf.slice(0, at);
+          buf = buf.slice(at + 2);
+          const e: SseEvent = { data: '' };
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) e.id = line.slice(4);
+            else if (line.startsWith('event: ')) e.event = line.slice(7);
+            else if (line.startsWith('data: ')) data.push(line.slice(6));
+          }
+          if (data.length === 0) continue; // comments, retry:
+          e.data = data.join('\n');
+          events.push(e);
+          for (const w of waiters) {
+            if (w.match(e)) {
+              waiters.delete(w);
+              w.resolve(e);
+            }
+          }
+        }
+      });
+      res.on('error', () => {});
+      resolve({
+        status: res.statusCode ?? 0,
+        events,
+        close: () => req.destroy(),
+        waitFor(match, ms = 3000) {
+          const found = events.find(match);
+          if (found) return Promise.resolve(found);
+          return new Promise((ok, fail) => {
+            const w = {
+              match,
+              resolve: (e: SseEvent) => {
+                clearTimeout(t);
+                ok(e);
+              },
+            };
+            const t = setTimeout(() => {
+              waiters.delete(w);
+              fail(new Error(`no matching SSE event within ${ms} ms; got ${JSON.stringify(events.slice(-5))}`));
+            }, ms);
+            waiters.add(w);
+          });
+        },
+      });
+    });
+    req.end();
+  });
+}
