@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Server as NetServer, type Socket } from 'node:net';
 import { createLogger } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
 import type { NodeContext, ShoalApp } from './app-module.js';
@@ -32,6 +33,9 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   const log = o.log ?? ((line: Record<string, unknown>) => logger.info(line));
   const m = metrics();
   let draining = false;
+  /** Set once the listener is closed: every response then ends its connection. */
+  let closing = false;
+  const sockets = new Set<Socket>();
   let inFlight = 0;
 
   const probe = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
@@ -68,7 +72,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
       stop();
       m.httpRequests.inc({ method: req.method ?? 'GET', status: String(res.statusCode) });
     });
-    if (draining) res.setHeader('connection', 'close');
+    if (closing) res.setHeader('connection', 'close');
     probe(req, res).then(
       (handled) => {
         if (!handled) web.handler(req, res);
@@ -80,6 +84,10 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     );
   });
   server.keepAliveTimeout = 65_000; // above common balancer idle timeouts (nginx 60 s)
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
 
   await new Promise<void>((resolve) => server.listen(o.port, o.host ?? '127.0.0.1', resolve));
   log({ msg: 'web node listening', port: o.port });
@@ -91,9 +99,20 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
       const started = Date.now();
       const deadline = started + (o.drainTimeoutMs ?? 30_000);
       log({ msg: 'draining', inFlight });
-      await sleep(o.drainDelayMs ?? 0);
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // 1. Readiness is false: balancers that poll it stop sending. Serve as usual meanwhile.
+      const delay = o.drainDelayMs ?? 0;
+      await sleep(delay);
+      // 2. Stop accepting. A balancer that learns only from refused connections (nginx) retries
+      //    them elsewhere, safe for any method. Not http.Server#close(): it also drops idle
+      //    keep-alive connections, one of which the balancer may be writing a POST into.
+      closing = true;
+      const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
+      // 3. Leave idle connections to the balancer to close (nginx: upstream keepalive_timeout),
+      //    for up to the drain delay again; each busy one ends after its response.
+      const idleUntil = Math.min(deadline, Date.now() + delay);
+      while (sockets.size > 0 && Date.now() < idleUntil) await sleep(20);
       server.closeIdleConnections();
+      // 4. In-flight requests finish, up to the deadline.
       while (inFlight > 0 && Date.now() < deadline) await sleep(20);
       server.closeAllConnections();
       await closed;
