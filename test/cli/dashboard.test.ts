@@ -1,0 +1,244 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDashboard, type DashboardState, dashboardNodesFromEnv } from '../../src/cli/dashboard.js';
+import { bucketIncrease, counterIncrease, histogramQuantile, mergeBuckets } from '../../src/cli/dashboard-math.js';
+import { parsePrometheus, summarize } from '../../src/cli/dashboard-metrics.js';
+import { GatewayMetrics } from '../../src/realtime/gateway-metrics.js';
+import { freePort } from '../helpers/processes.js';
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** A web node's metrics as prom-client writes them (same names and labels as src/core/metrics.ts). */
+function webRegistry() {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'shoal_http_requests_total',
+    help: 'h',
+    labelNames: ['method', 'status'],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'shoal_store_latency_seconds',
+    help: 'h',
+    labelNames: ['op'],
+    buckets: [0.001, 0.005, 0.01, 0.25],
+    registers: [registry],
+  });
+  const conflicts = new Counter({ name: 'shoal_session_conflicts_total', help: 'h', registers: [registry] });
+  const calls = new Counter({
+    name: 'shoal_store_calls_total',
+    help: 'h',
+    labelNames: ['op', 'outcome'],
+    registers: [registry],
+  });
+  return { registry, requests, latency, conflicts, calls };
+}
+
+describe('dashboard metrics', () => {
+  it('reads prom-client output: sums across labels, merges histogram buckets across operations', async () => {
+    const w = webRegistry();
+    w.requests.inc({ method: 'GET', status: '200' }, 7);
+    w.requests.inc({ method: 'POST', status: '503' }, 2);
+    w.conflicts.inc(3);
+    w.calls.inc({ op: 'create', outcome: 'ok' }, 4);
+    w.calls.inc({ op: 'create', outcome: 'error' }, 9);
+    for (let i = 0; i < 99; i++) w.latency.observe({ op: 'load' }, 0.003);
+    w.latency.observe({ op: 'commit' }, 0.2);
+    const m = summarize(parsePrometheus(await w.registry.metrics()));
+    expect(m).toMatchObject({ requests: 9, conflicts: 3, sessionsCreated: 4, sockets: 0, messagesOut: 0 });
+    expect(Object.fromEntries(m.storeLatency)).toEqual({
+      '0.001': 0,
+      '0.005': 99,
+      '0.01': 99,
+      '0.25': 100,
+      '+Inf': 100,
+    });
+    // 99 of 100 calls took ≤ 5 ms: p99 is at that bucket's bound; the median interpolates inside it.
+    expect(histogramQuantile(0.99, m.storeLatency)).toBeCloseTo(0.005, 9);
+    expect(histogramQuantile(0.5, m.storeLatency)).toBeCloseTo(0.001 + (0.004 * 50) / 99, 9);
+    expect(histogramQuantile(1, m.storeLatency)).toBeCloseTo(0.25, 9);
+
+    const g = new GatewayMetrics();
+    g.connections.set(5);
+    g.messagesOut.inc(12);
+    expect(summarize(parsePrometheus(await g.render()))).toMatchObject({ sockets: 5, messagesOut: 12, requests: 0 });
+  });
+
+  it('parses escaped label values and skips what is not a sample', () => {
+    const samples = parsePrometheus(
+      '# HELP x y\n# TYPE x counter\nx{path="/a\\"b",le="+Inf"} 4\nbroken line here\ny 2.5 1700000000000\n',
+    );
+    expect(samples).toEqual([
+      { name: 'x', labels: { path: '/a"b', le: '+Inf' }, value: 4 },
+      { name: 'y', labels: {}, value: 2.5 },
+    ]);
+  });
+
+  it('rates survive a process restart (counters start again from zero)', () => {
+    expect(counterIncrease(undefined, 10)).toBe(0);
+    expect(counterIncrease(10, 15)).toBe(5);
+    expect(counterIncrease(15, 3)).toBe(3);
+    const before: Array<[string, number]> = [
+      ['0.01', 5],
+      ['+Inf', 6],
+    ];
+    expect(
+      bucketIncrease(before, [
+        ['0.01', 7],
+        ['+Inf', 9],
+      ]),
+    ).toEqual([
+      ['0.01', 2],
+      ['+Inf', 3],
+    ]);
+    expect(
+      bucketIncrease(before, [
+        ['0.01', 1],
+        ['+Inf', 1],
+      ]),
+    ).toEqual([
+      ['0.01', 1],
+      ['+Inf', 1],
+    ]);
+    expect(
+      mergeBuckets([
+        [
+          ['+Inf', 2],
+          ['0.01', 1],
+        ],
+        [
+          ['0.01', 3],
+          ['+Inf', 4],
+        ],
+      ]),
+    ).toEqual([
+      ['0.01', 4],
+      ['+Inf', 6],
+    ]);
+    expect(histogramQuantile(0.99, [['+Inf', 0]])).toBeNull();
+  });
+
+  it('reads SHOAL_DASHBOARD_NODES and says what is wrong with a bad entry', () => {
+    expect(dashboardNodesFromEnv('web/web-1=http://10.0.0.5:3000, gateway/gw-a=http://rt.internal:4000')).toEqual([
+      { role: 'web', name: 'web-1', host: '10.0.0.5', port: 3000 },
+      { role: 'gateway', name: 'gw-a', host: 'rt.internal', port: 4000 },
+    ]);
+    expect(dashboardNodesFromEnv(undefined)).toEqual([]);
+    expect(() => dashboardNodesFromEnv('web-1=http://x:1')).toThrow(/role\/name=http/);
+  });
+});
+
+describe('dashboard server', () => {
+  const servers: Server[] = [];
+  let victim: ChildProcess;
+  let webPort = 0;
+  let gatewayPort = 0;
+  let deadPort = 0;
+
+  beforeAll(async () => {
+    const w = webRegistry();
+    w.requests.inc({ method: 'GET', status: '200' }, 3);
+    const g = new GatewayMetrics();
+    g.connections.set(2);
+    const web = createServer((req, res) => {
+      if (req.url === '/metrics') void w.registry.metrics().then((t) => res.end(t));
+      else if (req.url === '/readyz') res.writeHead(503).end(JSON.stringify({ ready: false, problem: 'draining' }));
+      else res.writeHead(404).end();
+    });
+    const gateway = createServer((req, res) => {
+      if (req.url === '/metrics') void g.render().then((t) => res.end(t));
+      else if (req.url === '/readyz') res.end(JSON.stringify({ ready: true }));
+      else res.writeHead(404).end();
+    });
+    servers.push(web, gateway);
+    [webPort, gatewayPort, deadPort] = await Promise.all([listen(web), listen(gateway), freePort()]);
+    victim = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  });
+
+  afterAll(async () => {
+    victim.kill('SIGKILL');
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  });
+
+  async function serve(options: Parameters<typeof createDashboard>[0]): Promise<string> {
+    const handle = createDashboard(options);
+    const server = createServer((req, res) => {
+      if (!handle(req, res)) res.writeHead(418).end('not the dashboard');
+    });
+    servers.push(server);
+    return `http://127.0.0.1:${await listen(server)}`;
+  }
+
+  const nodes = () => [
+    { name: 'web-1', role: 'web' as const, host: '127.0.0.1', port: webPort },
+    { name: 'gateway-1', role: 'gateway' as const, host: '127.0.0.1', port: gatewayPort },
+    { name: 'web-2', role: 'web' as const, host: '127.0.0.1', port: deadPort },
+  ];
+
+  it('with a token: the page is public, the data needs the bearer token', async () => {
+    const base = await serve({ nodes, token: 'sekret-token' });
+    const page = await fetch(`${base}/_shoal/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('ops dashboard');
+    expect((await fetch(`${base}/_shoal`, { redirect: 'manual' })).headers.get('location')).toBe('/_shoal/');
+    expect((await fetch(`${base}/elsewhere`)).status).toBe(418);
+    expect((await fetch(`${base}/_shoal/api/state`)).status).toBe(401);
+    const wrong = await fetch(`${base}/_shoal/api/state`, { headers: { authorization: 'Bearer sekret-tokem' } });
+    expect(wrong.status).toBe(401);
+    const res = await fetch(`${base}/_shoal/api/state`, { headers: { authorization: 'Bearer sekret-token' } });
+    expect(res.status).toBe(200);
+    const state = (await res.json()) as DashboardState;
+    expect(state.canSignal).toBe(false);
+    const byName = Object.fromEntries(state.nodes.map((n) => [n.name, n]));
+    expect(byName['web-1']).toMatchObject({ state: 'draining', metrics: { requests: 3 } });
+    expect(byName['gateway-1']).toMatchObject({ state: 'ready', metrics: { sockets: 2 } });
+    expect(byName['web-2']).toMatchObject({ state: 'dead', metrics: null });
+    expect(byName['web-2']?.error).toBeTruthy();
+    // No supervisor, no kill buttons.
+    const kill = await fetch(`${base}/_shoal/api/nodes/web-1/signal`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer sekret-token', 'content-type': 'application/json' },
+      body: '{"signal":"SIGKILL"}',
+    });
+    expect(kill.status).toBe(404);
+  });
+
+  it('in a local cluster: the kill button signals the node, and only from the dashboard’s own origin', async () => {
+    const signalled: string[] = [];
+    const base = await serve({
+      nodes,
+      signal: (name, sig) => {
+        signalled.push(`${name} ${sig}`);
+        return victim.kill(sig);
+      },
+    });
+    const post = (body: string, headers: Record<string, string>) =>
+      fetch(`${base}/_shoal/api/nodes/web-1/signal`, { method: 'POST', headers, body });
+    expect((await post('signal=SIGKILL', { 'content-type': 'application/x-www-form-urlencoded' })).status).toBe(415);
+    expect(
+      (await post('{"signal":"SIGKILL"}', { 'content-type': 'application/json', origin: 'https://evil.example' }))
+        .status,
+    ).toBe(403);
+    expect((await post('{"signal":"SIGHUP"}', { 'content-type': 'application/json' })).status).toBe(400);
+    const unknown = await fetch(`${base}/_shoal/api/nodes/web-9/signal`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"signal":"SIGTERM"}',
+    });
+    expect(unknown.status).toBe(404);
+    expect(signalled).toEqual([]);
+
+    const exited = new Promise<NodeJS.Signals | null>((r) => victim.once('exit', (_c, s) => r(s)));
+    const ok = await post('{"signal":"SIGTERM"}', { 'content-type': 'application/json', origin: base });
+    expect(ok.status).toBe(200);
+    expect(await exited).toBe('SIGTERM');
+    expect(signalled).toEqual(['web-1 SIGTERM']);
+    // The process is gone: a second signal reports it.
+    expect((await post('{"signal":"SIGKILL"}', { 'content-type': 'application/json' })).status).toBe(409);
+  });
+});
