@@ -59,7 +59,7 @@ export class Sweeper {
   start(): void {
     if (this.#timer || this.#stopped) return;
     this.#timer = setInterval(() => {
-      if (!this.#running) this.#running = this.sweep().finally(() => (this.#running = undefined));
+      if (!this.#running) this.#running = this.#drain().finally(() => (this.#running = undefined));
     }, this.#o.intervalMs);
     this.#timer.unref(); // a sweeper alone must not keep a process alive
   }
@@ -71,19 +71,39 @@ export class Sweeper {
     await this.#running?.catch(() => {});
   }
 
+  /**
+   * Sweeps again at once while sweeps find something (a backlog, e.g. many sessions expiring
+   * together; a store may hand out a batch in shares), bounded so one tick never runs for long.
+   */
+  async #drain(): Promise<number> {
+    let total = 0;
+    const until = Date.now() + 5 * this.#o.intervalMs;
+    for (let round = 0; round < 50 && !this.#stopped; round++) {
+      const { claimed, handled } = await this.#sweepOnce(Date.now());
+      total += handled;
+      if (claimed === 0 || Date.now() > until) break;
+    }
+    return total;
+  }
+
   /** One pass: claims and handles what is due now. Resolves to the number handled. */
   async sweep(now = Date.now()): Promise<number> {
+    return (await this.#sweepOnce(now)).handled;
+  }
+
+  /** One pass: claims and handles what is due now. */
+  async #sweepOnce(now: number): Promise<{ claimed: number; handled: number }> {
     const o = this.#o;
     let ended: Awaited<ReturnType<SessionStore['claimEnded']>>;
     try {
       ended = await o.store.claimEnded({ now, limit: o.batch, leaseMs: o.leaseMs, owner: o.owner });
     } catch (err) {
       o.onError?.(err, '', 0);
-      return 0;
+      return { claimed: 0, handled: 0 };
     }
     // The batch is handled concurrently so the whole claim finishes well inside one lease.
     const results = await Promise.all(ended.map((e) => this.#handle(e)));
-    return results.filter(Boolean).length;
+    return { claimed: ended.length, handled: results.filter(Boolean).length };
   }
 
   async #handle({ snapshot, reason, attempt }: EndedSession): Promise<boolean> {

@@ -7,7 +7,11 @@ import { SESSION_ID_PATTERN } from '../core/ids.js';
  * secret of the ring, so a secret can be rotated without logging anyone out:
  * prepend the new one, drop the old one after the longest session lifetime.
  */
+/** How many verified cookie values to remember: an HMAC per request was a visible share of a session read. */
+const VERIFIED_CACHE = 10_000;
+
 export class KeyRing {
+  readonly #verified = new Map<string, string>();
   readonly #keys: Buffer[];
   readonly #purpose: string;
 
@@ -38,6 +42,18 @@ export class KeyRing {
 
   /** The id inside a signed value, or null when the value is malformed or no key of the ring signed it. */
   unsign(value: string): string | null {
+    const known = this.#verified.get(value);
+    if (known !== undefined) return known;
+    const id = this.#verify(value);
+    if (id !== null) {
+      // Only values that verified are remembered, keyed by the whole signed value: a forged one never hits.
+      if (this.#verified.size >= VERIFIED_CACHE) this.#verified.delete(this.#verified.keys().next().value as string);
+      this.#verified.set(value, id);
+    }
+    return id;
+  }
+
+  #verify(value: string): string | null {
     const dot = value.indexOf('.');
     if (dot < 0) return null;
     const id = value.slice(0, dot);

@@ -1,0 +1,63 @@
+import { rmSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import ts from 'typescript';
+import { ROOT } from './nodes.js';
+
+/**
+ * Where the compiled probe goes. Inside node_modules so bare imports (express, ioredis)
+ * resolve by walking up, and git ignores it; one directory per process so concurrent
+ * benchmark runs never rebuild under each other's servers.
+ */
+const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'shoal-bench', String(process.pid));
+
+const SOURCES = ['src', 'examples/probe'];
+
+async function* tsFiles(dir: string): AsyncGenerator<string> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* tsFiles(path);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) yield path;
+  }
+}
+
+/**
+ * Compiles the probe and src/ to plain JavaScript (type-stripping only, like `tsc` emits)
+ * and returns the server script's path. Shoal is measured as it runs in production:
+ * under tsx every function gets a keepNames `__name()` wrapper, a per-request cost on
+ * hot closures that the plain-JS peers do not pay.
+ */
+export async function buildProbe(): Promise<string> {
+  built ??= build();
+  return built;
+}
+
+let built: Promise<string> | undefined;
+
+async function build(): Promise<string> {
+  rmSync(BUILD_DIR, { recursive: true, force: true });
+  process.once('exit', () => rmSync(BUILD_DIR, { recursive: true, force: true }));
+  for (const source of SOURCES) {
+    for await (const file of tsFiles(join(ROOT, source))) {
+      const out = join(BUILD_DIR, relative(ROOT, file)).replace(/\.ts$/, '.js');
+      const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
+        fileName: file,
+        compilerOptions: {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.ESNext,
+          verbatimModuleSyntax: true,
+        },
+      });
+      await mkdir(dirname(out), { recursive: true });
+      await writeFile(out, outputText);
+    }
+  }
+  // Package scopes stop at node_modules: without this the .js files would load as CommonJS.
+  await writeFile(join(BUILD_DIR, 'package.json'), '{ "type": "module", "private": true }\n');
+  return join(BUILD_DIR, 'examples', 'probe', 'server.js');
+}
+
+/** The shoal server script a scenario starts: compiled (default) or the TypeScript source through tsx. */
+export async function shoalScript(options: { tsx: boolean }): Promise<string> {
+  return options.tsx ? 'examples/probe/server.ts' : buildProbe();
+}

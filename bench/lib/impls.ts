@@ -1,0 +1,65 @@
+import type { NodeSpec } from './nodes.js';
+
+export type ImplName = 'shoal' | 'express-session' | 'bare';
+
+export interface Impl {
+  name: ImplName;
+  label: string;
+  script: string;
+  cookieName: string | null;
+  /** Whether it keeps state, i.e. whether session reads/writes can be checked. */
+  stateful: boolean;
+}
+
+/** The servers compared: same routes (the probe protocol), different session layers. */
+export const IMPLS: Record<ImplName, Impl> = {
+  shoal: {
+    name: 'shoal',
+    label: 'shoal (probe, redis store)',
+    script: 'examples/probe/server.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'express-session': {
+    name: 'express-session',
+    label: 'express-session + connect-redis',
+    script: 'bench/peers/express-session-app.mjs',
+    cookieName: 'connect.sid',
+    stateful: true,
+  },
+  bare: {
+    name: 'bare',
+    label: 'bare Express (no session)',
+    script: 'bench/peers/bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
+};
+
+export const BENCH_SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
+
+/** How to start one node of an implementation against a Redis URL, isolated under `runId`. */
+export function implSpec(
+  impl: Impl,
+  redisUrl: string,
+  runId: string,
+  extra: { nodeFlags?: string[]; script?: string } = {},
+): NodeSpec {
+  return {
+    name: impl.name,
+    script: extra.script ?? impl.script,
+    nodeFlags: extra.nodeFlags ?? [],
+    env: {
+      NODE_ENV: 'production',
+      SHOAL_STORE: redisUrl,
+      // Every shoal key carries the run id, so runs never collide and cleanup finds them all.
+      SHOAL_NAMESPACE: runId,
+      // The bus only carries session-end events here; in-process keeps it out of the numbers
+      // and off the shared .shoal/shoal.db the default would write to.
+      SHOAL_BUS: 'memory:',
+      SHOAL_SECRETS: BENCH_SECRET,
+      SHOAL_COOKIE_SECURE: 'false',
+      BENCH_REDIS_PREFIX: `${runId}:sess:`,
+    },
+  };
+}

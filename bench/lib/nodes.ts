@@ -1,0 +1,182 @@
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Every child a benchmark starts: killed when the benchmark exits, however it exits. */
+const running = new Set<ChildProcess>();
+/** Async clean-ups (Redis keys of the run) still owed if the run is interrupted. */
+const owed = new Set<() => Promise<unknown>>();
+let hooked = false;
+
+function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+}
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.once('exit', killAll);
+  const signals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  for (const [signal, code] of Object.entries(signals)) {
+    process.once(signal, () => {
+      killAll();
+      // Bounded: an interrupted run must still exit if Redis is what hangs.
+      const timeout = new Promise((resolve) => setTimeout(resolve, 3000).unref());
+      const cleanups = Promise.allSettled([...owed].map((fn) => fn()));
+      void Promise.race([cleanups, timeout]).finally(() => process.exit(code));
+    });
+  }
+}
+
+/** Runs `fn` on Ctrl-C / SIGTERM too; call the returned function once it has run normally. */
+export function owe(fn: () => Promise<unknown>): () => void {
+  hookExit();
+  owed.add(fn);
+  return () => owed.delete(fn);
+}
+
+/** spawn() whose child dies with this process (exit, Ctrl-C, SIGTERM). */
+export function spawnTracked(command: string, args: string[], options: SpawnOptions): ChildProcess {
+  hookExit();
+  const child = spawn(command, args, options);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Node arguments to run a script: TypeScript goes through tsx, plain .mjs does not need it. */
+export function nodeArgsFor(script: string): string[] {
+  return script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface BenchNode {
+  name: string;
+  url: string;
+  pid: number;
+  output(): string;
+  /** SIGTERM (lets `--cpu-prof` write its profile), SIGKILL if still alive after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface NodeSpec {
+  name: string;
+  /** Path relative to the repository root. */
+  script: string;
+  env?: Record<string, string | undefined>;
+  /** Extra flags for node itself, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+  readyPath?: string;
+  timeoutMs?: number;
+}
+
+/** Starts one server with `--port <free port>` and waits until `readyPath` answers 200. */
+export async function startNode(spec: NodeSpec): Promise<BenchNode> {
+  const port = await freePort();
+  const child = spawnTracked(
+    process.execPath,
+    [...(spec.nodeFlags ?? []), ...nodeArgsFor(spec.script), '--port', String(port)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, SHOAL_NODE_ID: spec.name, ...spec.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  const collect = (d: Buffer) => {
+    // Keep the tail only: a chatty server must not grow the benchmark's memory.
+    out = (out + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (spec.timeoutMs ?? 30_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`${spec.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${out}`);
+    try {
+      const r = await fetch(url + (spec.readyPath ?? '/healthz'), { signal: AbortSignal.timeout(1000) });
+      if (r.ok) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${spec.name} did not answer ${spec.readyPath ?? '/healthz'} within the timeout:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    name: spec.name,
+    url,
+    pid: child.pid ?? -1,
+    output: () => out,
+    async stop(graceMs = 5000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Starts `count` copies of a server (names suffixed 1…count) in parallel. */
+export async function startNodes(count: number, spec: NodeSpec): Promise<BenchNode[]> {
+  const started = await Promise.allSettled(
+    Array.from({ length: count }, (_, i) =>
+      startNode({ ...spec, name: count > 1 ? `${spec.name}-${i + 1}` : spec.name }),
+    ),
+  );
+  const nodes = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) {
+    await stopNodes(nodes);
+    throw failed.reason;
+  }
+  return nodes;
+}
+
+export async function stopNodes(nodes: BenchNode[]): Promise<void> {
+  await Promise.all(nodes.map((n) => n.stop()));
+}
+
+/** Starts bench/lib/delay-proxy.ts in front of a redis:// URL; resolves to the URL through it. */
+export async function startDelayProxy(
+  redisUrl: string,
+  oneWayDelayMs: number,
+): Promise<{ url: string; pid: number; stop(): void }> {
+  const target = new URL(redisUrl);
+  const child = spawnTracked(
+    process.execPath,
+    [...nodeArgsFor('bench/lib/delay-proxy.ts'), target.hostname, target.port || '6379', String(oneWayDelayMs)],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error('delay proxy did not start within 20 s')), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d;
+      const line = out.split('\n')[0] ?? '';
+      if (!out.includes('\n')) return;
+      clearTimeout(timer);
+      resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`delay proxy exited (${code}) before listening`)));
+  });
+  const url = new URL(redisUrl);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return { url: url.toString(), pid: child.pid ?? -1, stop: () => child.kill('SIGTERM') };
+}

@@ -1,0 +1,13 @@
+/**
+ * `npm run bench [-- --quick] [-- --only <scenario>]`: every scenario in order, each
+ * writing bench/results/<name>.json|md and its section of bench/results/latest.md.
+ * Add a scenario by exporting a Scenario from its file and listing it here.
+ */
+import { concurrency } from './concurrency.js';
+import type { Scenario } from './lib/scenario.js';
+import { main } from './lib/scenario.js';
+import { sessionHttp, sessionHttpRemote } from './session-http.js';
+
+export const SCENARIOS: Scenario[] = [concurrency, sessionHttp, sessionHttpRemote];
+
+await main(SCENARIOS);

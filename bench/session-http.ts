@@ -1,0 +1,372 @@
+/**
+ * Scenario 1 — session HTTP throughput on Redis: the shoal probe, the same routes on
+ * express-session + connect-redis, and the same routes with no session at all, each
+ * loaded by autocannon from a separate process on a read route (GET /session of a
+ * logged-in browser) and a one-write route (POST /set/k with a body). Twice: saturating
+ * load on loopback Redis (CPU-bound), and a few connections to a Redis a few ms away
+ * (latency-bound, through bench/lib/delay-proxy.ts). `--only session-http` runs the first.
+ *
+ * `tsx bench/session-http.ts [--quick] [--duration s] [--warmup s] [--connections n] [--rounds n] [--profile] [--tsx]`
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { shoalScript } from './lib/build.js';
+import { json, mapLimit, RoundRobinBrowser } from './lib/client.js';
+import { processCpuMs, redisCounters } from './lib/cpu.js';
+import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
+import { IMPLS, type Impl, type ImplName, implSpec } from './lib/impls.js';
+import { type LoadResult, type LoadSpec, measure } from './lib/measure.js';
+import { type BenchNode, owe, startDelayProxy, startNode } from './lib/nodes.js';
+import type { BenchOptions } from './lib/options.js';
+import { cleanupRun, medianPingMs, newRunId, redisUnavailable } from './lib/redis.js';
+import { fmt, table } from './lib/results.js';
+import { isMain, main, type Scenario } from './lib/scenario.js';
+
+const ROUTES = {
+  read: { label: 'read: GET /session', method: 'GET', path: '/session' },
+  write: { label: 'write: POST /set/k', method: 'POST', path: '/set/k' },
+} as const;
+type RouteName = keyof typeof ROUTES;
+
+/**
+ * What the writes send: a ~64-byte string, different on every request (the load generator
+ * appends a counter). A constant value would let express-session see an unmodified
+ * session and skip its write (touch only): it would not be measuring a write at all.
+ */
+const WRITE_PREFIX = `${'v'.repeat(56)}-`;
+const SEED = `${WRITE_PREFIX}seed`;
+const ORDER: ImplName[] = ['shoal', 'express-session', 'bare'];
+
+export interface Ratio {
+  name: string;
+  /** Median over rounds of the ratio within each round (runs of one round ran back to back). */
+  value: number;
+  perRound: number[];
+  target: number;
+  met: boolean;
+}
+
+/** What one request cost, from counters read just before and after a measured run. */
+export interface Costs {
+  /** CPU time of the server process per request (user + system), µs; null off Linux. */
+  serverCpuUs: number | null;
+  /** Redis CPU per request, µs. On a shared Redis, other clients' work lands here too. */
+  redisCpuUs: number;
+  /** Commands Redis executed per request, those run inside Lua scripts (and other clients') included. */
+  redisCommands: number;
+}
+
+export type Measured = LoadResult & { costs: Costs };
+
+export interface SessionHttpData {
+  /** One-way delay the proxy adds between the servers and Redis, ms (0: no proxy, straight to loopback). */
+  proxyDelayMs: number;
+  /** Median PING round trip from the servers' side (through the proxy when there is one), ms. */
+  measuredRttMs: number;
+  connections: number;
+  durationS: number;
+  warmupS: number;
+  rounds: number;
+  /** How the shoal probe ran: compiled JavaScript (default) or TypeScript through tsx. */
+  shoalRuntime: 'compiled' | 'tsx';
+  /** Median run (by req/s) per implementation and route. */
+  results: Record<ImplName, Record<RouteName, Measured>>;
+  /** Every measured run, in the order they ran. */
+  runs: Array<{ impl: ImplName; route: RouteName; round: number; result: Measured }>;
+  ratios: Ratio[];
+  profile?: ProfileSummary;
+}
+
+/** Logs `connections` browsers in (one session each) and gives each session one attribute. */
+async function loginBrowsers(impl: Impl, node: BenchNode, runId: string, count: number) {
+  return mapLimit(
+    Array.from({ length: count }, (_, i) => i),
+    8,
+    async (i) => {
+      const browser = new RoundRobinBrowser([node.url]);
+      await json(await browser.fetch(`/login?user=${runId}-u${i}`, { method: 'POST' }), `${impl.name} login`);
+      await json(
+        await browser.fetch('/set/k', { method: 'POST', body: SEED, headers: { 'content-type': 'text/plain' } }),
+        `${impl.name} seed`,
+      );
+      if (impl.stateful && browser.cookies.size === 0) throw new Error(`${impl.name} login set no cookie`);
+      return browser.cookieHeader;
+    },
+  );
+}
+
+/**
+ * Proves the server reads the session it is loaded with (a bench of empty sessions would
+ * flatter) and, after the load, that the writes landed: `k` no longer holds the seed.
+ */
+async function checkSession(
+  impl: Impl,
+  node: BenchNode,
+  cookie: string,
+  user: string,
+  afterLoad: boolean,
+): Promise<string | undefined> {
+  if (!impl.stateful) return undefined;
+  const res = await fetch(`${node.url}/session`, { headers: { cookie } });
+  const body = await json<{ attributes: Record<string, unknown> }>(res, `${impl.name} session check`);
+  const k = String(body.attributes.k);
+  const kOk = afterLoad ? k.startsWith(WRITE_PREFIX) && k !== SEED : k === SEED;
+  if (body.attributes.userId !== user || !kOk)
+    return `${impl.name}: GET /session ${afterLoad ? 'after the load ' : ''}did not return the expected session (got ${JSON.stringify(body.attributes).slice(0, 200)})`;
+  return undefined;
+}
+
+type Run = SessionHttpData['runs'][number];
+
+/**
+ * Ratios are taken inside each round, then the median over rounds: on a shared machine the
+ * load swings between rounds, and dividing medians taken in different rounds would mix them.
+ */
+function computeRatios(runs: Run[], rounds: number, targets: Variant['targets']): Ratio[] {
+  const pick = (impl: ImplName, route: RouteName, round: number) =>
+    runs.find((x) => x.impl === impl && x.route === route && x.round === round)?.result;
+  const rps = (impl: ImplName, route: RouteName, round: number) =>
+    pick(impl, route, round)?.requestsPerSec ?? Number.NaN;
+  // Server CPU per request, inverted: the req/s ratio if each server had a core to itself.
+  const cpu = (impl: ImplName, route: RouteName, round: number) =>
+    pick(impl, route, round)?.costs.serverCpuUs ?? Number.NaN;
+  const ratio = (name: string, of: (round: number) => number, target = 0): Ratio => {
+    const perRound = Array.from({ length: rounds }, (_, r) => of(r));
+    const sorted = [...perRound].sort((a, b) => a - b);
+    const value = sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+    return { name, value, perRound, target, met: value >= target };
+  };
+  return [
+    ratio(
+      'shoal / express-session, write route',
+      (r) => rps('shoal', 'write', r) / rps('express-session', 'write', r),
+      targets.write,
+    ),
+    ratio('shoal / bare, read route', (r) => rps('shoal', 'read', r) / rps('bare', 'read', r), targets.read),
+    ratio('shoal / express-session, read route', (r) => rps('shoal', 'read', r) / rps('express-session', 'read', r)),
+    ratio('shoal / bare, write route', (r) => rps('shoal', 'write', r) / rps('bare', 'write', r)),
+    ratio(
+      'server CPU per request, express-session / shoal, write route',
+      (r) => cpu('express-session', 'write', r) / cpu('shoal', 'write', r),
+    ),
+    ratio('server CPU per request, bare / shoal, read route', (r) => cpu('bare', 'read', r) / cpu('shoal', 'read', r)),
+  ];
+}
+
+function median(runs: Measured[]): Measured {
+  const sorted = [...runs].sort((a, b) => a.requestsPerSec - b.requestsPerSec);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Measured;
+}
+
+/** Warm-up (unmeasured), then a measured run bracketed by CPU and Redis counters. */
+async function measureWithCosts(spec: LoadSpec, warmupS: number, pid: number, redis: Redis): Promise<Measured> {
+  if (warmupS > 0) await measure({ ...spec, durationS: warmupS });
+  const cpu0 = processCpuMs(pid);
+  const redis0 = await redisCounters(redis);
+  const result = await measure(spec);
+  const cpu1 = processCpuMs(pid);
+  const redis1 = await redisCounters(redis);
+  const per = (delta: number) => (result.requests > 0 ? delta / result.requests : Number.NaN);
+  return {
+    ...result,
+    costs: {
+      serverCpuUs: cpu0 === undefined || cpu1 === undefined ? null : per((cpu1 - cpu0) * 1000),
+      redisCpuUs: per((redis1.cpuMs - redis0.cpuMs) * 1000),
+      // The closing INFO call itself is one command.
+      redisCommands: per(redis1.commands - redis0.commands - 1),
+    },
+  };
+}
+
+/** The same scenario in two network settings. */
+interface Variant {
+  name: string;
+  title: string;
+  /** Delay added each way between servers and Redis, ms (bench/lib/delay-proxy.ts); 0 = no proxy. */
+  delayMs: number;
+  connections(options: BenchOptions): number;
+  /** Minimum shoal/express-session (write) and shoal/bare (read) req/s ratios; 0 = informational. */
+  targets: { write: number; read: number };
+}
+
+async function run(variant: Variant, options: BenchOptions, log: (line: string) => void) {
+  const down = await redisUnavailable(options.redisUrl);
+  if (down) throw new Error(down);
+  const runId = newRunId();
+  const paid = owe(() => cleanupRun(options.redisUrl, runId));
+  const connections = variant.connections(options);
+  const proxy = variant.delayMs > 0 ? await startDelayProxy(options.redisUrl, variant.delayMs) : undefined;
+  const serverRedisUrl = proxy?.url ?? options.redisUrl;
+  const measuredRttMs = await medianPingMs(serverRedisUrl);
+  log(`Redis round trip seen by the servers: ${fmt(measuredRttMs, 2)} ms (median PING)`);
+  const profileDir = options.profile ? await mkdtemp(join(tmpdir(), `${runId}-profile-`)) : undefined;
+  const shoal = await shoalScript(options);
+  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
+  const problems: string[] = [];
+  const nodes = new Map<ImplName, BenchNode>();
+  const data: SessionHttpData = {
+    proxyDelayMs: variant.delayMs,
+    measuredRttMs,
+    connections,
+    durationS: options.durationS,
+    warmupS: options.warmupS,
+    rounds: options.rounds,
+    shoalRuntime: options.tsx ? 'tsx' : 'compiled',
+    results: {} as SessionHttpData['results'],
+    runs: [],
+    ratios: [],
+  };
+  try {
+    for (const name of ORDER) {
+      const flags = name === 'shoal' && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+      const script = name === 'shoal' ? shoal : undefined;
+      nodes.set(name, await startNode(implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script })));
+    }
+    log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);
+
+    const cookies = new Map<ImplName, string[]>();
+    for (const name of ORDER) {
+      const impl = IMPLS[name];
+      const node = nodes.get(name) as BenchNode;
+      const browsers = await loginBrowsers(impl, node, runId, connections);
+      cookies.set(name, impl.stateful ? browsers : []);
+      const bad = await checkSession(impl, node, browsers[0] ?? '', `${runId}-u0`, false);
+      if (bad) problems.push(bad);
+    }
+    log(`${connections} browsers logged in per implementation`);
+
+    for (let round = 0; round < options.rounds; round++) {
+      // The implementations compared on a route run back to back, so a ratio compares runs
+      // under the same machine load; who goes first rotates every round.
+      const order = ORDER.map((_, i) => ORDER[(i + round) % ORDER.length] as ImplName);
+      for (const route of Object.keys(ROUTES) as RouteName[]) {
+        for (const name of order) {
+          const r = ROUTES[route];
+          const node = nodes.get(name) as BenchNode;
+          const spec: LoadSpec = {
+            url: node.url,
+            method: r.method,
+            path: r.path,
+            cookies: cookies.get(name) ?? [],
+            connections,
+            durationS: options.durationS,
+            ...(r.method === 'POST'
+              ? { body: WRITE_PREFIX, varyBody: true, headers: { 'content-type': 'text/plain' } }
+              : {}),
+          };
+          const result = await measureWithCosts(spec, options.warmupS, node.pid, redis);
+          data.runs.push({ impl: name, route, round, result });
+          log(
+            `round ${round + 1}/${options.rounds} ${name} ${route}: ${fmt(result.requestsPerSec)} req/s, ` +
+              `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
+              `server CPU ${fmt(result.costs.serverCpuUs ?? Number.NaN)} µs/req`,
+          );
+          const failures = result.non2xx + result.errors + result.timeouts;
+          if (failures > 0)
+            problems.push(
+              `${name} ${route} round ${round + 1}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts (${JSON.stringify(result.statusCodes)})`,
+            );
+          if (result.requests === 0) problems.push(`${name} ${route} round ${round + 1}: no request completed`);
+        }
+      }
+    }
+
+    for (const name of ORDER) {
+      const impl = IMPLS[name];
+      const node = nodes.get(name) as BenchNode;
+      const bad = await checkSession(impl, node, cookies.get(name)?.[0] ?? '', `${runId}-u0`, true);
+      if (bad) problems.push(bad);
+      data.results[name] = {
+        read: median(data.runs.filter((x) => x.impl === name && x.route === 'read').map((x) => x.result)),
+        write: median(data.runs.filter((x) => x.impl === name && x.route === 'write').map((x) => x.result)),
+      };
+    }
+    data.ratios = computeRatios(data.runs, options.rounds, variant.targets);
+  } finally {
+    await Promise.all([...nodes.values()].map((n) => n.stop()));
+    proxy?.stop();
+    redis.disconnect();
+    paid();
+    await cleanupRun(options.redisUrl, runId).catch((err: Error) =>
+      problems.push(`cleanup of ${runId} failed: ${err.message}`),
+    );
+  }
+  if (profileDir) {
+    data.profile = await summarizeProfile(profileDir);
+    await rm(profileDir, { recursive: true, force: true });
+  }
+  return { data, markdown: render(data), problems };
+}
+
+function render(d: SessionHttpData): string {
+  const rows: Array<Array<string | number>> = [];
+  for (const route of Object.keys(ROUTES) as RouteName[]) {
+    for (const name of ORDER) {
+      const r = d.results[name][route];
+      rows.push([
+        ROUTES[route].label,
+        IMPLS[name].label,
+        fmt(r.requestsPerSec),
+        fmt(r.latencyMs.p50, 1),
+        fmt(r.latencyMs.p99, 1),
+        fmt(r.latencyMs.avg, 2),
+        r.costs.serverCpuUs === null ? 'n/a' : fmt(r.costs.serverCpuUs),
+      ]);
+    }
+  }
+  const ratios = d.ratios.map((r) => [
+    r.name,
+    `${fmt(r.value, 2)}×`,
+    r.perRound.map((x) => fmt(x, 2)).join(' · '),
+    r.target > 0 ? `≥ ${fmt(r.target, 2)}×` : '(info)',
+    r.target > 0 ? (r.met ? 'met' : '**missed**') : '',
+  ]);
+  const parts = [
+    `${d.connections} connections, ${d.durationS} s per run after ${d.warmupS} s warm-up, ${d.rounds} round(s); the table shows each implementation's median run by req/s, ratios are the median of per-round ratios (runs compared on a route ran back to back); ` +
+      'one server process each, autocannon in its own process, ' +
+      (d.proxyDelayMs > 0
+        ? `Redis behind a TCP proxy delaying each direction by ${d.proxyDelayMs} ms (a Redis in another zone): ` +
+          `measured round trip ${fmt(d.measuredRttMs, 2)} ms (median PING; timer resolution and a busy machine add to the nominal delay). `
+        : `Redis on loopback (median PING ${fmt(d.measuredRttMs, 2)} ms). `) +
+      `Each connection is one logged-in browser; writes send a ~64-byte text body that differs on every request. ` +
+      `shoal runs as ${d.shoalRuntime === 'tsx' ? 'TypeScript through tsx' : 'compiled JavaScript'}. ` +
+      'Server CPU per request comes from /proc around each measured run. Redis round trips per request: ' +
+      'shoal read 1 (HGETALL), shoal write 1 (EVALSHA of the commit script); express-session read 2 (GET, then ' +
+      'EXPIRE as its touch), write 2 (GET, SET). Redis counters are in the JSON only: the Redis is shared.',
+    '',
+    table(['route', 'implementation', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req'], rows),
+    '',
+    table(['ratio (req/s unless stated)', 'median', 'per round', 'target', ''], ratios),
+  ];
+  if (d.profile) parts.push('', profileMarkdown(d.profile));
+  return parts.join('\n');
+}
+
+function scenario(variant: Variant): Scenario<SessionHttpData> {
+  return { name: variant.name, title: variant.title, run: (options, log) => run(variant, options, log) };
+}
+
+/** Saturating load on loopback Redis: what one server process can do (CPU-bound). */
+export const sessionHttp = scenario({
+  name: 'session-http',
+  title: 'Scenario 1 — session HTTP throughput on Redis (shoal vs express-session + connect-redis vs no session)',
+  delayMs: 0,
+  connections: (o) => o.connections,
+  targets: { write: 1.5, read: 0.85 },
+});
+
+/**
+ * Redis a few milliseconds away and a few requests in flight per node: latency-bound, where
+ * one round trip per commit (shoal) against a read then a write (express-session) shows.
+ */
+export const sessionHttpRemote = scenario({
+  name: 'session-http-remote-redis',
+  title: 'Scenario 1b — the same with Redis a few ms away and a lightly loaded node (latency-bound)',
+  delayMs: 0.5,
+  connections: (o) => Math.max(1, Math.round(o.connections / 10)),
+  targets: { write: 1.5, read: 0 },
+});
+
+if (isMain(import.meta.url)) await main([sessionHttp, sessionHttpRemote]);

@@ -1,0 +1,99 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ConcurrencyData } from '../bench/concurrency.js';
+import type { ScenarioReport } from '../bench/lib/results.js';
+import type { SessionHttpData } from '../bench/session-http.js';
+import { ENGINE_URLS, engineSkipReason } from './helpers/engines.js';
+import { ROOT } from './helpers/processes.js';
+
+/**
+ * The benchmarks still run end to end (--quick sizes, results in a temp dir, never
+ * bench/results): servers start, load is generated, results are written and sane.
+ */
+const skip = await engineSkipReason('redis');
+const dir = mkdtempSync(join(tmpdir(), 'shoal-bench-smoke-'));
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function runBench(script: string, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, '--quick', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_RESULTS_DIR: dir, BENCH_REDIS: ENGINE_URLS.redis },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    // SIGTERM, not SIGKILL: the bench then kills the servers it started.
+    const timer = setTimeout(() => child.kill('SIGTERM'), 140_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+function report<T>(name: string): ScenarioReport<T> {
+  return JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as ScenarioReport<T>;
+}
+
+describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
+  it('concurrency: shoal keeps every concurrent write and increment; express-session is measured', async () => {
+    const { code, output } = await runBench('bench/concurrency.ts', ['--requests', '20']);
+    expect(code, output).toBe(0);
+    const r = report<ConcurrencyData>('concurrency');
+    expect(r.quick).toBe(true);
+    expect(r.problems).toEqual([]);
+    expect(r.data.requests).toBe(20);
+    const shoal = r.data.rows.find((row) => row.impl === 'shoal');
+    const peer = r.data.rows.find((row) => row.impl === 'express-session');
+    expect(shoal).toMatchObject({ writesAccepted: 20, keysKept: 20, incrementsAccepted: 20, finalCount: 20 });
+    expect(peer?.writesAccepted).toBe(20);
+    expect(peer?.keysKept).toBeGreaterThanOrEqual(1);
+    expect(peer?.keysKept).toBeLessThanOrEqual(20);
+    expect(peer?.finalCount).toBeGreaterThanOrEqual(1);
+    expect(peer?.finalCount).toBeLessThanOrEqual(20);
+    expect(readFileSync(join(dir, 'latest.md'), 'utf8')).toContain('<!-- bench:concurrency -->');
+  }, 120_000);
+
+  it('session-http (loopback and through a delay proxy): every server answers with 2xx; rates, latencies, CPU and ratios are written', async () => {
+    const { code, output } = await runBench('bench/session-http.ts', ['--duration', '1', '--connections', '4']);
+    expect(code, output).toBe(0);
+    for (const [name, connections, rtt] of [
+      ['session-http', 4, 0],
+      ['session-http-remote-redis', 1, 0.5],
+    ] as const) {
+      const r = report<SessionHttpData>(name);
+      expect(r.problems).toEqual([]);
+      expect(r.data).toMatchObject({ connections, proxyDelayMs: rtt, durationS: 1 });
+      // Through the proxy a round trip takes at least both delays.
+      expect(r.data.measuredRttMs).toBeGreaterThanOrEqual(2 * rtt);
+      for (const impl of ['shoal', 'express-session', 'bare'] as const) {
+        for (const route of ['read', 'write'] as const) {
+          const m = r.data.results[impl][route];
+          expect(m.requestsPerSec, `${name} ${impl} ${route}`).toBeGreaterThan(0);
+          expect(m.non2xx + m.errors + m.timeouts, `${name} ${impl} ${route}`).toBe(0);
+          expect(m.latencyMs.p99).toBeGreaterThanOrEqual(m.latencyMs.p50);
+          if (process.platform === 'linux') expect(m.costs.serverCpuUs).toBeGreaterThan(0);
+        }
+      }
+      expect(r.data.ratios.map((x) => x.name)).toEqual(
+        expect.arrayContaining(['shoal / express-session, write route', 'shoal / bare, read route']),
+      );
+      for (const ratio of r.data.ratios) expect(Number.isFinite(ratio.value) && ratio.value > 0).toBe(true);
+    }
+    const latest = readFileSync(join(dir, 'latest.md'), 'utf8');
+    for (const name of ['concurrency', 'session-http', 'session-http-remote-redis'])
+      expect(latest).toContain(`<!-- bench:${name} -->`);
+  }, 150_000);
+});
