@@ -143,11 +143,11 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     if (!known || known.seq < tail.seq) tails.set(channel, tail);
   };
 
-  const call = async <T>(what: string, op: (l: Link) => Promise<T>): Promise<T> => {
+  const call = async <T>(what: string, op: (l: Link) => Promise<T>, limitMs = timeoutMs): Promise<T> => {
     if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), Math.max(0, limitMs));
     });
     try {
       const attempt = async (l: Link) => {
@@ -276,7 +276,12 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     capabilities: { history: true, shared: true },
 
     publish(channel, input) {
-      return inLane(channel, () => call('publish', (l) => append(l, channel, input.event, input.data)));
+      // The deadline runs from the call, not from the turn in the lane: publishes queued behind a
+      // stuck one must fail together within timeoutMs, not one timeout after another.
+      const deadline = Date.now() + timeoutMs;
+      return inLane(channel, () =>
+        call('publish', (l) => append(l, channel, input.event, input.data), deadline - Date.now()),
+      );
     },
 
     async subscribe(channel) {

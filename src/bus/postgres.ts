@@ -62,6 +62,8 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
   const pool = options.pool ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
   // A server restart kills idle connections and pg reports it here; the pool reconnects on demand.
   if (owned) pool.on('error', () => {});
+  // A connection lost mid-query emits 'error' on the checked-out client: the query still rejects.
+  pool.on('connect', (client) => client.on('error', () => {}));
 
   let closed = false;
   let handler: MessageHandler | undefined;

@@ -18,7 +18,7 @@ export function sessionFailure(err: unknown): FailureResponse {
   const body = JSON.stringify({
     error: err instanceof ShoalError ? err.code : 'ERR_SHOAL_SESSION_COMMIT',
     message: unavailable
-      ? 'The session store is unavailable; nothing was saved. Retry shortly.'
+      ? "The session store is unavailable; this request's changes may not have been saved. Retry shortly."
       : `Saving the session failed: ${(err as Error).message}`,
   });
   return {

@@ -98,7 +98,8 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
 
 /** SSE Last-Event-ID carries every channel's cursor: base64url(JSON {channel: [epoch, offset]}). */
 export function encodeCursors(cursors: Map<string, Cursor>): string {
-  const obj: Record<string, [string, number]> = {};
+  // No prototype: a channel named "__proto__" (valid) must become a key, not replace the prototype.
+  const obj: Record<string, [string, number]> = Object.create(null);
   for (const [ch, c] of cursors) obj[ch] = [c.epoch, c.offset];
   return base64url(JSON.stringify(obj));
 }

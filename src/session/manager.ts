@@ -43,7 +43,9 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         store: o.store,
         owner: o.nodeId,
         onSessionEnd: o.onSessionEnd,
-        onClaimed: (id, reason) => (reason === 'destroyed' ? Promise.resolve() : announceRevoked(o, id, reason)),
+        // Destroyed ends were announced when destroyed; announcing again covers a destroy whose
+        // announcement was lost (bus down, or a logout that timed out but was applied late).
+        onClaimed: (id, reason) => announceRevoked(o, id, reason),
         decode: o.cipher
           ? (id, key, text) => decodeValue(key, (o.cipher as ValueCipher).decrypt(id, key, text))
           : undefined,
@@ -142,7 +144,9 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   /** Ends one session on every node (reason "destroyed"). false when it was already gone. */
   async destroySession(id: string): Promise<boolean> {
     const ended = await this.options.store.destroy(id, Date.now());
-    if (ended) await announceRevoked(this.options, id, 'destroyed');
+    // Announced even when the store says it was already gone: an earlier destroy may have been
+    // applied without its announcement reaching the gateways (its request timed out).
+    await announceRevoked(this.options, id, 'destroyed');
     return ended;
   }
 

@@ -236,7 +236,10 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async destroy(): Promise<void> {
     if (this.#id && this.#state !== 'missing' && this.#state !== 'destroyed') {
       const id = this.#id;
-      if (await this.#o.store.destroy(id, Date.now())) await announceRevoked(this.#o, id, 'destroyed');
+      await this.#o.store.destroy(id, Date.now());
+      // Even when the store says it was already gone: a logout that timed out may have been applied
+      // without its sockets being told.
+      await announceRevoked(this.#o, id, 'destroyed');
     }
     this.#state = 'destroyed';
     this.#record = null;

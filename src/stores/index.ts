@@ -1,3 +1,4 @@
+import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { SessionStore, StoreOptions } from './contract.js';
 
@@ -10,8 +11,15 @@ export const DEFAULT_STORE_URL = 'sqlite:.shoal/shoal.db';
  * Opens the session store a URL names (12-factor: SHOAL_STORE):
  * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `postgres://…` · `memcached://host:port[,host:port]`.
  * Each backend module is imported only when used, so apps install only the client they need.
+ * Any of them may end in `?timeout=500ms` (or `&timeout=…`): how long a store call may take before it
+ * fails with StoreUnavailableError, for processes configured by URL alone; an explicit `timeoutMs` wins.
  */
-export async function createStore(url: string = DEFAULT_STORE_URL, options: StoreOptions = {}): Promise<SessionStore> {
+export async function createStore(
+  rawUrl: string = DEFAULT_STORE_URL,
+  explicit: StoreOptions = {},
+): Promise<SessionStore> {
+  const { url, timeoutMs } = takeTimeout(rawUrl);
+  const options: StoreOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...explicit };
   const scheme = url.slice(0, url.indexOf(':') + 1);
   switch (scheme) {
     case 'memory:':
@@ -42,4 +50,21 @@ export function redact(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * Splits `timeout=<duration>` off a store URL's query. Only that parameter is removed, and the rest
+ * of the URL is left byte for byte as it was, so drivers see exactly what they would have without it.
+ */
+export function takeTimeout(url: string): { url: string; timeoutMs?: number } {
+  const q = url.indexOf('?');
+  if (q < 0) return { url };
+  const params = url.slice(q + 1).split('&');
+  const keep = params.filter((p) => !p.startsWith('timeout='));
+  if (keep.length === params.length) return { url };
+  const value = decodeURIComponent(params.find((p) => p.startsWith('timeout='))?.slice('timeout='.length) ?? '');
+  const timeoutMs = parseDuration(value, `the timeout in SHOAL_STORE "${redact(url)}"`);
+  if (timeoutMs <= 0)
+    throw new ConfigError(`the timeout in SHOAL_STORE "${redact(url)}" must be above 0, e.g. ?timeout=2s`);
+  return { url: url.slice(0, q) + (keep.length ? `?${keep.join('&')}` : ''), timeoutMs };
 }

@@ -260,6 +260,9 @@ async function createPool(options: PostgresStoreOptions, timeoutMs: number): Pro
   // A server restart kills idle connections and pg reports it here; without a
   // listener that is an uncaught error. The pool drops them and reconnects on demand.
   pool.on('error', () => {});
+  // A connection lost while checked out (a query in flight) emits 'error' on the client itself;
+  // the query still rejects (→ StoreUnavailableError), but an unheard 'error' would kill the process.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
