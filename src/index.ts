@@ -3,6 +3,7 @@
 export type { Bus, BusMessage } from './bus/contract.js';
 export { createBus, DEFAULT_BUS_URL } from './bus/index.js';
 export { defineApp, type NodeContext, type ShoalApp, type WebNode } from './cli/app-module.js';
+export { defineConfig, type ShoalConfig } from './cli/config-file.js';
 export { parseDuration } from './core/duration.js';
 export * from './core/errors.js';
 export { hashId } from './core/ids.js';

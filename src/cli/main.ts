@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../core/duration.js';
 import { ShoalError } from '../core/errors.js';
 import { loadApp } from './app-module.js';
+import { applyConfigEnv, loadConfigFile } from './config-file.js';
 import { doctor } from './doctor.js';
 import { runGatewayNode } from './gateway-node.js';
 import { startCluster } from './start.js';
@@ -22,7 +23,11 @@ Commands:
 Run "shoal <command> --help" for its options. Configuration comes from SHOAL_* environment variables:
   SHOAL_STORE    session store URL (default sqlite:.shoal/shoal.db)
   SHOAL_BUS      message bus URL (default: the store's)
-  SHOAL_SECRETS  cookie signing secrets, comma-separated, newest first`,
+  SHOAL_SECRETS  cookie signing secrets, comma-separated, newest first
+  SHOAL_ORIGINS  origins allowed to open realtime connections (gateways)
+An optional shoal.config.ts (or .mjs/.js) in the working directory gives defaults:
+  export default defineConfig({ app: './app.ts', web: 3, gateways: 2, env: { SHOAL_STORE: 'redis://…' } })
+Flags win over SHOAL_* variables, which win over the file.`,
   start: `Usage: shoal start --app <module> [--web N] [--gateways M] [--port 8080]
 
 Runs a local cluster on this machine: a round-robin dev balancer on --port (no
@@ -77,15 +82,18 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP[command in HELP ? command : '']);
     return known ? 0 : 1;
   }
+  const { config } = await loadConfigFile();
+  applyConfigEnv(config);
+  values.app ??= config.app;
   switch (command) {
     case 'doctor':
       return doctor(process.env);
     case 'start':
       await startCluster({
         app: requireApp(values.app),
-        web: Number(values.web ?? 3),
-        gateways: Number(values.gateways ?? 0),
-        port: Number(values.port ?? 8080),
+        web: Number(values.web ?? config.web ?? 3),
+        gateways: Number(values.gateways ?? config.gateways ?? 0),
+        port: Number(values.port ?? config.port ?? 8080),
       });
       return 0;
     case 'web': {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, LockTimeoutError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { metrics } from '../core/metrics.js';
 import type { ResolvedSessionOptions, SessionSchema } from './options.js';
 
 export interface LockOptions {
@@ -59,11 +60,13 @@ export async function acquireLock(
       o.stats.lockAcquired += 1;
       if (attempt > 0) o.stats.lockWaited += 1;
       o.stats.lockWaitMs += waited;
+      metrics().lockWaits.inc({ outcome: attempt > 0 ? 'acquired-after-wait' : 'acquired' });
       return held(o, sessionId, name, owner, grant.fencingToken);
     }
     if (waited >= waitMs) {
       o.stats.lockTimeouts += 1;
       o.stats.lockWaitMs += waited;
+      metrics().lockWaits.inc({ outcome: 'timeout' });
       throw new LockTimeoutError(
         `session lock "${name}" is held by another request; gave up after waiting ${waited} ms (wait: ${waitMs} ms). Retry the request, or raise \`wait\` if the work under this lock usually takes longer.`,
       );

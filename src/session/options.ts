@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { SessionStore } from '../stores/contract.js';
+import { instrumentStore } from '../stores/instrument.js';
 import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { secretsFromEnv } from './signing.js';
@@ -67,6 +68,8 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
   /** Names this node in claims and logs. Default SHOAL_NODE_ID or host:pid. */
   nodeId?: string;
+  /** Count and time store calls in the process's Prometheus registry. Default true. */
+  metrics?: boolean;
   /**
    * Largest encoded (JSON, before encryption) size in bytes of one attribute value, and of all
    * values one commit writes. Over it, set() — or commit(), for a nested mutation — throws a
@@ -116,7 +119,8 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
   const secure = o.cookie?.secure ?? true;
   const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
   return {
-    store: o.store,
+    // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
+    store: o.metrics === false ? o.store : instrumentStore(o.store),
     secrets: o.secrets ?? secretsFromEnv(),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,

@@ -1,6 +1,8 @@
 import { metrics } from '../core/metrics.js';
 import type { SessionStore } from './contract.js';
 
+const INSTRUMENTED = Symbol.for('shoal.instrumented');
+
 const TIMED = [
   'create',
   'load',
@@ -20,8 +22,10 @@ const TIMED = [
  * compare-and-swap are counted as conflicts and sweeper claims by reason.
  */
 export function instrumentStore(store: SessionStore): SessionStore {
+  if ((store as { [INSTRUMENTED]?: true })[INSTRUMENTED]) return store; // never count a call twice
   const m = metrics();
   const wrapped: SessionStore = Object.create(store);
+  Object.defineProperty(wrapped, INSTRUMENTED, { value: true });
   for (const op of TIMED) {
     const fn = store[op].bind(store) as (...args: unknown[]) => Promise<unknown>;
     (wrapped as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {

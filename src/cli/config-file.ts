@@ -1,0 +1,70 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError } from '../core/errors.js';
+
+/**
+ * `shoal.config.ts` (or .mjs/.js) in the working directory: defaults for the CLI.
+ * Precedence, highest first: command-line flags, SHOAL_* environment variables, this file.
+ */
+export interface ShoalConfig {
+  /** The app module, as --app. */
+  app?: string;
+  /** `shoal start`: web nodes, gateways, balancer port. */
+  web?: number;
+  gateways?: number;
+  port?: number;
+  /** SHOAL_* settings (SHOAL_STORE, SHOAL_BUS, SHOAL_ORIGINS, …); a variable already set in the environment wins. */
+  env?: Record<string, string>;
+}
+
+export function defineConfig(config: ShoalConfig): ShoalConfig {
+  return config;
+}
+
+const NAMES = ['shoal.config.ts', 'shoal.config.mjs', 'shoal.config.js'];
+const KEYS = new Set(['app', 'web', 'gateways', 'port', 'env']);
+
+export async function loadConfigFile(dir = process.cwd()): Promise<{ path: string | null; config: ShoalConfig }> {
+  const name = NAMES.find((n) => existsSync(join(dir, n)));
+  if (!name) return { path: null, config: {} };
+  const path = join(dir, name);
+  let loaded: unknown;
+  try {
+    loaded = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+  } catch (err) {
+    const hint = name.endsWith('.ts')
+      ? ' (a .ts config needs a TypeScript loader: run the CLI through tsx, or rename it shoal.config.mjs)'
+      : '';
+    throw new ConfigError(`could not load ${path}: ${(err as Error).message}${hint}`, { cause: err });
+  }
+  if (typeof loaded !== 'object' || loaded === null) {
+    throw new ConfigError(`${path} must default-export an object: export default defineConfig({ app: './app.ts', … })`);
+  }
+  const config = loaded as Record<string, unknown>;
+  const unknown = Object.keys(config).filter((k) => !KEYS.has(k));
+  if (unknown.length) {
+    throw new ConfigError(`${path}: unknown setting(s) ${unknown.join(', ')}; allowed: ${[...KEYS].join(', ')}`);
+  }
+  for (const key of ['web', 'gateways', 'port'] as const) {
+    const v = config[key];
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0)) {
+      throw new ConfigError(`${path}: ${key} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    }
+  }
+  const env = config.env;
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null) throw new ConfigError(`${path}: env must be an object of strings`);
+    for (const [k, v] of Object.entries(env)) {
+      if (!k.startsWith('SHOAL_') || typeof v !== 'string') {
+        throw new ConfigError(`${path}: env.${k} must be a SHOAL_* name with a string value`);
+      }
+    }
+  }
+  return { path, config: config as ShoalConfig };
+}
+
+/** Fills process.env with the file's SHOAL_* values that the environment does not already set. */
+export function applyConfigEnv(config: ShoalConfig, env: NodeJS.ProcessEnv = process.env): void {
+  for (const [k, v] of Object.entries(config.env ?? {})) if (env[k] === undefined) env[k] = v;
+}

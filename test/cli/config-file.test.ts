@@ -1,0 +1,69 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { applyConfigEnv, loadConfigFile } from '../../src/cli/config-file.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { ROOT } from '../helpers/processes.js';
+
+const dirs: string[] = [];
+const dirWith = (name: string, text: string) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-config-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, name), text);
+  return dir;
+};
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('shoal.config', () => {
+  it('loads defaults; the environment wins over the file', async () => {
+    const dir = dirWith(
+      'shoal.config.mjs',
+      `export default { app: './app.ts', web: 2, gateways: 1, port: 9000, env: { SHOAL_STORE: 'memory:', SHOAL_BUS: 'memory:' } };`,
+    );
+    const { path, config } = await loadConfigFile(dir);
+    expect(path).toBe(join(dir, 'shoal.config.mjs'));
+    expect(config).toMatchObject({ app: './app.ts', web: 2, gateways: 1, port: 9000 });
+    const env: NodeJS.ProcessEnv = { SHOAL_BUS: 'redis://set-by-env' };
+    applyConfigEnv(config, env);
+    expect(env).toEqual({ SHOAL_STORE: 'memory:', SHOAL_BUS: 'redis://set-by-env' });
+  });
+
+  it('has no effect when there is no file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shoal-config-'));
+    dirs.push(dir);
+    expect(await loadConfigFile(dir)).toEqual({ path: null, config: {} });
+  });
+
+  it('refuses unknown settings, bad numbers and non-SHOAL env with a message naming them', async () => {
+    await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { wbe: 3 };'))).rejects.toThrow(
+      /unknown setting\(s\) wbe/,
+    );
+    await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { web: -1 };'))).rejects.toThrow(
+      /web must be a non-negative integer/,
+    );
+    await expect(
+      loadConfigFile(dirWith('shoal.config.mjs', `export default { env: { PATH: '/tmp' } };`)),
+    ).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it('is read by the CLI: `shoal doctor` checks the store the file names', async () => {
+    const dir = dirWith('shoal.config.mjs', `export default { env: { SHOAL_STORE: 'memory:' } };`);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
+        join(ROOT, 'src/cli/main.ts'),
+        'doctor',
+      ],
+      { cwd: dir, env: { ...process.env, SHOAL_STORE: undefined, SHOAL_BUS: undefined } },
+    );
+    expect(stdout).toMatch(/ok\s+session store memory:/);
+  });
+});
