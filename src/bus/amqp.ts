@@ -1,3 +1,4 @@
+import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { AmqpLink, type Amqplib } from './amqp-link.js';
@@ -106,13 +107,9 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
 
   const call = async <T>(what: string, op: (deadline: number) => Promise<T>): Promise<T> => {
     if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
     try {
       // Inner waits end a little earlier, so their own message wins the race.
-      return await Promise.race([op(Date.now() + timeoutMs * 0.9), timeout]);
+      return await withDeadline(() => op(Date.now() + timeoutMs * 0.9), timeoutMs);
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       const lastError = link.lastError instanceof Error ? link.lastError.message : undefined;
@@ -122,8 +119,6 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
         `${what} failed: ${detail}${last}. Check that RabbitMQ is running and reachable, or raise timeoutMs.`,
         { cause: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
   };
 

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsConnection, StreamConfig } from 'nats';
+import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
@@ -145,10 +146,6 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
 
   const call = async <T>(what: string, op: (l: Link) => Promise<T>, limitMs = timeoutMs): Promise<T> => {
     if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), Math.max(0, limitMs));
-    });
     try {
       const attempt = async (l: Link) => {
         try {
@@ -161,7 +158,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
           return op(l);
         }
       };
-      return await Promise.race([connected().then(attempt), timeout]);
+      return await withDeadline(() => connected().then(attempt), Math.max(0, limitMs), timeoutMs);
     } catch (err) {
       if (err instanceof BusUnavailableError) throw err;
       const detail = err instanceof Error ? err.message : String(err);
@@ -172,8 +169,6 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         `${what} failed: ${detail}${last}. Check that nats-server runs with JetStream enabled (-js) and is reachable, or raise timeoutMs.`,
         { cause: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
   };
 
@@ -183,7 +178,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       try {
         const m = await l.jsm.streams.getMessage(stream, { last_by_subj: subject });
-        const [epoch, offset] = JSON.parse(m.string()) as [string, number];
+        const [epoch, offset] = decodeEntry(m);
         const tail = { epoch, offset, seq: m.seq };
         tails.set(channel, tail);
         return tail;
@@ -253,13 +248,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   let handler: MessageHandler | undefined;
   const subscriptions = new Map<string, Promise<ConsumerMessages>>();
   const onLive = (channel: string, m: JsMsg) => {
-    const [epoch, offset, event, data, publishedAt] = JSON.parse(m.string()) as [
-      string,
-      number,
-      string,
-      string,
-      number,
-    ];
+    const [epoch, offset, event, data, publishedAt] = decodeEntry(m);
     learn(channel, { epoch, offset, seq: m.seq });
     if (offset === 0 || !subscriptions.has(channel)) return; // a marker, or unsubscribed meanwhile
     deliver(handler, { channel, epoch, offset, event, data, publishedAt });
@@ -330,13 +319,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         const messages: BusMessage[] = [];
         let first: number | undefined;
         for await (const m of batch) {
-          const [epoch, offset, event, data, publishedAt] = JSON.parse(m.string()) as [
-            string,
-            number,
-            string,
-            string,
-            number,
-          ];
+          const [epoch, offset, event, data, publishedAt] = decodeEntry(m);
           if (epoch === tail.epoch && offset > after) {
             first ??= offset;
             if (offset <= upTo) messages.push({ channel, epoch, offset, event, data, publishedAt });
@@ -370,6 +353,13 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       await Promise.race([l.nc.close(), new Promise((r) => setTimeout(r, timeoutMs))]).catch(() => undefined);
     },
   } satisfies Bus;
+}
+
+/** A stream entry as append() writes it; a log's marker is only [epoch, 0]. */
+type Entry = [epoch: string, offset: number, event: string, data: string, publishedAt: number];
+
+function decodeEntry(m: { string(): string }): Entry {
+  return JSON.parse(m.string()) as Entry;
 }
 
 function missingStream(err: unknown): boolean {

@@ -3,11 +3,9 @@ import { createHash } from 'node:crypto';
 /**
  * SQL of the PostgreSQL bus (src/bus/postgres.ts). Every statement is scoped by
  * namespace ($1) and channel ($2). `<table>_channels` holds each channel's epoch
- * and newest offset; `<table>_log` the messages.
+ * and newest offset; `<table>_log` the messages. `table` is spliced in: src/core/pg.ts
+ * assertPlainTable() admits only plain identifiers.
  */
-
-/** Table names are spliced into SQL, so only plain identifiers are accepted. */
-export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 
 /** NOTIFY payloads must stay under 8000 bytes: a longer channel name is sent empty ("check every channel"). */
 const MAX_NAMED_CHANNEL = 7000;

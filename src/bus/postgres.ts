@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto';
 import type { ClientConfig, Pool } from 'pg';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
+import { assertPlainTable, hearPoolErrors } from '../core/pg.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
 import { pgListener } from './postgres-listen.js';
 import { pgQuery, unavailable } from './postgres-pool.js';
-import { notifyChannel, postgresBusSql, TABLE_NAME } from './postgres-sql.js';
+import { notifyChannel, postgresBusSql } from './postgres-sql.js';
 
 export interface PostgresBusOptions extends BusOptions {
   /** postgres://user:pass@host:5432/db (ignored for queries when `pool` is given). */
@@ -43,9 +44,7 @@ const FETCH_BATCH = 1000;
  */
 export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
   const { namespace: ns = 'shoal', timeoutMs = 2000, table = 'shoal_bus' } = options;
-  if (!TABLE_NAME.test(table)) {
-    throw new ConfigError(`postgres bus table "${table}" is not a plain identifier: use letters, digits and _ only.`);
-  }
+  assertPlainTable(table, 'postgres bus');
   if (!options.url && !options.pool) {
     throw new ConfigError('postgres bus needs a `url` (postgres://user@host:5432/db) or an existing `pool`.');
   }
@@ -60,10 +59,7 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
     : { connectionString: options.url, connectionTimeoutMillis: timeoutMs, keepAlive: true };
   const owned = options.pool === undefined;
   const pool = options.pool ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
-  // A server restart kills idle connections and pg reports it here; the pool reconnects on demand.
-  if (owned) pool.on('error', () => {});
-  // A connection lost mid-query emits 'error' on the checked-out client: the query still rejects.
-  pool.on('connect', (client) => client.on('error', () => {}));
+  hearPoolErrors(pool, owned);
 
   let closed = false;
   let handler: MessageHandler | undefined;

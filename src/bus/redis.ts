@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
-import { importOptional } from '../core/lazy-import.js';
+import { failureDetail, openRedis } from '../core/redis-client.js';
+import { redact } from '../stores/index.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, isComplete, positiveInt } from './history.js';
 import { type Backlog, OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
@@ -63,49 +65,27 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   if (!options.client && !options.url) {
     throw new ConfigError('redis bus: pass `url` (redis://host:6379) or an ioredis `client`');
   }
-  const where = options.client ? 'the given client' : redactUrl(options.url ?? '');
+  const where = options.client ? 'the given client' : redact(options.url ?? '');
   const label = `redis (${where})`;
 
   let lastError: Error | undefined;
   const remember = (err: Error) => {
     lastError = err;
   };
-  let client: Redis | Cluster;
-  if (options.client) client = options.client;
-  else {
-    const { Redis: RedisClient } = await importOptional<typeof import('ioredis')>('ioredis', 'The Redis message bus');
-    const settings: RedisOptions = {
-      connectTimeout: timeoutMs,
-      commandTimeout: timeoutMs,
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: true,
-      // A publish whose reply was lost may have run: resending it would publish twice.
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
-    };
-    client = new RedisClient(options.url ?? '', settings);
-    client.on('error', remember);
-  }
+  const client: Redis | Cluster =
+    options.client ?? (await openRedis(options.url ?? '', 'The Redis message bus', timeoutMs, remember));
 
   let closed = false;
   const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
     try {
-      return await Promise.race([op(), timeout]);
+      return await withDeadline(op, timeoutMs);
     } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
       throw new BusUnavailableError(
         label,
-        `${what} failed: ${detail}${last}. Check that Redis is running and reachable, or raise timeoutMs.`,
+        `${what} failed: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
         { cause: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
   };
   const run = (what: string, s: Script, channel: string, args: (string | number)[]) =>
@@ -314,14 +294,4 @@ function fromLive(channel: string, body: string): BusMessage {
     data,
     publishedAt,
   };
-}
-
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
 }

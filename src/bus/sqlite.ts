@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
-import { BusUnavailableError, ConfigError } from '../core/errors.js';
-import { importOptional } from '../core/lazy-import.js';
+import { BusUnavailableError } from '../core/errors.js';
+import { openSqliteFile, type SqliteRole } from '../core/sqlite-file.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
 import { SCHEMA, SQL } from './sqlite-sql.js';
@@ -20,7 +17,6 @@ export interface SqliteBusOptions extends BusOptions {
   lagGraceMs?: number;
 }
 
-type Db = BetterSqlite3.Database;
 interface Row {
   id: number;
   channel: string;
@@ -32,6 +28,14 @@ interface Row {
 }
 
 const POLL_BATCH = 500;
+
+const ROLE: SqliteRole = {
+  feature: 'The SQLite message bus',
+  setting: 'SHOAL_BUS',
+  instead: 'redis://, postgres:// or nats:// for heavy traffic',
+  closed: 'this bus was closed; open a new one with createBus()',
+  unavailable: BusUnavailableError,
+};
 
 /**
  * The embedded default bus: an append-only log in one SQLite file that every
@@ -47,19 +51,7 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
   const timeoutMs = Math.max(0, Math.round(options.timeoutMs ?? 5000));
   const pollMs = positiveInt(options.pollMs, 3);
   const lagGraceMs = Math.max(0, options.lagGraceMs ?? 30_000);
-  const anonymous = options.path.trim() === '' || options.path.trim() === ':memory:';
-  const file = anonymous ? ':memory:' : resolve(options.path);
-  const label = `sqlite (${file})`;
-  const db = await open(file, anonymous, timeoutMs);
-
-  const guard = <T>(fn: () => T): T => {
-    if (!db.open) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    try {
-      return fn();
-    } catch (err) {
-      throw translate(label, timeoutMs, err);
-    }
-  };
+  const { db, anonymous, guard } = await openSqliteFile(options.path, timeoutMs, SCHEMA, ROLE);
 
   const s = {
     bump: db.prepare<{ ns: string; channel: string; epoch: string; now: number }, { epoch: string; last: number }>(
@@ -215,55 +207,4 @@ function toMessage(row: Row): BusMessage {
     data: row.data,
     publishedAt: row.published_at,
   };
-}
-
-async function open(file: string, anonymous: boolean, timeoutMs: number): Promise<Db> {
-  const { default: Database } = await importOptional<{ default: typeof BetterSqlite3 }>(
-    'better-sqlite3',
-    'The SQLite message bus (SHOAL_BUS=sqlite:…)',
-  );
-  if (!anonymous) {
-    try {
-      mkdirSync(dirname(file), { recursive: true });
-    } catch (err) {
-      throw new ConfigError(
-        `The SQLite message bus cannot create the directory ${dirname(file)} for ${file} (${(err as Error).message}). ` +
-          'Point SHOAL_BUS=sqlite:<path> at a location this process may write to.',
-        { cause: err },
-      );
-    }
-  }
-  let db: Db | undefined;
-  try {
-    // The constructor's timeout is SQLite's busy_timeout: it must be set before the WAL switch, which locks the file.
-    db = new Database(file, { timeout: timeoutMs });
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    const schema = db;
-    // Several processes may start on a fresh file at once: the write lock makes the DDL run once, in turn.
-    schema.transaction(() => schema.exec(SCHEMA)).immediate();
-    return db;
-  } catch (err) {
-    db?.close();
-    const e = err as NodeJS.ErrnoException;
-    if (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY'))
-      throw translate(`sqlite (${file})`, timeoutMs, err);
-    throw new ConfigError(
-      `The SQLite message bus cannot open ${file} (${e.code ?? 'error'}: ${e.message}). ` +
-        'Check that the path is a SQLite database (or does not exist yet) and that its directory is writable, ' +
-        'or point SHOAL_BUS=sqlite:<path> elsewhere.',
-      { cause: err },
-    );
-  }
-}
-
-function translate(label: string, timeoutMs: number, err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
-  const why =
-    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
-      ? `the database stayed locked by another connection for more than ${timeoutMs} ms. ` +
-        'Raise timeoutMs, look for a process holding a long transaction, or use redis://, postgres:// or nats:// for heavy traffic.'
-      : `${code}: ${(err as Error).message}. Check the file and its directory are writable and the disk is not full.`;
-  return new BusUnavailableError(label, why, { cause: err });
 }

@@ -5,10 +5,8 @@
  * A row is live while ended_reason IS NULL and ends_at (= the earlier deadline,
  * a generated column) is after `now`. Attribute values are opaque strings, kept
  * as jsonb strings so a commit can change single keys inside one statement.
+ * `table` is spliced in: src/core/pg.ts assertPlainTable() admits only plain identifiers.
  */
-
-/** Table names are spliced into SQL, so only plain identifiers are accepted. */
-export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 
 /** A JSON number (what `incr` accepts), surrounding whitespace allowed as JSON does. */
 const JSON_NUMBER = String.raw`^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\s*$`;

@@ -1,6 +1,7 @@
-import type { Pool, PoolClient, QueryResultRow } from 'pg';
+import type { Pool, QueryResultRow } from 'pg';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
+import { assertPlainTable, boundedQuery, hearPoolErrors } from '../core/pg.js';
 import type {
   ClaimOptions,
   CommitOptions,
@@ -13,7 +14,7 @@ import type {
   StoredSession,
   StoreOptions,
 } from './contract.js';
-import { postgresSql, TABLE_NAME } from './postgres-sql.js';
+import { postgresSql } from './postgres-sql.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
   /** postgres://user:pass@host:5432/db (ignored when `pool` is given). */
@@ -73,73 +74,18 @@ const toSession = (r: SessionRow): StoredSession => ({
  */
 export async function postgresStore(options: PostgresStoreOptions): Promise<SessionStore> {
   const { namespace: ns = 'session', timeoutMs = 2000, table = 'shoal_sessions' } = options;
-  if (!TABLE_NAME.test(table)) {
-    throw new ConfigError(`postgres store table "${table}" is not a plain identifier: use letters, digits and _ only.`);
-  }
+  assertPlainTable(table, 'postgres store');
   const sql = postgresSql(table);
   const owned = options.pool === undefined;
   const pool = options.pool ?? (await createPool(options, timeoutMs));
   const where = options.url ? describeServer(options.url) : 'the configured server';
-  let schema: Promise<void> | undefined;
   let closed = false;
-
-  /** A pooled connection, or a rejection once the deadline passes (a connection arriving later goes back). */
-  const connect = (deadline: number): Promise<PoolClient> =>
-    new Promise((resolve, reject) => {
-      let late = false;
-      const timer = setTimeout(
-        () => {
-          late = true;
-          reject(new Error(`no connection within ${timeoutMs} ms`));
-        },
-        Math.max(0, deadline - Date.now()),
-      );
-      pool.connect().then(
-        (client) => {
-          clearTimeout(timer);
-          if (late) client.release();
-          else resolve(client);
-        },
-        (err: unknown) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      );
-    });
-
-  const exec = async <R extends QueryResultRow>(text: string, values: unknown[] | undefined, deadline: number) => {
-    const client = await connect(deadline);
-    try {
-      // query_timeout is read per query by pg; the types only list it on the client config
-      const config = { text, values, query_timeout: Math.max(1, deadline - Date.now()) };
-      const result = await client.query<R>(config);
-      client.release();
-      return result;
-    } catch (err) {
-      // the connection may be mid-query or in an aborted transaction: drop it, the pool opens a fresh one
-      client.release(err instanceof Error ? err : true);
-      throw err;
-    }
-  };
-
-  const ready = (deadline: number): Promise<void> => {
-    if (!schema) {
-      const creating = exec(sql.schema, undefined, deadline).then(() => undefined);
-      // a failed attempt (server down) is retried by the next call
-      creating.catch(() => {
-        if (schema === creating) schema = undefined;
-      });
-      schema = creating;
-    }
-    return schema;
-  };
+  const run = boundedQuery(pool, timeoutMs, sql.schema);
 
   const query = async <R extends QueryResultRow>(op: string, text: string, values: unknown[]) => {
     if (closed) throw new StoreUnavailableError('postgres', `${op} after close(): open a new store.`);
-    const deadline = Date.now() + timeoutMs;
     try {
-      await ready(deadline);
-      return await exec<R>(text, values, deadline);
+      return await run<R>(text, values);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       throw new StoreUnavailableError(
@@ -257,12 +203,7 @@ async function createPool(options: PostgresStoreOptions, timeoutMs: number): Pro
     statement_timeout: timeoutMs,
     keepAlive: true,
   });
-  // A server restart kills idle connections and pg reports it here; without a
-  // listener that is an uncaught error. The pool drops them and reconnects on demand.
-  pool.on('error', () => {});
-  // A connection lost while checked out (a query in flight) emits 'error' on the client itself;
-  // the query still rejects (→ StoreUnavailableError), but an unheard 'error' would kill the process.
-  pool.on('connect', (client) => client.on('error', () => {}));
+  hearPoolErrors(pool, true);
   return pool;
 }
 

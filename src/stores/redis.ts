@@ -1,6 +1,7 @@
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { withDeadline } from '../core/deadline.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
-import { importOptional } from '../core/lazy-import.js';
+import { failureDetail, openRedis } from '../core/redis-client.js';
 import {
   type ClaimOptions,
   type CommitResult,
@@ -54,46 +55,26 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   if (options.client) client = options.client;
   else {
     if (!options.url) throw new ConfigError('redis store: pass `url` (redis://host:6379) or an ioredis `client`');
-    const { Redis: RedisClient } = await importOptional<typeof import('ioredis')>('ioredis', 'The Redis session store');
-    const settings: RedisOptions = {
-      connectTimeout: timeoutMs,
-      commandTimeout: timeoutMs,
-      // Queue briefly while (re)connecting, but fail each command after one reconnect attempt.
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: true,
-      // A script whose reply was lost may have run: resending it could apply a commit twice.
-      autoResendUnfulfilledCommands: false,
-      // Reconnect forever: the store heals by itself when Redis comes back.
-      retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    const remember = (err: Error) => {
+      lastError = err;
+    };
+    client = await openRedis(options.url, 'The Redis session store', timeoutMs, remember, {
       // Commands issued in one event-loop turn go out in one write: a write syscall per command was
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
-    };
-    client = new RedisClient(options.url, settings);
-    // Failures surface per call; without a listener ioredis would print every reconnect error.
-    client.on('error', (err: Error) => {
-      lastError = err;
     });
   }
 
   /** Every backend call goes through here: bounded in time, failures become StoreUnavailableError. */
   const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
     try {
-      return await Promise.race([op(), timeout]);
+      return await withDeadline(op, timeoutMs);
     } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
       throw new StoreUnavailableError(
         'redis',
-        `${what} failed at ${where}: ${detail}${last}. Check that Redis is running and reachable, or raise timeoutMs.`,
+        `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
         { cause: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
   };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>

@@ -1,8 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
-import { ConfigError, StoreUnavailableError } from '../core/errors.js';
-import { importOptional } from '../core/lazy-import.js';
+import { StoreUnavailableError } from '../core/errors.js';
+import { openSqliteFile, type SqliteRole } from '../core/sqlite-file.js';
 import {
   asNumber,
   type CommitOptions,
@@ -22,9 +19,17 @@ export interface SqliteStoreOptions extends StoreOptions {
   path: string;
 }
 
-type Db = BetterSqlite3.Database;
 type Key = { ns: string; id: string };
 type Live = Key & { now: number };
+
+const ROLE: SqliteRole = {
+  feature: 'The SQLite session store',
+  setting: 'SHOAL_STORE',
+  instead: 'redis:// or postgres:// for heavy write traffic',
+  closed: 'this store was closed; open a new one with createStore()',
+  unavailable: StoreUnavailableError,
+  addonFallback: 'set SHOAL_STORE to another store',
+};
 
 /**
  * The embedded default store: one SQLite file shared by every process on this
@@ -35,20 +40,7 @@ type Live = Key & { now: number };
 export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionStore> {
   const ns = options.namespace ?? 'session';
   const timeoutMs = Math.min(0x7fffffff, Math.max(0, Math.round(options.timeoutMs ?? 5000)));
-  const anonymous = options.path.trim() === '' || options.path.trim() === ':memory:';
-  const file = anonymous ? ':memory:' : resolve(options.path);
-  const label = `sqlite (${file})`;
-  const db = await open(file, anonymous, timeoutMs);
-
-  // better-sqlite3 is synchronous: a lock held elsewhere past busy_timeout throws SQLITE_BUSY right here.
-  const guard = <T>(fn: () => T): T => {
-    if (!db.open) throw new StoreUnavailableError(label, 'this store was closed; open a new one with createStore()');
-    try {
-      return fn();
-    } catch (err) {
-      throw translate(label, timeoutMs, err);
-    }
-  };
+  const { db, anonymous, guard } = await openSqliteFile(options.path, timeoutMs, SCHEMA, ROLE);
   const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => {
     const t = db.transaction(fn);
     return (...args: A): R => guard(() => t.immediate(...args));
@@ -173,68 +165,6 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
       if (db.open) db.close();
     },
   } satisfies SessionStore;
-}
-
-async function open(file: string, anonymous: boolean, timeoutMs: number): Promise<Db> {
-  const { default: Database } = await importOptional<{ default: typeof BetterSqlite3 }>(
-    'better-sqlite3',
-    'The SQLite session store (SHOAL_STORE=sqlite:…)',
-  );
-  if (!anonymous) {
-    try {
-      mkdirSync(dirname(file), { recursive: true });
-    } catch (err) {
-      throw new ConfigError(
-        `The SQLite session store cannot create the directory ${dirname(file)} for ${file} (${(err as Error).message}). ` +
-          'Point SHOAL_STORE=sqlite:<path> at a location this process may write to.',
-        { cause: err },
-      );
-    }
-  }
-  let db: Db | undefined;
-  try {
-    // The constructor's timeout is SQLite's busy_timeout: it must be set before the WAL switch, which locks the file.
-    const opened = new Database(file, { timeout: timeoutMs });
-    db = opened;
-    opened.pragma('journal_mode = WAL');
-    opened.pragma('synchronous = NORMAL');
-    // Several processes may start on a fresh file at once: the write lock makes the DDL run once, in turn.
-    opened.transaction(() => opened.exec(SCHEMA)).immediate();
-    return opened;
-  } catch (err) {
-    db?.close();
-    throw openError(file, timeoutMs, err);
-  }
-}
-
-function openError(file: string, timeoutMs: number, err: unknown): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY'))
-    return translate(`sqlite (${file})`, timeoutMs, err);
-  if (!e.code?.startsWith('SQLITE_') && /bindings|NODE_MODULE_VERSION|\.node\b|dlopen/i.test(String(e.message))) {
-    return new ConfigError(
-      `better-sqlite3 is installed but its native addon did not load for Node ${process.version} (${e.message}). ` +
-        'Run: npm rebuild better-sqlite3 (a C++ toolchain is needed when no prebuilt binary matches), or set SHOAL_STORE to another store.',
-      { cause: err },
-    );
-  }
-  return new ConfigError(
-    `The SQLite session store cannot open ${file} (${e.code ?? 'error'}: ${e.message}). ` +
-      'Check that the path is a SQLite database (or does not exist yet) and that its directory is writable, ' +
-      'or point SHOAL_STORE=sqlite:<path> elsewhere.',
-    { cause: err },
-  );
-}
-
-function translate(label: string, timeoutMs: number, err: unknown): unknown {
-  const code = (err as { code?: unknown }).code;
-  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
-  const why =
-    code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')
-      ? `the database stayed locked by another connection for more than ${timeoutMs} ms. ` +
-        'Raise timeoutMs, look for a process holding a long transaction, or use redis:// or postgres:// for heavy write traffic.'
-      : `${code}: ${(err as Error).message}. Check the file and its directory are writable and the disk is not full.`;
-  return new StoreUnavailableError(label, why, { cause: err });
 }
 
 function decodeAttributes(text: string | undefined): Record<string, string> {

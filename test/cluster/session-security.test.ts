@@ -10,6 +10,7 @@ import { createStore } from '../../src/stores/index.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 
 /**
  * Session lifecycle and security across three probe processes sharing one
@@ -50,13 +51,7 @@ async function startProbes(tag: string, env: Record<string, string>): Promise<No
 /** Test-only cleanup of a run's Redis keys (the store itself never scans). */
 async function dropRedisKeys(url: string, fragment: string): Promise<void> {
   const raw = new Redis(url, { maxRetriesPerRequest: 1 });
-  let cursor = '0';
-  for (let i = 0; i < 1000; i++) {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', `shoal:*${fragment}*`, 'COUNT', 500);
-    if (keys.length > 0) await raw.del(...keys);
-    cursor = next;
-    if (cursor === '0') break;
-  }
+  await deleteKeys(raw, `shoal:*${fragment}*`, { count: 500 });
   await raw.quit();
 }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
+import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 
 export interface BusFixtureOptions {
   /** The history window the suite needs for one test; a fixture passes it to the bus it opens. */
@@ -40,6 +41,40 @@ export function collect(bus: Bus): BusMessage[] {
   const got: BusMessage[] = [];
   bus.onMessage((m) => got.push(m));
   return got;
+}
+
+/** The two clients of a cut: the subscriber reaches the backend through a proxy URL, the publisher directly. */
+export interface CutClients {
+  subscriber(proxiedUrl: string): Promise<Bus>;
+  publisher(): Promise<Bus>;
+}
+
+/**
+ * Cuts a subscriber's connection to `url` (its proxy goes down), publishes 20 messages
+ * meanwhile, brings the proxy back: within `catchUpMs` the subscriber has all of them, and
+ * one published after that arrives after the ones it missed, never before, each exactly once.
+ */
+export async function expectCatchUpAfterCut(url: string, clients: CutClients, catchUpMs: number): Promise<void> {
+  const proxy = await faultProxy(targetOf(url));
+  try {
+    const sub = await clients.subscriber(viaProxy(url, proxy));
+    const pub = await clients.publisher();
+    const got = collect(sub);
+    const ch = `c-${randomUUID()}`;
+    await sub.subscribe(ch);
+    const sent: BusMessage[] = [await pub.publish(ch, { event: 'e', data: '0' })];
+    expect(await waitFor(() => got.length === 1, 5000)).toBe(true);
+    await proxy.down();
+    for (let i = 1; i <= 20; i++) sent.push(await pub.publish(ch, { event: 'e', data: String(i) }));
+    await proxy.up();
+    expect(await waitFor(() => got.length === 21, catchUpMs), `got ${got.length}/21`).toBe(true);
+    sent.push(await pub.publish(ch, { event: 'e', data: '21' }));
+    expect(await waitFor(() => got.length === 22, 5000)).toBe(true);
+    await sleep(100);
+    expect(got).toEqual(sent);
+  } finally {
+    await proxy.close();
+  }
 }
 
 /** Data carrying a unique id, so loss, duplication and strays are told apart. */

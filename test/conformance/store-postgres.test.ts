@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { postgresStore } from '../../src/stores/postgres.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { describeStoreConformance, sessionFixture } from './store-suite.js';
 
 const skip = await engineSkipReason('postgres');
@@ -91,9 +91,9 @@ describe.skipIf(skip !== undefined)('postgres store specifics', () => {
   });
 
   it('fails within the timeout while the server stalls or is gone, and recovers when it is back', async () => {
-    const proxy = await tcpProxy(new URL(url));
+    const proxy = await faultProxy(targetOf(url));
     const store = await open({
-      url: `postgres://postgres@127.0.0.1:${proxy.port}/test`,
+      url: viaProxy(url, proxy),
       table: `${table}_proxy`,
       timeoutMs: 800,
     });
@@ -105,53 +105,14 @@ describe.skipIf(skip !== undefined)('postgres store specifics', () => {
       await expect(store.load(s.id, Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(Date.now() - started).toBeLessThan(800 + 400);
     };
-    proxy.mode = 'stall'; // pooled connection open, no answers: the query timeout must fire
+    proxy.blackhole(); // pooled connection open, no answers: the query timeout must fire
     await failsQuickly();
-    await proxy.stop(); // connection refused
+    await proxy.down(); // connection refused
     await failsQuickly();
-    await proxy.start();
-    proxy.mode = 'pass';
+    await proxy.up();
+    proxy.clear();
     expect((await store.load(s.id, Date.now()))?.id).toBe(s.id);
     await store.close();
-    await proxy.stop();
+    await proxy.close();
   });
 });
-
-/** A real TCP hop in front of PostgreSQL that the test can stall or take down. */
-async function tcpProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  const proxy = {
-    mode: 'pass' as 'pass' | 'stall',
-    get port() {
-      return port;
-    },
-    async start() {
-      server = createServer((inbound) => {
-        const outbound = connect(Number(target.port), target.hostname);
-        for (const sock of [inbound, outbound]) {
-          sockets.add(sock);
-          sock.on('close', () => sockets.delete(sock));
-          sock.on('error', () => sock.destroy());
-        }
-        inbound.on('data', (d) => proxy.mode === 'pass' && outbound.write(d));
-        outbound.on('data', (d) => proxy.mode === 'pass' && inbound.write(d));
-        inbound.on('close', () => outbound.destroy());
-        outbound.on('close', () => inbound.destroy());
-      });
-      const listening = server;
-      await new Promise<void>((resolve) => listening.listen(port, '127.0.0.1', resolve));
-      const address = listening.address();
-      if (address && typeof address === 'object') port = address.port;
-    },
-    async stop() {
-      for (const sock of sockets) sock.destroy();
-      const closing = server;
-      server = undefined;
-      if (closing) await new Promise((resolve) => closing.close(resolve));
-    },
-  };
-  await proxy.start();
-  return proxy;
-}

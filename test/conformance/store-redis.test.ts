@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 import { describeStoreConformance, sessionFixture } from './store-suite.js';
 
 const skip = await engineSkipReason('redis');
@@ -32,14 +33,7 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
   const raw = new Redis(ENGINE_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
   afterAll(async () => {
     await Promise.all(opened.map((s) => s.close()));
-    // Test-only cleanup: the store itself never scans the keyspace.
-    let cursor = '0';
-    for (let i = 0; i < 1000; i++) {
-      const [next, keys] = await raw.scan(cursor, 'MATCH', `${keyPrefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await raw.del(...keys);
-      cursor = next;
-      if (cursor === '0') break;
-    }
+    await deleteKeys(raw, `${keyPrefix}*`, { count: 500 });
     await raw.quit();
   });
   const keysOf = async (id: string) => {
@@ -172,59 +166,22 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
   });
 
   it('fails fast while Redis is unreachable and recovers by itself when it is back', async () => {
-    const proxy = await tcpProxy(new URL(ENGINE_URLS.redis));
-    const store = await open({ url: `redis://127.0.0.1:${proxy.port}`, timeoutMs: 500 });
+    const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
+    const store = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs: 500 });
     const s = sessionFixture();
     expect(await store.create(s)).toBe(true);
-    await proxy.stop();
+    await proxy.down();
     const started = Date.now();
     await expect(store.load(s.id, Date.now())).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(store.touch(s.id, Date.now(), Date.now() + HOUR)).rejects.toBeInstanceOf(StoreUnavailableError);
     expect(Date.now() - started).toBeLessThan(2_000);
-    await proxy.start();
+    await proxy.up();
     let loaded = null;
     for (let i = 0; i < 50 && !loaded; i++) {
       loaded = await store.load(s.id, Date.now()).catch(() => null);
       if (!loaded) await new Promise((r) => setTimeout(r, 100));
     }
     expect(loaded?.id).toBe(s.id);
-    await proxy.stop();
+    await proxy.close();
   });
 });
-
-/** A real TCP relay to Redis that can be cut and restored on the same port. */
-async function tcpProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  const start = () =>
-    new Promise<void>((resolve, reject) => {
-      const srv = createServer((inbound) => {
-        const outbound = connect(Number(target.port || 6379), target.hostname);
-        sockets.add(inbound).add(outbound);
-        inbound.pipe(outbound).pipe(inbound);
-        const close = () => {
-          inbound.destroy();
-          outbound.destroy();
-        };
-        inbound.on('error', close).on('close', close);
-        outbound.on('error', close).on('close', close);
-      });
-      srv.once('error', reject);
-      srv.listen(port, '127.0.0.1', () => {
-        port = (srv.address() as { port: number }).port;
-        server = srv;
-        resolve();
-      });
-    });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      sockets.clear();
-      if (server) server.close(() => resolve());
-      else resolve();
-      server = undefined;
-    });
-  await start();
-  return { port, start, stop };
-}

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
-import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { sessionFixture } from '../helpers/session-fixture.js';
+
+export { sessionFixture };
 
 export interface StoreFixture {
   /** A new client of the same backend and namespace (same data as every other client). */
@@ -12,26 +15,6 @@ export interface StoreFixture {
 }
 
 const HOUR = 3_600_000;
-
-export function sessionFixture(
-  over: Partial<StoredSession['meta']> = {},
-  attributes: Record<string, string> = {},
-): StoredSession {
-  const now = Date.now();
-  return {
-    id: newSessionId(),
-    meta: {
-      createdAt: now,
-      lastSeenAt: now,
-      idleDeadline: now + HOUR,
-      absoluteDeadline: now + 2 * HOUR,
-      userId: null,
-      rev: 1,
-      ...over,
-    },
-    attributes,
-  };
-}
 
 /**
  * The one conformance suite every session store passes. A capability the store

@@ -6,6 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { sqliteStore } from '../../src/stores/sqlite.js';
+import { sessionFixture } from './session-fixture.js';
 
 const [path, id, worker, roundsArg] = process.argv.slice(2);
 if (!path || !id || !worker || !roundsArg) throw new Error('usage: sqlite-worker <path> <id> <worker> <rounds>');
@@ -18,19 +19,7 @@ for await (const line of lines) if (line.trim() === 'go') break;
 lines.close();
 
 const store = await sqliteStore({ path });
-const now = Date.now();
-const created = await store.create({
-  id,
-  meta: {
-    createdAt: now,
-    lastSeenAt: now,
-    idleDeadline: now + HOUR,
-    absoluteDeadline: now + 2 * HOUR,
-    userId: null,
-    rev: 1,
-  },
-  attributes: {},
-});
+const created = await store.create({ ...sessionFixture(), id });
 const counts: number[] = [];
 const failures: string[] = [];
 for (let i = 0; i < rounds; i++) {

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdaptorServer } from '@hono/node-server';
 import express from 'express';
@@ -20,6 +19,7 @@ import { SessionManager } from '../../src/session/manager.js';
 import type { Session } from '../../src/session/session.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { listen, type Served } from '../helpers/listen.js';
 
 /**
  * The per-route lock helpers and the client scope in every adapter. Each serves:
@@ -31,24 +31,6 @@ import { CookieJar } from '../helpers/cookie-jar.js';
  */
 const SECRET = 'adapter-lock-client-secret-0123456789abcdef';
 const LOCK_WAIT = 300;
-
-interface Served {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function listen(server: Server): Promise<Served> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
 
 async function held(ms: number, fencingToken: number) {
   const startedAt = Date.now();

@@ -20,6 +20,7 @@ import type { Session } from '../../src/session/session.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
+import { listen, type Served } from '../helpers/listen.js';
 
 /**
  * One suite, every adapter, every in-process store: each adapter serves the
@@ -75,27 +76,6 @@ async function run(s: Session, op: string, q: URLSearchParams): Promise<Record<s
 }
 
 // ---------- one factory per adapter ----------
-
-interface Served {
-  url: string;
-  close(): Promise<void>;
-}
-
-async function listen(server: Server): Promise<Served> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
-}
 
 const query = (url: string) => new URL(url, 'http://local').searchParams;
 

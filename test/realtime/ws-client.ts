@@ -26,6 +26,45 @@ export interface ConnectOptions {
   onRaw?: (data: Buffer) => void;
 }
 
+/**
+ * What arrived (kept or not) and bounded waits for the first that matches, whether it is
+ * already here or still to come. `what` names the items in a timeout's message.
+ */
+function inbox<T>(what: string) {
+  const items: T[] = [];
+  const waiters = new Set<{ match: (item: T) => boolean; resolve: (item: T) => void }>();
+  return {
+    items,
+    arrived(item: T, keep = true): void {
+      if (keep) items.push(item);
+      for (const w of waiters) {
+        if (w.match(item)) {
+          waiters.delete(w);
+          w.resolve(item);
+        }
+      }
+    },
+    waitFor(match: (item: T) => boolean, ms: number): Promise<T> {
+      const found = items.find(match);
+      if (found) return Promise.resolve(found);
+      return new Promise<T>((resolve, reject) => {
+        const w = {
+          match,
+          resolve: (item: T) => {
+            clearTimeout(timer);
+            resolve(item);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`no matching ${what} within ${ms} ms; got: ${JSON.stringify(items.slice(-5))}`));
+        }, ms);
+        waiters.add(w);
+      });
+    },
+  };
+}
+
 function headersOf(o: ConnectOptions): Record<string, string> {
   return { ...(o.cookie ? { cookie: o.cookie } : {}), ...(o.origin ? { origin: o.origin } : {}) };
 }
@@ -33,20 +72,13 @@ function headersOf(o: ConnectOptions): Record<string, string> {
 /** Opens a client; rejects with `HTTP <status>` when the handshake is refused. */
 export function connect(url: string, o: ConnectOptions = {}, timeoutMs = 5000): Promise<TestClient> {
   const ws = new WebSocket(url, { headers: headersOf(o), perMessageDeflate: false });
-  const messages: ServerMessage[] = [];
-  const waiters = new Set<{ match: (m: ServerMessage) => boolean; resolve: (m: ServerMessage) => void }>();
+  const inbound = inbox<ServerMessage>('message');
   const keep = o.keep ?? true;
   ws.on('message', (data) => {
     if (o.onRaw) return o.onRaw(data as Buffer);
     const m = JSON.parse(data.toString()) as ServerMessage;
     o.onFrame?.(m);
-    if (keep) messages.push(m);
-    for (const w of waiters) {
-      if (w.match(m)) {
-        waiters.delete(w);
-        w.resolve(m);
-      }
-    }
+    inbound.arrived(m, keep);
   });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => {
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
@@ -54,28 +86,11 @@ export function connect(url: string, o: ConnectOptions = {}, timeoutMs = 5000): 
   ws.on('error', () => {}); // surfaced through `closed` / the open rejection
   const client: TestClient = {
     ws,
-    messages,
+    messages: inbound.items,
     closed,
     send: (message) => ws.send(typeof message === 'string' ? message : JSON.stringify(message)),
     close: () => ws.close(),
-    waitFor(match: (m: ServerMessage) => boolean, ms = 3000): Promise<ServerMessage> {
-      const found = messages.find(match);
-      if (found) return Promise.resolve(found);
-      return new Promise<ServerMessage>((resolve, reject) => {
-        const w = {
-          match,
-          resolve: (m: ServerMessage) => {
-            clearTimeout(timer);
-            resolve(m);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(w);
-          reject(new Error(`no matching message within ${ms} ms; got: ${JSON.stringify(messages.slice(-5))}`));
-        }, ms);
-        waiters.add(w);
-      });
-    },
+    waitFor: (match: (m: ServerMessage) => boolean, ms = 3000) => inbound.waitFor(match, ms),
   };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -139,8 +154,7 @@ export function openSse(url: string, headers: Record<string, string>, timeoutMs 
     });
     req.on('response', (res) => {
       clearTimeout(timer);
-      const events: SseEvent[] = [];
-      const waiters = new Set<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }>();
+      const events = inbox<SseEvent>('SSE event');
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -157,38 +171,15 @@ export function openSse(url: string, headers: Record<string, string>, timeoutMs 
           }
           if (data.length === 0) continue; // comments, retry:
           e.data = data.join('\n');
-          events.push(e);
-          for (const w of waiters) {
-            if (w.match(e)) {
-              waiters.delete(w);
-              w.resolve(e);
-            }
-          }
+          events.arrived(e);
         }
       });
       res.on('error', () => {});
       resolve({
         status: res.statusCode ?? 0,
-        events,
+        events: events.items,
         close: () => req.destroy(),
-        waitFor(match, ms = 3000) {
-          const found = events.find(match);
-          if (found) return Promise.resolve(found);
-          return new Promise((ok, fail) => {
-            const w = {
-              match,
-              resolve: (e: SseEvent) => {
-                clearTimeout(t);
-                ok(e);
-              },
-            };
-            const t = setTimeout(() => {
-              waiters.delete(w);
-              fail(new Error(`no matching SSE event within ${ms} ms; got ${JSON.stringify(events.slice(-5))}`));
-            }, ms);
-            waiters.add(w);
-          });
-        },
+        waitFor: (match, ms = 3000) => events.waitFor(match, ms),
       });
     });
     req.end();

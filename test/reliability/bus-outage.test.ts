@@ -15,6 +15,7 @@ import { BusUnavailableError } from '../../src/core/errors.js';
 import { ENGINE_URLS, type Engine, engineSkipReason } from '../helpers/engines.js';
 import { type FaultProxy, faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { ROOT } from '../helpers/processes.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 import { scratchDir, sleep, until } from './fixture.js';
 
 /**
@@ -47,13 +48,7 @@ const kinds: Kind[] = [
     open: (url, namespace) => redisBus({ url, namespace, timeoutMs: TIMEOUT_MS }),
     async cleanup(namespace) {
       const raw = new Redis(ENGINE_URLS.redis, { maxRetriesPerRequest: 1 });
-      let cursor = '0';
-      for (let i = 0; i < 100; i++) {
-        const [next, keys] = await raw.scan(cursor, 'MATCH', `shoal:{${namespace}:*`, 'COUNT', 1000);
-        if (keys.length > 0) await raw.del(...keys);
-        cursor = next;
-        if (cursor === '0') break;
-      }
+      await deleteKeys(raw, `shoal:{${namespace}:*`, { rounds: 100 });
       await raw.quit();
     },
   },

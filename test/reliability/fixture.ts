@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import type { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { type FaultProxy, faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { type NodeProcess, startNode } from '../helpers/processes.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 
 /** Shared by the reliability scenarios: probe processes behind a fault proxy, and small timing helpers. */
 export const SECRET = 'reliability-test-secret-0123456789abcdefgh';
@@ -46,6 +48,23 @@ export async function networkStores(): Promise<NetworkStore[]> {
     { name: 'redis', url: ENGINE_URLS.redis, skip: await engineSkipReason('redis') },
     { name: 'postgres', url: ENGINE_URLS.postgres, skip: await engineSkipReason('postgres') },
   ];
+}
+
+/**
+ * Something set up per reachable networked store before the file's tests (side by side) and
+ * torn down after them; a test finds its store's setup by name. Call at the top of a test file.
+ */
+export async function perStore<T>(
+  setUp: (store: NetworkStore) => Promise<T>,
+  tearDown: (setup: T) => Promise<void>,
+): Promise<{ stores: NetworkStore[]; setups: Map<string, T> }> {
+  const stores = await networkStores();
+  const setups = new Map<string, T>();
+  beforeAll(async () => {
+    await Promise.all(stores.filter((s) => s.skip === undefined).map(async (s) => setups.set(s.name, await setUp(s))));
+  }, 60_000);
+  afterAll(() => Promise.all([...setups.values()].map(tearDown)));
+  return { stores, setups };
 }
 
 /** `url` through the proxy, with `?timeout=` for the store factory (src/stores/index.ts takes it off). */
@@ -130,15 +149,7 @@ export async function dropNamespace(url: string, namespace: string): Promise<voi
     try {
       await redis.connect();
       for (const scope of scopes) {
-        for (const pattern of [`shoal:{${scope}:*`, `shoal:${scope}:*`]) {
-          let cursor = '0';
-          for (let i = 0; i < 1000; i++) {
-            const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-            if (keys.length > 0) await redis.del(...keys);
-            cursor = next;
-            if (cursor === '0') break;
-          }
-        }
+        for (const pattern of [`shoal:{${scope}:*`, `shoal:${scope}:*`]) await deleteKeys(redis, pattern);
       }
     } finally {
       redis.disconnect();

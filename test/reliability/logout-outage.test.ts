@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { createGateway, type Gateway } from '../../src/realtime/gateway.js';
@@ -11,8 +11,8 @@ import { type FaultProxy, faultProxy, targetOf } from '../helpers/fault-proxy.js
 import { freePort, type NodeProcess, stopAll } from '../helpers/processes.js';
 import {
   type NetworkStore,
-  networkStores,
   type ProbeCluster,
+  perStore,
   probesBehindProxy,
   SECRET,
   type SessionView,
@@ -180,12 +180,7 @@ async function ambiguousLogout({ store, cluster, gwUrl }: Setup, fault: 'down' |
   expect(closed?.code, 'the socket opened before the logout is closed with 4001').toBe(CloseCode.SessionEnded);
 }
 
-const stores = await networkStores();
-const setups = new Map<string, Setup>();
-beforeAll(async () => {
-  await Promise.all(stores.filter((s) => s.skip === undefined).map(async (s) => setups.set(s.name, await setUp(s))));
-}, 60_000);
-afterAll(() => Promise.all([...setups.values()].map(tearDown)));
+const { stores, setups } = await perStore(setUp, tearDown);
 
 // Each store has its own nodes, proxies and gateway: they run side by side.
 describe.concurrent('logout during a store outage', () => {

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { type NodeProcess, stopAll } from '../helpers/processes.js';
-import { networkStores, type ProbeCluster, probesBehindProxy, type SessionView, timed } from './fixture.js';
+import { type ProbeCluster, perStore, probesBehindProxy, type SessionView, timed } from './fixture.js';
 
 /**
  * A slow store (500 ms ± 200 per round trip: 250 ± 100 each way through the fault
@@ -19,22 +19,14 @@ const MAX_CONNECTIONS: Record<string, number> = { redis: 2, postgres: 20 };
 
 afterAll(() => stopAll());
 
-const stores = await networkStores();
-const clusters = new Map<string, ProbeCluster>();
-beforeAll(async () => {
-  await Promise.all(
-    stores
-      .filter((s) => s.skip === undefined)
-      .map(async (s) => {
-        const cluster = await probesBehindProxy(`latency-${s.name}`, s.url, 2, `${TIMEOUT}ms`, {
-          // Sweeps would add their own round trips to the picture; this test is about requests.
-          SHOAL_SWEEP_INTERVAL: '5s',
-        });
-        clusters.set(s.name, cluster);
-      }),
-  );
-}, 60_000);
-afterAll(() => Promise.all([...clusters.values()].map((c) => c.close())));
+const { stores, setups: clusters } = await perStore(
+  (s) =>
+    probesBehindProxy(`latency-${s.name}`, s.url, 2, `${TIMEOUT}ms`, {
+      // Sweeps would add their own round trips to the picture; this test is about requests.
+      SHOAL_SWEEP_INTERVAL: '5s',
+    }),
+  (c) => c.close(),
+);
 
 // Each store has its own nodes and proxy: they run side by side.
 describe.concurrent('a store at 500 ms ± 200 per round trip', () => {

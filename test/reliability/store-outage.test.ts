@@ -1,12 +1,12 @@
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { takeTimeout } from '../../src/stores/index.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 import {
-  networkStores,
   type ProbeCluster,
+  perStore,
   probesBehindProxy,
   SECRET,
   type SessionView,
@@ -65,18 +65,10 @@ function expectUnavailable(r: Timed, what: string) {
   expect(r.setCookie, `${what} must not clear or replace the cookie`).toEqual([]);
 }
 
-const stores = await networkStores();
-const clusters = new Map<string, ProbeCluster>();
-beforeAll(async () => {
-  await Promise.all(
-    stores
-      .filter((s) => s.skip === undefined)
-      .map(async (s) => {
-        clusters.set(s.name, await probesBehindProxy(`outage-${s.name}`, s.url, 2, `${TIMEOUT_MS}ms`));
-      }),
-  );
-}, 60_000);
-afterAll(() => Promise.all([...clusters.values()].map((c) => c.close())));
+const { stores, setups: clusters } = await perStore(
+  (s) => probesBehindProxy(`outage-${s.name}`, s.url, 2, `${TIMEOUT_MS}ms`),
+  (c) => c.close(),
+);
 
 // The stores run side by side (each has its own nodes and proxy); the faults of one store run in order.
 describe.concurrent('networked stores behind a fault proxy', () => {

@@ -1,6 +1,10 @@
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { connect, handshakeStatus } from '../realtime/ws-client.js';
 
-/** A WebSocket client for the reliability and security tests: raw frames, close code, handshake status. */
+/**
+ * The reliability and security tests' view of the one test client (test/realtime/ws-client.ts):
+ * raw frames as text, the origin the test gateways allow unless another is given.
+ */
 export interface Socket {
   ws: WebSocket;
   /** Text of every frame received. */
@@ -14,53 +18,21 @@ export const ORIGIN = 'https://app.example.com';
  * Opens a socket, resolving once open; rejects with `HTTP <status>` when the handshake is refused.
  * `onFrame` sees each frame as it arrives (timing tests); frames are kept unless `keep` is false.
  */
-export function openSocket(
+export async function openSocket(
   url: string,
   o: { cookie?: string; origin?: string; onFrame?: (data: Buffer) => void; keep?: boolean } = {},
   timeoutMs = 5000,
 ): Promise<Socket> {
-  const headers: Record<string, string> = { origin: o.origin ?? ORIGIN, ...(o.cookie ? { cookie: o.cookie } : {}) };
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false });
   const frames: string[] = [];
-  ws.on('message', (data: Buffer) => {
+  const onRaw = (data: Buffer) => {
     o.onFrame?.(data);
     if (o.keep !== false) frames.push(data.toString());
-  });
-  ws.on('error', () => {});
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
-    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`handshake to ${url} did not finish within ${timeoutMs} ms`));
-    }, timeoutMs);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      resolve({ ws, frames, closed });
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(timer);
-      res.resume();
-      ws.terminate();
-      reject(new Error(`HTTP ${res.statusCode}`));
-    });
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+  };
+  const client = await connect(url, { cookie: o.cookie, origin: o.origin ?? ORIGIN, onRaw }, timeoutMs);
+  return { ws: client.ws, frames, closed: client.closed };
 }
 
 /** The handshake's HTTP status: 101 when accepted (the socket is then closed at once). */
-export async function handshake(url: string, o: { cookie?: string; origin?: string } = {}): Promise<number> {
-  try {
-    const s = await openSocket(url, o);
-    s.ws.terminate();
-    return 101;
-  } catch (err) {
-    const m = /^HTTP (\d+)$/.exec((err as Error).message);
-    if (m) return Number(m[1]);
-    throw err;
-  }
+export function handshake(url: string, o: { cookie?: string; origin?: string } = {}): Promise<number> {
+  return handshakeStatus(url, { cookie: o.cookie, origin: o.origin ?? ORIGIN });
 }
