@@ -3,8 +3,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { BusLatencyData } from '../bench/bus-latency.js';
 import type { ConcurrencyData } from '../bench/concurrency.js';
+import type { FanoutData } from '../bench/fanout.js';
 import type { ScenarioReport } from '../bench/lib/results.js';
+import type { LifecycleData } from '../bench/lifecycle-lag.js';
+import type { MemoryData } from '../bench/memory.js';
+import type { StormData } from '../bench/reconnect-storm.js';
 import type { SessionHttpData } from '../bench/session-http.js';
 import { ENGINE_URLS, engineSkipReason } from './helpers/engines.js';
 import { ROOT } from './helpers/processes.js';
@@ -95,5 +100,60 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
     const latest = readFileSync(join(dir, 'latest.md'), 'utf8');
     for (const name of ['concurrency', 'session-http', 'session-http-remote-redis'])
       expect(latest).toContain(`<!-- bench:${name} -->`);
+  }, 150_000);
+
+  it('realtime scenarios 3–7 (one run of bench/run.ts): deliveries counted, nothing lost, every session ended once', async () => {
+    const realtime = ['fanout', 'memory', 'reconnect-storm', 'bus-latency', 'lifecycle-lag'];
+    const { code, output } = await runBench(
+      'bench/run.ts',
+      realtime.flatMap((name) => ['--only', name]),
+    );
+    expect(code, output).toBe(0);
+    for (const name of realtime) expect(report(name).problems, name).toEqual([]);
+
+    const fanout = report<FanoutData>('fanout').data;
+    for (const system of ['shoal', 'socketio', 'ws'] as const) {
+      for (const sockets of fanout.sizes.sockets) {
+        const row = fanout.saturation.find((r) => r.system === system && r.sockets === sockets);
+        expect(row?.deliveredPerSec, `${system} ${sockets}`).toBeGreaterThan(0);
+        expect(row?.lost).toBe(0);
+      }
+      for (const rate of fanout.sizes.rates) {
+        const row = fanout.fixed.find((r) => r.system === system && r.rate === rate);
+        expect(row?.deliveredPerSec, `${system} ${rate}/s`).toBeGreaterThan(0);
+        expect(row?.lost).toBe(0);
+        expect(row?.latency.p99Ms).toBeGreaterThanOrEqual(row?.latency.p50Ms ?? Number.NaN);
+      }
+    }
+    expect(fanout.targets.map((t) => t.name).join('\n')).toMatch(/shoal \/ raw ws[\s\S]*shoal \/ Socket\.IO[\s\S]*p99/);
+
+    const memory = report<MemoryData>('memory').data;
+    expect(memory.rows.map((r) => r.system)).toEqual(['shoal', 'socketio', 'ws']);
+    for (const r of memory.rows) {
+      expect(r.connections).toBe(memory.connections);
+      expect(r.after.heapUsed).toBeGreaterThan(0);
+      expect(Number.isFinite(r.perConnection.rss)).toBe(true);
+    }
+
+    const storm = report<StormData>('reconnect-storm').data;
+    expect(storm).toMatchObject({ resumed: storm.browsers, lost: 0, duplicates: 0, notRecovered: 0, elsewhere: 0 });
+    expect(storm.resumeMs.p99).toBeGreaterThanOrEqual(storm.resumeMs.p50);
+    // Every browser's reconnect loaded its session once.
+    expect(Object.fromEntries(storm.redisCommands).hgetall).toBeGreaterThanOrEqual(storm.browsers);
+
+    const bus = report<BusLatencyData>('bus-latency').data;
+    expect(bus.rows.map((r) => r.bus)).toEqual(['sqlite', 'sqlite', 'redis']);
+    for (const r of bus.rows) {
+      expect(r.published).toBeGreaterThan(0);
+      expect(r.received).toBe(r.published);
+      expect(r.latency.p99Ms).toBeGreaterThanOrEqual(r.latency.p50Ms);
+    }
+
+    const lifecycle = report<LifecycleData>('lifecycle-lag').data;
+    expect(lifecycle).toMatchObject({ ended: lifecycle.sessions, missing: 0, duplicates: 0, wrongReason: 0 });
+    expect(lifecycle.lagMs.p50).toBeGreaterThanOrEqual(0);
+
+    const latest = readFileSync(join(dir, 'latest.md'), 'utf8');
+    for (const name of realtime) expect(latest).toContain(`<!-- bench:${name} -->`);
   }, 150_000);
 });

@@ -30,6 +30,8 @@ export class Connection {
   lastTouch = 0;
   alive = true;
   closed = false;
+  /** Bound once: a fan-out calls #write per message per socket, and a closure each time is garbage each time. */
+  readonly #cursorId = () => this.cursorId();
 
   constructor(
     readonly id: string,
@@ -51,7 +53,7 @@ export class Connection {
       this.onOverflow(this);
       return;
     }
-    this.transport.sendMessage(frame, () => this.cursorId());
+    this.transport.sendMessage(frame, this.#cursorId);
   }
 
   /** SSE event id: every channel's position, so Last-Event-ID resumes all of them. */

@@ -68,6 +68,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const metrics = new GatewayMetrics();
   const byChannel = new Map<string, Set<Connection>>();
   const all = new Set<Connection>();
+  let connectionSeq = 0;
   const canaryChannel = `_shoal:canary:${id}`;
   let lastCanary = Date.now();
   let draining = false;
@@ -179,10 +180,19 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     resume: URLSearchParams,
     lastEventId?: string,
   ) => {
-    const c = new Connection(randomUUID(), session.id, session.meta.userId, transport, o.bus, maxBuffered, (slow) => {
-      metrics.slowConsumers.inc();
-      end(slow, CloseCode.SlowConsumer, 'send queue overflow');
-    });
+    // A counter, not a UUID: randomUUID() returns a rope of ~13 string pieces, ~400 bytes kept per connection.
+    const c = new Connection(
+      String(++connectionSeq),
+      session.id,
+      session.meta.userId,
+      transport,
+      o.bus,
+      maxBuffered,
+      (slow) => {
+        metrics.slowConsumers.inc();
+        end(slow, CloseCode.SlowConsumer, 'send queue overflow');
+      },
+    );
     all.add(c);
     metrics.connections.set(all.size);
     const own = [sessionChannel(session.id), ...(session.meta.userId ? [`user:${session.meta.userId}`] : [])];
@@ -230,7 +240,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     perMessageDeflate: false,
   });
 
-  const onSocket = async (ws: WebSocket, req: IncomingMessage, session: StoredSession) => {
+  const onSocket = async (ws: WebSocket, req: IncomingMessage, session: StoredSession, socket: Duplex) => {
     ws.on('error', (err) => log({ level: 'warn', msg: 'socket error', gateway: id, err: err.message }));
     const params = new URL(req.url ?? '/', 'http://x').searchParams;
     let tokens = rate * 2;
@@ -260,7 +270,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     ws.on('close', () => {
       if (c) end(c, 1000, 'closed');
     });
-    c = await open(session, wsTransport(ws), params);
+    c = await open(session, wsTransport(ws, socket), params);
     // The socket may have closed while the session's channels were being joined.
     if (ws.readyState !== ws.OPEN) return end(c, 1000, 'closed');
     const opened = c;
@@ -377,7 +387,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   };
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    // Not a closure: one over this scope would keep `req` and `head` alive as long as the socket.
+    socket.on('error', destroySelf);
     authenticate(req, true).then(
       (session) => {
         if (typeof session === 'number') {
@@ -385,7 +396,12 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
           socket.end(`HTTP/1.1 ${session} ${statusText(session)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
           return;
         }
-        wss.handleUpgrade(req, socket, head, (ws) => void onSocket(ws, req, session).catch(() => ws.terminate()));
+        wss.handleUpgrade(
+          req,
+          socket,
+          head,
+          (ws) => void onSocket(ws, req, session, socket).catch(() => ws.terminate()),
+        );
       },
       () => socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
     );
@@ -443,6 +459,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     },
     close: stopAll,
   };
+}
+
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }
 
 /** A user's and a session's own channels have no audience to show presence to: announcing them would only load the bus. */

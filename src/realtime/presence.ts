@@ -21,7 +21,11 @@ export class Presence {
   readonly #local = new Map<string, Map<string, number>>();
   /** channel → gateway → snapshot */
   readonly #remote = new Map<string, Map<string, { users: string[]; at: number }>>();
+  /** Channels changed since the last flush. */
+  readonly #dirty = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
 
   constructor(
     readonly bus: Bus,
@@ -29,6 +33,11 @@ export class Presence {
     readonly onChange: (channel: string, users: string[]) => void,
     readonly heartbeatMs = 5000,
     readonly ttlMs = 15_000,
+    /**
+     * Changes within this window are announced together. A snapshot per join made a burst
+     * of n joins cost O(n²) (each a full list, sorted, published and merged by every gateway).
+     */
+    readonly coalesceMs = 100,
   ) {}
 
   async start(): Promise<void> {
@@ -40,8 +49,11 @@ export class Presence {
     this.#timer.unref();
   }
 
+  /** Stops the heartbeat. Pending changes go out now, and later ones (sockets closed while stopping) at once. */
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
+    this.#flush();
   }
 
   join(channel: string, user: string): void {
@@ -88,12 +100,25 @@ export class Presence {
     this.#remote.set(r.channel, byGateway);
     const before = this.list(r.channel).join('\n');
     byGateway.set(r.gateway, { users: r.users.filter((u) => typeof u === 'string'), at: Date.now() });
-    if (this.list(r.channel).join('\n') !== before) this.onChange(r.channel, this.list(r.channel));
+    const after = this.list(r.channel);
+    if (after.join('\n') !== before) this.onChange(r.channel, after);
   }
 
   #changed(channel: string): void {
-    this.onChange(channel, this.list(channel));
-    void this.#announce(channel);
+    this.#dirty.add(channel);
+    if (this.#stopped) this.#flush();
+    else this.#flushTimer ??= setTimeout(() => this.#flush(), this.coalesceMs);
+  }
+
+  #flush(): void {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const channels = [...this.#dirty];
+    this.#dirty.clear();
+    for (const channel of channels) {
+      this.onChange(channel, this.list(channel));
+      void this.#announce(channel);
+    }
   }
 
   async #announce(channel: string): Promise<void> {

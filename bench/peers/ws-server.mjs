@@ -1,0 +1,90 @@
+/**
+ * The ceiling for fan-out: one process, the `ws` package, no session, no bus. Every
+ * client on `/` is a subscriber; text frames from the one client on `/publish` are
+ * broadcast to all of them with the techniques shoal's gateway uses, so that this stays
+ * the ceiling: the WebSocket frame is built once and the same bytes written to every
+ * socket, each socket corked until the next tick so the frames one read brings leave in
+ * one write per socket. (ws's own broadcast example, `client.send(data)` per socket, makes
+ * a system call per frame per socket and is several times slower.)
+ * Flags: --port, --host. GET /healthz answers.
+ */
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { WebSocketServer } from 'ws';
+
+const { values } = parseArgs({
+  options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },
+});
+
+const subscribers = new Set();
+const corked = new Set();
+const uncorkAll = () => {
+  for (const socket of corked) socket.uncork();
+  corked.clear();
+};
+/** An unmasked text frame (RFC 6455), as a server sends it; permessage-deflate is off. */
+function textFrame(payload) {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x81;
+  if (n < 126) frame[1] = n;
+  else if (n < 65_536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    frame.writeUInt32BE(n >>> 0, 6);
+  }
+  payload.copy(frame, head);
+  return frame;
+}
+
+const server = createServer((req, res) => {
+  res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ ok: req.url === '/healthz', connections: subscribers.size }));
+});
+const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
+server.on('upgrade', (req, socket, head) => {
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    // The connection this WebSocket writes to, for corking.
+    ws.socket = socket;
+    wss.emit('connection', ws, req);
+  });
+});
+
+wss.on('connection', (ws, req) => {
+  ws.on('error', () => {});
+  if (req.url?.startsWith('/publish')) {
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const frame = textFrame(data);
+      for (const s of subscribers) {
+        if (s.readyState !== s.OPEN) continue;
+        const socket = s.socket;
+        if (!corked.has(socket)) {
+          if (corked.size === 0) process.nextTick(uncorkAll);
+          socket.cork();
+          corked.add(socket);
+        }
+        socket.write(frame);
+      }
+    });
+    return;
+  }
+  subscribers.add(ws);
+  ws.on('close', () => subscribers.delete(ws));
+  ws.send('{"type":"ready"}');
+});
+
+server.listen(Number(values.port), values.host, () => {
+  console.log(JSON.stringify({ msg: 'ws peer listening', port: Number(values.port), pid: process.pid }));
+});
+const stop = () => {
+  for (const ws of wss.clients) ws.terminate();
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
