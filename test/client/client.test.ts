@@ -80,7 +80,13 @@ describe('client SDK against a real gateway (WebSocket)', () => {
     });
     for (let n = 1; n <= total; n++) {
       await publisher.to('room:cut').send('chat', { n });
-      if (n % 75 === 0) cluster.balancer.cut(); // three cuts while messages keep flowing
+      if (n % 75 === 0) {
+        // Three cuts while messages keep flowing, each of a live connection (never of one still reconnecting).
+        await until('open before the cut', () => rt.state === 'open');
+        const before = reconnects;
+        cluster.balancer.cut();
+        await until('cut noticed', () => reconnects > before);
+      }
       if (n % 10 === 0) await sleep(5);
     }
     await until('every message', () => room.offsets.length >= total, 10_000);
