@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/contract.js';
 import { redisBus } from '../../src/bus/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { deleteKeys } from '../helpers/redis-keys.js';
+import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
 import { collect, describeBusConformance, expectCatchUpAfterCut, sleep, waitFor } from './bus-suite.js';
 
 const skip = await engineSkipReason('redis');
@@ -45,7 +45,7 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     const bus = await open();
     const ch = channel();
     await bus.publish(ch, { event: 'e', data: '1' });
-    const [, keys] = await raw.scan('0', 'MATCH', `shoal:{${namespace}:${ch}}*`, 'COUNT', 100_000);
+    const keys = await scanKeys(raw, `shoal:{${namespace}:${ch}}*`);
     expect(keys.sort()).toEqual(['epoch', 'log', 'seq'].map((k) => `shoal:{${namespace}:${ch}}:${k}`));
     expect(await raw.xlen(`shoal:{${namespace}:${ch}}:log`)).toBe(1);
   });
@@ -55,7 +55,7 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     const ch = channel();
     const first = await bus.publish(ch, { event: 'e', data: '1' });
     await bus.publish(ch, { event: 'e', data: '2' });
-    const [, keys] = await raw.scan('0', 'MATCH', `shoal:{${namespace}:${ch}}*`, 'COUNT', 100_000);
+    const keys = await scanKeys(raw, `shoal:{${namespace}:${ch}}*`);
     await raw.del(...keys);
     const after = await bus.read(ch, 2, { epoch: first.epoch });
     expect(after).toMatchObject({ messages: [], complete: false });

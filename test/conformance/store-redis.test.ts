@@ -6,7 +6,7 @@ import type { SessionStore } from '../../src/stores/contract.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
-import { deleteKeys } from '../helpers/redis-keys.js';
+import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
 import { describeStoreConformance, sessionFixture } from './store-suite.js';
 
 const skip = await engineSkipReason('redis');
@@ -37,8 +37,7 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await raw.quit();
   });
   const keysOf = async (id: string) => {
-    const [, keys] = await raw.scan('0', 'MATCH', `${keyPrefix}*:s:${id}`, 'COUNT', 100_000);
-    return keys;
+    return scanKeys(raw, `${keyPrefix}*:s:${id}`);
   };
 
   it('keeps attributes named like meta fields apart from the meta', async () => {
@@ -123,7 +122,7 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await a.create(s);
     await a.commit(s.id, { incr: { n: 1 } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
     await a.acquireLock(s.id, 'n', 'o', 10_000);
-    const [, keys] = await raw.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 100_000);
+    const keys = await scanKeys(raw, `${prefix}:*`);
     const tags = new Set(keys.filter((k) => !k.includes(':u:')).map((k) => k.match(/^[^{]*\{([^}]*)\}/)?.[1]));
     expect([...tags]).toHaveLength(1);
     expect([...tags][0]).toMatch(/^client:[0-3]$/);
@@ -142,7 +141,7 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await store.commit(moved.id, { userId: 'other' }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
     await store.destroy(dead.id, Date.now());
     expect((await store.listByUser(user, Date.now())).map((x) => x.id)).toEqual([s.id]);
-    const [userKey] = (await raw.scan('0', 'MATCH', `${keyPrefix}:*:u:{${user}}`, 'COUNT', 100_000))[1];
+    const [userKey] = await scanKeys(raw, `${keyPrefix}:*:u:{${user}}`);
     expect((await raw.smembers(userKey ?? '')).sort()).toEqual([s.id, moved.id].sort());
     expect(await raw.pttl(userKey ?? '')).toBeGreaterThan(HOUR);
   });
