@@ -1,8 +1,9 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+// The repository root and a kernel-picked free loopback port: the same helpers the tests use.
+import { freePort, ROOT } from '../../test/helpers/processes.js';
+
+export { freePort, ROOT };
 
 /** Every child a benchmark starts: killed when the benchmark exits, however it exits. */
 const running = new Set<ChildProcess>();
@@ -49,17 +50,6 @@ export function spawnTracked(command: string, args: string[], options: SpawnOpti
 /** Node arguments to run a script: TypeScript goes through tsx, plain .mjs does not need it. */
 export function nodeArgsFor(script: string): string[] {
   return script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface BenchNode {
