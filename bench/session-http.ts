@@ -37,7 +37,6 @@ type RouteName = keyof typeof ROUTES;
  */
 const WRITE_PREFIX = `${'v'.repeat(56)}-`;
 const SEED = `${WRITE_PREFIX}seed`;
-const ORDER: ImplName[] = ['shoal', 'express-session', 'bare'];
 
 export interface Ratio {
   name: string;
@@ -60,22 +59,29 @@ export interface Costs {
 
 export type Measured = LoadResult & { costs: Costs };
 
+/** One load level: how many requests were in flight, each implementation's median run per route, the ratios. */
+export interface Level {
+  connections: number;
+  /** Median run (by req/s) per implementation and route. */
+  results: Partial<Record<ImplName, Record<RouteName, Measured>>>;
+  ratios: Ratio[];
+}
+
 export interface SessionHttpData {
   /** One-way delay the proxy adds between the servers and Redis, ms (0: no proxy, straight to loopback). */
   proxyDelayMs: number;
   /** Median PING round trip from the servers' side (through the proxy when there is one), ms. */
   measuredRttMs: number;
-  connections: number;
+  /** The implementations compared (bare Express only where Redis is not the point). */
+  impls: ImplName[];
   durationS: number;
   warmupS: number;
   rounds: number;
   /** How the shoal probe ran: compiled JavaScript (default) or TypeScript through tsx. */
   shoalRuntime: 'compiled' | 'tsx';
-  /** Median run (by req/s) per implementation and route. */
-  results: Record<ImplName, Record<RouteName, Measured>>;
+  levels: Level[];
   /** Every measured run, in the order they ran. */
-  runs: Array<{ impl: ImplName; route: RouteName; round: number; result: Measured }>;
-  ratios: Ratio[];
+  runs: Array<{ impl: ImplName; route: RouteName; connections: number; round: number; result: Measured }>;
   profile?: ProfileSummary;
 }
 
@@ -123,8 +129,9 @@ type Run = SessionHttpData['runs'][number];
 /**
  * Ratios are taken inside each round, then the median over rounds: on a shared machine the
  * load swings between rounds, and dividing medians taken in different rounds would mix them.
+ * Ratios against bare Express only where it ran.
  */
-function computeRatios(runs: Run[], rounds: number, targets: Variant['targets']): Ratio[] {
+function computeRatios(runs: Run[], rounds: number, impls: ImplName[], targets: Variant['targets']): Ratio[] {
   const pick = (impl: ImplName, route: RouteName, round: number) =>
     runs.find((x) => x.impl === impl && x.route === route && x.round === round)?.result;
   const rps = (impl: ImplName, route: RouteName, round: number) =>
@@ -138,21 +145,33 @@ function computeRatios(runs: Run[], rounds: number, targets: Variant['targets'])
     const value = sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
     return { name, value, perRound, target, met: value >= target };
   };
-  return [
+  const out = [
     ratio(
       'shoal / express-session, write route',
       (r) => rps('shoal', 'write', r) / rps('express-session', 'write', r),
       targets.write,
     ),
-    ratio('shoal / bare, read route', (r) => rps('shoal', 'read', r) / rps('bare', 'read', r), targets.read),
     ratio('shoal / express-session, read route', (r) => rps('shoal', 'read', r) / rps('express-session', 'read', r)),
-    ratio('shoal / bare, write route', (r) => rps('shoal', 'write', r) / rps('bare', 'write', r)),
     ratio(
       'server CPU per request, express-session / shoal, write route',
       (r) => cpu('express-session', 'write', r) / cpu('shoal', 'write', r),
     ),
-    ratio('server CPU per request, bare / shoal, read route', (r) => cpu('bare', 'read', r) / cpu('shoal', 'read', r)),
   ];
+  if (impls.includes('bare')) {
+    out.splice(
+      1,
+      0,
+      ratio('shoal / bare, read route', (r) => rps('shoal', 'read', r) / rps('bare', 'read', r), targets.read),
+    );
+    out.push(
+      ratio('shoal / bare, write route', (r) => rps('shoal', 'write', r) / rps('bare', 'write', r)),
+      ratio(
+        'server CPU per request, bare / shoal, read route',
+        (r) => cpu('bare', 'read', r) / cpu('shoal', 'read', r),
+      ),
+    );
+  }
+  return out;
 }
 
 function median(runs: Measured[]): Measured {
@@ -186,7 +205,9 @@ interface Variant {
   title: string;
   /** Delay added each way between servers and Redis, ms (bench/lib/delay-proxy.ts); 0 = no proxy. */
   delayMs: number;
-  connections(options: BenchOptions): number;
+  /** Requests in flight (autocannon connections), one load level each. */
+  levels(options: BenchOptions): number[];
+  impls: ImplName[];
   /** Minimum shoal/express-session (write) and shoal/bare (read) req/s ratios; 0 = informational. */
   targets: { write: number; read: number };
 }
@@ -196,7 +217,8 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
   if (down) throw new Error(down);
   const runId = newRunId();
   const paid = owe(() => cleanupRun(options.redisUrl, runId));
-  const connections = variant.connections(options);
+  const levels = variant.levels(options);
+  const impls = variant.impls;
   const proxy = variant.delayMs > 0 ? await startDelayProxy(options.redisUrl, variant.delayMs) : undefined;
   const serverRedisUrl = proxy?.url ?? options.redisUrl;
   const measuredRttMs = await medianPingMs(serverRedisUrl);
@@ -209,81 +231,95 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
   const data: SessionHttpData = {
     proxyDelayMs: variant.delayMs,
     measuredRttMs,
-    connections,
+    impls,
     durationS: options.durationS,
     warmupS: options.warmupS,
     rounds: options.rounds,
     shoalRuntime: options.tsx ? 'tsx' : 'compiled',
-    results: {} as SessionHttpData['results'],
+    levels: [],
     runs: [],
-    ratios: [],
   };
   try {
-    for (const name of ORDER) {
+    for (const name of impls) {
       const flags = name === 'shoal' && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
       const script = name === 'shoal' ? shoal : undefined;
       nodes.set(name, await startNode(implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script })));
     }
     log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);
 
+    const browsers = Math.max(...levels);
     const cookies = new Map<ImplName, string[]>();
-    for (const name of ORDER) {
+    for (const name of impls) {
       const impl = IMPLS[name];
       const node = nodes.get(name) as BenchNode;
-      const browsers = await loginBrowsers(impl, node, runId, connections);
-      cookies.set(name, impl.stateful ? browsers : []);
-      const bad = await checkSession(impl, node, browsers[0] ?? '', `${runId}-u0`, false);
+      const logged = await loginBrowsers(impl, node, runId, browsers);
+      cookies.set(name, impl.stateful ? logged : []);
+      const bad = await checkSession(impl, node, logged[0] ?? '', `${runId}-u0`, false);
       if (bad) problems.push(bad);
     }
-    log(`${connections} browsers logged in per implementation`);
+    log(`${browsers} browsers logged in per implementation`);
 
-    for (let round = 0; round < options.rounds; round++) {
-      // The implementations compared on a route run back to back, so a ratio compares runs
-      // under the same machine load; who goes first rotates every round.
-      const order = ORDER.map((_, i) => ORDER[(i + round) % ORDER.length] as ImplName);
-      for (const route of Object.keys(ROUTES) as RouteName[]) {
-        for (const name of order) {
-          const r = ROUTES[route];
-          const node = nodes.get(name) as BenchNode;
-          const spec: LoadSpec = {
-            url: node.url,
-            method: r.method,
-            path: r.path,
-            cookies: cookies.get(name) ?? [],
-            connections,
-            durationS: options.durationS,
-            ...(r.method === 'POST'
-              ? { body: WRITE_PREFIX, varyBody: true, headers: { 'content-type': 'text/plain' } }
-              : {}),
-          };
-          const result = await measureWithCosts(spec, options.warmupS, node.pid, redis);
-          data.runs.push({ impl: name, route, round, result });
-          log(
-            `round ${round + 1}/${options.rounds} ${name} ${route}: ${fmt(result.requestsPerSec)} req/s, ` +
-              `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
-              `server CPU ${fmt(result.costs.serverCpuUs ?? Number.NaN)} µs/req`,
-          );
-          const failures = result.non2xx + result.errors + result.timeouts;
-          if (failures > 0)
-            problems.push(
-              `${name} ${route} round ${round + 1}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts (${JSON.stringify(result.statusCodes)})`,
+    for (const connections of levels) {
+      for (let round = 0; round < options.rounds; round++) {
+        // The implementations compared on a route run back to back, so a ratio compares runs
+        // under the same machine load; who goes first rotates every round.
+        const order = impls.map((_, i) => impls[(i + round) % impls.length] as ImplName);
+        for (const route of Object.keys(ROUTES) as RouteName[]) {
+          for (const name of order) {
+            const r = ROUTES[route];
+            const node = nodes.get(name) as BenchNode;
+            const spec: LoadSpec = {
+              url: node.url,
+              method: r.method,
+              path: r.path,
+              cookies: (cookies.get(name) ?? []).slice(0, connections),
+              connections,
+              durationS: options.durationS,
+              ...(r.method === 'POST'
+                ? { body: WRITE_PREFIX, varyBody: true, headers: { 'content-type': 'text/plain' } }
+                : {}),
+            };
+            const result = await measureWithCosts(spec, options.warmupS, node.pid, redis);
+            data.runs.push({ impl: name, route, connections, round, result });
+            log(
+              `${connections} conn, round ${round + 1}/${options.rounds} ${name} ${route}: ${fmt(result.requestsPerSec)} req/s, ` +
+                `p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, ` +
+                `server CPU ${fmt(result.costs.serverCpuUs ?? Number.NaN)} µs/req`,
             );
-          if (result.requests === 0) problems.push(`${name} ${route} round ${round + 1}: no request completed`);
+            const failures = result.non2xx + result.errors + result.timeouts;
+            if (failures > 0)
+              problems.push(
+                `${name} ${route} ${connections} conn round ${round + 1}: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts (${JSON.stringify(result.statusCodes)})`,
+              );
+            if (result.requests === 0)
+              problems.push(`${name} ${route} ${connections} conn round ${round + 1}: no request completed`);
+          }
         }
       }
+      const runs = data.runs.filter((x) => x.connections === connections);
+      const level: Level = {
+        connections,
+        results: {},
+        ratios: computeRatios(runs, options.rounds, impls, variant.targets),
+      };
+      for (const name of impls) {
+        const of = (route: RouteName) =>
+          median(runs.filter((x) => x.impl === name && x.route === route).map((x) => x.result));
+        level.results[name] = { read: of('read'), write: of('write') };
+      }
+      data.levels.push(level);
     }
 
-    for (const name of ORDER) {
-      const impl = IMPLS[name];
-      const node = nodes.get(name) as BenchNode;
-      const bad = await checkSession(impl, node, cookies.get(name)?.[0] ?? '', `${runId}-u0`, true);
+    for (const name of impls) {
+      const bad = await checkSession(
+        IMPLS[name],
+        nodes.get(name) as BenchNode,
+        cookies.get(name)?.[0] ?? '',
+        `${runId}-u0`,
+        true,
+      );
       if (bad) problems.push(bad);
-      data.results[name] = {
-        read: median(data.runs.filter((x) => x.impl === name && x.route === 'read').map((x) => x.result)),
-        write: median(data.runs.filter((x) => x.impl === name && x.route === 'write').map((x) => x.result)),
-      };
     }
-    data.ratios = computeRatios(data.runs, options.rounds, variant.targets);
   } finally {
     await Promise.all([...nodes.values()].map((n) => n.stop()));
     proxy?.stop();
@@ -301,47 +337,71 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
 }
 
 function render(d: SessionHttpData): string {
+  const several = d.levels.length > 1;
   const rows: Array<Array<string | number>> = [];
-  for (const route of Object.keys(ROUTES) as RouteName[]) {
-    for (const name of ORDER) {
-      const r = d.results[name][route];
-      rows.push([
-        ROUTES[route].label,
-        IMPLS[name].label,
-        fmt(r.requestsPerSec),
-        fmt(r.latencyMs.p50, 1),
-        fmt(r.latencyMs.p99, 1),
-        fmt(r.latencyMs.avg, 2),
-        r.costs.serverCpuUs === null ? 'n/a' : fmt(r.costs.serverCpuUs),
-      ]);
+  const ratios: Array<Array<string | number>> = [];
+  for (const level of d.levels) {
+    for (const route of Object.keys(ROUTES) as RouteName[]) {
+      for (const name of d.impls) {
+        const r = level.results[name]?.[route];
+        if (!r) continue;
+        rows.push([
+          ...(several ? [level.connections] : []),
+          ROUTES[route].label,
+          IMPLS[name].label,
+          fmt(r.requestsPerSec),
+          fmt(r.latencyMs.p50, 1),
+          fmt(r.latencyMs.p99, 1),
+          fmt(r.latencyMs.avg, 2),
+          r.costs.serverCpuUs === null ? 'n/a' : fmt(r.costs.serverCpuUs),
+        ]);
+      }
     }
+    for (const r of level.ratios)
+      ratios.push([
+        several ? `${level.connections} in flight: ${r.name}` : r.name,
+        `${fmt(r.value, 2)}×`,
+        r.perRound.map((x) => fmt(x, 2)).join(' · '),
+        r.target > 0 ? `≥ ${fmt(r.target, 2)}×` : '(info)',
+        r.target > 0 ? (r.met ? 'met' : '**missed**') : '',
+      ]);
   }
-  const ratios = d.ratios.map((r) => [
-    r.name,
-    `${fmt(r.value, 2)}×`,
-    r.perRound.map((x) => fmt(x, 2)).join(' · '),
-    r.target > 0 ? `≥ ${fmt(r.target, 2)}×` : '(info)',
-    r.target > 0 ? (r.met ? 'met' : '**missed**') : '',
-  ]);
+  const connections = d.levels.map((l) => l.connections).join(' and ');
   const parts = [
-    `${d.connections} connections, ${d.durationS} s per run after ${d.warmupS} s warm-up, ${d.rounds} round(s); the table shows each implementation's median run by req/s, ratios are the median of per-round ratios (runs compared on a route ran back to back); ` +
+    `${connections} connections (requests in flight), ${d.durationS} s per run after ${d.warmupS} s warm-up, ${d.rounds} round(s); the table shows each implementation's median run by req/s, ratios are the median of per-round ratios (runs compared on a route ran back to back); ` +
       'one server process each, autocannon in its own process, ' +
-      (d.proxyDelayMs > 0
-        ? `Redis behind a TCP proxy delaying each direction by ${d.proxyDelayMs} ms (a Redis in another zone): ` +
-          `measured round trip ${fmt(d.measuredRttMs, 2)} ms (median PING; timer resolution and a busy machine add to the nominal delay). `
-        : `Redis on loopback (median PING ${fmt(d.measuredRttMs, 2)} ms). `) +
+      (d.proxyDelayMs > 0 ? remoteText(d) : `Redis on loopback (median PING ${fmt(d.measuredRttMs, 2)} ms). `) +
       `Each connection is one logged-in browser; writes send a ~64-byte text body that differs on every request. ` +
       `shoal runs as ${d.shoalRuntime === 'tsx' ? 'TypeScript through tsx' : 'compiled JavaScript'}. ` +
       'Server CPU per request comes from /proc around each measured run. Redis round trips per request: ' +
       'shoal read 1 (HGETALL), shoal write 1 (EVALSHA of the commit script); express-session read 2 (GET, then ' +
       'EXPIRE as its touch), write 2 (GET, SET). Redis counters are in the JSON only: the Redis is shared.',
     '',
-    table(['route', 'implementation', 'req/s', 'p50 ms', 'p99 ms', 'mean ms', 'server CPU µs/req'], rows),
+    table(
+      [
+        ...(several ? ['in flight'] : []),
+        'route',
+        'implementation',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'mean ms',
+        'server CPU µs/req',
+      ],
+      rows,
+    ),
     '',
     table(['ratio (req/s unless stated)', 'median', 'per round', 'target', ''], ratios),
   ];
   if (d.profile) parts.push('', profileMarkdown(d.profile));
   return parts.join('\n');
+}
+
+function remoteText(d: SessionHttpData): string {
+  return (
+    `Redis behind a TCP proxy process delaying each direction by ${d.proxyDelayMs} ms (a Redis in another zone; this kernel has no netem), ` +
+    `measured round trip ${fmt(d.measuredRttMs, 2)} ms (median PING; timer resolution and a busy machine add to the nominal delay, and the proxy competes for CPU). `
+  );
 }
 
 function scenario(variant: Variant): Scenario<SessionHttpData> {
@@ -353,19 +413,22 @@ export const sessionHttp = scenario({
   name: 'session-http',
   title: 'Scenario 1 — session HTTP throughput on Redis (shoal vs express-session + connect-redis vs no session)',
   delayMs: 0,
-  connections: (o) => o.connections,
+  levels: (o) => [o.connections],
+  impls: ['shoal', 'express-session', 'bare'],
   targets: { write: 1.5, read: 0.85 },
 });
 
 /**
  * Redis a few milliseconds away and a few requests in flight per node: latency-bound, where
  * one round trip per commit (shoal) against a read then a write (express-session) shows.
+ * Bare Express never talks to Redis, so it has nothing to show here.
  */
 export const sessionHttpRemote = scenario({
   name: 'session-http-remote-redis',
   title: 'Scenario 1b — the same with Redis a few ms away and a lightly loaded node (latency-bound)',
   delayMs: 0.5,
-  connections: (o) => Math.max(1, Math.round(o.connections / 10)),
+  levels: (o) => [...new Set([1, Math.max(1, Math.round(o.connections / 10))])],
+  impls: ['shoal', 'express-session'],
   targets: { write: 1.5, read: 0 },
 });
 

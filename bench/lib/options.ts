@@ -50,8 +50,8 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2), env: Node
   };
   const options: BenchOptions = {
     quick,
-    durationS: num(values.duration, 'BENCH_DURATION', 10, 2, 0.5),
-    warmupS: num(values.warmup, 'BENCH_WARMUP', 2, 0, 0),
+    durationS: num(values.duration, 'BENCH_DURATION', 6, 2, 0.5),
+    warmupS: num(values.warmup, 'BENCH_WARMUP', 1, 0, 0),
     connections: Math.floor(num(values.connections, 'BENCH_CONNECTIONS', 50, 10, 1)),
     rounds: Math.floor(num(values.rounds, 'BENCH_ROUNDS', 3, 1, 1)),
     requests: Math.floor(num(values.requests, 'BENCH_REQUESTS', 100, 25, 1)),

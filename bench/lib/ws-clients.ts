@@ -2,21 +2,22 @@
  * A load-generator process for the realtime scenarios (`node --import tsx bench/lib/ws-clients.ts`,
  * driven over IPC by bench/lib/ws-fleet.ts): holds its share of WebSocket clients, counts
  * the messages they receive and records publish→deliver latency from the `"t":` timestamp
- * every benchmark payload ends with (same machine, same clock). Every client is a plain
- * `ws` socket whatever the server, so the client cost is the same for every server compared.
+ * every benchmark payload ends with (same machine, same clock). Every client is the same
+ * minimal WebSocket client (./lean-websocket.ts) whatever the server, so the client cost is
+ * the same for every server compared, and small: a fan-out client's work is one small frame
+ * per read, and a heavier client would take the CPU the servers being measured need.
  */
-import { WebSocket } from 'ws';
 import { Histogram, nowMs } from './histogram.js';
+import { LeanWebSocket } from './lean-websocket.js';
+import { payloadTime } from './payload-time.js';
 import type { ClientTarget, FleetCommand, FleetReply, Protocol } from './ws-fleet.js';
 
 const hist = new Histogram();
 let delivered = 0;
 let reported = -1;
 let closedUnexpectedly = 0;
-const sockets = new Set<WebSocket>();
+const sockets = new Set<LeanWebSocket>();
 let stopping = false;
-
-const T_MARK = Buffer.from('"t":');
 
 function reply(message: FleetReply): void {
   process.send?.(message);
@@ -24,10 +25,8 @@ function reply(message: FleetReply): void {
 
 /** Counts a payload frame and records its latency; other frames (hello, subscribed, pings) are ignored. */
 function onPayload(data: Buffer): void {
-  const at = data.lastIndexOf(T_MARK);
-  if (at < 0) return;
-  const t = Number.parseFloat(data.toString('latin1', at + 4, Math.min(data.length, at + 32)));
-  if (!Number.isFinite(t)) return;
+  const t = payloadTime(data);
+  if (Number.isNaN(t)) return;
   delivered++;
   hist.record(nowMs() - t);
 }
@@ -38,7 +37,8 @@ function onPayload(data: Buffer): void {
  */
 function open(protocol: Protocol, target: ClientTarget, room: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(target.url, { headers: target.headers ?? {}, perMessageDeflate: false });
+    // The servers measured are trusted: their text frames are not checked for UTF-8 (as ws's skipUTF8Validation).
+    const ws = new LeanWebSocket(target.url, { headers: target.headers ?? {}, skipUtf8Validation: true });
     let ready = false;
     const timer = setTimeout(() => {
       ws.terminate();
@@ -46,18 +46,21 @@ function open(protocol: Protocol, target: ClientTarget, room: string, timeoutMs:
     }, timeoutMs);
     const done = (err?: Error) => {
       clearTimeout(timer);
-      if (err) reject(err);
-      else {
+      if (ready) return;
+      if (err) {
+        ws.terminate();
+        reject(err);
+      } else {
         ready = true;
         sockets.add(ws);
         resolve();
       }
     };
     const subscribedMark = `"type":"subscribed","channel":${JSON.stringify(room)}`;
-    ws.on('message', (raw: Buffer) => {
+    ws.onmessage = (raw) => {
       if (ready) {
         // Engine.IO heartbeat: the server pings ("2"), the client must answer ("3").
-        if (protocol === 'socketio' && raw.length === 1 && raw[0] === 0x32) ws.send('3');
+        if (protocol === 'socketio' && raw.length === 1 && raw[0] === 0x32) ws.sendText('3');
         else onPayload(raw);
         return;
       }
@@ -65,22 +68,18 @@ function open(protocol: Protocol, target: ClientTarget, room: string, timeoutMs:
       if (protocol === 'shoal' && text.includes(subscribedMark)) done();
       else if (protocol === 'raw' && text === '{"type":"ready"}') done();
       else if (protocol === 'socketio') {
-        if (text.startsWith('0{')) ws.send('40');
-        else if (text === '2') ws.send('3');
+        if (text.startsWith('0{')) ws.sendText('40');
+        else if (text === '2') ws.sendText('3');
         else if (text.startsWith('42["ready"')) done();
       } else if (protocol === 'shoal' && text.includes('"type":"error"')) done(new Error(`gateway refused: ${text}`));
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      res.resume();
-      done(new Error(`HTTP ${res.statusCode} from ${target.url}`));
-    });
-    ws.on('error', (err) => {
-      if (!ready) done(err);
-    });
-    ws.on('close', () => {
+    };
+    ws.onerror = (err) => {
+      if (!ready) done(new Error(`${err.message} from ${target.url}`));
+    };
+    ws.onclose = () => {
       // Sockets the driver dropped were already removed: only the server's closes count.
       if (sockets.delete(ws) && !stopping) closedUnexpectedly++;
-    });
+    };
   });
 }
 
