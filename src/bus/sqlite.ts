@@ -35,6 +35,7 @@ const ROLE: SqliteRole = {
   instead: 'redis://, postgres:// or nats:// for heavy traffic',
   closed: 'this bus was closed; open a new one with createBus()',
   unavailable: BusUnavailableError,
+  addonFallback: 'set SHOAL_BUS to another bus (redis://, postgres://, nats://, amqp://)',
 };
 
 /**

@@ -18,8 +18,8 @@ export interface SqliteRole {
   /** The message of a call after close(). */
   closed: string;
   unavailable: new (backend: string, message: string, options?: { cause?: unknown }) => Error;
-  /** When set, a native addon that fails to load gets the rebuild advice, ending ", or <this>." */
-  addonFallback?: string;
+  /** A native addon that fails to load gets the rebuild advice, ending ", or <this>." */
+  addonFallback: string;
 }
 
 export interface SqliteFile {
@@ -103,11 +103,7 @@ function openError(file: string, timeoutMs: number, err: unknown, role: SqliteRo
   const e = err as NodeJS.ErrnoException;
   if (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY'))
     return translate(`sqlite (${file})`, timeoutMs, err, role);
-  if (
-    role.addonFallback !== undefined &&
-    !e.code?.startsWith('SQLITE_') &&
-    /bindings|NODE_MODULE_VERSION|\.node\b|dlopen/i.test(String(e.message))
-  ) {
+  if (!e.code?.startsWith('SQLITE_') && /bindings|NODE_MODULE_VERSION|\.node\b|dlopen/i.test(String(e.message))) {
     return new ConfigError(
       `better-sqlite3 is installed but its native addon did not load for Node ${process.version} (${e.message}). ` +
         `Run: npm rebuild better-sqlite3 (a C++ toolchain is needed when no prebuilt binary matches), or ${role.addonFallback}.`,
