@@ -9,7 +9,6 @@ import express, { type ErrorRequestHandler, type Express, type Request, type Res
 import type { Bus } from '../../src/bus/contract.js';
 import { createBus } from '../../src/bus/index.js';
 import type { GatewaySessionOptions } from '../../src/cli/app-module.js';
-import { createDashboard, dashboardNodesFromEnv } from '../../src/cli/dashboard.js';
 import { parseDuration } from '../../src/core/duration.js';
 import { ConflictError } from '../../src/core/errors.js';
 import { session, sessionErrors, sessionOf } from '../../src/http/express.js';
@@ -84,18 +83,6 @@ export async function createDemo(env: NodeJS.ProcessEnv = process.env): Promise<
     }
     res.set('cache-control', 'public, max-age=31536000, immutable').type(asset.type).send(asset.body);
   });
-  // Outside the dev cluster (whose balancer answers /_shoal/ itself), web nodes serve the ops dashboard
-  // when it has a token: the page is public, its data needs `Authorization: Bearer <token>`.
-  if (env.SHOAL_DASHBOARD_TOKEN) {
-    const watched = dashboardNodesFromEnv(env.SHOAL_DASHBOARD_NODES);
-    const dashboard = createDashboard({
-      nodes: () => watched,
-      token: env.SHOAL_DASHBOARD_TOKEN,
-    });
-    app.use((req, res, next) => {
-      if (!dashboard(req, res)) next();
-    });
-  }
   app.get('/favicon.ico', (_req, res) => {
     res.status(204).set('cache-control', 'public, max-age=86400').end();
   });

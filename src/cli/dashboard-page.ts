@@ -305,7 +305,7 @@ function dashboardClient(config: PageConfig, math: PageMath): void {
       renderChart('latency', 'ms');
       renderChart('messages', 'msg/s');
     } catch (err) {
-      $('summary').textContent = `The balancer does not answer (${(err as Error).message}); retrying…`;
+      $('summary').textContent = `The dashboard does not answer (${(err as Error).message}); retrying…`;
     }
   }
 

@@ -80,7 +80,7 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
   });
 
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const path = pathOf(req.url);
     if (path !== base && !path.startsWith(`${base}/`)) return false;
     const rest = path.slice(base.length);
     if (rest === '') {
@@ -184,6 +184,15 @@ export function dashboardNodesFromEnv(value: string | undefined): DashboardNode[
     });
   }
   return nodes;
+}
+
+/** The request's path, or '' for a target that is no URL (`GET //[ HTTP/1.1` parses, and must not throw). */
+function pathOf(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://x').pathname;
+  } catch {
+    return '';
+  }
 }
 
 async function readinessOf(url: string, timeoutMs: number): Promise<NodeState> {

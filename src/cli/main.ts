@@ -7,6 +7,7 @@ import { applyConfigEnv, loadConfigFile } from './config-file.js';
 import { doctor } from './doctor.js';
 import { runGatewayNode } from './gateway-node.js';
 import { startCluster } from './start.js';
+import { webDashboardSettings } from './web-dashboard.js';
 import { runWebNode } from './web-node.js';
 
 const HELP: Record<string, string> = {
@@ -25,6 +26,7 @@ Run "shoal <command> --help" for its options. Configuration comes from SHOAL_* e
   SHOAL_BUS      message bus URL (default: the store's)
   SHOAL_SECRETS  cookie signing secrets, comma-separated, newest first
   SHOAL_ORIGINS  origins allowed to open realtime connections (gateways)
+  SHOAL_DASHBOARD_TOKEN  turns on the ops dashboard at /_shoal/ of web nodes (see shoal web --help)
 An optional shoal.config.ts (or .mjs/.js) in the working directory gives defaults:
   export default defineConfig({ app: './app.ts', web: 3, gateways: 2, env: { SHOAL_STORE: 'redis://…' } })
 Flags win over SHOAL_* variables, which win over the file.`,
@@ -39,9 +41,16 @@ sticky sessions) in front of N web nodes, restarting any that crash.
   --port <p>       balancer port (default 8080); nodes use the ports after it`,
   web: `Usage: shoal web --app <module> [--port 3000] [--host 0.0.0.0]
 
-Runs one web node with /healthz, /readyz and graceful drain on SIGTERM.
+Runs one web node with /healthz, /readyz, /metrics and graceful drain on SIGTERM.
   --drain-timeout <d>  hard limit for the drain (default 30s, env SHOAL_DRAIN_TIMEOUT)
-  --drain-delay <d>    wait after readiness turns false before closing (default 0, env SHOAL_DRAIN_DELAY)`,
+  --drain-delay <d>    wait after readiness turns false before closing (default 0, env SHOAL_DRAIN_DELAY)
+
+Ops dashboard at /_shoal/, off unless SHOAL_DASHBOARD_TOKEN is set:
+  SHOAL_DASHBOARD_TOKEN      16+ random characters; the page is public, its data needs
+                             "Authorization: Bearer <token>" (the page asks for it)
+  --dashboard-nodes <list>   the nodes it shows, role/name=http://host:port, comma-separated
+                             (env SHOAL_DASHBOARD_NODES), e.g. web/web-1=http://10.0.0.5:3000;
+                             empty: this node alone. No kill buttons outside shoal start.`,
   gateway: `Usage: shoal gateway --app <module> [--port 3100] [--host 0.0.0.0]
 
 Runs one realtime gateway: WebSocket and SSE clients authenticated by the web
@@ -74,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       host: { type: 'string' },
       'drain-timeout': { type: 'string' },
       'drain-delay': { type: 'string' },
+      'dashboard-nodes': { type: 'string' },
     },
   });
   const command = positionals[0] ?? '';
@@ -98,6 +108,12 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'web': {
       const nodeId = process.env.SHOAL_NODE_ID ?? `web-${process.pid}`;
+      // Checked before the app loads, so a bad token stops the node at once. No flag for the token:
+      // a command line is readable by every user of the machine (ps).
+      const dashboard = webDashboardSettings(
+        process.env.SHOAL_DASHBOARD_TOKEN,
+        values['dashboard-nodes'] ?? process.env.SHOAL_DASHBOARD_NODES,
+      );
       const node = await runWebNode({
         app: await loadApp(requireApp(values.app)),
         ctx: { nodeId, env: process.env },
@@ -108,6 +124,7 @@ async function main(argv: string[]): Promise<number> {
           'drain timeout',
         ),
         drainDelayMs: parseDuration(values['drain-delay'] ?? process.env.SHOAL_DRAIN_DELAY ?? '0', 'drain delay'),
+        dashboard,
       });
       const stop = () => void node.drain().then(() => process.exit(0));
       process.once('SIGTERM', stop);

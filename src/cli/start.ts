@@ -30,6 +30,9 @@ export async function startCluster(o: StartOptions): Promise<void> {
     SHOAL_BUS: busUrlFromEnv({ ...process.env, SHOAL_STORE: store }),
     SHOAL_SECRETS: process.env.SHOAL_SECRETS ?? devSecret(),
     SHOAL_COOKIE_SECURE: process.env.SHOAL_COOKIE_SECURE ?? 'false', // the dev balancer speaks plain HTTP
+    // The balancer serves the dashboard (with kill buttons) for the whole cluster; the nodes do not
+    // serve one of their own. Empty, not unset, so a shoal.config file's value does not fill it in again.
+    SHOAL_DASHBOARD_TOKEN: '',
   };
   const entry = process.argv[1] as string;
   const host = o.host ?? '127.0.0.1';

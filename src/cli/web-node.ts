@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { Server as NetServer, type Socket } from 'node:net';
+import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { createLogger } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
 import type { NodeContext, ShoalApp } from './app-module.js';
+import type { DashboardHandler } from './dashboard.js';
+import { type WebDashboardSettings, webNodeDashboard } from './web-dashboard.js';
 
 export interface RunningNode {
   port: number;
@@ -20,12 +22,15 @@ export interface WebNodeOptions {
   /** Hard limit for the whole drain. */
   drainTimeoutMs?: number;
   log?: (line: Record<string, unknown>) => void;
+  /** Serves the ops dashboard at /_shoal/ (see web-dashboard.ts); off when undefined. */
+  dashboard?: WebDashboardSettings | undefined;
 }
 
 /**
  * Runs one web node: the app's handler plus /healthz (alive) and /readyz
  * (dependencies reachable, not draining). SIGTERM drains: readiness false
  * first, then stop accepting, finish in-flight requests, exit before the deadline.
+ * With dashboard settings it also answers /_shoal/ before the app sees the request.
  */
 export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   const web = await o.app.web(o.ctx);
@@ -37,6 +42,20 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   let closing = false;
   const sockets = new Set<Socket>();
   let inFlight = 0;
+  /** Made once the port is known (it may be 0 = any); no request arrives before that. */
+  let dashboard: DashboardHandler | undefined;
+
+  /** True when the ops dashboard answered. A failure there must not take the node down with it. */
+  const servedByDashboard = (req: IncomingMessage, res: ServerResponse): boolean => {
+    if (!dashboard) return false;
+    try {
+      return dashboard(req, res);
+    } catch (err) {
+      logger.error({ err: String(err) }, 'dashboard request failed');
+      if (!res.headersSent) res.writeHead(500).end();
+      return true;
+    }
+  };
 
   const probe = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (req.url === '/healthz') {
@@ -64,15 +83,18 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
 
   const server = createServer((req, res) => {
     inFlight++;
+    res.once('close', () => inFlight--);
+    if (closing) res.setHeader('connection', 'close');
+    // The dashboard's own requests are not the app's traffic: they stay out of the request metrics.
+    // (Its scrapes of /metrics and /readyz count, as every probe does.)
+    if (servedByDashboard(req, res)) return;
     m.inFlight.inc();
     const stop = m.httpDuration.startTimer({ method: req.method ?? 'GET' });
     res.once('close', () => {
-      inFlight--;
       m.inFlight.dec();
       stop();
       m.httpRequests.inc({ method: req.method ?? 'GET', status: String(res.statusCode) });
     });
-    if (closing) res.setHeader('connection', 'close');
     probe(req, res).then(
       (handled) => {
         if (!handled) web.handler(req, res);
@@ -89,8 +111,15 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     socket.once('close', () => sockets.delete(socket));
   });
 
-  await new Promise<void>((resolve) => server.listen(o.port, o.host ?? '127.0.0.1', resolve));
-  log({ msg: 'web node listening', port: o.port });
+  const host = o.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(o.port, host, resolve));
+  const port = (server.address() as AddressInfo).port;
+  if (o.dashboard) dashboard = webNodeDashboard(o.dashboard, { name: o.ctx.nodeId, host, port });
+  log({
+    msg: 'web node listening',
+    port,
+    ...(o.dashboard ? { dashboard: '/_shoal/', watching: o.dashboard.nodes.length || 'itself' } : {}),
+  });
 
   let drained: Promise<void> | undefined;
   const drain = () => {
@@ -121,7 +150,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     })();
     return drained;
   };
-  return { port: o.port, drain };
+  return { port, drain };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,13 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDashboard, type DashboardState, dashboardNodesFromEnv } from '../../src/cli/dashboard.js';
 import { bucketIncrease, counterIncrease, histogramQuantile, mergeBuckets } from '../../src/cli/dashboard-math.js';
 import { parsePrometheus, summarize } from '../../src/cli/dashboard-metrics.js';
 import { GatewayMetrics } from '../../src/realtime/gateway-metrics.js';
-import { freePort } from '../helpers/processes.js';
+import { freePort, ROOT } from '../helpers/processes.js';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -208,6 +211,24 @@ describe('dashboard server', () => {
     expect(kill.status).toBe(404);
   });
 
+  it('leaves a request target that is no URL to the server instead of throwing', async () => {
+    const base = await serve({ nodes, token: 'sekret-token' });
+    const { port } = new URL(base);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () =>
+        socket.write('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (d) => {
+        text += d;
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 418 /);
+    expect((await fetch(`${base}/_shoal/`)).status).toBe(200);
+  });
+
   it('in a local cluster: the kill button signals the node, and only from the dashboard’s own origin', async () => {
     const signalled: string[] = [];
     const base = await serve({
@@ -241,4 +262,86 @@ describe('dashboard server', () => {
     // The process is gone: a second signal reports it.
     expect((await post('{"signal":"SIGKILL"}', { 'content-type': 'application/json' })).status).toBe(409);
   });
+});
+
+/** `shoal start` takes `port` for its balancer and the next ones for its nodes: find two free in a row. */
+async function freePortPair(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = createNetServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 30_000);
+    if ((await free(port)) && (await free(port + 1))) return port;
+  }
+  throw new Error('no two free ports in a row');
+}
+
+describe('dashboard in the dev cluster (shoal start)', () => {
+  const TOKEN = 'dev-cluster-dashboard-token';
+  let cluster: ChildProcess | undefined;
+  let dir = '';
+
+  afterAll(async () => {
+    // Its own process group: the balancer and the node it started go together.
+    if (cluster?.pid && cluster.exitCode === null) {
+      const exited = new Promise((r) => cluster?.once('exit', r));
+      try {
+        process.kill(-cluster.pid, 'SIGKILL');
+      } catch {}
+      await exited;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the balancer answers /_shoal/ (with kill buttons); its web nodes leave /_shoal/ to the app', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'shoal-dash-start-'));
+    const port = await freePortPair();
+    const db = `sqlite:${join(dir, 'dev.db')}`;
+    const args = ['start', '--app', 'examples/probe/shoal.app.ts', '--web', '1', '--gateways', '0'];
+    cluster = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--port', String(port)], {
+      cwd: ROOT,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        SHOAL_STORE: db,
+        SHOAL_BUS: db,
+        SHOAL_SECRETS: 'dev-cluster-dashboard-secret-0123456789abcdef',
+        SHOAL_DASHBOARD_TOKEN: TOKEN,
+      },
+    });
+    let output = '';
+    cluster.stdout?.on('data', (d) => {
+      output += d;
+    });
+    cluster.stderr?.on('data', (d) => {
+      output += d;
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 30_000;
+    while (!output.includes(`open ${base}`)) {
+      if (cluster.exitCode !== null) throw new Error(`shoal start exited:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`the cluster did not become ready in 30 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+
+    expect((await fetch(`${base}/_shoal/api/state`)).status).toBe(401);
+    const res = await fetch(`${base}/_shoal/api/state`, auth);
+    expect(res.status).toBe(200);
+    const state = (await res.json()) as DashboardState;
+    expect(state.canSignal).toBe(true);
+    expect(state.nodes.map((n) => [n.name, n.state])).toEqual([['web-1', 'ready']]);
+    const page = await fetch(`${base}/_shoal/`);
+    expect(page.headers.get('x-shoal-node')).toBeNull();
+    expect(await page.text()).toContain('ops dashboard');
+
+    // The node itself, asked directly, serves no dashboard of its own: the probe app answers.
+    const direct = await fetch(`http://127.0.0.1:${port + 1}/_shoal/api/state`, auth);
+    expect(direct.status).toBe(404);
+    expect(direct.headers.get('x-shoal-node')).toBe('web-1');
+  }, 40_000);
 });

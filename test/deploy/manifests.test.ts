@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { dashboardNodesFromEnv } from '../../src/cli/dashboard.js';
 import { ROOT } from '../helpers/processes.js';
 
 /**
@@ -213,6 +214,15 @@ describe('deploy/compose.yaml', () => {
     );
     expect(listed.map(([host]) => host).sort()).toEqual([...nodes].sort());
     for (const [host, port] of listed) expect(env(must(host)).PORT, host).toBe(port);
+  });
+
+  it('shows every node on the ops dashboard, at the port it listens on', () => {
+    for (const s of nodes.filter((n) => n.startsWith('web'))) {
+      const listed = dashboardNodesFromEnv(env(s).SHOAL_DASHBOARD_NODES);
+      expect(listed.map((n) => `${n.role}/${n.name}=${n.host}:${n.port}`).sort(), s).toEqual(
+        nodes.map((n) => `${n.replace(/-\d$/, '')}/${n}=${n}:${env(n).PORT}`).sort(),
+      );
+    }
   });
 
   it('sets only SHOAL_* names the code reads', () => {
