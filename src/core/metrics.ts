@@ -13,6 +13,7 @@ export interface ShoalMetrics {
   sessionConflicts: Counter;
   sweeperClaims: Counter<'reason'>;
   lockWaits: Counter<'outcome'>;
+  nearCacheReads: Counter<'scope' | 'result'>;
   inFlight: Gauge;
 }
 
@@ -66,6 +67,12 @@ export function metrics(): ShoalMetrics {
       name: 'shoal_session_lock_acquisitions_total',
       help: 'session.lock() outcomes',
       labelNames: ['outcome'],
+      registers: r,
+    }),
+    nearCacheReads: new Counter({
+      name: 'shoal_session_near_cache_reads_total',
+      help: 'Session loads through the near cache: hit (rev unchanged, attributes from memory), changed (rev moved, full record), absent (nothing cached, plain load), gone (session ended)',
+      labelNames: ['scope', 'result'],
       registers: r,
     }),
     inFlight: new Gauge({ name: 'shoal_http_in_flight', help: 'Requests being served', registers: r }),

@@ -5,6 +5,7 @@ import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
 import type { ValueCipher } from './encryption.js';
 import { Sweeper } from './lifecycle.js';
+import type { NearCacheStats } from './near-cache.js';
 import {
   announceRevoked,
   type ResolvedSessionOptions,
@@ -103,7 +104,10 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
    * texts, decrypted when encryption is on (the store's own load() returns ciphertext).
    */
   async load(id: string): Promise<StoredSession | null> {
-    const record = await this.options.store.load(id, Date.now());
+    const cache = this.options.nearCache;
+    const record = cache
+      ? ((await cache.load(id, Date.now()))?.record ?? null)
+      : await this.options.store.load(id, Date.now());
     const cipher = this.options.cipher;
     if (!record || !cipher) return record;
     const attributes: Record<string, string> = {};
@@ -114,6 +118,11 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   /** Lock and size counters for /metrics; they only ever grow. */
   get stats(): Readonly<SessionStats> {
     return this.options.stats;
+  }
+
+  /** Near-cache size and read counters, or null when the near cache is off (or the store cannot back it). */
+  get nearCache(): Readonly<NearCacheStats> | null {
+    return this.options.nearCache?.stats ?? null;
   }
 
   /** The Set-Cookie value the response needs after commit(), or undefined. */
@@ -143,6 +152,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** Ends one session on every node (reason "destroyed"). false when it was already gone. */
   async destroySession(id: string): Promise<boolean> {
+    this.options.nearCache?.drop(id);
     const ended = await this.options.store.destroy(id, Date.now());
     // Announced even when the store says it was already gone: an earlier destroy may have been
     // applied without its announcement reaching the gateways (its request timed out).

@@ -1,10 +1,12 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { metrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
 import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
 import type { SessionEndHandler } from './lifecycle.js';
+import { createNearCache, type NearCache, type NearCacheOptions } from './near-cache.js';
 import { secretsFromEnv } from './signing.js';
 
 /** Default size budget: 512 KiB of JSON per attribute value and per commit. */
@@ -87,6 +89,13 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
    * Cookies are signed per scope, so one scope's cookie is never accepted as another's.
    */
   scope?: string;
+  /**
+   * Per-process LRU of recently loaded sessions, validated by `rev` on every read: a read still asks
+   * the store, in one round trip, but gets only the meta back when nothing changed. Pays off for
+   * large sessions and with encryption (see docs/sessions.md#near-cache). Default off. Stores without
+   * `loadIfChanged` (memcached) ignore it and load in full.
+   */
+  nearCache?: NearCacheOptions | false;
 }
 
 export interface ResolvedSessionOptions<T extends SessionSchema> {
@@ -110,6 +119,8 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
   maxSize: number;
   cipher: ValueCipher | null;
   scope: string;
+  /** null when off or when the store cannot check a rev in one round trip. */
+  nearCache: NearCache | null;
   stats: SessionStats;
   /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
   revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
@@ -118,9 +129,12 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
 export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
   const secure = o.cookie?.secure ?? true;
   const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
+  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
+  const store = o.metrics === false ? o.store : instrumentStore(o.store);
+  const scope = o.scope ?? 'session';
+  const nearCacheReads = o.metrics === false ? undefined : metrics().nearCacheReads;
   return {
-    // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
-    store: o.metrics === false ? o.store : instrumentStore(o.store),
+    store,
     secrets: o.secrets ?? secretsFromEnv(),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
@@ -139,7 +153,12 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
     maxSize: resolveMaxSize(o.maxSize ?? process.env.SHOAL_MAX_SIZE),
     cipher: resolveCipher(o.encryption),
-    scope: o.scope ?? 'session',
+    scope,
+    nearCache: createNearCache(
+      store,
+      o.nearCache,
+      nearCacheReads && ((result) => nearCacheReads.inc({ scope, result })),
+    ),
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
     revokeListeners: [],
   };

@@ -3,6 +3,7 @@ import { newSessionId } from '../core/ids.js';
 import type { CommitResult, SessionDelta, StoredSession } from '../stores/contract.js';
 import { checkCommitSize, decodeValue, encodeValue } from './codec.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
+import type { NearCacheEntry } from './near-cache.js';
 import {
   announceRevoked,
   type ResolvedSessionOptions,
@@ -28,6 +29,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
   #id: string | null;
   #state: State;
   #record: StoredSession | null = null;
+  /** The near-cache entry #record's attributes belong to, if any (holds decrypted texts to reuse). */
+  #cached: NearCacheEntry | null = null;
   #loading: Promise<StoredSession | null> | null = null;
   /** Values handed out by get(), with the text they were decoded from, to spot in-place mutation. */
   readonly #read = new Map<string, { value: unknown; original: string | undefined }>();
@@ -172,7 +175,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
       const set = this.#seal(base.id, { [key]: text });
       const r = await this.#o.store.commit(base.id, { set }, this.#commitOptions(base.meta.rev));
       if (r.status === 'ok') {
-        this.#afterCommit(base.id, r);
+        this.#afterCommit(base.id, r, { set });
         this.#read.set(key, { value: next, original: text });
         this.#set.delete(key);
         this.#del.delete(key);
@@ -236,6 +239,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async destroy(): Promise<void> {
     if (this.#id && this.#state !== 'missing' && this.#state !== 'destroyed') {
       const id = this.#id;
+      this.#o.nearCache?.drop(id);
       await this.#o.store.destroy(id, Date.now());
       // Even when the store says it was already gone: a logout that timed out may have been applied
       // without its sockets being told.
@@ -243,6 +247,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     }
     this.#state = 'destroyed';
     this.#record = null;
+    this.#cached = null;
     this.#read.clear();
     this.#set.clear();
     this.#del.clear();
@@ -269,6 +274,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     const userId = this.#userId === undefined ? (record?.meta.userId ?? null) : this.#userId;
     // Rotation moves a session rather than starting one (just as it is not an end).
     await this.#create(attributes, userId, oldId === null);
+    if (oldId) this.#o.nearCache?.drop(oldId);
     if (oldId && (await this.#o.store.destroy(oldId, Date.now(), { silent: true }))) {
       await announceRevoked(this.#o, oldId, 'rotated');
     }
@@ -289,8 +295,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
     if (!delta) return this.#maybeTouch();
     if (this.#state === 'live' || this.#state === 'unknown') {
       const id = this.#id as string;
-      const r = await this.#o.store.commit(id, this.#sealDelta(id, delta), this.#commitOptions());
-      if (r.status === 'ok') return this.#afterCommit(this.#id as string, r);
+      const sealed = this.#sealDelta(id, delta);
+      const r = await this.#o.store.commit(id, sealed, this.#commitOptions());
+      if (r.status === 'ok') return this.#afterCommit(id, r, sealed);
       if (r.status === 'not-a-number') throw notANumber(r.key);
       if (r.status === 'conflict') throw new Error('unreachable: commit without expectedRev reported a conflict');
       if (this.#state === 'live') {
@@ -348,7 +355,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async #ensureLoaded(): Promise<StoredSession | null> {
     if (this.#state === 'missing' || this.#state === 'destroyed') return this.#record;
     if (this.#record) return this.#record;
-    this.#loading ??= this.#o.store.load(this.#id as string, Date.now()).then((record) => {
+    this.#loading ??= this.#fetch(this.#id as string).then((record) => {
       this.#record = record;
       if (record) {
         this.#state = 'live';
@@ -363,17 +370,33 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   async #reload(): Promise<StoredSession | null> {
     if (!this.#id || this.#state === 'missing' || this.#state === 'destroyed') return null;
-    const record = await this.#o.store.load(this.#id, Date.now());
+    const record = await this.#fetch(this.#id);
     this.#record = record;
     this.#state = record ? 'live' : 'missing';
     return record;
   }
 
+  /** The live session from the store, through the near cache when there is one. */
+  async #fetch(id: string): Promise<StoredSession | null> {
+    const cache = this.#o.nearCache;
+    if (!cache) return this.#o.store.load(id, Date.now());
+    const loaded = await cache.load(id, Date.now());
+    this.#cached = loaded?.entry ?? null;
+    // Meta is this request's own copy (commits update its rev); the attributes are shared and frozen.
+    return loaded ? { ...loaded.record, meta: { ...loaded.record.meta } } : null;
+  }
+
   /** A stored attribute as JSON text (decrypted when encryption is on). */
   #plain(record: StoredSession | null, key: string): string | undefined {
     const stored = record?.attributes[key];
-    if (stored === undefined || !this.#o.cipher) return stored;
-    return this.#o.cipher.decrypt(record?.id as string, key, stored);
+    const cipher = this.#o.cipher;
+    if (stored === undefined || !cipher) return stored;
+    const id = record?.id as string;
+    const cached = this.#cached;
+    if (cached && this.#o.nearCache && record?.attributes === cached.attributes) {
+      return this.#o.nearCache.decrypted(cached, key, () => cipher.decrypt(id, key, stored));
+    }
+    return cipher.decrypt(id, key, stored);
   }
 
   /** JSON texts → what the store keeps for session `id`. */
@@ -416,7 +439,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
       );
     }
     this.#id = record.id;
-    this.#record = record;
+    this.#cached = this.#o.nearCache?.created(record) ?? null;
+    // This request keeps its own meta (commits update its rev) and shares the cached attributes.
+    this.#record = { ...record, meta: { ...record.meta }, attributes: this.#cached?.attributes ?? record.attributes };
     this.#state = 'live';
     this.#cookie = 'set';
     if (announce) await this.#o.onSessionStart?.({ id: record.id, userId }, this.#ctx);
@@ -427,27 +452,31 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async #apply(delta: SessionDelta): Promise<Extract<CommitResult, { status: 'ok' }>> {
     if (this.#state === 'live' || this.#state === 'unknown') {
       const id = this.#id as string;
-      const r = await this.#o.store.commit(id, this.#sealDelta(id, delta), this.#commitOptions());
+      const sealed = this.#sealDelta(id, delta);
+      const r = await this.#o.store.commit(id, sealed, this.#commitOptions());
       if (r.status === 'ok') {
-        this.#afterCommit(this.#id as string, r);
+        this.#afterCommit(id, r, sealed);
         return r;
       }
       if (r.status === 'not-a-number') throw notANumber(r.key);
       this.#state = 'missing';
     }
     const created = await this.#create({});
-    const r = await this.#o.store.commit(created.id, this.#sealDelta(created.id, delta), this.#commitOptions());
+    const sealed = this.#sealDelta(created.id, delta);
+    const r = await this.#o.store.commit(created.id, sealed, this.#commitOptions());
     if (r.status === 'not-a-number') throw notANumber(r.key);
     if (r.status !== 'ok')
       throw new SessionGoneError('the session ended while it was being written; retry the request');
-    this.#afterCommit(created.id, r);
+    this.#afterCommit(created.id, r, sealed);
     return r;
   }
 
-  #afterCommit(id: string, r: { rev: number }): void {
+  /** `delta` as the store received it. */
+  #afterCommit(id: string, r: { rev: number; values: Record<string, string> }, delta: SessionDelta): void {
     this.#id = id;
     this.#state = 'live';
     if (this.#record && this.#record.id === id) this.#record.meta.rev = r.rev;
+    this.#o.nearCache?.committed(id, r.rev, delta, r.values);
   }
 
   #commitOptions(expectedRev?: number) {

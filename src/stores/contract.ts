@@ -56,6 +56,14 @@ export type CommitResult =
   /** An incr target holds something that is not a JSON number: nothing was written. */
   | { status: 'not-a-number'; key: string };
 
+/**
+ * What loadIfChanged answers for a live session: only the meta when the stored rev is the one
+ * the caller already holds (its attributes are then exactly the caller's copy), else the full record.
+ */
+export type ConditionalLoad =
+  | { status: 'unchanged'; meta: SessionMeta }
+  | { status: 'changed'; session: StoredSession };
+
 export type EndReason = 'idle-timeout' | 'absolute-timeout' | 'destroyed';
 
 export interface EndedSession {
@@ -99,7 +107,14 @@ export interface SessionStore {
   create(session: StoredSession): Promise<boolean>;
   /** The session, or null when missing, destroyed, ended or `now` is past a deadline. */
   load(id: string, now: number): Promise<StoredSession | null>;
-  /** Applies a delta atomically: all of it or none; bumps rev; never recreates a destroyed session. */
+  /**
+   * Optional (memcached keeps a session as one value and cannot skip sending it): load() in one
+   * round trip, except that when the stored rev equals `knownRev` only the meta comes back.
+   * Same liveness rules as load(): null when missing, destroyed, ended or past a deadline.
+   * Backs the near cache (src/session/near-cache.ts), which serves its attributes only on "unchanged".
+   */
+  loadIfChanged?(id: string, now: number, knownRev: number): Promise<ConditionalLoad | null>;
+  /** Applies a delta atomically: all of it or none; bumps rev by exactly 1; never recreates a destroyed session. */
   commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult>;
   /** Slides the idle deadline without touching data or rev. false when the session is gone. */
   touch(id: string, now: number, idleDeadline: number): Promise<boolean>;

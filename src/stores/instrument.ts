@@ -6,6 +6,7 @@ const INSTRUMENTED = Symbol.for('shoal.instrumented');
 const TIMED = [
   'create',
   'load',
+  'loadIfChanged',
   'commit',
   'touch',
   'destroy',
@@ -27,7 +28,8 @@ export function instrumentStore(store: SessionStore): SessionStore {
   const wrapped: SessionStore = Object.create(store);
   Object.defineProperty(wrapped, INSTRUMENTED, { value: true });
   for (const op of TIMED) {
-    const fn = store[op].bind(store) as (...args: unknown[]) => Promise<unknown>;
+    if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
+    const fn = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
     (wrapped as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
       const stop = m.storeLatency.startTimer({ op });
       try {

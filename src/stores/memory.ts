@@ -55,6 +55,13 @@ export function memoryStore(): SessionStore {
       return e ? clone(e.session) : null;
     },
 
+    async loadIfChanged(id, now, knownRev) {
+      const e = live(id, now);
+      if (!e) return null;
+      if (e.session.meta.rev === knownRev) return { status: 'unchanged', meta: { ...e.session.meta } };
+      return { status: 'changed', session: clone(e.session) };
+    },
+
     async commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> {
       const e = live(id, options.now);
       if (!e) return { status: 'gone' };

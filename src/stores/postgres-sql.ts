@@ -17,6 +17,7 @@ export interface PostgresSql {
   schema: string;
   insert: string;
   load: string;
+  loadIfChanged: string;
   commit: string;
   touch: string;
   destroy: string;
@@ -76,6 +77,11 @@ COMMIT;`,
     ON CONFLICT (namespace, id) DO NOTHING`,
 
     load: `SELECT ${META}, attributes FROM ${t} WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
+
+    // attributes is NOT NULL, so a NULL here means "rev is the caller's": the jsonb is then neither
+    // read from TOAST nor sent. $4 known rev
+    loadIfChanged: `SELECT ${META}, CASE WHEN rev = $4::bigint THEN NULL ELSE attributes END AS attributes
+    FROM ${t} WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
 
     // One statement: `cur` locks the newest row version (FOR UPDATE re-reads it
     // after a concurrent commit), the merge is computed from it, and the UPDATE

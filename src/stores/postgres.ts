@@ -27,9 +27,8 @@ export interface PostgresStoreOptions extends StoreOptions {
   max?: number;
 }
 
-interface SessionRow extends QueryResultRow {
+interface SessionMetaRow extends QueryResultRow {
   id: string;
-  attributes: Record<string, string>;
   // bigint columns arrive as strings: pg does not narrow int8 to number by itself
   created_at: string;
   last_seen_at: string;
@@ -38,6 +37,15 @@ interface SessionRow extends QueryResultRow {
   user_id: string | null;
   rev: string;
   client: string | null;
+}
+
+interface SessionRow extends SessionMetaRow {
+  attributes: Record<string, string>;
+}
+
+interface MaybeChangedRow extends SessionMetaRow {
+  /** null when the stored rev is the one the caller knows */
+  attributes: Record<string, string> | null;
 }
 
 interface EndedRow extends SessionRow {
@@ -120,6 +128,14 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
     async load(id, now) {
       const { rows } = await query<SessionRow>('load', sql.load, [ns, id, now]);
       return rows[0] ? toSession(rows[0]) : null;
+    },
+
+    async loadIfChanged(id, now, knownRev) {
+      const { rows } = await query<MaybeChangedRow>('loadIfChanged', sql.loadIfChanged, [ns, id, now, knownRev]);
+      const row = rows[0];
+      if (!row) return null;
+      if (row.attributes === null) return { status: 'unchanged', meta: toSession({ ...row, attributes: {} }).meta };
+      return { status: 'changed', session: toSession({ ...row, attributes: row.attributes }) };
     },
 
     async commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> {

@@ -97,6 +97,20 @@ for j = 1, #incrs do out[#out + 1] = incrs[j] end
 return out
 `);
 
+/**
+ * KEYS: hash · ARGV: now, knownRev. load() that skips the attributes when the rev is the caller's:
+ * false when not live (same rules as load), {'unchanged', meta fields…} when m:rev = knownRev,
+ * {'changed', {field, value, …}} otherwise. Meta order: rev, idle, abs, created, seen, user, client.
+ */
+export const LOAD_IF_CHANGED = script(`
+local h, now = KEYS[1], tonumber(ARGV[1])
+local m = redis.call('HMGET', h, 'm:rev', 'm:idle', 'm:abs', 'm:ended', 'm:created', 'm:seen', 'm:user', 'm:client')
+if not m[1] or m[4] then return false end
+if now >= tonumber(m[2]) or now >= tonumber(m[3]) then return false end
+if tonumber(m[1]) ~= tonumber(ARGV[2]) then return {'changed', redis.call('HGETALL', h)} end
+return {'unchanged', m[1], m[2], m[3], m[5], m[6], m[7], m[8]}
+`);
+
 /** KEYS: hash, due · ARGV: id, now, idleDeadline, graceMs */
 export const TOUCH = script(`
 local m = live(KEYS[1], tonumber(ARGV[2]))

@@ -14,7 +14,19 @@ import {
   type StoreOptions,
 } from './contract.js';
 import { redact } from './index.js';
-import { ACK, CLAIM, COMMIT, CREATE, DESTROY, LOCK, type LuaScript, TOUCH, UNLOCK, USER_ADD } from './redis-scripts.js';
+import {
+  ACK,
+  CLAIM,
+  COMMIT,
+  CREATE,
+  DESTROY,
+  LOAD_IF_CHANGED,
+  LOCK,
+  type LuaScript,
+  TOUCH,
+  UNLOCK,
+  USER_ADD,
+} from './redis-scripts.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://…` or `rediss://…`; ignored when `client` is given. */
@@ -129,6 +141,34 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       const hash = await call('load', () => client.hgetall(sessionKey(id)));
       const session = parseSession(id, hash);
       return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
+    },
+
+    async loadIfChanged(id, now, knownRev) {
+      const reply = (await run('loadIfChanged', LOAD_IF_CHANGED, [sessionKey(id)], [now, knownRev])) as
+        | null
+        | ['changed', string[]]
+        | ['unchanged', ...(string | null)[]];
+      if (reply === null) return null;
+      if (reply[0] === 'changed') {
+        const flat = reply[1];
+        const hash: Record<string, string> = {};
+        for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i] as string] = flat[i + 1] as string;
+        const session = parseSession(id, hash);
+        // The script already refused ended and expired sessions; only a hash without m:rev is left.
+        return session ? { status: 'changed', session } : null;
+      }
+      const [, rev, idle, abs, created, seen, user, client] = reply;
+      const hash: Record<string, string> = {
+        'm:rev': String(rev),
+        'm:idle': String(idle),
+        'm:abs': String(abs),
+        'm:created': String(created),
+        'm:seen': String(seen),
+      };
+      if (user != null) hash['m:user'] = user;
+      if (client != null) hash['m:client'] = client;
+      const meta = parseSession(id, hash)?.meta;
+      return meta ? { status: 'unchanged', meta } : null;
     },
 
     async commit(id, delta, { now, idleDeadline, expectedRev }): Promise<CommitResult> {

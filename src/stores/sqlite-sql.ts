@@ -52,6 +52,9 @@ export const SQL = {
       MIN(@idleDeadline, @absoluteDeadline), @userId, @rev, @client)
     ON CONFLICT (namespace, id) DO NOTHING`,
   loadLive: `SELECT ${META}, attributes FROM shoal_sessions WHERE namespace = @ns AND id = @id AND ${LIVE}`,
+  // attributes is NOT NULL, so NULL here means "rev is the caller's" (the text is neither copied nor parsed).
+  loadIfChanged: `SELECT ${META}, CASE WHEN rev = @knownRev THEN NULL ELSE attributes END AS attributes
+    FROM shoal_sessions WHERE namespace = @ns AND id = @id AND ${LIVE}`,
   update: `UPDATE shoal_sessions SET attributes = @attributes, user_id = @userId, rev = @rev,
       last_seen_at = @now, idle_deadline = @idleDeadline, ends_at = MIN(@idleDeadline, absolute_deadline)
     WHERE namespace = @ns AND id = @id`,
@@ -89,7 +92,8 @@ export const SQL = {
 /** A session row as the SELECT/RETURNING statements above give it. */
 export interface SessionRow {
   id: string;
-  attributes?: string;
+  /** Absent from meta-only statements; null from loadIfChanged when the rev is the caller's. */
+  attributes?: string | null;
   created_at: number;
   last_seen_at: number;
   idle_deadline: number;

@@ -49,6 +49,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
   const s = {
     insert: db.prepare<Record<string, string | number | null>>(SQL.insert),
     loadLive: db.prepare<Live, SessionRow>(SQL.loadLive),
+    loadIfChanged: db.prepare<Live & { knownRev: number }, SessionRow>(SQL.loadIfChanged),
     update: db.prepare<
       Key & { attributes: string; userId: string | null; rev: number; now: number; idleDeadline: number }
     >(SQL.update),
@@ -150,6 +151,12 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
       const row = guard(() => s.loadLive.get({ ns, id, now }));
       return row ? toSession(row) : null;
     },
+    loadIfChanged: async (id, now, knownRev) => {
+      const row = guard(() => s.loadIfChanged.get({ ns, id, now, knownRev }));
+      if (!row) return null;
+      if (row.attributes === null) return { status: 'unchanged', meta: toSession(row).meta };
+      return { status: 'changed', session: toSession(row) };
+    },
     commit: async (id, delta, options) => commit(id, delta, options),
     touch: async (id, now, idleDeadline) => touch(id, now, idleDeadline),
     destroy: async (id, now) => destroy(id, now),
@@ -167,8 +174,8 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
   } satisfies SessionStore;
 }
 
-function decodeAttributes(text: string | undefined): Record<string, string> {
-  return text === undefined ? {} : (JSON.parse(text) as Record<string, string>);
+function decodeAttributes(text: string | null | undefined): Record<string, string> {
+  return text === undefined || text === null ? {} : (JSON.parse(text) as Record<string, string>);
 }
 
 function encodeAttributes(attrs: Map<string, string>): string {

@@ -6,6 +6,7 @@ import { defineSession, SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
 import type { Session } from '../../src/session/session.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
+import { describeNearCache } from './session-near-cache-suite.js';
 import { type ConnectStore, describeSessionSecurity } from './session-security-suite.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -634,4 +635,5 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
 
   // Locks, size budget, encryption at rest, client scope.
   describeSessionSecurity(name, connectStore, skipReason);
+  describeNearCache(name, connectStore, skipReason);
 }

@@ -204,6 +204,7 @@ export function describeStoreConformance(name: string, fixture: StoreFixture, sk
       expect((await store.load(s.id, now()))?.meta.userId).toBeNull();
     });
 
+    describeLoadIfChanged(open);
     describeUserIndex(open);
     describeLifecycle(open);
     describeLocks(open);
@@ -224,6 +225,67 @@ export function describeStoreConformance(name: string, fixture: StoreFixture, sk
 }
 
 type Open = () => Promise<SessionStore>;
+
+function describeLoadIfChanged(open: Open): void {
+  const NO_CAPABILITY =
+    'the store has no loadIfChanged (it keeps a session as one value); the near cache falls back to load';
+
+  it('loadIfChanged: the same rev answers "unchanged" with fresh meta; another client\'s commit answers the full record', async (ctx) => {
+    const [a, b] = [await open(), await open()];
+    if (!a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+    const t = Date.now();
+    const s = sessionFixture({ userId: 'u1', client: 'Firefox / 127.0.0.1' }, { keep: '"k"', n: '1' });
+    await a.create(s);
+    const same = await a.loadIfChanged(s.id, t, 1);
+    expect(same).toEqual({ status: 'unchanged', meta: s.meta });
+    // A touch moves the deadlines but not rev: still unchanged, with the new deadline.
+    expect(await b.touch(s.id, t + 10, t + HOUR + 10)).toBe(true);
+    const touched = await a.loadIfChanged(s.id, t + 20, 1);
+    expect(touched).toEqual({
+      status: 'unchanged',
+      meta: { ...s.meta, lastSeenAt: t + 10, idleDeadline: t + HOUR + 10 },
+    });
+    const r = await b.commit(
+      s.id,
+      { set: { n: '2', fresh: '"f"' }, userId: 'u2' },
+      { now: t + 30, idleDeadline: t + HOUR + 30 },
+    );
+    expect(r.status).toBe('ok');
+    const changed = await a.loadIfChanged(s.id, t + 40, 1);
+    expect(changed).toEqual({
+      status: 'changed',
+      session: {
+        id: s.id,
+        meta: { ...s.meta, userId: 'u2', rev: 2, lastSeenAt: t + 30, idleDeadline: t + HOUR + 30 },
+        attributes: { keep: '"k"', n: '2', fresh: '"f"' },
+      },
+    });
+    // Whatever rev the caller holds, a different one gets the full record, and the current one does not.
+    expect((await a.loadIfChanged(s.id, t + 40, 7))?.status).toBe('changed');
+    expect((await a.loadIfChanged(s.id, t + 40, 2))?.status).toBe('unchanged');
+    expect(await a.loadIfChanged(newSessionId(), t, 1)).toBeNull();
+  });
+
+  it('loadIfChanged: null for a destroyed session and past either deadline, whatever rev is given', async (ctx) => {
+    const store = await open();
+    if (!store.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+    const t = Date.now();
+    const destroyed = sessionFixture({}, { a: '1' });
+    const idle = sessionFixture({ idleDeadline: t + 1000 }, { a: '1' });
+    const absolute = sessionFixture({ absoluteDeadline: t + 1000 }, { a: '1' });
+    for (const s of [destroyed, idle, absolute]) await store.create(s);
+    expect((await store.loadIfChanged(destroyed.id, t, 1))?.status).toBe('unchanged');
+    expect(await store.destroy(destroyed.id, t)).toBe(true);
+    for (const rev of [1, 2]) {
+      expect(await store.loadIfChanged(destroyed.id, t, rev)).toBeNull();
+      expect(await store.loadIfChanged(idle.id, t + 1001, rev)).toBeNull();
+      expect(await store.loadIfChanged(absolute.id, t + 1001, rev)).toBeNull();
+    }
+    // Just before the deadline both are still served.
+    expect((await store.loadIfChanged(idle.id, t + 999, 1))?.status).toBe('unchanged');
+    expect((await store.loadIfChanged(absolute.id, t + 999, 0))?.status).toBe('changed');
+  });
+}
 
 function describeUserIndex(open: Open): void {
   it('lists a user’s live sessions only', async (ctx) => {
