@@ -51,6 +51,8 @@ export interface Ratio {
 export interface Costs {
   /** CPU time of the server process per request (user + system), µs; null off Linux. */
   serverCpuUs: number | null;
+  /** CPU time of the delay proxy per request, µs (latency-bound variant only): it shares the machine. */
+  proxyCpuUs?: number | null;
   /** Redis CPU per request, µs. On a shared Redis, other clients' work lands here too. */
   redisCpuUs: number;
   /** Commands Redis executed per request, those run inside Lua scripts (and other clients') included. */
@@ -180,18 +182,29 @@ function median(runs: Measured[]): Measured {
 }
 
 /** Warm-up (unmeasured), then a measured run bracketed by CPU and Redis counters. */
-async function measureWithCosts(spec: LoadSpec, warmupS: number, pid: number, redis: Redis): Promise<Measured> {
+async function measureWithCosts(
+  spec: LoadSpec,
+  warmupS: number,
+  pid: number,
+  redis: Redis,
+  proxyPid?: number,
+): Promise<Measured> {
   if (warmupS > 0) await measure({ ...spec, durationS: warmupS });
+  const proxy0 = proxyPid === undefined ? undefined : processCpuMs(proxyPid);
   const cpu0 = processCpuMs(pid);
   const redis0 = await redisCounters(redis);
   const result = await measure(spec);
   const cpu1 = processCpuMs(pid);
+  const proxy1 = proxyPid === undefined ? undefined : processCpuMs(proxyPid);
   const redis1 = await redisCounters(redis);
   const per = (delta: number) => (result.requests > 0 ? delta / result.requests : Number.NaN);
   return {
     ...result,
     costs: {
       serverCpuUs: cpu0 === undefined || cpu1 === undefined ? null : per((cpu1 - cpu0) * 1000),
+      ...(proxyPid === undefined
+        ? {}
+        : { proxyCpuUs: proxy0 === undefined || proxy1 === undefined ? null : per((proxy1 - proxy0) * 1000) }),
       redisCpuUs: per((redis1.cpuMs - redis0.cpuMs) * 1000),
       // The closing INFO call itself is one command.
       redisCommands: per(redis1.commands - redis0.commands - 1),
@@ -279,7 +292,7 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
                 ? { body: WRITE_PREFIX, varyBody: true, headers: { 'content-type': 'text/plain' } }
                 : {}),
             };
-            const result = await measureWithCosts(spec, options.warmupS, node.pid, redis);
+            const result = await measureWithCosts(spec, options.warmupS, node.pid, redis, proxy?.pid);
             data.runs.push({ impl: name, route, connections, round, result });
             log(
               `${connections} conn, round ${round + 1}/${options.rounds} ${name} ${route}: ${fmt(result.requestsPerSec)} req/s, ` +
@@ -354,6 +367,7 @@ function render(d: SessionHttpData): string {
           fmt(r.latencyMs.p99, 1),
           fmt(r.latencyMs.avg, 2),
           r.costs.serverCpuUs === null ? 'n/a' : fmt(r.costs.serverCpuUs),
+          ...(d.proxyDelayMs > 0 ? [r.costs.proxyCpuUs == null ? 'n/a' : fmt(r.costs.proxyCpuUs)] : []),
         ]);
       }
     }
@@ -387,6 +401,7 @@ function render(d: SessionHttpData): string {
         'p99 ms',
         'mean ms',
         'server CPU µs/req',
+        ...(d.proxyDelayMs > 0 ? ['proxy CPU µs/req'] : []),
       ],
       rows,
     ),
@@ -399,8 +414,9 @@ function render(d: SessionHttpData): string {
 
 function remoteText(d: SessionHttpData): string {
   return (
-    `Redis behind a TCP proxy process delaying each direction by ${d.proxyDelayMs} ms (a Redis in another zone; this kernel has no netem), ` +
-    `measured round trip ${fmt(d.measuredRttMs, 2)} ms (median PING; timer resolution and a busy machine add to the nominal delay, and the proxy competes for CPU). `
+    `Redis behind a TCP proxy process that delays each direction by ${d.proxyDelayMs} ms (a Redis in another zone; ` +
+    `this kernel has no netem), measured round trip ${fmt(d.measuredRttMs, 2)} ms (median PING). The proxy runs on the ` +
+    'same 2 cores, so its CPU per request is shown too. '
   );
 }
 
@@ -426,7 +442,8 @@ export const sessionHttp = scenario({
 export const sessionHttpRemote = scenario({
   name: 'session-http-remote-redis',
   title: 'Scenario 1b — the same with Redis a few ms away and a lightly loaded node (latency-bound)',
-  delayMs: 0.5,
+  // Node's timers fire on whole milliseconds: a smaller delay would still be 1 ms each way.
+  delayMs: 1,
   levels: (o) => [...new Set([1, Math.max(1, Math.round(o.connections / 10))])],
   impls: ['shoal', 'express-session'],
   targets: { write: 1.5, read: 0 },
