@@ -14,6 +14,7 @@ export interface ShoalMetrics {
   sweeperClaims: Counter<'reason'>;
   lockWaits: Counter<'outcome'>;
   nearCacheReads: Counter<'scope' | 'result'>;
+  cookiesRejected: Counter<'scope' | 'reason'>;
   inFlight: Gauge;
 }
 
@@ -73,6 +74,12 @@ export function metrics(): ShoalMetrics {
       name: 'shoal_session_near_cache_reads_total',
       help: 'Session loads through the near cache: hit (rev unchanged, attributes from memory), changed (rev moved, full record), absent (nothing cached, plain load), gone (session ended)',
       labelNames: ['scope', 'result'],
+      registers: r,
+    }),
+    cookiesRejected: new Counter({
+      name: 'shoal_session_cookies_rejected_total',
+      help: 'Session cookies refused (the request then has no session): duplicate (a planted second cookie), oversized, bad-signature (malformed or not signed by the key ring)',
+      labelNames: ['scope', 'reason'],
       registers: r,
     }),
     inFlight: new Gauge({ name: 'shoal_http_in_flight', help: 'Requests being served', registers: r }),

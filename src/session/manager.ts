@@ -8,6 +8,7 @@ import { Sweeper } from './lifecycle.js';
 import type { NearCacheStats } from './near-cache.js';
 import {
   announceRevoked,
+  type CookieRejection,
   type ResolvedSessionOptions,
   resolveOptions,
   type SessionOptions,
@@ -93,10 +94,14 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     const values = readCookie(cookieHeader, this.options.cookieName);
     if (values.length === 0) return { id: null, rejected: false };
     const [value] = values;
-    if (values.length > 1 || value === undefined || value.length > MAX_COOKIE_VALUE)
+    const reject = (reason: CookieRejection) => {
+      this.options.onCookieRejected?.(reason);
       return { id: null, rejected: true };
+    };
+    if (values.length > 1) return reject('duplicate');
+    if (value === undefined || value.length > MAX_COOKIE_VALUE) return reject('oversized');
     const id = this.#keys.unsign(value);
-    return { id, rejected: id === null };
+    return id === null ? reject('bad-signature') : { id, rejected: false };
   }
 
   /**

@@ -98,6 +98,9 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nearCache?: NearCacheOptions | false;
 }
 
+/** Why a session cookie was refused. */
+export type CookieRejection = 'duplicate' | 'oversized' | 'bad-signature';
+
 export interface ResolvedSessionOptions<T extends SessionSchema> {
   store: SessionStore;
   secrets: string[];
@@ -122,6 +125,8 @@ export interface ResolvedSessionOptions<T extends SessionSchema> {
   /** null when off or when the store cannot check a rev in one round trip. */
   nearCache: NearCache | null;
   stats: SessionStats;
+  /** Counts refused cookies by reason (undefined with metrics: false). */
+  onCookieRejected: ((reason: CookieRejection) => void) | undefined;
   /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
   revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
 }
@@ -133,6 +138,7 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
   const store = o.metrics === false ? o.store : instrumentStore(o.store);
   const scope = o.scope ?? 'session';
   const nearCacheReads = o.metrics === false ? undefined : metrics().nearCacheReads;
+  const cookiesRejected = o.metrics === false ? undefined : metrics().cookiesRejected;
   return {
     store,
     secrets: o.secrets ?? secretsFromEnv(),
@@ -159,6 +165,7 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
       o.nearCache,
       nearCacheReads && ((result) => nearCacheReads.inc({ scope, result })),
     ),
+    onCookieRejected: cookiesRejected && ((reason) => cookiesRejected.inc({ scope, reason })),
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
     revokeListeners: [],
   };

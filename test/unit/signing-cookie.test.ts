@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
+import { metrics } from '../../src/core/metrics.js';
 import { clearCookie, readCookie, serializeCookie } from '../../src/session/cookie.js';
 import { SessionManager } from '../../src/session/manager.js';
 import { KeyRing, secretsFromEnv } from '../../src/session/signing.js';
@@ -190,5 +191,32 @@ describe('SessionManager cookie handling', () => {
     expect(m.idFromCookie(`${name}=${signed}${'A'.repeat(4096)}`)).toEqual({ id: null, rejected: true });
     expect(m.idFromCookie(`${name}=`)).toEqual({ id: null, rejected: true });
     expect(m.idFromCookie(`${name}=${id}`)).toEqual({ id: null, rejected: true });
+  });
+
+  it('counts each refused cookie by reason in shoal_session_cookies_rejected_total, per scope', async () => {
+    const m = manager({ scope: 'rejections-test' });
+    const quiet = manager({ scope: 'rejections-quiet', metrics: false });
+    const name = m.cookieName;
+    const signed = m.sign(newSessionId());
+    const count = async (reason: string, scope = 'rejections-test') => {
+      const metric = await metrics().cookiesRejected.get();
+      return metric.values.find((v) => v.labels.reason === reason && v.labels.scope === scope)?.value ?? 0;
+    };
+    const before = {
+      duplicate: await count('duplicate'),
+      oversized: await count('oversized'),
+      bad: await count('bad-signature'),
+    };
+    m.idFromCookie(`${name}=${signed}; ${name}=${signed}`);
+    m.idFromCookie(`${name}=${'A'.repeat(4097)}`);
+    m.idFromCookie(`${name}=${newSessionId()}.forged`);
+    m.idFromCookie(`${name}=`);
+    m.idFromCookie(`${name}=${signed}`); // accepted: not counted
+    m.idFromCookie('other=1'); // no cookie: not a rejection
+    quiet.idFromCookie(`${name}=forged`);
+    expect(await count('duplicate')).toBe(before.duplicate + 1);
+    expect(await count('oversized')).toBe(before.oversized + 1);
+    expect(await count('bad-signature')).toBe(before.bad + 2);
+    expect(await count('bad-signature', 'rejections-quiet')).toBe(0);
   });
 });
