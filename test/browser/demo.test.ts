@@ -3,13 +3,13 @@
  * against a real local cluster: `shoal start` with 3 web nodes and 2 gateways
  * behind the dev balancer, on a temporary SQLite store and bus.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { requireEngines } from '../helpers/engines.js';
 import { ROOT } from '../helpers/processes.js';
 
@@ -54,8 +54,7 @@ async function freePortRun(length: number): Promise<number> {
 }
 
 describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
-  let cluster: ChildProcess | undefined;
-  let output = '';
+  let cluster: DevCluster | undefined;
   let base = '';
   let dir = '';
   let browser: Browser;
@@ -79,9 +78,12 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
           p.screenshot({ path: join(RESULTS, `demo-${name}-${i}.png`), fullPage: true }).catch(() => {}),
         ),
       );
-      throw new Error(`${(err as Error).message}\n--- cluster output (tail) ---\n${output.slice(-3000)}`, {
-        cause: err,
-      });
+      throw new Error(
+        `${(err as Error).message}\n--- cluster output (tail) ---\n${cluster?.output().slice(-3000) ?? ''}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
@@ -116,29 +118,14 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
     const port = await freePortRun(6);
     base = `http://127.0.0.1:${port}`;
     const db = `sqlite:${join(dir, 'demo.db')}`;
-    // Its own process group, so afterAll can kill the balancer and every node it started at once.
-    cluster = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'start',
-        '--app',
-        'examples/demo/shoal.app.ts',
-        '--web',
-        '3',
-        '--gateways',
-        '2',
-        '--port',
-        String(port),
-      ],
-      {
-        cwd: ROOT,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
+    const [launched, started] = await Promise.all([
+      chromium.launch({ executablePath: CHROMIUM, args: ARGS }), // a fresh temporary profile each run
+      startDevCluster({
+        app: 'examples/demo/shoal.app.ts',
+        web: 3,
+        gateways: 2,
+        port,
         env: {
-          ...process.env,
           SHOAL_STORE: db,
           SHOAL_BUS: db,
           SHOAL_SECRETS: 'browser-test-secret-0123456789-abcdefghijklmnop',
@@ -146,25 +133,9 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
           // The dashboard then asks for its token: the test types it into the page.
           SHOAL_DASHBOARD_TOKEN: DASHBOARD_TOKEN,
         },
-      },
-    );
-    cluster.stdout?.on('data', (d) => {
-      output += d;
-    });
-    cluster.stderr?.on('data', (d) => {
-      output += d;
-    });
-    const [launched] = await Promise.all([
-      chromium.launch({ executablePath: CHROMIUM, args: ARGS }), // a fresh temporary profile each run
-      (async () => {
-        const deadline = Date.now() + 45_000;
-        while (!output.includes(`open ${base}`)) {
-          if (cluster?.exitCode !== null) throw new Error(`shoal start exited:\n${output}`);
-          if (Date.now() > deadline) throw new Error(`the cluster did not become ready in 45 s:\n${output}`);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })(),
+      }),
     ]);
+    cluster = started;
     browser = launched;
     const viewport = { width: 1280, height: 900 };
     alice = await browser.newContext({ viewport });
@@ -174,13 +145,7 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
 
   afterAll(async () => {
     await browser?.close().catch(() => {});
-    if (cluster?.pid && cluster.exitCode === null) {
-      const exited = new Promise((r) => cluster?.once('exit', r));
-      try {
-        process.kill(-cluster.pid, 'SIGKILL');
-      } catch {}
-      await exited;
-    }
+    await cluster?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

@@ -10,7 +10,8 @@ import { createDashboard, type DashboardState, dashboardNodesFromEnv } from '../
 import { bucketIncrease, counterIncrease, histogramQuantile, mergeBuckets } from '../../src/cli/dashboard-math.js';
 import { parsePrometheus, summarize } from '../../src/cli/dashboard-metrics.js';
 import { GatewayMetrics } from '../../src/realtime/gateway-metrics.js';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
+import { freePort } from '../helpers/processes.js';
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -281,18 +282,11 @@ async function freePortPair(): Promise<number> {
 
 describe('dashboard in the dev cluster (shoal start)', () => {
   const TOKEN = 'dev-cluster-dashboard-token';
-  let cluster: ChildProcess | undefined;
+  let cluster: DevCluster | undefined;
   let dir = '';
 
   afterAll(async () => {
-    // Its own process group: the balancer and the node it started go together.
-    if (cluster?.pid && cluster.exitCode === null) {
-      const exited = new Promise((r) => cluster?.once('exit', r));
-      try {
-        process.kill(-cluster.pid, 'SIGKILL');
-      } catch {}
-      await exited;
-    }
+    await cluster?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -300,33 +294,20 @@ describe('dashboard in the dev cluster (shoal start)', () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-dash-start-'));
     const port = await freePortPair();
     const db = `sqlite:${join(dir, 'dev.db')}`;
-    const args = ['start', '--app', 'examples/probe/shoal.app.ts', '--web', '1', '--gateways', '0'];
-    cluster = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--port', String(port)], {
-      cwd: ROOT,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+    cluster = await startDevCluster({
+      app: 'examples/probe/shoal.app.ts',
+      web: 1,
+      gateways: 0,
+      port,
+      timeoutMs: 30_000,
       env: {
-        ...process.env,
         SHOAL_STORE: db,
         SHOAL_BUS: db,
         SHOAL_SECRETS: 'dev-cluster-dashboard-secret-0123456789abcdef',
         SHOAL_DASHBOARD_TOKEN: TOKEN,
       },
     });
-    let output = '';
-    cluster.stdout?.on('data', (d) => {
-      output += d;
-    });
-    cluster.stderr?.on('data', (d) => {
-      output += d;
-    });
-    const base = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 30_000;
-    while (!output.includes(`open ${base}`)) {
-      if (cluster.exitCode !== null) throw new Error(`shoal start exited:\n${output}`);
-      if (Date.now() > deadline) throw new Error(`the cluster did not become ready in 30 s:\n${output}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const base = cluster.url;
     const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
 
     expect((await fetch(`${base}/_shoal/api/state`)).status).toBe(401);

@@ -1,30 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { metrics } from '../../src/core/metrics.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
-import type { Session } from '../../src/session/session.js';
-import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
-import type { ConnectStore } from './session-security-suite.js';
+import type { StoredSession } from '../../src/stores/contract.js';
+import { type ConnectStore, type Loose, request, seed, twoNodes } from './session-rig.js';
 
-type Loose = Record<string, unknown>;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const NO_CAPABILITY = 'the store has no loadIfChanged: the near cache is off and every read is a plain load';
-
-/** One HTTP request's worth of work without HTTP: open (from a Cookie header), act, commit. */
-async function request<T extends SessionSchema, R>(
-  manager: SessionManager<T>,
-  header: string | undefined,
-  act: (s: Session<T>) => R | Promise<R>,
-) {
-  const session = manager.open(header);
-  const result = await act(session);
-  await session.commit();
-  const setCookie = manager.setCookieHeader(session);
-  const cookie = setCookie === undefined ? header : /Max-Age=0/.test(setCookie) ? undefined : setCookie.split(';')[0];
-  return { result, session, setCookie, cookie };
-}
 
 /** The process-wide near-cache read counter for one result (prom-client). */
 async function counted(result: string): Promise<number> {
@@ -39,19 +23,8 @@ async function counted(result: string): Promise<number> {
  */
 export function describeNearCache(name: string, connectStore: ConnectStore, skipReason?: string): void {
   describe.skipIf(skipReason !== undefined)(`session near cache: ${name}`, () => {
-    let nodeA: SessionStore;
-    let nodeB: SessionStore;
+    const nodes = twoNodes(connectStore);
     const secret = randomBytes(32).toString('base64url');
-    const managers: SessionManager<SessionSchema>[] = [];
-
-    beforeAll(async () => {
-      nodeA = await connectStore();
-      nodeB = await connectStore();
-    });
-    afterAll(async () => {
-      await Promise.all(managers.map((m) => m.close()));
-      await Promise.all([nodeA?.close(), nodeB?.close()]);
-    });
 
     const rig = <T extends SessionSchema = Loose>(options: Partial<SessionOptions<T>> = {}) => {
       const base = {
@@ -61,21 +34,14 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
         nearCache: {},
         ...options,
       };
-      const a = new SessionManager<T>({ ...base, store: nodeA });
-      const b = new SessionManager<T>({ ...base, store: nodeB });
-      managers.push(a as SessionManager, b as SessionManager);
+      const a = new SessionManager<T>({ ...base, store: nodes.a });
+      const b = new SessionManager<T>({ ...base, store: nodes.b });
+      nodes.track(a as SessionManager, b as SessionManager);
       return { a, b };
-    };
-    const seed = async <T extends SessionSchema>(manager: SessionManager<T>, data: Partial<T>) => {
-      const r = await request(manager, undefined, (s) => {
-        for (const [k, v] of Object.entries(data)) s.set(k as keyof T & string, v as T[keyof T & string]);
-      });
-      if (!r.cookie || !r.session.id) throw new Error('seeding a session did not issue a cookie');
-      return { cookie: r.cookie, id: r.session.id };
     };
     const read = async (m: SessionManager, cookie: string, key: string) =>
       (await request(m, cookie, (s) => s.get(key))).result;
-    const stored = (id: string): Promise<StoredSession | null> => nodeA.load(id, Date.now());
+    const stored = (id: string): Promise<StoredSession | null> => nodes.a.load(id, Date.now());
     const stats = (m: SessionManager) => {
       const s = m.nearCache;
       if (!s) throw new Error('near cache is off');
@@ -86,7 +52,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
       expect(rig({ nearCache: undefined }).a.nearCache).toBeNull();
       expect(rig({ nearCache: false }).a.nearCache).toBeNull();
       const { a } = rig();
-      if (nodeA.loadIfChanged) expect(a.nearCache).toMatchObject({ entries: 0, bytes: 0 });
+      if (nodes.a.loadIfChanged) expect(a.nearCache).toMatchObject({ entries: 0, bytes: 0 });
       else expect(a.nearCache).toBeNull();
       expect(() => rig({ nearCache: { maxEntries: 0 } })).toThrow(ConfigError);
       expect(() => rig({ nearCache: { maxBytes: 1.5 } })).toThrow(/nearCache.maxBytes must be a positive whole number/);
@@ -94,7 +60,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
 
     it('falls back to plain loads on a store that does not declare loadIfChanged', async () => {
       // The real store with the optional method hidden, as memcached presents itself.
-      const without = new Proxy(nodeA, {
+      const without = new Proxy(nodes.a, {
         get: (target, prop, receiver) => (prop === 'loadIfChanged' ? undefined : Reflect.get(target, prop, receiver)),
       });
       const a = new SessionManager({
@@ -105,7 +71,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
         nearCache: {},
       });
       const { b } = rig();
-      managers.push(a);
+      nodes.track(a);
       expect(a.nearCache).toBeNull();
       const { cookie } = await seed(b, { v: 0 });
       for (const i of range(3)) {
@@ -118,7 +84,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
       const { a, b } = rig();
       const big = 'x'.repeat(4000);
       const { cookie, id } = await seed(a, { v: -1, n: 0, list: [], big });
-      const cached = nodeA.loadIfChanged !== undefined;
+      const cached = nodes.a.loadIfChanged !== undefined;
       for (const i of range(60)) {
         const [writer, other] = i % 3 === 2 ? [a, b] : [b, a];
         // Both nodes hold the current state (twice on the writer's peer: the second read is a hit).
@@ -150,7 +116,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
     });
 
     it('moves its own entry forward on commit: the next read on that node is a hit with the new values', async (ctx) => {
-      if (!nodeA.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+      if (!nodes.a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
       const { a, b } = rig();
       const { cookie } = await seed(a, { x: 0 }); // a new session is kept as created
       const hitsBefore = await counted('hit');
@@ -183,7 +149,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
     });
 
     it('drops a destroyed or rotated session: the next read on any node finds none', async (ctx) => {
-      if (!nodeA.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+      if (!nodes.a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
       const { a, b } = rig();
       const one = await seed(a, { v: 'one' });
       expect(await read(b, one.cookie, 'v')).toBe('one');
@@ -202,7 +168,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
     });
 
     it('with encryption: decrypted values are reused only while the rev holds; the store sees ciphertext', async (ctx) => {
-      if (!nodeA.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+      if (!nodes.a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
       const keys = [randomBytes(32).toString('base64')];
       const { a, b } = rig({ encryption: { keys } });
       const { cookie, id } = await seed(a, { card: 'secret-1', nested: { deep: ['secret-x'] } });
@@ -220,7 +186,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
     });
 
     it('keeps at most maxEntries sessions, the least recently used going first', async (ctx) => {
-      if (!nodeA.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+      if (!nodes.a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
       const { a, b } = rig({ nearCache: { maxEntries: 3 } });
       const sessions = [];
       for (const i of range(5)) sessions.push(await seed(b, { i })); // created on b: a holds nothing yet
@@ -238,7 +204,7 @@ export function describeNearCache(name: string, connectStore: ConnectStore, skip
     });
 
     it('keeps at most maxBytes, and never keeps a session larger than a quarter of it', async (ctx) => {
-      if (!nodeA.loadIfChanged) return ctx.skip(NO_CAPABILITY);
+      if (!nodes.a.loadIfChanged) return ctx.skip(NO_CAPABILITY);
       const maxBytes = 8000;
       const { a, b } = rig({ nearCache: { maxBytes } });
       const size = (text: string) => 'v'.length + JSON.stringify(text).length;

@@ -6,31 +6,15 @@ import { defineClientScope } from '../../src/session/client-scope.js';
 import type { EndedSnapshot } from '../../src/session/lifecycle.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
-import type { Session } from '../../src/session/session.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
+import { type ConnectStore, type Loose, request, seed, twoNodes } from './session-rig.js';
 
-/** Connects a new client of the store under test; `namespace` selects an independent scope. */
-export type ConnectStore = (options?: { namespace?: string }) => Promise<SessionStore>;
+export type { ConnectStore };
 
-type Loose = Record<string, unknown>;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const newKey = () => randomBytes(32).toString('base64');
 const KIB = 1024;
-
-/** One HTTP request's worth of work without HTTP: open (from a Cookie header), act, commit. */
-async function request<T extends SessionSchema, R>(
-  manager: SessionManager<T>,
-  header: string | undefined,
-  act: (s: Session<T>) => R | Promise<R>,
-) {
-  const session = manager.open(header);
-  const result = await act(session);
-  await session.commit();
-  const setCookie = manager.setCookieHeader(session);
-  const cookie = setCookie === undefined ? header : /Max-Age=0/.test(setCookie) ? undefined : setCookie.split(';')[0];
-  return { result, session, setCookie, cookie };
-}
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
   const err = await p.then(
@@ -47,37 +31,19 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
  */
 export function describeSessionSecurity(name: string, connectStore: ConnectStore, skipReason?: string): void {
   describe.skipIf(skipReason !== undefined)(`session security: ${name}`, () => {
-    let nodeA: SessionStore;
-    let nodeB: SessionStore;
+    const nodes = twoNodes(connectStore);
     const secret = randomBytes(32).toString('base64url');
-    const managers: SessionManager<SessionSchema>[] = [];
-
-    beforeAll(async () => {
-      nodeA = await connectStore();
-      nodeB = await connectStore();
-    });
-    afterAll(async () => {
-      await Promise.all(managers.map((m) => m.close()));
-      await Promise.all([nodeA?.close(), nodeB?.close()]);
-    });
 
     /** Two managers — two web nodes — over two clients of one store. */
     const rig = <T extends SessionSchema = Loose>(options: Partial<SessionOptions<T>> = {}) => {
       const base = { secrets: [secret], cookie: { secure: false }, sweep: { enabled: false }, ...options };
-      const a = new SessionManager<T>({ ...base, store: options.store ?? nodeA });
-      const b = new SessionManager<T>({ ...base, store: nodeB });
-      managers.push(a as SessionManager, b as SessionManager);
+      const a = new SessionManager<T>({ ...base, store: options.store ?? nodes.a });
+      const b = new SessionManager<T>({ ...base, store: nodes.b });
+      nodes.track(a as SessionManager, b as SessionManager);
       return { a, b };
     };
     const stored = (id: string | null): Promise<StoredSession | null> =>
-      id === null ? Promise.resolve(null) : nodeA.load(id, Date.now());
-    const seed = async <T extends SessionSchema>(manager: SessionManager<T>, data: Partial<T>) => {
-      const r = await request(manager, undefined, (s) => {
-        for (const [k, v] of Object.entries(data)) s.set(k as keyof T & string, v as T[keyof T & string]);
-      });
-      if (!r.cookie || !r.session.id) throw new Error('seeding a session did not issue a cookie');
-      return { cookie: r.cookie, id: r.session.id };
-    };
+      id === null ? Promise.resolve(null) : nodes.a.load(id, Date.now());
 
     describe('session.lock()', () => {
       it('runs two holders on two nodes one after the other, with increasing fencing tokens', async () => {
@@ -157,7 +123,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
       it("lets a crashed holder's lock lapse after its lease", async () => {
         const { a } = rig();
         const { cookie, id } = await seed(a, { n: 0 });
-        const crashed = await nodeB.acquireLock(id, 'job', 'a-process-that-died', 300);
+        const crashed = await nodes.b.acquireLock(id, 'job', 'a-process-that-died', 300);
         expect(crashed).not.toBeNull();
         const started = Date.now();
         const token = await a.open(cookie).lock('job', ({ fencingToken }) => fencingToken, { wait: '3s' });
@@ -183,7 +149,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
 
       it('counts a failed release and logs the hashed id, never the id itself', async () => {
         // Fault injection on the real store: only releaseLock fails; the lock then lapses with its lease.
-        const failing = new Proxy(nodeA, {
+        const failing = new Proxy(nodes.a, {
           get(target, prop, receiver) {
             if (prop === 'releaseLock')
               return async () => Promise.reject(new StoreUnavailableError(target.kind, 'down'));
@@ -325,7 +291,11 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
         const fromOne = (await stored(one.id))?.attributes.secret as string;
         const twoSecret = (await stored(two.id))?.attributes.secret as string;
         const now = Date.now();
-        await nodeA.commit(two.id, { set: { secret: fromOne, other: twoSecret } }, { now, idleDeadline: now + 60_000 });
+        await nodes.a.commit(
+          two.id,
+          { set: { secret: fromOne, other: twoSecret } },
+          { now, idleDeadline: now + 60_000 },
+        );
         for (const key of ['secret', 'other']) {
           const err = await rejection(request(a, two.cookie, (s) => s.get(key)));
           expect(err, key).toBeInstanceOf(SessionValueError);
@@ -344,7 +314,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
       });
 
       it('hands onSessionEnd the decrypted attributes', async (ctx) => {
-        if (!nodeA.capabilities.lifecycle) ctx.skip(`the ${nodeA.kind} store has no lifecycle capability`);
+        if (!nodes.a.capabilities.lifecycle) ctx.skip(`the ${nodes.a.kind} store has no lifecycle capability`);
         // Its own namespace: this sweep must not claim other tests' sessions.
         const store = await connectStore({ namespace: `enc-end-${randomBytes(4).toString('hex')}` });
         const ended: EndedSnapshot[] = [];
@@ -373,7 +343,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
         for (const bad of ['short', randomBytes(31).toString('base64'), `${newKey()}!`, '']) {
           let err: unknown;
           try {
-            new SessionManager({ store: nodeA, secrets: [secret], encryption: { keys: [newKey(), bad] } });
+            new SessionManager({ store: nodes.a, secrets: [secret], encryption: { keys: [newKey(), bad] } });
           } catch (e) {
             err = e;
           }
@@ -398,7 +368,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
         const base = { secrets: [secret], cookie: { secure: false }, sweep: { enabled: false } };
         const a = defineClientScope({ ...base, store: clientA });
         const b = defineClientScope({ ...base, store: clientB });
-        managers.push(a, b);
+        nodes.track(a, b);
         return { a, b };
       };
 
@@ -408,7 +378,7 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
         expect(a.options.idleMs).toBe(90 * 86_400_000);
         expect(a.options.absoluteMs).toBe(400 * 86_400_000);
         const secure = defineClientScope({ store: clientA, secrets: [secret], sweep: { enabled: false } });
-        managers.push(secure);
+        nodes.track(secure);
         expect(secure.cookieName).toBe('__Host-shoal-client');
       });
 

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConflictError, SessionValueError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
 import { defineSession, SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
-import type { Session } from '../../src/session/session.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
 import { describeNearCache } from './session-near-cache-suite.js';
-import { type ConnectStore, describeSessionSecurity } from './session-security-suite.js';
+import { type ConnectStore, type Loose, request, seed, twoNodes } from './session-rig.js';
+import { describeSessionSecurity } from './session-security-suite.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -29,28 +29,6 @@ export function countingStore(store: SessionStore): { store: SessionStore; calls
   return { store: proxy, calls };
 }
 
-/** The Cookie header a browser sends after receiving `setCookie` (undefined = unchanged). */
-function nextCookie(current: string | undefined, setCookie: string | undefined): string | undefined {
-  if (setCookie === undefined) return current;
-  if (/Max-Age=0/.test(setCookie)) return undefined;
-  return setCookie.split(';')[0];
-}
-
-/** One HTTP request's worth of session work, without HTTP: open, act, commit, read Set-Cookie. */
-async function request<T extends SessionSchema, R>(
-  manager: SessionManager<T>,
-  cookie: string | undefined,
-  act: (s: Session<T>) => R | Promise<R>,
-) {
-  const session = manager.open(cookie);
-  const result = await act(session);
-  await session.commit();
-  const setCookie = manager.setCookieHeader(session);
-  return { result, session, setCookie, cookie: nextCookie(cookie, setCookie) };
-}
-
-type Loose = Record<string, unknown>;
-
 /**
  * Session-level behaviour (the SessionManager and Session over a real store),
  * run against every store. `connectStore` returns a new client of the same
@@ -59,43 +37,21 @@ type Loose = Record<string, unknown>;
  */
 export function describeSessionConformance(name: string, connectStore: ConnectStore, skipReason?: string): void {
   describe.skipIf(skipReason !== undefined)(`session conformance: ${name}`, () => {
-    let nodeA: SessionStore;
-    let nodeB: SessionStore;
+    const nodes = twoNodes(connectStore);
     const secret = newSecret();
 
-    beforeAll(async () => {
-      nodeA = await connectStore();
-      nodeB = await connectStore();
-    });
-    afterAll(async () => {
-      await Promise.all([nodeA?.close(), nodeB?.close()]);
-    });
-
     /** A manager on node A (counted) plus one on node B, sharing secrets and options. */
-    const managers: { close(): Promise<void> }[] = [];
-    afterAll(async () => {
-      await Promise.all(managers.map((m) => m.close()));
-    });
     const rig = <T extends SessionSchema = Loose>(options: Partial<SessionOptions<T>> = {}) => {
-      const counted = countingStore(nodeA);
+      const counted = countingStore(nodes.a);
       // No background sweeper: its claims are not request work and would blur the call counts.
       const base = { secrets: [secret], cookie: { secure: false }, sweep: { enabled: false }, ...options };
       const a = new SessionManager<T>({ ...base, store: counted.store });
-      const b = new SessionManager<T>({ ...base, store: nodeB });
-      managers.push(a, b);
+      const b = new SessionManager<T>({ ...base, store: nodes.b });
+      nodes.track(a, b);
       return { a, b, calls: counted.calls, reset: () => counted.calls.splice(0) };
     };
     const stored = async (id: string | null): Promise<StoredSession | null> =>
-      id === null ? null : nodeA.load(id, Date.now());
-    /** A fresh session holding `data`; returns its cookie and id. */
-    const seed = async <T extends SessionSchema>(manager: SessionManager<T>, data: Partial<T>) => {
-      const r = await request(manager, undefined, (s) => {
-        for (const [k, v] of Object.entries(data) as [keyof T & string, T[keyof T & string]][]) s.set(k, v);
-      });
-      const id = r.session.id;
-      if (!r.cookie || !id) throw new Error('seeding a session did not issue a cookie');
-      return { cookie: r.cookie, id };
-    };
+      id === null ? null : nodes.a.load(id, Date.now());
 
     describe('lazy loading and change tracking', () => {
       it('makes zero store calls for a request that never touches the session', async () => {
@@ -563,7 +519,7 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
 
       it('types get/set from the schema and validates values at runtime', async () => {
         const manager = defineSession<Shop>({
-          store: nodeA,
+          store: nodes.a,
           secrets: [secret],
           cookie: { secure: false },
           sweep: { enabled: false },
@@ -598,7 +554,7 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
         const id = first.session.id ?? '';
 
         // A value that got into the store some other way is refused on read.
-        await nodeA.commit(id, { set: { n: '"x"' } }, { now: Date.now(), idleDeadline: Date.now() + 60_000 });
+        await nodes.a.commit(id, { set: { n: '"x"' } }, { now: Date.now(), idleDeadline: Date.now() + 60_000 });
         const reader = manager.open(first.cookie);
         expect((await reader.get('cart'))?.items).toEqual(['apple']);
         await expect(reader.get('n')).rejects.toBeInstanceOf(SessionValueError);

@@ -1,0 +1,59 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { ROOT } from './processes.js';
+
+export interface DevCluster {
+  /** The dev balancer, e.g. http://127.0.0.1:41234 */
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** SIGKILLs the balancer and every node it started (one process group), and waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `shoal start` (balancer + supervised nodes) in its own process group and waits
+ * until it prints the URL to open. Nodes listen on the ports after `port`.
+ */
+export async function startDevCluster(o: {
+  app: string;
+  web: number;
+  gateways: number;
+  port: number;
+  env: Record<string, string>;
+  timeoutMs?: number;
+}): Promise<DevCluster> {
+  const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways)];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--port', String(o.port)], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...o.env },
+  });
+  let output = '';
+  child.stdout?.on('data', (d) => {
+    output += d;
+  });
+  child.stderr?.on('data', (d) => {
+    output += d;
+  });
+  const url = `http://127.0.0.1:${o.port}`;
+  const stop = async () => {
+    if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {}
+    await exited;
+  };
+  const timeoutMs = o.timeoutMs ?? 45_000;
+  const deadline = Date.now() + timeoutMs;
+  while (!output.includes(`open ${url}`)) {
+    if (child.exitCode !== null) throw new Error(`shoal start exited (${child.exitCode}):\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the cluster did not become ready in ${timeoutMs / 1000} s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, child, output: () => output, stop };
+}
