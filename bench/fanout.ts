@@ -3,8 +3,9 @@
  * shoal (publisher → Redis bus → 2 gateways) against Socket.IO with its Redis adapter
  * (publisher = a third Socket.IO server emitting through the adapter → 2 servers) and
  * a raw `ws` broadcast in one process (the ceiling: no bus, no protocol). The clients
- * are plain `ws` sockets in 4 separate processes for every system, each counting the
- * payloads it receives and their publish→deliver latency (timestamp in the payload).
+ * are the same minimal WebSocket client (bench/lib/lean-websocket.ts) in 4 separate
+ * processes for every system, each counting the payloads it receives and their
+ * publish→deliver latency (timestamp in the payload).
  * (a) saturation: publish as fast as the system delivers (flow-controlled: at most a
  * fixed number of messages per socket in flight) and count deliveries per second;
  * (b) fixed offered load: 2,000 sockets × 25 and × 50 messages/s → latency percentiles.
@@ -392,16 +393,18 @@ function render(d: FanoutData): string {
     t.met === null ? '' : t.met ? 'met' : '**missed**',
   ]);
   const parts = [
-    `One room, every client in it; payload \`{"id":n,"t":<publish time>}\`. Clients are plain \`ws\` sockets in ` +
-      `${d.clientProcesses} separate processes for every system (same client cost everywhere), which count payloads and ` +
-      'record publish→deliver latency against the same machine clock. shoal: the benchmark process publishes with ' +
+    `One room, every client in it; payload \`{"id":n,"t":<publish time>}\`. Clients are one minimal WebSocket client ` +
+      '(RFC 6455 on node:net, bench/lib/lean-websocket.ts: a fan-out client does little more than read a frame, and a ' +
+      `heavier one would take the CPU the servers need) in ${d.clientProcesses} separate processes for every system (same ` +
+      'client cost everywhere), which count payloads and record publish→deliver latency against the same machine ' +
+      'clock. shoal: the benchmark process publishes with ' +
       '`createPublisher(bus).to(room).send()` over the Redis bus; 2 gateway processes (' +
       `${d.shoalRuntime === 'tsx' ? 'TypeScript through tsx' : 'compiled JavaScript'}) each hold half the sockets, every socket ` +
       'a signed-in session (session and user channels joined too). Socket.IO 4 with @socket.io/redis-adapter, websocket ' +
       'transport only: the benchmark process is a third Socket.IO server that emits to the room through the adapter; 2 ' +
       'servers hold the sockets. Raw ws (the ceiling): one process holding every socket, no session, no bus, no ' +
-      "protocol, broadcasting each frame a control socket sends with the same write path as shoal's gateway (framed " +
-      'once, each socket corked until the next tick). ' +
+      "protocol, broadcasting each frame a control socket sends with the same write path as shoal's gateway (each frame " +
+      "built once, a tick's frames joined once and written to each socket in one write at the next tick). " +
       `Redis: ${d.privateRedis ? 'a private redis-server for this run' : 'the shared one (its CPU includes other clients)'}. ` +
       'Everything runs on one 2-core machine: the client processes compete with the servers for CPU, so CPU per 1,000 ' +
       'deliveries is the number that carries over to a bigger machine.',

@@ -2,10 +2,10 @@
  * The ceiling for fan-out: one process, the `ws` package, no session, no bus. Every
  * client on `/` is a subscriber; text frames from the one client on `/publish` are
  * broadcast to all of them with the techniques shoal's gateway uses, so that this stays
- * the ceiling: the WebSocket frame is built once and the same bytes written to every
- * socket, each socket corked until the next tick so the frames one read brings leave in
- * one write per socket. (ws's own broadcast example, `client.send(data)` per socket, makes
- * a system call per frame per socket and is several times slower.)
+ * the ceiling: each WebSocket frame is built once, the frames of one tick are joined once,
+ * and the same bytes leave in one write per socket at the next tick. (ws's own broadcast
+ * example, `client.send(data)` per socket, makes a system call per frame per socket and
+ * is several times slower.)
  * Flags: --port, --host. GET /healthz answers.
  */
 import { createServer } from 'node:http';
@@ -17,11 +17,35 @@ const { values } = parseArgs({
 });
 
 const subscribers = new Set();
-const corked = new Set();
-const uncorkAll = () => {
-  for (const socket of corked) socket.uncork();
-  corked.clear();
-};
+/**
+ * The frames of this tick, and the subscribers they are pending for: each subscriber's
+ * pending frames are a run of this list (first..last), joined once per distinct run and
+ * written to the socket in one write at the next tick, as shoal's gateway does.
+ */
+const tickFrames = [];
+const runs = new Map();
+let pending = [];
+function runOf(first, last) {
+  if (first === last) return tickFrames[first];
+  const key = first * 2 ** 26 + last;
+  let run = runs.get(key);
+  if (!run) {
+    run = Buffer.concat(tickFrames.slice(first, last + 1));
+    runs.set(key, run);
+  }
+  return run;
+}
+function flushAll() {
+  const outs = pending;
+  pending = [];
+  for (const s of outs) {
+    const bytes = runOf(s.tickFirst, s.tickLast);
+    s.tickFirst = -1;
+    if (s.readyState === s.OPEN && !s.socket.destroyed) s.socket.write(bytes);
+  }
+  tickFrames.length = 0;
+  runs.clear();
+}
 /** An unmasked text frame (RFC 6455), as a server sends it; permessage-deflate is off. */
 function textFrame(payload) {
   const n = payload.length;
@@ -48,7 +72,7 @@ const server = createServer((req, res) => {
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 });
 server.on('upgrade', (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => {
-    // The connection this WebSocket writes to, for corking.
+    // The connection this WebSocket writes to: frames are written to it directly.
     ws.socket = socket;
     wss.emit('connection', ws, req);
   });
@@ -59,20 +83,21 @@ wss.on('connection', (ws, req) => {
   if (req.url?.startsWith('/publish')) {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
-      const frame = textFrame(data);
+      const index = tickFrames.push(textFrame(data)) - 1;
+      if (index === 0) process.nextTick(flushAll);
       for (const s of subscribers) {
         if (s.readyState !== s.OPEN) continue;
-        const socket = s.socket;
-        if (!corked.has(socket)) {
-          if (corked.size === 0) process.nextTick(uncorkAll);
-          socket.cork();
-          corked.add(socket);
+        if (s.tickFirst < 0) {
+          s.tickFirst = index;
+          pending.push(s);
         }
-        socket.write(frame);
+        s.tickLast = index;
       }
     });
     return;
   }
+  ws.tickFirst = -1;
+  ws.tickLast = -1;
   subscribers.add(ws);
   ws.on('close', () => subscribers.delete(ws));
   ws.send('{"type":"ready"}');

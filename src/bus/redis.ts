@@ -140,6 +140,8 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   let handler: MessageHandler | undefined;
   const delivery = new OrderedDelivery(backlog, () => handler, warnCatchUp('redis'));
   const liveNames = new Map<string, string>();
+  /** Per channel, the epoch string of the last live message: reused while the epoch lasts. */
+  const liveEpochs = new Map<string, string>();
   let subscriber: Redis | Cluster | undefined;
   let subscribing: Promise<Redis | Cluster> | undefined;
   const subscriberOf = (): Promise<Redis | Cluster> => {
@@ -156,7 +158,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     sub.on('error', remember);
     const onMessage = (live: string, body: string) => {
       const channel = liveNames.get(live);
-      if (channel !== undefined) delivery.push(fromLive(channel, body));
+      if (channel !== undefined) delivery.push(fromLive(channel, body, liveEpochs));
     };
     sub.on(command === 'SPUBLISH' ? 'smessage' : 'message', onMessage);
     let connectedOnce = false;
@@ -212,6 +214,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       } catch (err) {
         delivery.drop(channel);
         liveNames.delete(live);
+        liveEpochs.delete(channel);
         throw err;
       }
     },
@@ -221,6 +224,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       const { live } = keysOf(channel);
       delivery.drop(channel);
       liveNames.delete(live);
+      liveEpochs.delete(channel);
       const sub = subscriber;
       if (sub)
         await call('unsubscribe', async () => void (await (sharded ? sub.sunsubscribe(live) : sub.unsubscribe(live))));
@@ -282,13 +286,23 @@ function toMessage(channel: string, epoch: string, [id, fields]: StreamEntry): B
   };
 }
 
-function fromLive(channel: string, body: string): BusMessage {
+/**
+ * A live message; `epochs` keeps one string per channel's epoch, so every message of an
+ * epoch carries the same string object and the per-socket epoch checks of a fan-out
+ * compare pointers, not 36 characters each.
+ */
+function fromLive(channel: string, body: string, epochs: Map<string, string>): BusMessage {
   const first = body.indexOf('|');
   const second = body.indexOf('|', first + 1);
   const [event, data, publishedAt] = JSON.parse(body.slice(second + 1)) as [string, string, number];
+  let epoch = epochs.get(channel);
+  if (epoch === undefined || epoch.length !== first || !body.startsWith(epoch)) {
+    epoch = body.slice(0, first);
+    epochs.set(channel, epoch);
+  }
   return {
     channel,
-    epoch: body.slice(0, first),
+    epoch,
     offset: Number(body.slice(first + 1, second)),
     event,
     data,

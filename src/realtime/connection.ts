@@ -32,6 +32,13 @@ export class Connection {
   closed = false;
   /** Bound once: a fan-out calls #write per message per socket, and a closure each time is garbage each time. */
   readonly #cursorId = () => this.cursorId();
+  /**
+   * The channel of the last delivery and its state. A fan-out delivers each message to every
+   * socket with the same channel string, so this is a pointer comparison where a lookup in
+   * each socket's own map would compare the name's characters (its keys are other strings).
+   */
+  #lastChannel: string | undefined;
+  #lastState: ChannelState | undefined;
 
   constructor(
     readonly id: string,
@@ -71,6 +78,7 @@ export class Connection {
   async join(channel: string, from?: Cursor): Promise<{ epoch: string; offset: number; recovered: boolean }> {
     const state: ChannelState = { epoch: '', offset: 0, pending: [], presence: false };
     this.channels.set(channel, state);
+    this.#lastChannel = undefined;
     let recovered = false;
     let replay: BusMessage[] = [];
     if (from) {
@@ -97,11 +105,18 @@ export class Connection {
 
   leave(channel: string): void {
     this.channels.delete(channel);
+    this.#lastChannel = undefined;
+    this.#lastState = undefined;
   }
 
   /** Delivers one bus message with its pre-encoded frame (encoded once per gateway, not per socket). */
   deliver(m: BusMessage, frame: string): void {
-    const state = this.channels.get(m.channel);
+    let state = this.#lastState;
+    if (m.channel !== this.#lastChannel) {
+      state = this.channels.get(m.channel);
+      this.#lastChannel = m.channel;
+      this.#lastState = state;
+    }
     if (!state) return;
     if (state.pending) {
       state.pending.push(m);
@@ -116,6 +131,9 @@ export class Connection {
     if (m.offset <= state.offset) return;
     if (m.offset === state.offset + 1) {
       state.offset = m.offset;
+      // Equal text; keeping the bus's own string makes the next comparison a pointer check
+      // (a bus hands every message of an epoch the same string: the check runs per socket).
+      state.epoch = m.epoch;
       this.#write(frame);
       return;
     }

@@ -4,25 +4,45 @@ import type { WebSocket } from 'ws';
 import type { Transport } from './connection.js';
 
 /**
- * Sockets written to in this tick, corked until the next one: the messages one bus read
- * brings (often several) leave in one write per socket instead of one write each. In a
- * fan-out the system calls, not JavaScript, are most of a gateway's work.
+ * Every WebSocket write of this tick waits for the next one and leaves as ONE write per
+ * socket: the messages one bus read brings (often several) go out in one system call per
+ * socket, and in a fan-out the system calls, not JavaScript, are most of a gateway's work.
+ *
+ * Each message is framed once per tick (RFC 6455: FIN + text opcode, unmasked as server
+ * frames are, then the length) and appended to `tickFrames`. A fan-out hands every socket
+ * the same frames in the same order, so what a socket has pending is usually a run of
+ * consecutive frames of that list, and the bytes of a run are joined once and the same
+ * Buffer written to every socket that has that run. A socket whose frames are not one run
+ * (its own replies mixed in) gets its own concatenation.
  */
-const corked = new Set<Duplex>();
-const uncorkAll = () => {
-  for (const socket of corked) socket.uncork();
-  corked.clear();
-};
-
-/**
- * The last message framed: a fan-out sends the same message to every socket, so its
- * WebSocket frame (RFC 6455: FIN + text opcode, unmasked as server frames are, then
- * the length) is built once and the same bytes are written to each socket.
- */
+const tickFrames: Buffer[] = [];
+/** The text of the last frame in `tickFrames`: a fan-out asks for the same text once per socket. */
 let lastText: string | undefined;
-let lastFrame = Buffer.alloc(0);
-const framed = (text: string): Buffer => {
-  if (text === lastText) return lastFrame;
+/** Joined runs of this tick, by first and last index. */
+const runs = new Map<number, Buffer>();
+let pending: Outbox[] = [];
+let spare: Outbox[] = [];
+
+/** One socket's frames of this tick. */
+interface Outbox {
+  readonly socket: Duplex;
+  readonly ws: WebSocket;
+  /** Frames pending; while `frames` is null they are tickFrames[first..last]. */
+  count: number;
+  /**
+   * `ws.bufferedAmount` when the first frame of the tick was queued. Until the flush nothing
+   * else writes to the socket nor learns that the kernel took bytes, so it stays exact and
+   * a socket sent many frames in one tick reads it once.
+   */
+  backlog: number;
+  first: number;
+  last: number;
+  frames: Buffer[] | null;
+  bytes: number;
+}
+
+function frameOfText(text: string): number {
+  if (text === lastText) return tickFrames.length - 1;
   const payload = Buffer.from(text);
   const n = payload.length;
   const head = n < 126 ? 2 : n < 65_536 ? 4 : 10;
@@ -39,31 +59,86 @@ const framed = (text: string): Buffer => {
   }
   payload.copy(frame, head);
   lastText = text;
-  lastFrame = frame;
-  return frame;
-};
+  return tickFrames.push(frame) - 1;
+}
+
+function enqueue(out: Outbox, text: string): void {
+  const index = frameOfText(text);
+  const frame = tickFrames[index] as Buffer;
+  out.bytes += frame.length;
+  if (out.count === 0) {
+    out.backlog = out.ws.bufferedAmount;
+    out.first = index;
+    out.last = index;
+    out.count = 1;
+    if (pending.length === 0) process.nextTick(flushAll);
+    pending.push(out);
+    return;
+  }
+  out.count++;
+  if (out.frames === null && index === out.last + 1) {
+    out.last = index;
+    return;
+  }
+  out.frames ??= tickFrames.slice(out.first, out.last + 1);
+  out.frames.push(frame);
+}
+
+function runOf(first: number, last: number): Buffer {
+  if (first === last) return tickFrames[first] as Buffer;
+  const key = first * 2 ** 26 + last;
+  let run = runs.get(key);
+  if (!run) {
+    run = Buffer.concat(tickFrames.slice(first, last + 1));
+    runs.set(key, run);
+  }
+  return run;
+}
+
+function flush(out: Outbox): void {
+  if (out.count === 0) return;
+  const bytes = out.frames ? Buffer.concat(out.frames, out.bytes) : runOf(out.first, out.last);
+  out.count = 0;
+  out.frames = null;
+  out.bytes = 0;
+  // A socket closed in the meantime gets nothing more (not even after a close frame).
+  if (out.ws.readyState === out.ws.OPEN && !out.socket.destroyed) out.socket.write(bytes);
+}
+
+function flushAll(): void {
+  const outs = pending;
+  pending = spare;
+  for (const out of outs) flush(out);
+  outs.length = 0;
+  spare = outs;
+  tickFrames.length = 0;
+  lastText = undefined;
+  runs.clear();
+}
 
 /**
  * `socket` is the connection the upgrade came on, the one `ws` writes to. With it, messages
  * are written pre-framed straight to it: the same bytes `ws.send` would write (the gateway's
  * WebSocket server has permessage-deflate off, so `ws` never queues or transforms a frame),
- * without building a frame per socket. Its bytes still count in `bufferedAmount`.
+ * without building a frame per socket. Bytes waiting for the next tick count as buffered.
  */
 export function wsTransport(ws: WebSocket, socket?: Duplex): Transport & { ping(): void } {
+  const out: Outbox | null = socket
+    ? { socket, ws, count: 0, backlog: 0, first: 0, last: 0, frames: null, bytes: 0 }
+    : null;
   return {
     kind: 'ws',
-    buffered: () => ws.bufferedAmount,
+    buffered: () => (out && out.count > 0 ? out.backlog + out.bytes : ws.bufferedAmount),
     sendMessage(text) {
+      // Frames already queued this tick: the socket was open then (and a flush checks again).
+      if (out && out.count > 0) return enqueue(out, text);
       if (ws.readyState !== ws.OPEN) return;
-      if (!socket) return ws.send(text);
-      if (!corked.has(socket)) {
-        if (corked.size === 0) process.nextTick(uncorkAll);
-        socket.cork();
-        corked.add(socket);
-      }
-      socket.write(framed(text));
+      if (!out) return ws.send(text);
+      enqueue(out, text);
     },
     close(code, reason) {
+      // What was sent before the close goes first: nothing may follow the close frame.
+      if (out) flush(out);
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason);
       // A peer that never answers the close handshake is cut off.
       setTimeout(() => ws.terminate(), 5000).unref();
