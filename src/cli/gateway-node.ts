@@ -1,5 +1,6 @@
 import { createBus } from '../bus/index.js';
 import { ConfigError } from '../core/errors.js';
+import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { SessionManager } from '../session/manager.js';
@@ -21,7 +22,9 @@ export interface GatewayNodeOptions {
 /**
  * Runs one realtime gateway: WebSocket + SSE on one port, the same store and
  * bus as the web nodes (SHOAL_STORE, SHOAL_BUS), rooms authorized by the app
- * module's `realtime.authorize`. SIGTERM drains (see drain()).
+ * module's `realtime.authorize`. Connection limits per session and per user
+ * (SHOAL_MAX_CONNECTIONS_PER_SESSION, SHOAL_MAX_CONNECTIONS_PER_USER) count this
+ * process only. SIGTERM drains (see drain()).
  */
 export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode> {
   const env = o.ctx.env;
@@ -36,6 +39,12 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
         '(e.g. SHOAL_ORIGINS=https://app.example.com). A gateway refuses WebSocket handshakes from any other origin.',
     );
   }
+  // Read before any backend is opened, so a bad value fails fast with nothing to clean up.
+  const maxConnectionsPerSession = limitFromEnv(
+    'SHOAL_MAX_CONNECTIONS_PER_SESSION',
+    env.SHOAL_MAX_CONNECTIONS_PER_SESSION,
+  );
+  const maxConnectionsPerUser = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
   const storeUrl = env.SHOAL_STORE ?? DEFAULT_STORE_URL;
   const busUrl = busUrlFromEnv(env);
   const store = await createStore(storeUrl);
@@ -57,6 +66,8 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     origins,
     ...(authorize ? { authorize } : {}),
     publishKey: env.SHOAL_PUBLISH_KEY || undefined,
+    ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
+    ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,
   });
   await gateway.listen(o.port, o.host ?? '127.0.0.1');

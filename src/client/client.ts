@@ -248,7 +248,6 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
       for (const ch of wanted) if (!this.#requested.has(ch)) this.#join(ch);
       for (const ch of [...this.#requested]) if (!this.#wants(ch)) this.#leave(ch);
     }
-    this.#setState('open');
   }
 
   #frame(m: ServerMessage): void {
@@ -256,6 +255,8 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
       case 'hello':
         this.#hello = { gateway: m.gateway, user: m.user, session: m.session, channels: [...m.channels] };
         this.#own = new Set(m.channels);
+        // Open once the gateway admitted the session: a socket it accepts only to close (4401, 4429) never is.
+        this.#setState('open');
         this.#events.emit('hello', this.#hello);
         return;
       case 'subscribed':
@@ -303,7 +304,9 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
 
   #closed(code: number, reason: string, opened: boolean): void {
     this.#transport = null;
-    if (code === CloseCode.SessionEnded) {
+    // No session to use (it ended, or there never was one): retrying cannot help; the page signs in
+    // and connects again.
+    if (code === CloseCode.SessionEnded || code === CloseCode.Unauthorized) {
       this.#stop('ended', code, reason);
       return;
     }

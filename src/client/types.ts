@@ -13,7 +13,8 @@ export type MessageHandler<E extends EventMap = EventMap> = (message: ChannelMes
 
 /**
  * connecting → open → (reconnecting → open)* → closed | ended.
- * `ended`: the server ended the session (logout, expiry, rotation); the client will not reconnect.
+ * `ended`: the session ended (4001: logout, expiry, rotation) or there was none on the handshake
+ * (4401: sign in, then connect again); the client will not reconnect.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'ended';
 

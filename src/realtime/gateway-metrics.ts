@@ -38,10 +38,21 @@ export class GatewayMetrics {
     help: 'Client frames that were not valid protocol messages',
     registers: [this.registry],
   });
+  /**
+   * `status` is the HTTP status of a handshake refused before any upgrade (403 origin, 503
+   * draining or unavailable), or the close code of one accepted only to be closed at once (4401
+   * no session, 4429 over a connection limit), so a page can tell why.
+   */
   readonly handshakeRejected = new Counter({
     name: 'shoal_gateway_handshake_rejected_total',
-    help: 'Refused handshakes by HTTP status',
-    labelNames: ['status'],
+    help: 'Refused handshakes by transport, HTTP status or close code, and reason',
+    labelNames: ['transport', 'status', 'reason'],
+    registers: [this.registry],
+  });
+  readonly connectionLimited = new Counter({
+    name: 'shoal_gateway_connection_limit_closes_total',
+    help: 'Connections closed at once (4429) for going over the per-session or per-user limit of this gateway',
+    labelNames: ['transport', 'limit'],
     registers: [this.registry],
   });
 

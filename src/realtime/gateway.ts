@@ -7,6 +7,11 @@ import { hashId } from '../core/ids.js';
 import type { SessionManager } from '../session/manager.js';
 import type { StoredSession } from '../stores/contract.js';
 import { Connection, frameOf } from './connection.js';
+import {
+  ConnectionLimits,
+  DEFAULT_MAX_CONNECTIONS_PER_SESSION,
+  DEFAULT_MAX_CONNECTIONS_PER_USER,
+} from './connection-limits.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { handlePublish } from './http-publish.js';
 import { checkOrigin } from './origin.js';
@@ -37,8 +42,24 @@ export interface GatewayOptions {
   rateLimit?: number;
   heartbeatMs?: number;
   canaryMs?: number;
+  /**
+   * Open connections (WebSocket + SSE) one session may hold on this gateway (default 32). One
+   * more is accepted and closed at once with 4429. Counted per gateway process.
+   */
+  maxConnectionsPerSession?: number;
+  /** The same across all sessions of one user (default 128), per gateway process. */
+  maxConnectionsPerUser?: number;
   log?: (line: Record<string, unknown>) => void;
 }
+
+/** Why a handshake is closed at once with 4401: the page can tell it from a network failure. */
+const NO_SESSION_REASON = 'no session: sign in, then connect again';
+
+/**
+ * What a handshake comes to: the live session; `no-session`, answered by accepting the
+ * connection and closing it with 4401; or an HTTP refusal before any upgrade.
+ */
+type Verdict = StoredSession | 'no-session' | { refuse: 403 | 503; reason: 'origin' | 'draining' };
 
 export interface Gateway {
   readonly id: string;
@@ -65,6 +86,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const heartbeatMs = o.heartbeatMs ?? 20_000;
   const canaryMs = o.canaryMs ?? 1000;
   const rate = o.rateLimit ?? 50;
+  // First: a bad limit is a configuration error, thrown before anything is subscribed or started.
+  const limits = new ConnectionLimits(
+    o.maxConnectionsPerSession ?? DEFAULT_MAX_CONNECTIONS_PER_SESSION,
+    o.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER,
+  );
   const metrics = new GatewayMetrics();
   const byChannel = new Map<string, Set<Connection>>();
   const all = new Set<Connection>();
@@ -152,6 +178,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     c.closed = true;
     for (const channel of [...c.channels.keys()]) leave(c, channel);
     all.delete(c);
+    // Every close path ends here exactly once (`closed` guards it), so the count cannot leak.
+    limits.remove(c.sessionId, c.userId);
     metrics.connections.set(all.size);
     c.transport.close(code, reason);
   }
@@ -164,22 +192,37 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     return o.authorize({ sessionId: session.id, userId: session.meta.userId, attributes: session.attributes }, channel);
   };
 
-  /** Resolves the handshake: the live session behind the cookie, or the HTTP status to refuse with. */
-  const authenticate = async (req: IncomingMessage, requireOrigin: boolean): Promise<StoredSession | number> => {
-    if (draining) return 503;
-    if (!checkOrigin(req.headers.origin, o.origins, requireOrigin)) return 403;
+  /**
+   * Resolves the handshake. The Origin check comes before anything else, so a foreign page
+   * (CSWSH) is refused before any upgrade and learns nothing about the session. A store that
+   * cannot answer rejects: the caller refuses with 503, which clients retry.
+   */
+  const authenticate = async (req: IncomingMessage, requireOrigin: boolean): Promise<Verdict> => {
+    if (draining) return { refuse: 503, reason: 'draining' };
+    if (!checkOrigin(req.headers.origin, o.origins, requireOrigin)) return { refuse: 403, reason: 'origin' };
     const { id: sid } = o.sessions.idFromCookie(req.headers.cookie);
-    if (!sid) return 401;
-    const session = await o.sessions.load(sid);
-    return session ?? 401;
+    if (!sid) return 'no-session';
+    return (await o.sessions.load(sid)) ?? 'no-session';
   };
 
+  const rejected = (transport: 'ws' | 'sse', status: number, reason: string) =>
+    metrics.handshakeRejected.inc({ transport, status: String(status), reason });
+
+  /** The connection, or null when it went over a connection limit (then closed with 4429). */
   const open = async (
     session: StoredSession,
     transport: Connection['transport'],
     resume: URLSearchParams,
     lastEventId?: string,
-  ) => {
+  ): Promise<Connection | null> => {
+    // Checked and counted with no await in between, so concurrent handshakes cannot all slip under the limit.
+    const over = limits.exceeded(session.id, session.meta.userId);
+    if (over) {
+      metrics.connectionLimited.inc({ transport: transport.kind, limit: over });
+      rejected(transport.kind, CloseCode.TooManyConnections, `${over}-limit`);
+      transport.close(CloseCode.TooManyConnections, `too many connections for this ${over} on this gateway`);
+      return null;
+    }
     // A counter, not a UUID: randomUUID() returns a rope of ~13 string pieces, ~400 bytes kept per connection.
     const c = new Connection(
       String(++connectionSeq),
@@ -194,6 +237,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       },
     );
     all.add(c);
+    limits.add(session.id, session.meta.userId);
     metrics.connections.set(all.size);
     const own = [sessionChannel(session.id), ...(session.meta.userId ? [`user:${session.meta.userId}`] : [])];
     c.send({ type: 'hello', gateway: id, user: session.meta.userId, session: hashId(session.id), channels: own });
@@ -270,7 +314,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     ws.on('close', () => {
       if (c) end(c, 1000, 'closed');
     });
-    c = await open(session, wsTransport(ws, socket), params);
+    c = (await open(session, wsTransport(ws, socket), params)) ?? undefined;
+    if (!c) return; // over a connection limit: already closed with 4429
     // The socket may have closed while the session's channels were being joined.
     if (ws.readyState !== ws.OPEN) return end(c, 1000, 'closed');
     const opened = c;
@@ -369,11 +414,25 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       }
       if (url.pathname === '/publish' && req.method === 'POST') return handlePublish(req, res, o.bus, o.publishKey);
       if (url.pathname === '/sse' && req.method === 'GET') {
-        const session = await authenticate(req, false);
-        if (typeof session === 'number') return json(res, session, { error: statusText(session) });
+        const session = await authenticate(req, false).catch((err: unknown) => {
+          rejected('sse', 503, 'unavailable');
+          throw err;
+        });
+        if (session === 'no-session') {
+          rejected('sse', CloseCode.Unauthorized, 'no-session');
+          // A 200 stream that says why and ends: an error status would make EventSource report a bare
+          // failure, and the SDK reads this close event as it does over WebSocket (no reconnect).
+          sseTransport(res, heartbeatMs).close(CloseCode.Unauthorized, NO_SESSION_REASON);
+          return;
+        }
+        if ('refuse' in session) {
+          rejected('sse', session.refuse, session.reason);
+          return json(res, session.refuse, { error: statusText(session.refuse) });
+        }
         const transport = sseTransport(res, heartbeatMs);
         const last = req.headers['last-event-id'];
         const c = await open(session, transport, url.searchParams, typeof last === 'string' ? last : undefined);
+        if (!c) return; // over a connection limit: the stream already ended with 4429
         if (res.destroyed) end(c, 1000, 'closed');
         else res.on('close', () => end(c, 1000, 'closed'));
         return;
@@ -391,9 +450,17 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     socket.on('error', destroySelf);
     authenticate(req, true).then(
       (session) => {
-        if (typeof session === 'number') {
-          metrics.handshakeRejected.inc({ status: String(session) });
-          socket.end(`HTTP/1.1 ${session} ${statusText(session)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+        if (session === 'no-session') {
+          // Accepted only to close it: a refused handshake reaches the page as 1006 (a network
+          // failure, retried forever), a close code says why.
+          rejected('ws', CloseCode.Unauthorized, 'no-session');
+          wss.handleUpgrade(req, socket, head, closeUnauthorized);
+          return;
+        }
+        if ('refuse' in session) {
+          rejected('ws', session.refuse, session.reason);
+          const status = session.refuse;
+          socket.end(`HTTP/1.1 ${status} ${statusText(status)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
           return;
         }
         wss.handleUpgrade(
@@ -403,7 +470,10 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
           (ws) => void onSocket(ws, req, session, socket).catch(() => ws.terminate()),
         );
       },
-      () => socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n'),
+      () => {
+        rejected('ws', 503, 'unavailable');
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      },
     );
   });
 
@@ -465,6 +535,13 @@ function destroySelf(this: Duplex): void {
   this.destroy();
 }
 
+function ignore(): void {}
+
+function closeUnauthorized(ws: WebSocket): void {
+  ws.on('error', ignore);
+  wsTransport(ws).close(CloseCode.Unauthorized, NO_SESSION_REASON);
+}
+
 /** A user's and a session's own channels have no audience to show presence to: announcing them would only load the bus. */
 function hasPresence(channel: string): boolean {
   return !channel.startsWith('session:') && !channel.startsWith('user:');
@@ -481,7 +558,5 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function statusText(status: number): string {
-  return (
-    ({ 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error'
-  );
+  return ({ 403: 'Forbidden', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
 }

@@ -12,8 +12,17 @@ export const CloseCode = {
   TooBig: 1009,
   /** The session ended (logout, destroy, rotation, expiry): do not reconnect with it. */
   SessionEnded: 4001,
-  /** No valid session on the handshake cookie. */
+  /**
+   * No valid session on the handshake cookie. The gateway accepts the handshake only to close it
+   * with this code: a refused handshake would reach the page as 1006, indistinguishable from a
+   * network failure. Do not reconnect: sign in, then connect again.
+   */
   Unauthorized: 4401,
+  /**
+   * Too many connections for this session or this user on this gateway (limits are per gateway
+   * process). Reconnect with backoff: a slot frees up when another tab or stream closes.
+   */
+  TooManyConnections: 4429,
   /** The per-connection send queue overflowed: the client is too slow. Reconnect and resume. */
   SlowConsumer: 4008,
   /** Too many messages per second from this client. */

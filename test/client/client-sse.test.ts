@@ -114,6 +114,54 @@ describe('client SDK over SSE', () => {
     await realtime.close();
   });
 
+  it('forced SSE without a session: the close event (4401) ends it, and nothing retries', async () => {
+    cluster = await startCluster();
+    let streams = 0;
+    const rt = connect(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ origin: ORIGIN }, () => streams++),
+      backoff: fast,
+    });
+    clients.push(rt);
+    const codes: number[] = [];
+    rt.on('state', (_state, d) => {
+      if (d.code !== undefined) codes.push(d.code);
+    });
+    await until('ended', () => rt.state === 'ended');
+    expect(codes).toEqual([CloseCode.Unauthorized]);
+    await sleep(1500); // longer than the stream's `retry: 1000`
+    expect(streams).toBe(1);
+    expect(rt.state).toBe('ended');
+  });
+
+  it('an SSE stream over the connection limit (4429) reconnects with backoff and gets in once a slot frees up', async () => {
+    cluster = await startCluster({ gateways: 0 });
+    await cluster.startGateway({ maxConnectionsPerSession: 1 });
+    const alice = await cluster.login('alice');
+    const first = connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast });
+    clients.push(first);
+    await until('first open', () => first.hello !== null);
+    const codes: number[] = [];
+    let streams = 0;
+    const second = connect(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ cookie: alice.cookie }, () => streams++),
+      backoff: fast,
+    });
+    clients.push(second);
+    second.on('state', (s, d) => {
+      if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
+    });
+    // Each attempt is refused with 4429 and retried; the state stays "reconnecting" throughout.
+    await until('two attempts', () => streams >= 2);
+    expect(codes.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(codes)).toEqual(new Set([CloseCode.TooManyConnections]));
+    expect(second.state).toBe('reconnecting');
+    first.close();
+    await until('second open', () => second.hello !== null);
+    expect(second.state).toBe('open');
+  });
+
   it('a draining gateway (1012) sends an SSE client to another gateway with its cursors', async () => {
     cluster = await startCluster({ gateways: 2 });
     const alice = await cluster.login('alice');

@@ -182,6 +182,52 @@ describe('client SDK against a real gateway (WebSocket)', () => {
     await realtime.close();
   });
 
+  it('connecting without a session ends (4401) instead of retrying forever', async () => {
+    cluster = await startCluster();
+    for (const cookie of ['', `${cluster.sessions.cookieName}=forged.value`]) {
+      let sockets = 0;
+      const rt = track(connect(cluster.url, { WebSocket: browserWebSocket(cookie, () => sockets++), backoff: fast }));
+      const states: Array<{ state: string; code?: number; reason?: string }> = [];
+      rt.on('state', (state, d) => states.push({ state, ...d }));
+      await until('ended', () => rt.state === 'ended');
+      expect(states.at(-1)).toMatchObject({
+        state: 'ended',
+        code: CloseCode.Unauthorized,
+        reason: 'no session: sign in, then connect again',
+      });
+      expect(rt.hello).toBeNull();
+      await sleep(400); // twenty backoff windows
+      expect(sockets).toBe(1);
+      expect(rt.state).toBe('ended');
+    }
+  });
+
+  it('over the connection limit (4429) it reconnects with backoff and gets in once a slot frees up', async () => {
+    cluster = await startCluster({ gateways: 0 });
+    await cluster.startGateway({ maxConnectionsPerSession: 1 });
+    const alice = await cluster.login('alice');
+    const first = track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    await until('first open', () => first.hello !== null);
+    let sockets = 0;
+    const codes: number[] = [];
+    const second = track(
+      connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie, () => sockets++), backoff: fast }),
+    );
+    second.on('state', (s, d) => {
+      if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
+    });
+    // Each attempt is refused with 4429 and retried; the state stays "reconnecting" throughout.
+    await until('three attempts', () => sockets >= 3);
+    expect(codes.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(codes)).toEqual(new Set([CloseCode.TooManyConnections]));
+    expect(second.state).toBe('reconnecting');
+    expect(second.hello).toBeNull();
+    first.close();
+    await until('second open', () => second.hello !== null);
+    expect(second.state).toBe('open');
+    expect(sockets).toBeGreaterThanOrEqual(4);
+  });
+
   it('joins and leaves channels on a live connection, and only resumes what it still follows', async () => {
     cluster = await startCluster();
     const alice = await cluster.login('alice');

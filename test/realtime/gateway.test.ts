@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/contract.js';
 import { memoryBus } from '../../src/bus/memory.js';
+import { StoreUnavailableError } from '../../src/core/errors.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/realtime/gateway.js';
 import { CloseCode, type Cursor, encodeCursors, type ServerMessage } from '../../src/realtime/protocol.js';
 import { createPublisher, sessionChannel } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
 import { SessionManager } from '../../src/session/manager.js';
+import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { freePort } from '../helpers/processes.js';
 import { connect, handshakeStatus, openSse, type TestClient } from './ws-client.js';
@@ -32,7 +34,7 @@ const publisher = createPublisher(webBus);
 const opened: Array<{ gateway: Gateway; bus: Bus }> = [];
 const clients: TestClient[] = [];
 
-type Overrides = Partial<Omit<GatewayOptions, 'bus' | 'sessions'>> & { historySize?: number };
+type Overrides = Partial<Omit<GatewayOptions, 'bus'>> & { historySize?: number };
 
 async function startGateway(o: Overrides = {}): Promise<{ gateway: Gateway; bus: Bus; url: string; http: string }> {
   const { historySize, ...rest } = o;
@@ -51,6 +53,21 @@ async function startGateway(o: Overrides = {}): Promise<{ gateway: Gateway; bus:
   await gateway.listen(port);
   opened.push({ gateway, bus });
   return { gateway, bus, url: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}` };
+}
+
+/** The shared store, except that reading a session fails the way a store that is down does. */
+function failingStore(): SessionStore {
+  return new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'load' || prop === 'loadIfChanged') {
+        return async () => {
+          throw new StoreUnavailableError('memory', 'unreachable');
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 async function login(user: string | null): Promise<{ id: string; cookie: string }> {
@@ -132,16 +149,57 @@ describe('handshake', () => {
     expect(await handshakeStatus(main.url, { cookie, origin })).toBe(403);
   });
 
-  it('answers 401 without a session cookie, with a forged one and with an ended session', async () => {
-    expect(await handshakeStatus(main.url, { origin: ORIGIN })).toBe(401);
-    expect(await handshakeStatus(main.url, { origin: ORIGIN, cookie: `${web.cookieName}=abc.def` })).toBe(401);
+  it('closes with 4401 (not a refused handshake) without a session cookie, with a forged one and with an ended session', async () => {
+    const gw = await startGateway();
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN })).toBe(CloseCode.Unauthorized);
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN, cookie: `${web.cookieName}=abc.def` })).toBe(
+      CloseCode.Unauthorized,
+    );
     const unsigned = `${web.cookieName}=${randomUUID()}`;
-    expect(await handshakeStatus(main.url, { origin: ORIGIN, cookie: unsigned })).toBe(401);
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN, cookie: unsigned })).toBe(CloseCode.Unauthorized);
     const { id, cookie } = await login('bob');
     await web.destroySession(id);
-    expect(await handshakeStatus(main.url, { origin: ORIGIN, cookie })).toBe(401);
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN, cookie })).toBe(CloseCode.Unauthorized);
     const missing = `${web.cookieName}=${web.sign('AAAAAAAAAAAAAAAAAAAAAA')}`;
-    expect(await handshakeStatus(main.url, { origin: ORIGIN, cookie: missing })).toBe(401);
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN, cookie: missing })).toBe(CloseCode.Unauthorized);
+
+    // The reason tells the page what to do, and nothing but the close frame is sent.
+    const c = await connect(gw.url, { origin: ORIGIN });
+    const closed = await c.closed;
+    expect(closed).toEqual({ code: CloseCode.Unauthorized, reason: 'no session: sign in, then connect again' });
+    expect(c.messages).toEqual([]);
+    expect(gw.gateway.connections()).toBe(0);
+    expect(await gw.gateway.metrics.render()).toMatch(
+      /shoal_gateway_handshake_rejected_total\{transport="ws",status="4401",reason="no-session"\} 6\b/,
+    );
+  });
+
+  it('still refuses a foreign Origin with 403 before any upgrade, even without a session', async () => {
+    // CSWSH: the Origin check comes first, so a foreign page never gets a WebSocket at all.
+    expect(await handshakeStatus(main.url, { origin: 'https://evil.net' })).toBe(403);
+    expect(await handshakeStatus(main.url, { origin: 'https://evil.net', cookie: `${web.cookieName}=abc.def` })).toBe(
+      403,
+    );
+  });
+
+  it('refuses with 503 (retryable, no upgrade) when the session store cannot answer', async () => {
+    const broken = new SessionManager({ ...sessionOptions, store: failingStore() });
+    const gw = await startGateway({ sessions: broken });
+    const { cookie } = await login('una');
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN, cookie })).toBe(503);
+    const sse = await openSse(`${gw.http}/sse`, { cookie });
+    expect(sse.status).toBe(503);
+    sse.close();
+    // Without a cookie there is nothing to look up: the store is not asked, and 4401 still says why.
+    expect(await handshakeStatus(gw.url, { origin: ORIGIN })).toBe(CloseCode.Unauthorized);
+    const metrics = await gw.gateway.metrics.render();
+    expect(metrics).toMatch(
+      /shoal_gateway_handshake_rejected_total\{transport="ws",status="503",reason="unavailable"\} 1\b/,
+    );
+    expect(metrics).toMatch(
+      /shoal_gateway_handshake_rejected_total\{transport="sse",status="503",reason="unavailable"\} 1\b/,
+    );
+    await broken.close();
   });
 });
 
@@ -497,14 +555,174 @@ describe('SSE', () => {
     second.close();
   });
 
-  it('refuses SSE without a session (401) and from a foreign Origin (403)', async () => {
-    const anon = await openSse(`${main.http}/sse`, {});
-    expect(anon.status).toBe(401);
-    anon.close();
+  it('ends SSE without a session with a close event (4401) and refuses a foreign Origin (403)', async () => {
+    for (const cookie of [undefined, `${web.cookieName}=abc.def`]) {
+      const anon = await openSse(`${main.http}/sse?channels=room:lobby`, cookie ? { cookie } : {});
+      // 200 text/event-stream, so EventSource reads the reason instead of reporting a bare failure.
+      expect(anon.status).toBe(200);
+      const close = await anon.waitFor((e) => e.event === 'close');
+      expect(JSON.parse(close.data)).toEqual({
+        code: CloseCode.Unauthorized,
+        reason: 'no session: sign in, then connect again',
+      });
+      await anon.ended;
+      expect(anon.events).toEqual([close]); // no hello, no channel joined
+    }
     const { cookie } = await login('olga');
     const foreign = await openSse(`${main.http}/sse`, { cookie, origin: 'https://evil.net' });
     expect(foreign.status).toBe(403);
     foreign.close();
+  });
+});
+
+describe('connection limits (per gateway process)', () => {
+  const SESSION_LIMIT = 'too many connections for this session on this gateway';
+  const USER_LIMIT = 'too many connections for this user on this gateway';
+  const helloOf = (c: TestClient) => c.waitFor((m) => m.type === 'hello');
+  const alive = async (c: TestClient, id: number) => {
+    c.send({ type: 'ping', id });
+    await c.waitFor((m) => m.type === 'pong' && m.id === id);
+  };
+  /** An SSE stream that got its hello (counted by the gateway from then on). */
+  const sseWithHello = async (http: string, cookie: string) => {
+    const stream = await openSse(`${http}/sse`, { cookie });
+    expect(stream.status).toBe(200);
+    await stream.waitFor((e) => (JSON.parse(e.data) as ServerMessage).type === 'hello');
+    return stream;
+  };
+  /** An SSE stream the gateway ends at once with `event: close`: its code and reason. */
+  const sseRefusal = async (http: string, cookie: string) => {
+    const stream = await openSse(`${http}/sse`, { cookie });
+    expect(stream.status).toBe(200);
+    const close = await stream.waitFor((e) => e.event === 'close');
+    await stream.ended;
+    expect(stream.events).toEqual([close]); // no hello: nothing joined
+    return JSON.parse(close.data) as { code: number; reason: string };
+  };
+
+  it('closes the connection over the per-session limit with 4429, leaves the others alone, and lets one in after a close', async () => {
+    const gw = await startGateway({ maxConnectionsPerSession: 2 });
+    const { cookie } = await login('vera');
+    const first = await client(gw.url, cookie);
+    const second = await client(gw.url, cookie);
+    await Promise.all([helloOf(first), helloOf(second)]);
+
+    const third = await connect(gw.url, { cookie, origin: ORIGIN });
+    expect(await third.closed).toEqual({ code: CloseCode.TooManyConnections, reason: SESSION_LIMIT });
+    expect(third.messages).toEqual([]);
+    await alive(first, 1);
+    await alive(second, 2);
+    expect(gw.gateway.connections()).toBe(2);
+    // The same user on another session has its own count.
+    const otherSession = await client(gw.url, (await login('vera')).cookie);
+    await helloOf(otherSession);
+
+    second.close();
+    await until(() => gw.gateway.connections() === 2, 3000, 'the closed socket released');
+    const again = await client(gw.url, cookie);
+    await helloOf(again);
+    expect(await handshakeStatus(gw.url, { cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
+    const metrics = await gw.gateway.metrics.render();
+    expect(metrics).toMatch(/shoal_gateway_connection_limit_closes_total\{transport="ws",limit="session"\} 2\b/);
+    expect(metrics).toMatch(
+      /shoal_gateway_handshake_rejected_total\{transport="ws",status="4429",reason="session-limit"\} 2\b/,
+    );
+  });
+
+  it('counts a user across their sessions', async () => {
+    const gw = await startGateway({ maxConnectionsPerUser: 3 });
+    const a = await login('walt');
+    const b = await login('walt');
+    const conns = [await client(gw.url, a.cookie), await client(gw.url, a.cookie), await client(gw.url, b.cookie)];
+    await Promise.all(conns.map(helloOf));
+    expect(await handshakeStatus(gw.url, { cookie: b.cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
+    const refused = await connect(gw.url, { cookie: a.cookie, origin: ORIGIN });
+    expect(await refused.closed).toEqual({ code: CloseCode.TooManyConnections, reason: USER_LIMIT });
+    expect(await sseRefusal(gw.http, b.cookie)).toEqual({ code: CloseCode.TooManyConnections, reason: USER_LIMIT });
+    for (const [i, c] of conns.entries()) await alive(c, i);
+    // Another user, and an anonymous session (no user to count), are not affected.
+    await helloOf(await client(gw.url, (await login('xena')).cookie));
+    await helloOf(await client(gw.url, (await login(null)).cookie));
+
+    conns[0]?.close();
+    await until(() => gw.gateway.connections() === 4, 3000, 'the closed socket released');
+    await helloOf(await client(gw.url, b.cookie));
+    expect(await gw.gateway.metrics.render()).toMatch(
+      /shoal_gateway_connection_limit_closes_total\{transport="ws",limit="user"\} 2\b/,
+    );
+  });
+
+  it('counts SSE streams with WebSockets: the one over the limit gets a close event with 4429', async () => {
+    const gw = await startGateway({ maxConnectionsPerSession: 2 });
+    const { cookie } = await login('yuri');
+    const ws = await client(gw.url, cookie);
+    await helloOf(ws);
+    const stream = await sseWithHello(gw.http, cookie);
+    expect(await sseRefusal(gw.http, cookie)).toEqual({ code: CloseCode.TooManyConnections, reason: SESSION_LIMIT });
+    expect(await handshakeStatus(gw.url, { cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
+    await alive(ws, 1);
+    expect(stream.events.some((e) => e.event === 'close')).toBe(false);
+
+    stream.close();
+    await until(() => gw.gateway.connections() === 1, 3000, 'the closed stream released');
+    const next = await sseWithHello(gw.http, cookie);
+    next.close();
+    expect(await gw.gateway.metrics.render()).toMatch(
+      /shoal_gateway_connection_limit_closes_total\{transport="sse",limit="session"\} 1\b/,
+    );
+  });
+
+  it('releases every slot on every close path: after many cycles the count is back to 0 and the limit still holds', async () => {
+    const gw = await startGateway({ maxConnectionsPerSession: 2, maxConnectionsPerUser: 3 });
+    const { cookie } = await login('zane');
+    for (let cycle = 0; cycle < 12; cycle++) {
+      const ws = await client(gw.url, cookie);
+      await helloOf(ws);
+      const stream = await sseWithHello(gw.http, cookie);
+      // Refused attempts in between must not change the count either way.
+      expect(await handshakeStatus(gw.url, { cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
+      switch (cycle % 4) {
+        case 0: // both ends close politely
+          ws.close();
+          stream.close();
+          break;
+        case 1: // the network drops the socket
+          ws.ws.terminate();
+          stream.close();
+          break;
+        case 2: // the gateway closes it (rate limit)
+          for (let i = 0; i < 300 && ws.ws.readyState === ws.ws.OPEN; i++) ws.send({ type: 'ping', id: i });
+          expect((await ws.closed).code).toBe(CloseCode.RateLimited);
+          stream.close();
+          break;
+        default: {
+          ws.close();
+          stream.close();
+          await until(() => gw.gateway.connections() === 0, 3000, `cycle ${cycle}: released`);
+          // Closed as soon as they open, while the gateway may still be joining their channels.
+          const quick = await connect(gw.url, { cookie, origin: ORIGIN });
+          quick.close();
+          const quickSse = await openSse(`${gw.http}/sse`, { cookie });
+          quickSse.close();
+        }
+      }
+      await until(() => gw.gateway.connections() === 0, 3000, `cycle ${cycle}: every connection released`);
+    }
+    // The session ends with its sockets open: the user's slots come back for the next session.
+    const ending = await login('zane');
+    const doomed = [await client(gw.url, ending.cookie), await client(gw.url, ending.cookie)];
+    await Promise.all(doomed.map(helloOf));
+    await web.destroySession(ending.id);
+    for (const c of doomed) expect((await c.closed).code).toBe(CloseCode.SessionEnded);
+    await until(() => gw.gateway.connections() === 0, 3000, 'ended session released');
+
+    const a = await client(gw.url, cookie);
+    const b = await client(gw.url, cookie);
+    await Promise.all([helloOf(a), helloOf(b)]);
+    expect(await handshakeStatus(gw.url, { cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
+    const fresh = await login('zane');
+    await helloOf(await client(gw.url, fresh.cookie));
+    expect(await handshakeStatus(gw.url, { cookie: fresh.cookie, origin: ORIGIN })).toBe(CloseCode.TooManyConnections);
   });
 });
 

@@ -114,16 +114,33 @@ export function connect(url: string, o: ConnectOptions = {}, timeoutMs = 5000): 
   });
 }
 
-/** The HTTP status a WebSocket handshake gets (101 when accepted; the socket is then closed). */
-export async function handshakeStatus(url: string, o: ConnectOptions = {}): Promise<number> {
+/**
+ * What a WebSocket handshake comes to: the HTTP status when it is refused before any upgrade
+ * (403, 503); the close code when the gateway accepts it only to close it before its hello
+ * (4401 no session, 4429 over a connection limit); 101 when the gateway says hello. The socket
+ * is closed afterwards.
+ */
+export async function handshakeStatus(url: string, o: ConnectOptions = {}, timeoutMs = 3000): Promise<number> {
+  let c: TestClient;
   try {
-    const c = await connect(url, o);
-    c.ws.terminate();
-    return 101;
+    c = await connect(url, o);
   } catch (err) {
     const m = /^HTTP (\d+)$/.exec((err as Error).message);
     if (m) return Number(m[1]);
     throw err;
+  }
+  try {
+    const hello = c
+      .waitFor((m) => m.type === 'hello', timeoutMs)
+      .then(
+        () => 101,
+        () => 0,
+      );
+    const outcome = await Promise.race([hello, c.closed.then((closed) => closed.code)]);
+    if (outcome === 0) throw new Error(`neither a hello nor a close from ${url} within ${timeoutMs} ms`);
+    return outcome;
+  } finally {
+    c.ws.terminate();
   }
 }
 
@@ -136,6 +153,8 @@ export interface SseEvent {
 export interface SseStream {
   status: number;
   events: SseEvent[];
+  /** Resolves when the response ends or fails, whoever ended it. */
+  ended: Promise<void>;
   waitFor(match: (e: SseEvent) => boolean, timeoutMs?: number): Promise<SseEvent>;
   close(): void;
 }
@@ -175,9 +194,11 @@ export function openSse(url: string, headers: Record<string, string>, timeoutMs 
         }
       });
       res.on('error', () => {});
+      const ended = new Promise<void>((done) => res.once('close', () => done()));
       resolve({
         status: res.statusCode ?? 0,
         events: events.items,
+        ended,
         close: () => req.destroy(),
         waitFor: (match, ms = 3000) => events.waitFor(match, ms),
       });

@@ -121,7 +121,9 @@ async function partialOutage({ cluster, gwProxy, gwUrl }: Setup): Promise<void> 
   } finally {
     await gwProxy.up();
   }
-  expect(await until(async () => (await handshake(gwUrl, { cookie })) === 401, 10_000, 100)).toBe(true);
+  expect(await until(async () => (await handshake(gwUrl, { cookie })) === CloseCode.Unauthorized, 10_000, 100)).toBe(
+    true,
+  );
 }
 
 /** Logout while the store is down or partitioned: 503, one outcome everywhere, and a 200 logout is final. */
@@ -162,7 +164,7 @@ async function ambiguousLogout({ store, cluster, gwUrl }: Setup, fault: 'down' |
 
   // From here on the old cookie is refused by every web node and every gateway, for good.
   expect(await viewsOf(nodes(), cookie)).toEqual([undefined, undefined]);
-  expect(await handshake(gwUrl, { cookie })).toBe(401);
+  expect(await handshake(gwUrl, { cookie })).toBe(CloseCode.Unauthorized);
   const revived = await timed(asBrowser(cookie), `${b.url}/set/after`, { method: 'POST', body: 'x' });
   expect(revived.status).toBe(200);
   const fresh = revived.setCookie.find((c) => c.startsWith('shoal.sid=') && !/Max-Age=0/.test(c)) ?? '';
@@ -172,7 +174,7 @@ async function ambiguousLogout({ store, cluster, gwUrl }: Setup, fault: 'down' |
   expect(freshView.attributes).toEqual({ after: 'x' });
   await sleep(600); // sweeps on both nodes ran: the end was processed, the id is still refused
   expect(await viewsOf(nodes(), cookie)).toEqual([undefined, undefined]);
-  expect(await handshake(gwUrl, { cookie })).toBe(401);
+  expect(await handshake(gwUrl, { cookie })).toBe(CloseCode.Unauthorized);
 
   // The socket that was open before the logout must not outlive it.
   const closed = await Promise.race([socket.closed, sleep(3000).then(() => null)]);

@@ -32,7 +32,10 @@ export async function openSocket(
   return { ws: client.ws, frames, closed: client.closed };
 }
 
-/** The handshake's HTTP status: 101 when accepted (the socket is then closed at once). */
+/**
+ * The handshake's outcome (the socket is then closed): its HTTP status when refused (403, 503),
+ * the close code when accepted only to be closed (4401 no session, 4429 over a limit), else 101.
+ */
 export function handshake(url: string, o: { cookie?: string; origin?: string } = {}): Promise<number> {
   return handshakeStatus(url, { cookie: o.cookie, origin: o.origin ?? ORIGIN });
 }

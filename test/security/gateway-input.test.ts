@@ -13,7 +13,7 @@ import { closePayload, frame, Op, type RawConnection, rawUpgrade } from './raw-w
  *
  * Not repeated here, see test/realtime/gateway.test.ts: Origin missing / `null` / wrong
  * scheme, port, case / suffix and prefix domains (403), forged and ended session cookies
- * (401), one message over 64 KiB (1009), message floods (4029), malformed JSON and unknown
+ * (accepted, then closed with 4401), one message over 64 KiB (1009), message floods (4029), malformed JSON and unknown
  * message types (protocol error, connection kept).
  */
 const ORIGIN = 'https://app.example.com';
@@ -150,9 +150,20 @@ describe('hostile handshakes', () => {
     c.socket.destroy();
   });
 
-  it('two Cookie headers (a planted second session cookie) → 401, neither is trusted', async () => {
+  it('a foreign Origin without a session → 403 before any upgrade (no 4401 to probe with)', async () => {
+    const c = await rawUpgrade(gw.port, { headers: { origin: 'https://evil.net' } });
+    opened.push(c);
+    expect(c.status).toBe(403);
+    await c.ended;
+    expect(c.frames).toEqual([]);
+  });
+
+  it('two Cookie headers (a planted second session cookie) → closed with 4401, neither is trusted', async () => {
     const c = await upgrade({ extraLines: [`cookie: ${cookie}`] });
-    expect(c.status).toBe(401);
+    expect(c.status).toBe(101);
+    expect(await c.closeCode()).toBe(4401);
+    // Nothing but the close frame: no hello, no channel of the session.
+    expect(c.frames.map((f) => f.opcode)).toEqual([Op.Close]);
     c.socket.destroy();
     await stillFine();
   });
