@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { SessionStartContext } from '../session/options.js';
 import { sessionFailure } from './failure.js';
 
 type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
@@ -63,6 +64,21 @@ export function commitBeforeHeaders(
   res.writeHead = intercept('writeHead') as ServerResponse['writeHead'];
   res.write = intercept('write') as ServerResponse['write'];
   res.end = intercept('end') as ServerResponse['end'];
+}
+
+/**
+ * The start context of a request's session, with the client summary worked out only
+ * if a session is created: reading the address (Express's req.ip runs its trust-proxy
+ * logic) on every request was a visible share of a session read.
+ */
+export function startContext(userAgent: () => string | undefined, ip: () => string | undefined): SessionStartContext {
+  let summary: string | undefined;
+  return {
+    get client() {
+      summary ??= clientSummary(userAgent(), ip());
+      return summary;
+    },
+  };
 }
 
 /** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */

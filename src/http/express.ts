@@ -4,7 +4,7 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { clientSummary, commitBeforeHeaders } from './commit-before-headers.js';
+import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
 import { lockFailure } from './failure.js';
 import { commitScopes, openScopes } from './scopes.js';
 
@@ -40,9 +40,15 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   options: ExpressSessionOptions<C> = {},
 ): RequestHandler {
   return (req, res, next) => {
-    const scopes = openScopes(manager, options.client, req.headers.cookie, {
-      client: clientSummary(req.headers['user-agent'], req.ip),
-    });
+    const scopes = openScopes(
+      manager,
+      options.client,
+      req.headers.cookie,
+      startContext(
+        () => req.headers['user-agent'],
+        () => req.ip,
+      ),
+    );
     req.session = scopes.session as unknown as Session;
     if (scopes.client) req.client = scopes.client as unknown as Session;
     commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes));

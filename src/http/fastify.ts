@@ -4,7 +4,7 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { clientSummary } from './commit-before-headers.js';
+import { startContext } from './commit-before-headers.js';
 import { type FailureResponse, lockFailure, sessionFailure } from './failure.js';
 import { commitScopes, type Scopes } from './scopes.js';
 
@@ -58,9 +58,13 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     app.decorateRequest('sessionLock', undefined);
 
     app.addHook('onRequest', async (request) => {
-      const s = manager.open(request.headers.cookie, {
-        client: clientSummary(request.headers['user-agent'], request.ip),
-      });
+      const s = manager.open(
+        request.headers.cookie,
+        startContext(
+          () => request.headers['user-agent'],
+          () => request.ip,
+        ),
+      );
       const c = options.client?.open(request.headers.cookie);
       request.session = s as unknown as Session;
       if (c) request.client = c as unknown as Session;

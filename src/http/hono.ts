@@ -4,7 +4,7 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { clientSummary } from './commit-before-headers.js';
+import { startContext } from './commit-before-headers.js';
 import { lockFailure, sessionFailure } from './failure.js';
 import { commitScopes, openScopes } from './scopes.js';
 
@@ -46,9 +46,15 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
 ): MiddlewareHandler<SessionEnv<T, C>> {
   const address = options.clientAddress ?? nodeServerAddress;
   return async (c, next) => {
-    const scopes = openScopes(manager, options.client, c.req.header('cookie'), {
-      client: clientSummary(c.req.header('user-agent'), address(c as unknown as Context)),
-    });
+    const scopes = openScopes(
+      manager,
+      options.client,
+      c.req.header('cookie'),
+      startContext(
+        () => c.req.header('user-agent'),
+        () => address(c as unknown as Context),
+      ),
+    );
     const vars = c as unknown as Context<{ Variables: { session: Session<T>; client: Session<C> } }>;
     vars.set('session', scopes.session);
     if (scopes.client) vars.set('client', scopes.client);

@@ -3,7 +3,7 @@ import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { clientSummary, commitBeforeHeaders } from './commit-before-headers.js';
+import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
 import { lockFailure, sessionFailure } from './failure.js';
 import { commitScopes, openScopes } from './scopes.js';
 
@@ -49,9 +49,15 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   const clients = new WeakMap<IncomingMessage, Session<C>>();
 
   const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
-    const scopes = openScopes(manager, options.client, req.headers.cookie, {
-      client: clientSummary(req.headers['user-agent'], req.socket.remoteAddress),
-    });
+    const scopes = openScopes(
+      manager,
+      options.client,
+      req.headers.cookie,
+      startContext(
+        () => req.headers['user-agent'],
+        () => req.socket.remoteAddress,
+      ),
+    );
     if (scopes.client) clients.set(req, scopes.client);
     commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes), onError);
     return scopes.session;
