@@ -31,13 +31,14 @@ local function fmt(n)
   return string.format('%.17g', n)
 end
 local function finite(n) return n ~= nil and n == n and n ~= math.huge and n ~= -math.huge end
--- meta of a session that may still be served at now, or nil
-local function live(h, now)
-  local m = redis.call('HMGET', h, 'm:rev', 'm:idle', 'm:abs', 'm:ended')
+-- meta of a session that may still be served at now, or nil; extra field names given after now
+-- are read in the same HMGET and come back in fields[5], fields[6], …
+local function live(h, now, ...)
+  local m = redis.call('HMGET', h, 'm:rev', 'm:idle', 'm:abs', 'm:ended', ...)
   if not m[1] or m[4] then return nil end
   local idle, abs = tonumber(m[2]), tonumber(m[3])
   if now >= idle or now >= abs then return nil end
-  return { rev = tonumber(m[1]), idle = idle, abs = abs }
+  return { rev = tonumber(m[1]), idle = idle, abs = abs, fields = m }
 end
 `;
 
@@ -103,11 +104,11 @@ return out
  * {'changed', {field, value, …}} otherwise. Meta order: rev, idle, abs, created, seen, user, client.
  */
 export const LOAD_IF_CHANGED = script(`
-local h, now = KEYS[1], tonumber(ARGV[1])
-local m = redis.call('HMGET', h, 'm:rev', 'm:idle', 'm:abs', 'm:ended', 'm:created', 'm:seen', 'm:user', 'm:client')
-if not m[1] or m[4] then return false end
-if now >= tonumber(m[2]) or now >= tonumber(m[3]) then return false end
-if tonumber(m[1]) ~= tonumber(ARGV[2]) then return {'changed', redis.call('HGETALL', h)} end
+local h = KEYS[1]
+local s = live(h, tonumber(ARGV[1]), 'm:created', 'm:seen', 'm:user', 'm:client')
+if not s then return false end
+if s.rev ~= tonumber(ARGV[2]) then return {'changed', redis.call('HGETALL', h)} end
+local m = s.fields
 return {'unchanged', m[1], m[2], m[3], m[5], m[6], m[7], m[8]}
 `);
 

@@ -150,10 +150,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
         | ['unchanged', ...(string | null)[]];
       if (reply === null) return null;
       if (reply[0] === 'changed') {
-        const flat = reply[1];
-        const hash: Record<string, string> = {};
-        for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i] as string] = flat[i + 1] as string;
-        const session = parseSession(id, hash);
+        const session = parseSession(id, pairsToHash(reply[1]));
         // The script already refused ended and expired sessions; only a hash without m:rev is left.
         return session ? { status: 'changed', session } : null;
       }
@@ -241,9 +238,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       const out: EndedSession[] = [];
       for (const reply of replies) {
         for (const [id, reason, attempt, ...flat] of reply) {
-          const hash: Record<string, string> = {};
-          for (let j = 0; j + 1 < flat.length; j += 2) hash[String(flat[j])] = String(flat[j + 1]);
-          const snapshot = parseSession(String(id), hash);
+          const snapshot = parseSession(String(id), pairsToHash(flat));
           if (snapshot) out.push({ snapshot, reason: String(reason) as EndReason, attempt: Number(attempt) });
         }
       }
@@ -279,6 +274,13 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       }
     },
   } satisfies SessionStore;
+}
+
+/** An HGETALL reply as a Lua script returns it (field, value, field, value, …) as a hash. */
+function pairsToHash(flat: readonly (string | number)[]): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) hash[String(flat[i])] = String(flat[i + 1]);
+  return hash;
 }
 
 /** Rebuilds a session from its hash fields; null when the hash is missing or incomplete. */
