@@ -83,14 +83,17 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
 
   const server = createServer((req, res) => {
     inFlight++;
-    res.once('close', () => inFlight--);
     if (closing) res.setHeader('connection', 'close');
     // The dashboard's own requests are not the app's traffic: they stay out of the request metrics.
-    // (Its scrapes of /metrics and /readyz count, as every probe does.)
-    if (servedByDashboard(req, res)) return;
+    // (Its scrapes of /metrics and /readyz count, as every probe does.) 'close' comes later, always.
+    if (servedByDashboard(req, res)) {
+      res.once('close', () => inFlight--);
+      return;
+    }
     m.inFlight.inc();
     const stop = m.httpDuration.startTimer({ method: req.method ?? 'GET' });
     res.once('close', () => {
+      inFlight--;
       m.inFlight.dec();
       stop();
       m.httpRequests.inc({ method: req.method ?? 'GET', status: String(res.statusCode) });
