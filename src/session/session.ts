@@ -440,8 +440,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
     }
     this.#id = record.id;
     this.#cached = this.#o.nearCache?.created(record) ?? null;
-    // This request keeps its own meta (commits update its rev) and shares the cached attributes.
-    this.#record = { ...record, meta: { ...record.meta }, attributes: this.#cached?.attributes ?? record.attributes };
+    // This request keeps its own meta (commits update its rev) and shares the cached attributes;
+    // without a cache entry the record is this request's alone already.
+    this.#record = this.#cached ? { ...record, meta: { ...record.meta }, attributes: this.#cached.attributes } : record;
     this.#state = 'live';
     this.#cookie = 'set';
     if (announce) await this.#o.onSessionStart?.({ id: record.id, userId }, this.#ctx);
