@@ -1,14 +1,28 @@
 /** shoal: sessions any node can serve, realtime gateways, and a runtime for clustered Node apps. */
 
+export { defineConfig, type ShoalConfig } from './app/config.js';
+export {
+  type AppDefinition,
+  type AppSessionOptions,
+  type AuthorizeContext,
+  defineApp,
+  type NodeContext,
+  type RealtimeApp,
+  type WebContext,
+  type WebNode,
+} from './app/define.js';
+export { booleanFromEnv, listFromEnv, nodeConfigFromEnv, sessionOptionsFromEnv } from './app/env.js';
+export { type NodeConfig, type OpenedApp, openApp } from './app/open.js';
+export { createWebNode, type RunnableWebNode } from './app/web.js';
 export type { Bus, BusMessage } from './bus/contract.js';
-export { createBus, DEFAULT_BUS_URL } from './bus/index.js';
-export { defineApp, type NodeContext, type ShoalApp, type WebNode } from './cli/app-module.js';
-export { defineConfig, type ShoalConfig } from './cli/config-file.js';
+export { busUrlFor, createBus, DEFAULT_BUS_URL } from './bus/index.js';
 export { parseDuration } from './core/duration.js';
 export * from './core/errors.js';
 export { hashId } from './core/ids.js';
-export { createPublisher, type Publisher, type Target } from './realtime/publisher.js';
+export { createPublisher, type EventMap, type Publisher, type Target } from './realtime/publisher.js';
+export { createRealtime, type Realtime, type RealtimeOptions } from './realtime/realtime.js';
 export { type ClientScopeOptions, defineClientScope } from './session/client-scope.js';
+export type { RequestSession, SessionData } from './session/data.js';
 export type { EncryptionOptions } from './session/encryption.js';
 export type { EndedSnapshot, EndInfo, SessionEndHandler } from './session/lifecycle.js';
 export type { LockContext, LockOptions } from './session/lock.js';

@@ -4,20 +4,9 @@
  * served by any web node behind a round-robin balancer, realtime through any gateway.
  */
 import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
-import type { Bus } from '../../src/bus/contract.js';
-import { createBus } from '../../src/bus/index.js';
-import type { GatewaySessionOptions } from '../../src/cli/app-module.js';
-import { parseDuration } from '../../src/core/duration.js';
-import { ConflictError } from '../../src/core/errors.js';
-import { session, sessionErrors, sessionOf } from '../../src/http/express.js';
-import { busUrlFromEnv, createRealtime, type Realtime } from '../../src/realtime/realtime.js';
-import { SessionManager } from '../../src/session/manager.js';
-import { secretsFromEnv } from '../../src/session/signing.js';
-import type { SessionStore } from '../../src/stores/contract.js';
-import { createStore, DEFAULT_STORE_URL } from '../../src/stores/index.js';
-import { instrumentStore } from '../../src/stores/instrument.js';
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express';
+import { ConflictError, parseDuration, type WebContext, type WebNode } from 'shoal';
+import { session, sessionErrors, sessionOf } from 'shoal/express';
 import { type Assets, buildAssets } from './assets.js';
 import { appPage, type Boot, loginPage } from './pages.js';
 import {
@@ -34,38 +23,14 @@ import {
   ROOMS,
 } from './shop.js';
 
-export interface Demo {
-  app: Express;
-  store: SessionStore;
-  bus: Bus;
-  sessions: SessionManager<DemoSchema>;
-  realtime: Realtime<DemoEvents>;
-  close(): Promise<void>;
-}
-
-/** Cookie and secrets as the web nodes use them; the gateways read the same cookie. */
-export function demoSessionOptions(env: NodeJS.ProcessEnv): GatewaySessionOptions {
-  return {
-    secrets: secretsFromEnv(env.SHOAL_SECRETS),
-    cookie: { secure: env.SHOAL_COOKIE_SECURE !== 'false' },
-  };
-}
-
 const HISTORY = 50;
 
-export async function createDemo(env: NodeJS.ProcessEnv = process.env): Promise<Demo> {
-  const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
+/** The demo's web tier: every node builds the same Express app over the sessions and bus it is given. */
+export async function createDemo(ctx: WebContext<DemoSchema, DemoEvents>): Promise<WebNode> {
+  const { nodeId: node, env, sessions, bus } = ctx;
   const shipDelayMs = parseDuration(env.SHOAL_DEMO_SHIP_DELAY ?? '3s', 'SHOAL_DEMO_SHIP_DELAY');
   const assets: Assets = await buildAssets();
-  const store = instrumentStore(await createStore(env.SHOAL_STORE ?? DEFAULT_STORE_URL));
-  const bus = await createBus(busUrlFromEnv(env)).catch(async (err: unknown) => {
-    await store.close();
-    throw err;
-  });
-  const sessions = new SessionManager<DemoSchema>({ store, ...demoSessionOptions(env), nodeId: node });
-  // Logout, rotation on login and expiry close the session's sockets on every gateway.
-  const realtime = createRealtime<DemoEvents>({ bus, sessions });
-  const to = realtime.publisher.to.bind(realtime.publisher);
+  const to = ctx.realtime.to.bind(ctx.realtime);
   const shipping = new Set<NodeJS.Timeout>();
 
   const app = express();
@@ -256,11 +221,11 @@ export async function createDemo(env: NodeJS.ProcessEnv = process.env): Promise<
   };
   app.use(errors);
 
-  const close = async () => {
-    for (const t of shipping) clearTimeout(t);
-    await realtime.close();
-    await sessions.close();
-    await Promise.allSettled([bus.close(), store.close()]);
+  return {
+    handler: app,
+    // Orders still waiting to ship are the demo's own timers; sessions, bus and store close with the node.
+    close: async () => {
+      for (const t of shipping) clearTimeout(t);
+    },
   };
-  return { app, store, bus, sessions, realtime, close };
 }

@@ -3,7 +3,6 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as Esbuild from 'esbuild';
-import { importOptional } from '../../src/core/lazy-import.js';
 
 export interface Asset {
   body: Buffer;
@@ -21,13 +20,15 @@ export interface Assets {
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
 /**
- * Bundles the browser SDK (src/client/index.ts) and the page script with
+ * Bundles the browser SDK (shoal/client) and the page script with
  * esbuild when the node starts, and keeps a copy under `.shoal/cache/demo/`
  * (never committed). The SDK is its own file, as an app would ship it; the
  * page script imports it by its hashed URL.
  */
 export async function buildAssets(cacheDir = '.shoal/cache/demo'): Promise<Assets> {
-  const esbuild = await importOptional<typeof Esbuild>('esbuild', 'bundling the demo’s browser code');
+  const esbuild = (await import('esbuild').catch((err: unknown) => {
+    throw new Error('the demo bundles its browser code with esbuild: npm install --save-dev esbuild', { cause: err });
+  })) as typeof Esbuild;
   const common = {
     bundle: true,
     format: 'esm',
@@ -46,7 +47,11 @@ export async function buildAssets(cacheDir = '.shoal/cache/demo'): Promise<Asset
     return `/assets/${file}`;
   };
 
-  const sdk = await esbuild.build({ ...common, entryPoints: [here('../../src/client/index.ts')] });
+  // The SDK as the package exports it: an app would bundle 'shoal/client' the same way.
+  const sdk = await esbuild.build({
+    ...common,
+    stdin: { contents: "export * from 'shoal/client';", resolveDir: here('.'), loader: 'ts' },
+  });
   const sdkUrl = add('shoal-client', 'js', firstOutput(sdk), 'text/javascript; charset=utf-8');
 
   const page = await esbuild.build({
@@ -57,7 +62,7 @@ export async function buildAssets(cacheDir = '.shoal/cache/demo'): Promise<Asset
         // The page imports the SDK from source for its types; in the browser it loads the SDK bundle.
         name: 'sdk-as-file',
         setup(build) {
-          build.onResolve({ filter: /src\/client\/index\.js$/ }, () => ({ path: sdkUrl, external: true }));
+          build.onResolve({ filter: /^shoal\/client$/ }, () => ({ path: sdkUrl, external: true }));
         },
       },
     ],

@@ -2,92 +2,20 @@
  * The probe: a tiny Express app that cluster tests and benchmarks drive.
  * Its routes are a fixed protocol (see docs/architecture.md#probe); keep them stable.
  */
-import { hostname } from 'node:os';
 import express, { type ErrorRequestHandler, type Express } from 'express';
-import type { Bus } from '../../src/bus/contract.js';
-import { createBus } from '../../src/bus/index.js';
-import type { GatewaySessionOptions } from '../../src/cli/app-module.js';
-import { ShoalError } from '../../src/core/errors.js';
-import { clientOf, session, sessionErrors } from '../../src/http/express.js';
-import { busUrlFromEnv, createRealtime, type Realtime } from '../../src/realtime/realtime.js';
-import { defineClientScope } from '../../src/session/client-scope.js';
-import { encryptionKeysFromEnv } from '../../src/session/encryption.js';
-import { SessionManager } from '../../src/session/manager.js';
-import type { SessionStore } from '../../src/stores/contract.js';
-import { createStore } from '../../src/stores/index.js';
-import { instrumentStore } from '../../src/stores/instrument.js';
+import { ConfigError, ShoalError, type WebContext } from 'shoal';
+import { clientOf, session, sessionErrors } from 'shoal/express';
 
-export interface Probe {
-  app: Express;
-  store: SessionStore;
-  sessions: SessionManager;
-  /** The client scope (long-lived per-browser data), in its own store namespace. */
-  clients: SessionManager;
-  bus: Bus;
-  realtime: Realtime;
-  close(): Promise<void>;
-}
-
-const DEV_SECRET = 'probe-development-secret-never-use-in-production';
-
-/** Cookie and secrets as the probe's web nodes use them; its gateways must read the same cookie. */
-export function probeSessionOptions(env: NodeJS.ProcessEnv): GatewaySessionOptions {
-  return {
-    secrets: (env.SHOAL_SECRETS ?? DEV_SECRET).split(','),
-    cookie: { secure: env.SHOAL_COOKIE_SECURE === 'true' },
-  };
-}
-
-/** Encryption at rest (SHOAL_ENCRYPTION_KEYS) and the size budget (SHOAL_MAX_SIZE), for both scopes. */
-function probeDataOptions(env: NodeJS.ProcessEnv): { encryption: { keys: string[] } | false; maxSize?: number } {
-  const keys = encryptionKeysFromEnv(env.SHOAL_ENCRYPTION_KEYS);
-  return {
-    encryption: keys ? { keys } : false,
-    ...(env.SHOAL_MAX_SIZE ? { maxSize: Number(env.SHOAL_MAX_SIZE) } : {}),
-  };
-}
+/** Sessions this process saw end (onSessionEnd ran here), for the cluster tests' exactly-once check. */
+export const ended: Array<{ id: string; reason: string; attempt: number; endedAt: number; handledAt: number }> = [];
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise<Probe> {
-  const node = env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
-  const url = env.SHOAL_STORE ?? 'sqlite:.shoal/shoal.db';
-  // SHOAL_NAMESPACE lets a test run keep its keys apart (and clean them up) on a shared backend.
-  const namespace = env.SHOAL_NAMESPACE ?? 'session';
-  const store = instrumentStore(await createStore(url, { namespace }));
-  const clientStore = await createStore(url, { namespace: env.SHOAL_NAMESPACE ? `${namespace}-client` : 'client' });
+export function createProbe({ nodeId: node, env, sessions, clients, realtime }: WebContext): Express {
+  if (!clients) throw new ConfigError('the probe needs the client scope: defineApp({ client: true })');
   const lockWait = env.SHOAL_LOCK_WAIT ?? '5s';
-  const bus = await createBus(busUrlFromEnv(env));
-  // Ends this process handled, for the cluster tests' exactly-once check.
-  const ended: Array<{ id: string; reason: string; attempt: number; endedAt: number; handledAt: number }> = [];
-  const endDelayMs = Number(env.SHOAL_PROBE_END_DELAY ?? 0);
-  const sessions = new SessionManager({
-    store,
-    ...probeSessionOptions(env),
-    ...probeDataOptions(env),
-    nodeId: node,
-    ...(store.capabilities.lifecycle
-      ? {
-          onSessionEnd: async (snapshot, { reason, attempt }) => {
-            // A slow handler lets tests kill a process while it holds claims.
-            if (endDelayMs) await new Promise((r) => setTimeout(r, endDelayMs));
-            ended.push({ id: snapshot.id, reason, attempt, endedAt: snapshot.endedAt, handledAt: Date.now() });
-          },
-        }
-      : {}),
-  });
-
-  // Logout, rotation and expiry close the session's sockets on every gateway.
-  const realtime = createRealtime({ bus, sessions });
-
-  const clients = defineClientScope({
-    store: clientStore,
-    ...probeSessionOptions(env),
-    ...probeDataOptions(env),
-    nodeId: node,
-  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -141,7 +69,7 @@ export async function createProbe(env: NodeJS.ProcessEnv = process.env): Promise
         return;
       }
       try {
-        const target = realtime.publisher.to(channel);
+        const target = realtime.to(channel);
         sends.push(() => target.send(event, data));
       } catch (err) {
         res.status(400).json({ error: (err as Error).message });
@@ -258,10 +186,5 @@ Reload: the balancer sends each request to the next node, and your session follo
   };
   app.use(shoalErrors);
 
-  const close = async () => {
-    await realtime.close();
-    await Promise.all([sessions.close(), clients.close()]);
-    await Promise.allSettled([bus.close(), store.close(), clientStore.close()]);
-  };
-  return { app, store, sessions, clients, bus, realtime, close };
+  return app;
 }

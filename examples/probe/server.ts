@@ -1,17 +1,21 @@
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { createProbe } from './app.js';
+import { createWebNode, nodeConfigFromEnv } from 'shoal';
+import probe from './shoal.app.js';
 
+/** The probe in a plain node:http server, as an app that runs its own server would host it. */
 const { values } = parseArgs({
   options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },
 });
-const probe = await createProbe();
-const server = probe.app.listen(Number(values.port), values.host, () => {
+const node = await createWebNode(probe, nodeConfigFromEnv(process.env, 'web'));
+const server = createServer(node.handler);
+server.listen(Number(values.port), values.host, () => {
   console.log(JSON.stringify({ msg: 'probe listening', port: Number(values.port), pid: process.pid }));
 });
 
 const stop = () => {
   server.close(() => {
-    void probe.close().finally(() => process.exit(0));
+    void node.close().finally(() => process.exit(0));
   });
   server.closeAllConnections();
 };

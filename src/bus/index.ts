@@ -8,6 +8,16 @@ export type { Bus, BusMessage, BusOptions, Position, PublishInput, ReadResult } 
 export const DEFAULT_BUS_URL = 'sqlite:.shoal/shoal.db';
 
 /**
+ * The one default rule for a bus URL, the same in the library and the CLI: the store's URL when
+ * that backend is also a bus (sqlite, redis, postgres), so web nodes and gateways that name only a
+ * store still meet on one bus; otherwise the embedded default.
+ */
+export function busUrlFor(storeUrl: string | undefined): string {
+  if (storeUrl && /^(sqlite|redis|rediss|postgres|postgresql):/i.test(storeUrl)) return storeUrl;
+  return DEFAULT_BUS_URL;
+}
+
+/**
  * Opens the message bus a URL names (12-factor: SHOAL_BUS):
  * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `postgres://…` · `nats://…` · `amqp://…` / `amqps://…`.
  * Each backend module is imported only when used, so apps install only the client they need.

@@ -1,17 +1,16 @@
-import { createBus } from '../bus/index.js';
+import type { AppDefinition } from '../app/define.js';
+import { listFromEnv } from '../app/env.js';
+import { type NodeConfig, openApp } from '../app/open.js';
 import { ConfigError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
-import { busUrlFromEnv } from '../realtime/realtime.js';
-import { SessionManager } from '../session/manager.js';
-import { secretsFromEnv } from '../session/signing.js';
-import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
-import type { GatewaySessionOptions, NodeContext, ShoalApp } from './app-module.js';
+import { redact } from '../stores/index.js';
 import type { RunningNode } from './web-node.js';
 
 export interface GatewayNodeOptions {
-  app: ShoalApp;
-  ctx: NodeContext;
+  app: AppDefinition;
+  /** This node's configuration (the CLI reads it from SHOAL_* variables: nodeConfigFromEnv). */
+  config: Omit<NodeConfig, 'role'>;
   port: number;
   host?: string;
   /** Sockets are closed with 1012 spread over this window, so clients reconnect elsewhere gradually. */
@@ -27,16 +26,14 @@ export interface GatewayNodeOptions {
  * process only. SIGTERM drains (see drain()).
  */
 export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode> {
-  const env = o.ctx.env;
+  const env = o.config.env;
   const log = o.log ?? ((line) => console.log(JSON.stringify(line)));
-  const origins = (env.SHOAL_ORIGINS ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const origins = [...new Set([...(listFromEnv(env.SHOAL_ORIGINS) ?? []), ...(o.app.realtime?.origins ?? [])])];
   if (origins.length === 0) {
     throw new ConfigError(
-      'SHOAL_ORIGINS is not set: list the origins your pages are served from, comma-separated ' +
-        '(e.g. SHOAL_ORIGINS=https://app.example.com). A gateway refuses WebSocket handshakes from any other origin.',
+      'no origins: list the origins your pages are served from in SHOAL_ORIGINS, comma-separated ' +
+        '(e.g. SHOAL_ORIGINS=https://app.example.com), or in defineApp({ realtime: { origins } }). ' +
+        'A gateway refuses WebSocket handshakes from any other origin.',
     );
   }
   // Read before any backend is opened, so a bad value fails fast with nothing to clean up.
@@ -45,22 +42,12 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     env.SHOAL_MAX_CONNECTIONS_PER_SESSION,
   );
   const maxConnectionsPerUser = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
-  const storeUrl = env.SHOAL_STORE ?? DEFAULT_STORE_URL;
-  const busUrl = busUrlFromEnv(env);
-  const store = await createStore(storeUrl);
-  const bus = await createBus(busUrl).catch(async (err: unknown) => {
-    await store.close();
-    throw err;
-  });
-  const session: GatewaySessionOptions = o.app.realtime?.session?.(o.ctx) ?? {
-    secrets: secretsFromEnv(env.SHOAL_SECRETS),
-    cookie: { secure: env.SHOAL_COOKIE_SECURE !== 'false' },
-  };
-  // No sweeper here: ended sessions are claimed by web nodes, which run the app's onSessionEnd.
-  const sessions = new SessionManager({ ...session, store, nodeId: o.ctx.nodeId, sweep: { enabled: false } });
+  // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
+  const app = await openApp(o.app, { ...o.config, role: 'gateway' });
+  const { bus, sessions } = app;
   const authorize = o.app.realtime?.authorize?.bind(o.app.realtime);
   const gateway = await createGateway({
-    id: o.ctx.nodeId,
+    id: o.config.nodeId,
     bus,
     sessions,
     origins,
@@ -69,27 +56,29 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,
+  }).catch(async (err: unknown) => {
+    await app.close();
+    throw err;
   });
   await gateway.listen(o.port, o.host ?? '127.0.0.1');
   log({
     level: 'info',
     msg: 'gateway listening',
-    node: o.ctx.nodeId,
+    node: o.config.nodeId,
     port: o.port,
     pid: process.pid,
-    store: redact(storeUrl),
-    bus: redact(busUrl),
+    store: redact(app.storeUrl),
+    bus: redact(app.busUrl),
   });
 
   let drained: Promise<void> | undefined;
   const drain = () => {
     drained ??= (async () => {
       const started = Date.now();
-      log({ level: 'info', msg: 'draining', node: o.ctx.nodeId, connections: gateway.connections() });
+      log({ level: 'info', msg: 'draining', node: o.config.nodeId, connections: gateway.connections() });
       await gateway.drain(o.drainWindowMs ?? 10_000);
-      await sessions.close();
-      await Promise.allSettled([bus.close(), store.close()]);
-      log({ level: 'info', msg: 'drained', node: o.ctx.nodeId, ms: Date.now() - started });
+      await app.close();
+      log({ level: 'info', msg: 'drained', node: o.config.nodeId, ms: Date.now() - started });
     })();
     return drained;
   };

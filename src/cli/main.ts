@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { nodeConfigFromEnv } from '../app/env.js';
 import { parseDuration } from '../core/duration.js';
 import { ShoalError } from '../core/errors.js';
 import { loadApp } from './app-module.js';
@@ -107,7 +108,6 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     case 'web': {
-      const nodeId = process.env.SHOAL_NODE_ID ?? `web-${process.pid}`;
       // Checked before the app loads, so a bad token stops the node at once. No flag for the token:
       // a command line is readable by every user of the machine (ps).
       const dashboard = webDashboardSettings(
@@ -116,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
       );
       const node = await runWebNode({
         app: await loadApp(requireApp(values.app)),
-        ctx: { nodeId, env: process.env },
+        config: nodeConfigFromEnv(process.env, 'web'),
         port: Number(values.port ?? process.env.PORT ?? 3000),
         host: values.host ?? process.env.HOST ?? '127.0.0.1',
         drainTimeoutMs: parseDuration(
@@ -132,10 +132,9 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keep running
     }
     case 'gateway': {
-      const nodeId = process.env.SHOAL_NODE_ID ?? `gateway-${process.pid}`;
       const node = await runGatewayNode({
         app: await loadApp(requireApp(values.app)),
-        ctx: { nodeId, env: process.env },
+        config: nodeConfigFromEnv(process.env, 'gateway'),
         port: Number(values.port ?? process.env.PORT ?? 3100),
         host: values.host ?? process.env.HOST ?? '127.0.0.1',
         drainWindowMs: parseDuration(process.env.SHOAL_DRAIN_WINDOW ?? '10s', 'SHOAL_DRAIN_WINDOW'),

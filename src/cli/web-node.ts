@@ -1,8 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
+import type { AppDefinition } from '../app/define.js';
+import type { NodeConfig } from '../app/open.js';
+import { createWebNode } from '../app/web.js';
 import { createLogger } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
-import type { NodeContext, ShoalApp } from './app-module.js';
 import type { DashboardHandler } from './dashboard.js';
 import { type WebDashboardSettings, webNodeDashboard } from './web-dashboard.js';
 
@@ -13,8 +15,9 @@ export interface RunningNode {
 }
 
 export interface WebNodeOptions {
-  app: ShoalApp;
-  ctx: NodeContext;
+  app: AppDefinition;
+  /** This node's configuration (the CLI reads it from SHOAL_* variables: nodeConfigFromEnv). */
+  config: Omit<NodeConfig, 'role'>;
   port: number;
   host?: string;
   /** Time after readiness turns false before the listener closes, so balancers stop sending. */
@@ -33,8 +36,8 @@ export interface WebNodeOptions {
  * With dashboard settings it also answers /_shoal/ before the app sees the request.
  */
 export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
-  const web = await o.app.web(o.ctx);
-  const logger = createLogger({ node: o.ctx.nodeId, role: 'web' });
+  const web = await createWebNode(o.app, o.config);
+  const logger = createLogger({ node: o.config.nodeId, role: 'web' });
   const log = o.log ?? ((line: Record<string, unknown>) => logger.info(line));
   const m = metrics();
   let draining = false;
@@ -59,7 +62,9 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
 
   const probe = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     if (req.url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, node: o.ctx.nodeId }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: true, node: o.config.nodeId }));
       return true;
     }
     if (req.url === '/metrics') {
@@ -70,14 +75,14 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     let problem = draining ? 'draining' : '';
     if (!problem) {
       try {
-        await web.ready?.();
+        await web.ready();
       } catch (err) {
         problem = (err as Error).message;
       }
     }
     res
       .writeHead(problem ? 503 : 200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ ready: !problem, node: o.ctx.nodeId, ...(problem ? { problem } : {}) }));
+      .end(JSON.stringify({ ready: !problem, node: o.config.nodeId, ...(problem ? { problem } : {}) }));
     return true;
   };
 
@@ -117,7 +122,7 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((resolve) => server.listen(o.port, host, resolve));
   const port = (server.address() as AddressInfo).port;
-  if (o.dashboard) dashboard = webNodeDashboard(o.dashboard, { name: o.ctx.nodeId, host, port });
+  if (o.dashboard) dashboard = webNodeDashboard(o.dashboard, { name: o.config.nodeId, host, port });
   log({
     msg: 'web node listening',
     port,

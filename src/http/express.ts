@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
@@ -16,8 +17,11 @@ export interface SessionLockInfo extends LockContext {
 declare global {
   namespace Express {
     interface Request {
-      /** The shoal session of this request (typed per app with sessionOf(req, sessions)). */
-      session: Session;
+      /**
+       * The shoal session of this request, typed by the app's SessionData
+       * (`declare module 'shoal' { interface SessionData { … } }`) or with sessionOf(req, sessions).
+       */
+      session: RequestSession;
       /** The client scope, when session(sessions, { client }) was given one (typed with clientOf(req, clients)). */
       client?: Session;
       /** Set by sessionLock(name) while the route holds the lock. */
@@ -49,7 +53,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
         () => req.ip,
       ),
     );
-    req.session = scopes.session as unknown as Session;
+    req.session = scopes.session as unknown as RequestSession;
     if (scopes.client) req.client = scopes.client as unknown as Session;
     commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes));
     next();
@@ -89,7 +93,10 @@ export function sessionLock(name: string, options: LockOptions = {}): RequestHan
 }
 
 /** The typed session of a request: `sessionOf(req, sessions)` → Session<YourSchema>. */
-export function sessionOf<T extends SessionSchema>(req: { session: Session }, _manager: SessionManager<T>): Session<T> {
+export function sessionOf<T extends SessionSchema>(
+  req: { session: RequestSession },
+  _manager: SessionManager<T>,
+): Session<T> {
   return req.session as unknown as Session<T>;
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
@@ -13,8 +14,8 @@ export type SessionLockConfig = string | ({ name: string } & LockOptions);
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The shoal session of this request (typed per app with sessionOf(request, sessions)). */
-    session: Session;
+    /** The shoal session of this request, typed by the app's SessionData (or with sessionOf(request, sessions)). */
+    session: RequestSession;
     /** The client scope, when session(sessions, { client }) was given one (typed with clientOf(request, clients)). */
     client?: Session;
     /** Set while a route with `config.sessionLock` holds its lock. */
@@ -141,7 +142,7 @@ function replace(
 
 /** The typed session of a request: `sessionOf(request, sessions)` → Session<YourSchema>. */
 export function sessionOf<T extends SessionSchema>(
-  request: { session: Session },
+  request: { session: RequestSession },
   _manager: SessionManager<T>,
 ): Session<T> {
   return request.session as unknown as Session<T>;

@@ -1,5 +1,5 @@
 import type { Bus } from '../bus/contract.js';
-import { DEFAULT_BUS_URL } from '../bus/index.js';
+import { busUrlFor } from '../bus/index.js';
 import type { SessionManager } from '../session/manager.js';
 import { createPublisher, type EventMap, type Publisher, publishSessionEnded } from './publisher.js';
 
@@ -41,8 +41,5 @@ export function createRealtime<E extends EventMap = EventMap>(o: RealtimeOptions
  * the same way, or publishers and gateways would talk past each other.
  */
 export function busUrlFromEnv(env: NodeJS.ProcessEnv): string {
-  if (env.SHOAL_BUS) return env.SHOAL_BUS;
-  const store = env.SHOAL_STORE;
-  if (store && /^(sqlite|redis|rediss|postgres|postgresql):/i.test(store)) return store;
-  return DEFAULT_BUS_URL;
+  return env.SHOAL_BUS || busUrlFor(env.SHOAL_STORE);
 }

@@ -21,10 +21,15 @@ export async function startDevCluster(o: {
   port: number;
   env: Record<string, string>;
   timeoutMs?: number;
+  /** How to run the CLI: default the repo's source through tsx; a consumer test passes the installed bin. */
+  cli?: string[];
+  /** Working directory of the cluster (default the repo root). */
+  cwd?: string;
 }): Promise<DevCluster> {
   const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways)];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--port', String(o.port)], {
-    cwd: ROOT,
+  const cli = o.cli ?? ['--import', 'tsx', 'src/cli/main.ts'];
+  const child = spawn(process.execPath, [...cli, ...args, '--port', String(o.port)], {
+    cwd: o.cwd ?? ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...o.env },

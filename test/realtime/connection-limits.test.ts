@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AppDefinition, nodeConfigFromEnv } from 'shoal';
 import { afterAll, describe, expect, it } from 'vitest';
 import { memoryBus } from '../../src/bus/memory.js';
-import type { ShoalApp } from '../../src/cli/app-module.js';
 import { runGatewayNode } from '../../src/cli/gateway-node.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { ConnectionLimits, limitFromEnv } from '../../src/realtime/connection-limits.js';
@@ -71,11 +71,16 @@ describe('configuration', () => {
     }
   });
 
-  const app: ShoalApp = { web: async () => ({ handler: () => {}, close: async () => {} }) };
+  const app: AppDefinition = { web: () => () => {} };
 
   it('`shoal gateway` refuses an invalid SHOAL_MAX_CONNECTIONS_PER_SESSION before opening any backend', async () => {
     const env = { SHOAL_ORIGINS: ORIGIN, SHOAL_STORE: 'memory:', SHOAL_MAX_CONNECTIONS_PER_SESSION: '0' };
-    const started = runGatewayNode({ app, ctx: { nodeId: 'gw-bad', env }, port: 0, log: () => {} });
+    const started = runGatewayNode({
+      app,
+      config: nodeConfigFromEnv(env, 'gateway', 'gw-bad'),
+      port: 0,
+      log: () => {},
+    });
     await expect(started).rejects.toThrow(/SHOAL_MAX_CONNECTIONS_PER_SESSION="0" is not a valid connection limit/);
   });
 
@@ -97,9 +102,8 @@ describe('configuration', () => {
     const port = await freePort();
     const node = await runGatewayNode({
       app,
-      ctx: {
-        nodeId: 'gw-limits',
-        env: {
+      config: nodeConfigFromEnv(
+        {
           SHOAL_ORIGINS: ORIGIN,
           SHOAL_STORE: `sqlite:${db}`,
           SHOAL_BUS: 'memory:',
@@ -108,7 +112,9 @@ describe('configuration', () => {
           SHOAL_MAX_CONNECTIONS_PER_SESSION: '1',
           SHOAL_MAX_CONNECTIONS_PER_USER: '2',
         },
-      },
+        'gateway',
+        'gw-limits',
+      ),
       port,
       drainWindowMs: 0,
       log: () => {},

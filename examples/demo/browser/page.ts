@@ -2,7 +2,7 @@
  * The demo page's script (bundled for the browser by ../assets.ts). Forms post
  * with fetch; the realtime client keeps the cart, chat and notifications live.
  */
-import { connect } from '../../../src/client/index.js';
+import { connect } from 'shoal/client';
 import type { Boot } from '../pages.js';
 import type { Cart, ChatMessage, DemoEvents, Order } from '../shop.js';
 

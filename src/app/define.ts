@@ -1,0 +1,82 @@
+import type { RequestListener } from 'node:http';
+import type { Bus } from '../bus/contract.js';
+import type { AuthorizeContext } from '../realtime/gateway.js';
+import type { EventMap, Publisher } from '../realtime/publisher.js';
+import type { ClientScopeOptions } from '../session/client-scope.js';
+import type { SessionManager } from '../session/manager.js';
+import type { SessionOptions, SessionSchema } from '../session/options.js';
+import type { SessionStore } from '../stores/contract.js';
+
+export type { AuthorizeContext };
+
+/** Where a node runs: its name in the cluster and its environment (the CLI passes process.env). */
+export interface NodeContext {
+  /** Stable name of this node in the cluster, e.g. "web-2". */
+  nodeId: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Session settings shared by web nodes and gateways. The store and the signing secrets come
+ * from the node's configuration (SHOAL_STORE, SHOAL_SECRETS) unless given here.
+ */
+export type AppSessionOptions<T extends SessionSchema = SessionSchema> = Omit<SessionOptions<T>, 'store'> & {
+  store?: SessionStore;
+};
+
+/** What the runtime hands to `web(ctx)`: everything is open and closed for you. */
+export interface WebContext<T extends SessionSchema = SessionSchema, E extends EventMap = EventMap>
+  extends NodeContext {
+  /** The session manager both tiers share: `app.use(session(ctx.sessions))`. */
+  sessions: SessionManager<T>;
+  /** The client scope (long-lived per-browser data), when the definition has `client`. */
+  clients: SessionManager | undefined;
+  /**
+   * Reaches sockets on every gateway: `ctx.realtime.to({ user }).send('order.shipped', data)`.
+   * Sessions that end here (logout, login rotation, expiry) close their sockets everywhere.
+   */
+  realtime: Publisher<E>;
+  store: SessionStore;
+  bus: Bus;
+}
+
+/** What `web(ctx)` returns: a request handler (an Express or Hono-on-node app is one), or a node. */
+export interface WebNode {
+  handler: RequestListener;
+  /** Rejects when a dependency of the app's own is unreachable: /readyz answers 503. */
+  ready?(): Promise<void>;
+  /** Closes what the app opened itself; the store, bus and sessions are closed by the runtime. */
+  close?(): Promise<void>;
+}
+
+/** The app's realtime rules, read by `shoal gateway --app <module>`. */
+export interface RealtimeApp {
+  /**
+   * May this session join this channel? `user:<own id>` and `session:<own id>` are
+   * always allowed and other `user:`/`session:` channels never; everything else is up to you.
+   */
+  authorize?(session: AuthorizeContext, channel: string): boolean | Promise<boolean>;
+  /** Page origins allowed to open realtime connections, added to SHOAL_ORIGINS. */
+  origins?: string[];
+}
+
+/**
+ * One definition of an app, read by web nodes and gateways alike, so the two tiers cannot
+ * disagree on the store, the bus, the cookie or the secrets.
+ */
+export interface AppDefinition<T extends SessionSchema = SessionSchema, E extends EventMap = EventMap> {
+  /** Session settings (timeouts, cookie, onSessionStart/End…), or a function of the node's context. */
+  session?: AppSessionOptions<T> | ((ctx: NodeContext) => AppSessionOptions<T>);
+  /** Turns on the client scope (its own cookie and store namespace "client"). */
+  client?: Omit<ClientScopeOptions, 'store'> | true;
+  realtime?: RealtimeApp;
+  /** Builds the web tier's request handler. Called once per web node. */
+  web(ctx: WebContext<T, E>): WebNode | RequestListener | Promise<WebNode | RequestListener>;
+}
+
+/** The default export of an app module: `export default defineApp({ session, realtime, web })`. */
+export function defineApp<T extends SessionSchema = SessionSchema, E extends EventMap = EventMap>(
+  app: AppDefinition<T, E>,
+): AppDefinition<T, E> {
+  return app;
+}

@@ -1,0 +1,75 @@
+import { ConfigError } from '../core/errors.js';
+import type { SessionOptions } from '../session/options.js';
+import type { NodeConfig } from './open.js';
+
+/** "a, b,,c" → ["a", "b", "c"]; undefined when nothing is left. */
+export function listFromEnv(value: string | undefined): string[] | undefined {
+  const items = (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return items.length ? items : undefined;
+}
+
+/** "true" / "false" (any case) → boolean; unset → undefined; anything else names the variable. */
+export function booleanFromEnv(name: string, value: string | undefined): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  const v = value.trim().toLowerCase();
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
+/**
+ * The session settings a node takes from its environment. The library itself never reads
+ * process.env: the CLI calls this once per node and hands the result to the app definition,
+ * so web nodes and gateways resolve every setting the same way.
+ *
+ * SHOAL_SECRETS, SHOAL_ENCRYPTION_KEYS, SHOAL_IDLE_TIMEOUT, SHOAL_ABSOLUTE_TIMEOUT,
+ * SHOAL_SWEEP_INTERVAL, SHOAL_SWEEP_LEASE, SHOAL_NODE_ID, SHOAL_MAX_SIZE, SHOAL_COOKIE_SECURE.
+ */
+export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv): Partial<SessionOptions> {
+  const out: Partial<SessionOptions> = {};
+  const secrets = listFromEnv(env.SHOAL_SECRETS);
+  if (secrets) out.secrets = secrets;
+  const keys = listFromEnv(env.SHOAL_ENCRYPTION_KEYS);
+  if (keys) out.encryption = { keys };
+  if (env.SHOAL_IDLE_TIMEOUT) out.idleTimeout = env.SHOAL_IDLE_TIMEOUT;
+  if (env.SHOAL_ABSOLUTE_TIMEOUT) out.absoluteTimeout = env.SHOAL_ABSOLUTE_TIMEOUT;
+  if (env.SHOAL_SWEEP_INTERVAL || env.SHOAL_SWEEP_LEASE) {
+    out.sweep = {
+      ...(env.SHOAL_SWEEP_INTERVAL ? { interval: env.SHOAL_SWEEP_INTERVAL } : {}),
+      ...(env.SHOAL_SWEEP_LEASE ? { lease: env.SHOAL_SWEEP_LEASE } : {}),
+    };
+  }
+  if (env.SHOAL_NODE_ID) out.nodeId = env.SHOAL_NODE_ID;
+  if (env.SHOAL_MAX_SIZE) {
+    const n = Number(env.SHOAL_MAX_SIZE);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new ConfigError(
+        `SHOAL_MAX_SIZE must be a positive whole number of bytes, got "${env.SHOAL_MAX_SIZE}" (e.g. 524288)`,
+      );
+    }
+    out.maxSize = n;
+  }
+  const secure = booleanFromEnv('SHOAL_COOKIE_SECURE', env.SHOAL_COOKIE_SECURE);
+  if (secure !== undefined) out.cookie = { secure };
+  return out;
+}
+
+/**
+ * A node's whole configuration from SHOAL_* variables: SHOAL_STORE, SHOAL_BUS (default: the
+ * store's URL when that backend is also a bus), SHOAL_NAMESPACE, SHOAL_NODE_ID and the session
+ * settings above. Web nodes and gateways call this with the same environment and agree.
+ */
+export function nodeConfigFromEnv(env: NodeJS.ProcessEnv, role: NodeConfig['role'], nodeId?: string): NodeConfig {
+  return {
+    role,
+    nodeId: env.SHOAL_NODE_ID || nodeId || `${role}-${process.pid}`,
+    env,
+    store: env.SHOAL_STORE || undefined,
+    bus: env.SHOAL_BUS || undefined,
+    namespace: env.SHOAL_NAMESPACE || undefined,
+    session: sessionOptionsFromEnv(env),
+  };
+}

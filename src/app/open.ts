@@ -1,0 +1,135 @@
+import type { Bus } from '../bus/contract.js';
+import { busUrlFor, createBus } from '../bus/index.js';
+import { createRealtime, type Realtime } from '../realtime/realtime.js';
+import { defineClientScope } from '../session/client-scope.js';
+import { SessionManager } from '../session/manager.js';
+import type { SessionOptions, SessionSchema } from '../session/options.js';
+import type { SessionStore } from '../stores/contract.js';
+import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
+import type { AppDefinition, AppSessionOptions, NodeContext, RealtimeApp } from './define.js';
+
+/** How one node of the cluster is configured (the CLI builds it from SHOAL_* variables). */
+export interface NodeConfig extends NodeContext {
+  /** "web" nodes run the lifecycle sweeper (onSessionEnd); gateways only read sessions. */
+  role: 'web' | 'gateway';
+  /** Session store URL. Default sqlite:.shoal/shoal.db. */
+  store?: string | undefined;
+  /** Message bus URL. Default: the store's URL when that backend is also a bus (see busUrlFor). */
+  bus?: string | undefined;
+  /** Keeps this app's sessions apart from other apps' on a shared store. Default "session". */
+  namespace?: string | undefined;
+  /** Session settings from the node's environment; the app definition's own settings win. */
+  session?: Partial<SessionOptions> | undefined;
+}
+
+/** An app definition opened on one node: its backends, sessions and realtime link. */
+export interface OpenedApp<T extends SessionSchema = SessionSchema> {
+  storeUrl: string;
+  busUrl: string;
+  store: SessionStore;
+  bus: Bus;
+  sessions: SessionManager<T>;
+  clients: SessionManager | undefined;
+  realtime: Realtime;
+  realtimeApp: RealtimeApp | undefined;
+  /** Stops the sweepers and the realtime link, then closes the bus and the stores. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens what an app definition needs on one node. Web nodes and gateways both call this with
+ * the same definition and configuration, so they resolve the same store, bus, secrets and cookie.
+ */
+export async function openApp<T extends SessionSchema>(
+  app: AppDefinition<T>,
+  config: NodeConfig,
+): Promise<OpenedApp<T>> {
+  const storeUrl = config.store ?? DEFAULT_STORE_URL;
+  const busUrl = config.bus ?? busUrlFor(storeUrl);
+  const own = appSessionOptions(app, config);
+  // Settings are resolved before anything is opened, so a bad value leaves nothing to clean up.
+  const options = mergeSessionOptions(config, own);
+  const opened: Array<{ close(): Promise<void> }> = [];
+  const closeAll = async () => {
+    for (const thing of opened.reverse()) await thing.close().catch(() => {});
+  };
+  try {
+    const store = own.store ?? (await createStore(storeUrl, { namespace: config.namespace ?? 'session' }));
+    if (!own.store) opened.push(store);
+    const bus = await createBus(busUrl);
+    opened.push(bus);
+    const sessions = new SessionManager<T>({ ...options, store });
+    opened.push(sessions);
+    // Gateways never serve the client scope: only web nodes open it.
+    const clients =
+      app.client && config.role === 'web' ? await openClientScope(app, config, storeUrl, options) : undefined;
+    if (clients) opened.push(clients.store, clients.sessions);
+    const realtime = createRealtime({ bus, sessions });
+    opened.push(realtime);
+    return {
+      storeUrl,
+      busUrl,
+      store,
+      bus,
+      sessions,
+      clients: clients?.sessions,
+      realtime,
+      realtimeApp: app.realtime,
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+function appSessionOptions<T extends SessionSchema>(app: AppDefinition<T>, ctx: NodeContext): AppSessionOptions<T> {
+  return (typeof app.session === 'function' ? app.session(ctx) : app.session) ?? {};
+}
+
+/** The node's settings under the app's own: the definition wins, cookie attributes one by one. */
+function mergeSessionOptions<T extends SessionSchema>(
+  config: NodeConfig,
+  own: AppSessionOptions<T>,
+): Omit<SessionOptions<T>, 'store'> {
+  const base = (config.session ?? {}) as Partial<SessionOptions<T>>;
+  const { store: _store, ...settings } = own;
+  return {
+    ...base,
+    ...settings,
+    nodeId: settings.nodeId ?? config.nodeId,
+    cookie: { ...base.cookie, ...settings.cookie },
+    // Gateways read sessions but never claim ended ones: the app's onSessionEnd runs on web nodes.
+    ...(config.role === 'gateway' ? { sweep: { ...settings.sweep, enabled: false } } : {}),
+  };
+}
+
+async function openClientScope<T extends SessionSchema>(
+  app: AppDefinition<T>,
+  config: NodeConfig,
+  storeUrl: string,
+  session: Omit<SessionOptions<T>, 'store'>,
+): Promise<{ store: SessionStore; sessions: SessionManager }> {
+  const namespace = config.namespace ? `${config.namespace}-client` : 'client';
+  const store = await createStore(storeUrl, { namespace });
+  const own = app.client === true ? {} : (app.client ?? {});
+  try {
+    const sessions = defineClientScope({
+      // The client scope shares the node's secrets, encryption and size budget, not the session's timeouts.
+      ...pick(session, ['secrets', 'encryption', 'maxSize', 'nodeId', 'metrics']),
+      ...own,
+      cookie: { ...(session.cookie?.secure === undefined ? {} : { secure: session.cookie.secure }), ...own.cookie },
+      store,
+    });
+    return { store, sessions };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+function pick<O extends object, K extends keyof O>(o: O, keys: K[]): Partial<Pick<O, K>> {
+  const out: Partial<Pick<O, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}

@@ -1,0 +1,175 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { freePort, ROOT } from '../helpers/processes.js';
+import { typescriptBlocks } from './code-blocks.js';
+import { type ConsumerProject, createConsumerProject } from './consumer-project.js';
+
+/**
+ * shoal as a user gets it: packed, installed into a project outside the repo, the docs' code
+ * compiled under `strict`, and the getting-started app run as a cluster with the installed CLI.
+ */
+const STRICT_TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    lib: ['ES2023', 'DOM'],
+    strict: true,
+    noUncheckedIndexedAccess: true,
+    skipLibCheck: true,
+    noEmit: true,
+  },
+};
+
+let project: ConsumerProject;
+const redisSkip = await engineSkipReason('redis');
+
+beforeAll(async () => {
+  project = await createConsumerProject(redisSkip ? [] : ['ioredis']);
+}, 300_000);
+
+afterAll(() => {
+  if (project && !process.env.SHOAL_KEEP_CONSUMER) rmSync(project.dir, { recursive: true, force: true });
+});
+
+describe('the installed package', () => {
+  it('every ```ts block of README.md and docs/*.md compiles under strict against it', async () => {
+    const blocks = typescriptBlocks(ROOT);
+    expect(blocks.map((b) => b.file)).toContain('getting-started/app.ts');
+    for (const block of blocks) {
+      const path = join(project.dir, block.file);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, `// ${block.origin}\n${block.code}`);
+    }
+    writeFileSync(
+      join(project.dir, 'tsconfig.json'),
+      JSON.stringify({ ...STRICT_TSCONFIG, include: blocks.map((b) => b.file) }, null, 2),
+    );
+    // tsc names each error's file (the first line of each file names its origin in the docs).
+    await project.exec(join(project.dir, 'node_modules/.bin/tsc'), ['-p', '.']);
+  }, 120_000);
+
+  it('exposes only the documented entry points', async () => {
+    const load = (name: string) =>
+      project.exec(process.execPath, ['--input-type=module', '-e', `await import('${name}')`]);
+    for (const entry of ['shoal', 'shoal/express', 'shoal/client', 'shoal/stores/redis', 'shoal/bus/nats']) {
+      await load(entry);
+    }
+    await expect(load('shoal/session/manager')).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
+    await expect(load('shoal/dist/index.js')).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
+  }, 60_000);
+});
+
+const backends = [
+  { name: 'sqlite', skip: undefined as string | undefined, env: {} as Record<string, string> },
+  {
+    name: 'redis (no SHOAL_BUS: the bus follows the store)',
+    skip: redisSkip,
+    env: { SHOAL_STORE: ENGINE_URLS.redis, SHOAL_NAMESPACE: `consumer-${process.pid}` },
+  },
+];
+
+describe.each(backends)('the getting-started app under shoal start --web 2 --gateways 1, $name', ({ skip, env }) => {
+  let cluster: DevCluster;
+
+  beforeAll(async () => {
+    if (skip) return;
+    const port = await freePort();
+    cluster = await startDevCluster({
+      app: 'getting-started/app.ts',
+      web: 2,
+      gateways: 1,
+      port,
+      cwd: project.dir,
+      cli: ['--import', 'tsx', join(project.dir, 'node_modules/shoal/bin/shoal.js')],
+      env: { SHOAL_STORE: `sqlite:${join(project.dir, `.shoal/${port}.db`)}`, ...env },
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it.skipIf(skip)(
+    'signs in, pushes the cart to the socket from any web node, and closes it with 4001 on logout',
+    async () => {
+      const { connect } = (await import(
+        pathToFileURL(join(project.dir, 'node_modules/shoal/dist/client/index.js')).href
+      )) as typeof import('shoal/client');
+      const browser = new CookieJar();
+      const post = (path: string, body: unknown) =>
+        browser.fetch(`${cluster.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+
+      expect((await post('/login', { name: 'ann' })).status).toBe(200);
+      // Plain-HTTP mode of the dev cluster: the cookie both tiers read is shoal.sid.
+      expect(browser.cookie).toMatch(/^shoal\.sid=/);
+
+      const origin = cluster.url;
+      const cookie = browser.cookie;
+      class NodeWebSocket extends WebSocket {
+        constructor(url: string) {
+          super(url, { headers: { cookie, origin } });
+        }
+      }
+      const rt = connect<{ 'cart.changed': { cart: string[] } }>(`${cluster.url}/ws`, {
+        WebSocket: NodeWebSocket as never,
+        transport: 'websocket',
+      });
+      const carts: string[][] = [];
+      const states: Array<{ state: string; code?: number }> = [];
+      rt.on('state', (state, detail) => states.push({ state, ...(detail.code ? { code: detail.code } : {}) }));
+      const hello = await new Promise<{ user: string | null; channels: string[] }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no hello; states: ${JSON.stringify(states)}`)), 10_000);
+        rt.on('hello', (h) => {
+          clearTimeout(timer);
+          resolve(h);
+        });
+      });
+      expect(hello.user).toBe('ann');
+      for (const channel of hello.channels) {
+        rt.subscribe(channel, (m) => {
+          if (m.event === 'cart.changed') carts.push(m.data.cart);
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200)); // the subscriptions reach the gateway
+
+      // Two requests, two web nodes (round-robin): both items kept, both pushes arrive.
+      expect((await post('/cart', { item: 'tea' })).status).toBe(200);
+      expect((await post('/cart', { item: 'cake' })).status).toBe(200);
+      await until(
+        () => carts.length >= 2,
+        5_000,
+        () => `carts: ${JSON.stringify(carts)}`,
+      );
+      expect(carts.at(-1)).toEqual(['tea', 'cake']);
+
+      expect((await post('/logout', {})).status).toBe(200);
+      await until(
+        () => states.some((s) => s.state === 'ended'),
+        5_000,
+        () => `states: ${JSON.stringify(states)}`,
+      );
+      expect(states.find((s) => s.state === 'ended')?.code).toBe(4001);
+      rt.close();
+    },
+    60_000,
+  );
+});
+
+async function until(done: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms; ${describe()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
