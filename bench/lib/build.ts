@@ -52,9 +52,25 @@ async function build(): Promise<string> {
       await writeFile(out, outputText);
     }
   }
-  // Package scopes stop at node_modules: without this the .js files would load as CommonJS.
-  await writeFile(join(BUILD_DIR, 'package.json'), '{ "type": "module", "private": true }\n');
+  // Package scopes stop at node_modules: without this the .js files would load as CommonJS. The probe
+  // imports the package by name ('shoal', 'shoal/express'): the build names itself "shoal" and maps
+  // those names to its compiled sources, as tsconfig.json's paths do for the TypeScript.
+  await writeFile(
+    join(BUILD_DIR, 'package.json'),
+    `${JSON.stringify({ name: 'shoal', type: 'module', private: true, exports: await compiledExports() }, null, 2)}\n`,
+  );
   return join(BUILD_DIR, 'examples', 'probe', 'server.js');
+}
+
+async function compiledExports(): Promise<Record<string, string>> {
+  const tsconfig = JSON.parse(await readFile(join(ROOT, 'tsconfig.json'), 'utf8')) as {
+    compilerOptions: { paths: Record<string, [string]> };
+  };
+  const exports: Record<string, string> = {};
+  for (const [name, [target]] of Object.entries(tsconfig.compilerOptions.paths)) {
+    exports[name === 'shoal' ? '.' : `./${name.slice('shoal/'.length)}`] = target.replace(/\.ts$/, '.js');
+  }
+  return exports;
 }
 
 /** The shoal server script a scenario starts: compiled (default) or the TypeScript source through tsx. */

@@ -59,7 +59,7 @@ try {
     await page.goto(`${base}/`);
     await page.getByLabel('Your name').fill(name);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForFunction(() => document.getElementById('gateway')?.dataset.state === 'open');
+    await page.locator('#gateway[data-state="open"]').waitFor();
   };
   await signIn(a, 'alice');
   await signIn(b, 'bob');

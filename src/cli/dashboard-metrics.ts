@@ -1,26 +1,12 @@
-import type { Buckets } from './dashboard-math.js';
+import type { NodeMetrics } from './dashboard-ui/state.js';
+
+export type { NodeMetrics } from './dashboard-ui/state.js';
 
 /** One line of the Prometheus text exposition format. */
 export interface PromSample {
   name: string;
   labels: Record<string, string>;
   value: number;
-}
-
-/** What the dashboard shows of one node, as raw cumulative values (rates are computed by the page). */
-export interface NodeMetrics {
-  /** shoal_http_requests_total, all methods and statuses (health probes included). */
-  requests: number;
-  /** shoal_session_conflicts_total: commits that lost a compare-and-swap. */
-  conflicts: number;
-  /** shoal_store_latency_seconds, all operations merged. */
-  storeLatency: Buckets;
-  /** shoal_store_calls_total{op="create",outcome="ok"}: sessions this node created (login rotation included). */
-  sessionsCreated: number;
-  /** shoal_gateway_connections: open sockets. */
-  sockets: number;
-  /** shoal_gateway_messages_out_total: messages fanned out to clients. */
-  messagesOut: number;
 }
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/;

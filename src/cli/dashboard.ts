@@ -1,22 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { ConfigError } from '../core/errors.js';
-import { type NodeMetrics, scrapeMetrics } from './dashboard-metrics.js';
+import { dashboardAsset } from './dashboard-assets.js';
+import { scrapeMetrics } from './dashboard-metrics.js';
 import { dashboardPage } from './dashboard-page.js';
+import type { DashboardNode, DashboardState, NodeReport, NodeState } from './dashboard-ui/state.js';
 
-export type NodeState = 'starting' | 'ready' | 'draining' | 'dead' | 'not-ready';
-
-/** A node the dashboard watches. The local cluster's supervisor members have this shape. */
-export interface DashboardNode {
-  name: string;
-  role: 'web' | 'gateway';
-  host: string;
-  port: number;
-  /** Known to a supervisor; otherwise the dashboard asks the node's /readyz. */
-  state?: NodeState;
-  pid?: number | undefined;
-  restarts?: number;
-}
+export type { DashboardNode, DashboardState, NodeReport, NodeState } from './dashboard-ui/state.js';
 
 export interface DashboardOptions {
   nodes(): DashboardNode[];
@@ -27,19 +17,6 @@ export interface DashboardOptions {
   /** Where it is mounted. Default "/_shoal". */
   basePath?: string;
   scrapeTimeoutMs?: number;
-}
-
-export interface NodeReport extends Omit<DashboardNode, 'host'> {
-  state: NodeState;
-  metrics: NodeMetrics | null;
-  /** Why the scrape failed, when it did. */
-  error?: string;
-}
-
-export interface DashboardState {
-  at: number;
-  canSignal: boolean;
-  nodes: NodeReport[];
 }
 
 /** Answers a request under the base path (true) or leaves it alone (false). */
@@ -96,10 +73,14 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
         'content-security-policy':
-          "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+          "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:",
         'x-frame-options': 'DENY',
       });
       res.end(dashboardPage({ base, tokenRequired: Boolean(token) }));
+      return true;
+    }
+    if (rest.startsWith('/assets/')) {
+      void serveAsset(res, rest.slice('/assets/'.length));
       return true;
     }
     if (!authorized(req)) {
@@ -121,6 +102,22 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
     json(res, 404, { error: 'not found' });
     return true;
   };
+
+  /** The page's script and styles are public, like the page: the data behind them needs the token. */
+  async function serveAsset(res: ServerResponse, name: string): Promise<void> {
+    try {
+      const asset = await dashboardAsset(name);
+      if (!asset) return json(res, 404, { error: 'not found' });
+      res.writeHead(200, {
+        'content-type': asset.type,
+        'cache-control': 'no-cache',
+        'x-content-type-options': 'nosniff',
+      });
+      res.end(asset.body);
+    } catch (err) {
+      json(res, 500, { error: `dashboard asset ${name}: ${(err as Error).message}` });
+    }
+  }
 
   async function handleSignal(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     if (!o.signal) return json(res, 404, { error: 'signals are only available in a local cluster (shoal start)' });

@@ -96,14 +96,7 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
   }
 
   async function realtimeOpen(page: Page): Promise<string> {
-    await page.waitForFunction(
-      () => {
-        const g = document.getElementById('gateway');
-        return g?.dataset.state === 'open' && Boolean(g.dataset.gateway);
-      },
-      null,
-      { timeout: 15_000 },
-    );
+    await page.locator('#gateway[data-state="open"][data-gateway]').waitFor({ timeout: 15_000 });
     return (await page.getByTestId('gateway').getAttribute('data-gateway')) ?? '';
   }
 

@@ -110,6 +110,11 @@ describe.each(backends)('the getting-started app under shoal start --web 2 --gat
           body: JSON.stringify(body),
         });
 
+      // The ops dashboard's page script ships compiled in the package.
+      const script = await fetch(`${cluster.url}/_shoal/assets/main.js`);
+      expect(script.status).toBe(200);
+      expect(await script.text()).toContain("from './math.js'");
+
       expect((await post('/login', { name: 'ann' })).status).toBe(200);
       // Plain-HTTP mode of the dev cluster: the cookie both tiers read is shoal.sid.
       expect(browser.cookie).toMatch(/^shoal\.sid=/);

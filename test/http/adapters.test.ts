@@ -184,7 +184,13 @@ async function call(base: string, op: string, params: Record<string, string> = {
   });
   const setCookie = res.headers.getSetCookie();
   const line = setCookie.find((l) => !/Max-Age=0/.test(l));
-  return { status: res.status, body: await res.json(), headers: res.headers, cookie: line?.split(';')[0], setCookie };
+  return {
+    status: res.status,
+    body: (await res.json()) as Record<string, unknown>,
+    headers: res.headers,
+    cookie: line?.split(';')[0],
+    setCookie,
+  };
 }
 
 // ---------- the suite ----------

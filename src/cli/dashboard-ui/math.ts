@@ -1,7 +1,6 @@
 /**
  * Rates and quantiles from two scrapes of Prometheus counters and histograms.
- * The dashboard page runs these in the browser (they are serialised into it, so
- * each function stands alone: no imports, no outside references). Computing in
+ * The dashboard page runs these in the browser (a module it imports). Computing in
  * the browser keeps the server stateless: behind a round-robin balancer each
  * poll may be answered by another node, and raw counters are the same whoever
  * scraped them.
