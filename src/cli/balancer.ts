@@ -84,6 +84,15 @@ export function createBalancer(options: BalancerOptions): Server {
       res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, 'x-shoal-upstream': upstream.name });
       upRes.pipe(res);
       res.on('close', () => upRes.destroy());
+      // pipe() forwards only a clean end. An upstream that dies mid-response (a SIGKILLed gateway under
+      // an SSE stream, a crash in a chunked body) makes `upRes` error or close early while `up` stays
+      // silent, so the client would hold a response that never ends. Cut the client's connection instead:
+      // ending it cleanly would make a truncated body look complete; a cut is what a proxy reports
+      // (nginx does the same) and what an EventSource reconnects on.
+      upRes.on('error', () => {});
+      upRes.on('close', () => {
+        if (!upRes.complete) res.destroy();
+      });
     });
     up.on('error', (err) => {
       clearTimeout(responseTimer);
@@ -96,9 +105,9 @@ export function createBalancer(options: BalancerOptions): Server {
         return;
       }
       if (timedOut) upstream.ready = false;
-      if (!res.headersSent) {
-        res.writeHead(timedOut ? 504 : 502, { 'content-type': 'text/plain', 'x-shoal-upstream': upstream.name });
-      }
+      // Mid-response: the status is gone; only a cut tells the client the body is incomplete.
+      if (res.headersSent) return void res.destroy();
+      res.writeHead(timedOut ? 504 : 502, { 'content-type': 'text/plain', 'x-shoal-upstream': upstream.name });
       res.end();
     });
     // A client that gives up frees the upstream request instead of leaving it to hang.
