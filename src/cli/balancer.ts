@@ -13,7 +13,12 @@ export interface Upstream {
 
 export interface BalancerOptions {
   web: () => Upstream[];
-  /** WebSocket upgrades and SSE streams (Accept: text/event-stream) go here; web nodes otherwise. */
+  /**
+   * WebSocket upgrades and `/sse` go here; web nodes otherwise. The same split as
+   * deploy/nginx/shoal.conf (`/ws`, `/sse`), except that every upgrade goes to a gateway:
+   * web nodes serve no WebSocket. An app's own event stream on another path reaches the web
+   * nodes, as behind nginx.
+   */
   gateways?: () => Upstream[];
   onError?: (err: Error, upstream: Upstream) => void;
   /**
@@ -50,7 +55,7 @@ export function createBalancer(options: BalancerOptions): Server {
     new Error(`${upstream.name} (${upstream.host}:${upstream.port}) did not accept within ${connectTimeoutMs} ms`);
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Upstream>) => {
-    const sse = req.headers.accept?.includes('text/event-stream') && options.gateways;
+    const sse = options.gateways && isGatewayStream(req.url);
     const pool = sse ? (options.gateways?.() ?? []) : options.web();
     const upstream = pick(pool, sse ? gatewayTurn++ : webTurn++, tried);
     if (!upstream) {
@@ -178,4 +183,10 @@ export function createBalancer(options: BalancerOptions): Server {
     attempt();
   });
   return server;
+}
+
+/** `/sse` with any query: the gateways' event stream (the path nginx routes to them). */
+function isGatewayStream(url: string | undefined): boolean {
+  const path = url?.split('?', 1)[0];
+  return path === '/sse';
 }

@@ -68,7 +68,7 @@ export interface ClientOptions {
   transport?: 'auto' | 'websocket' | 'sse';
   /** WebSocket attempts that fail without ever opening before 'auto' switches to SSE (default 3). */
   sseAfterFailures?: number;
-  /** SSE endpoint; default: the connect URL's path + "/sse" over http(s). */
+  /** SSE endpoint; default over http(s): "/sse" beside a final "/ws" of the connect URL's path, else the path + "/sse". */
   sseUrl?: string;
   backoff?: BackoffOptions;
   /** WebSocket keepalive: ping after this much silence (ms, default 25 000); two silent periods close it. */

@@ -330,3 +330,18 @@ describe('dev balancer when an upstream dies mid-response', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 });
+
+describe('dev balancer routing', () => {
+  it('routes like deploy/nginx/shoal.conf: /sse to a gateway, an app’s own event stream to a web node', async () => {
+    const web = await node('web', (_req, res) => res.end('web'));
+    const gw = await node('gw', (_req, res) => res.end('gateway'));
+    const addr = await balancer({ web: () => [web.upstream], gateways: () => [gw.upstream] });
+    const via = async (path: string, headers: Record<string, string> = {}) =>
+      (await fetch(`http://${addr}${path}`, { headers, signal: AbortSignal.timeout(5000) })).text();
+    expect(await via('/sse?channels=room:a')).toBe('gateway');
+    expect(await via('/sse', { accept: 'text/event-stream' })).toBe('gateway');
+    expect(await via('/events', { accept: 'text/event-stream' })).toBe('web');
+    expect(await via('/ws/sse', { accept: 'text/event-stream' })).toBe('web'); // nginx routes only = /sse
+    expect(await via('/')).toBe('web');
+  });
+});
