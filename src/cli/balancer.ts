@@ -13,7 +13,12 @@ export interface Upstream {
 
 export interface BalancerOptions {
   web: () => Upstream[];
-  /** WebSocket upgrades and SSE streams (Accept: text/event-stream) go here; web nodes otherwise. */
+  /**
+   * WebSocket upgrades and `/sse` go here; web nodes otherwise. The same split as
+   * deploy/nginx/shoal.conf (`/ws`, `/sse`), except that every upgrade goes to a gateway:
+   * web nodes serve no WebSocket. An app's own event stream on another path reaches the web
+   * nodes, as behind nginx.
+   */
   gateways?: () => Upstream[];
   onError?: (err: Error, upstream: Upstream) => void;
   /**
@@ -50,7 +55,7 @@ export function createBalancer(options: BalancerOptions): Server {
     new Error(`${upstream.name} (${upstream.host}:${upstream.port}) did not accept within ${connectTimeoutMs} ms`);
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Upstream>) => {
-    const sse = req.headers.accept?.includes('text/event-stream') && options.gateways;
+    const sse = options.gateways && isGatewayStream(req.url);
     const pool = sse ? (options.gateways?.() ?? []) : options.web();
     const upstream = pick(pool, sse ? gatewayTurn++ : webTurn++, tried);
     if (!upstream) {
@@ -84,6 +89,15 @@ export function createBalancer(options: BalancerOptions): Server {
       res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, 'x-shoal-upstream': upstream.name });
       upRes.pipe(res);
       res.on('close', () => upRes.destroy());
+      // pipe() forwards only a clean end. An upstream that dies mid-response (a SIGKILLed gateway under
+      // an SSE stream, a crash in a chunked body) makes `upRes` error or close early while `up` stays
+      // silent, so the client would hold a response that never ends. Cut the client's connection instead:
+      // ending it cleanly would make a truncated body look complete; a cut is what a proxy reports
+      // (nginx does the same) and what an EventSource reconnects on.
+      upRes.on('error', () => {});
+      upRes.on('close', () => {
+        if (!upRes.complete) res.destroy();
+      });
     });
     up.on('error', (err) => {
       clearTimeout(responseTimer);
@@ -96,9 +110,9 @@ export function createBalancer(options: BalancerOptions): Server {
         return;
       }
       if (timedOut) upstream.ready = false;
-      if (!res.headersSent) {
-        res.writeHead(timedOut ? 504 : 502, { 'content-type': 'text/plain', 'x-shoal-upstream': upstream.name });
-      }
+      // Mid-response: the status is gone; only a cut tells the client the body is incomplete.
+      if (res.headersSent) return void res.destroy();
+      res.writeHead(timedOut ? 504 : 502, { 'content-type': 'text/plain', 'x-shoal-upstream': upstream.name });
       res.end();
     });
     // A client that gives up frees the upstream request instead of leaving it to hang.
@@ -169,4 +183,10 @@ export function createBalancer(options: BalancerOptions): Server {
     attempt();
   });
   return server;
+}
+
+/** `/sse` with any query: the gateways' event stream (the path nginx routes to them). */
+function isGatewayStream(url: string | undefined): boolean {
+  const path = url?.split('?', 1)[0];
+  return path === '/sse';
 }

@@ -41,6 +41,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   readonly #backoff: Backoff;
   readonly #sseAfter: number;
   readonly #pingMs: number;
+  readonly #sseTimeoutMs: number | undefined;
   readonly #WebSocket: WebSocketConstructor | undefined;
   readonly #EventSource: EventSourceConstructor | undefined;
   #mode: Kind;
@@ -65,6 +66,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#backoff = new Backoff(options.backoff, options.random);
     this.#sseAfter = Math.max(1, options.sseAfterFailures ?? 3);
     this.#pingMs = Math.max(1000, options.pingMs ?? 25_000);
+    this.#sseTimeoutMs = options.sseTimeoutMs === undefined ? undefined : Math.max(1000, options.sseTimeoutMs);
     const want = options.transport ?? 'auto';
     this.#mode = want === 'sse' || (want === 'auto' && !this.#WebSocket) ? 'sse' : 'websocket';
     if (want === 'auto' && !this.#WebSocket && !this.#EventSource) throw missing('WebSocket');
@@ -223,7 +225,12 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
             this.#pingMs,
             events,
           )
-        : openEventSource(this.#EventSource as EventSourceConstructor, withParams(this.endpoints.sse, params), events);
+        : openEventSource(
+            this.#EventSource as EventSourceConstructor,
+            withParams(this.endpoints.sse, params),
+            this.#sseTimeoutMs,
+            events,
+          );
   }
 
   /** SSE cannot send `sub`/`unsub`: a change of channels reopens the stream (once per tick) from the cursors. */

@@ -5,9 +5,11 @@ export interface Endpoints {
 
 /**
  * The WebSocket and SSE URLs for one gateway address. `url` may be ws(s):,
- * http(s): or relative to the page; the SSE endpoint is the same path plus
- * "/sse" unless given. A path prefix (a proxy routing /realtime/ to the
- * gateways) is kept on both.
+ * http(s): or relative to the page. A gateway serves `<base>/ws` and
+ * `<base>/sse` (deploy/nginx/shoal.conf routes exactly these two), and `url` is
+ * either of `<base>/ws` or `<base>`: so the SSE endpoint, unless given, is
+ * `/sse` beside a final `/ws` segment, or appended to any other path. A path
+ * prefix (a proxy routing /realtime/ to the gateways) is kept on both.
  */
 export function endpoints(url: string, sseUrl?: string): Endpoints {
   const page = (globalThis as { location?: { href: string } }).location?.href;
@@ -20,7 +22,7 @@ export function endpoints(url: string, sseUrl?: string): Endpoints {
     sse = new URL(sseUrl, base);
   } else {
     sse = new URL(base.href);
-    sse.pathname = `${sse.pathname.replace(/\/+$/, '')}/sse`;
+    sse.pathname = `${sse.pathname.replace(/(\/ws)?\/*$/, '')}/sse`;
   }
   if (sse.protocol === 'ws:') sse.protocol = 'http:';
   if (sse.protocol === 'wss:') sse.protocol = 'https:';

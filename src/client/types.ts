@@ -58,7 +58,8 @@ export interface EventSourceLike {
   onopen: unknown;
   onmessage: unknown;
   onerror: unknown;
-  addEventListener(type: 'close', listener: (event: { data: string }) => void): void;
+  /** `close` (the gateway's close code) and `ping` (its keepalive) events. */
+  addEventListener(type: 'close' | 'ping', listener: (event: { data: string }) => void): void;
 }
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
@@ -67,11 +68,17 @@ export interface ClientOptions {
   transport?: 'auto' | 'websocket' | 'sse';
   /** WebSocket attempts that fail without ever opening before 'auto' switches to SSE (default 3). */
   sseAfterFailures?: number;
-  /** SSE endpoint; default: the connect URL's path + "/sse" over http(s). */
+  /** SSE endpoint; default over http(s): "/sse" beside a final "/ws" of the connect URL's path, else the path + "/sse". */
   sseUrl?: string;
   backoff?: BackoffOptions;
   /** WebSocket keepalive: ping after this much silence (ms, default 25 000); two silent periods close it. */
   pingMs?: number;
+  /**
+   * SSE liveness: a stream that delivered nothing (no message, no `ping` event) for this long is closed
+   * and reopened from the cursors (ms, min 1000). Default: 2.5 × the ping period the gateway announces
+   * (50 000 with the gateway's default 20 s heartbeat).
+   */
+  sseTimeoutMs?: number;
   /** Injectable for tests and non-browser runtimes; default globalThis.WebSocket / globalThis.EventSource. */
   WebSocket?: WebSocketConstructor;
   EventSource?: EventSourceConstructor;

@@ -151,8 +151,10 @@ export function wsTransport(ws: WebSocket, socket?: Duplex): Transport & { ping(
 
 /**
  * Server-Sent Events: one-way, resumable with Last-Event-ID (each event's id
- * carries every channel cursor). A comment line every heartbeat keeps proxies
- * from timing the stream out.
+ * carries every channel cursor). A `ping` event every heartbeat keeps proxies
+ * from timing the stream out and lets the client notice a dead stream: an
+ * EventSource hides comment lines, but it dispatches events. Its data is the
+ * period, so the client knows how long a silence is too long.
  */
 export function sseTransport(res: ServerResponse, heartbeatMs: number): Transport {
   res.writeHead(200, {
@@ -162,7 +164,8 @@ export function sseTransport(res: ServerResponse, heartbeatMs: number): Transpor
     'x-accel-buffering': 'no', // nginx: do not buffer the stream
   });
   res.write('retry: 1000\n\n');
-  const beat = setInterval(() => res.write(':\n\n'), heartbeatMs);
+  const ping = `event: ping\ndata: {"every":${heartbeatMs}}\n\n`;
+  const beat = setInterval(() => res.write(ping), heartbeatMs);
   beat.unref();
   res.on('close', () => clearInterval(beat));
   return {

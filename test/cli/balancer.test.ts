@@ -1,5 +1,6 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { type AddressInfo, connect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { createServer as createHttpServer, get, type Server } from 'node:http';
+import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -187,5 +188,160 @@ describe('dev balancer against an upstream that does not answer', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-shoal-upstream')).toBe('good');
     expect(gone.upstream.ready).toBe(false);
+  });
+});
+
+/** How a response read through the balancer finished: cleanly, cut, or not at all within `waitMs`. */
+function readToTheEnd(
+  url: string,
+  headers: Record<string, string>,
+  waitMs = 5000,
+): Promise<{ status: number; body: string; how: 'end' | 'cut' | 'still open'; afterFirstByteMs: number }> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers }, (res) => {
+      let body = '';
+      let first = 0;
+      let settled = false;
+      const done = (how: 'end' | 'cut' | 'still open') => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, body, how, afterFirstByteMs: first ? Date.now() - first : -1 });
+      };
+      const timer = setTimeout(() => done('still open'), waitMs);
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        first ||= Date.now();
+        body += d;
+      });
+      res.on('end', () => done(res.complete ? 'end' : 'cut'));
+      res.on('error', () => done('cut'));
+      res.on('close', () => done(res.complete ? 'end' : 'cut'));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('dev balancer when an upstream dies mid-response', () => {
+  it('cuts an SSE stream whose gateway process is SIGKILLed, at once', async () => {
+    // A real process holding a real event stream, killed the way a crashed gateway dies.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:http').createServer((req, res) => {
+           res.writeHead(200, { 'content-type': 'text/event-stream' });
+           res.write('data: first\\n\\n');
+           process.stdout.write('streaming\\n');
+         });
+         s.listen(0, '127.0.0.1', () => process.stdout.write('port ' + s.address().port + '\\n'));`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanups.push(() => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout?.on('data', (d) => {
+      out += d;
+    });
+    const deadline = Date.now() + 10_000;
+    while (!/port \d+/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const port = Number(/port (\d+)/.exec(out)?.[1]);
+    const gw: Upstream = { name: 'gw-doomed', host: '127.0.0.1', port, ready: true };
+    const addr = await balancer({ web: () => [], gateways: () => [gw] });
+    const reading = readToTheEnd(`http://${addr}/sse`, { accept: 'text/event-stream' });
+    while (!out.includes('streaming') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100)); // the first event is on its way to the client
+    const killedAt = Date.now();
+    child.kill('SIGKILL');
+    const r = await reading;
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('data: first\n\n');
+    expect(r.how).toBe('cut');
+    expect(Date.now() - killedAt).toBeLessThan(1000);
+  });
+
+  /** A raw upstream: sends `head` and `part` of a response, then drops the connection. */
+  async function dying(head: string, part: string) {
+    const server = createTcpServer((s) => {
+      s.once('data', () => {
+        s.write(head + part);
+        setTimeout(() => s.destroy(), 100);
+      });
+    });
+    const port = await listen(server as unknown as Server);
+    cleanups.push(() => void server.close());
+    return { name: 'dying', host: '127.0.0.1', port, ready: true } satisfies Upstream;
+  }
+
+  it('cuts a chunked response whose upstream drops mid-body, instead of ending it as if complete', async () => {
+    const up = await dying('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n', '5\r\nhello\r\n');
+    const addr = await balancer({ web: () => [up] });
+    const r = await readToTheEnd(`http://${addr}/report`, {});
+    expect(r).toMatchObject({ status: 200, body: 'hello', how: 'cut' });
+    expect(r.afterFirstByteMs).toBeLessThan(1000);
+  });
+
+  it('cuts a response shorter than its content-length', async () => {
+    const up = await dying('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n', 'only ten b');
+    const addr = await balancer({ web: () => [up] });
+    const r = await readToTheEnd(`http://${addr}/file`, {});
+    expect(r).toMatchObject({ status: 200, body: 'only ten b', how: 'cut' });
+    expect(r.afterFirstByteMs).toBeLessThan(1000);
+  });
+
+  it('still ends a complete response cleanly', async () => {
+    const good = await node('good', (_req, res) => {
+      res.write('a');
+      setTimeout(() => res.end('b'), 50);
+    });
+    const addr = await balancer({ web: () => [good.upstream] });
+    expect(await readToTheEnd(`http://${addr}/`, {})).toMatchObject({ status: 200, body: 'ab', how: 'end' });
+  });
+
+  it('closes a tunnelled WebSocket when its gateway drops the connection', async () => {
+    const gw = createHttpServer();
+    const wss = new WebSocketServer({ server: gw });
+    wss.on('connection', (ws, req) => {
+      ws.send('hi');
+      setTimeout(() => req.socket.destroy(), 100); // no close frame: the process died
+    });
+    const port = await listen(gw);
+    cleanups.push(() => {
+      wss.close();
+      gw.close();
+    });
+    const addr = await balancer({
+      web: () => [],
+      gateways: () => [{ name: 'gw', host: '127.0.0.1', port, ready: true }],
+    });
+    const ws = new WebSocket(`ws://${addr}/ws`);
+    ws.on('error', () => {});
+    await new Promise((r) => ws.once('message', r));
+    const t0 = Date.now();
+    const code = await new Promise<number>((resolve) => {
+      const timer = setTimeout(() => resolve(-1), 5000);
+      ws.once('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    expect(code).toBe(1006);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+});
+
+describe('dev balancer routing', () => {
+  it('routes like deploy/nginx/shoal.conf: /sse to a gateway, an app’s own event stream to a web node', async () => {
+    const web = await node('web', (_req, res) => res.end('web'));
+    const gw = await node('gw', (_req, res) => res.end('gateway'));
+    const addr = await balancer({ web: () => [web.upstream], gateways: () => [gw.upstream] });
+    const via = async (path: string, headers: Record<string, string> = {}) =>
+      (await fetch(`http://${addr}${path}`, { headers, signal: AbortSignal.timeout(5000) })).text();
+    expect(await via('/sse?channels=room:a')).toBe('gateway');
+    expect(await via('/sse', { accept: 'text/event-stream' })).toBe('gateway');
+    expect(await via('/events', { accept: 'text/event-stream' })).toBe('web');
+    expect(await via('/ws/sse', { accept: 'text/event-stream' })).toBe('web'); // nginx routes only = /sse
+    expect(await via('/')).toBe('web');
   });
 });

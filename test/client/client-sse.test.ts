@@ -188,4 +188,69 @@ describe('client SDK over SSE', () => {
     await until('moved', () => rt.state === 'open' && rt.hello?.gateway !== first);
     expect(offsets).toEqual(range(1, 30));
   });
+  it('a silently dead stream (no FIN, no RST) is noticed from the missing ping events and resumed', async () => {
+    cluster = await startCluster({ gateways: 0 });
+    await cluster.startGateway({ heartbeatMs: 300 }); // a ping event every 300 ms: 750 ms of silence is too much
+    const alice = await cluster.login('alice');
+    const streams: string[] = [];
+    const codes: number[] = [];
+    const rt = connect<Events>(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ cookie: alice.cookie }, (url) => streams.push(url)),
+      backoff: fast,
+    });
+    clients.push(rt as unknown as ShoalClient);
+    rt.on('state', (s, d) => {
+      if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
+    });
+    const offsets = record(rt, 'room:quiet');
+    await until('subscribed', () => rt.cursor('room:quiet') !== undefined && rt.state === 'open');
+    const publisher = createPublisher<Events>(cluster.bus);
+    for (let n = 1; n <= 5; n++) await publisher.to('room:quiet').send('chat', { n });
+    await until('first five', () => offsets.length === 5);
+
+    // Quiet but alive: the pings count as life, nothing is reopened.
+    const opened = streams.length;
+    await sleep(2000);
+    expect(streams.length).toBe(opened);
+    expect(codes).toEqual([]);
+
+    // A partition that says nothing: the stream stays "open" for the EventSource forever.
+    cluster.balancer.freeze();
+    const frozenAt = Date.now();
+    for (let n = 6; n <= 10; n++) await publisher.to('room:quiet').send('chat', { n });
+    await until('reopened', () => streams.length > opened, 5000);
+    const noticedAfter = Date.now() - frozenAt;
+    await until('the five sent during the partition', () => offsets.length === 10, 5000);
+    expect(offsets).toEqual(range(1, 10));
+    expect(codes).toEqual([CloseCode.Timeout]);
+    // 2.5 periods of 300 ms, plus up to one period since the last ping, plus scheduling slack.
+    expect(noticedAfter).toBeLessThan(750 + 300 + 500);
+    // The new stream carries the cursor: a resume, not a fresh join.
+    expect(
+      decodeCursors(new URL(streams.at(-1) as string).searchParams.get('resume') ?? '').get('room:quiet')?.offset,
+    ).toBe(5);
+  });
+
+  it('sseTimeoutMs overrides the bound the gateway announces', async () => {
+    cluster = await startCluster({ gateways: 0 });
+    await cluster.startGateway({ heartbeatMs: 60_000 }); // no ping during this test
+    const alice = await cluster.login('alice');
+    const streams: number[] = [];
+    const rt = connect<Events>(cluster.url, {
+      transport: 'sse',
+      EventSource: eventSourceWith({ cookie: alice.cookie }, () => streams.push(Date.now())),
+      backoff: fast,
+      sseTimeoutMs: 1000,
+    });
+    clients.push(rt as unknown as ShoalClient);
+    const offsets = record(rt, 'room:bound');
+    await until('subscribed', () => rt.cursor('room:bound') !== undefined);
+    cluster.balancer.freeze();
+    const publisher = createPublisher<Events>(cluster.bus);
+    await publisher.to('room:bound').send('chat', { n: 1 });
+    await until('resumed after the bound', () => offsets.length === 1, 5000);
+    expect(streams.length).toBe(2);
+    expect((streams[1] as number) - (streams[0] as number)).toBeGreaterThanOrEqual(1000);
+  });
 });

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { connect, type ShoalClient } from '../../src/client/index.js';
+import { eventSourceWith } from '../client/event-source.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
 import { freePort } from '../helpers/processes.js';
@@ -191,6 +193,51 @@ describe.skipIf(skip !== undefined)(`nginx (${version}) in front of 3 web nodes 
     } finally {
       abort.abort();
       await reader.cancel().catch(() => {});
+    }
+    await jar.fetch(`${n.url}/logout`, { method: 'POST' });
+  });
+
+  it('the SDK pointed at <nginx>/ws finds both gateway endpoints with its defaults: WebSocket and SSE', async () => {
+    const n = must(nginx);
+    const user = `sdk-${runId}`;
+    const jar = new CookieJar();
+    expect((await jar.fetch(`${n.url}/login?user=${user}`, { method: 'POST' })).status).toBe(200);
+    const headers = { cookie: jar.cookie, origin: n.url };
+    class BrowserLikeWebSocket extends WebSocket {
+      constructor(url: string) {
+        super(url, { headers });
+      }
+    }
+    const streams: string[] = [];
+    const clients: ShoalClient[] = [];
+    try {
+      for (const transport of ['websocket', 'sse'] as const) {
+        const rt = connect(`${n.url}/ws`, {
+          transport,
+          WebSocket: BrowserLikeWebSocket,
+          EventSource: eventSourceWith(headers, (url) => streams.push(url)),
+        });
+        clients.push(rt);
+        const got: unknown[] = [];
+        rt.subscribe(`user:${user}`, (m) => got.push(m.data));
+        await until(
+          () => (rt.state === 'open' && rt.cursor(`user:${user}`) ? true : undefined),
+          5000,
+          `${transport} open`,
+        );
+        const published = await jar.fetch(`${n.url}/_probe/publish`, {
+          method: 'POST',
+          body: JSON.stringify({ channel: `user:${user}`, event: 'hi', data: transport }),
+        });
+        expect(published.status).toBe(200);
+        await until(() => (got.length > 0 ? true : undefined), 5000, `the message over ${transport}`);
+        expect(got).toEqual([transport]);
+        expect(rt.transport).toBe(transport);
+      }
+      // The one rule: `<base>/ws` for WebSocket, `<base>/sse` beside it, both routed by shoal.conf.
+      expect(new URL(streams[0] as string).pathname).toBe('/sse');
+    } finally {
+      for (const c of clients) c.close();
     }
     await jar.fetch(`${n.url}/logout`, { method: 'POST' });
   });
