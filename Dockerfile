@@ -8,10 +8,10 @@
 # ---- build: compile the library (dist/) and the app module (to plain JS) ----
 FROM node:20-slim AS build
 WORKDIR /src
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+# The sources come before `npm ci`: its `prepare` script compiles them (dist/).
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
+RUN npm ci --no-audit --no-fund
 COPY examples ./examples
 # The app module is compiled with the files it imports, keeping its relative paths
 # (../../src/…); the runtime stage points src/ at dist/ so both load the same modules.

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ShoalConfig } from '../app/config.js';
 import { ConfigError } from '../core/errors.js';
+import { ensureTypeScript } from './ts-loader.js';
 
 export { defineConfig, type ShoalConfig } from '../app/config.js';
 
@@ -13,14 +14,12 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
   const name = NAMES.find((n) => existsSync(join(dir, n)));
   if (!name) return { path: null, config: {} };
   const path = join(dir, name);
+  await ensureTypeScript(path, dir);
   let loaded: unknown;
   try {
     loaded = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
   } catch (err) {
-    const hint = name.endsWith('.ts')
-      ? ' (a .ts config needs a TypeScript loader: run the CLI through tsx, or rename it shoal.config.mjs)'
-      : '';
-    throw new ConfigError(`could not load ${path}: ${(err as Error).message}${hint}`, { cause: err });
+    throw new ConfigError(`could not load ${path}: ${firstLine(err)}`, { cause: err });
   }
   if (typeof loaded !== 'object' || loaded === null) {
     throw new ConfigError(`${path} must default-export an object: export default defineConfig({ app: './app.ts', … })`);
@@ -30,10 +29,15 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
   if (unknown.length) {
     throw new ConfigError(`${path}: unknown setting(s) ${unknown.join(', ')}; allowed: ${[...KEYS].join(', ')}`);
   }
-  for (const key of ['web', 'gateways', 'port'] as const) {
+  // The same bounds as the flags: at least one web node, a port a balancer can listen on.
+  for (const [key, min, max] of [
+    ['web', 1, 1000],
+    ['gateways', 0, 1000],
+    ['port', 1, 65_535],
+  ] as const) {
     const v = config[key];
-    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0)) {
-      throw new ConfigError(`${path}: ${key} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min && (v as number) <= max)) {
+      throw new ConfigError(`${path}: ${key} must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
     }
   }
   const env = config.env;
@@ -51,4 +55,9 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
 /** Fills process.env with the file's SHOAL_* values that the environment does not already set. */
 export function applyConfigEnv(config: ShoalConfig, env: NodeJS.ProcessEnv = process.env): void {
   for (const [k, v] of Object.entries(config.env ?? {})) if (env[k] === undefined) env[k] = v;
+}
+
+/** Import errors carry a stack and sometimes a code frame: the first line says what went wrong. */
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0] ?? '';
 }

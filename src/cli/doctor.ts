@@ -1,39 +1,210 @@
+import type { AppDefinition } from '../app/define.js';
+import { ConfigError, ShoalError } from '../core/errors.js';
+import { limitFromEnv } from '../realtime/connection-limits.js';
+import { normalizeOrigin } from '../realtime/origin.js';
+import { busUrlFromEnv } from '../realtime/realtime.js';
+import { KeyRing, secretsFromEnv } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
+import { loadApp } from './app-module.js';
+import { durationValue, portNumber } from './args.js';
+import { ensureTypeScript } from './ts-loader.js';
+import { webDashboardSettings } from './web-dashboard.js';
 
-/** Checks the configured backends and reports in words. Exit code 0 when all answer. */
-export async function doctor(env: NodeJS.ProcessEnv): Promise<number> {
-  let failures = 0;
-  const storeUrl = env.SHOAL_STORE ?? DEFAULT_STORE_URL;
-  const check = async (
-    what: string,
-    url: string,
-    open: () => Promise<{ ping(): Promise<void>; close(): Promise<void> }>,
-  ) => {
-    const started = Date.now();
+export interface DoctorOptions {
+  /** The app module (--app, or shoal.config's app); checked that it loads when given. */
+  app?: string | undefined;
+  /** Where the report goes, one line per check. */
+  print?: (line: string) => void;
+}
+
+interface Backend {
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Checks what a web node or a gateway would refuse, in the order they would meet it, and says
+ * what to do about each problem: settings first (nothing opened), then the app module, then the
+ * store and the bus. Exit code 0 only when no node would refuse; warnings do not count.
+ */
+export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Promise<number> {
+  const print = o.print ?? ((line: string) => console.log(line));
+  let problems = 0;
+  const ok = (what: string) => print(`ok    ${what}`);
+  const warn = (what: string) => print(`warn  ${what}`);
+  const fail = (what: string, fix?: string) => {
+    problems++;
+    print(`FAIL  ${what}`);
+    if (fix) print(`      fix: ${fix}`);
+  };
+  /** A setting whose parser throws a ConfigError that already names the fix. */
+  const setting = (what: string, check: () => string | undefined) => {
     try {
-      const backend = await open();
-      try {
-        await backend.ping();
-      } finally {
-        await backend.close();
-      }
-      console.log(`ok    ${what} ${redact(url)} answered in ${Date.now() - started} ms`);
+      const detail = check();
+      if (detail !== undefined) ok(`${what}${detail ? `: ${detail}` : ''}`);
     } catch (err) {
-      failures++;
-      console.log(`FAIL  ${what} ${redact(url)}: ${(err as Error).message}`);
-      const cause = (err as { cause?: unknown }).cause;
-      if (cause instanceof Error) console.log(`      cause: ${cause.message}`);
+      if (!(err instanceof ConfigError)) throw err;
+      fail(err.message.includes(what) ? err.message : `${what}: ${err.message}`);
     }
   };
-  await check('session store', storeUrl, () => createStore(storeUrl, { timeoutMs: 3000 }));
-  if (env.SHOAL_BUS) {
-    const busUrl = env.SHOAL_BUS;
-    await check('message bus', busUrl, async () =>
-      (await import('../bus/index.js')).createBus(busUrl, { timeoutMs: 3000 }),
+
+  // 1. The app module: its realtime rules decide whether gateways matter, and it may bring its own secrets.
+  let app: AppDefinition | undefined;
+  if (o.app) {
+    try {
+      await ensureTypeScript(o.app);
+      app = await loadApp(o.app);
+      ok(`app module ${o.app} loads${app.realtime ? ' (with realtime rules for gateways)' : ''}`);
+    } catch (err) {
+      fail((err as Error).message.split('\n')[0] ?? String(err));
+    }
+  } else {
+    warn('no app module given (--app, or app in shoal.config): not checked that it loads');
+  }
+
+  // 2. Settings every node reads before it opens anything.
+  const appSecrets = appSessionSecrets(app, env);
+  setting('SHOAL_SECRETS', () => {
+    const secrets = secretsFromEnv(env.SHOAL_SECRETS);
+    if (secrets.length === 0 && appSecrets) return undefined;
+    if (secrets.length === 0) {
+      throw new ConfigError(
+        'SHOAL_SECRETS is not set: web nodes and gateways refuse to start without a signing secret — ' +
+          'set it to 32+ random characters, the same on every node (e.g. SHOAL_SECRETS=$(openssl rand -base64 48))',
+      );
+    }
+    new KeyRing(secrets);
+    return `${secrets.length} secret(s) of 32+ characters`;
+  });
+  if (appSecrets) {
+    setting("the app module's session secrets", () => {
+      new KeyRing(appSecrets);
+      return env.SHOAL_SECRETS ? 'they win over SHOAL_SECRETS, on web nodes and gateways alike' : '';
+    });
+  }
+  checkOrigins(
+    [env.SHOAL_ORIGINS, ...(app?.realtime?.origins ?? [])].filter(Boolean).join(','),
+    Boolean(app?.realtime),
+    { ok, warn, fail },
+  );
+  setting('SHOAL_COOKIE_SECURE', () => {
+    const v = env.SHOAL_COOKIE_SECURE;
+    if (v === undefined || v === '') return undefined;
+    if (!/^(true|false)$/i.test(v.trim())) {
+      throw new ConfigError(
+        `SHOAL_COOKIE_SECURE must be true or false, got "${v}": false only for plain-HTTP development, where a browser would drop a Secure cookie`,
+      );
+    }
+    return v;
+  });
+  setting('connection limits', () => {
+    const session = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_SESSION', env.SHOAL_MAX_CONNECTIONS_PER_SESSION);
+    const user = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
+    return session || user ? `${session ?? 'default'} per session, ${user ?? 'default'} per user` : undefined;
+  });
+  setting('ops dashboard', () => {
+    const dashboard = webDashboardSettings(env.SHOAL_DASHBOARD_TOKEN, env.SHOAL_DASHBOARD_NODES);
+    return dashboard ? `on, watching ${dashboard.nodes.length || 'each node itself'}` : undefined;
+  });
+  for (const name of ['SHOAL_DRAIN_TIMEOUT', 'SHOAL_DRAIN_DELAY', 'SHOAL_DRAIN_WINDOW']) {
+    const v = env[name];
+    if (v) setting(name, () => `${durationValue(name, v, false)} ms`);
+  }
+  const port = env.PORT;
+  if (port) setting('PORT', () => String(portNumber('PORT', port, true, false)));
+
+  // 3. The backends, as the nodes would open them.
+  const storeUrl = env.SHOAL_STORE || DEFAULT_STORE_URL;
+  const busUrl = busUrlFromEnv(env);
+  await reach('session store', storeUrl, () => createStore(storeUrl, { timeoutMs: 3000 }), { ok, fail });
+  await reach(
+    `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
+    busUrl,
+    async () => (await import('../bus/index.js')).createBus(busUrl, { timeoutMs: 3000 }),
+    { ok, fail },
+  );
+
+  // 4. Web nodes and gateways must meet on one bus and read one cookie.
+  if (/^sqlite:/i.test(busUrl) && !/^sqlite:/i.test(storeUrl)) {
+    warn(
+      `the bus is ${redact(busUrl)}, a file only processes on this machine share, while the store is ${redact(storeUrl)}: ` +
+        'set SHOAL_BUS to a shared bus (redis://, postgres://, nats://, amqp://) if web nodes or gateways run elsewhere',
     );
   }
-  if (!env.SHOAL_SECRETS)
-    console.log('warn  SHOAL_SECRETS is not set: nodes cannot verify each other’s session cookies');
-  console.log(failures ? `${failures} problem(s) found` : 'everything answers');
-  return failures ? 1 : 0;
+  print(problems ? `${problems} problem(s) found` : 'no problems found: web nodes and gateways would start with this');
+  return problems ? 1 : 0;
+}
+
+/** The secrets the app module's own session settings give (both tiers use them instead of SHOAL_SECRETS). */
+function appSessionSecrets(app: AppDefinition | undefined, env: NodeJS.ProcessEnv): string[] | undefined {
+  const session = app?.session;
+  if (!session) return undefined;
+  try {
+    const secrets = (typeof session === 'function' ? session({ nodeId: 'doctor', env }) : session).secrets;
+    return secrets?.length ? [...secrets] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function checkOrigins(
+  value: string | undefined,
+  hasRealtime: boolean,
+  r: { ok(s: string): void; warn(s: string): void; fail(s: string, fix?: string): void },
+): void {
+  const origins = (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (origins.length === 0) {
+    const what =
+      'SHOAL_ORIGINS is not set (nor realtime.origins in the app module): gateways refuse to start without the origins pages are served from';
+    const fix = 'SHOAL_ORIGINS=https://app.example.com (comma-separated)';
+    if (hasRealtime) r.fail(what, fix);
+    else r.warn(`${what} (${fix}); web nodes do not need it`);
+    return;
+  }
+  const bad = origins.filter((x) => x !== '*' && normalizeOrigin(x) === null);
+  if (bad.length) {
+    r.fail(
+      `SHOAL_ORIGINS has ${bad.map((b) => `"${b}"`).join(', ')}, which no browser sends as an Origin: gateways would refuse every handshake from it`,
+      'write each as scheme://host[:port] with no path, e.g. https://app.example.com',
+    );
+    return;
+  }
+  if (origins.includes('*')) {
+    r.warn('SHOAL_ORIGINS is "*": any site may open connections carrying your users\' cookies; list your origins');
+    return;
+  }
+  r.ok(`SHOAL_ORIGINS: ${origins.join(', ')}`);
+}
+
+async function reach(
+  what: string,
+  url: string,
+  open: () => Promise<Backend>,
+  r: { ok(s: string): void; fail(s: string, fix?: string): void },
+): Promise<void> {
+  const started = Date.now();
+  try {
+    const backend = await open();
+    try {
+      await backend.ping();
+    } finally {
+      await backend.close();
+    }
+    r.ok(`${what} ${redact(url)} answered in ${Date.now() - started} ms`);
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    const message = (err as Error).message;
+    // A malformed URL or a missing client library: the message says what to do. Otherwise it is down.
+    const down = !(err instanceof ShoalError) || /UNAVAILABLE$/.test(err.code);
+    const fix = down
+      ? `start it, or point ${what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS'} at one that runs`
+      : undefined;
+    r.fail(
+      `${what} ${redact(url)}: ${message}${cause instanceof Error && !message.includes(cause.message) ? ` (${cause.message})` : ''}`,
+      fix,
+    );
+  }
 }

@@ -1,13 +1,23 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { nodeConfigFromEnv } from '../app/env.js';
-import { parseDuration } from '../core/duration.js';
-import { ShoalError } from '../core/errors.js';
+import { ConfigError, ShoalError } from '../core/errors.js';
 import { loadApp } from './app-module.js';
+import {
+  durationValue,
+  EXIT_USAGE,
+  exitCodeFor,
+  parseCommandLine,
+  portNumber,
+  UsageError,
+  wholeNumber,
+} from './args.js';
 import { applyConfigEnv, loadConfigFile } from './config-file.js';
 import { doctor } from './doctor.js';
 import { runGatewayNode } from './gateway-node.js';
 import { startCluster } from './start.js';
+import { ensureTypeScript } from './ts-loader.js';
 import { webDashboardSettings } from './web-dashboard.js';
 import { runWebNode } from './web-node.js';
 
@@ -39,7 +49,12 @@ sticky sessions) in front of N web nodes, restarting any that crash.
   --app <module>   the app module (default-exports defineApp({ web }))
   --web <N>        web nodes (default 3)
   --gateways <M>   realtime gateway nodes (default 0 until the app has realtime)
-  --port <p>       balancer port (default 8080); nodes use the ports after it`,
+  --port <p>       balancer port (default 8080); nodes use the ports after it
+  --host <h>       balancer address (default 127.0.0.1)
+
+A node that cannot start (a bad SHOAL_* value, an app module that does not load,
+a store that does not answer) stops the cluster with its error; a node that
+crashes after it was ready is restarted.`,
   web: `Usage: shoal web --app <module> [--port 3000] [--host 0.0.0.0]
 
 Runs one web node with /healthz, /readyz, /metrics and graceful drain on SIGTERM.
@@ -64,49 +79,52 @@ over the drain window, then exits.
                        else sqlite:.shoal/shoal.db) — the web nodes must use the same
   SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>"
   SHOAL_DRAIN_WINDOW   how long the drain spreads the closes over (default 10s)`,
-  doctor: `Usage: shoal doctor
+  doctor: `Usage: shoal doctor [--app <module>]
 
-Connects to SHOAL_STORE (and SHOAL_BUS when set) and reports, in words, what works and what does not.`,
+Checks what a web node or gateway would refuse, before one refuses it: SHOAL_SECRETS,
+SHOAL_ORIGINS and the other SHOAL_* settings, that the app module loads, that the store
+and the bus answer, and that web nodes and gateways would agree on them. Names each
+problem and its fix; exits 1 when there is one.`,
 };
 
+/** More processes than any one machine runs usefully; a typo's extra zeros should not fork-bomb it. */
+const MAX_NODES = 1000;
+
 async function main(argv: string[]): Promise<number> {
-  // Options may come before the command too (`shoal --port 3000 web …`), as test harnesses and wrappers put them.
-  const { values, positionals } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      app: { type: 'string' },
-      web: { type: 'string' },
-      gateways: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'drain-timeout': { type: 'string' },
-      'drain-delay': { type: 'string' },
-      'dashboard-nodes': { type: 'string' },
-    },
-  });
-  const command = positionals[0] ?? '';
-  if (values.help || command === 'help' || !command || !(command in HELP) || positionals.length > 1) {
-    const known = (command in HELP || command === 'help') && positionals.length <= 1;
-    console.log(HELP[command in HELP ? command : '']);
-    return known ? 0 : 1;
+  const parsed = parseCommandLine(argv);
+  if (parsed.kind === 'help') {
+    // Asked for: stdout and success. `shoal` alone is a usage mistake: stderr, exit 2.
+    (parsed.ok ? console.log : console.error)(HELP[parsed.topic]);
+    return parsed.ok ? 0 : EXIT_USAGE;
   }
+  const { command, values } = parsed;
   const { config } = await loadConfigFile();
   applyConfigEnv(config);
-  values.app ??= config.app;
+  const app = values.app ?? config.app;
   switch (command) {
     case 'doctor':
-      return doctor(process.env);
-    case 'start':
-      await startCluster({
-        app: requireApp(values.app),
-        web: Number(values.web ?? config.web ?? 3),
-        gateways: Number(values.gateways ?? config.gateways ?? 0),
-        port: Number(values.port ?? config.port ?? 8080),
+      return doctor(process.env, { app });
+    case 'start': {
+      // Every value is checked before anything starts: a typo must not become a cluster of 0 nodes.
+      const web = values.web === undefined ? (config.web ?? 3) : wholeNumber('--web', values.web, 1, MAX_NODES);
+      const gateways =
+        values.gateways === undefined
+          ? (config.gateways ?? 0)
+          : wholeNumber('--gateways', values.gateways, 0, MAX_NODES);
+      const port = values.port === undefined ? (config.port ?? 8080) : portNumber('--port', values.port, false);
+      if (port + web + gateways > 65_535) {
+        throw new UsageError(
+          `--port ${port} leaves no room for ${web + gateways} nodes on the ports after it: pick a port below ${65_535 - web - gateways}`,
+        );
+      }
+      return startCluster({
+        app: requireAppFile(app, values.app !== undefined),
+        web,
+        gateways,
+        port,
+        host: values.host,
       });
-      return 0;
+    }
     case 'web': {
       // Checked before the app loads, so a bad token stops the node at once. No flag for the token:
       // a command line is readable by every user of the machine (ps).
@@ -114,16 +132,16 @@ async function main(argv: string[]): Promise<number> {
         process.env.SHOAL_DASHBOARD_TOKEN,
         values['dashboard-nodes'] ?? process.env.SHOAL_DASHBOARD_NODES,
       );
+      const port = nodePort(values.port, 3000);
+      const drainTimeoutMs = durationSetting(values['drain-timeout'], '--drain-timeout', 'SHOAL_DRAIN_TIMEOUT', '30s');
+      const drainDelayMs = durationSetting(values['drain-delay'], '--drain-delay', 'SHOAL_DRAIN_DELAY', '0');
       const node = await runWebNode({
-        app: await loadApp(requireApp(values.app)),
+        app: await loadAppModule(requireApp(app)),
         config: nodeConfigFromEnv(process.env, 'web'),
-        port: Number(values.port ?? process.env.PORT ?? 3000),
+        port,
         host: values.host ?? process.env.HOST ?? '127.0.0.1',
-        drainTimeoutMs: parseDuration(
-          values['drain-timeout'] ?? process.env.SHOAL_DRAIN_TIMEOUT ?? '30s',
-          'drain timeout',
-        ),
-        drainDelayMs: parseDuration(values['drain-delay'] ?? process.env.SHOAL_DRAIN_DELAY ?? '0', 'drain delay'),
+        drainTimeoutMs,
+        drainDelayMs,
         dashboard,
       });
       const stop = () => void node.drain().then(() => process.exit(0));
@@ -132,26 +150,53 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keep running
     }
     case 'gateway': {
+      const port = nodePort(values.port, 3100);
+      const drainWindowMs = durationSetting(undefined, '', 'SHOAL_DRAIN_WINDOW', '10s');
       const node = await runGatewayNode({
-        app: await loadApp(requireApp(values.app)),
+        app: await loadAppModule(requireApp(app)),
         config: nodeConfigFromEnv(process.env, 'gateway'),
-        port: Number(values.port ?? process.env.PORT ?? 3100),
+        port,
         host: values.host ?? process.env.HOST ?? '127.0.0.1',
-        drainWindowMs: parseDuration(process.env.SHOAL_DRAIN_WINDOW ?? '10s', 'SHOAL_DRAIN_WINDOW'),
+        drainWindowMs,
       });
       const stop = () => void node.drain().then(() => process.exit(0));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       return -1;
     }
-    default:
-      return 1;
   }
 }
 
+/** The app module, through tsx when it is TypeScript (see ts-loader.ts). */
+async function loadAppModule(path: string) {
+  await ensureTypeScript(path);
+  return loadApp(path);
+}
+
 function requireApp(app: string | undefined): string {
-  if (!app) throw new ShoalError('ERR_SHOAL_USAGE', 'missing --app <module>: the app module to run (see shoal --help)');
+  if (!app) throw new UsageError('missing --app <module>: the app module to run, e.g. --app ./shoal.app.js');
   return app;
+}
+
+/** `shoal start` checks the app file itself: its nodes would only fail one by one. */
+function requireAppFile(app: string | undefined, fromFlag: boolean): string {
+  const path = requireApp(app);
+  if (existsSync(resolve(path))) return path;
+  const message = `the app module ${path} does not exist (looked in ${process.cwd()}): check the path`;
+  throw fromFlag ? new UsageError(`--app: ${message}`) : new ConfigError(`shoal.config app: ${message}`);
+}
+
+/** --port, else PORT, else the role's default; 0 means any free port. */
+function nodePort(flag: string | undefined, fallback: number): number {
+  if (flag !== undefined) return portNumber('--port', flag, true);
+  const env = process.env.PORT;
+  return env ? portNumber('PORT', env, true) : fallback;
+}
+
+function durationSetting(flag: string | undefined, flagName: string, envName: string, fallback: string): number {
+  if (flag !== undefined) return durationValue(flagName, flag);
+  const env = process.env[envName];
+  return env ? durationValue(envName, env) : durationValue(envName, fallback);
 }
 
 main(process.argv.slice(2)).then(
@@ -159,7 +204,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
+    // What the user can fix is one line; anything else keeps its stack.
     console.error(err instanceof ShoalError ? `shoal: ${err.message}` : err);
-    process.exitCode = 1;
+    process.exitCode = exitCodeFor(err);
   },
 );

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ShoalError } from '../core/errors.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { DEFAULT_STORE_URL, redact } from '../stores/index.js';
+import { EXIT_CONFIG } from './args.js';
 import { createBalancer } from './balancer.js';
 import { createDashboard, mountDashboard } from './dashboard.js';
-import { type ChildSpec, Supervisor } from './supervisor.js';
+import { type ChildSpec, type StartFailure, Supervisor } from './supervisor.js';
 
 export interface StartOptions {
   app: string;
@@ -21,8 +23,10 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
  * `shoal start`: the whole cluster on one machine. One balancer on --port,
  * N web nodes then M gateways on the following ports, all on the same store and bus, so a laptop sees
  * what production sees: any request may land on any node.
+ * Resolves with the exit code once the cluster has stopped: 0 after SIGINT/SIGTERM, else that of
+ * a node that could not start (78 for a configuration error), after stopping the others.
  */
-export async function startCluster(o: StartOptions): Promise<void> {
+export async function startCluster(o: StartOptions): Promise<number> {
   const store = process.env.SHOAL_STORE ?? DEFAULT_STORE_URL;
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -67,14 +71,28 @@ export async function startCluster(o: StartOptions): Promise<void> {
   const specs = [...webs, ...gateways];
 
   let announced = false;
-  const supervisor = new Supervisor(specs, (event, m, detail) => {
-    status(`${m.name.padEnd(8)} ${event}${m.pid ? ` pid ${m.pid}` : ''} :${m.port}${detail ? ` — ${detail}` : ''}`);
-    if (!announced && supervisor.members.every((x) => x.ready)) {
-      announced = true;
-      status(`ready: ${supervisor.members.length} nodes behind ${url} (round-robin, no sticky sessions)`);
-      console.log(`\n  ➜  open ${url}\n  ➜  ops dashboard ${url}/_shoal/\n`);
-    }
+  let finish: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
   });
+  const onFailure = (f: StartFailure) => {
+    const how = f.code === null ? `signal ${f.signal}` : `exit code ${f.code}`;
+    status(`${f.member.name.padEnd(8)} could not start (${how}) — stopping the cluster`);
+    console.error(`shoal: ${f.member.name} could not start: ${f.cause}`);
+    void shutdown(f.code === EXIT_CONFIG ? EXIT_CONFIG : 1);
+  };
+  const supervisor = new Supervisor(
+    specs,
+    (event, m, detail) => {
+      status(`${m.name.padEnd(8)} ${event}${m.pid ? ` pid ${m.pid}` : ''} :${m.port}${detail ? ` — ${detail}` : ''}`);
+      if (!announced && supervisor.members.every((x) => x.ready)) {
+        announced = true;
+        status(`ready: ${supervisor.members.length} nodes behind ${url} (round-robin, no sticky sessions)`);
+        console.log(`\n  ➜  open ${url}\n  ➜  ops dashboard ${url}/_shoal/\n`);
+      }
+    },
+    { onFailure },
+  );
 
   const balancer = createBalancer({
     web: () => supervisor.members.filter((m) => m.role === 'web'),
@@ -90,23 +108,38 @@ export async function startCluster(o: StartOptions): Promise<void> {
     }),
   );
   await new Promise<void>((resolve, reject) => {
-    balancer.once('error', reject);
+    balancer.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') {
+        const why = err.code === 'EADDRINUSE' ? 'is in use' : 'is not allowed for this user';
+        reject(
+          new ShoalError(
+            'ERR_SHOAL_LISTEN',
+            `port ${o.port} on ${host} ${why}: pick another with --port (the nodes take the ${o.web + o.gateways} after it)`,
+            { cause: err },
+          ),
+        );
+      } else reject(err);
+    });
     balancer.listen(o.port, host, resolve);
   });
   status(`balancer listening on ${url}`);
   status(`store ${redact(env.SHOAL_STORE as string)} · bus ${redact(env.SHOAL_BUS as string)}`);
   supervisor.start();
 
-  const shutdown = async () => {
-    status('stopping: draining every node (SIGTERM)…');
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    status(code ? 'stopping every node (SIGTERM)…' : 'stopping: draining every node (SIGTERM)…');
     balancer.close();
     balancer.closeAllConnections();
     await supervisor.stop();
     status('stopped');
-    process.exit(0);
+    finish(code);
   };
-  process.once('SIGINT', () => void shutdown());
-  process.once('SIGTERM', () => void shutdown());
+  process.once('SIGINT', () => void shutdown(0));
+  process.once('SIGTERM', () => void shutdown(0));
+  return finished;
 }
 
 function status(line: string): void {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { EXIT_CONFIG } from './args.js';
 import type { Upstream } from './balancer.js';
 
 export interface ChildSpec {
@@ -16,19 +17,46 @@ export interface Member extends Upstream {
   state: 'starting' | 'ready' | 'draining' | 'dead';
 }
 
+/** How long a node may run without being ready before the supervisor says why it is not. */
+const SLOW_START_MS = 15_000;
+
+/** Why a node could not start: its exit code and the lines of its stderr that say so. */
+export interface StartFailure {
+  member: Member;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  cause: string;
+}
+
+export interface SupervisorOptions {
+  /** Called once when a node cannot start; the supervisor restarts nothing after it. */
+  onFailure?(failure: StartFailure): void;
+  /** Exits before a node was first ready that count as "cannot start" (default 3). */
+  startAttempts?: number;
+}
+
 /**
  * Keeps the local cluster's node processes running: restarts one that crashed
  * (with backoff), polls /readyz to tell the balancer which nodes may get traffic.
+ * A node that never got ready is not restarted for ever: a configuration error (exit 78)
+ * gives up at once, any other exit after `startAttempts` tries.
  */
 export class Supervisor {
   readonly members: Member[] = [];
   readonly #children = new Map<string, ChildProcess>();
+  /** Names of the nodes that were ready at least once: from then on an exit is a crash. */
+  readonly #wasReady = new Set<string>();
+  readonly #failedStarts = new Map<string, number>();
+  readonly #spawnedAt = new Map<string, number>();
+  readonly #slowReported = new Map<string, string>();
   #stopping = false;
+  #failed = false;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly specs: ChildSpec[],
     readonly onEvent: (event: string, member: Member, detail?: string) => void,
+    readonly options: SupervisorOptions = {},
   ) {}
 
   start(): void {
@@ -80,25 +108,41 @@ export class Supervisor {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#children.set(spec.name, child);
+    this.#spawnedAt.set(spec.name, Date.now());
+    this.#slowReported.delete(spec.name);
     member.pid = child.pid;
     member.state = 'starting';
     member.ready = false;
     let tail = '';
+    let errors = '';
     const keep = (d: Buffer) => {
       tail = (tail + d.toString()).slice(-4000);
     };
     child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    child.stderr?.on('data', (d: Buffer) => {
+      keep(d);
+      errors = (errors + d.toString()).slice(-4000);
+    });
     child.once('exit', (code, signal) => {
       member.ready = false;
       member.state = 'dead';
       member.pid = undefined;
-      if (this.#stopping) return;
+      if (this.#stopping || this.#failed) return;
+      // A signal is someone's doing (the dashboard's kill buttons, the OOM killer), not the node's.
+      if (code === EXIT_CONFIG || (signal === null && !this.#wasReady.has(spec.name))) {
+        const failedStarts = (this.#failedStarts.get(spec.name) ?? 0) + 1;
+        this.#failedStarts.set(spec.name, failedStarts);
+        if (code === EXIT_CONFIG || failedStarts >= (this.options.startAttempts ?? 3)) {
+          this.#failed = true;
+          this.options.onFailure?.({ member, code, signal, cause: causeOf(errors || tail) });
+          return;
+        }
+      }
       this.onEvent('exited', member, `${signal ?? `code ${code}`}${code ? `\n${tail.trim()}` : ''}`);
       member.restarts++;
       const backoff = Math.min(10_000, 250 * 2 ** Math.min(member.restarts, 6));
       setTimeout(() => {
-        if (!this.#stopping) {
+        if (!this.#stopping && !this.#failed) {
           this.#spawn(spec, member);
           this.onEvent('restarted', member);
         }
@@ -106,18 +150,33 @@ export class Supervisor {
     });
   }
 
+  /**
+   * A node that runs but is not ready (its store does not answer, say) is not restarted: it may
+   * get there. After SLOW_START_MS its /readyz problem is reported, and again whenever it changes.
+   */
+  #reportSlowStart(m: Member, problem: string | undefined): void {
+    const since = this.#spawnedAt.get(m.name) ?? Date.now();
+    if (m.state !== 'starting' || problem === undefined || Date.now() - since < SLOW_START_MS) return;
+    if (this.#slowReported.get(m.name) === problem) return;
+    this.#slowReported.set(m.name, problem);
+    this.onEvent(`not ready after ${Math.round((Date.now() - since) / 1000)} s`, m, problem);
+  }
+
   async #poll(): Promise<void> {
     await Promise.all(
       this.members.map(async (m) => {
         if (m.state === 'dead') return;
         let ready = false;
-        let draining = false;
+        let problem: string | undefined;
         try {
           const res = await fetch(`http://${m.host}:${m.port}/readyz`, { signal: AbortSignal.timeout(1000) });
           ready = res.ok;
-          draining = !ready && ((await res.json()) as { problem?: string }).problem === 'draining';
+          if (!ready) problem = ((await res.json()) as { problem?: string }).problem;
         } catch {}
+        const draining = problem === 'draining';
         const state = ready ? 'ready' : draining ? 'draining' : m.state === 'ready' ? 'starting' : m.state;
+        if (ready) this.#wasReady.add(m.name);
+        this.#reportSlowStart(m, ready || draining ? undefined : problem);
         if (state !== m.state || ready !== m.ready) {
           m.ready = ready;
           m.state = state;
@@ -126,4 +185,18 @@ export class Supervisor {
       }),
     );
   }
+}
+
+/**
+ * The line a node's stderr names its failure with: the CLI prints "shoal: <message>" for errors a
+ * user can fix; anything else (a stack) is given as its first lines.
+ */
+export function causeOf(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter(Boolean);
+  const own = lines.filter((l) => l.startsWith('shoal: ')).at(-1);
+  if (own) return own.slice('shoal: '.length);
+  return lines.slice(0, 6).join('\n') || 'it printed nothing';
 }

@@ -45,7 +45,7 @@ describe('shoal.config', () => {
       /unknown setting\(s\) wbe/,
     );
     await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { web: -1 };'))).rejects.toThrow(
-      /web must be a non-negative integer/,
+      /web must be a whole number from 1 to 1000, got -1/,
     );
     await expect(
       loadConfigFile(dirWith('shoal.config.mjs', `export default { env: { PATH: '/tmp' } };`)),

@@ -87,7 +87,7 @@ describe.each(backends)('the getting-started app under shoal start --web 2 --gat
       gateways: 1,
       port,
       cwd: project.dir,
-      cli: ['--import', 'tsx', join(project.dir, 'node_modules/shoal/bin/shoal.js')],
+      cli: [join(project.dir, 'node_modules/shoal/bin/shoal.js')],
       env: { SHOAL_STORE: `sqlite:${join(project.dir, `.shoal/${port}.db`)}`, ...env },
     });
   }, 120_000);
