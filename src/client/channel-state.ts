@@ -1,4 +1,4 @@
-import type { Cursor, ServerMessage } from '../realtime/protocol.js';
+import type { Cursor, ServerMessage } from '../protocol/index.js';
 
 type Msg = Extract<ServerMessage, { type: 'msg' }>;
 type Subscribed = Extract<ServerMessage, { type: 'subscribed' }>;

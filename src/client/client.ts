@@ -1,4 +1,4 @@
-import { CloseCode, encodeCursors, isValidChannel, type ServerMessage } from '../realtime/protocol.js';
+import { CloseCode, encodeCursors, isValidChannel, type ServerMessage } from '../protocol/index.js';
 import { Backoff } from './backoff.js';
 import { ChannelCursors } from './channel-state.js';
 import { Listeners, safeCall } from './emitter.js';

@@ -11,7 +11,7 @@ import { Client } from './client.js';
 import { endpoints } from './endpoints.js';
 import type { ClientOptions, EventMap, ShoalClient } from './types.js';
 
-export { CloseCode } from '../realtime/protocol.js';
+export { CloseCode } from '../protocol/index.js';
 export { type BackoffOptions, fullJitter } from './backoff.js';
 export type {
   ChannelMessage,

@@ -1,4 +1,4 @@
-import { CloseCode } from '../realtime/protocol.js';
+import { CloseCode } from '../protocol/index.js';
 import { ABNORMAL, parseFrame, type Transport, type TransportEvents } from './transport.js';
 import type { EventSourceConstructor, EventSourceLike } from './types.js';
 

@@ -1,4 +1,4 @@
-import { type ClientMessage, CloseCode } from '../realtime/protocol.js';
+import { type ClientMessage, CloseCode } from '../protocol/index.js';
 import { ABNORMAL, parseFrame, type Transport, type TransportEvents } from './transport.js';
 import type { WebSocketConstructor, WebSocketLike } from './types.js';
 

@@ -1,4 +1,4 @@
-import type { ClientMessage, ServerMessage } from '../realtime/protocol.js';
+import type { ClientMessage, ServerMessage } from '../protocol/index.js';
 
 /** What a transport reports to the client core. */
 export interface TransportEvents {

@@ -1,5 +1,5 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
-import { type Cursor, encodeCursors, type ServerMessage } from './protocol.js';
+import { type Cursor, encodeCursors, type ServerMessage } from '../protocol/messages.js';
 
 /** How bytes reach one client: a WebSocket or an SSE response. */
 export interface Transport {
@@ -7,6 +7,8 @@ export interface Transport {
   /** Bytes accepted but not yet written to the network. */
   buffered(): number;
   sendMessage(frame: string, cursorId: () => string): void;
+  /** Asks the peer for a sign of life (a WebSocket ping; SSE has no way back, its stream beats on its own). */
+  ping(): void;
   close(code: number, reason: string): void;
 }
 
@@ -26,10 +28,9 @@ interface ChannelState {
  */
 export class Connection {
   readonly channels = new Map<string, ChannelState>();
-  lastActivity = Date.now();
-  lastTouch = 0;
-  alive = true;
-  closed = false;
+  #lastTouch = 0;
+  #alive = true;
+  #closed = false;
   /** Bound once: a fan-out calls #write per message per socket, and a closure each time is garbage each time. */
   readonly #cursorId = () => this.cursorId();
   /**
@@ -50,12 +51,55 @@ export class Connection {
     readonly onOverflow: (conn: Connection) => void,
   ) {}
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True the first time only: every close path runs its cleanup exactly once. */
+  markClosed(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    return true;
+  }
+
+  /** The peer answered a ping. */
+  heard(): void {
+    this.#alive = true;
+  }
+
+  /** One heartbeat: false when the previous ping went unanswered, else pings again. */
+  beat(): boolean {
+    if (!this.#alive) return false;
+    this.#alive = false;
+    this.transport.ping();
+    return true;
+  }
+
+  /** Whether a session touch is due (at most one per `everyMs`); when it is, counts it as done. */
+  touchDue(now: number, everyMs: number): boolean {
+    if (now - this.#lastTouch < everyMs) return false;
+    this.#lastTouch = now;
+    return true;
+  }
+
+  /** Starts sending this channel's presence changes; false when the connection is not in the channel. */
+  followPresence(channel: string): boolean {
+    const state = this.channels.get(channel);
+    if (!state) return false;
+    state.presence = true;
+    return true;
+  }
+
+  followsPresence(channel: string): boolean {
+    return this.channels.get(channel)?.presence === true;
+  }
+
   send(message: ServerMessage): void {
     this.#write(JSON.stringify(message));
   }
 
   #write(frame: string): void {
-    if (this.closed) return;
+    if (this.#closed) return;
     if (this.transport.buffered() + frame.length > this.maxBuffered) {
       this.onOverflow(this);
       return;

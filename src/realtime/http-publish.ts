@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../bus/contract.js';
-import { isValidChannel } from './protocol.js';
-import { INTERNAL_EVENT_PREFIX } from './publisher.js';
+import { hasBearer, sendJson } from '../core/http.js';
+import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel } from '../protocol/channels.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -16,18 +15,9 @@ export async function handlePublish(
   bus: Bus,
   key: string | undefined,
 ): Promise<void> {
-  const reply = (status: number, body: unknown) => {
-    res
-      .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      .end(JSON.stringify(body));
-  };
+  const reply = (status: number, body: unknown) => sendJson(res, status, body);
   if (!key) return reply(404, { error: 'publishing over HTTP is disabled: set SHOAL_PUBLISH_KEY on the gateway' });
-  const auth = req.headers.authorization ?? '';
-  const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '');
-  const expected = Buffer.from(key);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return reply(401, { error: 'missing or wrong bearer key' });
-  }
+  if (!hasBearer(req, key)) return reply(401, { error: 'missing or wrong bearer key' });
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
@@ -41,8 +31,7 @@ export async function handlePublish(
   } catch {
     return reply(400, { error: 'body must be JSON: {"channel": "...", "event": "...", "data": …}' });
   }
-  if (!isValidChannel(body.channel))
-    return reply(400, { error: 'channel must be 1–200 characters from A–Z a–z 0–9 _ : . @ - /' });
+  if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
   if (typeof body.event !== 'string' || !body.event || body.event.startsWith(INTERNAL_EVENT_PREFIX)) {
     return reply(400, { error: `event must be a non-empty string not starting with "${INTERNAL_EVENT_PREFIX}"` });
   }

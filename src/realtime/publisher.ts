@@ -1,9 +1,7 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
 import { hashId } from '../core/ids.js';
-import { isValidChannel } from './protocol.js';
+import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel, userChannel } from '../protocol/channels.js';
 
-/** Internal events (never app events) start with this prefix. */
-export const INTERNAL_EVENT_PREFIX = 'shoal:';
 /** Published on `session:<id>` when the session ends: gateways close its sockets. */
 export const SESSION_ENDED_EVENT = 'shoal:session-ended';
 
@@ -14,7 +12,7 @@ export type EventMap = Record<string, unknown>;
 
 export function channelOf(target: Target): string {
   if (typeof target === 'string') return target;
-  return 'user' in target ? `user:${target.user}` : sessionChannel(target.session);
+  return 'user' in target ? userChannel(target.user) : sessionChannel(target.session);
 }
 
 /**
@@ -40,9 +38,7 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
     to(target) {
       const channel = channelOf(target);
       if (!isValidChannel(channel)) {
-        throw new TypeError(
-          `"${channel}" is not a valid channel name: use 1–200 characters from A–Z a–z 0–9 _ : . @ - /`,
-        );
+        throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
       }
       return {
         send(event, data) {

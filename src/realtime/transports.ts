@@ -122,7 +122,7 @@ function flushAll(): void {
  * WebSocket server has permessage-deflate off, so `ws` never queues or transforms a frame),
  * without building a frame per socket. Bytes waiting for the next tick count as buffered.
  */
-export function wsTransport(ws: WebSocket, socket?: Duplex): Transport & { ping(): void } {
+export function wsTransport(ws: WebSocket, socket?: Duplex): Transport {
   const out: Outbox | null = socket
     ? { socket, ws, count: 0, backlog: 0, first: 0, last: 0, frames: null, bytes: 0 }
     : null;
@@ -175,6 +175,7 @@ export function sseTransport(res: ServerResponse, heartbeatMs: number): Transpor
       const isMsg = frame.startsWith('{"type":"msg"');
       res.write(`${isMsg ? `id: ${cursorId()}\n` : ''}data: ${frame}\n\n`);
     },
+    ping() {},
     close(code, reason) {
       if (!res.writableEnded) res.end(`event: close\ndata: ${JSON.stringify({ code, reason })}\n\n`);
     },

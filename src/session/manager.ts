@@ -120,6 +120,19 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     return { ...record, attributes };
   }
 
+  /**
+   * Refreshes a session's idle deadline without writing its data (gateways call it on socket
+   * activity; throttle it to options.touchMs). Resolves to false when the session is gone.
+   */
+  async touch(id: string, now = Date.now()): Promise<boolean> {
+    return this.options.store.touch(id, now, now + this.options.idleMs);
+  }
+
+  /** Rejects when the session store cannot be reached (readiness checks). */
+  async ping(): Promise<void> {
+    await this.options.store.ping();
+  }
+
   /** Lock and size counters for /metrics; they only ever grow. */
   get stats(): Readonly<SessionStats> {
     return this.options.stats;

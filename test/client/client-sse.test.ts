@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode, connect, type ShoalClient } from '../../src/client/index.js';
-import { decodeCursors } from '../../src/realtime/protocol.js';
+import { decodeCursors } from '../../src/protocol/index.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
 import { eventSourceWith } from './event-source.js';

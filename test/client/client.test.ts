@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode, connect, type RealtimeError, type ShoalClient } from '../../src/client/index.js';
-import { encodeCursors } from '../../src/realtime/protocol.js';
+import { encodeCursors } from '../../src/protocol/index.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
 import { browserWebSocket, type Cluster, sleep, startCluster, until } from './harness.js';

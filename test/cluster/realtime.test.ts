@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type Cursor, encodeCursors, type ServerMessage } from '../../src/realtime/protocol.js';
+import { type Cursor, encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 import { connect, type TestClient } from '../realtime/ws-client.js';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { createBalancer, type Upstream } from '../../src/cli/balancer.js';
-import { type Cursor, encodeCursors, type ServerMessage } from '../../src/realtime/protocol.js';
+import { type Cursor, encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { requireEngines, tcpReachable } from '../helpers/engines.js';
 import {

@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { WebSocket } from 'ws';
-import type { ServerMessage } from '../../src/realtime/protocol.js';
+import type { ServerMessage } from '../../src/protocol/index.js';
 
 /** A test's view of one WebSocket client: every parsed frame, waits with deadlines, the close code. */
 export interface TestClient {

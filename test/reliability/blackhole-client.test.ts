@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryBus } from '../../src/bus/memory.js';
+import { CloseCode } from '../../src/protocol/index.js';
 import { createGateway, type Gateway } from '../../src/realtime/gateway.js';
-import { CloseCode } from '../../src/realtime/protocol.js';
 import { SessionManager } from '../../src/session/manager.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { type FaultProxy, faultProxy } from '../helpers/fault-proxy.js';

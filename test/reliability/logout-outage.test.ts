@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
+import { CloseCode } from '../../src/protocol/index.js';
 import { createGateway, type Gateway } from '../../src/realtime/gateway.js';
-import { CloseCode } from '../../src/realtime/protocol.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { createStore } from '../../src/stores/index.js';

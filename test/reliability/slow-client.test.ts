@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloseCode } from '../../src/realtime/protocol.js';
+import { CloseCode } from '../../src/protocol/index.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';

@@ -8,7 +8,7 @@ import {
   encodeCursors,
   isValidChannel,
   parseClientMessage,
-} from '../../src/realtime/protocol.js';
+} from '../../src/protocol/index.js';
 import { MAX_COOKIE_VALUE, readCookie } from '../../src/session/cookie.js';
 import { SessionManager } from '../../src/session/manager.js';
 import { KeyRing } from '../../src/session/signing.js';

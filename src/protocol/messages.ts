@@ -3,6 +3,7 @@
  * to client only, SSE events). Shared by the gateway and the browser SDK, so
  * this file imports nothing from Node.
  */
+import { isValidChannel } from './channels.js';
 
 /** Close codes a client may see. 4xxx are shoal's own (the RFC 6455 private range). */
 export const CloseCode = {
@@ -59,13 +60,6 @@ export type ServerMessage =
   | { type: 'presence'; channel: string; users: string[] }
   | { type: 'error'; code: string; message: string; channel?: string }
   | { type: 'pong'; id?: number };
-
-const MAX_CHANNEL = 200;
-const CHANNEL = /^[A-Za-z0-9_:.@\-/]+$/;
-
-export function isValidChannel(channel: unknown): channel is string {
-  return typeof channel === 'string' && channel.length > 0 && channel.length <= MAX_CHANNEL && CHANNEL.test(channel);
-}
 
 /** Parses one client frame; returns an error string instead of throwing (bad input is routine). */
 export function parseClientMessage(text: string): ClientMessage | { error: string } {

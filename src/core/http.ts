@@ -1,0 +1,64 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A JSON answer no cache keeps: every JSON endpoint of a node answers through this. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or '' when there is none. The scheme
+ * is case-insensitive (RFC 9110 §11.1), surrounding spaces are not part of the token.
+ */
+export function bearerToken(header: string | undefined): string {
+  return /^Bearer\s+(.+)$/i.exec(header ?? '')?.[1]?.trim() ?? '';
+}
+
+/** Compares the request's bearer token with `key` in constant time. */
+export function hasBearer(req: IncomingMessage, key: string): boolean {
+  const given = Buffer.from(bearerToken(req.headers.authorization));
+  const expected = Buffer.from(key);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+export interface HealthProbes {
+  /** What the answers name the node by (`node` in the body). */
+  id: string;
+  /** Throws with the reason when the node must not get traffic. */
+  ready(): Promise<void>;
+  /** Extra fields of a ready answer (e.g. connection count). */
+  readyDetails?: () => Record<string, unknown>;
+  metrics: { contentType: string; render(): Promise<string> };
+}
+
+/**
+ * `/healthz` (alive), `/readyz` (may get traffic) and `/metrics` (Prometheus). Resolves to
+ * false when the path is none of them.
+ */
+export async function answerHealth(path: string, res: ServerResponse, p: HealthProbes): Promise<boolean> {
+  if (path === '/healthz') {
+    sendJson(res, 200, { ok: true, node: p.id });
+    return true;
+  }
+  if (path === '/readyz') {
+    try {
+      await p.ready();
+      sendJson(res, 200, { ready: true, node: p.id, ...p.readyDetails?.() });
+    } catch (err) {
+      sendJson(res, 503, { ready: false, node: p.id, problem: err instanceof Error ? err.message : String(err) });
+    }
+    return true;
+  }
+  if (path === '/metrics') {
+    const text = await p.metrics.render();
+    res.writeHead(200, { 'content-type': p.metrics.contentType }).end(text);
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,101 @@
+import { hashId } from '../core/ids.js';
+import { CloseCode } from '../protocol/messages.js';
+import type { StoredSession } from '../stores/contract.js';
+import { ownChannels } from './access.js';
+import type { ChannelRegistry } from './channels.js';
+import { Connection, type Transport } from './connection.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
+import type { GatewaySettings } from './gateway-options.js';
+
+/**
+ * The open connections of one gateway: opened under the per-session and per-user limits,
+ * ended exactly once whatever closes them, and checked by a heartbeat.
+ */
+export class Connections {
+  readonly #all = new Set<Connection>();
+  #seq = 0;
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly s: GatewaySettings,
+    readonly registry: ChannelRegistry,
+    readonly metrics: GatewayMetrics,
+  ) {}
+
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /** A copy: ending connections while iterating it is safe. */
+  list(): Connection[] {
+    return [...this.#all];
+  }
+
+  /** The connection, said hello to, or null when it went over a connection limit (then closed with 4429). */
+  open(session: StoredSession, transport: Transport): Connection | null {
+    const userId = session.meta.userId;
+    // Checked and counted with no await in between, so concurrent handshakes cannot all slip under the limit.
+    const over = this.s.limits.exceeded(session.id, userId);
+    if (over) {
+      this.metrics.connectionLimited.inc({ transport: transport.kind, limit: over });
+      this.metrics.handshakeRejected.inc({
+        transport: transport.kind,
+        status: String(CloseCode.TooManyConnections),
+        reason: `${over}-limit`,
+      });
+      transport.close(CloseCode.TooManyConnections, `too many connections for this ${over} on this gateway`);
+      return null;
+    }
+    // A counter, not a UUID: randomUUID() returns a rope of ~13 string pieces, ~400 bytes kept per connection.
+    const c = new Connection(
+      String(++this.#seq),
+      session.id,
+      userId,
+      transport,
+      this.s.bus,
+      this.s.maxBufferedBytes,
+      (slow) => {
+        this.metrics.slowConsumers.inc();
+        this.end(slow, CloseCode.SlowConsumer, 'send queue overflow');
+      },
+    );
+    this.#all.add(c);
+    this.s.limits.add(session.id, userId);
+    this.metrics.connections.set(this.#all.size);
+    c.send({
+      type: 'hello',
+      gateway: this.s.id,
+      user: userId,
+      session: hashId(session.id),
+      channels: ownChannels(session),
+    });
+    return c;
+  }
+
+  /** Every close path ends here; the first call does the cleanup, later ones nothing. */
+  end(c: Connection, code: number, reason: string): void {
+    if (!c.markClosed()) return;
+    this.registry.leaveAll(c);
+    this.#all.delete(c);
+    // Exactly once per connection (markClosed guards it), so the count cannot leak.
+    this.s.limits.remove(c.sessionId, c.userId);
+    this.metrics.connections.set(this.#all.size);
+    c.transport.close(code, reason);
+  }
+
+  /** Heartbeat: a WebSocket client that did not answer the previous ping is gone (blackholed or dead). */
+  startHeartbeat(): void {
+    this.#heartbeat = setInterval(() => {
+      for (const c of this.#all) {
+        if (c.transport.kind !== 'ws' || c.beat()) continue;
+        this.metrics.timeouts.inc();
+        this.end(c, CloseCode.Timeout, 'heartbeat timeout');
+      }
+    }, this.s.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  stopHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+  }
+}

@@ -1,0 +1,78 @@
+import type { Bus } from '../bus/contract.js';
+import type { SessionManager } from '../session/manager.js';
+import {
+  ConnectionLimits,
+  DEFAULT_MAX_CONNECTIONS_PER_SESSION,
+  DEFAULT_MAX_CONNECTIONS_PER_USER,
+} from './connection-limits.js';
+
+export interface AuthorizeContext {
+  sessionId: string;
+  userId: string | null;
+  attributes: Record<string, string>;
+}
+
+export interface GatewayOptions {
+  id?: string;
+  bus: Bus;
+  sessions: SessionManager;
+  /** Allowed Origin values, e.g. ["https://app.example.com"]. Required for WebSocket handshakes. */
+  origins: string[];
+  /** May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed. */
+  authorize?: (session: AuthorizeContext, channel: string) => boolean | Promise<boolean>;
+  /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
+  publishKey?: string | undefined;
+  maxMessageBytes?: number;
+  maxBufferedBytes?: number;
+  /** Client messages per second (burst twice that). */
+  rateLimit?: number;
+  heartbeatMs?: number;
+  canaryMs?: number;
+  /**
+   * Open connections (WebSocket + SSE) one session may hold on this gateway (default 32). One
+   * more is accepted and closed at once with 4429. Counted per gateway process.
+   */
+  maxConnectionsPerSession?: number;
+  /** The same across all sessions of one user (default 128), per gateway process. */
+  maxConnectionsPerUser?: number;
+  log?: (line: Record<string, unknown>) => void;
+}
+
+/** The options with every default applied: what the gateway's parts are built from. */
+export interface GatewaySettings {
+  id: string;
+  bus: Bus;
+  sessions: SessionManager;
+  origins: readonly string[];
+  authorize: GatewayOptions['authorize'];
+  publishKey: string | undefined;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+  rateLimit: number;
+  heartbeatMs: number;
+  canaryMs: number;
+  limits: ConnectionLimits;
+  log: (line: Record<string, unknown>) => void;
+}
+
+export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): GatewaySettings {
+  return {
+    id: o.id ?? defaultId,
+    bus: o.bus,
+    sessions: o.sessions,
+    origins: o.origins,
+    authorize: o.authorize,
+    publishKey: o.publishKey,
+    maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
+    maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,
+    rateLimit: o.rateLimit ?? 50,
+    heartbeatMs: o.heartbeatMs ?? 20_000,
+    canaryMs: o.canaryMs ?? 1000,
+    // A bad limit is a configuration error, thrown before anything is subscribed or started.
+    limits: new ConnectionLimits(
+      o.maxConnectionsPerSession ?? DEFAULT_MAX_CONNECTIONS_PER_SESSION,
+      o.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER,
+    ),
+    log: o.log ?? ((line) => console.log(JSON.stringify(line))),
+  };
+}

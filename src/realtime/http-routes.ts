@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { answerHealth, sendJson } from '../core/http.js';
+import { CloseCode } from '../protocol/messages.js';
+import { authenticate, NO_SESSION_REASON, statusText } from './handshake.js';
+import { handlePublish } from './http-publish.js';
+import type { GatewayParts } from './parts.js';
+import { openConnection } from './resume.js';
+import { sseTransport } from './transports.js';
+
+/** The gateway's plain HTTP side: probes, metrics, POST /publish and the SSE stream. */
+export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const probes = {
+    id: p.s.id,
+    ready: () => p.ready(),
+    readyDetails: () => ({ connections: p.connections.size }),
+    metrics: p.metrics,
+  };
+  return async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    try {
+      if (await answerHealth(url.pathname, res, probes)) return;
+      // Awaited here, so a failure is answered below rather than left unhandled.
+      if (url.pathname === '/publish' && req.method === 'POST') await handlePublish(req, res, p.s.bus, p.s.publishKey);
+      else if (url.pathname === '/sse' && req.method === 'GET') await openSse(p, req, res, url.searchParams);
+      else sendJson(res, 404, { error: 'not found' });
+    } catch (err) {
+      p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
+      if (!res.headersSent)
+        sendJson(res, 503, { error: 'unavailable', message: 'the session store or bus failed; retry' });
+      else res.end();
+    }
+  };
+}
+
+async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerResponse, params: URLSearchParams) {
+  const rejected = (status: number, reason: string) =>
+    p.metrics.handshakeRejected.inc({ transport: 'sse', status: String(status), reason });
+  const session = await authenticate(req, false, {
+    sessions: p.s.sessions,
+    origins: p.s.origins,
+    draining: p.state.draining,
+  }).catch((err: unknown) => {
+    rejected(503, 'unavailable');
+    throw err;
+  });
+  if (session === 'no-session') {
+    rejected(CloseCode.Unauthorized, 'no-session');
+    // A 200 stream that says why and ends: an error status would make EventSource report a bare
+    // failure, and the SDK reads this close event as it does over WebSocket (no reconnect).
+    sseTransport(res, p.s.heartbeatMs).close(CloseCode.Unauthorized, NO_SESSION_REASON);
+    return;
+  }
+  if ('refuse' in session) {
+    rejected(session.refuse, session.reason);
+    return sendJson(res, session.refuse, { error: statusText(session.refuse) });
+  }
+  const last = req.headers['last-event-id'];
+  const transport = sseTransport(res, p.s.heartbeatMs);
+  const c = await openConnection(p, session, transport, {
+    params,
+    lastEventId: typeof last === 'string' ? last : undefined,
+  });
+  if (!c) return; // over a connection limit: the stream already ended with 4429
+  if (res.destroyed) p.connections.end(c, 1000, 'closed');
+  else res.on('close', () => p.connections.end(c, 1000, 'closed'));
+}

@@ -1,0 +1,68 @@
+import { isValidChannel } from '../protocol/channels.js';
+import { decodeCursors } from '../protocol/messages.js';
+import type { StoredSession } from '../stores/contract.js';
+import { mayJoin, ownChannels } from './access.js';
+import type { ChannelRegistry } from './channels.js';
+import type { Connection, Transport } from './connection.js';
+import type { GatewayOptions } from './gateway-options.js';
+import type { GatewayParts } from './parts.js';
+import type { Presence } from './presence.js';
+
+/** What a (re)connecting client asks for: query parameters, and SSE's Last-Event-ID header. */
+export interface ResumeRequest {
+  params: URLSearchParams;
+  lastEventId?: string | undefined;
+}
+
+/**
+ * Joins a new connection's channels: its own, every channel it has a cursor for (`resume=`,
+ * or Last-Event-ID on SSE, replayed from there), and `channels=`; then, for `presence=`, starts
+ * sending presence (what an SSE client, which cannot send frames, uses to follow it).
+ */
+export async function resumeChannels(
+  c: Connection,
+  session: StoredSession,
+  req: ResumeRequest,
+  deps: { registry: ChannelRegistry; presence: Presence; authorize: GatewayOptions['authorize'] },
+): Promise<void> {
+  const cursors = decodeCursors(req.lastEventId ?? req.params.get('resume') ?? undefined);
+  const wanted = new Set([
+    ...ownChannels(session),
+    ...cursors.keys(),
+    ...(req.params.get('channels')?.split(',') ?? []),
+  ]);
+  for (const channel of wanted) {
+    if (c.closed) break;
+    if (!isValidChannel(channel) || !(await mayJoin(session, channel, deps.authorize))) {
+      c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
+      continue;
+    }
+    await deps.registry.join(c, channel, cursors.get(channel));
+  }
+  for (const channel of req.params.get('presence')?.split(',') ?? []) {
+    if (c.closed || !c.followPresence(channel)) continue;
+    c.send({ type: 'presence', channel, users: deps.presence.list(channel) });
+  }
+}
+
+/**
+ * Opens a connection and joins what it asks for. Null when it went over a connection limit
+ * (already closed with 4429). A failure to join closes it with 1011 before rethrowing: it is
+ * not registered with the caller yet, and would otherwise stay counted and subscribed.
+ */
+export async function openConnection(
+  p: GatewayParts,
+  session: StoredSession,
+  transport: Transport,
+  req: ResumeRequest,
+): Promise<Connection | null> {
+  const c = p.connections.open(session, transport);
+  if (!c) return null;
+  try {
+    await resumeChannels(c, session, req, { registry: p.registry, presence: p.presence, authorize: p.s.authorize });
+  } catch (err) {
+    p.connections.end(c, 1011, 'the gateway could not reach the bus or store; reconnect');
+    throw err;
+  }
+  return c;
+}
