@@ -315,8 +315,8 @@ describe('where shoal is deliberately different (each listed in docs/adapters.md
       const body = (await b.send('GET', '/read')).body as { data: Record<string, string> };
       return Object.keys(body.data).filter((k) => k.startsWith('k')).length;
     });
+    // express-session keeps whichever copy saved last (often 1 of 20); shoal keeps every write.
     expect(r.shoal).toBe(20);
-    expect(r['express-session']).toBeLessThanOrEqual(20);
   });
 
   it('a secret shorter than 32 characters and the genid option are refused at start', async () => {
