@@ -115,7 +115,12 @@ describe.skipIf(skip !== undefined)(
       for (const name of ['node-1', 'node-2', 'node-3']) nodes.push(await startNode(name));
     });
     afterAll(async () => {
-      await Promise.all(nodes.map(async (n) => (await n.close(), await n.middleware.close())));
+      await Promise.all(
+        nodes.map(async (n) => {
+          await n.close();
+          await n.middleware.close();
+        }),
+      );
       const redis = new Redis(ENGINE_URLS.redis);
       for (const pattern of [`shoal:{${namespace}:*`, `shoal:${namespace}:*`]) await deleteKeys(redis, pattern);
       redis.disconnect();
