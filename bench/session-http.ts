@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { shoalScript } from './lib/build.js';
+import { dropInScript, shoalScript } from './lib/build.js';
 import { json, mapLimit, RoundRobinBrowser } from './lib/client.js';
 import { processCpuMs, redisCounters } from './lib/cpu.js';
 import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
@@ -159,6 +159,20 @@ function computeRatios(runs: Run[], rounds: number, impls: ImplName[], targets: 
       (r) => cpu('express-session', 'write', r) / cpu('shoal', 'write', r),
     ),
   ];
+  // --- express-session drop-in row (bench/peers/drop-in-app.ts): its throughput against express-session's.
+  if (impls.includes('drop-in')) {
+    out.push(
+      ratio(
+        'drop-in / express-session, write route',
+        (r) => rps('drop-in', 'write', r) / rps('express-session', 'write', r),
+      ),
+      ratio(
+        'drop-in / express-session, read route',
+        (r) => rps('drop-in', 'read', r) / rps('express-session', 'read', r),
+      ),
+    );
+  }
+  // --- end of the drop-in row.
   if (impls.includes('bare')) {
     out.splice(
       1,
@@ -255,7 +269,7 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
   try {
     for (const name of impls) {
       const flags = name === 'shoal' && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-      const script = name === 'shoal' ? shoal : undefined;
+      const script = name === 'shoal' ? shoal : name === 'drop-in' ? await dropInScript(options) : undefined;
       nodes.set(name, await startNode(implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script })));
     }
     log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);
@@ -430,7 +444,7 @@ export const sessionHttp = scenario({
   title: 'Scenario 1 — session HTTP throughput on Redis (shoal vs express-session + connect-redis vs no session)',
   delayMs: 0,
   levels: (o) => [o.connections],
-  impls: ['shoal', 'express-session', 'bare'],
+  impls: ['shoal', 'express-session', 'bare', 'drop-in'], // drop-in: the express-session drop-in's row
   targets: { write: 1.5, read: 0.85 },
 });
 

@@ -11,7 +11,8 @@ import { ROOT } from './nodes.js';
  */
 const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'shoal-bench', String(process.pid));
 
-const SOURCES = ['src', 'examples/probe'];
+// bench/peers holds the drop-in peer (TypeScript over src/); its .mjs peers need no build.
+const SOURCES = ['src', 'examples/probe', 'bench/peers'];
 
 async function* tsFiles(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -76,4 +77,11 @@ async function compiledExports(): Promise<Record<string, string>> {
 /** The shoal server script a scenario starts: compiled (default) or the TypeScript source through tsx. */
 export async function shoalScript(options: { tsx: boolean }): Promise<string> {
   return options.tsx ? 'examples/probe/server.ts' : buildProbe();
+}
+
+/** The express-session drop-in peer (bench/peers/drop-in-app.ts): compiled with the probe, or through tsx. */
+export async function dropInScript(options: { tsx: boolean }): Promise<string> {
+  if (options.tsx) return 'bench/peers/drop-in-app.ts';
+  await buildProbe();
+  return join(BUILD_DIR, 'bench', 'peers', 'drop-in-app.js');
 }

@@ -1,6 +1,6 @@
 import type { NodeSpec } from './nodes.js';
 
-export type ImplName = 'shoal' | 'express-session' | 'bare';
+export type ImplName = 'shoal' | 'drop-in' | 'express-session' | 'bare';
 
 export interface Impl {
   name: ImplName;
@@ -18,6 +18,13 @@ export const IMPLS: Record<ImplName, Impl> = {
     label: 'shoal (probe, redis store)',
     script: 'examples/probe/server.ts',
     cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'drop-in': {
+    name: 'drop-in',
+    label: 'shoal/express-session drop-in (redis store)',
+    script: 'bench/peers/drop-in-app.ts',
+    cookieName: 'connect.sid',
     stateful: true,
   },
   'express-session': {

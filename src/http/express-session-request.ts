@@ -1,0 +1,352 @@
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { SessionGoneError } from '../core/errors.js';
+import { newSessionId } from '../core/ids.js';
+import type { Logger } from '../core/logger.js';
+import { checkCommitSize } from '../session/codec.js';
+import { readCookie } from '../session/cookie.js';
+import type { SessionManager } from '../session/manager.js';
+import { announceRevoked, type SessionStartContext } from '../session/options.js';
+import { Session } from '../session/session.js';
+import type { StoredSession } from '../stores/contract.js';
+import { type CookieOptions, SessionCookie, type StoredCookie, unsignLegacy } from './express-session-cookie.js';
+import { DropInSession, type SessionControl } from './express-session-object.js';
+import type { LegacyStore } from './express-session-options.js';
+
+/** The request as the drop-in sees it (Express's getters when there, plain node:http otherwise). */
+export type DropInRequest = IncomingMessage & {
+  session?: DropInSession | null;
+  sessionID?: string;
+  originalUrl?: string;
+  /** Express's req.secure (honours `trust proxy`). */
+  secure?: boolean;
+};
+
+/** Everything per middleware, resolved once. */
+export interface DropInConfig {
+  manager: SessionManager;
+  name: string;
+  secrets: string[];
+  rolling: boolean;
+  resave: boolean;
+  saveUninitialized: boolean;
+  unsetDestroy: boolean;
+  proxy: boolean | undefined;
+  migrateFrom: LegacyStore | undefined;
+  logger: Logger | undefined;
+}
+
+const COOKIE = 'cookie';
+
+/**
+ * One request's session, with express-session's rules for when to save and when to send the
+ * cookie (kept line for line: see shouldSave / shouldSetCookie in express-session), and
+ * shoal's way of saving: only the top-level properties whose JSON changed since they were
+ * read, as field deltas, so concurrent requests on other properties keep theirs.
+ */
+export class RequestSession implements SessionControl {
+  readonly #c: DropInConfig;
+  readonly #req: DropInRequest;
+  readonly #ctx: SessionStartContext;
+  readonly #cookieOptions: CookieOptions;
+  /** The id the cookie carried (verified), whether or not the store still had it. */
+  #cookieId: string | undefined;
+  #id = '';
+  /** The id at the start of the request: express-session keeps it through regenerate(). */
+  #originalId = '';
+  /** The session exists in the store (loaded, or created by a save). */
+  #exists = false;
+  /** Commits to an existing session go through a shoal Session (encryption, size budget, tombstones). */
+  #shoal: Session | null = null;
+  /** Property → JSON text as the store holds it, `cookie` included. */
+  #stored = new Map<string, string>();
+  /** Property → JSON text when the request began (or the session was generated), `cookie` excluded. */
+  #original = new Map<string, string>();
+  /** express-session's savedHash is set: #stored is what a save wrote (or what was read, without resave). */
+  #savedValid = false;
+  #touched = false;
+  /** An express-session store entry to destroy once its data lives in shoal. */
+  #legacyId: string | null = null;
+  #object!: DropInSession;
+
+  constructor(config: DropInConfig, req: DropInRequest, ctx: SessionStartContext, cookieOptions: CookieOptions) {
+    this.#c = config;
+    this.#req = req;
+    this.#ctx = ctx;
+    this.#cookieOptions = cookieOptions;
+  }
+
+  /** Sets req.session before the handlers run: loaded, migrated, or new. */
+  async open(): Promise<void> {
+    const header = this.#req.headers.cookie;
+    if (this.#c.migrateFrom && (await this.#migrate(header))) return;
+    const { id } = this.#c.manager.idFromCookie(header);
+    this.#cookieId = id ?? undefined;
+    if (id) {
+      const shoal = new Session(this.#c.manager.options, id, false, this.#ctx);
+      if (await shoal.load()) return this.#inflate(id, shoal, await shoal.all());
+    }
+    this.#generate(true);
+  }
+
+  /** At the end of the request, before the headers: saves or touches, and says which cookie to send. */
+  async finish(): Promise<string[]> {
+    const sess = this.#req.session;
+    if (!sess) {
+      if (this.#c.unsetDestroy && this.#exists) await this.destroy();
+      return [];
+    }
+    if (!this.#touched) {
+      sess.touch();
+      this.#touched = true;
+    }
+    const current = texts(sess);
+    const modified = this.#originalId !== this.#id || !same(current, this.#original);
+    const saved = this.#originalId === this.#id && this.#savedValid && same(current, this.#stored);
+    const isNew = this.#cookieId !== this.#id;
+    const shouldSave = !this.#c.saveUninitialized && !this.#savedValid && isNew ? modified : !saved;
+    if (shouldSave) await this.#write(sess, current);
+    else if (this.#exists && !isNew) await this.#shoal?.commit(); // nothing changed: a (throttled) touch
+    const setCookie = isNew
+      ? this.#c.saveUninitialized || modified
+      : this.#c.rolling || (sess.cookie.expires != null && modified);
+    if (!setCookie || !this.#exists) return [];
+    if (sess.cookie.secure && !this.#secure()) return [];
+    return [sess.cookie.serialize(this.#c.name, this.#c.manager.sign(this.#id))];
+  }
+
+  async save(session: DropInSession): Promise<void> {
+    await this.#write(session, texts(session));
+    this.#savedValid = true;
+  }
+
+  async reload(): Promise<void> {
+    const shoal = this.#exists ? new Session(this.#c.manager.options, this.#id, false, this.#ctx) : null;
+    if (!shoal || !(await shoal.load())) throw new Error('failed to load session');
+    const original = this.#original;
+    const originalId = this.#originalId;
+    this.#inflate(this.#id, shoal, await shoal.all());
+    // As express-session: reload replaces the data, not the request's starting point.
+    this.#original = original;
+    this.#originalId = originalId;
+  }
+
+  async destroy(): Promise<void> {
+    delete this.#req.session;
+    if (!this.#exists) return;
+    this.#exists = false;
+    this.#shoal = null;
+    await this.#c.manager.destroySession(this.#id);
+  }
+
+  async regenerate(): Promise<void> {
+    if (this.#exists) {
+      // Rotation, not an end: the old id is refused everywhere, onSessionEnd does not fire for it.
+      const o = this.#c.manager.options;
+      const old = this.#id;
+      o.nearCache?.drop(old);
+      if (await o.store.destroy(old, Date.now(), { silent: true })) await announceRevoked(o, old, 'rotated');
+    }
+    this.#generate(false);
+  }
+
+  report(err: unknown, what: string): void {
+    this.#c.logger?.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
+  }
+
+  /** A new, empty session under a new id, not stored until it is saved. */
+  #generate(start: boolean): void {
+    this.#id = newSessionId();
+    if (start) {
+      this.#originalId = this.#id;
+      this.#original = new Map();
+    }
+    this.#exists = false;
+    this.#shoal = null;
+    this.#stored = new Map();
+    this.#savedValid = false;
+    this.#setObject(new DropInSession(this, this.#req, this.#id, this.#newCookie()));
+  }
+
+  #inflate(id: string, shoal: Session, values: Record<string, unknown>): void {
+    this.#id = this.#originalId = id;
+    this.#exists = true;
+    this.#shoal = shoal;
+    const stored = values[COOKIE];
+    const cookie =
+      typeof stored === 'object' && stored !== null
+        ? SessionCookie.fromStored(stored as StoredCookie)
+        : this.#newCookie(); // a session written through shoal's own API has no cookie record
+    const object = new DropInSession(this, this.#req, id, cookie);
+    this.#stored = new Map();
+    for (const [key, value] of Object.entries(values)) {
+      this.#stored.set(key, JSON.stringify(value));
+      if (key !== COOKIE) object[key] = value;
+    }
+    this.#original = withoutCookie(this.#stored);
+    this.#savedValid = !this.#c.resave;
+    this.#setObject(object);
+  }
+
+  #setObject(object: DropInSession): void {
+    this.#object = object;
+    this.#req.session = object;
+    this.#req.sessionID = object.id;
+  }
+
+  #newCookie(): SessionCookie {
+    const { secure, sameSite, ...rest } = this.#cookieOptions;
+    const https = secure === 'auto' || sameSite === 'auto' ? this.#secure() : false;
+    return new SessionCookie({
+      ...rest,
+      ...(secure === undefined ? {} : { secure: secure === 'auto' ? https : secure }),
+      ...(sameSite === undefined ? {} : { sameSite: sameSite === 'auto' ? (https ? 'none' : 'lax') : sameSite }),
+    });
+  }
+
+  /** Stores the session: created with every property the first time, then only what changed. */
+  async #write(sess: DropInSession, current: Map<string, string>): Promise<void> {
+    const all = new Map(current);
+    all.set(COOKIE, JSON.stringify(sess.cookie));
+    if (!this.#exists) {
+      await this.#create(all);
+    } else {
+      const shoal = this.#shoal ?? new Session(this.#c.manager.options, this.#id, false, this.#ctx);
+      for (const [key, text] of all) if (this.#stored.get(key) !== text) shoal.set(key, propertyOf(sess, key));
+      for (const key of this.#stored.keys()) if (!all.has(key)) shoal.delete(key);
+      await shoal.commit();
+      if (shoal.id === null) {
+        // Ended elsewhere (logout on another node, expiry) while this request ran: never brought back.
+        this.#exists = false;
+        this.#shoal = null;
+        return;
+      }
+      if (shoal.id !== this.#id) this.#adopt(shoal.id);
+    }
+    this.#stored = all;
+    // A Session commits once; later changes in this request go through a fresh one.
+    this.#shoal = new Session(this.#c.manager.options, this.#id, false, this.#ctx);
+  }
+
+  async #create(all: Map<string, string>): Promise<void> {
+    const o = this.#c.manager.options;
+    const texts = Object.fromEntries(all);
+    checkCommitSize(texts, o.maxSize);
+    const id = this.#id;
+    const attributes: Record<string, string> = {};
+    for (const [key, text] of Object.entries(texts))
+      attributes[key] = o.cipher ? o.cipher.encrypt(id, key, text) : text;
+    const now = Date.now();
+    const record: StoredSession = {
+      id,
+      meta: {
+        createdAt: now,
+        lastSeenAt: now,
+        idleDeadline: now + o.idleMs,
+        absoluteDeadline: now + o.absoluteMs,
+        userId: null,
+        rev: 1,
+        client: this.#ctx.client,
+      },
+      attributes,
+    };
+    if (!(await o.store.create(record))) {
+      throw new SessionGoneError(
+        'a freshly generated session id already exists in the store; the random source is broken',
+      );
+    }
+    this.#exists = true;
+    if (this.#legacyId) await this.#dropLegacy(this.#legacyId);
+  }
+
+  /** The store replaced a session that ended mid-request by a new one (see Session.commit). */
+  #adopt(id: string): void {
+    this.#id = id;
+    Object.defineProperty(this.#object, 'id', { value: id });
+    this.#req.sessionID = id;
+  }
+
+  /** An express-session cookie whose session the old store still has: its data becomes a new session here. */
+  async #migrate(header: string | undefined): Promise<boolean> {
+    const [raw, ...more] = readCookie(header, this.#c.name);
+    if (raw === undefined || more.length > 0) return false;
+    const legacyId = unsignLegacy(raw, this.#c.secrets);
+    if (!legacyId) return false;
+    const data = await legacyGet(this.#c.migrateFrom as LegacyStore, legacyId);
+    this.#generate(true);
+    if (!data) return true;
+    const object = this.#object;
+    for (const [key, value] of Object.entries(data)) {
+      if (key === COOKIE && typeof value === 'object' && value !== null) {
+        object.cookie = SessionCookie.fromStored(value as StoredCookie);
+      } else if (key !== COOKIE) {
+        object[key] = value;
+      }
+    }
+    this.#legacyId = legacyId;
+    return true;
+  }
+
+  async #dropLegacy(id: string): Promise<void> {
+    this.#legacyId = null;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const done = (err?: unknown) => (err ? reject(err) : resolve());
+        const r = (this.#c.migrateFrom as LegacyStore).destroy(id, done);
+        if (r instanceof Promise) r.then(() => resolve(), reject);
+      });
+    } catch (err) {
+      // The copy is already made; the old entry expires on its own TTL.
+      this.#c.logger?.warn({ err }, 'could not delete a migrated express-session entry; it will expire on its own');
+    }
+  }
+
+  /** express-session's issecure(): TLS socket, else X-Forwarded-Proto when proxy is true, else req.secure. */
+  #secure(): boolean {
+    if ((this.#req.socket as TLSSocket | undefined)?.encrypted) return true;
+    if (this.#c.proxy === false) return false;
+    if (this.#c.proxy !== true) return this.#req.secure === true;
+    const header = this.#req.headers['x-forwarded-proto'];
+    const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0] ?? '';
+    return first.trim().toLowerCase() === 'https';
+  }
+}
+
+/** Top-level properties as JSON texts (what express-session hashes): `cookie` and non-JSON values left out. */
+function texts(sess: DropInSession): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const key of Object.keys(sess)) {
+    if (key === COOKIE) continue;
+    const text = JSON.stringify(sess[key]);
+    if (text !== undefined) out.set(key, text);
+  }
+  return out;
+}
+
+function withoutCookie(map: Map<string, string>): Map<string, string> {
+  const out = new Map(map);
+  out.delete(COOKIE);
+  return out;
+}
+
+/** Same properties with the same JSON, `cookie` aside. */
+function same(current: Map<string, string>, other: Map<string, string>): boolean {
+  let count = 0;
+  for (const [key, text] of other) {
+    if (key === COOKIE) continue;
+    if (current.get(key) !== text) return false;
+    count++;
+  }
+  return count === current.size;
+}
+
+function propertyOf(sess: DropInSession, key: string): unknown {
+  return key === COOKIE ? sess.cookie.data : sess[key];
+}
+
+function legacyGet(store: LegacyStore, id: string): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve, reject) => {
+    const r = store.get(id, (err, session) => (err ? reject(err) : resolve(session ?? null)));
+    if (r instanceof Promise) r.then((s: unknown) => resolve((s as Record<string, unknown>) ?? null), reject);
+  });
+}

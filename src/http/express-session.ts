@@ -1,0 +1,124 @@
+/**
+ * `shoal/express-session`: express-session's interface over shoal's sessions. Existing Express
+ * apps (passport, connect-flash, `req.session.views++`) switch by changing one import, and
+ * stop losing writes when requests race: only the properties a request changed are saved.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SessionManager } from '../session/manager.js';
+import type { SessionStore } from '../stores/contract.js';
+import { createStore } from '../stores/index.js';
+import { memoryStore } from '../stores/memory.js';
+import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
+import type { CookieOptions } from './express-session-cookie.js';
+import { checkCookie, checkOptions, type ExpressSessionOptions, secretsOf } from './express-session-options.js';
+import { type DropInConfig, type DropInRequest, RequestSession } from './express-session-request.js';
+
+export { type CookieOptions, SessionCookie, type StoredCookie } from './express-session-cookie.js';
+export { DropInSession } from './express-session-object.js';
+export type { ExpressSessionOptions, LegacyStore } from './express-session-options.js';
+export { ShoalStore, type ShoalStoreOptions } from './express-session-store.js';
+
+const DAY_MS = 86_400_000;
+
+/** The middleware, plus what an app needs to manage it. */
+export interface SessionMiddleware {
+  (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void;
+  /** Resolves once the store (given as a URL) is open; rejects if it cannot be. */
+  readonly ready: Promise<SessionManager>;
+  /** Stops the sweeper, and closes the store if the middleware opened it from a URL or by default. */
+  close(): Promise<void>;
+}
+
+/**
+ * `app.use(session({ secret, store: 'redis://…', resave: false, saveUninitialized: false }))`:
+ * the same options and `req.session` as express-session. Options shoal does not support throw
+ * here, naming the option.
+ */
+export function session(options: ExpressSessionOptions): SessionMiddleware {
+  checkOptions(options);
+  const secrets = secretsOf(options.secret);
+  const cookie = options.cookie ?? {};
+  const staticMaxAge = typeof cookie === 'object' ? cookie.maxAge : undefined;
+  const idleTimeout = options.idleTimeout ?? (typeof staticMaxAge === 'number' ? staticMaxAge : DAY_MS);
+  const ownsStore = typeof options.store !== 'object';
+  const opened: Promise<SessionStore> =
+    typeof options.store === 'string' ? createStore(options.store) : Promise.resolve(options.store ?? memoryStore());
+  const ready = opened.then((store) => {
+    const idleMs = typeof idleTimeout === 'number' ? idleTimeout : undefined;
+    return new SessionManager({
+      store,
+      secrets,
+      cookie: { name: options.name ?? options.key ?? 'connect.sid', secure: false },
+      idleTimeout,
+      absoluteTimeout: options.absoluteTimeout ?? Math.max(30 * DAY_MS, idleMs ?? 0),
+      ...(options.onSessionEnd ? { onSessionEnd: options.onSessionEnd } : {}),
+      ...(options.encryption !== undefined ? { encryption: options.encryption } : {}),
+      ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),
+      ...(options.nearCache !== undefined ? { nearCache: options.nearCache } : {}),
+      ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
+      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    });
+  });
+  // Surfaced to every request (and to whoever awaits `ready`), never as an unhandled rejection.
+  ready.catch(() => {});
+
+  let config: DropInConfig | undefined;
+  const configured = ready.then((manager) => {
+    config = {
+      manager,
+      name: manager.cookieName,
+      secrets,
+      rolling: Boolean(options.rolling),
+      resave: options.resave ?? true,
+      saveUninitialized: options.saveUninitialized ?? true,
+      unsetDestroy: options.unset === 'destroy',
+      proxy: options.proxy,
+      migrateFrom: options.migrateFrom,
+      logger: options.logger,
+    };
+    return config;
+  });
+  configured.catch(() => {});
+
+  const handle = async (c: DropInConfig, req: DropInRequest, res: ServerResponse): Promise<boolean> => {
+    const cookieOptions = typeof cookie === 'function' ? cookie(req) : cookie;
+    if (typeof cookie === 'function') checkCookie(cookieOptions);
+    // As express-session: no session outside the cookie's path.
+    const path = (req.originalUrl ?? req.url ?? '/').split('?')[0] ?? '/';
+    if (!path.startsWith(cookieOptions.path ?? '/')) return false;
+    const ctx = startContext(
+      () => req.headers['user-agent'],
+      () => (req as { ip?: string }).ip ?? req.socket.remoteAddress,
+    );
+    const request = new RequestSession(c, req, ctx, cookieOptions as CookieOptions);
+    await request.open();
+    commitBeforeHeaders(
+      res,
+      () => request.finish(),
+      (err) => c.logger?.error({ err }, 'saving the session failed; the client got an error response instead'),
+    );
+    return true;
+  };
+
+  const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
+    const r = req as DropInRequest;
+    if (r.session) {
+      next(); // already handled (the middleware mounted twice)
+      return;
+    }
+    const run = (c: DropInConfig) => handle(c, r, res).then(() => next(), next);
+    if (config) void run(config);
+    else configured.then(run, next);
+  };
+
+  return Object.assign(middleware, {
+    ready,
+    async close() {
+      const manager = await ready.catch(() => undefined);
+      await manager?.close();
+      if (manager && ownsStore) await manager.options.store.close();
+    },
+  });
+}
+
+export default session;

@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import { RedisStore } from 'connect-redis';
+import express, { type Request } from 'express';
+import expressSession from 'express-session';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ShoalStore, session } from '../../src/http/express-session.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { createStore } from '../../src/stores/index.js';
+import { CookieJar } from '../helpers/cookie-jar.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { listen, type Served } from '../helpers/listen.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
+
+/**
+ * Both directions between express-session and shoal, on a real Redis: ShoalStore under
+ * express-session itself, and moving the sessions express-session + connect-redis wrote
+ * to the drop-in (`migrateFrom`) without logging anyone out.
+ */
+const skip = await engineSkipReason('redis');
+const SECRET = 'store-and-migration-secret-0123456789abcdefgh';
+const run = `drop-in-store-${randomUUID().slice(0, 8)}`;
+type Loose = Record<string, unknown> & { regenerate(cb: (err?: unknown) => void): void };
+const sess = (req: Request) => (req as unknown as { session: Loose }).session;
+
+const servers: Served[] = [];
+const closers: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+  for (const close of closers) await close();
+  const redis = new Redis(ENGINE_URLS.redis);
+  for (const pattern of [`shoal:{${run}*`, `shoal:${run}*`, `${run}:*`]) await deleteKeys(redis, pattern);
+  redis.disconnect();
+});
+
+/** The usual express-session app; only the store differs. */
+async function expressSessionApp(store: expressSession.Store): Promise<Served> {
+  const app = express();
+  app.use(expressSession({ secret: SECRET, store, resave: false, saveUninitialized: false }));
+  app.post('/views', (req, res) => {
+    const s = sess(req);
+    s.views = ((s.views as number | undefined) ?? 0) + 1;
+    s.passport = { user: 'u-alice' };
+    res.json({ views: s.views });
+  });
+  app.get('/read', (req, res) => {
+    res.json(Object.fromEntries(Object.entries(sess(req)).filter(([k]) => k !== 'cookie')));
+  });
+  app.post('/regenerate', (req, res, next) => {
+    sess(req).regenerate((err) => (err ? next(err) : res.json({ ok: true })));
+  });
+  const served = await listen(createServer(app));
+  servers.push(served);
+  return served;
+}
+
+describe.skipIf(skip !== undefined)('ShoalStore: express-session itself over a shoal store', () => {
+  let store: SessionStore;
+  let shoalStore: ShoalStore;
+  let nodes: Served[];
+
+  beforeAll(async () => {
+    store = await createStore(ENGINE_URLS.redis, { namespace: `${run}-store` });
+    shoalStore = new ShoalStore({ store, indexName: `${run}-index` });
+    closers.push(() => store.close());
+    nodes = [await expressSessionApp(shoalStore as never), await expressSessionApp(shoalStore as never)];
+  });
+
+  it('keeps sessions any node reads, regenerates, and lists, counts and clears them', async () => {
+    const browser = new CookieJar();
+    for (let i = 0; i < 4; i++) await (await browser.fetch(`${nodes[i % 2]?.url}/views`, { method: 'POST' })).text();
+    expect(await (await browser.fetch(`${nodes[1]?.url}/read`)).json()).toEqual({
+      views: 4,
+      passport: { user: 'u-alice' },
+    });
+    const before = browser.cookie;
+    await (await browser.fetch(`${nodes[0]?.url}/regenerate`, { method: 'POST' })).text();
+    expect(browser.cookie).not.toBe(before);
+    const replay = await fetch(`${nodes[1]?.url}/read`, { headers: { cookie: before } });
+    expect(await replay.json()).toEqual({});
+
+    const other = new CookieJar();
+    await (await other.fetch(`${nodes[1]?.url}/views`, { method: 'POST' })).text();
+    const call = <T>(fn: (cb: (err: unknown, v?: T) => void) => void) =>
+      new Promise<T>((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v as T))));
+    // express-session saves a regenerated session even when empty, so there are two.
+    expect(await call<number>((cb) => shoalStore.length(cb))).toBe(2);
+    const all = await call<Array<Record<string, unknown>>>((cb) => shoalStore.all(cb));
+    expect(all.map((s) => s.views ?? null).sort()).toEqual([1, null]);
+    await call((cb) => shoalStore.clear(cb));
+    expect(await call<number>((cb) => shoalStore.length(cb))).toBe(0);
+    expect(await (await other.fetch(`${nodes[0]?.url}/read`)).json()).toEqual({});
+  });
+});
+
+describe.skipIf(skip !== undefined)('moving from express-session + connect-redis to the drop-in', () => {
+  it('reads the sessions connect-redis wrote: same cookie, data kept, moved once, old entry removed', async () => {
+    const client = createClient({ url: ENGINE_URLS.redis });
+    await client.connect();
+    closers.push(() => client.close());
+    const legacy = new RedisStore({ client, prefix: `${run}:sess:` });
+    const before = await expressSessionApp(legacy);
+
+    const browser = new CookieJar();
+    // express-session saves after the headers leave: read each body to the end before going on.
+    for (let i = 0; i < 2; i++) await (await browser.fetch(`${before.url}/views`, { method: 'POST' })).text();
+    const legacyCookie = browser.cookie;
+    expect(legacyCookie).toMatch(/^connect\.sid=s%3A/);
+    const redis = new Redis(ENGINE_URLS.redis);
+    expect(await redis.keys(`${run}:sess:*`)).toHaveLength(1);
+
+    // The new deploy: the drop-in, reading what connect-redis wrote.
+    const middleware = session({
+      secret: SECRET,
+      store: await createStore(ENGINE_URLS.redis, { namespace: `${run}-drop-in` }),
+      resave: false,
+      saveUninitialized: false,
+      migrateFrom: legacy,
+    });
+    closers.push(() => middleware.close());
+    const app = express();
+    app.use(middleware);
+    app.get('/read', (req, res) => {
+      res.json(Object.fromEntries(Object.entries(sess(req)).filter(([k]) => k !== 'cookie')));
+    });
+    app.post('/views', (req, res) => {
+      const s = sess(req);
+      s.views = ((s.views as number | undefined) ?? 0) + 1;
+      res.json({ views: s.views });
+    });
+    const after = await listen(createServer(app));
+    servers.push(after);
+
+    const first = await browser.fetch(`${after.url}/read`);
+    expect(await first.json()).toEqual({ views: 2, passport: { user: 'u-alice' } });
+    expect(browser.cookie).not.toBe(legacyCookie); // a shoal cookie now (new id, shoal's signature)
+    expect(await redis.keys(`${run}:sess:*`)).toHaveLength(0);
+    await browser.fetch(`${after.url}/views`, { method: 'POST' });
+    expect(await (await browser.fetch(`${after.url}/read`)).json()).toEqual({
+      views: 3,
+      passport: { user: 'u-alice' },
+    });
+    // The old cookie was moved once: replayed, it reaches nothing.
+    const replay = await fetch(`${after.url}/read`, { headers: { cookie: legacyCookie } });
+    expect(await replay.json()).toEqual({});
+    redis.disconnect();
+  });
+});
