@@ -398,10 +398,12 @@ function parseUrl(url: string) {
   let pass: string | undefined;
   let tls = false;
   const shown: string[] = [];
+  // `nats://a:4222,b:4222`: a server without a scheme takes the first one's (and its credentials).
+  const first = /^([a-z]+:\/\/(?:[^@/]*@)?)/i.exec(url)?.[1] ?? 'nats://';
   for (const part of url.split(',')) {
     let u: URL;
     try {
-      u = new URL(part.trim());
+      u = new URL(/^[a-z]+:\/\//i.test(part.trim()) ? part.trim() : `${first}${part.trim()}`);
     } catch (err) {
       throw new ConfigError(`nats bus: "${part}" is not a URL; write nats://host:4222`, { cause: err });
     }

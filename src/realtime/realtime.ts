@@ -43,6 +43,6 @@ export function createRealtime<E extends EventMap = EventMap>(o: RealtimeOptions
 export function busUrlFromEnv(env: NodeJS.ProcessEnv): string {
   if (env.SHOAL_BUS) return env.SHOAL_BUS;
   const store = env.SHOAL_STORE;
-  if (store && /^(sqlite|redis|rediss|postgres|postgresql):/i.test(store)) return store;
+  if (store && /^(sqlite|rediss?(\+cluster|\+sentinel)?|postgres|postgresql):/i.test(store)) return store;
   return DEFAULT_BUS_URL;
 }
