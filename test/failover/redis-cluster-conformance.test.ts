@@ -6,6 +6,7 @@ import { collect, describeBusConformance, waitFor } from '../conformance/bus-sui
 import { describeSessionConformance } from '../conformance/session-suite.js';
 import { describeStoreConformance } from '../conformance/store-suite.js';
 import { binariesSkipReason } from './fixtures/engine-process.js';
+import { ask } from './fixtures/probe.js';
 import { type RedisClusterFixture, startRedisCluster } from './fixtures/redis-cluster.js';
 
 /**
@@ -59,8 +60,12 @@ describe.skipIf(skip !== undefined)('redis cluster bus', () => {
       }
       // The channels' slots fall on all three masters, so every master's subscriber connection was used.
       const masters = new Set<number>();
-      const { default: slotOf } = await import('cluster-key-slot');
-      for (const c of channels) masters.add((await cluster!.masterOf(slotOf(`shoal:{spread-${run}:${c}}:live`))).port);
+      for (const c of channels) {
+        const slot = Number(
+          await ask(cluster!.nodes[0]!.port, 'CLUSTER', 'KEYSLOT', `shoal:{spread-${run}:${c}}:live`),
+        );
+        masters.add((await cluster!.masterOf(slot)).port);
+      }
       expect(masters.size).toBe(3);
     } finally {
       await pub.close();
