@@ -13,13 +13,15 @@ export const DEFAULT_BUS_URL = 'sqlite:.shoal/shoal.db';
  * store still meet on one bus; otherwise the embedded default.
  */
 export function busUrlFor(storeUrl: string | undefined): string {
-  if (storeUrl && /^(sqlite|redis|rediss|postgres|postgresql):/i.test(storeUrl)) return storeUrl;
+  if (storeUrl && /^(sqlite|rediss?(\+cluster|\+sentinel)?|postgres|postgresql):/i.test(storeUrl)) return storeUrl;
   return DEFAULT_BUS_URL;
 }
 
 /**
  * Opens the message bus a URL names (12-factor: SHOAL_BUS):
- * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `postgres://…` · `nats://…` · `amqp://…` / `amqps://…`.
+ * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `redis+cluster://h1:p1,h2:p2` ·
+ * `redis+sentinel://s1:p1,s2:p2/mymaster` · `postgres://…` · `nats://a:4222,b:4222` · `amqp://…` / `amqps://…`
+ * (docs/deploying.md has the table).
  * Each backend module is imported only when used, so apps install only the client they need.
  */
 export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {
@@ -31,6 +33,10 @@ export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptio
       return (await import('./sqlite.js')).sqliteBus({ path: url.slice('sqlite:'.length) || ':memory:', ...options });
     case 'redis:':
     case 'rediss:':
+    case 'redis+cluster:':
+    case 'rediss+cluster:':
+    case 'redis+sentinel:':
+    case 'rediss+sentinel:':
       return (await import('./redis.js')).redisBus({ url, ...options });
     case 'postgres:':
     case 'postgresql:':
@@ -43,7 +49,8 @@ export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptio
     default:
       throw new ConfigError(
         `SHOAL_BUS "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, ` +
-          'redis://host:6379, rediss://…, postgres://user@host/db, nats://host:4222, amqp://user:pass@host:5672, amqps://…',
+          'redis://host:6379, rediss://…, redis+cluster://h1:6379,h2:6379, redis+sentinel://h1:26379,h2:26379/mymaster, ' +
+          'postgres://user@host/db, nats://host:4222, amqp://user:pass@host:5672, amqps://…',
       );
   }
 }

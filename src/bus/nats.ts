@@ -7,7 +7,10 @@ import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult 
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
 
 export interface NatsBusOptions extends BusOptions {
-  /** `nats://[user:pass@]host:4222`, several comma-separated for a cluster. */
+  /**
+   * `nats://[user:pass@]host:4222`, several comma-separated for a cluster (`nats://a:4222,b:4222`);
+   * `?replicas=3` sets the stream's replicas, `?noRandomize=1` tries the servers in the order given.
+   */
   url: string;
   /** JetStream replicas of the namespace's stream when this client creates it. Default 1. */
   replicas?: number;
@@ -42,7 +45,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
   const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
   const timeoutMs = positiveInt(options.timeoutMs, 2000);
-  const { servers, user, pass, tls, label } = parseUrl(options.url);
+  const { servers, user, pass, tls, replicas, noRandomize, label } = parseUrl(options.url);
   const stream = streamName(ns);
   const subjectOf = (channel: string) => `shoal.${token(ns)}.${token(channel)}`;
   const nats = await importOptional<typeof import('nats')>('nats', 'The NATS message bus');
@@ -63,6 +66,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       user,
       pass,
       ...(tls ? { tls: {} } : {}),
+      noRandomize,
       timeout: timeoutMs,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -112,7 +116,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
           subjects: [`shoal.${token(ns)}.>`],
           storage: nats.StorageType.File,
           discard: nats.DiscardPolicy.Old,
-          num_replicas: positiveInt(options.replicas, 1),
+          num_replicas: positiveInt(options.replicas ?? replicas, 1),
           // One extra slot per subject for the marker, so a full window of messages fits beside it.
           max_msgs_per_subject: historySize + 1,
           max_age: nanos(ttlMs),
@@ -281,7 +285,9 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
           filterSubjects: subjectOf(channel),
           opt_start_seq: tail.seq + 1,
         });
-        return consumer.consume({ callback: (m) => onLive(channel, m) });
+        // expires 5 s → idle heartbeats every 2.5 s: a consumer lost with its server (cluster failover) is
+        // noticed and recreated in seconds, not after the 30 s default.
+        return consumer.consume({ callback: (m) => onLive(channel, m), expires: 5000 });
       });
       subscriptions.set(channel, started);
       try {
@@ -398,10 +404,12 @@ function parseUrl(url: string) {
   let pass: string | undefined;
   let tls = false;
   const shown: string[] = [];
+  // `nats://a:4222,b:4222`: a server without a scheme takes the first one's (and its credentials).
+  const first = /^([a-z]+:\/\/(?:[^@/]*@)?)/i.exec(url)?.[1] ?? 'nats://';
   for (const part of url.split(',')) {
     let u: URL;
     try {
-      u = new URL(part.trim());
+      u = new URL(/^[a-z]+:\/\//i.test(part.trim()) ? part.trim() : `${first}${part.trim()}`);
     } catch (err) {
       throw new ConfigError(`nats bus: "${part}" is not a URL; write nats://host:4222`, { cause: err });
     }
@@ -414,5 +422,12 @@ function parseUrl(url: string) {
     servers.push(`${u.hostname}:${u.port || 4222}`);
     shown.push(`nats://${u.hostname}:${u.port || 4222}`);
   }
-  return { servers, user, pass, tls, label: `nats (${shown.join(',')})` };
+  // ?replicas=3 (the stream's JetStream replicas, for a cluster) and ?noRandomize=1 (try servers in the order given).
+  const params = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  const replicas = params.has('replicas') ? Number(params.get('replicas')) : undefined;
+  if (replicas !== undefined && !(Number.isInteger(replicas) && replicas >= 1 && replicas <= 5)) {
+    throw new ConfigError(`nats bus: replicas=${params.get('replicas')} must be 1 to 5, e.g. ?replicas=3`);
+  }
+  const noRandomize = params.get('noRandomize') === '1' || params.get('noRandomize') === 'true';
+  return { servers, user, pass, tls, replicas, noRandomize, label: `nats (${shown.join(',')})` };
 }

@@ -9,9 +9,12 @@ import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, isComplete, positiveInt }
 import { type Backlog, OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
 
 export interface RedisBusOptions extends BusOptions {
-  /** `redis://…` or `rediss://…`; ignored when `client` is given. */
+  /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
   url?: string;
-  /** An existing connection (Redis or Cluster). The bus duplicates it for its subscriber and never closes it. */
+  /**
+   * An existing connection (Redis or Cluster). The bus duplicates it for its subscriber (on a Cluster,
+   * with `shardedSubscribers: true`, whatever the given one says) and never closes it.
+   */
   client?: Redis | Cluster;
   /**
    * Sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+), needed on Redis Cluster so a channel's
@@ -154,8 +157,17 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const openSubscriber = async (): Promise<Redis | Cluster> => {
     const command = await publishCommand();
     // Subscriptions are renewed below, after which the missed messages are replayed in order.
-    const sub = client.isCluster ? client.duplicate() : (client as Redis).duplicate({ autoResubscribe: false });
+    const sub = client.isCluster
+      ? // On a Cluster, SSUBSCRIBE must reach the master of the channel's slot: one subscriber per master.
+        (client as Cluster).duplicate([], { shardedSubscribers: command === 'SPUBLISH' })
+      : (client as Redis).duplicate({ autoResubscribe: false });
     sub.on('error', remember);
+    if (client.isCluster && command === 'SPUBLISH') {
+      // ioredis re-subscribes by itself once a failed-over slot has its new master: replay what was missed.
+      sub.on('subscribersReady', () => {
+        for (const channel of delivery.channels) delivery.resync(channel);
+      });
+    }
     const onMessage = (live: string, body: string) => {
       const channel = liveNames.get(live);
       if (channel !== undefined) delivery.push(fromLive(channel, body, liveEpochs));
@@ -163,6 +175,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     sub.on(command === 'SPUBLISH' ? 'smessage' : 'message', onMessage);
     let connectedOnce = false;
     sub.on('ready', () => {
+      if (client.isCluster && command === 'SPUBLISH') return; // see subscribersReady above
       if (!connectedOnce) {
         connectedOnce = true;
         return;

@@ -1,10 +1,102 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { ConfigError } from './errors.js';
 import { importOptional } from './lazy-import.js';
 
+/** host:port of one server a URL lists. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
 /**
- * A Redis connection the store or the bus opens for itself. `extra` adds a caller's own
- * settings; connection errors go to `onError` (failures surface per call, and without a
- * listener ioredis would print every reconnect error).
+ * What a Redis URL names:
+ * - `redis://[user:pass@]host:6379[/db]` (or `rediss://`, TLS): one server;
+ * - `redis+cluster://[user:pass@]h1:p1,h2:p2` (or `rediss+cluster://`): a Redis Cluster, by any of its nodes
+ *   (seeds; the client learns the rest from them);
+ * - `redis+sentinel://[user:pass@]s1:p1,s2:p2/mymaster[/db]` (or `rediss+sentinel://`): the primary the
+ *   sentinels name `mymaster`, followed across failovers. user:pass authenticate to the data servers;
+ *   `?sentinelPassword=…` (and `sentinelUsername`) to the sentinels.
+ */
+export type RedisTarget =
+  | { kind: 'single'; url: string }
+  | { kind: 'cluster'; nodes: HostPort[]; tls: boolean; username?: string; password?: string }
+  | {
+      kind: 'sentinel';
+      sentinels: HostPort[];
+      name: string;
+      db: number;
+      tls: boolean;
+      username?: string;
+      password?: string;
+      sentinelUsername?: string;
+      sentinelPassword?: string;
+    };
+
+const FORMS =
+  'redis://host:6379, redis+cluster://host1:6379,host2:6379 or redis+sentinel://host1:26379,host2:26379/mymaster';
+
+/** Parses a Redis URL (see RedisTarget); a malformed one is a ConfigError saying what to write. */
+export function parseRedisUrl(url: string): RedisTarget {
+  const m = /^(rediss?)(\+cluster|\+sentinel)?:\/\/([^/?#]*)([^?#]*)(\?[^#]*)?$/i.exec(url.trim());
+  if (!m) throw new ConfigError(`"${redactUrl(url)}" is not a Redis URL. Write ${FORMS}.`);
+  const [, scheme = '', variant = '', authority = '', path = '', query = ''] = m;
+  if (!variant) return { kind: 'single', url };
+  const at = authority.lastIndexOf('@');
+  const userinfo = at < 0 ? '' : authority.slice(0, at);
+  const colon = userinfo.indexOf(':');
+  const username = decodeURIComponent(colon < 0 ? userinfo : userinfo.slice(0, colon)) || undefined;
+  const password = colon < 0 ? undefined : decodeURIComponent(userinfo.slice(colon + 1));
+  const tls = scheme.toLowerCase() === 'rediss';
+  const cluster = variant.toLowerCase() === '+cluster';
+  const hosts = parseHosts(authority.slice(at + 1), cluster ? 6379 : 26379, url);
+  const auth = { ...(username ? { username } : {}), ...(password !== undefined ? { password } : {}) };
+  if (cluster) {
+    if (path && path !== '/')
+      throw new ConfigError(`"${redactUrl(url)}": a Redis Cluster has no databases, remove "${path}" from the URL.`);
+    return { kind: 'cluster', nodes: hosts, tls, ...auth };
+  }
+  const [name, db = '0', ...rest] = path.split('/').filter(Boolean);
+  if (!name || rest.length > 0 || !/^\d+$/.test(db)) {
+    throw new ConfigError(
+      `"${redactUrl(url)}" names no primary: write redis+sentinel://host1:26379,host2:26379/<master name>[/<db>].`,
+    );
+  }
+  const params = new URLSearchParams(query);
+  const sentinelUsername = params.get('sentinelUsername') ?? undefined;
+  const sentinelPassword = params.get('sentinelPassword') ?? undefined;
+  return {
+    kind: 'sentinel',
+    sentinels: hosts,
+    name: decodeURIComponent(name),
+    db: Number(db),
+    tls,
+    ...auth,
+    ...(sentinelUsername ? { sentinelUsername } : {}),
+    ...(sentinelPassword ? { sentinelPassword } : {}),
+  };
+}
+
+function parseHosts(list: string, defaultPort: number, url: string): HostPort[] {
+  const hosts = list.split(',').map((part) => {
+    const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(part.trim());
+    const port = Number(m?.[2] ?? defaultPort);
+    if (!m?.[1] || port < 1 || port > 65535) {
+      throw new ConfigError(`"${redactUrl(url)}": "${part}" is not host:port. Write ${FORMS}.`);
+    }
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
+  return hosts;
+}
+
+/** A URL with its password masked, also for the multi-host forms WHATWG URL cannot parse. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1***@').replace(/(sentinelPassword=)[^&#]*/i, '$1***');
+}
+
+/**
+ * A Redis connection the store or the bus opens for itself: one server, a Cluster or the primary
+ * behind Sentinel, as the URL says. `extra` adds a caller's own settings; connection errors go to
+ * `onError` (failures surface per call, and without a listener ioredis would print every reconnect error).
  */
 export async function openRedis(
   url: string,
@@ -12,8 +104,9 @@ export async function openRedis(
   timeoutMs: number,
   onError: (err: Error) => void,
   extra: RedisOptions = {},
-): Promise<Redis> {
-  const { Redis: RedisClient } = await importOptional<typeof import('ioredis')>('ioredis', feature);
+): Promise<Redis | Cluster> {
+  const target = parseRedisUrl(url);
+  const ioredis = await importOptional<typeof import('ioredis')>('ioredis', feature);
   const settings: RedisOptions = {
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
@@ -26,7 +119,49 @@ export async function openRedis(
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
     ...extra,
   };
-  const client = new RedisClient(url, settings);
+  let client: Redis | Cluster;
+  if (target.kind === 'single') client = new ioredis.Redis(url, settings);
+  else if (target.kind === 'sentinel') {
+    client = new ioredis.Redis({
+      ...settings,
+      sentinels: target.sentinels,
+      name: target.name,
+      db: target.db,
+      role: 'master',
+      ...(target.username ? { username: target.username } : {}),
+      ...(target.password !== undefined ? { password: target.password } : {}),
+      ...(target.sentinelUsername ? { sentinelUsername: target.sentinelUsername } : {}),
+      ...(target.sentinelPassword ? { sentinelPassword: target.sentinelPassword } : {}),
+      ...(target.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+      // Hear +switch-master from the sentinels instead of waiting for the old primary's socket to fail.
+      failoverDetector: true,
+      // A failover is over in seconds: ask the sentinels again soon rather than backing off to 2 s.
+      retryStrategy: (times) => Math.min(50 * 2 ** times, 500),
+      sentinelRetryStrategy: (times) => Math.min(50 * 2 ** times, 500),
+      // A demoted primary that is still up answers READONLY: reconnect, and the sentinels name the new one.
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    });
+  } else {
+    const { enableAutoPipelining, ...perNode } = settings;
+    const options: ClusterOptions = {
+      redisOptions: {
+        ...perNode,
+        ...(target.username ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        ...(target.tls ? { tls: {} } : {}),
+      },
+      enableOfflineQueue: true,
+      ...(enableAutoPipelining ? { enableAutoPipelining } : {}),
+      slotsRefreshTimeout: timeoutMs,
+      // While a master fails over, its slots answer CLUSTERDOWN or nothing: retry after a short pause
+      // (each call stays bounded by the caller's timeout) and re-learn the slots.
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      retryDelayOnTryAgain: 100,
+      clusterRetryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
+    };
+    client = new ioredis.Cluster(target.nodes, options);
+  }
   client.on('error', onError);
   return client;
 }

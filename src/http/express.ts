@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
@@ -111,14 +111,22 @@ export function clientOf<C extends SessionSchema>(req: { client?: Session }, _ma
 }
 
 /**
- * Answers 503 with a clear body when the session store is down (fail closed, never
- * anonymous), and 409 when a session.lock() in a handler timed out.
+ * Answers 503 with a clear body when the session store or the message bus is down (fail
+ * closed, never anonymous), and 409 when a session.lock() in a handler timed out.
  */
 export function sessionErrors(): ErrorRequestHandler {
   return (err, _req, res, next) => {
     if (err instanceof LockTimeoutError) {
       const f = lockFailure(err);
       res.status(f.status).set(f.headers).send(f.body);
+      return;
+    }
+    // A publish while the bus fails over is as retryable as a store call: 503, never a 500.
+    if (err instanceof BusUnavailableError) {
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({ error: err.code, message: 'The message bus is unavailable. Retry shortly.' });
       return;
     }
     if (!(err instanceof StoreUnavailableError)) return next(err);

@@ -1,5 +1,6 @@
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { redactUrl } from '../core/redis-client.js';
 import type { SessionStore, StoreOptions } from './contract.js';
 
 export type { SessionStore, StoreOptions } from './contract.js';
@@ -9,7 +10,9 @@ export const DEFAULT_STORE_URL = 'sqlite:.shoal/shoal.db';
 
 /**
  * Opens the session store a URL names (12-factor: SHOAL_STORE):
- * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `postgres://…` · `memcached://host:port[,host:port]`.
+ * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `redis+cluster://h1:p1,h2:p2` ·
+ * `redis+sentinel://s1:p1,s2:p2/mymaster` · `postgres://…` (several hosts: `postgres://h1,h2/db`) ·
+ * `memcached://host:port[,host:port]` (docs/deploying.md has the table).
  * Each backend module is imported only when used, so apps install only the client they need.
  * Any of them may end in `?timeout=500ms` (or `&timeout=…`): how long a store call may take before it
  * fails with StoreUnavailableError, for processes configured by URL alone; an explicit `timeoutMs` wins.
@@ -20,7 +23,7 @@ export async function createStore(
 ): Promise<SessionStore> {
   const { url, timeoutMs } = takeTimeout(rawUrl);
   const options: StoreOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...explicit };
-  const scheme = url.slice(0, url.indexOf(':') + 1);
+  const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
   switch (scheme) {
     case 'memory:':
       return (await import('./memory.js')).memoryStore();
@@ -28,6 +31,10 @@ export async function createStore(
       return (await import('./sqlite.js')).sqliteStore({ path: url.slice('sqlite:'.length) || ':memory:', ...options });
     case 'redis:':
     case 'rediss:':
+    case 'redis+cluster:':
+    case 'rediss+cluster:':
+    case 'redis+sentinel:':
+    case 'rediss+sentinel:':
       return (await import('./redis.js')).redisStore({ url, ...options });
     case 'postgres:':
     case 'postgresql:':
@@ -36,19 +43,21 @@ export async function createStore(
       return (await import('./memcached.js')).memcachedStore({ url, ...options });
     default:
       throw new ConfigError(
-        `SHOAL_STORE "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, redis://host:6379, rediss://…, postgres://user@host/db, memcached://host:11211`,
+        `SHOAL_STORE "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, redis://host:6379, rediss://…, redis+cluster://h1:6379,h2:6379, redis+sentinel://h1:26379,h2:26379/mymaster, postgres://user@host/db, memcached://host:11211`,
       );
   }
 }
 
 /** URLs may carry passwords: never echo them into errors or logs. */
 export function redact(url: string): string {
+  // Several hosts (a cluster's seeds, sentinels) are not one WHATWG URL: mask the userinfo's password as text.
+  if (/^[a-z+]+:\/\/[^/?#]*,/i.test(url)) return redactUrl(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
     return u.toString();
   } catch {
-    return url;
+    return redactUrl(url);
   }
 }
 

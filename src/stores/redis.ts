@@ -29,7 +29,7 @@ import {
 } from './redis-scripts.js';
 
 export interface RedisStoreOptions extends StoreOptions {
-  /** `redis://…` or `rediss://…`; ignored when `client` is given. */
+  /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
   url?: string;
   /** An existing connection (Redis or Cluster). The store never closes it. */
   client?: Redis | Cluster;
