@@ -109,8 +109,10 @@ function fromParseError(err: unknown, topic: Command | '', argv: string[]): Erro
     return new UsageError(`unknown option ${quoted}${hint} (${see})`);
   }
   if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    if (/does not take an argument/.test(e.message ?? '')) {
+      return new UsageError(`${quoted.split(', ').at(-1)} takes no value (${see})`);
+    }
     const name = quoted.split(' ')[0] ?? quoted;
-    if (name === '--help' || name === '-h') return new UsageError(`--help takes no value (${see})`);
     const next = argv[argv.indexOf(name) + 1];
     // parseArgs will not take "-1" as a value: it looks like an option.
     if (next !== undefined && /^-\d/.test(next))

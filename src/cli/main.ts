@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { nodeConfigFromEnv } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
-import { loadApp } from './app-module.js';
 import {
   durationValue,
   EXIT_USAGE,
@@ -14,13 +13,10 @@ import {
   wholeNumber,
 } from './args.js';
 import { applyConfigEnv, loadConfigFile } from './config-file.js';
-import { doctor } from './doctor.js';
-import { runGatewayNode } from './gateway-node.js';
-import { startCluster } from './start.js';
 import { ensureTypeScript } from './ts-loader.js';
-import { webDashboardSettings } from './web-dashboard.js';
-import { runWebNode } from './web-node.js';
 
+// Each command's modules are imported when it runs: a usage error or --help answers without loading
+// the web tier, the gateway and every backend driver.
 const HELP: Record<string, string> = {
   '': `shoal — run a web app as a horizontally scaled cluster
 
@@ -103,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
   const app = values.app ?? config.app;
   switch (command) {
     case 'doctor':
-      return doctor(process.env, { app });
+      return (await import('./doctor.js')).doctor(process.env, { app });
     case 'start': {
       // Every value is checked before anything starts: a typo must not become a cluster of 0 nodes.
       const web = values.web === undefined ? (config.web ?? 3) : wholeNumber('--web', values.web, 1, MAX_NODES);
@@ -117,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
           `--port ${port} leaves no room for ${web + gateways} nodes on the ports after it: pick a port below ${65_535 - web - gateways}`,
         );
       }
+      const { startCluster } = await import('./start.js');
       return startCluster({
         app: requireAppFile(app, values.app !== undefined),
         web,
@@ -128,6 +125,7 @@ async function main(argv: string[]): Promise<number> {
     case 'web': {
       // Checked before the app loads, so a bad token stops the node at once. No flag for the token:
       // a command line is readable by every user of the machine (ps).
+      const { webDashboardSettings } = await import('./web-dashboard.js');
       const dashboard = webDashboardSettings(
         process.env.SHOAL_DASHBOARD_TOKEN,
         values['dashboard-nodes'] ?? process.env.SHOAL_DASHBOARD_NODES,
@@ -135,6 +133,7 @@ async function main(argv: string[]): Promise<number> {
       const port = nodePort(values.port, 3000);
       const drainTimeoutMs = durationSetting(values['drain-timeout'], '--drain-timeout', 'SHOAL_DRAIN_TIMEOUT', '30s');
       const drainDelayMs = durationSetting(values['drain-delay'], '--drain-delay', 'SHOAL_DRAIN_DELAY', '0');
+      const { runWebNode } = await import('./web-node.js');
       const node = await runWebNode({
         app: await loadAppModule(requireApp(app)),
         config: nodeConfigFromEnv(process.env, 'web'),
@@ -152,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
     case 'gateway': {
       const port = nodePort(values.port, 3100);
       const drainWindowMs = durationSetting(undefined, '', 'SHOAL_DRAIN_WINDOW', '10s');
+      const { runGatewayNode } = await import('./gateway-node.js');
       const node = await runGatewayNode({
         app: await loadAppModule(requireApp(app)),
         config: nodeConfigFromEnv(process.env, 'gateway'),
@@ -170,7 +170,7 @@ async function main(argv: string[]): Promise<number> {
 /** The app module, through tsx when it is TypeScript (see ts-loader.ts). */
 async function loadAppModule(path: string) {
   await ensureTypeScript(path);
-  return loadApp(path);
+  return (await import('./app-module.js')).loadApp(path);
 }
 
 function requireApp(app: string | undefined): string {
