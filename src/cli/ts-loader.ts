@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,7 +19,7 @@ export async function ensureTypeScript(path: string, cwd = process.cwd()): Promi
   // This file as .ts means a loader (tsx, a test runner) compiled it and will compile the app too.
   if (registered || !TYPESCRIPT.test(path) || import.meta.url.endsWith('.ts')) return;
   const file = isAbsolute(path) ? path : resolve(cwd, path);
-  const api = resolveFrom([dirname(file), cwd], 'tsx/esm/api');
+  const api = resolveFrom([dirname(file), cwd]);
   if (!api) {
     // Newer Node strips types itself; tsx is still preferred above, as it also maps ./x.js to ./x.ts.
     if ((process.features as { typescript?: string | false }).typescript) return;
@@ -34,12 +35,30 @@ export async function ensureTypeScript(path: string, cwd = process.cwd()): Promi
   registered = true;
 }
 
-function resolveFrom(dirs: string[], specifier: string): string | undefined {
+/**
+ * The ESM entry of `tsx/esm/api` in the first of `dirs` whose node_modules has tsx. A require()
+ * rooted there walks up node_modules as the user's own imports do; it finds the package, and its
+ * exports map gives the `import` entry (the `require` one registers a loader that cannot resolve).
+ */
+function resolveFrom(dirs: string[]): string | undefined {
   for (const dir of dirs) {
+    let manifest: string;
     try {
-      // A require() rooted in that directory walks up its node_modules, as the user's own imports do.
-      return createRequire(join(dir, 'noop.js')).resolve(specifier);
-    } catch {}
+      manifest = createRequire(join(dir, 'noop.js')).resolve('tsx/package.json');
+    } catch {
+      continue;
+    }
+    const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: Record<string, unknown> };
+    const entry = importEntry(pkg.exports?.['./esm/api']);
+    if (entry) return join(dirname(manifest), entry);
   }
   return undefined;
+}
+
+/** `{ import: { default: './x.mjs' } }`, `{ import: './x.mjs' }` or './x.mjs' → './x.mjs'. */
+function importEntry(target: unknown): string | undefined {
+  if (typeof target === 'string') return target;
+  if (typeof target !== 'object' || target === null) return undefined;
+  const t = target as Record<string, unknown>;
+  return importEntry(t.import ?? t.default);
 }
