@@ -62,7 +62,10 @@ describe('shoal.config', () => {
         join(ROOT, 'src/cli/main.ts'),
         'doctor',
       ],
-      { cwd: dir, env: { ...process.env, SHOAL_STORE: undefined, SHOAL_BUS: undefined } },
+      {
+        cwd: dir,
+        env: { ...process.env, SHOAL_STORE: undefined, SHOAL_BUS: undefined, SHOAL_SECRETS: 'x'.repeat(32) },
+      },
     );
     expect(stdout).toMatch(/ok\s+session store memory:/);
   });

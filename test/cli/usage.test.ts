@@ -30,13 +30,17 @@ const BAD: Array<[args: string[], message: RegExp]> = [
 ];
 
 describe('shoal with a bad command line', () => {
-  it.concurrent.each(BAD)('shoal %j: one line, exit code 2', async (args, message) => {
-    const r = await runCli(args, { env: { SHOAL_STORE: 'memory:', SHOAL_BUS: 'memory:' }, timeoutMs: 60_000 });
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
-    expect(r.stdout).toBe('');
-    expect(r.code).toBe(2);
-  }, 90_000);
+  it.concurrent.each(BAD)(
+    'shoal %j: one line, exit code 2',
+    async (args, message) => {
+      const r = await runCli(args, { env: { SHOAL_STORE: 'memory:', SHOAL_BUS: 'memory:' }, timeoutMs: 60_000 });
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+      expect(r.stdout).toBe('');
+      expect(r.code).toBe(2);
+    },
+    90_000,
+  );
 
   it('shoal alone prints the help on stderr and exits 2; --help and help <command> exit 0', async () => {
     const [bare, help, startHelp] = await Promise.all([runCli([]), runCli(['--help']), runCli(['help', 'start'])]);
