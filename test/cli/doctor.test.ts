@@ -61,7 +61,7 @@ describe('shoal doctor', () => {
 
   it('fails missing origins when the app has realtime rules, warns when it has none', async () => {
     const withRealtime = await diagnose({ ...good(), SHOAL_ORIGINS: undefined });
-    expect(withRealtime.text).toMatch(/^FAIL {2}SHOAL_ORIGINS is not set: gateways refuse to start/m);
+    expect(withRealtime.text).toMatch(/^FAIL {2}SHOAL_ORIGINS is not set.*: gateways refuse to start/m);
     expect(withRealtime.code).toBe(1);
     const webOnly = join(dir, 'web-only.app.mjs');
     writeFileSync(
