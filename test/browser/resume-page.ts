@@ -35,7 +35,7 @@ export interface PageReport {
 }
 
 const HARNESS = `
-import { connect } from './src/client/index.ts';
+import { connect } from 'shoal/client';
 let current = null;
 const helloOf = (c) =>
   new Promise((resolve) => {
@@ -47,7 +47,7 @@ const joined = async (c, channel) => {
   for (let i = 0; i < 500 && c.cursor(channel) === undefined; i++) await new Promise((r) => setTimeout(r, 20));
   return c.cursor(channel) !== undefined;
 };
-window.resume = {
+globalThis.resume = {
   // Opens a client on \`channel\`; with \`target\`, keeps trying until one lands on that gateway
   // (the attempts stay open meanwhile, so a least-connections balancer moves on to the target).
   async open(url, transport, channel, target, tries) {

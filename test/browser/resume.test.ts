@@ -133,7 +133,11 @@ async function openPage(base: string, user: string): Promise<{ context: BrowserC
 async function round(front: Front, pages: { ws: Page; sse: Page }, n: number): Promise<Figures[]> {
   const channel = `room:resume-${runId}-${n}`;
   const open = (page: Page, transport: 'websocket' | 'sse', target: string | null) =>
-    page.evaluate(([t, ch, gw]) => window.resume.open('/ws', t, ch, gw, 12), [transport, channel, target] as const);
+    page.evaluate(([t, ch, gw]) => (globalThis as unknown as { resume: Harness }).resume.open('/ws', t, ch, gw, 12), [
+      transport,
+      channel,
+      target,
+    ] as const);
   const held = await open(pages.ws, 'websocket', null);
   expect(held, 'the WebSocket page got a hello').toBeTruthy();
   const sseOn = await open(pages.sse, 'sse', held);
@@ -156,9 +160,11 @@ async function round(front: Front, pages: { ws: Page; sse: Page }, n: number): P
   const reports: Record<'ws' | 'sse', PageReport> = {} as Record<'ws' | 'sse', PageReport>;
   for (const [name, page] of Object.entries(pages) as Array<['ws' | 'sse', Page]>) {
     await page
-      .waitForFunction((total) => window.resume.count() >= total, MESSAGES, { timeout: 20_000 })
+      .waitForFunction((total) => (globalThis as unknown as { resume: Harness }).resume.count() >= total, MESSAGES, {
+        timeout: 20_000,
+      })
       .catch(() => {});
-    reports[name] = await page.evaluate(() => window.resume.report());
+    reports[name] = await page.evaluate(() => (globalThis as unknown as { resume: Harness }).resume.report());
   }
   const figures: Figures[] = [];
   for (const [name, r] of Object.entries(reports) as Array<['ws' | 'sse', PageReport]>) {
@@ -342,18 +348,9 @@ scenarios(
   },
 );
 
-declare global {
-  interface Window {
-    resume: {
-      open(
-        url: string,
-        transport: string,
-        channel: string,
-        target: string | null,
-        tries: number,
-      ): Promise<string | null>;
-      count(): number;
-      report(): PageReport;
-    };
-  }
+/** What test/browser/resume-page.ts puts on the page's global object. */
+interface Harness {
+  open(url: string, transport: string, channel: string, target: string | null, tries: number): Promise<string | null>;
+  count(): number;
+  report(): PageReport;
 }
