@@ -119,15 +119,15 @@ async function run(options: BenchOptions, log: (line: string) => void) {
       shoal: await shoalScript(options),
       'drop-in': await dropInScript(options),
     };
-    const started = await Promise.all(
-      COMPARED.map((name) => {
-        const script = scripts[name];
-        return startNodes(options.nodes, implSpec(IMPLS[name], options.redisUrl, runId, script ? { script } : {}));
-      }),
-    );
-    started.forEach((nodes) => {
-      all.push(...nodes);
-    });
+    // One implementation's nodes at a time: nine processes starting at once on a busy machine miss the ready timeout.
+    const started: BenchNode[][] = [];
+    for (const name of COMPARED) {
+      const script = scripts[name];
+      started.push(
+        await startNodes(options.nodes, implSpec(IMPLS[name], options.redisUrl, runId, script ? { script } : {})),
+      );
+      all.push(...(started.at(-1) as BenchNode[]));
+    }
     log(`${all.length} nodes up (${options.nodes} per implementation)`);
     for (const [i, name] of COMPARED.entries()) {
       const row = await measureImpl(name, started[i] as BenchNode[], runId, n);

@@ -9,8 +9,8 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import express, { type Request } from 'express';
-import { session } from '../../src/http/express-session.js';
-import { createStore } from '../../src/stores/index.js';
+import { createStore } from 'shoal';
+import { session } from 'shoal/express-session';
 
 const { values } = parseArgs({
   options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },

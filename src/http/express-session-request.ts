@@ -158,13 +158,14 @@ export class RequestSession implements SessionControl {
   #generate(start: boolean): void {
     this.#id = newSessionId();
     if (start) {
+      // regenerate() keeps the request's starting point and savedHash, as express-session does.
       this.#originalId = this.#id;
       this.#original = new Map();
+      this.#savedValid = false;
     }
     this.#exists = false;
     this.#shoal = null;
     this.#stored = new Map();
-    this.#savedValid = false;
     this.#setObject(new DropInSession(this, this.#req, this.#id, this.#newCookie()));
   }
 

@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import expressSession from 'express-session';
-import { session as dropIn, type ExpressSessionOptions } from '../../src/http/express-session.js';
-import type { SessionStore } from '../../src/stores/contract.js';
+import type { SessionStore } from 'shoal';
+import { session as dropIn, type ExpressSessionOptions } from 'shoal/express-session';
 import { listen, type Served } from '../helpers/listen.js';
 
 /**

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import expressSession from 'express-session';
+import { memoryStore } from 'shoal/stores/memory';
 import { afterAll, describe, expect, it } from 'vitest';
-import { memoryStore } from '../../src/stores/memory.js';
 import {
   type App,
   type CommonOptions,
@@ -320,7 +320,7 @@ describe('where shoal is deliberately different (each listed in docs/adapters.md
   });
 
   it('a secret shorter than 32 characters and the genid option are refused at start', async () => {
-    const { session } = await import('../../src/http/express-session.js');
+    const { session } = await import('shoal/express-session');
     expect(() => session({ secret: 'short' })).toThrow(/"secret" is 5 characters long/);
     expect(() => session({ secret: SECRET, genid: () => 'x' } as unknown as Parameters<typeof session>[0])).toThrow(
       /does not support the "genid" option/,

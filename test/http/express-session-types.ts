@@ -4,7 +4,7 @@
  * `number | undefined`, while express-session (and the drop-in) return null for a browser-session cookie.
  */
 import type expressSession from 'express-session';
-import type { DropInSession, SessionCookie } from '../../src/http/express-session.js';
+import type { DropInSession, SessionCookie } from 'shoal/express-session';
 
 type WithCookie<C> = Omit<
   expressSession.Session,
