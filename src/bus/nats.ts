@@ -287,7 +287,19 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         });
         // expires 5 s → idle heartbeats every 2.5 s: a consumer lost with its server (cluster failover) is
         // noticed and recreated in seconds, not after the 30 s default.
-        return consumer.consume({ callback: (m) => onLive(channel, m), expires: 5000 });
+        const messages = await consumer.consume({
+          callback: (m) => {
+            if (subscriptions.get(channel) === started) onLive(channel, m);
+          },
+          expires: 5000,
+        });
+        // This attempt timed out (JetStream without a leader answers late) or was replaced meanwhile:
+        // a consumer left running would deliver every message again beside the current one.
+        if (subscriptions.get(channel) !== started) {
+          await messages.close().catch(() => undefined);
+          throw new Error('subscribe was abandoned');
+        }
+        return messages;
       });
       subscriptions.set(channel, started);
       try {

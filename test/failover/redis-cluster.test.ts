@@ -42,6 +42,7 @@ describe.skipIf(skip !== undefined)('failover: Redis Cluster', () => {
     expect(figures.writeOutageMs).toBeLessThan(RECOVERY_BOUND_MS);
     expect(figures.publishOutageMs).toBeLessThan(RECOVERY_BOUND_MS);
     expect(figures.badFailures).toBe(0);
+    expect(figures.resumesFailed).toBe(0);
     expect(figures.messagesLost).toBe(0);
     expect(figures.delivered).toBeGreaterThan(0);
   }, 120_000);
