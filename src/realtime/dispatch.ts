@@ -19,7 +19,7 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
     c.send({ type: 'error', code: 'protocol', message: m.error });
     return;
   }
-  void p.keepAlive.touch(c);
+  p.keepAlive.inbound(c);
   switch (m.type) {
     case 'ping':
       c.send({ type: 'pong', ...(m.id !== undefined ? { id: m.id } : {}) });

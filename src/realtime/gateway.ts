@@ -52,7 +52,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   });
   const registry = new ChannelRegistry(bus, presence, metrics);
   const connections = new Connections(s, registry, metrics);
-  const keepAlive = new KeepAlive(s.sessions, (c, code, reason) => connections.end(c, code, reason));
+  const keepAlive = new KeepAlive(s.sessions, s.keepSessionAlive, (c, code, reason) =>
+    connections.end(c, code, reason),
+  );
 
   const ready = async (): Promise<void> => {
     if (state.draining) throw new Error('draining');
@@ -82,9 +84,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const ws = createWsUpgrade(parts);
   server.on('upgrade', ws.onUpgrade);
   connections.startHeartbeat();
+  keepAlive.start(() => connections.values());
 
   const stop = async () => {
     connections.stopHeartbeat();
+    keepAlive.stop();
     canary.stop();
     presence.stop();
     for (const c of connections.list()) connections.end(c, CloseCode.Restart, 'gateway stopping');

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../bus/contract.js';
 import { hasBearer, sendJson } from '../core/http.js';
-import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel } from '../protocol/channels.js';
+import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -32,6 +32,9 @@ export async function handlePublish(
     return reply(400, { error: 'body must be JSON: {"channel": "...", "event": "...", "data": …}' });
   }
   if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
+  if (isInternalChannel(body.channel)) {
+    return reply(403, { error: `channel "${body.channel}" is internal to shoal: publish to your own channels` });
+  }
   if (typeof body.event !== 'string' || !body.event || body.event.startsWith(INTERNAL_EVENT_PREFIX)) {
     return reply(400, { error: `event must be a non-empty string not starting with "${INTERNAL_EVENT_PREFIX}"` });
   }

@@ -1,6 +1,12 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
 import { hashId } from '../core/ids.js';
-import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel, userChannel } from '../protocol/channels.js';
+import {
+  CHANNEL_RULE,
+  INTERNAL_EVENT_PREFIX,
+  isInternalChannel,
+  isValidChannel,
+  userChannel,
+} from '../protocol/channels.js';
 
 /** Published on `session:<id>` when the session ends: gateways close its sockets. */
 export const SESSION_ENDED_EVENT = 'shoal:session-ended';
@@ -39,6 +45,9 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
       const channel = channelOf(target);
       if (!isValidChannel(channel)) {
         throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
+      }
+      if (isInternalChannel(channel)) {
+        throw new TypeError(`"${channel}" is internal to shoal: publish to your own channels`);
       }
       return {
         send(event, data) {
