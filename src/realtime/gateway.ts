@@ -5,13 +5,16 @@ import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
 import { Connections } from './connections.js';
+import { applyControl } from './control.js';
+import { CONTROL_CHANNEL } from './control-commands.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
 import type { GatewayParts } from './parts.js';
 import { PRESENCE_CHANNEL, Presence } from './presence.js';
-import { SESSION_ENDED_EVENT, sessionChannel } from './publisher.js';
+import { SESSION_ENDED_EVENT } from './publisher.js';
+import { sessionChannel } from './session-channel.js';
 import { createWsUpgrade } from './ws-upgrade.js';
 
 export type { AuthorizeContext, GatewayOptions } from './gateway-options.js';
@@ -67,6 +70,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   bus.onMessage((m: BusMessage) => {
     if (canary.seen(m)) return;
     if (m.channel === PRESENCE_CHANNEL) return presence.receive(m);
+    if (m.channel === CONTROL_CHANNEL) return applyControl(parts, m.data);
     if (m.event === SESSION_ENDED_EVENT) return endSession(m.channel);
     registry.deliver(m);
   });
@@ -77,6 +81,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     }
   };
   await presence.start();
+  await bus.subscribe(CONTROL_CHANNEL);
   await canary.start();
 
   const routes = createHttpRoutes(parts);
