@@ -1,4 +1,11 @@
-import { CloseCode, encodeCursors, isValidChannel, type ServerMessage } from '../protocol/index.js';
+import {
+  CHANNEL_RULE,
+  CloseCode,
+  encodeCursors,
+  isFinalCloseCode,
+  isValidChannel,
+  type ServerMessage,
+} from '../protocol/index.js';
 import { Backoff } from './backoff.js';
 import { ChannelCursors } from './channel-state.js';
 import { Listeners, safeCall } from './emitter.js';
@@ -124,9 +131,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
 
   #follow<H>(map: Map<string, Set<H>>, channel: string, fn: H): () => void {
     if (!isValidChannel(channel)) {
-      throw new TypeError(
-        `"${channel}" is not a valid channel name: use 1–200 characters from A–Z a–z 0–9 _ : . @ - /`,
-      );
+      throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
     }
     const was = this.#wants(channel);
     let set = map.get(channel);
@@ -289,9 +294,22 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
       case 'error':
         this.#events.emit('error', new RealtimeError(m.code, m.message, m.channel));
         return;
+      case 'unsubscribed':
+        // With a reason the server removed this client (an app's unsubscribe, or access revoked): do not rejoin.
+        if (m.reason !== undefined) this.#removed(m.channel, m.reason);
+        return;
       default:
-        return; // pong, unsubscribed
+        return; // pong
     }
+  }
+
+  #removed(channel: string, reason: string): void {
+    if (!this.#wants(channel)) return;
+    this.#handlers.delete(channel);
+    this.#presence.delete(channel);
+    this.#requested.delete(channel);
+    this.#leave(channel);
+    this.#events.emit('unsubscribed', channel, reason);
   }
 
   #message(m: Extract<ServerMessage, { type: 'msg' }>): void {
@@ -313,8 +331,11 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#transport = null;
     // No session to use (it ended, or there never was one): retrying cannot help; the page signs in
     // and connects again.
-    if (code === CloseCode.SessionEnded || code === CloseCode.Unauthorized) {
+    if (isFinalCloseCode(code)) {
       this.#stop('ended', code, reason);
+      if (code !== CloseCode.SessionEnded && code !== CloseCode.Unauthorized) {
+        this.#events.emit('disconnected', code, reason);
+      }
       return;
     }
     if (opened && Date.now() - this.#openedAt >= this.#backoff.stableMs) this.#backoff.reset();

@@ -13,8 +13,9 @@ export type MessageHandler<E extends EventMap = EventMap> = (message: ChannelMes
 
 /**
  * connecting → open → (reconnecting → open)* → closed | ended.
- * `ended`: the session ended (4001: logout, expiry, rotation) or there was none on the handshake
- * (4401: sign in, then connect again); the client will not reconnect.
+ * `ended`: the session ended (4001: logout, expiry, rotation), there was none on the handshake
+ * (4401: sign in, then connect again), or the app disconnected it (4403, 4500–4999); the client
+ * will not reconnect.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'ended';
 
@@ -33,6 +34,16 @@ export interface ClientEvents {
   reset: (channel: string) => void;
   error: (error: RealtimeError) => void;
   hello: (hello: Hello) => void;
+  /**
+   * The server removed this client from a channel (`publisher.unsubscribe`, or `reauthorize` found
+   * access gone: reason "forbidden"). Its handlers are dropped; subscribe again to ask anew.
+   */
+  unsubscribed: (channel: string, reason: string) => void;
+  /**
+   * The app closed this connection from the server side (`publisher.disconnect`) with 4403 or its
+   * own code in 4500–4999; the client does not reconnect (state `ended`). 1012 reconnects instead.
+   */
+  disconnected: (code: number, reason: string) => void;
 }
 
 /**

@@ -32,7 +32,28 @@ export const CloseCode = {
   Timeout: 4000,
   /** The client sent something that is not this protocol. */
   ProtocolError: 4400,
+  /**
+   * The app disconnected this connection from the server side (`publisher.disconnect`, or
+   * `POST /disconnect`). Do not reconnect. Apps may choose their own code in 4500–4999 instead,
+   * with the same meaning, or 1012 to have the client reconnect at once.
+   */
+  Disconnected: 4403,
 } as const;
+
+/** Codes an app may close connections with from the server side: the client does not reconnect after them (but after 1012). */
+export function isAppCloseCode(code: number): boolean {
+  return code === CloseCode.Disconnected || code === CloseCode.Restart || (code >= 4500 && code <= 4999);
+}
+
+/** Close codes after which a client must not reconnect on its own. */
+export function isFinalCloseCode(code: number): boolean {
+  return (
+    code === CloseCode.SessionEnded ||
+    code === CloseCode.Unauthorized ||
+    code === CloseCode.Disconnected ||
+    (code >= 4500 && code <= 4999)
+  );
+}
 
 export interface Cursor {
   epoch: string;
@@ -56,7 +77,8 @@ export type ServerMessage =
    * reload the channel's state, then continue from `epoch`/`offset`.
    */
   | { type: 'subscribed'; channel: string; epoch: string; offset: number; recovered: boolean }
-  | { type: 'unsubscribed'; channel: string }
+  /** The answer to `unsub`; with `reason`, the server removed the connection from the channel (do not rejoin). */
+  | { type: 'unsubscribed'; channel: string; reason?: string }
   | { type: 'presence'; channel: string; users: string[] }
   | { type: 'error'; code: string; message: string; channel?: string }
   | { type: 'pong'; id?: number };

@@ -1,7 +1,7 @@
 import { isInternalChannel, isPersonalChannel, userChannel } from '../protocol/channels.js';
 import type { StoredSession } from '../stores/contract.js';
 import type { GatewayOptions } from './gateway-options.js';
-import { sessionChannel } from './publisher.js';
+import { sessionChannel } from './session-channel.js';
 
 /**
  * May this session join this channel? Its own `session:` and `user:` channels always; other

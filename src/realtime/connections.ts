@@ -26,6 +26,11 @@ export class Connections {
     return this.#all.size;
   }
 
+  /** The live set, for passes that do not end connections while iterating. */
+  values(): IterableIterator<Connection> {
+    return this.#all.values();
+  }
+
   /** A copy: ending connections while iterating it is safe. */
   list(): Connection[] {
     return [...this.#all];

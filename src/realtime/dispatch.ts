@@ -2,7 +2,7 @@ import { type ClientMessage, CloseCode, parseClientMessage } from '../protocol/m
 import { mayJoin } from './access.js';
 import type { Connection } from './connection.js';
 import type { GatewayParts } from './parts.js';
-import { sessionChannel } from './publisher.js';
+import { sessionChannel } from './session-channel.js';
 
 /** Handles one client frame. A store or bus failure is answered on the socket, never left unhandled. */
 export function handleFrame(p: GatewayParts, c: Connection, text: string): Promise<void> {
@@ -19,7 +19,7 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
     c.send({ type: 'error', code: 'protocol', message: m.error });
     return;
   }
-  void p.keepAlive.touch(c);
+  p.keepAlive.inbound(c);
   switch (m.type) {
     case 'ping':
       c.send({ type: 'pong', ...(m.id !== undefined ? { id: m.id } : {}) });

@@ -5,6 +5,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_SESSION,
   DEFAULT_MAX_CONNECTIONS_PER_USER,
 } from './connection-limits.js';
+import type { KeepSessionAlive } from './keep-alive.js';
 
 export interface AuthorizeContext {
   sessionId: string;
@@ -35,6 +36,12 @@ export interface GatewayOptions {
   maxConnectionsPerSession?: number;
   /** The same across all sessions of one user (default 128), per gateway process. */
   maxConnectionsPerUser?: number;
+  /**
+   * What keeps the session alive on the gateway, the same for WebSocket and SSE: `'open'`
+   * (default: an open connection, touched at most once per the session's touch interval),
+   * `'inbound'` (only frames from the client) or `false` (only web requests). See docs/sessions.md.
+   */
+  keepSessionAlive?: KeepSessionAlive;
   log?: (line: Record<string, unknown>) => void;
 }
 
@@ -52,6 +59,7 @@ export interface GatewaySettings {
   heartbeatMs: number;
   canaryMs: number;
   limits: ConnectionLimits;
+  keepSessionAlive: KeepSessionAlive;
   log: (line: Record<string, unknown>) => void;
 }
 
@@ -73,6 +81,7 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): Gat
       o.maxConnectionsPerSession ?? DEFAULT_MAX_CONNECTIONS_PER_SESSION,
       o.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER,
     ),
+    keepSessionAlive: o.keepSessionAlive ?? 'open',
     log: o.log ?? ((line) => console.log(JSON.stringify(line))),
   };
 }

@@ -5,13 +5,16 @@ import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
 import { Connections } from './connections.js';
+import { applyControl } from './control.js';
+import { CONTROL_CHANNEL } from './control-commands.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
 import type { GatewayParts } from './parts.js';
 import { PRESENCE_CHANNEL, Presence } from './presence.js';
-import { SESSION_ENDED_EVENT, sessionChannel } from './publisher.js';
+import { SESSION_ENDED_EVENT } from './publisher.js';
+import { sessionChannel } from './session-channel.js';
 import { createWsUpgrade } from './ws-upgrade.js';
 
 export type { AuthorizeContext, GatewayOptions } from './gateway-options.js';
@@ -52,7 +55,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   });
   const registry = new ChannelRegistry(bus, presence, metrics);
   const connections = new Connections(s, registry, metrics);
-  const keepAlive = new KeepAlive(s.sessions, (c, code, reason) => connections.end(c, code, reason));
+  const keepAlive = new KeepAlive(s.sessions, s.keepSessionAlive, (c, code, reason) =>
+    connections.end(c, code, reason),
+  );
 
   const ready = async (): Promise<void> => {
     if (state.draining) throw new Error('draining');
@@ -65,6 +70,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   bus.onMessage((m: BusMessage) => {
     if (canary.seen(m)) return;
     if (m.channel === PRESENCE_CHANNEL) return presence.receive(m);
+    if (m.channel === CONTROL_CHANNEL) return applyControl(parts, m.data);
     if (m.event === SESSION_ENDED_EVENT) return endSession(m.channel);
     registry.deliver(m);
   });
@@ -75,6 +81,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     }
   };
   await presence.start();
+  await bus.subscribe(CONTROL_CHANNEL);
   await canary.start();
 
   const routes = createHttpRoutes(parts);
@@ -82,9 +89,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const ws = createWsUpgrade(parts);
   server.on('upgrade', ws.onUpgrade);
   connections.startHeartbeat();
+  keepAlive.start(() => connections.values());
 
   const stop = async () => {
     connections.stopHeartbeat();
+    keepAlive.stop();
     canary.stop();
     presence.stop();
     for (const c of connections.list()) connections.end(c, CloseCode.Restart, 'gateway stopping');

@@ -1,9 +1,44 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus } from '../bus/contract.js';
 import { hasBearer, sendJson } from '../core/http.js';
-import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel } from '../protocol/channels.js';
+import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
 
 const MAX_BODY = 256 * 1024;
+
+/**
+ * The JSON body of a server API call (`POST /publish`, `/disconnect`, …) with "Authorization:
+ * Bearer <key>", or undefined once the request has been answered with why not.
+ */
+export async function readServerCall(
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string | undefined,
+  shape: string,
+): Promise<Record<string, unknown> | undefined> {
+  if (!key) {
+    sendJson(res, 404, { error: 'the HTTP server API is disabled: set SHOAL_PUBLISH_KEY on the gateway' });
+    return;
+  }
+  if (!hasBearer(req, key)) {
+    sendJson(res, 401, { error: 'missing or wrong bearer key' });
+    return;
+  }
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) {
+      sendJson(res, 413, { error: `body over ${MAX_BODY} bytes` });
+      return;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (typeof body === 'object' && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {}
+  sendJson(res, 400, { error: `body must be a JSON object: ${shape}` });
+}
 
 /**
  * POST /publish {channel, event, data} with "Authorization: Bearer <key>":
@@ -16,22 +51,12 @@ export async function handlePublish(
   key: string | undefined,
 ): Promise<void> {
   const reply = (status: number, body: unknown) => sendJson(res, status, body);
-  if (!key) return reply(404, { error: 'publishing over HTTP is disabled: set SHOAL_PUBLISH_KEY on the gateway' });
-  if (!hasBearer(req, key)) return reply(401, { error: 'missing or wrong bearer key' });
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) return reply(413, { error: `body over ${MAX_BODY} bytes` });
-    chunks.push(chunk as Buffer);
-  }
-  let body: { channel?: unknown; event?: unknown; data?: unknown };
-  try {
-    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    return reply(400, { error: 'body must be JSON: {"channel": "...", "event": "...", "data": …}' });
-  }
+  const body = await readServerCall(req, res, key, '{"channel": "...", "event": "...", "data": …}');
+  if (!body) return;
   if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
+  if (isInternalChannel(body.channel)) {
+    return reply(403, { error: `channel "${body.channel}" is internal to shoal: publish to your own channels` });
+  }
   if (typeof body.event !== 'string' || !body.event || body.event.startsWith(INTERNAL_EVENT_PREFIX)) {
     return reply(400, { error: `event must be a non-empty string not starting with "${INTERNAL_EVENT_PREFIX}"` });
   }

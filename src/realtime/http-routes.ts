@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
 import { authenticate, NO_SESSION_REASON, statusText } from './handshake.js';
+import { handleControl, isControlPath } from './http-control.js';
 import { handlePublish } from './http-publish.js';
 import type { GatewayParts } from './parts.js';
 import { openConnection } from './resume.js';
@@ -20,7 +21,10 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
     try {
       if (await answerHealth(url.pathname, res, probes)) return;
       // Awaited here, so a failure is answered below rather than left unhandled.
-      if (url.pathname === '/publish' && req.method === 'POST') await handlePublish(req, res, p.s.bus, p.s.publishKey);
+      const path = url.pathname;
+      if (path === '/publish' && req.method === 'POST') await handlePublish(req, res, p.s.bus, p.s.publishKey);
+      else if (isControlPath(path) && req.method === 'POST')
+        await handleControl(path, req, res, p.s.bus, p.s.publishKey);
       else if (url.pathname === '/sse' && req.method === 'GET') await openSse(p, req, res, url.searchParams);
       else sendJson(res, 404, { error: 'not found' });
     } catch (err) {

@@ -1,6 +1,23 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
-import { hashId } from '../core/ids.js';
-import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isValidChannel, userChannel } from '../protocol/channels.js';
+import {
+  CHANNEL_RULE,
+  INTERNAL_EVENT_PREFIX,
+  isInternalChannel,
+  isValidChannel,
+  userChannel,
+} from '../protocol/channels.js';
+import {
+  type ConnectionTarget,
+  type DisconnectOptions,
+  disconnectCommand,
+  reauthorizeCommand,
+  sendCommand,
+  unsubscribeCommand,
+} from './control-commands.js';
+import { sessionChannel } from './session-channel.js';
+
+export type { ConnectionTarget, DisconnectOptions };
+export { sessionChannel };
 
 /** Published on `session:<id>` when the session ends: gateways close its sockets. */
 export const SESSION_ENDED_EVENT = 'shoal:session-ended';
@@ -15,16 +32,21 @@ export function channelOf(target: Target): string {
   return 'user' in target ? userChannel(target.user) : sessionChannel(target.session);
 }
 
-/**
- * A session's channel is named after a hash of its id: channel names reach page
- * JavaScript (hello, subscribed, SSE ids) and the bus backend, the raw id must not.
- */
-export function sessionChannel(sessionId: string): string {
-  return `session:${hashId(sessionId)}`;
-}
-
 export interface Publisher<E extends EventMap = EventMap> {
   to(target: Target): { send<K extends keyof E & string>(event: K, data: E[K]): Promise<BusMessage> };
+  /**
+   * Closes every connection of a user or a session on every gateway, with `code` (default 4403:
+   * the client does not reconnect; 4500–4999 are the app's own with the same meaning; 1012 has
+   * it reconnect at once) and `reason`. Resolves once the command is on the bus.
+   */
+  disconnect(target: ConnectionTarget, options?: DisconnectOptions): Promise<void>;
+  /** Removes a user's or a session's connections from a channel on every gateway; the client is told and does not rejoin. */
+  unsubscribe(target: ConnectionTarget, channel: string): Promise<void>;
+  /**
+   * Runs `authorize` again for every current subscriber of the channel on every gateway: those
+   * no longer allowed are removed from it now (told with `unsubscribed`, reason "forbidden").
+   */
+  reauthorize(channel: string): Promise<void>;
 }
 
 /**
@@ -40,6 +62,9 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
       if (!isValidChannel(channel)) {
         throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
       }
+      if (isInternalChannel(channel)) {
+        throw new TypeError(`"${channel}" is internal to shoal: publish to your own channels`);
+      }
       return {
         send(event, data) {
           if (event.startsWith(INTERNAL_EVENT_PREFIX)) {
@@ -49,6 +74,10 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
         },
       };
     },
+    // Checked before anything is sent: bad input rejects and nothing half-happens.
+    disconnect: async (target, options) => sendCommand(bus, disconnectCommand(target, options)),
+    unsubscribe: async (target, channel) => sendCommand(bus, unsubscribeCommand(target, channel)),
+    reauthorize: async (channel) => sendCommand(bus, reauthorizeCommand(channel)),
   };
 }
 

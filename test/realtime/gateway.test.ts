@@ -492,6 +492,9 @@ describe('session expiry', () => {
       bus: gatewayBus,
       sessions: new SessionManager({ ...options, sweep: { enabled: false } }),
       origins: [ORIGIN],
+      // Under the default rule ('open') this open socket would keep the session alive; the
+      // expiry path is what this test is about (keep-alive.test.ts covers the rules).
+      keepSessionAlive: 'inbound',
       log: () => {},
     });
     const port = await freePort();

@@ -1,0 +1,67 @@
+import { CloseCode } from '../protocol/messages.js';
+import type { StoredSession } from '../stores/contract.js';
+import { mayJoin } from './access.js';
+import type { Connection } from './connection.js';
+import { type ControlCommand, parseCommand, type WireTarget } from './control-commands.js';
+import type { GatewayParts } from './parts.js';
+import { sessionChannel } from './session-channel.js';
+
+/**
+ * Server-side control of live connections: carries out, on this gateway, a command any web node
+ * (or `POST /disconnect|/unsubscribe|/reauthorize`) put on the control channel.
+ */
+export function applyControl(p: GatewayParts, data: string): void {
+  const command = parseCommand(data);
+  if (!command) return;
+  run(p, command).catch((err: unknown) => {
+    p.s.log({ level: 'warn', msg: 'control command failed', gateway: p.s.id, op: command.op, err: String(err) });
+  });
+}
+
+async function run(p: GatewayParts, command: ControlCommand): Promise<void> {
+  switch (command.op) {
+    case 'disconnect':
+      for (const c of targeted(p, command.target)) p.connections.end(c, command.code, command.reason);
+      return;
+    case 'unsubscribe':
+      for (const c of targeted(p, command.target)) {
+        if (!c.channels.has(command.channel)) continue;
+        p.registry.leave(c, command.channel);
+        c.send({ type: 'unsubscribed', channel: command.channel, reason: 'removed by the server' });
+      }
+      return;
+    case 'reauthorize':
+      return reauthorize(p, command.channel);
+  }
+}
+
+/**
+ * The local connections a target names: every connection joins its session's channel and,
+ * when signed in, its user's channel, so the channel's members are the target's connections.
+ */
+function targeted(p: GatewayParts, target: WireTarget): Connection[] {
+  const members = [...(p.registry.members(target.channel) ?? [])];
+  if (!target.channel.startsWith('session:')) return members;
+  return members.filter((c) => sessionChannel(c.sessionId) === target.channel);
+}
+
+async function reauthorize(p: GatewayParts, channel: string): Promise<void> {
+  const members = [...(p.registry.members(channel) ?? [])];
+  // Tabs of one session ask once: the answer depends on the session, not the tab.
+  const verdicts = new Map<string, Promise<StoredSession | null>>();
+  await Promise.all(
+    members.map(async (c) => {
+      let loading = verdicts.get(c.sessionId);
+      if (!loading) {
+        loading = p.s.sessions.load(c.sessionId);
+        verdicts.set(c.sessionId, loading);
+      }
+      const session = await loading;
+      if (!session) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
+      if (await mayJoin(session, channel, p.s.authorize)) return;
+      if (c.closed || !c.channels.has(channel)) return;
+      p.registry.leave(c, channel);
+      c.send({ type: 'unsubscribed', channel, reason: 'forbidden' });
+    }),
+  );
+}

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import type { Bus } from '../../src/bus/contract.js';
+import { memoryBus } from '../../src/bus/memory.js';
+import type { ServerMessage } from '../../src/protocol/index.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/realtime/gateway.js';
+import { SessionManager } from '../../src/session/manager.js';
+import type { SessionOptions } from '../../src/session/options.js';
+import type { SessionStore } from '../../src/stores/contract.js';
+import { freePort } from '../helpers/processes.js';
+import { connect, type TestClient } from './ws-client.js';
+
+export const ORIGIN = 'https://app.example.com';
+export const SECRET = 'gateway-test-secret-0123456789abcdefghij';
+export const PUBLISH_KEY = 'publish-key-for-tests';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  bus: Bus;
+  url: string;
+  http: string;
+}
+
+/**
+ * A small cluster in this process: a web node's session manager and N gateways on one store and
+ * one bus (each gateway with its own bus client, as separate processes would have), and `ws`
+ * clients carrying a signed session cookie and the allowed Origin. Everything it opens, `close()` closes.
+ */
+export function realtimeCluster(o: {
+  store: SessionStore;
+  /** Opens one bus client; default the memory bus under a fresh namespace. */
+  openBus?: () => Promise<Bus> | Bus;
+  session?: Partial<SessionOptions>;
+}) {
+  const ns = `rt-${randomUUID()}`;
+  const openBus = o.openBus ?? (() => memoryBus({ namespace: ns }));
+  const sessionOptions = {
+    store: o.store,
+    secrets: [SECRET],
+    cookie: { secure: false },
+    sweep: { enabled: false },
+    ...o.session,
+  } as SessionOptions;
+  const web = new SessionManager(sessionOptions);
+  const gwSessions = new SessionManager(sessionOptions);
+  const buses: Bus[] = [];
+  const gateways: Gateway[] = [];
+  const clients: TestClient[] = [];
+
+  return {
+    web,
+    async bus(): Promise<Bus> {
+      const bus = await openBus();
+      buses.push(bus);
+      return bus;
+    },
+    async gateway(extra: Partial<Omit<GatewayOptions, 'bus'>> = {}): Promise<RunningGateway> {
+      const bus = await this.bus();
+      const gateway = await createGateway({
+        bus,
+        sessions: gwSessions,
+        origins: [ORIGIN],
+        authorize: (_s, channel) => channel.startsWith('room:'),
+        publishKey: PUBLISH_KEY,
+        log: () => {},
+        ...extra,
+      });
+      const port = await freePort();
+      await gateway.listen(port);
+      gateways.push(gateway);
+      return { gateway, bus, url: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}` };
+    },
+    async login(user: string | null): Promise<{ id: string; cookie: string }> {
+      const s = web.open(undefined);
+      if (user) s.setUser(user);
+      s.set('signedIn', true);
+      await s.commit();
+      const id = s.id as string;
+      return { id, cookie: `${web.cookieName}=${web.sign(id)}` };
+    },
+    async client(url: string, cookie: string): Promise<TestClient> {
+      const c = await connect(url, { cookie, origin: ORIGIN });
+      clients.push(c);
+      return c;
+    },
+    async close(): Promise<void> {
+      for (const c of clients) c.ws.terminate();
+      await Promise.all(gateways.map((g) => g.close()));
+      await Promise.all(buses.map((b) => b.close()));
+      await Promise.all([web.close(), gwSessions.close()]);
+    },
+  };
+}
+
+export const subscribed = (channel: string) => (m: ServerMessage) => m.type === 'subscribed' && m.channel === channel;
+export const isMsg =
+  (channel: string) =>
+  (m: ServerMessage): m is Extract<ServerMessage, { type: 'msg' }> =>
+    m.type === 'msg' && m.channel === channel;
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Waits for `check`, throwing with `what` when it is not met within `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await sleep(10);
+  }
+}
