@@ -150,7 +150,7 @@ function joinRoom(name: string): void {
 
 // ---- realtime ---------------------------------------------------------------------------------------
 
-const rt = connect<DemoEvents>('/');
+const rt = connect<DemoEvents>('/ws');
 const gateway = $('gateway');
 let followingOwn = false;
 
