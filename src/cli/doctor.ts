@@ -1,9 +1,10 @@
 import type { AppDefinition } from '../app/define.js';
+import { listFromEnv } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { normalizeOrigin } from '../realtime/origin.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
-import { KeyRing, secretsFromEnv } from '../session/signing.js';
+import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
@@ -65,7 +66,7 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   // 2. Settings every node reads before it opens anything.
   const appSecrets = appSessionSecrets(app, env);
   setting('SHOAL_SECRETS', () => {
-    const secrets = secretsFromEnv(env.SHOAL_SECRETS);
+    const secrets = listFromEnv(env.SHOAL_SECRETS) ?? [];
     if (secrets.length === 0 && appSecrets) return undefined;
     if (secrets.length === 0) {
       throw new ConfigError(

@@ -4,14 +4,13 @@
  * behind the dev balancer, on a temporary SQLite store and bus.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { requireEngines } from '../helpers/engines.js';
-import { ROOT } from '../helpers/processes.js';
+import { freePortRun, ROOT } from '../helpers/processes.js';
 
 const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
 const ARGS = [
@@ -35,23 +34,6 @@ function chromiumSkipReason(): string | undefined {
   return reason;
 }
 const skip = chromiumSkipReason();
-
-/** The balancer takes `port`, the nodes the ports after it: find a run of free ones. */
-async function freePortRun(length: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = start; p < start + length && ok; p++) ok = await free(p);
-    if (ok) return start;
-  }
-  throw new Error(`no run of ${length} free ports found`);
-}
 
 describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
   let cluster: DevCluster | undefined;

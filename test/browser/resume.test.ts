@@ -10,7 +10,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -20,7 +19,7 @@ import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../dep
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
-import { freePort } from '../helpers/processes.js';
+import { freePort, freePortRun } from '../helpers/processes.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
 import { harnessBundle, type PageReport } from './resume-page.js';
 
@@ -57,23 +56,6 @@ function skipReason(): string | undefined {
 const skip = skipReason() ?? (await engineSkipReason('redis'));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** `shoal start` takes `port` for its balancer and the ports after it for the nodes. */
-async function freePortRun(length: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = start; p < start + length && ok; p++) ok = await free(p);
-    if (ok) return start;
-  }
-  throw new Error(`no run of ${length} free ports found`);
-}
 
 /** What sits in front of the gateways: how to reach it, kill a gateway, and have it back. */
 interface Front {

@@ -9,8 +9,7 @@ const run = promisify(execFile);
 
 /** The version of a package installed in the repo, so the consumer's install is served from npm's cache. */
 function installed(name: string): string {
-  return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string })
-    .version;
+  return readVersion(join(ROOT, 'node_modules', name));
 }
 
 export interface ConsumerProject {

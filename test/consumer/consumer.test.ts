@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { freePortRun, ROOT } from '../helpers/processes.js';
 import { typescriptBlocks } from './code-blocks.js';
 import { type ConsumerProject, createConsumerProject } from './consumer-project.js';
 
@@ -80,7 +80,7 @@ describe.each(backends)('the getting-started app under shoal start --web 2 --gat
 
   beforeAll(async () => {
     if (skip) return;
-    const port = await freePort();
+    const port = await freePortRun(4); // the balancer, 2 web nodes and a gateway
     cluster = await startDevCluster({
       app: 'getting-started/app.ts',
       web: 2,

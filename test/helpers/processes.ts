@@ -99,3 +99,20 @@ export async function startNode(options: {
     stop: (signal = 'SIGKILL') => stopChild(child, signal),
   };
 }
+
+/** `shoal start` takes `port` for its balancer and the ports after it for the nodes: a run of free ones. */
+export async function freePortRun(length: number): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const start = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let p = start; p < start + length && ok; p++) ok = await free(p);
+    if (ok) return start;
+  }
+  throw new Error(`no run of ${length} free ports found`);
+}
