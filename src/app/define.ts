@@ -1,6 +1,7 @@
 import type { RequestListener } from 'node:http';
 import type { Bus } from '../bus/contract.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
+import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
 import type { SessionManager } from '../session/manager.js';
@@ -58,6 +59,12 @@ export interface RealtimeApp {
   authorize?(session: AuthorizeContext, channel: string): boolean | Promise<boolean>;
   /** Page origins allowed to open realtime connections, added to SHOAL_ORIGINS. */
   origins?: string[];
+  /**
+   * What keeps a session alive while it has a realtime connection (SHOAL_KEEP_SESSION_ALIVE
+   * overrides it): `'open'` (default) an open connection, `'inbound'` only frames from the
+   * client, `false` only web requests.
+   */
+  keepSessionAlive?: KeepSessionAlive;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { AppDefinition } from '../app/define.js';
 import { listFromEnv } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
+import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { normalizeOrigin } from '../realtime/origin.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { KeyRing } from '../session/signing.js';
@@ -102,6 +103,10 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     const session = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_SESSION', env.SHOAL_MAX_CONNECTIONS_PER_SESSION);
     const user = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
     return session || user ? `${session ?? 'default'} per session, ${user ?? 'default'} per user` : undefined;
+  });
+  setting('session keep-alive on gateways', () => {
+    const rule = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE);
+    return rule === undefined ? undefined : rule === false ? 'off: only web requests' : rule;
   });
   setting('ops dashboard', () => {
     const dashboard = webDashboardSettings(env.SHOAL_DASHBOARD_TOKEN, env.SHOAL_DASHBOARD_NODES);

@@ -4,6 +4,7 @@ import { type NodeConfig, openApp } from '../app/open.js';
 import { ConfigError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
+import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { redact } from '../stores/index.js';
 import type { RunningNode } from './web-node.js';
 
@@ -42,6 +43,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     env.SHOAL_MAX_CONNECTIONS_PER_SESSION,
   );
   const maxConnectionsPerUser = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
+  const keepSessionAlive = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE) ?? o.app.realtime?.keepSessionAlive;
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
   const app = await openApp(o.app, { ...o.config, role: 'gateway' });
   const { bus, sessions } = app;
@@ -53,6 +55,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     origins,
     ...(authorize ? { authorize } : {}),
     publishKey: env.SHOAL_PUBLISH_KEY || undefined,
+    ...(keepSessionAlive !== undefined ? { keepSessionAlive } : {}),
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,
@@ -60,7 +63,11 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     await app.close();
     throw err;
   });
-  await gateway.listen(o.port, o.host ?? '127.0.0.1');
+  await gateway.listen(o.port, o.host ?? '127.0.0.1').catch(async (err: unknown) => {
+    await gateway.close();
+    await app.close();
+    throw err;
+  });
   log({
     level: 'info',
     msg: 'gateway listening',

@@ -74,7 +74,9 @@ over the drain window, then exits.
   SHOAL_BUS            message bus URL (default: the store's if it is sqlite/redis/postgres,
                        else sqlite:.shoal/shoal.db) — the web nodes must use the same
   SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>"
-  SHOAL_DRAIN_WINDOW   how long the drain spreads the closes over (default 10s)`,
+  SHOAL_DRAIN_WINDOW   how long the drain spreads the closes over (default 10s)
+  SHOAL_KEEP_SESSION_ALIVE  open (default: an open connection keeps its session alive),
+                       inbound (only frames from the client) or off (only web requests)`,
   doctor: `Usage: shoal doctor [--app <module>]
 
 Checks what a web node or gateway would refuse, before one refuses it: SHOAL_SECRETS,

@@ -3,6 +3,7 @@ import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import type { AppDefinition } from '../app/define.js';
 import type { NodeConfig } from '../app/open.js';
 import { createWebNode } from '../app/web.js';
+import { listen } from '../core/http.js';
 import { createLogger } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
 import type { DashboardHandler } from './dashboard.js';
@@ -120,7 +121,10 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   });
 
   const host = o.host ?? '127.0.0.1';
-  await new Promise<void>((resolve) => server.listen(o.port, host, resolve));
+  await listen(server, o.port, host).catch(async (err: unknown) => {
+    await web.close();
+    throw err;
+  });
   const port = (server.address() as AddressInfo).port;
   if (o.dashboard) dashboard = webNodeDashboard(o.dashboard, { name: o.config.nodeId, host, port });
   log({

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { ConfigError } from './errors.js';
 
 /** A JSON answer no cache keeps: every JSON endpoint of a node answers through this. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -61,4 +62,38 @@ export async function answerHealth(path: string, res: ServerResponse, p: HealthP
     return true;
   }
   return false;
+}
+
+/**
+ * Starts listening, or rejects with a one-line ConfigError when the address cannot be taken
+ * (in use, no permission, unknown host): a node that cannot listen is a configuration problem.
+ */
+export function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: NodeJS.ErrnoException) => {
+      server.off('listening', listening);
+      reject(new ConfigError(`cannot listen on ${host}:${port}: ${listenProblem(err)}`, { cause: err }));
+    };
+    const listening = () => {
+      server.off('error', failed);
+      resolve();
+    };
+    server.once('error', failed);
+    server.once('listening', listening);
+    server.listen(port, host);
+  });
+}
+
+function listenProblem(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'the port is in use by another process; stop it or choose another port (--port or PORT)';
+    case 'EACCES':
+      return 'permission denied; ports below 1024 need privileges, choose a port above 1023';
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return 'no such address on this machine; listen on 127.0.0.1, 0.0.0.0 or one of its own addresses';
+    default:
+      return err.message;
+  }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { BusMessage } from '../bus/contract.js';
+import { listen } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
@@ -107,7 +108,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     metrics,
     ready,
     connections: () => connections.size,
-    listen: (port, host = '127.0.0.1') => new Promise((resolve) => server.listen(port, host, () => resolve())),
+    listen: (port, host = '127.0.0.1') => listen(server, port, host),
     async drain(windowMs = 10_000) {
       state.draining = true;
       const open = connections.list();

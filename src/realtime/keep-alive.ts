@@ -1,3 +1,4 @@
+import { ConfigError } from '../core/errors.js';
 import { CloseCode } from '../protocol/messages.js';
 import type { SessionManager } from '../session/manager.js';
 import type { Connection } from './connection.js';
@@ -13,6 +14,17 @@ import type { Connection } from './connection.js';
  * with 4001 when it is gone, also on stores that announce no expiry (memcached).
  */
 export type KeepSessionAlive = 'open' | 'inbound' | false;
+
+/** SHOAL_KEEP_SESSION_ALIVE: open | inbound | off; unset leaves the app definition's choice. */
+export function keepSessionAliveFromEnv(value: string | undefined): KeepSessionAlive | undefined {
+  if (!value) return undefined;
+  if (value === 'open' || value === 'inbound') return value;
+  if (value === 'off' || value === 'false') return false;
+  throw new ConfigError(
+    `SHOAL_KEEP_SESSION_ALIVE=${value} is not a rule: use open (an open connection keeps its session alive), ` +
+      'inbound (only frames from the client) or off (only web requests)',
+  );
+}
 
 export class KeepAlive {
   #timer: NodeJS.Timeout | undefined;
