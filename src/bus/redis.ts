@@ -24,6 +24,11 @@ export interface RedisBusOptions extends BusOptions {
 }
 
 // A missing or lost log (never used, expired, FLUSHALL, evicted) starts over under a new epoch.
+// The epoch also names the server's replication history (master_replid): replication is
+// asynchronous, so a replica promoted after a failover may lack the old master's last entries
+// and would hand out their offsets again, to different messages. A new replication id turns
+// that into a new epoch, which resuming clients are told about (recovered: false) instead of
+// skipping the reused offsets as already seen. INFO refused (an ACL): the stored epoch alone.
 const ENSURE = `
 local epoch = redis.call('GET', KEYS[3])
 if not epoch or redis.call('EXISTS', KEYS[1]) == 0 then
@@ -31,6 +36,11 @@ if not epoch or redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[3], epoch, 'PX', ARGV[2])
   redis.call('SET', KEYS[1], 0, 'PX', ARGV[2])
+end
+local info = redis.pcall('INFO', 'replication')
+if type(info) == 'string' then
+  local replid = string.match(info, 'master_replid:(%x+)')
+  if replid then epoch = epoch .. '.' .. string.sub(replid, 1, 12) end
 end
 `;
 

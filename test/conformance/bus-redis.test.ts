@@ -92,13 +92,16 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     await sub.subscribe(ch);
     // Appended behind pub/sub's back: only the history knows offsets 1..3.
     const keys = `shoal:{${namespace}:${ch}}`;
-    const epoch = await raw.get(`${keys}:epoch`);
+    const stored = await raw.get(`${keys}:epoch`);
     for (let i = 1; i <= 3; i++) {
       await raw.incr(`${keys}:seq`);
       await raw.xadd(`${keys}:log`, `${i}-0`, 't', Date.now(), 'e', 'quiet', 'd', String(i));
     }
     const loud = await pub.publish(ch, { event: 'loud', data: '4' });
     expect(loud.offset).toBe(4);
+    // The epoch is the stored one qualified by the server's replication id (see ENSURE).
+    const epoch = loud.epoch;
+    expect(epoch.startsWith(`${stored}.`)).toBe(true);
     expect(await waitFor(() => got.length === 4, 5000)).toBe(true);
     expect(got.map((m) => [m.offset, m.event, m.epoch])).toEqual([
       [1, 'quiet', epoch],

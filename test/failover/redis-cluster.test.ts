@@ -13,18 +13,7 @@ import { type Stack, startStack } from './fixtures/stack.js';
 const RECOVERY_BOUND_MS = 10_000;
 const CHANNEL = 'room:failover-cluster';
 const skip = binariesSkipReason(['redis-server', '--version'], ['redis-cli', '--version']);
-/**
- * Opt-in (SHOAL_FAILOVER_REDIS_CLUSTER=1) until the open finding in docs/reliability.md is fixed: after
- * the room's master is SIGKILLed, resuming sockets are answered recovered:true yet miss messages
- * published around the failover (2 and 512 lost in two runs), so this test fails today.
- */
-const optIn = process.env.SHOAL_FAILOVER_REDIS_CLUSTER === '1';
-if (!skip && !optIn)
-  console.warn(
-    '[skip] Redis Cluster failover: set SHOAL_FAILOVER_REDIS_CLUSTER=1 (open finding, see docs/reliability.md)',
-  );
-
-describe.skipIf(skip !== undefined || !optIn)('failover: Redis Cluster', () => {
+describe.skipIf(skip !== undefined)('failover: Redis Cluster', () => {
   let cluster: RedisClusterFixture | undefined;
   let stack: Stack | undefined;
   afterAll(async () => {

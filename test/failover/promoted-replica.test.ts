@@ -1,0 +1,80 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { redisBus } from '../../src/bus/redis.js';
+import { freePort } from '../helpers/processes.js';
+import {
+  binariesSkipReason,
+  type EngineProcess,
+  killEngines,
+  portOpen,
+  scratch,
+  spawnEngine,
+  waitUntil,
+} from './fixtures/engine-process.js';
+import { ask } from './fixtures/probe.js';
+
+/**
+ * Redis replicates asynchronously: a replica promoted after a failover can lack the old master's
+ * last log entries, and would hand their offsets out again, to other messages. A client that saw
+ * the old entries would skip the new ones as already seen. The bus must make that a new epoch,
+ * so the client is told (recovered: false) instead. Here the lost tail is made on purpose: the
+ * replica is promoted, then the old master takes two more publishes it never passes on.
+ */
+const skip = binariesSkipReason(['redis-server', '--version']);
+const CHANNEL = 'room:promoted';
+
+describe.skipIf(skip !== undefined)('redis bus on a promoted replica', () => {
+  const engines: EngineProcess[] = [];
+  const tmp = scratch('redis-promoted');
+  afterAll(async () => {
+    await killEngines(engines);
+    tmp.remove();
+  });
+
+  async function server(name: string, replicaOf?: number): Promise<EngineProcess> {
+    const port = await freePort();
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', tmp.dir, '--save', '', '--appendonly', 'no'];
+    args.push('--dbfilename', `dump-${port}.rdb`, '--repl-diskless-sync-delay', '0');
+    if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf));
+    const engine = spawnEngine(name, 'redis-server', args, port, tmp.dir);
+    engines.push(engine);
+    await waitUntil(`${name} listening`, () => portOpen(port), 10_000, [engine]);
+    return engine;
+  }
+
+  it('answers a new epoch, so offsets handed out again are not mistaken for ones already seen', async () => {
+    const primary = await server('redis-primary');
+    const replica = await server('redis-replica', primary.port);
+    const onPrimary = await redisBus({ url: `redis://127.0.0.1:${primary.port}` });
+    let onReplica: Awaited<ReturnType<typeof redisBus>> | undefined;
+    try {
+      const seen = [];
+      for (const data of ['1', '2', '3']) seen.push(await onPrimary.publish(CHANNEL, { event: 'e', data }));
+      await waitUntil(
+        'replica caught up',
+        async () =>
+          /master_link_status:up/.test(String(await ask(replica.port, 'INFO', 'replication'))) &&
+          Number(await ask(replica.port, 'GET', `shoal:{shoal:${CHANNEL}}:seq`)) === 3,
+        10_000,
+        engines,
+      );
+      await ask(replica.port, 'REPLICAOF', 'NO', 'ONE');
+      // The old master's tail: acknowledged, delivered to its subscribers, never replicated.
+      for (const data of ['4', '5']) seen.push(await onPrimary.publish(CHANNEL, { event: 'e', data }));
+      const before = seen.at(-1);
+      expect(before).toMatchObject({ offset: 5 });
+
+      onReplica = await redisBus({ url: `redis://127.0.0.1:${replica.port}` });
+      const next = await onReplica.publish(CHANNEL, { event: 'e', data: 'after failover' });
+      expect(next.offset, 'the promoted replica hands out offset 4 again').toBe(4);
+      expect(next.epoch, 'under a new epoch').not.toBe(before?.epoch);
+      const resumed = await onReplica.read(CHANNEL, 5, { epoch: before?.epoch as string });
+      expect(resumed, 'a client that saw offset 5 is told its history is gone').toMatchObject({
+        complete: false,
+        messages: [],
+      });
+    } finally {
+      await onPrimary.close();
+      await onReplica?.close();
+    }
+  }, 60_000);
+});
