@@ -19,7 +19,13 @@ export { busUrlFor, createBus, DEFAULT_BUS_URL } from './bus/index.js';
 export { parseDuration } from './core/duration.js';
 export * from './core/errors.js';
 export { hashId } from './core/ids.js';
-export { createPublisher, type EventMap, type Publisher, type Target } from './realtime/publisher.js';
+export {
+  createPublisher,
+  type EventMap,
+  type PresenceAnswer,
+  type Publisher,
+  type Target,
+} from './realtime/publisher.js';
 export { createRealtime, type Realtime, type RealtimeOptions } from './realtime/realtime.js';
 export { type ClientScopeOptions, defineClientScope } from './session/client-scope.js';
 export type { RequestSession, SessionData } from './session/data.js';

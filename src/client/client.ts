@@ -22,14 +22,22 @@ import type {
   EventSourceConstructor,
   Hello,
   MessageHandler,
+  PresenceChange,
   ShoalClient,
   WebSocketConstructor,
 } from './types.js';
 import { RealtimeError } from './types.js';
 
 type Kind = 'websocket' | 'sse';
+
+/** Diffs two lists, so listeners get join/leave events also across reconnects and over SSE. */
+function presenceChange(before: readonly string[], after: readonly string[]): PresenceChange {
+  const was = new Set(before);
+  const now = new Set(after);
+  return { joined: after.filter((u) => !was.has(u)), left: before.filter((u) => !now.has(u)) };
+}
 type AnyHandler = (message: ChannelMessage) => void;
-type PresenceHandler = (users: string[]) => void;
+type PresenceHandler = (users: string[], change: PresenceChange) => void;
 
 /**
  * The client core: what the app follows (handlers, presence listeners), where
@@ -114,7 +122,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
 
   presence(channel: string, onChange: PresenceHandler): () => void {
     const known = this.#lastPresence.get(channel);
-    if (known) queueMicrotask(() => safeCall(onChange, [...known]));
+    if (known) queueMicrotask(() => safeCall(onChange, [...known], { joined: [...known], left: [] }));
     const hadPresence = this.#presence.has(channel);
     const stop = this.#follow(this.#presence, channel, onChange);
     if (!hadPresence) this.#askPresence(channel);
@@ -287,8 +295,9 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
       case 'presence': {
         if (!this.#wants(m.channel)) return;
         // Kept even with no listener left, so a later presence() starts from the current list.
+        const change = presenceChange(this.#lastPresence.get(m.channel) ?? [], m.users);
         this.#lastPresence.set(m.channel, [...m.users]);
-        for (const l of [...(this.#presence.get(m.channel) ?? [])]) safeCall(l, [...m.users]);
+        for (const l of [...(this.#presence.get(m.channel) ?? [])]) safeCall(l, [...m.users], change);
         return;
       }
       case 'error':

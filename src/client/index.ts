@@ -23,6 +23,7 @@ export type {
   EventSourceLike,
   Hello,
   MessageHandler,
+  PresenceChange,
   ShoalClient,
   WebSocketConstructor,
   WebSocketLike,

@@ -97,6 +97,12 @@ export interface ClientOptions {
   random?: () => number;
 }
 
+/** Who joined and who left a channel since the previous presence list. */
+export interface PresenceChange {
+  joined: string[];
+  left: string[];
+}
+
 export interface ShoalClient<E extends EventMap = EventMap> {
   readonly state: ClientState;
   readonly transport: 'websocket' | 'sse';
@@ -106,8 +112,11 @@ export interface ShoalClient<E extends EventMap = EventMap> {
   subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>): () => void;
   /** Stops one handler, or every handler of the channel when none is given. */
   unsubscribe(channel: string, handler?: MessageHandler<never>): void;
-  /** Who is in the channel (user ids, de-duplicated across tabs and gateways); joins it if needed. */
-  presence(channel: string, onChange: (users: string[]) => void): () => void;
+  /**
+   * Who is in the channel (user ids, de-duplicated across tabs and gateways); joins it if needed.
+   * `change` says who joined and who left since the previous call (on the first, everyone joined).
+   */
+  presence(channel: string, onChange: (users: string[], change: PresenceChange) => void): () => void;
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
   /** The last position delivered on a channel (for the app's own bookkeeping). */
   cursor(channel: string): { epoch: string; offset: number } | undefined;

@@ -79,7 +79,11 @@ export type ServerMessage =
   | { type: 'subscribed'; channel: string; epoch: string; offset: number; recovered: boolean }
   /** The answer to `unsub`; with `reason`, the server removed the connection from the channel (do not rejoin). */
   | { type: 'unsubscribed'; channel: string; reason?: string }
-  | { type: 'presence'; channel: string; users: string[] }
+  /**
+   * Everyone in the channel; on a change, also who `joined` and who `left` since the last list
+   * (absent on the answer to `presence`, which starts the list).
+   */
+  | { type: 'presence'; channel: string; users: string[]; joined?: string[]; left?: string[] }
   | { type: 'error'; code: string; message: string; channel?: string }
   | { type: 'pong'; id?: number };
 

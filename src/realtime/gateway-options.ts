@@ -42,6 +42,11 @@ export interface GatewayOptions {
    * `'inbound'` (only frames from the client) or `false` (only web requests). See docs/sessions.md.
    */
   keepSessionAlive?: KeepSessionAlive;
+  /**
+   * How often this gateway tells the others it is alive (default 5 s), and after how long without
+   * a word the others drop its users (default 15 s: three heartbeats). Changes go out at once.
+   */
+  presence?: { heartbeatMs?: number; ttlMs?: number };
   log?: (line: Record<string, unknown>) => void;
 }
 
@@ -60,6 +65,7 @@ export interface GatewaySettings {
   canaryMs: number;
   limits: ConnectionLimits;
   keepSessionAlive: KeepSessionAlive;
+  presence: { heartbeatMs: number; ttlMs: number };
   log: (line: Record<string, unknown>) => void;
 }
 
@@ -82,6 +88,7 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): Gat
       o.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER,
     ),
     keepSessionAlive: o.keepSessionAlive ?? 'open',
+    presence: { heartbeatMs: o.presence?.heartbeatMs ?? 5000, ttlMs: o.presence?.ttlMs ?? 15_000 },
     log: o.log ?? ((line) => console.log(JSON.stringify(line))),
   };
 }

@@ -13,7 +13,8 @@ import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
 import type { GatewayParts } from './parts.js';
-import { PRESENCE_CHANNEL, Presence } from './presence.js';
+import { Presence } from './presence.js';
+import { isPresenceBusChannel } from './presence-wire.js';
 import { SESSION_ENDED_EVENT } from './publisher.js';
 import { sessionChannel } from './session-channel.js';
 import { createWsUpgrade } from './ws-upgrade.js';
@@ -49,11 +50,17 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const metrics = new GatewayMetrics();
   const state = { draining: false };
   const canary = new Canary(bus, id, s.canaryMs);
-  const presence = new Presence(bus, id, (channel, users) => {
-    for (const c of registry.members(channel) ?? []) {
-      if (c.followsPresence(channel)) c.send({ type: 'presence', channel, users });
-    }
-  });
+  const presence = new Presence(
+    bus,
+    id,
+    (channel, users, { joined, left }) => {
+      for (const c of registry.members(channel) ?? []) {
+        if (c.followsPresence(channel)) c.send({ type: 'presence', channel, users, joined, left });
+      }
+    },
+    s.presence.heartbeatMs,
+    s.presence.ttlMs,
+  );
   const registry = new ChannelRegistry(bus, presence, metrics);
   const connections = new Connections(s, registry, metrics);
   const keepAlive = new KeepAlive(s.sessions, s.keepSessionAlive, (c, code, reason) =>
@@ -70,7 +77,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
 
   bus.onMessage((m: BusMessage) => {
     if (canary.seen(m)) return;
-    if (m.channel === PRESENCE_CHANNEL) return presence.receive(m);
+    if (isPresenceBusChannel(m.channel)) return presence.receive(m);
     if (m.channel === CONTROL_CHANNEL) return applyControl(parts, m.data);
     if (m.event === SESSION_ENDED_EVENT) return endSession(m.channel);
     registry.deliver(m);

@@ -14,9 +14,10 @@ import {
   sendCommand,
   unsubscribeCommand,
 } from './control-commands.js';
+import { type PresenceAnswer, queryPresence } from './presence-query.js';
 import { sessionChannel } from './session-channel.js';
 
-export type { ConnectionTarget, DisconnectOptions };
+export type { ConnectionTarget, DisconnectOptions, PresenceAnswer };
 export { sessionChannel };
 
 /** Published on `session:<id>` when the session ends: gateways close its sockets. */
@@ -47,6 +48,11 @@ export interface Publisher<E extends EventMap = EventMap> {
    * no longer allowed are removed from it now (told with `unsubscribed`, reason "forbidden").
    */
   reauthorize(channel: string): Promise<void>;
+  /**
+   * Who is in an app channel on any gateway, asked from here (a web node holds no connections):
+   * every live gateway answers within `timeoutMs` (default 1000), else `complete` is false.
+   */
+  presence(channel: string, options?: { timeoutMs?: number }): Promise<PresenceAnswer>;
 }
 
 /**
@@ -78,6 +84,12 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
     disconnect: async (target, options) => sendCommand(bus, disconnectCommand(target, options)),
     unsubscribe: async (target, channel) => sendCommand(bus, unsubscribeCommand(target, channel)),
     reauthorize: async (channel) => sendCommand(bus, reauthorizeCommand(channel)),
+    async presence(channel, options = {}) {
+      if (!isValidChannel(channel) || isInternalChannel(channel)) {
+        throw new TypeError(`"${channel}" is not an app channel: use ${CHANNEL_RULE}, not starting with _shoal:`);
+      }
+      return queryPresence(bus, channel, options.timeoutMs);
+    },
   };
 }
 
