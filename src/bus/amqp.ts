@@ -1,6 +1,7 @@
 import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
+import { settleWithin } from '../core/timing.js';
 import { AmqpLink, type Amqplib } from './amqp-link.js';
 import {
   appendBatch,
@@ -281,7 +282,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       closed = true;
       for (const channel of delivery.channels) delivery.drop(channel);
       routes.clear();
-      await Promise.race([link.close(), new Promise((r) => setTimeout(r, timeoutMs))]);
+      await settleWithin(link.close(), timeoutMs);
     },
   } satisfies Bus;
 }

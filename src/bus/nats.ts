@@ -3,6 +3,7 @@ import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg, NatsCo
 import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
+import { settleWithin, sleep } from '../core/timing.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
 
@@ -227,7 +228,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         if (apiCode(err) !== WRONG_LAST_SEQUENCE) throw err;
         // Someone else appended (or the log was reset): start again from the real head.
         if (tails.get(channel) === tail) tails.delete(channel);
-        if (attempt > 4) await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, attempt * 2)));
+        if (attempt > 4) await sleep(Math.random() * Math.min(50, attempt * 2));
       }
     }
     throw new Error(`publish on ${channel} lost the offset race ${MAX_CAS_ATTEMPTS} times; too many publishers`);
@@ -368,7 +369,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
       const l = await current.catch(() => undefined);
       if (!l) return;
       for (const sub of subs) (await sub.catch(() => undefined))?.stop();
-      await Promise.race([l.nc.close(), new Promise((r) => setTimeout(r, timeoutMs))]).catch(() => undefined);
+      await settleWithin(l.nc.close(), timeoutMs);
     },
   } satisfies Bus;
 }

@@ -1,9 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
-import { redact } from '../stores/index.js';
+import { type LuaScript, runScript, luaScript as script } from '../core/redis-script.js';
+import { settleWithin } from '../core/timing.js';
+import { redact } from '../core/url.js';
 import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
 import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, isComplete, positiveInt } from './history.js';
 import { type Backlog, OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
@@ -101,16 +103,10 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       );
     }
   };
-  const run = (what: string, s: Script, channel: string, args: (string | number)[]) =>
-    call(what, async (): Promise<unknown> => {
+  const run = (what: string, s: LuaScript, channel: string, args: (string | number)[]) =>
+    call(what, () => {
       const keys = keysOf(channel);
-      try {
-        return await client.evalsha(s.sha, 3, keys.seq, keys.log, keys.epoch, randomUUID(), ttlMs, ...args);
-      } catch (err) {
-        // Script cache flushed or a fresh node (failover, resharding): send the source once.
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return client.eval(s.lua, 3, keys.seq, keys.log, keys.epoch, randomUUID(), ttlMs, ...args);
-      }
+      return runScript(client, s, [keys.seq, keys.log, keys.epoch], [randomUUID(), ttlMs, ...args]);
     });
 
   // One hash tag per channel: the script's keys and the sharded pub/sub channel share a slot.
@@ -278,22 +274,13 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       closed = true;
       for (const channel of delivery.channels) delivery.drop(channel);
       const quit = async (c: Redis | Cluster) => {
-        await Promise.race([c.quit(), new Promise((r) => setTimeout(r, timeoutMs))]).catch(() => undefined);
+        await settleWithin(c.quit(), timeoutMs);
         c.disconnect();
       };
       if (subscriber) await quit(subscriber);
       if (!options.client) await quit(client);
     },
   } satisfies Bus;
-}
-
-interface Script {
-  lua: string;
-  sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
 function toMessage(channel: string, epoch: string, [id, fields]: StreamEntry): BusMessage {

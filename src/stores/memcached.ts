@@ -1,5 +1,6 @@
 import { ConfigError, ConflictError, StoreUnavailableError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { fullJitter, sleep } from '../core/timing.js';
 import {
   asNumber,
   type CommitResult,
@@ -88,7 +89,7 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
   const update = <T>(key: string, label: string, plan: (current: string | null) => Step<T>): Promise<T> =>
     serial(key, async () => {
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        if (attempt > 0) await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 2 ** attempt));
+        if (attempt > 0) await sleep(fullJitter(BACKOFF_CAP_MS, attempt));
         const item = await mc.get(key);
         const { result, write } = plan(item?.value ?? null);
         if (!write) return result;
@@ -236,5 +237,3 @@ function decode<T>(text: string, what: string): T {
     );
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

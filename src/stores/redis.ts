@@ -2,6 +2,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { withDeadline } from '../core/deadline.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
+import { type LuaScript, runScript } from '../core/redis-script.js';
+import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
   type CommitResult,
@@ -13,7 +15,6 @@ import {
   type StoredSession,
   type StoreOptions,
 } from './contract.js';
-import { redact } from './index.js';
 import {
   ACK,
   CLAIM,
@@ -22,7 +23,6 @@ import {
   DESTROY,
   LOAD_IF_CHANGED,
   LOCK,
-  type LuaScript,
   TOUCH,
   UNLOCK,
   USER_ADD,
@@ -90,15 +90,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     }
   };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
-    call(what, async (): Promise<unknown> => {
-      try {
-        return await client.evalsha(script.sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        // Script cache flushed or a fresh node (failover, cluster resharding): send the source once.
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return client.eval(script.lua, keys.length, ...keys, ...args);
-      }
-    });
+    call(what, () => runScript(client, script, keys, args));
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
   const tag = (bucket: number) => `${prefix}:{${ns}:${bucket}}`;
