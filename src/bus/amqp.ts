@@ -38,12 +38,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
   const base = new BusBase(options, {
     label,
     advice: 'Check that RabbitMQ is running and reachable',
-    describe: (err) => {
-      const detail = err instanceof Error ? err.message : String(err);
-      const last = linkError();
-      const lastError = last instanceof Error ? last.message : undefined;
-      return lastError && lastError !== detail ? `${detail} (last connection error: ${lastError})` : detail;
-    },
+    lastError: () => linkError(),
   });
   const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;
   if (!/^[A-Za-z0-9_.:-]+$/.test(ns)) {

@@ -1,5 +1,6 @@
 import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
+import { failureDetail } from '../core/redis-client.js';
 import type {
   Bus,
   BusCapabilities,
@@ -65,8 +66,8 @@ export interface BusIdentity {
   label: string;
   /** What to check when a call fails, e.g. "Check that Redis is running and reachable". */
   advice: string;
-  /** How a failure reads in an error; default: its message. */
-  describe?: (err: unknown) => string;
+  /** The connection's last error, named beside a call's own failure when it differs. */
+  lastError?: () => unknown;
 }
 
 /**
@@ -121,8 +122,9 @@ export class BusBase {
       return await withDeadline(() => op(until), Math.max(0, until - Date.now()), this.timeoutMs);
     } catch (err) {
       if (err instanceof BusUnavailableError || err instanceof ConfigError) throw err;
-      const { advice, describe } = this.identity;
-      const detail = describe ? describe(err) : err instanceof Error ? err.message : String(err);
+      const { advice, lastError } = this.identity;
+      const last = lastError?.();
+      const detail = failureDetail(err, last instanceof Error ? last : undefined);
       throw new BusUnavailableError(this.label, `${what} failed: ${detail}. ${advice}, or raise timeoutMs.`, {
         cause: err,
       });

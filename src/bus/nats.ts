@@ -30,11 +30,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const base = new BusBase(options, {
     label,
     advice: 'Check that nats-server runs with JetStream enabled (-js) and is reachable',
-    describe: (err) => {
-      const detail = err instanceof Error ? err.message : String(err);
-      const last = lastError();
-      return last instanceof Error && last.message !== detail ? `${detail} (last error: ${last.message})` : detail;
-    },
+    lastError: () => lastError(),
   });
   const { historySize, timeoutMs } = base;
   const stream = streamName(base.namespace);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../core/errors.js';
-import { failureDetail, openRedis } from '../core/redis-client.js';
+import { openRedis } from '../core/redis-client.js';
 import { type LuaScript, runScript } from '../core/redis-script.js';
 import { settleWithin } from '../core/timing.js';
 import { redact } from '../core/url.js';
@@ -40,7 +40,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const base = new BusBase(options, {
     label: `redis (${where})`,
     advice: 'Check that Redis is running and reachable',
-    describe: (err) => failureDetail(err, lastError),
+    lastError: () => lastError,
   });
   const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;
   if (/[{}|]/.test(ns)) throw new ConfigError('redis bus: namespace must not contain {, } or |');
