@@ -1,4 +1,5 @@
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import { fullJitter, sleep } from '../core/timing.js';
 
 export type Amqplib = typeof import('amqplib');
 
@@ -171,7 +172,7 @@ export class AmqpLink {
       } catch (err) {
         await ch.close().catch(() => undefined);
         if ((err as { code?: number }).code !== RESOURCE_LOCKED || Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(100, 5 * 2 ** attempt) * Math.random()));
+        await sleep(fullJitter(100, attempt, 5));
         continue;
       }
       try {

@@ -1,20 +1,14 @@
-import { withDeadline } from '../core/deadline.js';
-import { BusUnavailableError, ConfigError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
+import { settleWithin } from '../core/timing.js';
 import { AmqpLink, type Amqplib } from './amqp-link.js';
-import {
-  appendBatch,
-  decode,
-  ensureLog,
-  type LogNames,
-  logNames,
-  logNamesForKey,
-  peekToken,
-  readStream,
-} from './amqp-log.js';
-import type { Bus, BusMessage, BusOptions, MessageHandler, PublishInput, ReadResult } from './contract.js';
-import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, isComplete, positiveInt } from './history.js';
-import { type Backlog, OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+import { appendBatch, decode, ensureLog, type LogNames, logNames, peekToken, readStream } from './amqp-log.js';
+import { connectionUrl } from './amqp-namespace.js';
+import { BusBase, type BusDriver, type LogRange } from './base.js';
+import type { Bus, BusMessage, BusOptions, PublishInput } from './contract.js';
+import { OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+
+export { dropAmqpNamespace } from './amqp-namespace.js';
 
 export interface AmqpBusOptions extends BusOptions {
   /** `amqp://user:pass@host:5672/vhost` or `amqps://…`. */
@@ -39,21 +33,22 @@ const MAX_BATCH_BYTES = 1024 * 1024;
  * subscribed channel up from the last offset it delivered, out of the stream.
  */
 export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
-  const ns = options.namespace ?? 'shoal';
-  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
-  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
-  const timeoutMs = positiveInt(options.timeoutMs, 2000);
+  const { url, label } = connectionUrl(options.url);
+  let linkError = (): unknown => undefined;
+  const base = new BusBase(options, {
+    label,
+    advice: 'Check that RabbitMQ is running and reachable',
+    lastError: () => linkError(),
+  });
+  const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;
   if (!/^[A-Za-z0-9_.:-]+$/.test(ns)) {
     throw new ConfigError('amqp bus: namespace may hold only letters, digits and _ . : -');
   }
-  const { url, label } = connectionUrl(options.url);
   const lib = await importOptional<Amqplib>('amqplib', 'The AMQP (RabbitMQ) message bus');
   const exchange = `shoal.${ns}`;
   const registry = `shoal.${ns}.registry`;
   const retention = { maxAgeS: Math.max(1, Math.ceil(ttlMs / 1000)) };
 
-  let closed = false;
-  let handler: MessageHandler | undefined;
   /** routing key → channel, for every subscribed channel. */
   const routes = new Map<string, string>();
   let subscriber: { conn: unknown; queue: Promise<string> } | undefined;
@@ -66,6 +61,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
     await ch.close();
     if (routes.size > 0) rebind(0);
   });
+  linkError = () => link.lastError;
 
   /** After a reconnect the old client queue is gone with its connection: bind a new one, then replay the gap. */
   const rebind = (attempt: number) => {
@@ -75,7 +71,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       },
       (err: unknown) => {
         link.lastError = err;
-        if (!closed && attempt < 30) setTimeout(() => rebind(attempt + 1), 1000).unref();
+        if (!base.closed && attempt < 30) setTimeout(() => rebind(attempt + 1), 1000).unref();
       },
     );
   };
@@ -105,22 +101,9 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
     return subscriber.queue;
   };
 
-  const call = async <T>(what: string, op: (deadline: number) => Promise<T>): Promise<T> => {
-    if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    try {
-      // Inner waits end a little earlier, so their own message wins the race.
-      return await withDeadline(() => op(Date.now() + timeoutMs * 0.9), timeoutMs);
-    } catch (err) {
-      const detail = err instanceof Error ? err.message : String(err);
-      const lastError = link.lastError instanceof Error ? link.lastError.message : undefined;
-      const last = lastError && lastError !== detail ? ` (last connection error: ${lastError})` : '';
-      throw new BusUnavailableError(
-        label,
-        `${what} failed: ${detail}${last}. Check that RabbitMQ is running and reachable, or raise timeoutMs.`,
-        { cause: err },
-      );
-    }
-  };
+  // Inner waits end a little earlier than the call's deadline, so their own message wins the race.
+  const call = <T>(what: string, op: (deadline: number) => Promise<T>): Promise<T> =>
+    base.call(what, (deadline) => op(deadline - timeoutMs * 0.1));
 
   const known = new Set<string>();
   /** Makes the channel's log exist (once per client), then runs `op`; a log deleted meanwhile is made again once. */
@@ -141,36 +124,22 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
   };
 
   const readLog = (channel: string, after: number, limit: number, deadline: number, epoch?: string) =>
-    withLog(channel, deadline, async (names) => {
+    withLog(channel, deadline, async (names): Promise<LogRange> => {
       const head = await peekToken(link, names.token, deadline);
-      const result = (messages: BusMessage[], complete: boolean) => ({
-        epoch: head.epoch,
-        last: head.offset,
-        messages,
-        complete,
-      });
-      if (epoch !== undefined && epoch !== head.epoch) return result([], false);
-      if (after >= head.offset || after < head.offset - historySize) {
-        return result([], isComplete(after, head.offset, historySize, undefined));
-      }
+      const none = { epoch: head.epoch, last: head.offset, messages: [] };
+      // Incomplete or empty whatever the stream holds: no read needed.
+      if (epoch !== undefined && epoch !== head.epoch) return none;
+      if (after >= head.offset || after < head.offset - historySize) return none;
       const records = await readStream(link, names, after, Math.min(head.offset, after + limit), channel, deadline);
       const cutoff = Date.now() - ttlMs;
-      const messages = records.filter((m) => m.epoch === head.epoch && m.publishedAt >= cutoff);
-      const gapless = messages.every((m, i) => m.offset === after + 1 + i);
-      const complete = gapless && isComplete(after, head.offset, historySize, messages[0]?.offset);
-      return result(complete ? messages : [], complete);
+      return { ...none, messages: records.filter((m) => m.epoch === head.epoch && m.publishedAt >= cutoff) };
     });
-  const position = (channel: string) =>
-    call('position', (deadline) =>
-      withLog(channel, deadline, async (names) => {
-        const head = await peekToken(link, names.token, deadline);
-        return { epoch: head.epoch, offset: head.offset };
-      }),
-    );
-  const backlog = (channel: string, after: number): Promise<Backlog> =>
-    call('catch-up read', (deadline) => readLog(channel, after, 500, deadline));
 
-  const delivery = new OrderedDelivery(backlog, () => handler, warnCatchUp('amqp'));
+  const delivery = new OrderedDelivery(
+    (channel, after) => base.window(driver, 'catch-up read', channel, after, 500),
+    base.currentHandler,
+    warnCatchUp('amqp'),
+  );
 
   // One transaction in flight per channel per client; what queues up meanwhile goes in the next one.
   const lanes = new Map<string, Pending[]>();
@@ -207,14 +176,11 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
     lanes.delete(channel);
   };
 
-  return {
+  const driver: BusDriver = {
     kind: 'amqp',
     capabilities: { history: true, shared: true },
 
-    publish(channel, input) {
-      if (closed) {
-        return Promise.reject(new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()'));
-      }
+    append(channel, input) {
       return new Promise<BusMessage>((resolve, reject) => {
         const queue = lanes.get(channel);
         if (queue) queue.push({ input, resolve, reject });
@@ -226,8 +192,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       });
     },
 
-    async subscribe(channel) {
-      if (delivery.has(channel)) return;
+    async listen(channel) {
       const { routingKey } = logNames(ns, channel);
       delivery.hold(channel);
       routes.set(routingKey, channel);
@@ -247,8 +212,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       }
     },
 
-    async unsubscribe(channel) {
-      if (!delivery.has(channel)) return;
+    async unlisten(channel) {
       const { routingKey } = logNames(ns, channel);
       delivery.drop(channel);
       routes.delete(routingKey);
@@ -258,78 +222,24 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       });
     },
 
-    onMessage(h) {
-      handler = h;
-    },
+    range: (channel, after, limit, deadline, epoch) =>
+      readLog(channel, after, limit, deadline - timeoutMs * 0.1, epoch),
 
-    async read(channel, after, readOptions = {}): Promise<ReadResult> {
-      const limit = positiveInt(readOptions.limit, historySize);
-      const r = await call('read', (deadline) => readLog(channel, after, limit, deadline, readOptions.epoch));
-      return { epoch: r.epoch, messages: r.messages, complete: r.complete };
-    },
-
-    position,
+    head: (channel, deadline) =>
+      withLog(channel, deadline - timeoutMs * 0.1, async (names) => {
+        const head = await peekToken(link, names.token, deadline - timeoutMs * 0.1);
+        return { epoch: head.epoch, offset: head.offset };
+      }),
 
     async ping() {
-      await call('ping', async () => {
-        await (await link.channel('control')).checkExchange(exchange);
-      });
+      await (await link.channel('control')).checkExchange(exchange);
     },
 
     async close() {
-      if (closed) return;
-      closed = true;
       for (const channel of delivery.channels) delivery.drop(channel);
       routes.clear();
-      await Promise.race([link.close(), new Promise((r) => setTimeout(r, timeoutMs))]);
+      await settleWithin(link.close(), timeoutMs);
     },
-  } satisfies Bus;
-}
-
-/**
- * Deletes everything a namespace made on the broker: every channel's token and stream
- * queue, the registry and the exchange. For tests and decommissioning; live clients of
- * the namespace lose their history (their next publish starts a new epoch).
- */
-export async function dropAmqpNamespace(url: string, namespace: string): Promise<void> {
-  const lib = await importOptional<Amqplib>('amqplib', 'The AMQP (RabbitMQ) message bus');
-  const conn = await lib.connect(url);
-  try {
-    const ch = await conn.createChannel();
-    ch.on('error', () => undefined);
-    const registry = `shoal.${namespace}.registry`;
-    const keys = new Set<string>();
-    await ch.assertQueue(registry, { durable: true });
-    for (let i = 0; i < 1_000_000; i++) {
-      const m = await ch.get(registry, { noAck: true });
-      if (!m) break;
-      keys.add(m.content.toString('utf8'));
-    }
-    for (const key of keys) {
-      const names = logNamesForKey(namespace, key);
-      await ch.deleteQueue(names.token);
-      await ch.deleteQueue(names.stream);
-    }
-    await ch.deleteQueue(registry);
-    await ch.deleteExchange(`shoal.${namespace}`);
-  } finally {
-    await conn.close();
-  }
-}
-
-function connectionUrl(raw: string): { url: string; label: string } {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch (err) {
-    throw new ConfigError('amqp bus: url must look like amqp://user:pass@host:5672/vhost', { cause: err });
-  }
-  if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
-    throw new ConfigError(`amqp bus: "${u.protocol}" is not an AMQP URL scheme; write amqp://user:pass@host:5672`);
-  }
-  // Heartbeats notice a dead peer behind a silent network in ~20 s instead of TCP's minutes.
-  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', '10');
-  const shown = new URL(u);
-  if (shown.password) shown.password = '***';
-  return { url: u.toString(), label: `amqp (${shown.host})` };
+  };
+  return base.bus(driver);
 }

@@ -1,8 +1,8 @@
 /**
  * The message bus contract. Web nodes publish; gateway nodes subscribe to the
  * channels their clients joined and replay history for clients that resume.
- * Every backend (memory, sqlite, redis, postgres, nats, amqp) implements it in one
- * file and passes test/conformance/bus.
+ * Every backend (memory, sqlite, redis, postgres, nats, amqp) implements only its
+ * primitives (BusDriver in base.ts) over BusBase and passes test/conformance/bus.
  *
  * Ordering and offsets: each channel has a log with an `epoch` (an opaque id of
  * this incarnation of the log) and strictly increasing integer offsets starting at 1,
@@ -90,5 +90,6 @@ export interface BusOptions {
   historySize?: number;
   /** How long history keeps messages; default one day. */
   historyTtlMs?: number;
+  /** How long one call may take before it rejects with BusUnavailableError; default 2000 for every backend. */
   timeoutMs?: number;
 }

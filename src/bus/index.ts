@@ -1,5 +1,5 @@
 import { ConfigError } from '../core/errors.js';
-import { redact } from '../stores/index.js';
+import { redact } from '../core/url.js';
 import type { Bus, BusOptions } from './contract.js';
 
 export type { Bus, BusMessage, BusOptions, Position, PublishInput, ReadResult } from './contract.js';

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { BusUnavailableError } from '../core/errors.js';
-import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
-import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
+import { BusBase } from './base.js';
+import type { Bus, BusMessage, BusOptions } from './contract.js';
 
 interface ChannelLog {
   last: number;
@@ -11,7 +10,7 @@ interface ChannelLog {
 
 interface Client {
   channels: Set<string>;
-  handler: MessageHandler | undefined;
+  deliver: (message: BusMessage) => void;
 }
 
 interface Hub {
@@ -39,16 +38,12 @@ function hubFor(namespace: string): Hub {
  * nothing reaches other processes.
  */
 export function memoryBus(options: BusOptions = {}): Bus {
-  const hub = hubFor(options.namespace ?? 'shoal');
-  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
-  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
-  const self: Client = { channels: new Set(), handler: undefined };
-  let open = true;
+  const base = new BusBase(options, { label: 'memory', advice: 'This is an in-process bus' });
+  const { historySize, historyTtlMs } = base;
+  const hub = hubFor(base.namespace);
+  const self: Client = { channels: new Set(), deliver: base.deliver };
   hub.clients.add(self);
 
-  const live = () => {
-    if (!open) throw new BusUnavailableError('memory', 'this bus was closed; open a new one with createBus()');
-  };
   const logOf = (channel: string): ChannelLog => {
     let log = hub.logs.get(channel);
     if (!log) {
@@ -58,18 +53,17 @@ export function memoryBus(options: BusOptions = {}): Bus {
     return log;
   };
   const trim = (log: ChannelLog, now: number) => {
-    const cutoff = now - ttlMs;
+    const cutoff = now - historyTtlMs;
     let drop = Math.max(0, log.messages.length - historySize);
     while (drop < log.messages.length && (log.messages[drop]?.publishedAt ?? now) < cutoff) drop++;
     if (drop > 0) log.messages.splice(0, drop);
   };
 
-  return {
+  return base.bus({
     kind: 'memory',
     capabilities: { history: true, shared: false },
 
-    async publish(channel, input) {
-      live();
+    async append(channel, input) {
       const log = logOf(channel);
       const now = Date.now();
       const message: BusMessage = {
@@ -86,54 +80,38 @@ export function memoryBus(options: BusOptions = {}): Bus {
         if (!client.channels.has(channel)) continue;
         // Asynchronous like every other bus: the publisher never runs subscriber code.
         queueMicrotask(() => {
-          if (client.channels.has(channel)) deliver(client.handler, { ...message });
+          if (client.channels.has(channel)) client.deliver({ ...message });
         });
       }
       return { ...message };
     },
 
-    async subscribe(channel) {
-      live();
-      self.channels.add(channel);
-    },
-
-    async unsubscribe(channel) {
-      live();
-      self.channels.delete(channel);
-    },
-
-    onMessage(handler) {
-      self.handler = handler;
-    },
-
-    async read(channel, after, readOptions = {}): Promise<ReadResult> {
-      live();
+    async range(channel, after, limit) {
       const log = logOf(channel);
-      if (readOptions.epoch !== undefined && readOptions.epoch !== hub.epoch) {
-        return { epoch: hub.epoch, messages: [], complete: false };
-      }
       trim(log, Date.now());
       const first = log.messages[0]?.offset ?? log.last + 1;
       const start = Math.max(0, after + 1 - first);
-      const limit = positiveInt(readOptions.limit, Number.MAX_SAFE_INTEGER);
       const messages = log.messages.slice(start, start + limit).map((m) => ({ ...m }));
-      const complete = isComplete(after, log.last, historySize, messages[0]?.offset);
-      return { epoch: hub.epoch, messages: complete ? messages : [], complete };
+      return { epoch: hub.epoch, last: log.last, messages };
     },
 
-    async position(channel): Promise<Position> {
-      live();
+    async head(channel) {
       return { epoch: hub.epoch, offset: hub.logs.get(channel)?.last ?? 0 };
     },
 
-    async ping() {
-      live();
+    async listen(channel) {
+      self.channels.add(channel);
     },
 
+    async unlisten(channel) {
+      self.channels.delete(channel);
+    },
+
+    async ping() {},
+
     async close() {
-      open = false;
       self.channels.clear();
       hub.clients.delete(self);
     },
-  } satisfies Bus;
+  });
 }

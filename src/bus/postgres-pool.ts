@@ -6,10 +6,10 @@ import { boundedQuery } from '../core/pg.js';
 export type PgQuery = <R extends QueryResultRow>(op: string, text: string, values: unknown[]) => Promise<R[]>;
 
 /** The bus's queries: bounded (src/core/pg.ts), refused after close(), failures as BusUnavailableError. */
-export function pgQuery(pool: Pool, timeoutMs: number, schemaSql: string, isClosed: () => boolean): PgQuery {
+export function pgQuery(pool: Pool, timeoutMs: number, schemaSql: string, refuseIfClosed: () => void): PgQuery {
   const run = boundedQuery(pool, timeoutMs, schemaSql);
   return async <R extends QueryResultRow>(op: string, text: string, values: unknown[]) => {
-    if (isClosed()) throw new BusUnavailableError('postgres', `${op} after close(): open a new bus with createBus().`);
+    refuseIfClosed();
     try {
       return (await run<R>(text, values)).rows;
     } catch (err) {

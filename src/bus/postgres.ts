@@ -3,8 +3,8 @@ import type { ClientConfig, Pool } from 'pg';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { assertPlainTable, hearPoolErrors } from '../core/pg.js';
-import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
-import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
+import { BusBase } from './base.js';
+import type { Bus, BusMessage, BusOptions } from './contract.js';
 import { pgListener } from './postgres-listen.js';
 import { pgQuery, unavailable } from './postgres-pool.js';
 import { notifyChannel, postgresBusSql } from './postgres-sql.js';
@@ -43,13 +43,13 @@ const FETCH_BATCH = 1000;
  * notifications and, after a reconnect, whatever was published meanwhile.
  */
 export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
-  const { namespace: ns = 'shoal', timeoutMs = 2000, table = 'shoal_bus' } = options;
+  const base = new BusBase(options, { label: 'postgres', advice: 'Check that PostgreSQL is running and reachable' });
+  const { namespace: ns, timeoutMs } = base;
+  const table = options.table ?? 'shoal_bus';
   assertPlainTable(table, 'postgres bus');
   if (!options.url && !options.pool) {
     throw new ConfigError('postgres bus needs a `url` (postgres://user@host:5432/db) or an existing `pool`.');
   }
-  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
-  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
   const lagGraceMs = Math.max(0, options.lagGraceMs ?? 30_000);
   const sql = postgresBusSql(table);
   const notify = notifyChannel(table, ns);
@@ -61,12 +61,11 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
   const pool = options.pool ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
   hearPoolErrors(pool, owned);
 
-  let closed = false;
-  let handler: MessageHandler | undefined;
   const subscribed = new Map<string, Subscription>();
-  let trimmer: NodeJS.Timeout | undefined;
 
-  const query = pgQuery(pool, timeoutMs, sql.schema, () => closed);
+  const query = pgQuery(pool, timeoutMs, sql.schema, () => {
+    if (base.closed) throw base.closedError();
+  });
 
   // A channel's epoch is fixed at first sight, so an empty channel resumes under the epoch its first message carries.
   const head = async (op: string, channel: string): Promise<{ epoch: string; last: number }> => {
@@ -122,13 +121,13 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
           if (subscribed.get(channel) !== sub) return;
           if (m.offset <= (sub.delivered ?? 0)) continue;
           sub.delivered = m.offset;
-          deliver(handler, m);
+          base.deliver(m);
         }
         if (got.messages.length === FETCH_BATCH) sub.again = true;
-      } while (sub.again && !closed);
+      } while (sub.again && !base.closed);
     } catch {
       // The next notification, reconnect or this retry fills it in: nothing is lost while delivered stays put.
-      if (!closed) setTimeout(() => void fetch(channel), 250).unref();
+      if (!base.closed) setTimeout(() => void fetch(channel), 250).unref();
     } finally {
       sub.fetching = false;
     }
@@ -159,18 +158,11 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
     },
   });
 
-  const trim = () => {
-    const cutoff = Date.now() - ttlMs;
-    query('trim', sql.trimOld, [ns, cutoff])
-      .then(() => query('trim', sql.forgetIdle, [ns, cutoff]))
-      .catch(() => {}); // retried on the next tick
-  };
-
-  return {
+  return base.bus({
     kind: 'postgres',
     capabilities: { history: true, shared: true },
 
-    async publish(channel, input) {
+    async append(channel, input) {
       const now = Date.now();
       const [row] = await query<{ epoch: string; seq: string }>('publish', sql.publish, [
         ns,
@@ -182,22 +174,22 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
         notify,
       ]);
       if (!row) throw new BusUnavailableError('postgres', 'publish returned no row; retry.');
-      const offset = Number(row.seq);
-      // Amortised: the read window is exact anyway, so physical trimming only bounds the table.
-      if (offset % 16 === 0) {
-        query('trim', sql.trimChannel, [ns, channel, offset - historySize, now - lagGraceMs]).catch(() => {});
-      }
-      if (!trimmer) {
-        trimmer = setInterval(trim, Math.min(60_000, Math.max(1000, ttlMs / 10)));
-        trimmer.unref();
-      }
-      return { channel, epoch: row.epoch, offset, event: input.event, data: input.data, publishedAt: now };
+      return {
+        channel,
+        epoch: row.epoch,
+        offset: Number(row.seq),
+        event: input.event,
+        data: input.data,
+        publishedAt: now,
+      };
     },
 
-    async subscribe(channel) {
-      if (closed)
-        throw new BusUnavailableError('postgres', 'subscribe after close(): open a new bus with createBus().');
-      if (subscribed.has(channel)) return;
+    trimChannel: (channel, upTo) => query('trim', sql.trimChannel, [ns, channel, upTo, Date.now() - lagGraceMs]),
+
+    trimAll: (cutoff) =>
+      query('trim', sql.trimOld, [ns, cutoff]).then(() => query('trim', sql.forgetIdle, [ns, cutoff])),
+
+    async listen(channel) {
       try {
         await listener.ready();
       } catch (err) {
@@ -217,26 +209,14 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
       if (sub.again) void fetch(channel);
     },
 
-    async unsubscribe(channel) {
+    async unlisten(channel) {
       subscribed.delete(channel);
     },
 
-    onMessage(h) {
-      handler = h;
-    },
+    // The window never holds more than historySize messages after any offset.
+    range: (channel, after, limit) => readRows(channel, after, limit),
 
-    async read(channel, after, readOptions = {}): Promise<ReadResult> {
-      // The window never holds more than historySize messages after any offset.
-      const limit = positiveInt(readOptions.limit, historySize);
-      const got = await readRows(channel, after, limit);
-      if (readOptions.epoch !== undefined && readOptions.epoch !== got.epoch) {
-        return { epoch: got.epoch, messages: [], complete: false };
-      }
-      const complete = isComplete(after, got.last, historySize, got.messages[0]?.offset);
-      return { epoch: got.epoch, messages: complete ? got.messages : [], complete };
-    },
-
-    async position(channel): Promise<Position> {
+    async head(channel) {
       const { epoch, last } = await head('position', channel);
       return { epoch, offset: last };
     },
@@ -246,12 +226,9 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
     },
 
     async close() {
-      if (closed) return;
-      closed = true;
       subscribed.clear();
-      clearInterval(trimmer);
       await listener.close();
       if (owned) await pool.end();
     },
-  } satisfies Bus;
+  });
 }

@@ -1,12 +1,14 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { withDeadline } from '../core/deadline.js';
-import { BusUnavailableError, ConfigError } from '../core/errors.js';
-import { failureDetail, openRedis } from '../core/redis-client.js';
-import { redact } from '../stores/index.js';
-import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
-import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, isComplete, positiveInt } from './history.js';
-import { type Backlog, OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+import { ConfigError } from '../core/errors.js';
+import { openRedis } from '../core/redis-client.js';
+import { type LuaScript, runScript } from '../core/redis-script.js';
+import { settleWithin } from '../core/timing.js';
+import { redact } from '../core/url.js';
+import { BusBase, type BusDriver, type LogRange } from './base.js';
+import type { Bus, BusOptions } from './contract.js';
+import { OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+import { fromLive, PUBLISH, READ, type StreamEntry, toMessage } from './redis-log.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
@@ -23,46 +25,6 @@ export interface RedisBusOptions extends BusOptions {
   sharded?: boolean;
 }
 
-// A missing or lost log (never used, expired, FLUSHALL, evicted) starts over under a new epoch.
-// The epoch also names the server's replication history (master_replid): replication is
-// asynchronous, so a replica promoted after a failover may lack the old master's last entries
-// and would hand out their offsets again, to different messages. A new replication id turns
-// that into a new epoch, which resuming clients are told about (recovered: false) instead of
-// skipping the reused offsets as already seen. INFO refused (an ACL): the stored epoch alone.
-const ENSURE = `
-local epoch = redis.call('GET', KEYS[3])
-if not epoch or redis.call('EXISTS', KEYS[1]) == 0 then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('SET', KEYS[3], epoch, 'PX', ARGV[2])
-  redis.call('SET', KEYS[1], 0, 'PX', ARGV[2])
-end
-local info = redis.pcall('INFO', 'replication')
-if type(info) == 'string' then
-  local replid = string.match(info, 'master_replid:(%x+)')
-  if replid then epoch = epoch .. '.' .. string.sub(replid, 1, 12) end
-end
-`;
-
-/** KEYS seq, log, epoch · ARGV newEpoch, ttlMs, maxlen, publishedAt, event, data, liveChannel, publishCmd, liveBody. */
-const PUBLISH = script(`${ENSURE}
-local offset = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], offset .. '-0', 't', ARGV[4], 'e', ARGV[5], 'd', ARGV[6])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
-redis.call(ARGV[8], ARGV[7], epoch .. '|' .. offset .. '|' .. ARGV[9])
-return {epoch, offset}`);
-
-/** KEYS seq, log, epoch · ARGV newEpoch, ttlMs, after, limit → {epoch, last, entries}. One snapshot. */
-const READ = script(`${ENSURE}
-local last = tonumber(redis.call('GET', KEYS[1]))
-local entries = {}
-if tonumber(ARGV[4]) > 0 and tonumber(ARGV[3]) < last then
-  entries = redis.call('XRANGE', KEYS[2], (ARGV[3] + 1) .. '-0', '+', 'COUNT', ARGV[4])
-end
-return {epoch, last, entries}`);
-
-type StreamEntry = [id: string, fields: string[]];
-
 /**
  * Redis bus: per channel a counter, a stream (history) and an epoch key under one hash tag,
  * so one Lua script assigns the offset, appends, and publishes atomically — pub/sub order
@@ -70,59 +32,38 @@ type StreamEntry = [id: string, fields: string[]];
  * reconnects, every channel catches up from its last delivered offset through XRANGE.
  */
 export async function redisBus(options: RedisBusOptions): Promise<Bus> {
-  const ns = options.namespace ?? 'shoal';
-  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
-  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
-  const timeoutMs = positiveInt(options.timeoutMs, 2000);
-  if (/[{}|]/.test(ns)) throw new ConfigError('redis bus: namespace must not contain {, } or |');
-  if (!options.client && !options.url) {
-    throw new ConfigError('redis bus: pass `url` (redis://host:6379) or an ioredis `client`');
-  }
   const where = options.client ? 'the given client' : redact(options.url ?? '');
-  const label = `redis (${where})`;
-
   let lastError: Error | undefined;
   const remember = (err: Error) => {
     lastError = err;
   };
+  const base = new BusBase(options, {
+    label: `redis (${where})`,
+    advice: 'Check that Redis is running and reachable',
+    lastError: () => lastError,
+  });
+  const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;
+  if (/[{}|]/.test(ns)) throw new ConfigError('redis bus: namespace must not contain {, } or |');
+  if (!options.client && !options.url) {
+    throw new ConfigError('redis bus: pass `url` (redis://host:6379) or an ioredis `client`');
+  }
   const client: Redis | Cluster =
     options.client ?? (await openRedis(options.url ?? '', 'The Redis message bus', timeoutMs, remember));
-
-  let closed = false;
-  const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
-    if (closed) throw new BusUnavailableError(label, 'this bus was closed; open a new one with createBus()');
-    try {
-      return await withDeadline(op, timeoutMs);
-    } catch (err) {
-      throw new BusUnavailableError(
-        label,
-        `${what} failed: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
-        { cause: err },
-      );
-    }
-  };
-  const run = (what: string, s: Script, channel: string, args: (string | number)[]) =>
-    call(what, async (): Promise<unknown> => {
-      const keys = keysOf(channel);
-      try {
-        return await client.evalsha(s.sha, 3, keys.seq, keys.log, keys.epoch, randomUUID(), ttlMs, ...args);
-      } catch (err) {
-        // Script cache flushed or a fresh node (failover, resharding): send the source once.
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return client.eval(s.lua, 3, keys.seq, keys.log, keys.epoch, randomUUID(), ttlMs, ...args);
-      }
-    });
 
   // One hash tag per channel: the script's keys and the sharded pub/sub channel share a slot.
   const keysOf = (channel: string) => {
     const tag = `shoal:{${ns}:${channel}}`;
     return { seq: `${tag}:seq`, log: `${tag}:log`, epoch: `${tag}:epoch`, live: `${tag}:live` };
   };
+  const run = (s: LuaScript, channel: string, args: (string | number)[]) => {
+    const keys = keysOf(channel);
+    return runScript(client, s, [keys.seq, keys.log, keys.epoch], [randomUUID(), ttlMs, ...args]);
+  };
 
   let sharded = options.sharded;
   const publishCommand = async (): Promise<string> => {
     if (sharded === undefined) {
-      const info = await call('server version check', () =>
+      const info = await base.call('server version check', () =>
         // Refused by an ACL (managed Redis): assume the lowest common denominator.
         client.info('server').catch((err: Error) => (err.name === 'ReplyError' ? '' : Promise.reject(err))),
       );
@@ -131,27 +72,19 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     return sharded ? 'SPUBLISH' : 'PUBLISH';
   };
 
-  const readRaw = async (channel: string, after: number, limit: number) => {
-    const [epoch, last, entries] = (await run('read', READ, channel, [after, limit])) as [
-      string,
-      number,
-      StreamEntry[],
-    ];
+  const range = async (channel: string, after: number, limit: number): Promise<LogRange> => {
+    const [epoch, last, entries] = (await run(READ, channel, [after, limit])) as [string, number, StreamEntry[]];
     const cutoff = Date.now() - ttlMs;
     const messages = entries.map((e) => toMessage(channel, epoch, e)).filter((m) => m.publishedAt >= cutoff);
     return { epoch, last: Number(last), messages };
   };
-  const position = async (channel: string): Promise<Position> => {
-    const r = await readRaw(channel, 0, 0);
-    return { epoch: r.epoch, offset: r.last };
-  };
-  const backlog = async (channel: string, after: number): Promise<Backlog> => {
-    const r = await readRaw(channel, after, 500);
-    return { ...r, complete: isComplete(after, r.last, historySize, r.messages[0]?.offset) };
-  };
+  const position = (channel: string) => base.call('subscribe', (deadline) => driver.head(channel, deadline));
 
-  let handler: MessageHandler | undefined;
-  const delivery = new OrderedDelivery(backlog, () => handler, warnCatchUp('redis'));
+  const delivery = new OrderedDelivery(
+    (channel, after) => base.window(driver, 'read', channel, after, 500),
+    base.currentHandler,
+    warnCatchUp('redis'),
+  );
   const liveNames = new Map<string, string>();
   /** Per channel, the epoch string of the last live message: reused while the epoch lasts. */
   const liveEpochs = new Map<string, string>();
@@ -201,7 +134,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
         (err: unknown) => remember(err instanceof Error ? err : new Error(String(err))),
       );
     });
-    if (closed) {
+    if (base.closed) {
       sub.disconnect();
       throw new Error('closed while subscribing');
     }
@@ -209,28 +142,34 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     return sub;
   };
 
-  return {
+  const driver: BusDriver = {
     kind: 'redis',
     capabilities: { history: true, shared: true },
 
-    async publish(channel, input) {
+    async append(channel, input) {
       const command = await publishCommand();
       const publishedAt = Date.now();
       const body = JSON.stringify([input.event, input.data, publishedAt]);
       const { live } = keysOf(channel);
       const args = [historySize, publishedAt, input.event, input.data, live, command, body];
-      const [epoch, offset] = (await run('publish', PUBLISH, channel, args)) as [string, number];
+      const [epoch, offset] = (await run(PUBLISH, channel, args)) as [string, number];
       return { channel, epoch, offset: Number(offset), event: input.event, data: input.data, publishedAt };
     },
 
-    async subscribe(channel) {
-      if (delivery.has(channel)) return;
-      const sub = await call('subscribe', subscriberOf);
+    range,
+
+    async head(channel) {
+      const r = await range(channel, 0, 0);
+      return { epoch: r.epoch, offset: r.last };
+    },
+
+    async listen(channel) {
+      const sub = await base.call('subscribe', subscriberOf);
       const { live } = keysOf(channel);
       delivery.hold(channel);
       liveNames.set(live, channel);
       try {
-        await call('subscribe', async () => {
+        await base.call('subscribe', async () => {
           await (sharded ? sub.ssubscribe(live) : sub.subscribe(live));
         });
         delivery.start(channel, await position(channel));
@@ -242,93 +181,33 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       }
     },
 
-    async unsubscribe(channel) {
-      if (!delivery.has(channel)) return;
+    async unlisten(channel) {
       const { live } = keysOf(channel);
       delivery.drop(channel);
       liveNames.delete(live);
       liveEpochs.delete(channel);
       const sub = subscriber;
-      if (sub)
-        await call('unsubscribe', async () => void (await (sharded ? sub.sunsubscribe(live) : sub.unsubscribe(live))));
-    },
-
-    onMessage(h) {
-      handler = h;
-    },
-
-    async read(channel, after, readOptions = {}): Promise<ReadResult> {
-      const limit = positiveInt(readOptions.limit, historySize);
-      const r = await readRaw(channel, after, Math.min(limit, historySize));
-      if (readOptions.epoch !== undefined && readOptions.epoch !== r.epoch) {
-        return { epoch: r.epoch, messages: [], complete: false };
+      if (sub) {
+        await base.call(
+          'unsubscribe',
+          async () => void (await (sharded ? sub.sunsubscribe(live) : sub.unsubscribe(live))),
+        );
       }
-      const complete = isComplete(after, r.last, historySize, r.messages[0]?.offset);
-      return { epoch: r.epoch, messages: complete ? r.messages : [], complete };
     },
-
-    position,
 
     async ping() {
-      await call('ping', () => client.ping());
+      await client.ping();
     },
 
     async close() {
-      if (closed) return;
-      closed = true;
       for (const channel of delivery.channels) delivery.drop(channel);
       const quit = async (c: Redis | Cluster) => {
-        await Promise.race([c.quit(), new Promise((r) => setTimeout(r, timeoutMs))]).catch(() => undefined);
+        await settleWithin(c.quit(), timeoutMs);
         c.disconnect();
       };
       if (subscriber) await quit(subscriber);
       if (!options.client) await quit(client);
     },
-  } satisfies Bus;
-}
-
-interface Script {
-  lua: string;
-  sha: string;
-}
-
-function script(lua: string): Script {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
-}
-
-function toMessage(channel: string, epoch: string, [id, fields]: StreamEntry): BusMessage {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string;
-  return {
-    channel,
-    epoch,
-    offset: Number.parseInt(id, 10),
-    event: f.e ?? '',
-    data: f.d ?? '',
-    publishedAt: Number(f.t),
   };
-}
-
-/**
- * A live message; `epochs` keeps one string per channel's epoch, so every message of an
- * epoch carries the same string object and the per-socket epoch checks of a fan-out
- * compare pointers, not 36 characters each.
- */
-function fromLive(channel: string, body: string, epochs: Map<string, string>): BusMessage {
-  const first = body.indexOf('|');
-  const second = body.indexOf('|', first + 1);
-  const [event, data, publishedAt] = JSON.parse(body.slice(second + 1)) as [string, string, number];
-  let epoch = epochs.get(channel);
-  if (epoch === undefined || epoch.length !== first || !body.startsWith(epoch)) {
-    epoch = body.slice(0, first);
-    epochs.set(channel, epoch);
-  }
-  return {
-    channel,
-    epoch,
-    offset: Number(body.slice(first + 1, second)),
-    event,
-    data,
-    publishedAt,
-  };
+  return base.bus(driver);
 }

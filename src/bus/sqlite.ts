@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { BusUnavailableError } from '../core/errors.js';
 import { openSqliteFile, type SqliteRole } from '../core/sqlite-file.js';
-import type { Bus, BusMessage, BusOptions, MessageHandler, Position, ReadResult } from './contract.js';
-import { DEFAULT_HISTORY_SIZE, DEFAULT_HISTORY_TTL_MS, deliver, isComplete, positiveInt } from './history.js';
+import { BusBase, type LogRange } from './base.js';
+import type { Bus, BusMessage, BusOptions } from './contract.js';
+import { positiveInt } from './history.js';
 import { SCHEMA, SQL } from './sqlite-sql.js';
 
 export interface SqliteBusOptions extends BusOptions {
@@ -46,13 +47,12 @@ const ROLE: SqliteRole = {
  * when nothing is new.
  */
 export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
-  const ns = options.namespace ?? 'shoal';
-  const historySize = positiveInt(options.historySize, DEFAULT_HISTORY_SIZE);
-  const ttlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
-  const timeoutMs = Math.max(0, Math.round(options.timeoutMs ?? 5000));
+  const base = new BusBase(options, { label: 'sqlite', advice: 'Check that the database file is writable' });
+  const ns = base.namespace;
   const pollMs = positiveInt(options.pollMs, 3);
   const lagGraceMs = Math.max(0, options.lagGraceMs ?? 30_000);
-  const { db, anonymous, guard } = await openSqliteFile(options.path, timeoutMs, SCHEMA, ROLE);
+  const { db, anonymous, label, guard } = await openSqliteFile(options.path, base.timeoutMs, SCHEMA, ROLE);
+  base.label = label;
 
   const s = {
     bump: db.prepare<{ ns: string; channel: string; epoch: string; now: number }, { epoch: string; last: number }>(
@@ -76,10 +76,6 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
     const head = s.bump.get({ ns, channel, epoch: randomUUID(), now });
     if (!head) throw new Error('channel upsert returned no row');
     s.append.run({ ns, channel, epoch: head.epoch, seq: head.last, event, data, published_at: now });
-    // Amortised: the read window is exact anyway, so physical trimming only bounds the file.
-    if (head.last % 16 === 0) {
-      s.trimChannel.run({ ns, channel, upTo: head.last - historySize, before: now - lagGraceMs });
-    }
     return { channel, epoch: head.epoch, offset: head.last, event, data, publishedAt: now };
   });
   const trimTx = db.transaction((cutoff: number) => {
@@ -94,20 +90,17 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
     return s.channel.get({ ns, channel }) ?? { epoch: '', last: 0 };
   };
   // One snapshot: the head and the rows agree even while others publish.
-  const readTx = db.transaction((channel: string, after: number, limit: number, epoch?: string): ReadResult => {
+  const readTx = db.transaction((channel: string, after: number, limit: number, epoch?: string): LogRange => {
     const { epoch: current, last } = s.channel.get({ ns, channel }) ?? { epoch: '', last: 0 };
-    if (epoch !== undefined && epoch !== current) return { epoch: current, messages: [], complete: false };
-    const rows = after >= last ? [] : s.after.all({ ns, channel, after, limit });
-    const complete = isComplete(after, last, historySize, rows[0]?.seq);
-    return { epoch: current, messages: complete ? rows.map(toMessage) : [], complete };
+    const skip = after >= last || (epoch !== undefined && epoch !== current);
+    const rows = skip ? [] : s.after.all({ ns, channel, after, limit });
+    return { epoch: current, last, messages: rows.map(toMessage) };
   });
 
-  let handler: MessageHandler | undefined;
   /** channel → highest row id published before subscribe() resolved (not delivered). */
   const subscribed = new Map<string, number>();
   let lastId = 0;
   let poller: NodeJS.Timeout | undefined;
-  let trimmer: NodeJS.Timeout | undefined;
 
   const poll = () => {
     try {
@@ -116,7 +109,7 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
         for (const row of rows) {
           lastId = row.id;
           const from = subscribed.get(row.channel);
-          if (from !== undefined && row.id > from) deliver(handler, toMessage(row));
+          if (from !== undefined && row.id > from) base.deliver(toMessage(row));
         }
         if (rows.length < POLL_BATCH) break;
       }
@@ -125,30 +118,23 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
     }
   };
 
-  return {
+  return base.bus({
     kind: 'sqlite',
     capabilities: { history: true, shared: !anonymous },
 
-    async publish(channel, input) {
-      const message = guard(() => publishTx.immediate(channel, input.event, input.data));
-      if (!trimmer) {
-        trimmer = setInterval(
-          () => {
-            try {
-              if (db.open) trimTx.immediate(Date.now() - ttlMs);
-            } catch {
-              // Busy elsewhere: history is trimmed on a later tick; reads enforce the window meanwhile.
-            }
-          },
-          Math.min(60_000, Math.max(1000, ttlMs / 10)),
-        );
-        trimmer.unref();
-      }
-      return message;
+    async append(channel, input) {
+      return guard(() => publishTx.immediate(channel, input.event, input.data));
     },
 
-    async subscribe(channel) {
-      if (subscribed.has(channel)) return guard(() => undefined);
+    async trimChannel(channel, upTo) {
+      guard(() => s.trimChannel.run({ ns, channel, upTo, before: Date.now() - lagGraceMs }));
+    },
+
+    async trimAll(cutoff) {
+      guard(() => trimTx.immediate(cutoff));
+    },
+
+    async listen(channel) {
       const max = guard(() => s.maxId.get()?.id ?? 0);
       if (subscribed.size === 0) lastId = max;
       subscribed.set(channel, max);
@@ -158,27 +144,22 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
       }
     },
 
-    async unsubscribe(channel) {
-      guard(() => subscribed.delete(channel));
+    async unlisten(channel) {
+      subscribed.delete(channel);
       if (subscribed.size === 0 && poller) {
         clearInterval(poller);
         poller = undefined;
       }
     },
 
-    onMessage(h) {
-      handler = h;
-    },
-
-    async read(channel, after, readOptions = {}) {
-      const limit = positiveInt(readOptions.limit, historySize); // the window never holds more
+    async range(channel, after, limit, _deadline, epoch) {
       return guard(() => {
         head(channel); // pinned outside the read snapshot: upgrading a snapshot to a writer can fail at once
-        return readTx.deferred(channel, after, limit, readOptions.epoch);
+        return readTx.deferred(channel, after, limit, epoch);
       });
     },
 
-    async position(channel): Promise<Position> {
+    async head(channel) {
       return guard(() => {
         const { epoch, last } = head(channel);
         return { epoch, offset: last };
@@ -191,12 +172,11 @@ export async function sqliteBus(options: SqliteBusOptions): Promise<Bus> {
 
     async close() {
       clearInterval(poller);
-      clearInterval(trimmer);
-      poller = trimmer = undefined;
+      poller = undefined;
       subscribed.clear();
       if (db.open) db.close();
     },
-  } satisfies Bus;
+  });
 }
 
 function toMessage(row: Row): BusMessage {

@@ -1,12 +1,13 @@
 import type { AppDefinition } from '../app/define.js';
 import { listFromEnv } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
+import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { normalizeOrigin } from '../realtime/origin.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { KeyRing } from '../session/signing.js';
-import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
+import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
 import { ensureTypeScript } from './ts-loader.js';

@@ -2,10 +2,10 @@ import type { AppDefinition } from '../app/define.js';
 import { listFromEnv } from '../app/env.js';
 import { type NodeConfig, openApp } from '../app/open.js';
 import { ConfigError } from '../core/errors.js';
+import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
-import { redact } from '../stores/index.js';
 import type { RunningNode } from './web-node.js';
 
 export interface GatewayNodeOptions {

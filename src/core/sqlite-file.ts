@@ -26,6 +26,8 @@ export interface SqliteFile {
   db: BetterSqlite3.Database;
   /** ":memory:" or an empty path: private to this process. */
   anonymous: boolean;
+  /** Names the file in errors: `sqlite (<absolute path>)`. */
+  label: string;
   /**
    * Runs one synchronous call on the open file. better-sqlite3 is synchronous: a lock held
    * elsewhere past busy_timeout throws SQLITE_BUSY right here, and leaves as role.unavailable.
@@ -50,6 +52,7 @@ export async function openSqliteFile(
   return {
     db,
     anonymous,
+    label,
     guard: (fn) => {
       if (!db.open) throw new role.unavailable(label, role.closed);
       try {

@@ -1,6 +1,9 @@
 /**
  * The session store contract. Every backend (memory, sqlite, redis, postgres,
  * memcached) implements it in one file and passes test/conformance/store.
+ * Attribute names are user data: any string, `__proto__` and `constructor` included, is an
+ * ordinary field (stores that apply a delta themselves use delta.ts). After close(), every
+ * call rejects with StoreUnavailableError (lifecycle.ts); close() itself may be called again.
  *
  * Attribute values cross this boundary already encoded (JSON text, possibly
  * encrypted by the session layer): stores never interpret them, except for
@@ -143,8 +146,24 @@ export interface SessionStore {
 
   /** Resolves when the backend answers; rejects with StoreUnavailableError otherwise. */
   ping(): Promise<void>;
+  /** Releases connections; every call after it rejects with StoreUnavailableError. Idempotent. */
   close(): Promise<void>;
 }
+
+/** The data methods of a store (all but ping and close), for wrappers that treat each call alike. */
+export const STORE_OPERATIONS = [
+  'create',
+  'load',
+  'loadIfChanged',
+  'commit',
+  'touch',
+  'destroy',
+  'listByUser',
+  'claimEnded',
+  'ackEnded',
+  'acquireLock',
+  'releaseLock',
+] as const;
 
 /** Options every store factory accepts in addition to its own. */
 export interface StoreOptions {

@@ -1,6 +1,6 @@
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
-import { redactUrl } from '../core/redis-client.js';
+import { redact } from '../core/url.js';
 import type { SessionStore, StoreOptions } from './contract.js';
 
 export type { SessionStore, StoreOptions } from './contract.js';
@@ -45,19 +45,6 @@ export async function createStore(
       throw new ConfigError(
         `SHOAL_STORE "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, redis://host:6379, rediss://…, redis+cluster://h1:6379,h2:6379, redis+sentinel://h1:26379,h2:26379/mymaster, postgres://user@host/db, memcached://host:11211`,
       );
-  }
-}
-
-/** URLs may carry passwords: never echo them into errors or logs. */
-export function redact(url: string): string {
-  // Several hosts (a cluster's seeds, sentinels) are not one WHATWG URL: mask the userinfo's password as text.
-  if (/^[a-z+]+:\/\/[^/?#]*,/i.test(url)) return redactUrl(url);
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return redactUrl(url);
   }
 }
 

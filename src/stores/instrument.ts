@@ -1,21 +1,9 @@
 import { metrics } from '../core/metrics.js';
-import type { SessionStore } from './contract.js';
+import { type SessionStore, STORE_OPERATIONS } from './contract.js';
 
 const INSTRUMENTED = Symbol.for('shoal.instrumented');
 
-const TIMED = [
-  'create',
-  'load',
-  'loadIfChanged',
-  'commit',
-  'touch',
-  'destroy',
-  'listByUser',
-  'claimEnded',
-  'ackEnded',
-  'acquireLock',
-  'releaseLock',
-] as const;
+const TIMED = STORE_OPERATIONS;
 
 /**
  * Wraps a store so every call is counted and timed in the process metrics

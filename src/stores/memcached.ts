@@ -1,7 +1,7 @@
 import { ConfigError, ConflictError, StoreUnavailableError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { fullJitter, sleep } from '../core/timing.js';
 import {
-  asNumber,
   type CommitResult,
   endsAt,
   isLive,
@@ -10,6 +10,8 @@ import {
   type SessionStore,
   type StoreOptions,
 } from './contract.js';
+import { applyDelta } from './delta.js';
+import { withLifecycle } from './lifecycle.js';
 import { connectMemcached, itemKey } from './memcached-protocol.js';
 
 export interface MemcachedStoreOptions extends StoreOptions {
@@ -88,7 +90,7 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
   const update = <T>(key: string, label: string, plan: (current: string | null) => Step<T>): Promise<T> =>
     serial(key, async () => {
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        if (attempt > 0) await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 2 ** attempt));
+        if (attempt > 0) await sleep(fullJitter(BACKOFF_CAP_MS, attempt));
         const item = await mc.get(key);
         const { result, write } = plan(item?.value ?? null);
         if (!write) return result;
@@ -111,7 +113,7 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
   };
   const writeSession = (doc: SessionDoc) => ({ value: JSON.stringify(doc), untilMs: endsAt(doc.meta) + GRACE_MS });
 
-  return {
+  return withLifecycle({
     kind: 'memcached',
     // No key listing: nothing can find expired sessions or a user's sessions.
     capabilities: { lifecycle: false, userIndex: false, locks: true, shared: true },
@@ -136,28 +138,18 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
         if (options.expectedRev !== undefined && options.expectedRev !== rev) {
           return { result: { status: 'conflict', rev } };
         }
-        // A Map, so that attribute names like "__proto__" stay plain keys.
-        const attrs = new Map(Object.entries(doc.attributes));
-        for (const key of delta.del ?? []) attrs.delete(key);
-        for (const [key, value] of Object.entries(delta.set ?? {})) attrs.set(key, value);
-        const values: Record<string, string> = {};
-        for (const [key, by] of Object.entries(delta.incr ?? {})) {
-          const current = asNumber(attrs.get(key));
-          if (current === undefined) return { result: { status: 'not-a-number', key } };
-          const next = String(current + by);
-          attrs.set(key, next);
-          values[key] = next;
-        }
+        const applied = applyDelta(doc.attributes, doc.meta.userId, delta);
+        if ('status' in applied) return { result: applied };
         const meta: SessionMeta = {
           ...doc.meta,
           rev: rev + 1,
           lastSeenAt: options.now,
           idleDeadline: options.idleDeadline,
-          userId: delta.userId === undefined ? doc.meta.userId : delta.userId,
+          userId: applied.userId,
         };
         return {
-          result: { status: 'ok', rev: meta.rev, values },
-          write: writeSession({ meta, attributes: Object.fromEntries(attrs) }),
+          result: { status: 'ok', rev: meta.rev, values: applied.values },
+          write: writeSession({ meta, attributes: applied.attributes }),
         };
       });
     },
@@ -222,7 +214,7 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
     async close() {
       mc.close();
     },
-  } satisfies SessionStore;
+  } satisfies SessionStore);
 }
 
 function decode<T>(text: string, what: string): T {
@@ -236,5 +228,3 @@ function decode<T>(text: string, what: string): T {
     );
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -1,5 +1,4 @@
 import {
-  asNumber,
   type ClaimOptions,
   type CommitOptions,
   type CommitResult,
@@ -13,6 +12,8 @@ import {
   type SessionStore,
   type StoredSession,
 } from './contract.js';
+import { applyDelta } from './delta.js';
+import { withLifecycle } from './lifecycle.js';
 
 interface Entry {
   session: StoredSession;
@@ -40,7 +41,7 @@ export function memoryStore(): SessionStore {
     attributes: { ...s.attributes },
   });
 
-  return {
+  return withLifecycle({
     kind: 'memory',
     capabilities: { lifecycle: true, userIndex: true, locks: true, shared: false },
 
@@ -69,21 +70,14 @@ export function memoryStore(): SessionStore {
       if (options.expectedRev !== undefined && options.expectedRev !== s.meta.rev) {
         return { status: 'conflict', rev: s.meta.rev };
       }
-      const attrs = { ...s.attributes };
-      for (const key of delta.del ?? []) delete attrs[key];
-      Object.assign(attrs, delta.set);
-      const values: Record<string, string> = {};
-      for (const [key, by] of Object.entries(delta.incr ?? {})) {
-        const current = asNumber(attrs[key]);
-        if (current === undefined) return { status: 'not-a-number', key };
-        attrs[key] = values[key] = String(current + by);
-      }
-      s.attributes = attrs;
-      if (delta.userId !== undefined) s.meta.userId = delta.userId;
+      const applied = applyDelta(s.attributes, s.meta.userId, delta);
+      if ('status' in applied) return applied;
+      s.attributes = applied.attributes;
+      s.meta.userId = applied.userId;
       s.meta.rev += 1;
       s.meta.lastSeenAt = options.now;
       s.meta.idleDeadline = options.idleDeadline;
-      return { status: 'ok', rev: s.meta.rev, values };
+      return { status: 'ok', rev: s.meta.rev, values: applied.values };
     },
 
     async touch(id, now, idleDeadline) {
@@ -146,5 +140,5 @@ export function memoryStore(): SessionStore {
       entries.clear();
       locks.clear();
     },
-  } satisfies SessionStore;
+  } satisfies SessionStore);
 }

@@ -14,6 +14,7 @@ import type {
   StoredSession,
   StoreOptions,
 } from './contract.js';
+import { withLifecycle } from './lifecycle.js';
 import { postgresSql } from './postgres-sql.js';
 
 export interface PostgresStoreOptions extends StoreOptions {
@@ -104,7 +105,7 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
     }
   };
 
-  return {
+  return withLifecycle({
     kind: 'postgres',
     capabilities: { lifecycle: true, userIndex: true, locks: true, shared: true },
 
@@ -203,7 +204,7 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
       closed = true;
       if (owned) await pool.end();
     },
-  } satisfies SessionStore;
+  } satisfies SessionStore);
 }
 
 async function createPool(options: PostgresStoreOptions, timeoutMs: number): Promise<Pool> {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { type LuaScript, luaScript } from '../core/redis-script.js';
 
 /**
  * Lua sources of the Redis store. Every mutation is one script so it is atomic
@@ -10,14 +10,8 @@ import { createHash } from 'node:crypto';
  * so no attribute name can ever collide with (or overwrite) a meta field.
  */
 
-export interface LuaScript {
-  readonly lua: string;
-  readonly sha: string;
-}
-
 function script(body: string): LuaScript {
-  const lua = `${COMMON}\n${body}`;
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+  return luaScript(`${COMMON}\n${body}`);
 }
 
 const COMMON = `

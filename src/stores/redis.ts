@@ -2,18 +2,19 @@ import type { Cluster, Redis } from 'ioredis';
 import { withDeadline } from '../core/deadline.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
+import { type LuaScript, runScript } from '../core/redis-script.js';
+import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
   type CommitResult,
   type EndedSession,
   type EndReason,
   isLive,
-  type SessionMeta,
   type SessionStore,
   type StoredSession,
   type StoreOptions,
 } from './contract.js';
-import { redact } from './index.js';
+import { withLifecycle } from './lifecycle.js';
 import {
   ACK,
   CLAIM,
@@ -22,11 +23,11 @@ import {
   DESTROY,
   LOAD_IF_CHANGED,
   LOCK,
-  type LuaScript,
   TOUCH,
   UNLOCK,
   USER_ADD,
 } from './redis-scripts.js';
+import { fnv1a, pairsToHash, parseSession } from './redis-session.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
@@ -90,15 +91,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     }
   };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
-    call(what, async (): Promise<unknown> => {
-      try {
-        return await client.evalsha(script.sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        // Script cache flushed or a fresh node (failover, cluster resharding): send the source once.
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return client.eval(script.lua, keys.length, ...keys, ...args);
-      }
-    });
+    call(what, () => runScript(client, script, keys, args));
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
   const tag = (bucket: number) => `${prefix}:{${ns}:${bucket}}`;
@@ -109,7 +102,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const indexUser = (userId: string, id: string, until: number) =>
     run('user index', USER_ADD, [userKey(userId)], [id, Math.max(1, Math.ceil(until + graceMs - Date.now()))]);
 
-  return {
+  return withLifecycle({
     kind: 'redis',
     capabilities: { lifecycle: true, userIndex: true, locks: true, shared: true },
 
@@ -273,36 +266,5 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
         client.disconnect();
       }
     },
-  } satisfies SessionStore;
-}
-
-/** An HGETALL reply as a Lua script returns it (field, value, field, value, …) as a hash. */
-function pairsToHash(flat: readonly (string | number)[]): Record<string, string> {
-  const hash: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) hash[String(flat[i])] = String(flat[i + 1]);
-  return hash;
-}
-
-/** Rebuilds a session from its hash fields; null when the hash is missing or incomplete. */
-function parseSession(id: string, hash: Record<string, string>): StoredSession | null {
-  if (hash['m:rev'] === undefined) return null;
-  const attributes: Record<string, string> = {};
-  for (const [f, v] of Object.entries(hash)) if (f.startsWith('a:')) attributes[f.slice(2)] = v;
-  const meta: SessionMeta = {
-    createdAt: Number(hash['m:created']),
-    lastSeenAt: Number(hash['m:seen']),
-    idleDeadline: Number(hash['m:idle']),
-    absoluteDeadline: Number(hash['m:abs']),
-    userId: hash['m:user'] ?? null,
-    rev: Number(hash['m:rev']),
-  };
-  if (hash['m:client'] !== undefined) meta.client = hash['m:client'];
-  return { id, meta, attributes };
-}
-
-/** FNV-1a over UTF-16 code units: stable across processes and versions, which bucketing relies on. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  } satisfies SessionStore);
 }

@@ -1,17 +1,18 @@
 import { StoreUnavailableError } from '../core/errors.js';
 import { openSqliteFile, type SqliteRole } from '../core/sqlite-file.js';
-import {
-  asNumber,
-  type CommitOptions,
-  type CommitResult,
-  type EndedSession,
-  type EndReason,
-  type LockGrant,
-  type SessionDelta,
-  type SessionStore,
-  type StoredSession,
-  type StoreOptions,
+import type {
+  CommitOptions,
+  CommitResult,
+  EndedSession,
+  EndReason,
+  LockGrant,
+  SessionDelta,
+  SessionStore,
+  StoredSession,
+  StoreOptions,
 } from './contract.js';
+import { applyDelta } from './delta.js';
+import { withLifecycle } from './lifecycle.js';
 import { SCHEMA, type SessionRow, SQL } from './sqlite-sql.js';
 
 export interface SqliteStoreOptions extends StoreOptions {
@@ -87,29 +88,19 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     const row = s.loadLive.get({ ns, id, now: o.now });
     if (!row) return { status: 'gone' };
     if (o.expectedRev !== undefined && o.expectedRev !== row.rev) return { status: 'conflict', rev: row.rev };
-    // A Map, not a plain object: attribute names are user data ("__proto__" included).
-    const attrs = new Map(Object.entries(decodeAttributes(row.attributes)));
-    for (const key of delta.del ?? []) attrs.delete(key);
-    for (const [key, value] of Object.entries(delta.set ?? {})) attrs.set(key, value);
-    const values = new Map<string, string>();
-    for (const [key, by] of Object.entries(delta.incr ?? {})) {
-      const current = asNumber(attrs.get(key));
-      if (current === undefined) return { status: 'not-a-number', key };
-      const next = String(current + by);
-      attrs.set(key, next);
-      values.set(key, next);
-    }
+    const applied = applyDelta(decodeAttributes(row.attributes), row.user_id, delta);
+    if ('status' in applied) return applied;
     const rev = row.rev + 1;
     s.update.run({
       ns,
       id,
-      attributes: encodeAttributes(attrs),
-      userId: delta.userId === undefined ? row.user_id : delta.userId,
+      attributes: encodeAttributes(new Map(Object.entries(applied.attributes))),
+      userId: applied.userId,
       rev,
       now: o.now,
       idleDeadline: o.idleDeadline,
     });
-    return { status: 'ok', rev, values: Object.fromEntries(values) };
+    return { status: 'ok', rev, values: applied.values };
   });
 
   const touch = immediate((id: string, now: number, idleDeadline: number) => {
@@ -143,7 +134,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     s.unlock.run({ ns, id, name, owner });
   });
 
-  return {
+  return withLifecycle({
     kind: 'sqlite',
     capabilities: { lifecycle: true, userIndex: true, locks: true, shared: !anonymous },
     create: async (session) => create(session),
@@ -171,7 +162,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     close: async () => {
       if (db.open) db.close();
     },
-  } satisfies SessionStore;
+  } satisfies SessionStore);
 }
 
 function decodeAttributes(text: string | null | undefined): Record<string, string> {

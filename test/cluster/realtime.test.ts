@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Cursor, encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { eventually } from '../helpers/eventually.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 import { connect, type TestClient } from '../realtime/ws-client.js';
 
@@ -54,13 +55,9 @@ interface Tracked {
   resuming: Set<string>;
 }
 
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Polls every 20 ms (cluster state moves through processes); throws naming `what` on timeout. */
+const until = (check: () => boolean, timeoutMs: number, what: string) =>
+  eventually(check, { timeoutMs, intervalMs: 20, message: what });
 
 async function login(web: NodeProcess, user: string): Promise<string> {
   const res = await fetch(`${web.url}/login?user=${encodeURIComponent(user)}`, { method: 'POST' });

@@ -5,7 +5,8 @@ import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { postgresBus } from '../../src/bus/postgres.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { collect, describeBusConformance, waitFor } from './bus-suite.js';
+import { eventually } from '../helpers/eventually.js';
+import { collect, describeBusConformance } from './bus-suite.js';
 
 const skip = await engineSkipReason('postgres');
 const url = ENGINE_URLS.postgres;
@@ -49,7 +50,7 @@ describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
     const ch = channel();
     await sub.subscribe(ch);
     const sent: BusMessage[] = [await pub.publish(ch, { event: 'e', data: '0' })];
-    await waitFor(() => got.length >= 1, 5000);
+    await eventually(() => got.length >= 1);
 
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
@@ -64,11 +65,11 @@ describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
     }
     // Published while the listener is down or reconnecting.
     for (let i = 1; i <= 50; i++) sent.push(await pub.publish(ch, { event: 'e', data: String(i) }));
-    await waitFor(() => got.length >= sent.length, 15_000);
+    await eventually(() => got.length >= sent.length, { timeoutMs: 15_000 });
     expect(got).toEqual(sent);
     // And live delivery goes on over the new connection.
     sent.push(await pub.publish(ch, { event: 'e', data: 'after' }));
-    await waitFor(() => got.length >= sent.length, 5000);
+    await eventually(() => got.length >= sent.length);
     expect(got).toEqual(sent);
   }, 30_000);
 
@@ -99,7 +100,7 @@ describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
     const ch = channel();
     await sub.subscribe(ch);
     for (let i = 0; i < 300; i++) await pub.publish(ch, { event: 'e', data: String(i) });
-    await waitFor(() => got.length >= 300, 15_000);
+    await eventually(() => got.length >= 300, { timeoutMs: 15_000 });
     expect(got.map((g) => g.m.offset)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     const latency = got.map((g) => g.at - g.m.publishedAt).sort((a, b) => a - b);
     const pct = (p: number) => latency[Math.min(latency.length - 1, Math.floor((p / 100) * latency.length))] ?? 0;

@@ -4,8 +4,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus } from '../../src/bus/contract.js';
 import { redisBus } from '../../src/bus/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { eventually } from '../helpers/eventually.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
-import { collect, describeBusConformance, expectCatchUpAfterCut, sleep, waitFor } from './bus-suite.js';
+import { collect, describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
 
 const skip = await engineSkipReason('redis');
 const namespace = `test-${randomUUID().slice(0, 8)}`;
@@ -102,7 +103,7 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     // The epoch is the stored one qualified by the server's replication id (see ENSURE).
     const epoch = loud.epoch;
     expect(epoch.startsWith(`${stored}.`)).toBe(true);
-    expect(await waitFor(() => got.length === 4, 5000)).toBe(true);
+    await eventually(() => got.length === 4);
     expect(got.map((m) => [m.offset, m.event, m.epoch])).toEqual([
       [1, 'quiet', epoch],
       [2, 'quiet', epoch],

@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { BusUnavailableError, ConfigError } from '../../src/core/errors.js';
-import { collect, describeBusConformance, sleep, waitFor } from './bus-suite.js';
+import { eventually } from '../helpers/eventually.js';
+import { collect, describeBusConformance, sleep } from './bus-suite.js';
 
 // A directory that does not exist yet: the bus must create it.
 const dir = join(tmpdir(), `shoal-bus-sqlite-${randomUUID()}`);
@@ -64,9 +65,11 @@ describe('sqlite bus specifics', () => {
       code = c;
     });
     try {
-      const done = await waitFor(() => got.length >= 1000, 40_000);
-      expect(done, `received ${got.length}/1000; child stderr: ${stderr}`).toBe(true);
-      await waitFor(() => code !== -1, 5000);
+      await eventually(() => got.length >= 1000, {
+        timeoutMs: 40_000,
+        message: () => `received ${got.length}/1000; child stderr: ${stderr}`,
+      });
+      await eventually(() => code !== -1, { message: () => `child exit; stderr: ${stderr}` });
       expect(code, `child stderr: ${stderr}`).toBe(0);
     } finally {
       child.kill();
@@ -128,7 +131,7 @@ describe('sqlite bus specifics', () => {
     const epoch = sent[0]?.epoch;
     expect(await bus.read(ch, 0, { epoch })).toMatchObject({ complete: true });
     // The trimmer runs about once a second.
-    const forgotten = await waitFor(() => {
+    await eventually(() => {
       const db = new Database(path, { readonly: true });
       try {
         return (
@@ -138,8 +141,7 @@ describe('sqlite bus specifics', () => {
       } finally {
         db.close();
       }
-    }, 5000);
-    expect(forgotten).toBe(true);
+    });
     const after = await bus.read(ch, 3, { epoch });
     expect(after).toMatchObject({ messages: [], complete: false });
     expect(after.epoch).not.toBe(epoch);
@@ -177,7 +179,7 @@ describe('sqlite bus specifics', () => {
     const ch = channel();
     await bus.subscribe(ch);
     const sent = await bus.publish(ch, { event: 'e', data: '1' });
-    await waitFor(() => got.length >= 1, 2000);
+    await eventually(() => got.length >= 1, { timeoutMs: 2000 });
     expect(got).toEqual([sent]);
   });
 });

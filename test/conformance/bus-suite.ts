@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
+import { eventually } from '../helpers/eventually.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 
 export interface BusFixtureOptions {
@@ -23,16 +24,6 @@ export interface BusFixture {
 }
 
 const NO_HISTORY = 'this bus declares capabilities.history = false';
-
-/** Polls until `done()` or the deadline; the caller then asserts, so a timeout shows what is missing. */
-export async function waitFor(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await sleep(5);
-  }
-  return true;
-}
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -63,13 +54,13 @@ export async function expectCatchUpAfterCut(url: string, clients: CutClients, ca
     const ch = `c-${randomUUID()}`;
     await sub.subscribe(ch);
     const sent: BusMessage[] = [await pub.publish(ch, { event: 'e', data: '0' })];
-    expect(await waitFor(() => got.length === 1, 5000)).toBe(true);
+    await eventually(() => got.length === 1);
     await proxy.down();
     for (let i = 1; i <= 20; i++) sent.push(await pub.publish(ch, { event: 'e', data: String(i) }));
     await proxy.up();
-    expect(await waitFor(() => got.length === 21, catchUpMs), `got ${got.length}/21`).toBe(true);
+    await eventually(() => got.length === 21, { timeoutMs: catchUpMs, message: () => `got ${got.length}/21` });
     sent.push(await pub.publish(ch, { event: 'e', data: '21' }));
-    expect(await waitFor(() => got.length === 22, 5000)).toBe(true);
+    await eventually(() => got.length === 22);
     await sleep(100);
     expect(got).toEqual(sent);
   } finally {
@@ -150,7 +141,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
           }),
         ),
       );
-      await waitFor(() => got.length >= published.length, 15_000);
+      await eventually(() => got.length >= published.length, { timeoutMs: 15_000 });
       await sleep(150); // late duplicates would arrive now
       const report = audit(published, got, channels);
       expect(report.lost, 'lost (published, never received)').toEqual([]);
@@ -189,7 +180,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       expect(sent.epoch.length).toBeGreaterThan(0);
       expect(sent.publishedAt).toBeGreaterThanOrEqual(before - 1000);
       expect(sent.publishedAt).toBeLessThanOrEqual(Date.now() + 1000);
-      await waitFor(() => got.length >= 1, 5000);
+      await eventually(() => got.length >= 1);
       expect(got).toEqual([sent]);
     });
 
@@ -203,7 +194,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       for (const ch of names) await all.subscribe(ch);
       const sent: BusMessage[] = [];
       for (const ch of names) sent.push(await pub.publish(ch, { event: 'e', data: payload() }));
-      await waitFor(() => gotAll.length >= names.length && gotOne.length >= 1, 5000);
+      await eventually(() => gotAll.length >= names.length && gotOne.length >= 1);
       await sleep(150);
       expect(gotOne).toEqual(sent.filter((m) => m.channel === `${base}:a`));
       expect([...gotAll].sort((x, y) => x.channel.localeCompare(y.channel))).toEqual(
@@ -218,7 +209,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       const ch = channel('self');
       await bus.subscribe(ch);
       const sent = await bus.publish(ch, { event: 'canary', data: payload() });
-      await waitFor(() => got.length >= 1, 5000);
+      await eventually(() => got.length >= 1);
       expect(got).toEqual([sent]);
     });
 
@@ -230,7 +221,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       await sub.subscribe(ch);
       await sub.subscribe(marker);
       const first = await pub.publish(ch, { event: 'e', data: payload() });
-      await waitFor(() => got.length >= 1, 5000);
+      await eventually(() => got.length >= 1);
       await sleep(100);
       expect(got).toEqual([first]);
 
@@ -239,14 +230,14 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       await pub.publish(ch, { event: 'e', data: payload() });
       // The marker travels after the unsubscribed message; once it is in, the other would be too.
       const mark = await pub.publish(marker, { event: 'e', data: payload() });
-      await waitFor(() => got.length >= 2, 5000);
+      await eventually(() => got.length >= 2);
       await sleep(150);
       expect(got).toEqual([first, mark]);
 
       // Subscribing again resumes live delivery.
       await sub.subscribe(ch);
       const again = await pub.publish(ch, { event: 'e', data: payload() });
-      await waitFor(() => got.length >= 3, 5000);
+      await eventually(() => got.length >= 3);
       expect(got[2]).toEqual(again);
       expect(again.offset).toBe(3);
     });
@@ -331,7 +322,7 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       await inParallel(2000, 32, async (i) => {
         published.push(await pub.publish(ch, { event: 'tick', data: payload({ i }) }));
       });
-      await waitFor(() => got.length >= 2000, 30_000);
+      await eventually(() => got.length >= 2000, { timeoutMs: 30_000 });
       const took = Date.now() - started;
       await sleep(150);
       const report = audit(published, got, [ch]);

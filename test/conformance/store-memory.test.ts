@@ -2,4 +2,4 @@ import { memoryStore } from '../../src/stores/memory.js';
 import { describeStoreConformance } from './store-suite.js';
 
 const shared = memoryStore();
-describeStoreConformance('memory', { connect: async () => shared });
+describeStoreConformance('memory', { connect: async () => shared, connectOwn: async () => memoryStore() });

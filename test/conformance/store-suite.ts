@@ -12,6 +12,8 @@ export interface StoreFixture {
   connect(): Promise<SessionStore>;
   /** A client pointed at a backend that does not answer (for store-down errors). */
   connectDown?: () => Promise<SessionStore>;
+  /** A client the suite may close without closing the others (default: connect). */
+  connectOwn?: () => Promise<SessionStore>;
 }
 
 const HOUR = 3_600_000;
@@ -192,6 +194,57 @@ export function describeStoreConformance(name: string, fixture: StoreFixture, sk
       expect(touched?.meta.idleDeadline).toBe(t + 5000);
       expect(touched?.meta.lastSeenAt).toBe(t + 500);
       expect(await store.touch(absolute.id, t + 1001, t + 5000)).toBe(false);
+    });
+
+    it('stores attributes named __proto__ and constructor as ordinary fields (create, set, incr, del)', async () => {
+      const store = await open();
+      const s = sessionFixture();
+      // JSON.parse defines own properties, so "__proto__" is a plain key here, as it is for a user's data.
+      s.attributes = JSON.parse('{"__proto__":"\\"p\\"","constructor":"1"}') as Record<string, string>;
+      await store.create(s);
+      const created = await store.load(s.id, now());
+      expect(Object.entries(created?.attributes ?? {}).sort()).toEqual([
+        ['__proto__', '"p"'],
+        ['constructor', '1'],
+      ]);
+      const set = JSON.parse('{"__proto__":"{\\"polluted\\":true}"}') as Record<string, string>;
+      const r = await store.commit(s.id, { set, incr: { constructor: 2 } }, { now: now(), idleDeadline: later() });
+      expect(r).toMatchObject({ status: 'ok', values: { constructor: '3' } });
+      const loaded = await store.load(s.id, now());
+      expect(Object.getPrototypeOf(loaded?.attributes)).toBe(Object.prototype);
+      expect(Object.entries(loaded?.attributes ?? {}).sort()).toEqual([
+        ['__proto__', '{"polluted":true}'],
+        ['constructor', '3'],
+      ]);
+      await store.commit(s.id, { del: ['__proto__', 'constructor'] }, { now: now(), idleDeadline: later() });
+      expect((await store.load(s.id, now()))?.attributes).toEqual({});
+    });
+
+    it('rejects every call with StoreUnavailableError after close (close is idempotent)', async () => {
+      const store = await (fixture.connectOwn ?? fixture.connect)();
+      const s = sessionFixture();
+      await store.create(s);
+      await store.close();
+      const t = now();
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['create', () => store.create(sessionFixture())],
+        ['load', () => store.load(s.id, t)],
+        ['commit', () => store.commit(s.id, { set: { a: '1' } }, { now: t, idleDeadline: later() })],
+        ['touch', () => store.touch(s.id, t, later())],
+        ['destroy', () => store.destroy(s.id, t)],
+        ['listByUser', () => store.listByUser('u', t)],
+        ['claimEnded', () => store.claimEnded({ now: t, limit: 1, leaseMs: 1000, owner: 'x' })],
+        ['ackEnded', () => store.ackEnded(s.id)],
+        ['acquireLock', () => store.acquireLock(s.id, 'l', 'o', 1000)],
+        ['releaseLock', () => store.releaseLock(s.id, 'l', 'o')],
+        ['ping', () => store.ping()],
+      ];
+      if (store.loadIfChanged)
+        calls.push(['loadIfChanged', () => store.loadIfChanged?.(s.id, t, 0) as Promise<unknown>]);
+      for (const [op, call] of calls) {
+        await expect(call(), op).rejects.toBeInstanceOf(StoreUnavailableError);
+      }
+      await store.close();
     });
 
     it('sets and clears userId through commit', async () => {

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBus } from '../../src/bus/index.js';
 import { createStore } from '../../src/stores/index.js';
-import { collect, describeBusConformance, waitFor } from '../conformance/bus-suite.js';
+import { collect, describeBusConformance } from '../conformance/bus-suite.js';
 import { describeSessionConformance } from '../conformance/session-suite.js';
 import { describeStoreConformance } from '../conformance/store-suite.js';
+import { eventually } from '../helpers/eventually.js';
 import { binariesSkipReason } from './fixtures/engine-process.js';
 import { ask } from './fixtures/probe.js';
 import { type RedisClusterFixture, startRedisCluster } from './fixtures/redis-cluster.js';
@@ -54,7 +55,7 @@ describe.skipIf(skip !== undefined)('redis cluster bus', () => {
       const channels = Array.from({ length: 24 }, (_, i) => `room:${i}`);
       for (const c of channels) await sub.subscribe(c);
       for (let n = 0; n < 5; n++) for (const c of channels) await pub.publish(c, { event: 'e', data: String(n) });
-      expect(await waitFor(() => got.length === channels.length * 5, 5000)).toBe(true);
+      await eventually(() => got.length === channels.length * 5);
       for (const c of channels) {
         expect(got.filter((m) => m.channel === c).map((m) => m.data)).toEqual(['0', '1', '2', '3', '4']);
       }

@@ -5,9 +5,10 @@ import { CloseCode } from '../../src/protocol/index.js';
 import { createGateway, type Gateway } from '../../src/realtime/gateway.js';
 import { SessionManager } from '../../src/session/manager.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import { eventually } from '../helpers/eventually.js';
 import { type FaultProxy, faultProxy } from '../helpers/fault-proxy.js';
 import { freePort } from '../helpers/processes.js';
-import { SECRET, sleep, until } from './fixture.js';
+import { SECRET, sleep } from './fixture.js';
 import { openSocket, type Socket } from './ws.js';
 
 /**
@@ -61,21 +62,21 @@ describe('a blackholed client', () => {
     const live = await openSocket(`ws://127.0.0.1:${port}/ws`, { cookie: await cookie() });
     const lost = await openSocket(`ws://127.0.0.1:${proxy.port}/ws`, { cookie: await cookie() });
     sockets.push(live, lost);
-    expect(await until(() => gateway.connections() === 2, 2000)).toBe(true);
+    await eventually(() => gateway.connections() === 2, { timeoutMs: 2000, intervalMs: 20 });
     // Both answer pings for a few heartbeats: nobody is reaped while alive.
     await sleep(HEARTBEAT_MS * 3);
     expect(gateway.connections()).toBe(2);
 
     proxy.blackhole();
     const cut = Date.now();
-    expect(await until(() => gateway.connections() === 1, HEARTBEAT_MS * 4, 5)).toBe(true);
+    await eventually(() => gateway.connections() === 1, { timeoutMs: HEARTBEAT_MS * 4 });
     const reapedAfter = Date.now() - cut;
     // The last ping it answered may be up to one heartbeat old; the next tick sees no pong.
     expect(reapedAfter).toBeLessThanOrEqual(HEARTBEAT_MS * 2 + 250); // + timer and scheduling slack
     expect(await gateway.metrics.render()).toMatch(/shoal_gateway_heartbeat_timeouts_total 1\b/);
 
     // The close frame cannot reach it; the socket is cut after the close-handshake grace.
-    expect(await until(async () => (await openSockets()) === 1, 7000, 50)).toBe(true);
+    await eventually(async () => (await openSockets()) === 1, { timeoutMs: 7000, intervalMs: 50 });
     const releasedAfter = Date.now() - cut;
     console.info(`[blackhole] reaped after ${reapedAfter} ms, socket released after ${releasedAfter} ms`);
     expect(releasedAfter).toBeLessThan(HEARTBEAT_MS * 2 + 5000 + 500);

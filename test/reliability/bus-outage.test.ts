@@ -13,10 +13,11 @@ import { redisBus } from '../../src/bus/redis.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
 import { ENGINE_URLS, type Engine, engineSkipReason } from '../helpers/engines.js';
+import { eventually } from '../helpers/eventually.js';
 import { type FaultProxy, faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { ROOT } from '../helpers/processes.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
-import { scratchDir, sleep, until } from './fixture.js';
+import { scratchDir, sleep } from './fixture.js';
 
 /**
  * The bus goes down (port refuses) or is partitioned (blackhole) while a web node
@@ -161,7 +162,11 @@ async function publishThrough(
   await fault.end();
   faulted = false;
   // Publishing goes on until the bus has clearly recovered (bounded: 20 s).
-  await until(() => afterRecovery >= 20, 20_000);
+  await eventually(() => afterRecovery >= 20, {
+    timeoutMs: 20_000,
+    intervalMs: 20,
+    message: '20 deliveries after recovery',
+  });
   stop = true;
   await Promise.all(lanes);
 
@@ -171,7 +176,11 @@ async function publishThrough(
 
   const publishedIds = new Set(published.map(idOf));
   const seen = () => new Set(received.map(idOf));
-  await until(() => [...publishedIds].every((id) => seen().has(id)), 15_000, 50);
+  await eventually(() => [...publishedIds].every((id) => seen().has(id)), {
+    timeoutMs: 15_000,
+    intervalMs: 50,
+    message: 'every resolved publish delivered',
+  });
   await sleep(200); // anything late or duplicated shows up now
   const got = seen();
   const lost = [...publishedIds].filter((id) => !got.has(id));

@@ -16,16 +16,6 @@ export const SECRET = 'reliability-test-secret-0123456789abcdefgh';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls until `done()` (bounded); the caller asserts on the result so a timeout shows what is missing. */
-export async function until(done: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 20): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await done())) {
-    if (Date.now() > deadline) return false;
-    await sleep(stepMs);
-  }
-  return true;
-}
-
 /** Runs one named step of a scenario; a failure says which step it was. */
 export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {

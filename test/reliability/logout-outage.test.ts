@@ -7,6 +7,7 @@ import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { createStore } from '../../src/stores/index.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { eventually } from '../helpers/eventually.js';
 import { type FaultProxy, faultProxy, targetOf } from '../helpers/fault-proxy.js';
 import { freePort, type NodeProcess, stopAll } from '../helpers/processes.js';
 import {
@@ -20,7 +21,6 @@ import {
   step,
   storeUrlVia,
   timed,
-  until,
 } from './fixture.js';
 import { handshake, openSocket } from './ws.js';
 
@@ -90,16 +90,14 @@ async function viewsOf(nodes: NodeProcess[], cookie: string): Promise<Array<stri
   const out: Array<string | undefined> = [];
   for (const node of nodes) {
     let view: SessionView | undefined;
-    const ok = await until(
+    await eventually(
       async () => {
         const r = await timed(asBrowser(cookie), `${node.url}/session`);
         view = r.body as unknown as SessionView;
         return r.status === 200;
       },
-      15_000,
-      100,
+      { timeoutMs: 15_000, intervalMs: 100, message: `${node.name} answers again` },
     );
-    expect(ok, `${node.name} answers again`).toBe(true);
     out.push(view?.id);
   }
   return out;
@@ -121,9 +119,10 @@ async function partialOutage({ cluster, gwProxy, gwUrl }: Setup): Promise<void> 
   } finally {
     await gwProxy.up();
   }
-  expect(await until(async () => (await handshake(gwUrl, { cookie })) === CloseCode.Unauthorized, 10_000, 100)).toBe(
-    true,
-  );
+  await eventually(async () => (await handshake(gwUrl, { cookie })) === CloseCode.Unauthorized, {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  });
 }
 
 /** Logout while the store is down or partitioned: 503, one outcome everywhere, and a 200 logout is final. */

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { takeTimeout } from '../../src/stores/index.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { eventually } from '../helpers/eventually.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 import {
   type ProbeCluster,
@@ -15,7 +16,6 @@ import {
   step,
   type Timed,
   timed,
-  until,
 } from './fixture.js';
 
 /**
@@ -85,8 +85,11 @@ describe.concurrent('networked stores behind a fault proxy', () => {
 
         const recovered = async () => {
           for (const node of nodes) {
-            const ok = await until(async () => (await get(node)).status === 200, 15_000, 100);
-            expect(ok, `${node.name} recovered`).toBe(true);
+            await eventually(async () => (await get(node)).status === 200, {
+              timeoutMs: 15_000,
+              intervalMs: 100,
+              message: `${node.name} recovered`,
+            });
             const view = (await get(node)).body as unknown as SessionView;
             expect(view.id).toBe(sessionId);
             expect(view.attributes).toMatchObject({ userId: 'ada' });

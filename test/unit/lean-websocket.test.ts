@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { HandshakeError, LeanWebSocket } from '../../bench/lib/lean-websocket.js';
 import { payloadTime } from '../../bench/lib/payload-time.js';
+import { eventually } from '../helpers/eventually.js';
 
 /**
  * The benchmarks' WebSocket client against a real `ws` server (and, for what `ws` never
@@ -90,12 +91,6 @@ async function rawServer(
   return `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
 
-const until = async (check: () => boolean, ms = 5000) => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-  expect(check()).toBe(true);
-};
-
 describe('LeanWebSocket', () => {
   it('sends the request headers and reads messages of every length encoding, text and binary, in order', async () => {
     const server = await wsServer();
@@ -112,7 +107,7 @@ describe('LeanWebSocket', () => {
     texts.push(`{"data":"${'😀'.repeat(300_000)}"}`); // 1.2 MB: 64-bit length, many reads
     for (const t of texts) ws.send(t);
     ws.send(Buffer.from([0, 1, 2, 255]), { binary: true });
-    await until(() => got.messages.length === texts.length + 1);
+    await eventually(() => got.messages.length === texts.length + 1);
     expect(got.messages.slice(0, texts.length).map((m) => m.text)).toEqual(texts);
     expect(got.messages.every((m, i) => m.binary === (i === texts.length))).toBe(true);
     expect(Buffer.from(got.messages[texts.length]?.text ?? '', 'latin1')).toEqual(Buffer.from([0, 1, 2, 255]));
@@ -127,7 +122,7 @@ describe('LeanWebSocket', () => {
     socket.cork();
     for (let i = 0; i < 1000; i++) ws.send(`{"id":${i}}`);
     socket.uncork();
-    await until(() => got.messages.length === 1000);
+    await eventually(() => got.messages.length === 1000);
     expect(got.messages.map((m) => m.text)).toEqual(Array.from({ length: 1000 }, (_, i) => `{"id":${i}}`));
   });
 
@@ -143,7 +138,7 @@ describe('LeanWebSocket', () => {
     ws.send('mented world', { fin: true });
     ws.send('next');
     expect(await pong).toBe('are you there');
-    await until(() => got.messages.length === 2);
+    await eventually(() => got.messages.length === 2);
     expect(got.messages.map((m) => m.text)).toEqual(['hello, fragmented world', 'next']);
   });
 
@@ -166,7 +161,7 @@ describe('LeanWebSocket', () => {
     });
     const { got } = open(url);
     await got.opened;
-    await until(() => got.messages.length === 3, 15_000);
+    await eventually(() => got.messages.length === 3, { timeoutMs: 15_000 });
     expect(got.messages.map((m) => m.text)).toEqual(['first', 's'.repeat(300), 'last']);
   }, 20_000);
 
@@ -180,7 +175,7 @@ describe('LeanWebSocket', () => {
     client.sendText('40');
     client.sendText('é'.repeat(200));
     client.sendText('z'.repeat(70_000));
-    await until(() => received.length === 3);
+    await eventually(() => received.length === 3);
     expect(received).toEqual(['40', 'é'.repeat(200), 'z'.repeat(70_000)]);
   });
 

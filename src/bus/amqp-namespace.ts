@@ -1,0 +1,52 @@
+import { ConfigError } from '../core/errors.js';
+import { importOptional } from '../core/lazy-import.js';
+import type { Amqplib } from './amqp-link.js';
+import { logNamesForKey } from './amqp-log.js';
+
+/**
+ * Deletes everything a namespace made on the broker: every channel's token and stream
+ * queue, the registry and the exchange. For tests and decommissioning; live clients of
+ * the namespace lose their history (their next publish starts a new epoch).
+ */
+export async function dropAmqpNamespace(url: string, namespace: string): Promise<void> {
+  const lib = await importOptional<Amqplib>('amqplib', 'The AMQP (RabbitMQ) message bus');
+  const conn = await lib.connect(url);
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    const registry = `shoal.${namespace}.registry`;
+    const keys = new Set<string>();
+    await ch.assertQueue(registry, { durable: true });
+    for (let i = 0; i < 1_000_000; i++) {
+      const m = await ch.get(registry, { noAck: true });
+      if (!m) break;
+      keys.add(m.content.toString('utf8'));
+    }
+    for (const key of keys) {
+      const names = logNamesForKey(namespace, key);
+      await ch.deleteQueue(names.token);
+      await ch.deleteQueue(names.stream);
+    }
+    await ch.deleteQueue(registry);
+    await ch.deleteExchange(`shoal.${namespace}`);
+  } finally {
+    await conn.close();
+  }
+}
+
+export function connectionUrl(raw: string): { url: string; label: string } {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch (err) {
+    throw new ConfigError('amqp bus: url must look like amqp://user:pass@host:5672/vhost', { cause: err });
+  }
+  if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
+    throw new ConfigError(`amqp bus: "${u.protocol}" is not an AMQP URL scheme; write amqp://user:pass@host:5672`);
+  }
+  // Heartbeats notice a dead peer behind a silent network in ~20 s instead of TCP's minutes.
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', '10');
+  const shown = new URL(u);
+  if (shown.password) shown.password = '***';
+  return { url: u.toString(), label: `amqp (${shown.host})` };
+}

@@ -1,0 +1,247 @@
+import { randomUUID } from 'node:crypto';
+import type { JetStreamClient, JetStreamManager, NatsConnection, StreamConfig } from 'nats';
+import { sleep } from '../core/timing.js';
+import type { BusMessage } from './contract.js';
+import { positiveInt } from './history.js';
+import { token } from './nats-names.js';
+
+/** The newest entry of a channel's log: the marker (offset 0) or its last message. */
+interface Tail {
+  epoch: string;
+  offset: number;
+  seq: number;
+}
+
+export interface Link {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+export interface NatsLogSettings {
+  nats: typeof import('nats');
+  namespace: string;
+  stream: string;
+  servers: string[];
+  user: string | undefined;
+  pass: string | undefined;
+  tls: boolean;
+  noRandomize: boolean;
+  replicas: number | undefined;
+  historySize: number;
+  ttlMs: number;
+  timeoutMs: number;
+  isClosed: () => boolean;
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+const STREAM_NOT_FOUND = 10059;
+const STREAM_NAME_IN_USE = 10058;
+const NO_MESSAGE = 10037;
+const MAX_CAS_ATTEMPTS = 200;
+
+/**
+ * A namespace's logs in one JetStream stream (subjects `shoal.<ns>.<channel>`, history capped
+ * per subject and by age). A channel's log starts with a marker message carrying a random epoch
+ * (offset 0); every message carries epoch and offset. Offsets are assigned by compare-and-set:
+ * an append names the stream sequence of the channel's newest entry
+ * (Nats-Expected-Last-Subject-Sequence) and the server rejects it if another publisher got
+ * there first, so offsets are gap-free and in stream order across any number of publishers.
+ * When the channel's entries are all gone (deleted stream, expiry) the next marker starts a new epoch.
+ */
+export function natsLog(o: NatsLogSettings) {
+  const { nats, stream, historySize, timeoutMs } = o;
+  const ns = o.namespace;
+  const ttlMs = o.ttlMs;
+  const { nanos } = nats;
+  const subjectOf = (channel: string) => `shoal.${token(ns)}.${token(channel)}`;
+  let lastError: unknown;
+  let link: Promise<Link> | undefined;
+  // First connection is retried on demand; once up, the client reconnects by itself.
+  const connectOnce = async (): Promise<Link> => {
+    const nc = await nats.connect({
+      servers: o.servers,
+      user: o.user,
+      pass: o.pass,
+      ...(o.tls ? { tls: {} } : {}),
+      noRandomize: o.noRandomize,
+      timeout: timeoutMs,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 10_000,
+      name: `shoal-bus ${ns}`,
+    });
+    void nc.closed().then((err) => {
+      if (err) lastError = err;
+    });
+    try {
+      const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
+      await ensureStream(jsm);
+      return { nc, js: nc.jetstream({ timeout: timeoutMs }), jsm };
+    } catch (err) {
+      // Connected but unusable (JetStream disabled, no permission): do not leak the connection.
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+  };
+  const connected = (): Promise<Link> => {
+    if (!link) {
+      link = connectOnce();
+      link.then(
+        (l) => {
+          if (o.isClosed()) void l.nc.close();
+        },
+        (err: unknown) => {
+          lastError = err;
+          link = undefined;
+        },
+      );
+    }
+    return link;
+  };
+
+  /** Entries per subject the stream may hold (other clients may keep more history than we do). */
+  let physical = historySize + 1;
+  const ensureStream = async (jsm: JetStreamManager, attempt = 0): Promise<void> => {
+    let config: StreamConfig;
+    try {
+      config = (await jsm.streams.info(stream)).config;
+    } catch (err) {
+      if (apiCode(err) !== STREAM_NOT_FOUND) throw err;
+      try {
+        await jsm.streams.add({
+          name: stream,
+          subjects: [`shoal.${token(ns)}.>`],
+          storage: nats.StorageType.File,
+          discard: nats.DiscardPolicy.Old,
+          num_replicas: positiveInt(o.replicas, 1),
+          // One extra slot per subject for the marker, so a full window of messages fits beside it.
+          max_msgs_per_subject: historySize + 1,
+          max_age: nanos(ttlMs),
+          // Deduplication is unused (offsets are compare-and-set); it must not outlive max_age.
+          duplicate_window: nanos(Math.min(ttlMs, 120_000)),
+        });
+        physical = historySize + 1;
+        return;
+      } catch (addErr) {
+        // Another client created it first, maybe with other limits: take the update path.
+        if (apiCode(addErr) !== STREAM_NAME_IN_USE || attempt > 0) throw addErr;
+        return ensureStream(jsm, attempt + 1);
+      }
+    }
+    physical = Math.max(historySize + 1, config.max_msgs_per_subject);
+    // Clients of one namespace may ask for different windows: the stream keeps the largest.
+    if (config.max_msgs_per_subject < historySize + 1 || (config.max_age !== 0 && config.max_age < nanos(ttlMs))) {
+      await jsm.streams.update(stream, {
+        ...config,
+        max_msgs_per_subject: physical,
+        max_age: config.max_age === 0 ? 0 : Math.max(config.max_age, nanos(ttlMs)),
+      });
+    }
+  };
+
+  const tails = new Map<string, Tail>();
+  const learn = (channel: string, tail: Tail) => {
+    const known = tails.get(channel);
+    if (!known || known.seq < tail.seq) tails.set(channel, tail);
+  };
+
+  /** Runs `op` on the connection; a stream deleted under us (no stream captures the subject any more) is made again, once. */
+  const withLink = async <T>(op: (l: Link) => Promise<T>): Promise<T> => {
+    const l = await connected();
+    try {
+      return await op(l);
+    } catch (err) {
+      if (!missingStream(err)) throw err;
+      tails.clear();
+      await ensureStream(l.jsm);
+      return op(l);
+    }
+  };
+
+  /** The channel's newest entry, straight from the stream leader; writes the marker of a new log. */
+  const fetchTail = async (l: Link, channel: string): Promise<Tail> => {
+    const subject = subjectOf(channel);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      try {
+        const m = await l.jsm.streams.getMessage(stream, { last_by_subj: subject });
+        const [epoch, offset] = decodeEntry(m);
+        const tail = { epoch, offset, seq: m.seq };
+        tails.set(channel, tail);
+        return tail;
+      } catch (err) {
+        if (apiCode(err) !== NO_MESSAGE) throw err;
+      }
+      const epoch = randomUUID();
+      try {
+        const ack = await l.js.publish(subject, JSON.stringify([epoch, 0]), {
+          expect: { lastSubjectSequence: 0, streamName: stream },
+        });
+        const tail = { epoch, offset: 0, seq: ack.seq };
+        tails.set(channel, tail);
+        return tail;
+      } catch (err) {
+        if (apiCode(err) !== WRONG_LAST_SEQUENCE) throw err; // another client wrote the marker first
+      }
+    }
+    throw new Error(`could not read the head of ${channel} after ${MAX_CAS_ATTEMPTS} attempts`);
+  };
+
+  const append = async (l: Link, channel: string, event: string, data: string): Promise<BusMessage> => {
+    const subject = subjectOf(channel);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const tail = tails.get(channel) ?? (await fetchTail(l, channel));
+      const message: BusMessage = {
+        channel,
+        epoch: tail.epoch,
+        offset: tail.offset + 1,
+        event,
+        data,
+        publishedAt: Date.now(),
+      };
+      const body = JSON.stringify([message.epoch, message.offset, event, data, message.publishedAt]);
+      try {
+        const ack = await l.js.publish(subject, body, {
+          expect: { lastSubjectSequence: tail.seq, streamName: stream },
+        });
+        learn(channel, { epoch: message.epoch, offset: message.offset, seq: ack.seq });
+        return message;
+      } catch (err) {
+        if (apiCode(err) !== WRONG_LAST_SEQUENCE) throw err;
+        // Someone else appended (or the log was reset): start again from the real head.
+        if (tails.get(channel) === tail) tails.delete(channel);
+        if (attempt > 4) await sleep(Math.random() * Math.min(50, attempt * 2));
+      }
+    }
+    throw new Error(`publish on ${channel} lost the offset race ${MAX_CAS_ATTEMPTS} times; too many publishers`);
+  };
+
+  return {
+    subjectOf,
+    withLink,
+    fetchTail,
+    append,
+    learn,
+    /** Entries per subject the stream may hold (other clients may keep more history than we do). */
+    physical: () => physical,
+    lastError: () => lastError,
+    /** The connection, if one was made or is being made. */
+    current: () => link,
+  };
+}
+
+/** A stream entry as append() writes it; a log's marker is only [epoch, 0]. */
+export type Entry = [epoch: string, offset: number, event: string, data: string, publishedAt: number];
+
+export function decodeEntry(m: { string(): string }): Entry {
+  return JSON.parse(m.string()) as Entry;
+}
+
+function missingStream(err: unknown): boolean {
+  return apiCode(err) === STREAM_NOT_FOUND || (err as { code?: string } | null)?.code === '503';
+}
+
+/** The JetStream API error code of a failure, if it is one. */
+function apiCode(err: unknown): number | undefined {
+  return (err as { api_error?: { err_code?: number } } | null)?.api_error?.err_code;
+}

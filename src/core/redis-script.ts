@@ -1,0 +1,28 @@
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+
+/** A Lua script and its SHA1, so calls send the digest and the source only when the server lacks it. */
+export interface LuaScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+export function luaScript(lua: string): LuaScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** EVALSHA, falling back to EVAL once when the server does not know the script. */
+export async function runScript(
+  client: Redis | Cluster,
+  script: LuaScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    // Script cache flushed or a fresh node (failover, cluster resharding): send the source once.
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    return client.eval(script.lua, keys.length, ...keys, ...args);
+  }
+}

@@ -1,0 +1,30 @@
+import { StoreUnavailableError } from '../core/errors.js';
+import { type SessionStore, STORE_OPERATIONS } from './contract.js';
+
+const GUARDED = [...STORE_OPERATIONS, 'ping'] as const;
+
+/**
+ * The one lifecycle of every store: after close() each method rejects with
+ * StoreUnavailableError, and close() runs the driver's close once (a second call resolves).
+ */
+export function withLifecycle<S extends SessionStore>(store: S): S {
+  let closed = false;
+  let closing: Promise<void> | undefined;
+  const wrapped: S = Object.create(store);
+  for (const op of GUARDED) {
+    if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
+    const fn = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
+    (wrapped as unknown as Record<string, unknown>)[op] = (...args: unknown[]) =>
+      closed
+        ? Promise.reject(
+            new StoreUnavailableError(store.kind, `${op}: this store was closed; open a new one with createStore()`),
+          )
+        : fn(...args);
+  }
+  wrapped.close = () => {
+    closed = true;
+    closing ??= store.close();
+    return closing;
+  };
+  return wrapped;
+}
