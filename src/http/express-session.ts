@@ -116,7 +116,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     async close() {
       const manager = await ready.catch(() => undefined);
       await manager?.close();
-      if (manager && ownsStore) await manager.options.store.close();
+      if (manager && ownsStore) await (await opened).close();
     },
   });
 }

@@ -1,10 +1,11 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
-import { metrics } from '../core/metrics.js';
+import { metrics as processMetrics, type ShoalMetrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
 import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
+import { SessionEvents } from './events.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { createNearCache, type NearCache, type NearCacheOptions } from './near-cache.js';
 import { secretsFromEnv } from './signing.js';
@@ -98,50 +99,55 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nearCache?: NearCacheOptions | false;
 }
 
-/** Why a session cookie was refused. */
-export type CookieRejection = 'duplicate' | 'oversized' | 'bad-signature';
-
-export interface ResolvedSessionOptions<T extends SessionSchema> {
-  store: SessionStore;
-  secrets: string[];
-  cookieName: string;
-  secure: boolean;
-  sameSite: 'Lax' | 'Strict' | 'None';
-  maxAge: number | undefined;
-  idleMs: number;
-  absoluteMs: number;
-  touchMs: number;
-  updateRetries: number;
-  validate: SessionValidators<T>;
-  onSessionStart: SessionOptions<T>['onSessionStart'];
-  onSessionEnd: SessionEndHandler | undefined;
-  sweepEnabled: boolean;
-  sweepIntervalMs: number;
-  sweepLeaseMs: number;
-  nodeId: string;
-  maxSize: number;
-  cipher: ValueCipher | null;
-  scope: string;
-  /** null when off or when the store cannot check a rev in one round trip. */
-  nearCache: NearCache | null;
-  stats: SessionStats;
-  /** Counts refused cookies by reason (undefined with metrics: false). */
-  onCookieRejected: ((reason: CookieRejection) => void) | undefined;
-  /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
-  revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
+/** Settings resolved once per manager; frozen, so nothing can change them under a running node. */
+export interface SessionConfig<T extends SessionSchema = SessionSchema> {
+  readonly secrets: readonly string[];
+  readonly cookieName: string;
+  readonly secure: boolean;
+  readonly sameSite: 'Lax' | 'Strict' | 'None';
+  readonly maxAge: number | undefined;
+  readonly idleMs: number;
+  readonly absoluteMs: number;
+  readonly touchMs: number;
+  readonly updateRetries: number;
+  readonly validate: Readonly<SessionValidators<T>>;
+  readonly onSessionStart: SessionOptions<T>['onSessionStart'];
+  readonly onSessionEnd: SessionEndHandler | undefined;
+  readonly sweepEnabled: boolean;
+  readonly sweepIntervalMs: number;
+  readonly sweepLeaseMs: number;
+  readonly nodeId: string;
+  readonly maxSize: number;
+  readonly scope: string;
 }
 
-export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
+/** What a manager works with: the (instrumented) store and the per-manager helpers and counters. */
+export interface SessionServices {
+  readonly store: SessionStore;
+  readonly cipher: ValueCipher | null;
+  /** null when off or when the store cannot check a rev in one round trip. */
+  readonly nearCache: NearCache | null;
+  /** null with `metrics: false`. */
+  readonly metrics: ShoalMetrics | null;
+  readonly stats: SessionStats;
+}
+
+/** Everything one request's Session needs from its manager. */
+export interface SessionContext<T extends SessionSchema = SessionSchema> {
+  readonly config: SessionConfig<T>;
+  readonly services: SessionServices;
+  readonly events: SessionEvents;
+}
+
+export function resolveSession<T extends SessionSchema>(
+  o: SessionOptions<T>,
+  events: SessionEvents = new SessionEvents(),
+): SessionContext<T> {
   const secure = o.cookie?.secure ?? true;
   const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
-  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
-  const store = o.metrics === false ? o.store : instrumentStore(o.store);
   const scope = o.scope ?? 'session';
-  const nearCacheReads = o.metrics === false ? undefined : metrics().nearCacheReads;
-  const cookiesRejected = o.metrics === false ? undefined : metrics().cookiesRejected;
-  return {
-    store,
-    secrets: o.secrets ?? secretsFromEnv(),
+  const config: SessionConfig<T> = Object.freeze({
+    secrets: Object.freeze([...(o.secrets ?? secretsFromEnv())]),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
     sameSite: o.cookie?.sameSite ?? 'Lax',
@@ -150,7 +156,7 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     absoluteMs: parseDuration(o.absoluteTimeout ?? process.env.SHOAL_ABSOLUTE_TIMEOUT ?? '12h', 'absoluteTimeout'),
     touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
     updateRetries: o.updateRetries ?? 20,
-    validate: o.validate ?? {},
+    validate: Object.freeze({ ...o.validate }) as SessionValidators<T>,
     onSessionStart: o.onSessionStart,
     onSessionEnd: o.onSessionEnd,
     sweepEnabled: o.sweep?.enabled ?? true,
@@ -158,17 +164,20 @@ export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): R
     sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
     nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
     maxSize: resolveMaxSize(o.maxSize ?? process.env.SHOAL_MAX_SIZE),
-    cipher: resolveCipher(o.encryption),
     scope,
-    nearCache: createNearCache(
-      store,
-      o.nearCache,
-      nearCacheReads && ((result) => nearCacheReads.inc({ scope, result })),
-    ),
-    onCookieRejected: cookiesRejected && ((reason) => cookiesRejected.inc({ scope, reason })),
+  });
+  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
+  const m = o.metrics === false ? null : processMetrics();
+  const store = m ? instrumentStore(o.store) : o.store;
+  if (m) events.on('cookieRejected', (reason) => m.cookiesRejected.inc({ scope, reason }));
+  const services: SessionServices = Object.freeze({
+    store,
+    cipher: resolveCipher(o.encryption),
+    nearCache: createNearCache(store, o.nearCache, m ? (result) => m.nearCacheReads.inc({ scope, result }) : undefined),
+    metrics: m,
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
-    revokeListeners: [],
-  };
+  });
+  return { config, services, events };
 }
 
 function resolveMaxSize(value: number | string | undefined): number {
@@ -185,13 +194,4 @@ function resolveCipher(option: EncryptionOptions | false | undefined): ValueCiph
   if (option) return new ValueCipher(option);
   const keys = encryptionKeysFromEnv();
   return keys ? new ValueCipher({ keys }) : null;
-}
-
-/** Tells every revoke listener; a failing listener never fails the request that ended the session. */
-export async function announceRevoked(
-  o: { revokeListeners: ResolvedSessionOptions<SessionSchema>['revokeListeners'] },
-  id: string,
-  reason: string,
-): Promise<void> {
-  await Promise.all(o.revokeListeners.map((listener) => listener(id, reason).catch(() => {})));
 }

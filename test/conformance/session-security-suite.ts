@@ -375,8 +375,8 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
       it('has its own persistent cookie and long timeouts', () => {
         const { a } = clientRig();
         expect(a.cookieName).toBe('shoal.client');
-        expect(a.options.idleMs).toBe(90 * 86_400_000);
-        expect(a.options.absoluteMs).toBe(400 * 86_400_000);
+        expect(a.config.idleMs).toBe(90 * 86_400_000);
+        expect(a.config.absoluteMs).toBe(400 * 86_400_000);
         const secure = defineClientScope({ store: clientA, secrets: [secret], sweep: { enabled: false } });
         nodes.track(secure);
         expect(secure.cookieName).toBe('__Host-shoal-client');

@@ -166,7 +166,7 @@ describe('SessionManager cookie handling', () => {
       expect(() => manager({ secrets: undefined })).toThrow(ConfigError);
       expect(() => manager({ secrets: ['too short'] })).toThrow(/at least 32/);
       process.env.SHOAL_SECRETS = `${secret()}, ${secret()}`;
-      expect(manager({ secrets: undefined }).options.secrets).toHaveLength(2);
+      expect(manager({ secrets: undefined }).config.secrets).toHaveLength(2);
     } finally {
       if (saved === undefined) delete process.env.SHOAL_SECRETS;
       else process.env.SHOAL_SECRETS = saved;
