@@ -4,11 +4,10 @@ import { ConfigError } from '../core/errors.js';
 import { metrics as processMetrics, type ShoalMetrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
-import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
+import { type EncryptionOptions, ValueCipher } from './encryption.js';
 import { SessionEvents } from './events.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { createNearCache, type NearCache, type NearCacheOptions } from './near-cache.js';
-import { secretsFromEnv } from './signing.js';
 
 /** Default size budget: 512 KiB of JSON per attribute value and per commit. */
 export const DEFAULT_MAX_SIZE = 512 * 1024;
@@ -40,7 +39,7 @@ export interface SessionStartContext {
 
 export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   store: SessionStore;
-  /** Signing secrets, newest first. Default: SHOAL_SECRETS. */
+  /** Signing secrets, newest first (CLI nodes: SHOAL_SECRETS). Required. */
   secrets?: string[];
   cookie?: {
     /** Default "__Host-shoal" when secure, "shoal.sid" otherwise. */
@@ -51,9 +50,9 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
     /** Seconds; default: none (ends with the browser session). */
     maxAge?: number;
   };
-  /** Ends a session after this much inactivity. Default 30m. */
+  /** Ends a session after this much inactivity. Default 30m (CLI nodes: SHOAL_IDLE_TIMEOUT). */
   idleTimeout?: string | number;
-  /** Ends a session this long after it started, active or not. Default 12h. */
+  /** Ends a session this long after it started, active or not. Default 12h (CLI nodes: SHOAL_ABSOLUTE_TIMEOUT). */
   absoluteTimeout?: string | number;
   /** Minimum time between two touches of an unchanged session. Default: a tenth of idleTimeout, at most 60s. */
   touchInterval?: string | number;
@@ -67,21 +66,21 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
    * (regenerate) is not an end. Needs a store with the lifecycle capability.
    */
   onSessionEnd?: SessionEndHandler;
-  /** Sweeper tuning: how often this node looks for ended sessions, and the claim lease. */
+  /** Sweeper tuning: how often this node looks for ended sessions (250ms), and the claim lease (30s). CLI nodes: SHOAL_SWEEP_INTERVAL, SHOAL_SWEEP_LEASE. */
   sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
-  /** Names this node in claims and logs. Default SHOAL_NODE_ID or host:pid. */
+  /** Names this node in claims and logs. Default host:pid (CLI nodes: SHOAL_NODE_ID). */
   nodeId?: string;
   /** Count and time store calls in the process's Prometheus registry. Default true. */
   metrics?: boolean;
   /**
    * Largest encoded (JSON, before encryption) size in bytes of one attribute value, and of all
    * values one commit writes. Over it, set() — or commit(), for a nested mutation — throws a
-   * SessionValueError naming the attribute, and nothing is written. Default SHOAL_MAX_SIZE or 512 KiB.
+   * SessionValueError naming the attribute, and nothing is written. Default 512 KiB (CLI nodes: SHOAL_MAX_SIZE).
    */
   maxSize?: number;
   /**
-   * AES-256-GCM encryption of every attribute value at rest. Default: on when
-   * SHOAL_ENCRYPTION_KEYS is set. `false` turns it off whatever the environment says.
+   * AES-256-GCM encryption of every attribute value at rest. Default off (CLI nodes: on when
+   * SHOAL_ENCRYPTION_KEYS is set). `false` turns it off whatever the node's environment says.
    * With encryption, increment() runs as a compare-and-swap update() (the store cannot add to ciphertext).
    */
   encryption?: EncryptionOptions | false;
@@ -144,26 +143,26 @@ export function resolveSession<T extends SessionSchema>(
   events: SessionEvents = new SessionEvents(),
 ): SessionContext<T> {
   const secure = o.cookie?.secure ?? true;
-  const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
+  const idleMs = parseDuration(o.idleTimeout ?? '30m', 'idleTimeout');
   const scope = o.scope ?? 'session';
   const config: SessionConfig<T> = Object.freeze({
-    secrets: Object.freeze([...(o.secrets ?? secretsFromEnv())]),
+    secrets: Object.freeze([...(o.secrets ?? [])]),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
     sameSite: o.cookie?.sameSite ?? 'Lax',
     maxAge: o.cookie?.maxAge,
     idleMs,
-    absoluteMs: parseDuration(o.absoluteTimeout ?? process.env.SHOAL_ABSOLUTE_TIMEOUT ?? '12h', 'absoluteTimeout'),
+    absoluteMs: parseDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout'),
     touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
     updateRetries: o.updateRetries ?? 20,
     validate: Object.freeze({ ...o.validate }) as SessionValidators<T>,
     onSessionStart: o.onSessionStart,
     onSessionEnd: o.onSessionEnd,
     sweepEnabled: o.sweep?.enabled ?? true,
-    sweepIntervalMs: parseDuration(o.sweep?.interval ?? process.env.SHOAL_SWEEP_INTERVAL ?? 250, 'sweep.interval'),
-    sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
-    nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
-    maxSize: resolveMaxSize(o.maxSize ?? process.env.SHOAL_MAX_SIZE),
+    sweepIntervalMs: parseDuration(o.sweep?.interval ?? 250, 'sweep.interval'),
+    sweepLeaseMs: parseDuration(o.sweep?.lease ?? '30s', 'sweep.lease'),
+    nodeId: o.nodeId ?? `${hostname()}:${process.pid}`,
+    maxSize: resolveMaxSize(o.maxSize),
     scope,
   });
   // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
@@ -172,7 +171,7 @@ export function resolveSession<T extends SessionSchema>(
   if (m) events.on('cookieRejected', (reason) => m.cookiesRejected.inc({ scope, reason }));
   const services: SessionServices = Object.freeze({
     store,
-    cipher: resolveCipher(o.encryption),
+    cipher: o.encryption ? new ValueCipher(o.encryption) : null,
     nearCache: createNearCache(store, o.nearCache, m ? (result) => m.nearCacheReads.inc({ scope, result }) : undefined),
     metrics: m,
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
@@ -180,18 +179,10 @@ export function resolveSession<T extends SessionSchema>(
   return { config, services, events };
 }
 
-function resolveMaxSize(value: number | string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_MAX_SIZE;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`maxSize (SHOAL_MAX_SIZE) must be a positive whole number of bytes, got "${value}"`);
+function resolveMaxSize(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_SIZE;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`maxSize must be a positive whole number of bytes, got ${value}`);
   }
-  return n;
-}
-
-function resolveCipher(option: EncryptionOptions | false | undefined): ValueCipher | null {
-  if (option === false) return null;
-  if (option) return new ValueCipher(option);
-  const keys = encryptionKeysFromEnv();
-  return keys ? new ValueCipher({ keys }) : null;
+  return value;
 }
