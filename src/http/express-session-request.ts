@@ -33,7 +33,7 @@ export interface DropInConfig {
   unsetDestroy: boolean;
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
-  logger: Logger | undefined;
+  logger: Logger;
 }
 
 /**
@@ -146,7 +146,7 @@ export class RequestSession implements SessionControl {
   }
 
   report(err: unknown, what: string): void {
-    this.#c.logger?.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
+    this.#c.logger.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
   }
 
   /** A new, empty session under a new id, not stored until it is saved. */
@@ -271,7 +271,7 @@ export class RequestSession implements SessionControl {
       });
     } catch (err) {
       // The copy is already made; the old entry expires on its own TTL.
-      this.#c.logger?.warn({ err }, 'could not delete a migrated express-session entry; it will expire on its own');
+      this.#c.logger.warn({ err }, 'could not delete a migrated express-session entry; it will expire on its own');
     }
   }
 

@@ -85,14 +85,9 @@ function held(c: SessionContext, sessionId: string, name: string, owner: string,
     release() {
       released ??= c.services.store.releaseLock(sessionId, name, owner).catch((err: unknown) => {
         c.services.stats.lockReleaseFailures += 1;
-        console.error(
-          JSON.stringify({
-            level: 'warn',
-            msg: 'session lock release failed; it lapses at the end of its lease',
-            session: hashId(sessionId),
-            lock: name,
-            err: String(err),
-          }),
+        c.services.logger.warn(
+          { session: hashId(sessionId), lock: name, err },
+          'session lock release failed; it lapses at the end of its lease',
         );
       });
       return released;

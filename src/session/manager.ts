@@ -3,7 +3,7 @@ import { hashId } from '../core/ids.js';
 import type { StoredSession } from '../stores/contract.js';
 import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
-import { type CookieRejection, SessionEvents } from './events.js';
+import type { CookieRejection, SessionEvents } from './events.js';
 import { Sweeper } from './lifecycle.js';
 import type { NearCacheStats } from './near-cache.js';
 import {
@@ -38,7 +38,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   readonly #sweeper: Sweeper | undefined;
 
   constructor(options: SessionOptions<T>) {
-    this.#context = resolveSession(options, new SessionEvents());
+    this.#context = resolveSession(options);
     contexts.set(this, this.#context as SessionContext);
     const { config: o, services, events } = this.#context;
     this.config = o;
@@ -64,14 +64,9 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         intervalMs: o.sweepIntervalMs,
         leaseMs: o.sweepLeaseMs,
         onError: (err, id, attempt) =>
-          console.error(
-            JSON.stringify({
-              level: 'error',
-              msg: `${o.scope} end handling failed`,
-              session: id ? hashId(id) : undefined,
-              attempt,
-              err: String(err),
-            }),
+          services.logger.error(
+            { session: id ? hashId(id) : undefined, attempt, err },
+            `${o.scope} end handling failed`,
           ),
       });
       this.#sweeper.start();

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { defaultLogger, type Logger } from '../core/logger.js';
 import { metrics as processMetrics, type ShoalMetrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
@@ -72,6 +73,8 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nodeId?: string;
   /** Count and time store calls in the process's Prometheus registry. Default true. */
   metrics?: boolean;
+  /** Where the manager reports what it cannot tell a request (sweeper failures, lost lock releases). Default: pino at info on stdout. */
+  logger?: Logger;
   /**
    * Largest encoded (JSON, before encryption) size in bytes of one attribute value, and of all
    * values one commit writes. Over it, set() — or commit(), for a nested mutation — throws a
@@ -128,6 +131,7 @@ export interface SessionServices {
   readonly nearCache: NearCache | null;
   /** null with `metrics: false`. */
   readonly metrics: ShoalMetrics | null;
+  readonly logger: Logger;
   readonly stats: SessionStats;
 }
 
@@ -138,10 +142,9 @@ export interface SessionContext<T extends SessionSchema = SessionSchema> {
   readonly events: SessionEvents;
 }
 
-export function resolveSession<T extends SessionSchema>(
-  o: SessionOptions<T>,
-  events: SessionEvents = new SessionEvents(),
-): SessionContext<T> {
+export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
+  const logger = o.logger ?? defaultLogger();
+  const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
   const idleMs = parseDuration(o.idleTimeout ?? '30m', 'idleTimeout');
   const scope = o.scope ?? 'session';
@@ -174,6 +177,7 @@ export function resolveSession<T extends SessionSchema>(
     cipher: o.encryption ? new ValueCipher(o.encryption) : null,
     nearCache: createNearCache(store, o.nearCache, m ? (result) => m.nearCacheReads.inc({ scope, result }) : undefined),
     metrics: m,
+    logger,
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
   });
   return { config, services, events };
