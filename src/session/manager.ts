@@ -16,6 +16,7 @@ import {
   type SessionStartContext,
   type SessionStats,
 } from './options.js';
+import { OutageLog } from './outage-log.js';
 import { fetchRecord, plainRecord } from './records.js';
 import { Session } from './session.js';
 import { KeyRing } from './signing.js';
@@ -53,6 +54,11 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     }
     if (store.capabilities.lifecycle && o.sweepEnabled) {
       const cipher = services.cipher;
+      const outage = new OutageLog({
+        logger: services.logger,
+        dependency: `store ${o.storeLabel}`,
+        paused: `${o.scope} end handling`,
+      });
       this.#sweeper = new Sweeper({
         store,
         owner: o.nodeId,
@@ -63,6 +69,8 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         decode: cipher ? (id, key, text) => decodeValue(key, cipher.decrypt(id, key, text)) : undefined,
         intervalMs: o.sweepIntervalMs,
         leaseMs: o.sweepLeaseMs,
+        onClaimFailed: (err) => outage.failed(err),
+        onClaimSucceeded: () => outage.succeeded(),
         onError: (err, id, attempt) =>
           services.logger.error(
             { session: id ? hashId(id) : undefined, attempt, err },

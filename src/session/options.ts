@@ -73,6 +73,11 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nodeId?: string;
   /** Count and time store calls in the process's Prometheus registry. Default true. */
   metrics?: boolean;
+  /**
+   * How logs name the store, e.g. its URL with the password redacted (openApp passes SHOAL_STORE's).
+   * Default: the store's kind.
+   */
+  storeLabel?: string;
   /** Where the manager reports what it cannot tell a request (sweeper failures, lost lock releases). Default: pino at info on stdout. */
   logger?: Logger;
   /**
@@ -121,6 +126,7 @@ export interface SessionConfig<T extends SessionSchema = SessionSchema> {
   readonly nodeId: string;
   readonly maxSize: number;
   readonly scope: string;
+  readonly storeLabel: string;
 }
 
 /** What a manager works with: the (instrumented) store and the per-manager helpers and counters. */
@@ -167,6 +173,7 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     nodeId: o.nodeId ?? `${hostname()}:${process.pid}`,
     maxSize: resolveMaxSize(o.maxSize),
     scope,
+    storeLabel: o.storeLabel ? `${o.store.kind} ${o.storeLabel}` : o.store.kind,
   });
   // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
   const m = o.metrics === false ? null : processMetrics();
