@@ -20,6 +20,21 @@ export function booleanFromEnv(name: string, value: string | undefined): boolean
   throw new ConfigError(`${name} must be true or false, got "${value}"`);
 }
 
+/** SHOAL_SECRETS="newest,older" → ["newest", "older"] ([] when unset). */
+export function secretsFromEnv(value: string | undefined): string[] {
+  return listFromEnv(value) ?? [];
+}
+
+/** SHOAL_ENCRYPTION_KEYS="newest,older" → ["newest", "older"], or undefined when unset. */
+export function encryptionKeysFromEnv(value: string | undefined): string[] | undefined {
+  return listFromEnv(value);
+}
+
+/** SHOAL_LOG_LEVEL (pino's levels: fatal, error, warn, info, debug, trace, silent); default info. */
+export function logLevelFromEnv(env: NodeJS.ProcessEnv): string {
+  return env.SHOAL_LOG_LEVEL || 'info';
+}
+
 /**
  * The session settings a node takes from its environment. The library itself never reads
  * process.env: the CLI calls this once per node and hands the result to the app definition,
@@ -30,9 +45,9 @@ export function booleanFromEnv(name: string, value: string | undefined): boolean
  */
 export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv): Partial<SessionOptions> {
   const out: Partial<SessionOptions> = {};
-  const secrets = listFromEnv(env.SHOAL_SECRETS);
-  if (secrets) out.secrets = secrets;
-  const keys = listFromEnv(env.SHOAL_ENCRYPTION_KEYS);
+  const secrets = secretsFromEnv(env.SHOAL_SECRETS);
+  if (secrets.length) out.secrets = secrets;
+  const keys = encryptionKeysFromEnv(env.SHOAL_ENCRYPTION_KEYS);
   if (keys) out.encryption = { keys };
   if (env.SHOAL_IDLE_TIMEOUT) out.idleTimeout = env.SHOAL_IDLE_TIMEOUT;
   if (env.SHOAL_ABSOLUTE_TIMEOUT) out.absoluteTimeout = env.SHOAL_ABSOLUTE_TIMEOUT;

@@ -5,7 +5,7 @@ import { defineClientScope } from '../session/client-scope.js';
 import { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
-import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
+import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
 import type { AppDefinition, AppSessionOptions, NodeContext, RealtimeApp } from './define.js';
 
 /** How one node of the cluster is configured (the CLI builds it from SHOAL_* variables). */
@@ -58,7 +58,11 @@ export async function openApp<T extends SessionSchema>(
     if (!own.store) opened.push(store);
     const bus = await createBus(busUrl);
     opened.push(bus);
-    const sessions = new SessionManager<T>({ ...options, store });
+    const sessions = new SessionManager<T>({
+      ...options,
+      store,
+      ...(own.store ? {} : { storeLabel: redact(storeUrl) }),
+    });
     opened.push(sessions);
     // Gateways never serve the client scope: only web nodes open it.
     const clients =

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import type { AppDefinition } from '../app/define.js';
+import { logLevelFromEnv } from '../app/env.js';
 import type { NodeConfig } from '../app/open.js';
 import { createWebNode } from '../app/web.js';
 import { listen } from '../core/http.js';
@@ -38,7 +39,7 @@ export interface WebNodeOptions {
  */
 export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
   const web = await createWebNode(o.app, o.config);
-  const logger = createLogger({ node: o.config.nodeId, role: 'web' });
+  const logger = createLogger({ node: o.config.nodeId, role: 'web' }, logLevelFromEnv(o.config.env));
   const log = o.log ?? ((line: Record<string, unknown>) => logger.info(line));
   const m = metrics();
   let draining = false;

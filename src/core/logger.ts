@@ -1,11 +1,27 @@
-import { type Logger, pino } from 'pino';
+import { type Logger as PinoLogger, pino } from 'pino';
 
 /**
- * JSON logs (pino) on stdout, one line per event, level from SHOAL_LOG_LEVEL.
- * Session ids never appear in logs: callers log hashId(id).
+ * What shoal logs through: pino's `(obj, msg)` calls. A pino logger fits as it is; so does anything
+ * shaped like one (a child logger of the app's, a test's collector).
  */
-export function createLogger(bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level: process.env.SHOAL_LOG_LEVEL ?? 'info', base: { pid: process.pid, ...bindings } });
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
 }
 
-export type { Logger };
+/**
+ * JSON logs (pino) on stdout, one line per event, at `level` and above (CLI nodes: SHOAL_LOG_LEVEL,
+ * see logLevelFromEnv). Session ids never appear in logs: callers log hashId(id).
+ */
+export function createLogger(bindings: Record<string, unknown> = {}, level = 'info'): PinoLogger {
+  return pino({ level, base: { pid: process.pid, ...bindings } });
+}
+
+let fallback: Logger | undefined;
+
+/** The logger a component uses when it was given none: one pino logger at info, made on first use. */
+export function defaultLogger(): Logger {
+  fallback ??= createLogger();
+  return fallback;
+}

@@ -48,7 +48,7 @@ export interface ExpressSessionOptions {
   nearCache?: NearCacheOptions | false;
   nodeId?: string;
   metrics?: boolean;
-  /** Where the middleware reports what it cannot tell the client (a failed commit, a failed migration). */
+  /** Where the middleware reports what it cannot tell the client (a failed commit, a failed migration). Default: pino at info. */
   logger?: Logger;
   /**
    * An express-session store (e.g. connect-redis' RedisStore) whose sessions move over on a browser's

@@ -1,17 +1,17 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { SessionGoneError } from '../core/errors.js';
 import { newSessionId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { checkCommitSize } from '../session/codec.js';
 import { readCookie } from '../session/cookie.js';
-import type { SessionManager } from '../session/manager.js';
-import { announceRevoked, type SessionStartContext } from '../session/options.js';
-import { Session } from '../session/session.js';
-import type { StoredSession } from '../stores/contract.js';
+import { type SessionManager, sessionContext } from '../session/manager.js';
+import type { SessionStartContext } from '../session/options.js';
+import { createRecord } from '../session/records.js';
+import { rotateAway, type Session } from '../session/session.js';
 import { type CookieOptions, SessionCookie, type StoredCookie, unsignLegacy } from './express-session-cookie.js';
 import { DropInSession, type SessionControl } from './express-session-object.js';
 import type { LegacyStore } from './express-session-options.js';
+import { COOKIE, propertyOf, same, texts, withoutCookie } from './express-session-texts.js';
 
 /** The request as the drop-in sees it (Express's getters when there, plain node:http otherwise). */
 export type DropInRequest = IncomingMessage & {
@@ -33,10 +33,8 @@ export interface DropInConfig {
   unsetDestroy: boolean;
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
-  logger: Logger | undefined;
+  logger: Logger;
 }
-
-const COOKIE = 'cookie';
 
 /**
  * One request's session, with express-session's rules for when to save and when to send the
@@ -83,7 +81,7 @@ export class RequestSession implements SessionControl {
     const { id } = this.#c.manager.idFromCookie(header);
     this.#cookieId = id ?? undefined;
     if (id) {
-      const shoal = new Session(this.#c.manager.options, id, false, this.#ctx);
+      const shoal = this.#c.manager.openId(id, this.#ctx);
       if (await shoal.load()) return this.#inflate(id, shoal, await shoal.all());
     }
     this.#generate(true);
@@ -121,7 +119,7 @@ export class RequestSession implements SessionControl {
   }
 
   async reload(): Promise<void> {
-    const shoal = this.#exists ? new Session(this.#c.manager.options, this.#id, false, this.#ctx) : null;
+    const shoal = this.#exists ? this.#c.manager.openId(this.#id, this.#ctx) : null;
     if (!shoal || !(await shoal.load())) throw new Error('failed to load session');
     const original = this.#original;
     const originalId = this.#originalId;
@@ -142,16 +140,13 @@ export class RequestSession implements SessionControl {
   async regenerate(): Promise<void> {
     if (this.#exists) {
       // Rotation, not an end: the old id is refused everywhere, onSessionEnd does not fire for it.
-      const o = this.#c.manager.options;
-      const old = this.#id;
-      o.nearCache?.drop(old);
-      if (await o.store.destroy(old, Date.now(), { silent: true })) await announceRevoked(o, old, 'rotated');
+      await rotateAway(sessionContext(this.#c.manager), this.#id);
     }
     this.#generate(false);
   }
 
   report(err: unknown, what: string): void {
-    this.#c.logger?.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
+    this.#c.logger.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
   }
 
   /** A new, empty session under a new id, not stored until it is saved. */
@@ -212,7 +207,7 @@ export class RequestSession implements SessionControl {
     if (!this.#exists) {
       await this.#create(all);
     } else {
-      const shoal = this.#shoal ?? new Session(this.#c.manager.options, this.#id, false, this.#ctx);
+      const shoal = this.#shoal ?? this.#c.manager.openId(this.#id, this.#ctx);
       for (const [key, text] of all) if (this.#stored.get(key) !== text) shoal.set(key, propertyOf(sess, key));
       for (const key of this.#stored.keys()) if (!all.has(key)) shoal.delete(key);
       await shoal.commit();
@@ -226,36 +221,14 @@ export class RequestSession implements SessionControl {
     }
     this.#stored = all;
     // A Session commits once; later changes in this request go through a fresh one.
-    this.#shoal = new Session(this.#c.manager.options, this.#id, false, this.#ctx);
+    this.#shoal = this.#c.manager.openId(this.#id, this.#ctx);
   }
 
   async #create(all: Map<string, string>): Promise<void> {
-    const o = this.#c.manager.options;
+    const context = sessionContext(this.#c.manager);
     const texts = Object.fromEntries(all);
-    checkCommitSize(texts, o.maxSize);
-    const id = this.#id;
-    const attributes: Record<string, string> = {};
-    for (const [key, text] of Object.entries(texts))
-      attributes[key] = o.cipher ? o.cipher.encrypt(id, key, text) : text;
-    const now = Date.now();
-    const record: StoredSession = {
-      id,
-      meta: {
-        createdAt: now,
-        lastSeenAt: now,
-        idleDeadline: now + o.idleMs,
-        absoluteDeadline: now + o.absoluteMs,
-        userId: null,
-        rev: 1,
-        client: this.#ctx.client,
-      },
-      attributes,
-    };
-    if (!(await o.store.create(record))) {
-      throw new SessionGoneError(
-        'a freshly generated session id already exists in the store; the random source is broken',
-      );
-    }
+    checkCommitSize(texts, context.config.maxSize);
+    await createRecord(context, this.#id, texts, null, this.#ctx.client);
     this.#exists = true;
     if (this.#legacyId) await this.#dropLegacy(this.#legacyId);
   }
@@ -298,7 +271,7 @@ export class RequestSession implements SessionControl {
       });
     } catch (err) {
       // The copy is already made; the old entry expires on its own TTL.
-      this.#c.logger?.warn({ err }, 'could not delete a migrated express-session entry; it will expire on its own');
+      this.#c.logger.warn({ err }, 'could not delete a migrated express-session entry; it will expire on its own');
     }
   }
 
@@ -311,38 +284,6 @@ export class RequestSession implements SessionControl {
     const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0] ?? '';
     return first.trim().toLowerCase() === 'https';
   }
-}
-
-/** Top-level properties as JSON texts (what express-session hashes): `cookie` and non-JSON values left out. */
-function texts(sess: DropInSession): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const key of Object.keys(sess)) {
-    if (key === COOKIE) continue;
-    const text = JSON.stringify(sess[key]);
-    if (text !== undefined) out.set(key, text);
-  }
-  return out;
-}
-
-function withoutCookie(map: Map<string, string>): Map<string, string> {
-  const out = new Map(map);
-  out.delete(COOKIE);
-  return out;
-}
-
-/** Same properties with the same JSON, `cookie` aside. */
-function same(current: Map<string, string>, other: Map<string, string>): boolean {
-  let count = 0;
-  for (const [key, text] of other) {
-    if (key === COOKIE) continue;
-    if (current.get(key) !== text) return false;
-    count++;
-  }
-  return count === current.size;
-}
-
-function propertyOf(sess: DropInSession, key: string): unknown {
-  return key === COOKIE ? sess.cookie.data : sess[key];
 }
 
 function legacyGet(store: LegacyStore, id: string): Promise<Record<string, unknown> | null> {

@@ -4,6 +4,7 @@
  * stop losing writes when requests race: only the properties a request changed are saved.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { defaultLogger } from '../core/logger.js';
 import { SessionManager } from '../session/manager.js';
 import type { SessionStore } from '../stores/contract.js';
 import { createStore } from '../stores/index.js';
@@ -57,6 +58,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       ...(options.nearCache !== undefined ? { nearCache: options.nearCache } : {}),
       ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}),
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+      ...(options.logger !== undefined ? { logger: options.logger } : {}),
     });
   });
   // Surfaced to every request (and to whoever awaits `ready`), never as an unhandled rejection.
@@ -74,7 +76,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       unsetDestroy: options.unset === 'destroy',
       proxy: options.proxy,
       migrateFrom: options.migrateFrom,
-      logger: options.logger,
+      logger: options.logger ?? defaultLogger(),
     };
     return config;
   });
@@ -95,7 +97,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     commitBeforeHeaders(
       res,
       () => request.finish(),
-      (err) => c.logger?.error({ err }, 'saving the session failed; the client got an error response instead'),
+      (err) => c.logger.error({ err }, 'saving the session failed; the client got an error response instead'),
     );
     return true;
   };
@@ -116,7 +118,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     async close() {
       const manager = await ready.catch(() => undefined);
       await manager?.close();
-      if (manager && ownsStore) await manager.options.store.close();
+      if (manager && ownsStore) await (await opened).close();
     },
   });
 }

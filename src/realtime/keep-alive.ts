@@ -41,7 +41,7 @@ export class KeepAlive {
   }
 
   get #everyMs(): number {
-    return this.sessions.options.touchMs;
+    return this.sessions.config.touchMs;
   }
 
   /** A frame from the client. */

@@ -23,7 +23,7 @@ export function defineClientScope<T extends SessionSchema = SessionSchema>(
   options: ClientScopeOptions<T>,
 ): SessionManager<T> {
   const secure = options.cookie?.secure ?? true;
-  // Explicit values: the session's SHOAL_IDLE_TIMEOUT / SHOAL_ABSOLUTE_TIMEOUT must not shorten the client scope.
+  // Explicit values: the session's timeouts (SHOAL_IDLE_TIMEOUT / SHOAL_ABSOLUTE_TIMEOUT on CLI nodes) never apply here.
   const absoluteTimeout = options.absoluteTimeout ?? '400d';
   const absoluteMs = parseDuration(absoluteTimeout, 'client absoluteTimeout');
   return new SessionManager<T>({

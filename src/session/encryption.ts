@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { ConfigError, SessionValueError } from '../core/errors.js';
 
 export interface EncryptionOptions {
-  /** Base64 32-byte AES keys, newest first: the first encrypts, all of them decrypt. Default: SHOAL_ENCRYPTION_KEYS. */
+  /** Base64 32-byte AES keys, newest first: the first encrypts, all of them decrypt. CLI nodes: SHOAL_ENCRYPTION_KEYS. */
   keys: string[];
   /**
    * Accept values stored before encryption was turned on (plain JSON) when reading.
@@ -107,13 +107,4 @@ function keyId(secret: Buffer): string {
 
 function aad(sessionId: string, attribute: string): Buffer {
   return Buffer.from(`${sessionId}\0${attribute}`, 'utf8');
-}
-
-/** SHOAL_ENCRYPTION_KEYS="newest,older" → ["newest", "older"], or undefined when unset. */
-export function encryptionKeysFromEnv(value = process.env.SHOAL_ENCRYPTION_KEYS): string[] | undefined {
-  const keys = (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  return keys.length ? keys : undefined;
 }

@@ -32,6 +32,13 @@ export interface SweeperOptions {
   /** After this many failed attempts the end is dropped (and reported through onError). Default 5. */
   maxAttempts?: number;
   onError?: (err: unknown, id: string, attempt: number) => void;
+  /**
+   * The store refused a claim (it is unreachable, usually). Polled several times a second, so this
+   * is where an outage is logged once rather than per call. Default: onError(err, '', 0).
+   */
+  onClaimFailed?: (err: unknown) => void;
+  /** A claim went through (whatever it found): the store answers again after onClaimFailed. */
+  onClaimSucceeded?: () => void;
   /** Runs before the handler, once per claim (e.g. to close an expired session's sockets). */
   onClaimed?: (id: string, reason: EndReason) => Promise<void>;
   /** Turns a stored value into the handler's value (decrypting it when encryption is on). Default: JSON.parse. */
@@ -47,7 +54,10 @@ export interface SweeperOptions {
  * still runs: it is what removes ended sessions from the store.
  */
 export class Sweeper {
-  readonly #o: Required<Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed' | 'decode'>> & SweeperOptions;
+  readonly #o: Required<
+    Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed' | 'decode' | 'onClaimFailed' | 'onClaimSucceeded'>
+  > &
+    SweeperOptions;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
   #stopped = false;
@@ -98,9 +108,11 @@ export class Sweeper {
     try {
       ended = await o.store.claimEnded({ now, limit: o.batch, leaseMs: o.leaseMs, owner: o.owner });
     } catch (err) {
-      o.onError?.(err, '', 0);
+      if (o.onClaimFailed) o.onClaimFailed(err);
+      else o.onError?.(err, '', 0);
       return { claimed: 0, handled: 0 };
     }
+    o.onClaimSucceeded?.();
     // The batch is handled concurrently so the whole claim finishes well inside one lease.
     const results = await Promise.all(ended.map((e) => this.#handle(e)));
     return { claimed: ended.length, handled: results.filter(Boolean).length };

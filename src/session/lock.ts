@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, LockTimeoutError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
-import { metrics } from '../core/metrics.js';
-import type { ResolvedSessionOptions, SessionSchema } from './options.js';
+import type { SessionContext } from './options.js';
 
 export interface LockOptions {
   /** How long the lock is ours if we never release it (crash). Default 10s. */
@@ -35,13 +34,14 @@ const LOCK_NAME = /^[A-Za-z0-9_.:-]{1,100}$/;
  * exclude each other exactly as requests on two nodes do.
  */
 export async function acquireLock(
-  o: ResolvedSessionOptions<SessionSchema>,
+  c: SessionContext,
   sessionId: string,
   name: string,
   options: LockOptions = {},
 ): Promise<HeldLock> {
-  if (!o.store.capabilities.locks) {
-    throw new ConfigError(`session.lock() needs a store with locks; the ${o.store.kind} store has none`);
+  const { store, stats, metrics } = c.services;
+  if (!store.capabilities.locks) {
+    throw new ConfigError(`session.lock() needs a store with locks; the ${store.kind} store has none`);
   }
   if (!LOCK_NAME.test(name)) {
     throw new ConfigError(
@@ -51,22 +51,22 @@ export async function acquireLock(
   const leaseMs = parseDuration(options.lease ?? '10s', 'lock lease');
   const waitMs = parseDuration(options.wait ?? '5s', 'lock wait');
   if (leaseMs < 1) throw new ConfigError('lock lease must be at least 1 ms');
-  const owner = `${o.nodeId}:${randomUUID()}`;
+  const owner = `${c.config.nodeId}:${randomUUID()}`;
   const started = Date.now();
   for (let attempt = 0; ; attempt++) {
-    const grant = await o.store.acquireLock(sessionId, name, owner, leaseMs);
+    const grant = await store.acquireLock(sessionId, name, owner, leaseMs);
     const waited = Date.now() - started;
     if (grant) {
-      o.stats.lockAcquired += 1;
-      if (attempt > 0) o.stats.lockWaited += 1;
-      o.stats.lockWaitMs += waited;
-      metrics().lockWaits.inc({ outcome: attempt > 0 ? 'acquired-after-wait' : 'acquired' });
-      return held(o, sessionId, name, owner, grant.fencingToken);
+      stats.lockAcquired += 1;
+      if (attempt > 0) stats.lockWaited += 1;
+      stats.lockWaitMs += waited;
+      metrics?.lockWaits.inc({ outcome: attempt > 0 ? 'acquired-after-wait' : 'acquired' });
+      return held(c, sessionId, name, owner, grant.fencingToken);
     }
     if (waited >= waitMs) {
-      o.stats.lockTimeouts += 1;
-      o.stats.lockWaitMs += waited;
-      metrics().lockWaits.inc({ outcome: 'timeout' });
+      stats.lockTimeouts += 1;
+      stats.lockWaitMs += waited;
+      metrics?.lockWaits.inc({ outcome: 'timeout' });
       throw new LockTimeoutError(
         `session lock "${name}" is held by another request; gave up after waiting ${waited} ms (wait: ${waitMs} ms). Retry the request, or raise \`wait\` if the work under this lock usually takes longer.`,
       );
@@ -77,28 +77,17 @@ export async function acquireLock(
   }
 }
 
-function held(
-  o: ResolvedSessionOptions<SessionSchema>,
-  sessionId: string,
-  name: string,
-  owner: string,
-  fencingToken: number,
-): HeldLock {
+function held(c: SessionContext, sessionId: string, name: string, owner: string, fencingToken: number): HeldLock {
   let released: Promise<void> | undefined;
   return {
     name,
     fencingToken,
     release() {
-      released ??= o.store.releaseLock(sessionId, name, owner).catch((err: unknown) => {
-        o.stats.lockReleaseFailures += 1;
-        console.error(
-          JSON.stringify({
-            level: 'warn',
-            msg: 'session lock release failed; it lapses at the end of its lease',
-            session: hashId(sessionId),
-            lock: name,
-            err: String(err),
-          }),
+      released ??= c.services.store.releaseLock(sessionId, name, owner).catch((err: unknown) => {
+        c.services.stats.lockReleaseFailures += 1;
+        c.services.logger.warn(
+          { session: hashId(sessionId), lock: name, err },
+          'session lock release failed; it lapses at the end of its lease',
         );
       });
       return released;

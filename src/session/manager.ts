@@ -3,19 +3,21 @@ import { hashId } from '../core/ids.js';
 import type { StoredSession } from '../stores/contract.js';
 import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
-import type { ValueCipher } from './encryption.js';
+import type { CookieRejection, SessionEvents } from './events.js';
 import { Sweeper } from './lifecycle.js';
 import type { NearCacheStats } from './near-cache.js';
 import {
-  announceRevoked,
-  type CookieRejection,
-  type ResolvedSessionOptions,
-  resolveOptions,
+  resolveSession,
+  type SessionConfig,
+  type SessionContext,
   type SessionOptions,
   type SessionSchema,
+  type SessionServices,
   type SessionStartContext,
   type SessionStats,
 } from './options.js';
+import { OutageLog } from './outage-log.js';
+import { fetchRecord, plainRecord } from './records.js';
 import { Session } from './session.js';
 import { KeyRing } from './signing.js';
 
@@ -25,58 +27,63 @@ import { KeyRing } from './signing.js';
  * Adapters (express, fastify, hono, node:http) are thin wrappers around it.
  */
 export class SessionManager<T extends SessionSchema = SessionSchema> {
-  readonly options: ResolvedSessionOptions<T>;
+  /** The resolved settings (frozen). */
+  readonly config: SessionConfig<T>;
+  /** Revocations and refused cookies, for gateways and metrics: `events.on(...)` returns its unsubscribe. */
+  readonly events: SessionEvents;
+  readonly #services: SessionServices;
+  readonly #context: SessionContext<T>;
   readonly #keys: KeyRing;
   readonly #cookieAttrs: CookieAttributes;
 
   readonly #sweeper: Sweeper | undefined;
 
   constructor(options: SessionOptions<T>) {
-    this.options = resolveOptions(options);
-    this.#keys = new KeyRing(this.options.secrets, this.options.scope);
-    const o = this.options;
-    if (o.onSessionEnd && !o.store.capabilities.lifecycle) {
+    this.#context = resolveSession(options);
+    contexts.set(this, this.#context as SessionContext);
+    const { config: o, services, events } = this.#context;
+    this.config = o;
+    this.#services = services;
+    this.events = events;
+    this.#keys = new KeyRing(o.secrets, o.scope);
+    const store = services.store;
+    if (o.onSessionEnd && !store.capabilities.lifecycle) {
       throw new ConfigError(
-        `onSessionEnd needs a store that can list ended sessions; the ${o.store.kind} store cannot (see docs/stores/${o.store.kind}.md). Use sqlite, redis or postgres.`,
+        `onSessionEnd needs a store that can list ended sessions; the ${store.kind} store cannot (see docs/stores/${store.kind}.md). Use sqlite, redis or postgres.`,
       );
     }
-    if (o.store.capabilities.lifecycle && o.sweepEnabled) {
+    if (store.capabilities.lifecycle && o.sweepEnabled) {
+      const cipher = services.cipher;
+      const outage = new OutageLog({
+        logger: services.logger,
+        dependency: `store ${o.storeLabel}`,
+        paused: `${o.scope} end handling`,
+      });
       this.#sweeper = new Sweeper({
-        store: o.store,
+        store,
         owner: o.nodeId,
         onSessionEnd: o.onSessionEnd,
         // Destroyed ends were announced when destroyed; announcing again covers a destroy whose
         // announcement was lost (bus down, or a logout that timed out but was applied late).
-        onClaimed: (id, reason) => announceRevoked(o, id, reason),
-        decode: o.cipher
-          ? (id, key, text) => decodeValue(key, (o.cipher as ValueCipher).decrypt(id, key, text))
-          : undefined,
+        onClaimed: (id, reason) => events.emit('revoked', id, reason),
+        decode: cipher ? (id, key, text) => decodeValue(key, cipher.decrypt(id, key, text)) : undefined,
         intervalMs: o.sweepIntervalMs,
         leaseMs: o.sweepLeaseMs,
+        onClaimFailed: (err) => outage.failed(err),
+        onClaimSucceeded: () => outage.succeeded(),
         onError: (err, id, attempt) =>
-          console.error(
-            JSON.stringify({
-              level: 'error',
-              msg: `${o.scope} end handling failed`,
-              session: id ? hashId(id) : undefined,
-              attempt,
-              err: String(err),
-            }),
+          services.logger.error(
+            { session: id ? hashId(id) : undefined, attempt, err },
+            `${o.scope} end handling failed`,
           ),
       });
       this.#sweeper.start();
     }
-    this.#cookieAttrs = {
-      secure: this.options.secure,
-      sameSite: this.options.sameSite,
-      path: '/',
-      maxAge: this.options.maxAge,
-      httpOnly: true,
-    };
+    this.#cookieAttrs = { secure: o.secure, sameSite: o.sameSite, path: '/', maxAge: o.maxAge, httpOnly: true };
   }
 
   get cookieName(): string {
-    return this.options.cookieName;
+    return this.config.cookieName;
   }
 
   /**
@@ -86,16 +93,21 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
    */
   open(cookieHeader: string | undefined, ctx: SessionStartContext = {}): Session<T> {
     const { id, rejected } = this.idFromCookie(cookieHeader);
-    return new Session<T>(this.options, id, rejected, ctx);
+    return new Session<T>(this.#context, id, rejected, ctx);
+  }
+
+  /** The session of an id already verified (idFromCookie): adapters that read the cookie themselves. */
+  openId(id: string, ctx: SessionStartContext = {}): Session<T> {
+    return new Session<T>(this.#context, id, false, ctx);
   }
 
   /** The verified session id in a Cookie header, if any (gateways use it for the handshake). */
   idFromCookie(cookieHeader: string | undefined): { id: string | null; rejected: boolean } {
-    const values = readCookie(cookieHeader, this.options.cookieName);
+    const values = readCookie(cookieHeader, this.config.cookieName);
     if (values.length === 0) return { id: null, rejected: false };
     const [value] = values;
     const reject = (reason: CookieRejection) => {
-      this.options.onCookieRejected?.(reason);
+      void this.events.emit('cookieRejected', reason);
       return { id: null, rejected: true };
     };
     if (values.length > 1) return reject('duplicate');
@@ -109,47 +121,40 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
    * texts, decrypted when encryption is on (the store's own load() returns ciphertext).
    */
   async load(id: string): Promise<StoredSession | null> {
-    const cache = this.options.nearCache;
-    const record = cache
-      ? ((await cache.load(id, Date.now()))?.record ?? null)
-      : await this.options.store.load(id, Date.now());
-    const cipher = this.options.cipher;
-    if (!record || !cipher) return record;
-    const attributes: Record<string, string> = {};
-    for (const [key, text] of Object.entries(record.attributes)) attributes[key] = cipher.decrypt(id, key, text);
-    return { ...record, attributes };
+    const loaded = await fetchRecord(this.#services, id);
+    return loaded && plainRecord(this.#services, loaded);
   }
 
   /**
    * Refreshes a session's idle deadline without writing its data (gateways call it on socket
-   * activity; throttle it to options.touchMs). Resolves to false when the session is gone.
+   * activity; throttle it to config.touchMs). Resolves to false when the session is gone.
    */
   async touch(id: string, now = Date.now()): Promise<boolean> {
-    return this.options.store.touch(id, now, now + this.options.idleMs);
+    return this.#services.store.touch(id, now, now + this.config.idleMs);
   }
 
   /** Rejects when the session store cannot be reached (readiness checks). */
   async ping(): Promise<void> {
-    await this.options.store.ping();
+    await this.#services.store.ping();
   }
 
   /** Lock and size counters for /metrics; they only ever grow. */
   get stats(): Readonly<SessionStats> {
-    return this.options.stats;
+    return this.#services.stats;
   }
 
   /** Near-cache size and read counters, or null when the near cache is off (or the store cannot back it). */
   get nearCache(): Readonly<NearCacheStats> | null {
-    return this.options.nearCache?.stats ?? null;
+    return this.#services.nearCache?.stats ?? null;
   }
 
   /** The Set-Cookie value the response needs after commit(), or undefined. */
   setCookieHeader(session: Session<T>): string | undefined {
     switch (session.cookieAction) {
       case 'set':
-        return serializeCookie(this.options.cookieName, this.#keys.sign(session.id as string), this.#cookieAttrs);
+        return serializeCookie(this.config.cookieName, this.#keys.sign(session.id as string), this.#cookieAttrs);
       case 'clear':
-        return clearCookie(this.options.cookieName, this.#cookieAttrs);
+        return clearCookie(this.config.cookieName, this.#cookieAttrs);
       default:
         return undefined;
     }
@@ -157,7 +162,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** A user's live sessions, for a "where you're signed in" page. */
   async listSessions(userId: string): Promise<SessionInfo[]> {
-    const sessions = await this.options.store.listByUser(userId, Date.now());
+    const sessions = await this.#services.store.listByUser(userId, Date.now());
     return sessions
       .map((s) => ({
         id: s.id,
@@ -170,11 +175,11 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** Ends one session on every node (reason "destroyed"). false when it was already gone. */
   async destroySession(id: string): Promise<boolean> {
-    this.options.nearCache?.drop(id);
-    const ended = await this.options.store.destroy(id, Date.now());
+    this.#services.nearCache?.drop(id);
+    const ended = await this.#services.store.destroy(id, Date.now());
     // Announced even when the store says it was already gone: an earlier destroy may have been
     // applied without its announcement reaching the gateways (its request timed out).
-    await announceRevoked(this.options, id, 'destroyed');
+    await this.events.emit('revoked', id, 'destroyed');
     return ended;
   }
 
@@ -183,7 +188,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
    * (usually the current one). When it resolves, every node refuses the ended ids.
    */
   async destroyAllForUser(userId: string, options: { except?: string | null } = {}): Promise<number> {
-    const sessions = await this.options.store.listByUser(userId, Date.now());
+    const sessions = await this.#services.store.listByUser(userId, Date.now());
     const ended = await Promise.all(
       sessions.filter((s) => s.id !== options.except).map((s) => this.destroySession(s.id)),
     );
@@ -192,10 +197,10 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /**
    * Subscribes to "this session id is no longer valid" (destroyed, rotated away, expired) —
-   * how realtime gateways learn to close the session's sockets.
+   * how realtime gateways learn to close the session's sockets. Returns the unsubscribe function.
    */
-  onSessionRevoked(listener: (id: string, reason: string) => Promise<void>): void {
-    this.options.revokeListeners.push(listener);
+  onSessionRevoked(listener: (id: string, reason: string) => void | Promise<void>): () => void {
+    return this.events.on('revoked', listener);
   }
 
   /** Runs one sweep now (tests, admin tools); normally the background sweeper does this. */
@@ -212,6 +217,13 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   sign(id: string): string {
     return this.#keys.sign(id);
   }
+}
+
+const contexts = new WeakMap<object, SessionContext>();
+
+/** A manager's resolved context, for the library's own adapters (the drop-in); not part of the package API. */
+export function sessionContext(manager: object): SessionContext {
+  return contexts.get(manager) as SessionContext;
 }
 
 export interface SessionInfo {

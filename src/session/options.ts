@@ -1,13 +1,14 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
-import { metrics } from '../core/metrics.js';
+import { defaultLogger, type Logger } from '../core/logger.js';
+import { metrics as processMetrics, type ShoalMetrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
-import { type EncryptionOptions, encryptionKeysFromEnv, ValueCipher } from './encryption.js';
+import { type EncryptionOptions, ValueCipher } from './encryption.js';
+import { SessionEvents } from './events.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { createNearCache, type NearCache, type NearCacheOptions } from './near-cache.js';
-import { secretsFromEnv } from './signing.js';
 
 /** Default size budget: 512 KiB of JSON per attribute value and per commit. */
 export const DEFAULT_MAX_SIZE = 512 * 1024;
@@ -39,7 +40,7 @@ export interface SessionStartContext {
 
 export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   store: SessionStore;
-  /** Signing secrets, newest first. Default: SHOAL_SECRETS. */
+  /** Signing secrets, newest first (CLI nodes: SHOAL_SECRETS). Required. */
   secrets?: string[];
   cookie?: {
     /** Default "__Host-shoal" when secure, "shoal.sid" otherwise. */
@@ -50,9 +51,9 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
     /** Seconds; default: none (ends with the browser session). */
     maxAge?: number;
   };
-  /** Ends a session after this much inactivity. Default 30m. */
+  /** Ends a session after this much inactivity. Default 30m (CLI nodes: SHOAL_IDLE_TIMEOUT). */
   idleTimeout?: string | number;
-  /** Ends a session this long after it started, active or not. Default 12h. */
+  /** Ends a session this long after it started, active or not. Default 12h (CLI nodes: SHOAL_ABSOLUTE_TIMEOUT). */
   absoluteTimeout?: string | number;
   /** Minimum time between two touches of an unchanged session. Default: a tenth of idleTimeout, at most 60s. */
   touchInterval?: string | number;
@@ -66,21 +67,28 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
    * (regenerate) is not an end. Needs a store with the lifecycle capability.
    */
   onSessionEnd?: SessionEndHandler;
-  /** Sweeper tuning: how often this node looks for ended sessions, and the claim lease. */
+  /** Sweeper tuning: how often this node looks for ended sessions (250ms), and the claim lease (30s). CLI nodes: SHOAL_SWEEP_INTERVAL, SHOAL_SWEEP_LEASE. */
   sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
-  /** Names this node in claims and logs. Default SHOAL_NODE_ID or host:pid. */
+  /** Names this node in claims and logs. Default host:pid (CLI nodes: SHOAL_NODE_ID). */
   nodeId?: string;
   /** Count and time store calls in the process's Prometheus registry. Default true. */
   metrics?: boolean;
   /**
+   * How logs name the store, e.g. its URL with the password redacted (openApp passes SHOAL_STORE's).
+   * Default: the store's kind.
+   */
+  storeLabel?: string;
+  /** Where the manager reports what it cannot tell a request (sweeper failures, lost lock releases). Default: pino at info on stdout. */
+  logger?: Logger;
+  /**
    * Largest encoded (JSON, before encryption) size in bytes of one attribute value, and of all
    * values one commit writes. Over it, set() — or commit(), for a nested mutation — throws a
-   * SessionValueError naming the attribute, and nothing is written. Default SHOAL_MAX_SIZE or 512 KiB.
+   * SessionValueError naming the attribute, and nothing is written. Default 512 KiB (CLI nodes: SHOAL_MAX_SIZE).
    */
   maxSize?: number;
   /**
-   * AES-256-GCM encryption of every attribute value at rest. Default: on when
-   * SHOAL_ENCRYPTION_KEYS is set. `false` turns it off whatever the environment says.
+   * AES-256-GCM encryption of every attribute value at rest. Default off (CLI nodes: on when
+   * SHOAL_ENCRYPTION_KEYS is set). `false` turns it off whatever the node's environment says.
    * With encryption, increment() runs as a compare-and-swap update() (the store cannot add to ciphertext).
    */
   encryption?: EncryptionOptions | false;
@@ -98,100 +106,94 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nearCache?: NearCacheOptions | false;
 }
 
-/** Why a session cookie was refused. */
-export type CookieRejection = 'duplicate' | 'oversized' | 'bad-signature';
-
-export interface ResolvedSessionOptions<T extends SessionSchema> {
-  store: SessionStore;
-  secrets: string[];
-  cookieName: string;
-  secure: boolean;
-  sameSite: 'Lax' | 'Strict' | 'None';
-  maxAge: number | undefined;
-  idleMs: number;
-  absoluteMs: number;
-  touchMs: number;
-  updateRetries: number;
-  validate: SessionValidators<T>;
-  onSessionStart: SessionOptions<T>['onSessionStart'];
-  onSessionEnd: SessionEndHandler | undefined;
-  sweepEnabled: boolean;
-  sweepIntervalMs: number;
-  sweepLeaseMs: number;
-  nodeId: string;
-  maxSize: number;
-  cipher: ValueCipher | null;
-  scope: string;
-  /** null when off or when the store cannot check a rev in one round trip. */
-  nearCache: NearCache | null;
-  stats: SessionStats;
-  /** Counts refused cookies by reason (undefined with metrics: false). */
-  onCookieRejected: ((reason: CookieRejection) => void) | undefined;
-  /** Called after a session id stops being valid (destroyed, rotated away, expired), e.g. to close its sockets. */
-  revokeListeners: Array<(id: string, reason: string) => Promise<void>>;
+/** Settings resolved once per manager; frozen, so nothing can change them under a running node. */
+export interface SessionConfig<T extends SessionSchema = SessionSchema> {
+  readonly secrets: readonly string[];
+  readonly cookieName: string;
+  readonly secure: boolean;
+  readonly sameSite: 'Lax' | 'Strict' | 'None';
+  readonly maxAge: number | undefined;
+  readonly idleMs: number;
+  readonly absoluteMs: number;
+  readonly touchMs: number;
+  readonly updateRetries: number;
+  readonly validate: Readonly<SessionValidators<T>>;
+  readonly onSessionStart: SessionOptions<T>['onSessionStart'];
+  readonly onSessionEnd: SessionEndHandler | undefined;
+  readonly sweepEnabled: boolean;
+  readonly sweepIntervalMs: number;
+  readonly sweepLeaseMs: number;
+  readonly nodeId: string;
+  readonly maxSize: number;
+  readonly scope: string;
+  readonly storeLabel: string;
 }
 
-export function resolveOptions<T extends SessionSchema>(o: SessionOptions<T>): ResolvedSessionOptions<T> {
+/** What a manager works with: the (instrumented) store and the per-manager helpers and counters. */
+export interface SessionServices {
+  readonly store: SessionStore;
+  readonly cipher: ValueCipher | null;
+  /** null when off or when the store cannot check a rev in one round trip. */
+  readonly nearCache: NearCache | null;
+  /** null with `metrics: false`. */
+  readonly metrics: ShoalMetrics | null;
+  readonly logger: Logger;
+  readonly stats: SessionStats;
+}
+
+/** Everything one request's Session needs from its manager. */
+export interface SessionContext<T extends SessionSchema = SessionSchema> {
+  readonly config: SessionConfig<T>;
+  readonly services: SessionServices;
+  readonly events: SessionEvents;
+}
+
+export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
+  const logger = o.logger ?? defaultLogger();
+  const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
-  const idleMs = parseDuration(o.idleTimeout ?? process.env.SHOAL_IDLE_TIMEOUT ?? '30m', 'idleTimeout');
-  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
-  const store = o.metrics === false ? o.store : instrumentStore(o.store);
+  const idleMs = parseDuration(o.idleTimeout ?? '30m', 'idleTimeout');
   const scope = o.scope ?? 'session';
-  const nearCacheReads = o.metrics === false ? undefined : metrics().nearCacheReads;
-  const cookiesRejected = o.metrics === false ? undefined : metrics().cookiesRejected;
-  return {
-    store,
-    secrets: o.secrets ?? secretsFromEnv(),
+  const config: SessionConfig<T> = Object.freeze({
+    secrets: Object.freeze([...(o.secrets ?? [])]),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
     sameSite: o.cookie?.sameSite ?? 'Lax',
     maxAge: o.cookie?.maxAge,
     idleMs,
-    absoluteMs: parseDuration(o.absoluteTimeout ?? process.env.SHOAL_ABSOLUTE_TIMEOUT ?? '12h', 'absoluteTimeout'),
+    absoluteMs: parseDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout'),
     touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
     updateRetries: o.updateRetries ?? 20,
-    validate: o.validate ?? {},
+    validate: Object.freeze({ ...o.validate }) as SessionValidators<T>,
     onSessionStart: o.onSessionStart,
     onSessionEnd: o.onSessionEnd,
     sweepEnabled: o.sweep?.enabled ?? true,
-    sweepIntervalMs: parseDuration(o.sweep?.interval ?? process.env.SHOAL_SWEEP_INTERVAL ?? 250, 'sweep.interval'),
-    sweepLeaseMs: parseDuration(o.sweep?.lease ?? process.env.SHOAL_SWEEP_LEASE ?? '30s', 'sweep.lease'),
-    nodeId: o.nodeId ?? process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`,
-    maxSize: resolveMaxSize(o.maxSize ?? process.env.SHOAL_MAX_SIZE),
-    cipher: resolveCipher(o.encryption),
+    sweepIntervalMs: parseDuration(o.sweep?.interval ?? 250, 'sweep.interval'),
+    sweepLeaseMs: parseDuration(o.sweep?.lease ?? '30s', 'sweep.lease'),
+    nodeId: o.nodeId ?? `${hostname()}:${process.pid}`,
+    maxSize: resolveMaxSize(o.maxSize),
     scope,
-    nearCache: createNearCache(
-      store,
-      o.nearCache,
-      nearCacheReads && ((result) => nearCacheReads.inc({ scope, result })),
-    ),
-    onCookieRejected: cookiesRejected && ((reason) => cookiesRejected.inc({ scope, reason })),
+    storeLabel: o.storeLabel ? `${o.store.kind} ${o.storeLabel}` : o.store.kind,
+  });
+  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
+  const m = o.metrics === false ? null : processMetrics();
+  const store = m ? instrumentStore(o.store) : o.store;
+  if (m) events.on('cookieRejected', (reason) => m.cookiesRejected.inc({ scope, reason }));
+  const services: SessionServices = Object.freeze({
+    store,
+    cipher: o.encryption ? new ValueCipher(o.encryption) : null,
+    nearCache: createNearCache(store, o.nearCache, m ? (result) => m.nearCacheReads.inc({ scope, result }) : undefined),
+    metrics: m,
+    logger,
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
-    revokeListeners: [],
-  };
+  });
+  return { config, services, events };
 }
 
-function resolveMaxSize(value: number | string | undefined): number {
-  if (value === undefined || value === '') return DEFAULT_MAX_SIZE;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new ConfigError(`maxSize (SHOAL_MAX_SIZE) must be a positive whole number of bytes, got "${value}"`);
+function resolveMaxSize(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_MAX_SIZE;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`maxSize must be a positive whole number of bytes, got ${value}`);
   }
-  return n;
-}
-
-function resolveCipher(option: EncryptionOptions | false | undefined): ValueCipher | null {
-  if (option === false) return null;
-  if (option) return new ValueCipher(option);
-  const keys = encryptionKeysFromEnv();
-  return keys ? new ValueCipher({ keys }) : null;
-}
-
-/** Tells every revoke listener; a failing listener never fails the request that ended the session. */
-export async function announceRevoked(
-  o: { revokeListeners: ResolvedSessionOptions<SessionSchema>['revokeListeners'] },
-  id: string,
-  reason: string,
-): Promise<void> {
-  await Promise.all(o.revokeListeners.map((listener) => listener(id, reason).catch(() => {})));
+  return value;
 }

@@ -75,11 +75,3 @@ export class KeyRing {
 function mac(key: Buffer, id: string): string {
   return createHmac('sha256', key).update(id).digest('base64url');
 }
-
-/** SHOAL_SECRETS="newest,older" → ["newest", "older"]. */
-export function secretsFromEnv(value = process.env.SHOAL_SECRETS): string[] {
-  return (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encryptionKeysFromEnv, secretsFromEnv, sessionOptionsFromEnv } from '../../src/app/env.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
 import { metrics } from '../../src/core/metrics.js';
 import { clearCookie, readCookie, serializeCookie } from '../../src/session/cookie.js';
 import { SessionManager } from '../../src/session/manager.js';
-import { KeyRing, secretsFromEnv } from '../../src/session/signing.js';
+import { KeyRing } from '../../src/session/signing.js';
 import { memoryStore } from '../../src/stores/memory.js';
 
 const secret = () => randomBytes(32).toString('base64url');
@@ -79,6 +80,8 @@ describe('secretsFromEnv', () => {
     expect(secretsFromEnv(' new , old,, ')).toEqual(['new', 'old']);
     expect(secretsFromEnv('')).toEqual([]);
     expect(secretsFromEnv(undefined)).toEqual([]);
+    expect(encryptionKeysFromEnv(' k1 ,k2,')).toEqual(['k1', 'k2']);
+    expect(encryptionKeysFromEnv('')).toBeUndefined();
   });
 });
 
@@ -159,14 +162,14 @@ describe('SessionManager cookie handling', () => {
     await store.close();
   });
 
-  it('refuses to start without a long enough secret', () => {
+  it('refuses to start without a long enough secret, and never takes one from the environment itself', () => {
     const saved = process.env.SHOAL_SECRETS;
-    delete process.env.SHOAL_SECRETS;
+    process.env.SHOAL_SECRETS = `${secret()}, ${secret()}`;
     try {
+      // The library reads no environment: SHOAL_SECRETS reaches it through sessionOptionsFromEnv (the CLI's).
       expect(() => manager({ secrets: undefined })).toThrow(ConfigError);
       expect(() => manager({ secrets: ['too short'] })).toThrow(/at least 32/);
-      process.env.SHOAL_SECRETS = `${secret()}, ${secret()}`;
-      expect(manager({ secrets: undefined }).options.secrets).toHaveLength(2);
+      expect(manager(sessionOptionsFromEnv(process.env)).config.secrets).toHaveLength(2);
     } finally {
       if (saved === undefined) delete process.env.SHOAL_SECRETS;
       else process.env.SHOAL_SECRETS = saved;

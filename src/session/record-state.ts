@@ -1,0 +1,162 @@
+import { SessionGoneError, SessionValueError } from '../core/errors.js';
+import { newSessionId } from '../core/ids.js';
+import type { CommitResult, SessionDelta } from '../stores/contract.js';
+import type { SessionContext, SessionStartContext } from './options.js';
+import { createRecord, fetchRecord, type LoadedRecord, sealValues } from './records.js';
+
+type State = 'unknown' | 'live' | 'missing' | 'destroyed';
+export type Committed = Extract<CommitResult, { status: 'ok' }>;
+
+/** What the response must do with the session cookie. */
+export type CookieAction = 'none' | 'set' | 'clear';
+
+/**
+ * Which stored session one request has, and what the store last said about it: the request's
+ * side of loading, creating, committing and ending. Session layers change tracking on top.
+ */
+export class RecordState {
+  readonly #c: SessionContext;
+  readonly #ctx: SessionStartContext;
+  #id: string | null;
+  #state: State;
+  #loaded: LoadedRecord | null = null;
+  #loading: Promise<LoadedRecord | null> | null = null;
+  cookie: CookieAction;
+
+  constructor(context: SessionContext, incomingId: string | null, rejectedCookie: boolean, ctx: SessionStartContext) {
+    this.#c = context;
+    this.#ctx = ctx;
+    this.#id = incomingId;
+    this.#state = incomingId ? 'unknown' : 'missing';
+    this.cookie = rejectedCookie ? 'clear' : 'none';
+  }
+
+  get id(): string | null {
+    return this.#state === 'missing' || this.#state === 'destroyed' ? null : this.#id;
+  }
+
+  get live(): boolean {
+    return this.#state === 'live';
+  }
+
+  async ensureLoaded(): Promise<LoadedRecord | null> {
+    if (this.#state === 'missing' || this.#state === 'destroyed' || this.#loaded) return this.#loaded;
+    this.#loading ??= fetchRecord(this.#c.services, this.#id as string).then((loaded) => {
+      this.#loaded = loaded;
+      this.#state = loaded ? 'live' : 'missing';
+      if (!loaded) this.cookie = 'clear';
+      return loaded;
+    });
+    return this.#loading;
+  }
+
+  /** Reads the session again (after a lock wait, before a compare-and-swap). */
+  async reload(): Promise<LoadedRecord | null> {
+    if (!this.#id || this.#state === 'missing' || this.#state === 'destroyed') return null;
+    this.#loaded = await fetchRecord(this.#c.services, this.#id);
+    this.#state = this.#loaded ? 'live' : 'missing';
+    return this.#loaded;
+  }
+
+  /** Creates a brand-new session (fresh id: an id from a cookie is never reused). `attributes` are JSON texts. */
+  async create(
+    attributes: Record<string, string>,
+    userId: string | null = null,
+    announce = true,
+  ): Promise<LoadedRecord> {
+    const loaded = await createRecord(this.#c, newSessionId(), attributes, userId, this.#ctx.client);
+    this.#id = loaded.record.id;
+    this.#loaded = loaded;
+    this.#state = 'live';
+    this.cookie = 'set';
+    if (announce) await this.#c.config.onSessionStart?.({ id: loaded.record.id, userId }, this.#ctx);
+    return loaded;
+  }
+
+  /** The end-of-request write: to the session there is, else to a new one when there is data to keep. */
+  async commit(delta: SessionDelta | null): Promise<void> {
+    if (!delta) return this.#maybeTouch();
+    const before = this.#state;
+    if ((await this.#commitExisting(delta)) !== null) return;
+    if (before === 'live') {
+      // Destroyed or expired while this request ran: its writes must not bring it back.
+      this.#state = 'destroyed';
+      this.cookie = 'clear';
+      return;
+    }
+    // Only deletes or clearing the user: there is nothing to keep, so no session is worth creating.
+    if (!delta.set && !delta.userId) {
+      if (before === 'unknown') {
+        this.#state = 'missing';
+        this.cookie = 'clear';
+      }
+      return;
+    }
+    await this.create(delta.set ?? {}, delta.userId ?? null);
+  }
+
+  /** Applies a delta now, creating the session first when there is none. */
+  async apply(delta: SessionDelta): Promise<Committed> {
+    const r = (await this.#commitExisting(delta)) ?? (await this.commitTo((await this.create({})).record.id, delta));
+    if (typeof r === 'string') {
+      throw new SessionGoneError('the session ended while it was being written; retry the request');
+    }
+    return r;
+  }
+
+  /** The one place a commit's result is read: success updates this request's view, the rest is reported. */
+  async commitTo(id: string, delta: SessionDelta, expectedRev?: number): Promise<Committed | 'gone' | 'conflict'> {
+    const sealed = delta.set ? { ...delta, set: sealValues(this.#c.services, id, delta.set) } : delta;
+    const now = Date.now();
+    const r = await this.#c.services.store.commit(id, sealed, {
+      now,
+      idleDeadline: now + this.#c.config.idleMs,
+      ...(expectedRev !== undefined ? { expectedRev } : {}),
+    });
+    if (r.status === 'not-a-number') throw notANumber(r.key);
+    if (r.status === 'gone') this.#state = 'missing';
+    if (r.status !== 'ok') return r.status;
+    this.#id = id;
+    this.#state = 'live';
+    if (this.#loaded && this.#loaded.record.id === id) this.#loaded.record.meta.rev = r.rev;
+    this.#c.services.nearCache?.committed(id, r.rev, sealed, r.values);
+    return r;
+  }
+
+  /** Ends the session on every node (reason "destroyed"). */
+  async destroy(): Promise<void> {
+    if (this.#id && this.#state !== 'missing' && this.#state !== 'destroyed') {
+      const id = this.#id;
+      this.#c.services.nearCache?.drop(id);
+      await this.#c.services.store.destroy(id, Date.now());
+      // Even when the store says it was already gone: a logout that timed out may have been applied
+      // without its sockets being told.
+      await this.#c.events.emit('revoked', id, 'destroyed');
+    }
+    this.#state = 'destroyed';
+    this.#loaded = null;
+    this.cookie = 'clear';
+  }
+
+  /** Commits to the session the request has, if any; null when there is none (any more). */
+  async #commitExisting(delta: SessionDelta): Promise<Committed | null> {
+    if (this.#state !== 'live' && this.#state !== 'unknown') return null;
+    const r = await this.commitTo(this.#id as string, delta);
+    if (r === 'conflict') throw new Error('unreachable: commit without expectedRev reported a conflict');
+    return r === 'gone' ? null : r;
+  }
+
+  async #maybeTouch(): Promise<void> {
+    const r = this.#loaded?.record;
+    if (this.#state !== 'live' || !r) return;
+    const now = Date.now();
+    if (now - r.meta.lastSeenAt < this.#c.config.touchMs) return;
+    await this.#c.services.store.touch(r.id, now, now + this.#c.config.idleMs);
+  }
+}
+
+export function notANumber(key: string): SessionValueError {
+  return new SessionValueError(
+    `session.increment("${key}") needs a number, but "${key}" holds something else; nothing was written`,
+  );
+}
