@@ -56,6 +56,19 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Tokens refused, by where (`connect`: the handshake, `refresh`: a fresh token on an open
+   * connection, `subscribe`: a subscription token, `open`: a connection or subscription whose
+   * token expired unrefreshed) and why (expired, malformed, algorithm, signature, audience,
+   * issuer, claims, user, channel, unavailable).
+   */
+  readonly tokenRefusals = new Counter({
+    name: 'shoal_gateway_token_refusals_total',
+    help: 'Connection and subscription tokens refused, by stage and reason',
+    labelNames: ['stage', 'reason'],
+    registers: [this.registry],
+  });
+
   get contentType(): string {
     return this.registry.contentType;
   }

@@ -6,11 +6,16 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_USER,
 } from './connection-limits.js';
 import type { KeepSessionAlive } from './keep-alive.js';
+import { createTokenVerifier, type TokenOptions, type TokenVerifier } from './tokens.js';
 
 export interface AuthorizeContext {
-  sessionId: string;
+  /** The shoal session; null for a connection opened with a token. */
+  sessionId: string | null;
   userId: string | null;
+  /** The session's attributes; empty for a token. */
   attributes: Record<string, string>;
+  /** How the connection was authenticated. */
+  source: 'cookie' | 'token';
 }
 
 export interface GatewayOptions {
@@ -21,6 +26,12 @@ export interface GatewayOptions {
   origins: string[];
   /** May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed. */
   authorize?: (session: AuthorizeContext, channel: string) => boolean | Promise<boolean>;
+  /**
+   * Signed connection and subscription tokens (JWT, `?token=` on the connect URL, `token` on a
+   * `sub`): HS256 with `secret`, RS256/ES256 with keys from `jwksUrl`. Unset: tokens are refused
+   * with 4410 and only the session cookie lets a client in.
+   */
+  tokens?: TokenOptions;
   /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
@@ -52,6 +63,7 @@ export interface GatewaySettings {
   sessions: SessionManager;
   origins: readonly string[];
   authorize: GatewayOptions['authorize'];
+  tokens: TokenVerifier;
   publishKey: string | undefined;
   maxMessageBytes: number;
   maxBufferedBytes: number;
@@ -70,6 +82,8 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): Gat
     sessions: o.sessions,
     origins: o.origins,
     authorize: o.authorize,
+    // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
+    tokens: createTokenVerifier(o.tokens),
     publishKey: o.publishKey,
     maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
     maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,

@@ -78,7 +78,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   /** A session ended (logout, expiry, rotation): its connections here close with 4001. */
   const endSession = (channel: string) => {
     for (const c of [...(registry.members(channel) ?? [])]) {
-      if (sessionChannel(c.sessionId) === channel) connections.end(c, CloseCode.SessionEnded, 'session ended');
+      if (c.sessionId !== null && sessionChannel(c.sessionId) === channel)
+        connections.end(c, CloseCode.SessionEnded, 'session ended');
     }
   };
   await presence.start();

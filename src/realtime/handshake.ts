@@ -3,34 +3,59 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
 import type { SessionManager } from '../session/manager.js';
-import type { StoredSession } from '../stores/contract.js';
+import { type Identity, sessionIdentity } from './identity.js';
 import { checkOrigin } from './origin.js';
+import type { TokenRefusal, TokenVerifier } from './tokens.js';
 import { wsTransport } from './transports.js';
 
 /** Why a handshake is closed at once with 4401: the page can tell it from a network failure. */
 export const NO_SESSION_REASON = 'no session: sign in, then connect again';
 
 /**
- * What a handshake comes to: the live session; `no-session`, answered by accepting the
- * connection and closing it with 4401; or an HTTP refusal before any upgrade.
+ * What a handshake comes to: who connects; `no-session`, answered by accepting the connection
+ * and closing it with 4401; a refused token, answered the same way with its own code (4410,
+ * 4411, 4013); or an HTTP refusal before any upgrade.
  */
-export type Verdict = StoredSession | 'no-session' | { refuse: 403 | 503; reason: 'origin' | 'draining' };
+export type Verdict =
+  | { identity: Identity }
+  | 'no-session'
+  | { token: TokenRefusal }
+  | { refuse: 403 | 503; reason: 'origin' | 'draining' };
 
 /**
  * Resolves a handshake. The Origin check comes before anything else, so a foreign page
  * (CSWSH) is refused before any upgrade and learns nothing about the session. A store that
  * cannot answer rejects: the caller refuses with 503, which clients retry.
+ *
+ * A `token` query parameter (the one way browsers can pass a credential to both WebSocket and
+ * EventSource) authenticates instead of the cookie. It is not ambient, so a page on another
+ * site cannot borrow it: the Origin may then be absent (native and server clients send none),
+ * but when present it must still be an allowed one.
  */
 export async function authenticate(
   req: IncomingMessage,
   requireOrigin: boolean,
-  o: { sessions: SessionManager; origins: readonly string[]; draining: boolean },
+  o: { sessions: SessionManager; origins: readonly string[]; draining: boolean; tokens: TokenVerifier },
 ): Promise<Verdict> {
   if (o.draining) return { refuse: 503, reason: 'draining' };
-  if (!checkOrigin(req.headers.origin, o.origins, requireOrigin)) return { refuse: 403, reason: 'origin' };
+  const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+  if (!checkOrigin(req.headers.origin, o.origins, requireOrigin && token === null)) {
+    return { refuse: 403, reason: 'origin' };
+  }
+  if (token !== null) return tokenIdentity(token, o.tokens);
   const { id: sid } = o.sessions.idFromCookie(req.headers.cookie);
   if (!sid) return 'no-session';
-  return (await o.sessions.load(sid)) ?? 'no-session';
+  const session = await o.sessions.load(sid);
+  return session ? { identity: sessionIdentity(session) } : 'no-session';
+}
+
+async function tokenIdentity(token: string, tokens: TokenVerifier): Promise<Verdict> {
+  const verdict = await tokens.verify(token);
+  if ('refused' in verdict) return { token: verdict.refused };
+  const { user, channels, expiresAt } = verdict.ok;
+  return {
+    identity: { source: 'token', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt },
+  };
 }
 
 export function statusText(status: number): string {
@@ -48,4 +73,10 @@ function ignore(): void {}
 export function closeUnauthorized(ws: WebSocket): void {
   ws.on('error', ignore);
   wsTransport(ws).close(CloseCode.Unauthorized, NO_SESSION_REASON);
+}
+
+/** Accepts a WebSocket only to close it with a refused token's code and reason. */
+export function closeRefusedToken(ws: WebSocket, refusal: TokenRefusal): void {
+  ws.on('error', ignore);
+  wsTransport(ws).close(refusal.code, refusal.message);
 }

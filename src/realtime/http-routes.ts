@@ -43,6 +43,7 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     sessions: p.s.sessions,
     origins: p.s.origins,
     draining: p.state.draining,
+    tokens: p.s.tokens,
   }).catch((err: unknown) => {
     rejected(503, 'unavailable');
     throw err;
@@ -58,9 +59,16 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     rejected(session.refuse, session.reason);
     return sendJson(res, session.refuse, { error: statusText(session.refuse) });
   }
+  if ('token' in session) {
+    const { code, reason, message } = session.token;
+    rejected(code, `token-${reason}`);
+    p.metrics.tokenRefusals.inc({ stage: 'connect', reason });
+    sseTransport(res, p.s.heartbeatMs).close(code, message);
+    return;
+  }
   const last = req.headers['last-event-id'];
   const transport = sseTransport(res, p.s.heartbeatMs);
-  const c = await openConnection(p, session, transport, {
+  const c = await openConnection(p, session.identity, transport, {
     params,
     lastEventId: typeof last === 'string' ? last : undefined,
   });
