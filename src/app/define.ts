@@ -3,6 +3,7 @@ import type { Bus } from '../bus/contract.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
+import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
@@ -65,6 +66,12 @@ export interface RealtimeApp {
    * client, `false` only web requests.
    */
   keepSessionAlive?: KeepSessionAlive;
+  /**
+   * Signed connection tokens for clients without the session cookie (see docs/client.md):
+   * `{ secret }` (HS256) and/or `{ jwksUrl }` (RS256/ES256), optional `audience`, `issuer`.
+   * SHOAL_TOKEN_SECRET, SHOAL_TOKEN_JWKS_URL, SHOAL_TOKEN_AUDIENCE, SHOAL_TOKEN_ISSUER override each.
+   */
+  tokens?: TokenOptions;
 }
 
 /**

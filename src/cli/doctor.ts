@@ -5,6 +5,7 @@ import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { normalizeOrigin } from '../realtime/origin.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
+import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
 import { loadApp } from './app-module.js';
@@ -107,6 +108,13 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   setting('session keep-alive on gateways', () => {
     const rule = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE);
     return rule === undefined ? undefined : rule === false ? 'off: only web requests' : rule;
+  });
+  setting('connection tokens on gateways', () => {
+    const tokens = tokenOptionsFromEnv(env, undefined);
+    if (!tokens) return undefined;
+    return [tokens.secret ? 'HS256 secret' : '', tokens.jwksUrl ? `JWKS ${tokens.jwksUrl}` : '']
+      .filter(Boolean)
+      .join(', ');
   });
   setting('ops dashboard', () => {
     const dashboard = webDashboardSettings(env.SHOAL_DASHBOARD_TOKEN, env.SHOAL_DASHBOARD_NODES);
