@@ -69,6 +69,14 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** The connect proxy gave no usable answer (handshake closed with 4013), by how. */
+  readonly connectProxyFailures = new Counter({
+    name: 'shoal_gateway_connect_proxy_failures_total',
+    help: 'Connect-proxy calls that timed out, could not connect, answered an error status or malformed JSON',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   get contentType(): string {
     return this.registry.contentType;
   }

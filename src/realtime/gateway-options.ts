@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/contract.js';
 import type { SessionManager } from '../session/manager.js';
+import type { ConnectProxyOptions } from './connect-proxy.js';
 import {
   ConnectionLimits,
   DEFAULT_MAX_CONNECTIONS_PER_SESSION,
@@ -15,7 +16,7 @@ export interface AuthorizeContext {
   /** The session's attributes; empty for a token. */
   attributes: Record<string, string>;
   /** How the connection was authenticated. */
-  source: 'cookie' | 'token';
+  source: 'cookie' | 'token' | 'proxy';
 }
 
 export interface GatewayOptions {
@@ -32,6 +33,11 @@ export interface GatewayOptions {
    * with 4410 and only the session cookie lets a client in.
    */
   tokens?: TokenOptions;
+  /**
+   * The app answers who connects (instead of shoal's session cookie): handshakes without a token
+   * are POSTed to it. No answer in time, an error status or malformed JSON closes with 4013.
+   */
+  connectProxy?: ConnectProxyOptions | undefined;
   /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
@@ -64,6 +70,7 @@ export interface GatewaySettings {
   origins: readonly string[];
   authorize: GatewayOptions['authorize'];
   tokens: TokenVerifier;
+  connectProxy: ConnectProxyOptions | undefined;
   publishKey: string | undefined;
   maxMessageBytes: number;
   maxBufferedBytes: number;
@@ -84,6 +91,7 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): Gat
     authorize: o.authorize,
     // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
     tokens: createTokenVerifier(o.tokens),
+    connectProxy: o.connectProxy,
     publishKey: o.publishKey,
     maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
     maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,

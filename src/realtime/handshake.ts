@@ -3,6 +3,8 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
 import type { SessionManager } from '../session/manager.js';
+import { askConnectProxy, type ConnectProxyOptions } from './connect-proxy.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 import { type Identity, sessionIdentity } from './identity.js';
 import { checkOrigin } from './origin.js';
 import type { TokenRefusal, TokenVerifier } from './tokens.js';
@@ -20,6 +22,8 @@ export type Verdict =
   | { identity: Identity }
   | 'no-session'
   | { token: TokenRefusal }
+  /** The connect proxy refused (its own code) or failed (4013, `failed` says how). */
+  | { proxy: { code: number; reason: string; failed?: string } }
   | { refuse: 403 | 503; reason: 'origin' | 'draining' };
 
 /**
@@ -35,7 +39,13 @@ export type Verdict =
 export async function authenticate(
   req: IncomingMessage,
   requireOrigin: boolean,
-  o: { sessions: SessionManager; origins: readonly string[]; draining: boolean; tokens: TokenVerifier },
+  o: {
+    sessions: SessionManager;
+    origins: readonly string[];
+    draining: boolean;
+    tokens: TokenVerifier;
+    connectProxy?: ConnectProxyOptions | undefined;
+  },
 ): Promise<Verdict> {
   if (o.draining) return { refuse: 503, reason: 'draining' };
   const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
@@ -43,6 +53,14 @@ export async function authenticate(
     return { refuse: 403, reason: 'origin' };
   }
   if (token !== null) return tokenIdentity(token, o.tokens);
+  if (o.connectProxy) {
+    const v = await askConnectProxy(o.connectProxy, req, requireOrigin ? 'ws' : 'sse');
+    if ('identity' in v) return v;
+    if ('refused' in v) return { proxy: v.refused };
+    return {
+      proxy: { code: CloseCode.AuthUnavailable, reason: 'authentication unavailable; retry', failed: v.failed },
+    };
+  }
   const { id: sid } = o.sessions.idFromCookie(req.headers.cookie);
   if (!sid) return 'no-session';
   const session = await o.sessions.load(sid);
@@ -75,8 +93,22 @@ export function closeUnauthorized(ws: WebSocket): void {
   wsTransport(ws).close(CloseCode.Unauthorized, NO_SESSION_REASON);
 }
 
-/** Accepts a WebSocket only to close it with a refused token's code and reason. */
-export function closeRefusedToken(ws: WebSocket, refusal: TokenRefusal): void {
+/** Accepts a WebSocket only to close it with a refusal's code and reason (a token, the connect proxy). */
+export function closeRefused(ws: WebSocket, code: number, reason: string): void {
   ws.on('error', ignore);
-  wsTransport(ws).close(refusal.code, refusal.message);
+  wsTransport(ws).close(code, reason);
+}
+
+/** Counts a refused or failed connect-proxy answer; the handshake label is the close code. */
+export function countProxyRefusal(
+  metrics: GatewayMetrics,
+  transport: 'ws' | 'sse',
+  proxy: { code: number; failed?: string },
+): void {
+  metrics.handshakeRejected.inc({
+    transport,
+    status: String(proxy.code),
+    reason: proxy.failed ? `proxy-${proxy.failed}` : 'proxy-refused',
+  });
+  if (proxy.failed) metrics.connectProxyFailures.inc({ reason: proxy.failed });
 }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
-import { authenticate, NO_SESSION_REASON, statusText } from './handshake.js';
+import { authenticate, countProxyRefusal, NO_SESSION_REASON, statusText } from './handshake.js';
 import { handleControl, isControlPath } from './http-control.js';
 import { handlePublish } from './http-publish.js';
 import type { GatewayParts } from './parts.js';
@@ -44,6 +44,7 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     origins: p.s.origins,
     draining: p.state.draining,
     tokens: p.s.tokens,
+    connectProxy: p.s.connectProxy,
   }).catch((err: unknown) => {
     rejected(503, 'unavailable');
     throw err;
@@ -64,6 +65,11 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     rejected(code, `token-${reason}`);
     p.metrics.tokenRefusals.inc({ stage: 'connect', reason });
     sseTransport(res, p.s.heartbeatMs).close(code, message);
+    return;
+  }
+  if ('proxy' in session) {
+    countProxyRefusal(p.metrics, 'sse', session.proxy);
+    sseTransport(res, p.s.heartbeatMs).close(session.proxy.code, session.proxy.reason);
     return;
   }
   const last = req.headers['last-event-id'];

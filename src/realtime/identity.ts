@@ -7,7 +7,7 @@ import type { StoredSession } from '../stores/contract.js';
  */
 export interface Identity {
   /** How the handshake was authenticated. */
-  readonly source: 'cookie' | 'token';
+  readonly source: 'cookie' | 'token' | 'proxy';
   /** The shoal session the connection lives in (cookie); null for a token, which has none. */
   readonly sessionId: string | null;
   readonly userId: string | null;

@@ -4,7 +4,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
 import type { Connection } from './connection.js';
 import { handleFrame } from './dispatch.js';
-import { authenticate, closeRefusedToken, closeUnauthorized, refuseUpgrade } from './handshake.js';
+import { authenticate, closeRefused, closeUnauthorized, countProxyRefusal, refuseUpgrade } from './handshake.js';
 import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
 import { RateLimit } from './rate-limit.js';
@@ -23,7 +23,13 @@ export function createWsUpgrade(p: GatewayParts): {
   return {
     onUpgrade(req, socket, head) {
       socket.on('error', destroySelf);
-      const o = { sessions: p.s.sessions, origins: p.s.origins, draining: p.state.draining, tokens: p.s.tokens };
+      const o = {
+        sessions: p.s.sessions,
+        origins: p.s.origins,
+        draining: p.state.draining,
+        tokens: p.s.tokens,
+        connectProxy: p.s.connectProxy,
+      };
       authenticate(req, true, o).then(
         (session) => {
           if (session === 'no-session') {
@@ -42,7 +48,13 @@ export function createWsUpgrade(p: GatewayParts): {
             const refusal = session.token;
             rejected(refusal.code, `token-${refusal.reason}`);
             p.metrics.tokenRefusals.inc({ stage: 'connect', reason: refusal.reason });
-            wss.handleUpgrade(req, socket, head, (ws) => closeRefusedToken(ws, refusal));
+            wss.handleUpgrade(req, socket, head, (ws) => closeRefused(ws, refusal.code, refusal.message));
+            return;
+          }
+          if ('proxy' in session) {
+            const { code, reason } = session.proxy;
+            countProxyRefusal(p.metrics, 'ws', session.proxy);
+            wss.handleUpgrade(req, socket, head, (ws) => closeRefused(ws, code, reason));
             return;
           }
           const who = session.identity;
