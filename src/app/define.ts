@@ -1,5 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { Bus } from '../bus/contract.js';
+import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
@@ -72,6 +73,12 @@ export interface RealtimeApp {
    * SHOAL_TOKEN_SECRET, SHOAL_TOKEN_JWKS_URL, SHOAL_TOKEN_AUDIENCE, SHOAL_TOKEN_ISSUER override each.
    */
   tokens?: TokenOptions;
+  /**
+   * Let the app's own endpoint answer who connects (docs/client.md, "Connect proxy"):
+   * `{ url, headers?, timeoutMs? }`. SHOAL_CONNECT_PROXY_URL, SHOAL_CONNECT_PROXY_HEADERS,
+   * SHOAL_CONNECT_PROXY_TIMEOUT override each.
+   */
+  connectProxy?: ConnectProxyOptions;
 }
 
 /**

@@ -5,6 +5,7 @@ import { ConfigError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
+import { connectProxyFromEnv } from '../realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { redact } from '../stores/index.js';
 import type { RunningNode } from './web-node.js';
@@ -46,6 +47,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const maxConnectionsPerUser = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
   const keepSessionAlive = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE) ?? o.app.realtime?.keepSessionAlive;
   const tokens = tokenOptionsFromEnv(env, o.app.realtime?.tokens);
+  const connectProxy = connectProxyFromEnv(env, o.app.realtime?.connectProxy);
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
   const app = await openApp(o.app, { ...o.config, role: 'gateway' });
   const { bus, sessions } = app;
@@ -59,6 +61,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     publishKey: env.SHOAL_PUBLISH_KEY || undefined,
     ...(keepSessionAlive !== undefined ? { keepSessionAlive } : {}),
     ...(tokens ? { tokens } : {}),
+    ...(connectProxy ? { connectProxy } : {}),
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,

@@ -7,6 +7,7 @@ import { nodeConfigFromEnv } from '../../src/app/env.js';
 import { runGatewayNode } from '../../src/cli/gateway-node.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { CloseCode } from '../../src/protocol/index.js';
+import { connectProxyFromEnv } from '../../src/realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../../src/realtime/token-env.js';
 import { freePort } from '../helpers/processes.js';
 import { hsToken, TOKEN_SECRET } from './token-helpers.js';
@@ -65,5 +66,30 @@ describe('token settings for `shoal gateway`', () => {
     } finally {
       await node.drain();
     }
+  });
+});
+
+describe('connect proxy settings for `shoal gateway`', () => {
+  it('reads SHOAL_CONNECT_PROXY_* over the app definition', () => {
+    expect(connectProxyFromEnv({}, undefined)).toBeUndefined();
+    expect(
+      connectProxyFromEnv(
+        { SHOAL_CONNECT_PROXY_URL: 'http://app:8080/rt', SHOAL_CONNECT_PROXY_TIMEOUT: '2s' },
+        { url: 'http://ignored', headers: ['authorization'] },
+      ),
+    ).toEqual({ url: 'http://app:8080/rt', headers: ['authorization'], timeoutMs: 2000 });
+    expect(connectProxyFromEnv({ SHOAL_CONNECT_PROXY_HEADERS: 'x-a, x-b' }, { url: 'https://app/rt' })).toEqual({
+      url: 'https://app/rt',
+      headers: ['x-a', 'x-b'],
+    });
+  });
+
+  it.each([
+    [{ SHOAL_CONNECT_PROXY_URL: 'app:8080' }, /http\(s\) URL/],
+    [{ SHOAL_CONNECT_PROXY_URL: 'http://app', SHOAL_CONNECT_PROXY_TIMEOUT: 'soon' }, /not a duration/],
+    [{ SHOAL_CONNECT_PROXY_TIMEOUT: '2s' }, /need SHOAL_CONNECT_PROXY_URL/],
+  ])('%o is a ConfigError naming the fix', (env, message) => {
+    expect(() => connectProxyFromEnv(env, undefined)).toThrow(ConfigError);
+    expect(() => connectProxyFromEnv(env, undefined)).toThrow(message);
   });
 });
