@@ -4,6 +4,7 @@ import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
+import type { SubscribeProxyOptions } from '../realtime/subscribe-proxy.js';
 import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
 import type { SessionManager } from '../session/manager.js';
@@ -79,6 +80,11 @@ export interface RealtimeApp {
    * SHOAL_CONNECT_PROXY_TIMEOUT override each.
    */
   connectProxy?: ConnectProxyOptions;
+  /**
+   * `authorize` as an HTTP call to the app (`{ url, timeoutMs? }`; not together with `authorize`).
+   * SHOAL_SUBSCRIBE_PROXY_URL and SHOAL_SUBSCRIBE_PROXY_TIMEOUT override each.
+   */
+  subscribeProxy?: SubscribeProxyOptions;
 }
 
 /**

@@ -5,7 +5,7 @@ import { ConfigError } from '../core/errors.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
-import { connectProxyFromEnv } from '../realtime/proxy-env.js';
+import { connectProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { redact } from '../stores/index.js';
 import type { RunningNode } from './web-node.js';
@@ -48,6 +48,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const keepSessionAlive = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE) ?? o.app.realtime?.keepSessionAlive;
   const tokens = tokenOptionsFromEnv(env, o.app.realtime?.tokens);
   const connectProxy = connectProxyFromEnv(env, o.app.realtime?.connectProxy);
+  const subscribeProxy = subscribeProxyFromEnv(env, o.app.realtime?.subscribeProxy, !!o.app.realtime?.authorize);
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
   const app = await openApp(o.app, { ...o.config, role: 'gateway' });
   const { bus, sessions } = app;
@@ -62,6 +63,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     ...(keepSessionAlive !== undefined ? { keepSessionAlive } : {}),
     ...(tokens ? { tokens } : {}),
     ...(connectProxy ? { connectProxy } : {}),
+    ...(subscribeProxy ? { subscribeProxy } : {}),
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,

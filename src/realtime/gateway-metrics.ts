@@ -77,6 +77,14 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Subscribe-proxy calls with no usable answer (the join was denied), by how. */
+  readonly subscribeProxyFailures = new Counter({
+    name: 'shoal_gateway_subscribe_proxy_failures_total',
+    help: 'Subscribe-proxy calls that timed out, could not connect, answered an error status or malformed JSON',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   get contentType(): string {
     return this.registry.contentType;
   }

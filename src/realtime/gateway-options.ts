@@ -6,7 +6,9 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_SESSION,
   DEFAULT_MAX_CONNECTIONS_PER_USER,
 } from './connection-limits.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 import type { KeepSessionAlive } from './keep-alive.js';
+import { type SubscribeProxyOptions, subscribeProxyAuthorize } from './subscribe-proxy.js';
 import { createTokenVerifier, type TokenOptions, type TokenVerifier } from './tokens.js';
 
 export interface AuthorizeContext {
@@ -38,6 +40,8 @@ export interface GatewayOptions {
    * are POSTed to it. No answer in time, an error status or malformed JSON closes with 4013.
    */
   connectProxy?: ConnectProxyOptions | undefined;
+  /** `authorize` as an HTTP call to the app (used when `authorize` is not given): see subscribe-proxy.ts. */
+  subscribeProxy?: SubscribeProxyOptions | undefined;
   /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
@@ -82,13 +86,13 @@ export interface GatewaySettings {
   log: (line: Record<string, unknown>) => void;
 }
 
-export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): GatewaySettings {
+export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metrics: GatewayMetrics): GatewaySettings {
   return {
     id: o.id ?? defaultId,
     bus: o.bus,
     sessions: o.sessions,
     origins: o.origins,
-    authorize: o.authorize,
+    authorize: o.authorize ?? (o.subscribeProxy ? subscribeProxyAuthorize(o.subscribeProxy, metrics) : undefined),
     // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
     tokens: createTokenVerifier(o.tokens),
     connectProxy: o.connectProxy,

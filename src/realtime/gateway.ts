@@ -44,9 +44,9 @@ export interface Gateway {
  * (http-routes.ts), presence and the canary.
  */
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`);
-  const { id, bus } = s;
   const metrics = new GatewayMetrics();
+  const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`, metrics);
+  const { id, bus } = s;
   const state = { draining: false };
   const canary = new Canary(bus, id, s.canaryMs);
   const presence = new Presence(bus, id, (channel, users) => {

@@ -7,7 +7,7 @@ import { nodeConfigFromEnv } from '../../src/app/env.js';
 import { runGatewayNode } from '../../src/cli/gateway-node.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { CloseCode } from '../../src/protocol/index.js';
-import { connectProxyFromEnv } from '../../src/realtime/proxy-env.js';
+import { connectProxyFromEnv, subscribeProxyFromEnv } from '../../src/realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../../src/realtime/token-env.js';
 import { freePort } from '../helpers/processes.js';
 import { hsToken, TOKEN_SECRET } from './token-helpers.js';
@@ -91,5 +91,24 @@ describe('connect proxy settings for `shoal gateway`', () => {
   ])('%o is a ConfigError naming the fix', (env, message) => {
     expect(() => connectProxyFromEnv(env, undefined)).toThrow(ConfigError);
     expect(() => connectProxyFromEnv(env, undefined)).toThrow(message);
+  });
+});
+
+describe('subscribe proxy settings for `shoal gateway`', () => {
+  it('reads SHOAL_SUBSCRIBE_PROXY_* over the app definition, and refuses it next to authorize', () => {
+    expect(subscribeProxyFromEnv({}, undefined, true)).toBeUndefined();
+    expect(
+      subscribeProxyFromEnv(
+        { SHOAL_SUBSCRIBE_PROXY_URL: 'http://app/sub', SHOAL_SUBSCRIBE_PROXY_TIMEOUT: '1s' },
+        undefined,
+        false,
+      ),
+    ).toEqual({ url: 'http://app/sub', timeoutMs: 1000 });
+    expect(() => subscribeProxyFromEnv({ SHOAL_SUBSCRIBE_PROXY_URL: 'http://app/sub' }, undefined, true)).toThrow(
+      /keep one/,
+    );
+    expect(() => subscribeProxyFromEnv({ SHOAL_SUBSCRIBE_PROXY_URL: 'app/sub' }, undefined, false)).toThrow(
+      ConfigError,
+    );
   });
 });
