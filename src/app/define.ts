@@ -1,8 +1,11 @@
 import type { RequestListener } from 'node:http';
 import type { Bus } from '../bus/contract.js';
+import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
+import type { SubscribeProxyOptions } from '../realtime/subscribe-proxy.js';
+import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
@@ -65,6 +68,23 @@ export interface RealtimeApp {
    * client, `false` only web requests.
    */
   keepSessionAlive?: KeepSessionAlive;
+  /**
+   * Signed connection tokens for clients without the session cookie (see docs/client.md):
+   * `{ secret }` (HS256) and/or `{ jwksUrl }` (RS256/ES256), optional `audience`, `issuer`.
+   * SHOAL_TOKEN_SECRET, SHOAL_TOKEN_JWKS_URL, SHOAL_TOKEN_AUDIENCE, SHOAL_TOKEN_ISSUER override each.
+   */
+  tokens?: TokenOptions;
+  /**
+   * Let the app's own endpoint answer who connects (docs/client.md, "Connect proxy"):
+   * `{ url, headers?, timeoutMs? }`. SHOAL_CONNECT_PROXY_URL, SHOAL_CONNECT_PROXY_HEADERS,
+   * SHOAL_CONNECT_PROXY_TIMEOUT override each.
+   */
+  connectProxy?: ConnectProxyOptions;
+  /**
+   * `authorize` as an HTTP call to the app (`{ url, timeoutMs? }`; not together with `authorize`).
+   * SHOAL_SUBSCRIBE_PROXY_URL and SHOAL_SUBSCRIBE_PROXY_TIMEOUT override each.
+   */
+  subscribeProxy?: SubscribeProxyOptions;
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { Bus } from '../bus/contract.js';
 import { busUrlFor, createBus } from '../bus/index.js';
+import { redact } from '../core/url.js';
 import { createRealtime, type Realtime } from '../realtime/realtime.js';
 import { defineClientScope } from '../session/client-scope.js';
 import { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
-import { createStore, DEFAULT_STORE_URL, redact } from '../stores/index.js';
+import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import type { AppDefinition, AppSessionOptions, NodeContext, RealtimeApp } from './define.js';
 
 /** How one node of the cluster is configured (the CLI builds it from SHOAL_* variables). */

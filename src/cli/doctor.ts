@@ -5,7 +5,9 @@ import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { normalizeOrigin } from '../realtime/origin.js';
+import { connectProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
+import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
@@ -109,6 +111,15 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     const rule = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE);
     return rule === undefined ? undefined : rule === false ? 'off: only web requests' : rule;
   });
+  setting('connection tokens on gateways', () => {
+    const tokens = tokenOptionsFromEnv(env, undefined);
+    if (!tokens) return undefined;
+    return [tokens.secret ? 'HS256 secret' : '', tokens.jwksUrl ? `JWKS ${tokens.jwksUrl}` : '']
+      .filter(Boolean)
+      .join(', ');
+  });
+  setting('connect proxy on gateways', () => connectProxyFromEnv(env, undefined)?.url);
+  setting('subscribe proxy on gateways', () => subscribeProxyFromEnv(env, undefined, false)?.url);
   setting('ops dashboard', () => {
     const dashboard = webDashboardSettings(env.SHOAL_DASHBOARD_TOKEN, env.SHOAL_DASHBOARD_NODES);
     return dashboard ? `on, watching ${dashboard.nodes.length || 'each node itself'}` : undefined;

@@ -6,6 +6,8 @@ import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
+import { connectProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import type { RunningNode } from './web-node.js';
 
 export interface GatewayNodeOptions {
@@ -44,6 +46,9 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   );
   const maxConnectionsPerUser = limitFromEnv('SHOAL_MAX_CONNECTIONS_PER_USER', env.SHOAL_MAX_CONNECTIONS_PER_USER);
   const keepSessionAlive = keepSessionAliveFromEnv(env.SHOAL_KEEP_SESSION_ALIVE) ?? o.app.realtime?.keepSessionAlive;
+  const tokens = tokenOptionsFromEnv(env, o.app.realtime?.tokens);
+  const connectProxy = connectProxyFromEnv(env, o.app.realtime?.connectProxy);
+  const subscribeProxy = subscribeProxyFromEnv(env, o.app.realtime?.subscribeProxy, !!o.app.realtime?.authorize);
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
   const app = await openApp(o.app, { ...o.config, role: 'gateway' });
   const { bus, sessions } = app;
@@ -56,6 +61,9 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     ...(authorize ? { authorize } : {}),
     publishKey: env.SHOAL_PUBLISH_KEY || undefined,
     ...(keepSessionAlive !== undefined ? { keepSessionAlive } : {}),
+    ...(tokens ? { tokens } : {}),
+    ...(connectProxy ? { connectProxy } : {}),
+    ...(subscribeProxy ? { subscribeProxy } : {}),
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
     log,

@@ -1,43 +1,25 @@
-import {
-  CHANNEL_RULE,
-  CloseCode,
-  encodeCursors,
-  isFinalCloseCode,
-  isValidChannel,
-  type ServerMessage,
-} from '../protocol/index.js';
+import { CloseCode, isAppCloseCode, isFinalCloseCode, type ServerMessage } from '../protocol/index.js';
 import { Backoff } from './backoff.js';
 import { ChannelCursors } from './channel-state.js';
 import { Listeners, safeCall } from './emitter.js';
-import { type Endpoints, withParams } from './endpoints.js';
+import type { Endpoints } from './endpoints.js';
+import { Follows } from './follows.js';
+import { Requests } from './requests.js';
+import { TokenKeeper, tokenError } from './token-keeper.js';
 import type { Transport, TransportEvents } from './transport.js';
-import { openEventSource } from './transport-sse.js';
-import { openWebSocket } from './transport-ws.js';
+import { type Kind, TransportChoice } from './transport-choice.js';
 import type {
   ChannelMessage,
   ClientEvents,
   ClientOptions,
   ClientState,
   EventMap,
-  EventSourceConstructor,
   Hello,
   MessageHandler,
   PresenceChange,
   ShoalClient,
-  WebSocketConstructor,
 } from './types.js';
 import { RealtimeError } from './types.js';
-
-type Kind = 'websocket' | 'sse';
-
-/** Diffs two lists, so listeners get join/leave events also across reconnects and over SSE. */
-function presenceChange(before: readonly string[], after: readonly string[]): PresenceChange {
-  const was = new Set(before);
-  const now = new Set(after);
-  return { joined: after.filter((u) => !was.has(u)), left: before.filter((u) => !now.has(u)) };
-}
-type AnyHandler = (message: ChannelMessage) => void;
-type PresenceHandler = (users: string[], change: PresenceChange) => void;
 
 /**
  * The client core: what the app follows (handlers, presence listeners), where
@@ -48,45 +30,27 @@ type PresenceHandler = (users: string[], change: PresenceChange) => void;
 export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   #state: ClientState = 'connecting';
   #hello: Hello | null = null;
-  readonly #handlers = new Map<string, Set<AnyHandler>>();
-  readonly #presence = new Map<string, Set<PresenceHandler>>();
-  readonly #lastPresence = new Map<string, string[]>();
+  readonly #follows = new Follows();
+  /** Only for clients given a `token` or `getToken`: cookie clients never wait for a token. */
+  readonly #tokens: TokenKeeper | undefined;
   readonly #events = new Listeners<ClientEvents>();
   readonly #cursors = new ChannelCursors();
   readonly #backoff: Backoff;
-  readonly #sseAfter: number;
-  readonly #pingMs: number;
-  readonly #sseTimeoutMs: number | undefined;
-  readonly #WebSocket: WebSocketConstructor | undefined;
-  readonly #EventSource: EventSourceConstructor | undefined;
-  #mode: Kind;
+  readonly #choice: TransportChoice;
   #transport: Transport | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #wsFailures = 0;
   #openedAt = 0;
   #reopenQueued = false;
-  /** Per connection: channels asked for (URL or `sub`), answered with `subscribed`, presence requested. */
-  #requested = new Set<string>();
-  #joined = new Set<string>();
-  #presenceAsked = new Set<string>();
-  #own = new Set<string>();
+  readonly #asked = new Requests(this.#cursors, () => this.#reopenSoon());
 
   constructor(
     readonly endpoints: Endpoints,
     readonly options: ClientOptions,
   ) {
-    const g = globalThis as { WebSocket?: WebSocketConstructor; EventSource?: EventSourceConstructor };
-    this.#WebSocket = options.WebSocket ?? g.WebSocket;
-    this.#EventSource = options.EventSource ?? g.EventSource;
+    this.#choice = new TransportChoice(endpoints, options);
     this.#backoff = new Backoff(options.backoff, options.random);
-    this.#sseAfter = Math.max(1, options.sseAfterFailures ?? 3);
-    this.#pingMs = Math.max(1000, options.pingMs ?? 25_000);
-    this.#sseTimeoutMs = options.sseTimeoutMs === undefined ? undefined : Math.max(1000, options.sseTimeoutMs);
-    const want = options.transport ?? 'auto';
-    this.#mode = want === 'sse' || (want === 'auto' && !this.#WebSocket) ? 'sse' : 'websocket';
-    if (want === 'auto' && !this.#WebSocket && !this.#EventSource) throw missing('WebSocket');
-    if (this.#mode === 'websocket' && !this.#WebSocket) throw missing('WebSocket');
-    if (this.#mode === 'sse' && !this.#EventSource) throw missing('EventSource');
+    this.#tokens =
+      options.token !== undefined || options.getToken ? new TokenKeeper(options.token, options.getToken) : undefined;
     // Deferred, so subscriptions made right after connect() ride along in the first URL.
     queueMicrotask(() => this.#connect());
   }
@@ -96,7 +60,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   }
 
   get transport(): Kind {
-    return this.#mode;
+    return this.#choice.mode;
   }
 
   get hello(): Hello | null {
@@ -109,23 +73,31 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   }
 
   subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>): () => void {
-    return this.#follow(this.#handlers, channel, handler as AnyHandler);
+    return this.#follows.add(
+      'messages',
+      channel,
+      handler as MessageHandler,
+      () => this.#join(channel),
+      () => this.#leave(channel),
+    );
   }
 
   unsubscribe(channel: string, handler?: MessageHandler<never>): void {
-    const set = this.#handlers.get(channel);
-    if (!set) return;
-    if (handler) set.delete(handler as AnyHandler);
-    if (!handler || set.size === 0) this.#handlers.delete(channel);
-    if (!this.#wants(channel)) this.#leave(channel);
+    if (this.#follows.removeHandlers(channel, handler as MessageHandler | undefined)) this.#leave(channel);
   }
 
-  presence(channel: string, onChange: PresenceHandler): () => void {
-    const known = this.#lastPresence.get(channel);
+  presence(channel: string, onChange: (users: string[], change: PresenceChange) => void): () => void {
+    const known = this.#follows.lastPresence(channel);
     if (known) queueMicrotask(() => safeCall(onChange, [...known], { joined: [...known], left: [] }));
-    const hadPresence = this.#presence.has(channel);
-    const stop = this.#follow(this.#presence, channel, onChange);
-    if (!hadPresence) this.#askPresence(channel);
+    const hadPresence = this.#follows.followsPresence(channel);
+    const stop = this.#follows.add(
+      'presence',
+      channel,
+      onChange,
+      () => this.#join(channel),
+      () => this.#leave(channel),
+    );
+    if (!hadPresence) this.#asked.askPresence(this.#transport, channel);
     return stop;
   }
 
@@ -137,113 +109,43 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#stop('closed');
   }
 
-  #follow<H>(map: Map<string, Set<H>>, channel: string, fn: H): () => void {
-    if (!isValidChannel(channel)) {
-      throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
-    }
-    const was = this.#wants(channel);
-    let set = map.get(channel);
-    if (!set) {
-      set = new Set();
-      map.set(channel, set);
-    }
-    set.add(fn);
-    if (!was) this.#join(channel);
-    return () => {
-      const current = map.get(channel);
-      if (!current?.delete(fn)) return;
-      if (current.size === 0) map.delete(channel);
-      if (!this.#wants(channel)) this.#leave(channel);
-    };
-  }
-
-  #wants(channel: string): boolean {
-    return this.#handlers.has(channel) || this.#presence.has(channel);
-  }
-
-  #wanted(): string[] {
-    return [...new Set([...this.#handlers.keys(), ...this.#presence.keys()])];
-  }
-
   #join(channel: string): void {
-    const t = this.#transport;
-    if (!t) return; // the next connect asks for it
-    if (t.kind === 'sse') {
-      this.#reopenSoon();
-      return;
-    }
-    const from = this.#cursors.get(channel);
-    if (t.send({ type: 'sub', channel, ...(from ? { from } : {}) })) this.#requested.add(channel);
+    this.#asked.join(this.#transport, channel);
   }
 
   #leave(channel: string): void {
-    this.#cursors.delete(channel);
-    this.#joined.delete(channel);
-    this.#presenceAsked.delete(channel);
-    this.#lastPresence.delete(channel);
-    const t = this.#transport;
-    if (!t) return;
-    if (t.kind === 'sse') {
-      this.#reopenSoon();
-      return;
-    }
-    // The gateway closes ended sessions through their session channel: never leave it.
-    if (!this.#requested.has(channel) || channel.startsWith('session:')) return;
-    if (t.send({ type: 'unsub', channel })) this.#requested.delete(channel);
-  }
-
-  /** Over SSE presence rides in the URL (`presence=`), so a new presence channel reopens the stream. */
-  #askPresence(channel: string): void {
-    const t = this.#transport;
-    if (t?.kind === 'sse') {
-      this.#reopenSoon();
-      return;
-    }
-    this.#askPresenceFrame(channel);
-  }
-
-  #askPresenceFrame(channel: string): void {
-    const t = this.#transport;
-    // The gateway answers `presence` only for a joined channel, so wait for `subscribed`.
-    if (t?.kind !== 'websocket' || !this.#joined.has(channel) || this.#presenceAsked.has(channel)) return;
-    if (t.send({ type: 'presence', channel })) this.#presenceAsked.add(channel);
+    this.#follows.forgetPresence(channel);
+    this.#asked.leave(this.#transport, channel);
   }
 
   #connect(): void {
     this.#timer = undefined;
     if (this.#state === 'closed' || this.#state === 'ended') return;
-    const wanted = this.#wanted();
-    const cursors = this.#cursors.snapshot(wanted);
-    const params = new URLSearchParams();
-    const fresh = wanted.filter((ch) => !cursors.has(ch));
-    if (fresh.length > 0) params.set('channels', fresh.join(','));
-    if (cursors.size > 0) params.set('resume', encodeCursors(cursors));
-    const presence = [...this.#presence.keys()];
-    if (presence.length > 0) params.set('presence', presence.join(','));
-    this.#requested = new Set(wanted);
-    this.#joined = new Set();
-    // Over WebSocket presence is also asked with a frame once joined (an answer twice is harmless).
-    this.#presenceAsked = new Set();
+    if (!this.#tokens) {
+      this.#open(undefined);
+      return;
+    }
+    this.#tokens.forConnect().then(
+      (token) => this.#open(token),
+      (err: unknown) => {
+        this.#events.emit('error', tokenError(err));
+        this.#setState('reconnecting');
+        this.#timer = setTimeout(() => this.#connect(), this.#backoff.next());
+      },
+    );
+  }
+
+  #open(token: string | undefined): void {
+    // The client may have been closed while getToken() ran.
+    if (this.#state === 'closed' || this.#state === 'ended' || this.#transport) return;
+    const params = this.#asked.connectParams(this.#follows.wanted(), this.#follows.presenceChannels(), token);
     const events: TransportEvents = {
       open: () => this.#opened(),
       frame: (m) => this.#frame(m),
       interrupted: () => this.#setState('reconnecting'),
       closed: (code, reason, opened) => this.#closed(code, reason, opened),
     };
-    this.#transport =
-      this.#mode === 'websocket'
-        ? openWebSocket(
-            this.#WebSocket as WebSocketConstructor,
-            withParams(this.endpoints.ws, params),
-            this.#pingMs,
-            events,
-          )
-        : openEventSource(
-            this.#EventSource as EventSourceConstructor,
-            withParams(this.endpoints.sse, params),
-            this.#sseTimeoutMs,
-            events,
-          );
+    this.#transport = this.#choice.open(params, events);
   }
 
   /** SSE cannot send `sub`/`unsub`: a change of channels reopens the stream (once per tick) from the cursors. */
@@ -261,45 +163,45 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
 
   #opened(): void {
     this.#openedAt = Date.now();
-    if (this.#mode === 'websocket') {
-      this.#wsFailures = 0;
+    this.#choice.opened();
+    if (this.#choice.mode === 'websocket') {
       // Reconcile what changed while the socket was connecting.
-      const wanted = this.#wanted();
-      for (const ch of wanted) if (!this.#requested.has(ch)) this.#join(ch);
-      for (const ch of [...this.#requested]) if (!this.#wants(ch)) this.#leave(ch);
+      for (const ch of this.#follows.wanted()) if (!this.#asked.requested.has(ch)) this.#join(ch);
+      for (const ch of [...this.#asked.requested]) if (!this.#follows.wants(ch)) this.#leave(ch);
     }
   }
 
   #frame(m: ServerMessage): void {
     switch (m.type) {
-      case 'hello':
-        this.#hello = { gateway: m.gateway, user: m.user, session: m.session, channels: [...m.channels] };
-        this.#own = new Set(m.channels);
+      case 'hello': {
+        const { type: _hello, ...hello } = m;
+        this.#hello = { ...hello, channels: [...m.channels] };
+        this.#asked.own = new Set(m.channels);
+        if (m.expires !== undefined) this.#tokens?.schedule(m.expires, () => this.#refresh());
         // Open once the gateway admitted the session: a socket it accepts only to close (4401, 4429) never is.
         this.#setState('open');
         this.#events.emit('hello', this.#hello);
         return;
+      }
       case 'subscribed':
-        if (!this.#wants(m.channel)) {
+        if (!this.#follows.wants(m.channel)) {
           // Left while the join was in flight (the gateway's own channels are simply ignored).
-          if (!this.#own.has(m.channel)) this.#transport?.send({ type: 'unsub', channel: m.channel });
+          if (!this.#asked.own.has(m.channel)) this.#transport?.send({ type: 'unsub', channel: m.channel });
           return;
         }
-        this.#joined.add(m.channel);
+        this.#asked.joined.add(m.channel);
         if (this.#cursors.subscribed(m)) this.#events.emit('reset', m.channel);
-        if (this.#presence.has(m.channel)) this.#askPresenceFrame(m.channel);
+        if (this.#follows.followsPresence(m.channel)) this.#asked.askPresenceFrame(this.#transport, m.channel);
         return;
       case 'msg':
         this.#message(m);
         return;
-      case 'presence': {
-        if (!this.#wants(m.channel)) return;
-        // Kept even with no listener left, so a later presence() starts from the current list.
-        const change = presenceChange(this.#lastPresence.get(m.channel) ?? [], m.users);
-        this.#lastPresence.set(m.channel, [...m.users]);
-        for (const l of [...(this.#presence.get(m.channel) ?? [])]) safeCall(l, [...m.users], change);
+      case 'presence':
+        if (this.#follows.wants(m.channel)) this.#follows.presenceChanged(m.channel, m.users);
         return;
-      }
+      case 'refreshed':
+        this.#tokens?.schedule(m.expires, () => this.#refresh());
+        return;
       case 'error':
         this.#events.emit('error', new RealtimeError(m.code, m.message, m.channel));
         return;
@@ -312,17 +214,32 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     }
   }
 
+  /**
+   * A new token ahead of the old one's expiry: sent on an open WebSocket (`refresh`); an SSE
+   * stream, which cannot send, is reopened with it from the cursors.
+   */
+  #refresh(): void {
+    this.#tokens?.renew().then(
+      (token) => {
+        const t = this.#transport;
+        if (t?.kind === 'websocket') t.send({ type: 'refresh', token });
+        else if (t?.kind === 'sse') this.#reopenSoon();
+      },
+      // The gateway closes with 4411 at expiry; the reconnect asks getToken() again.
+      (err: unknown) => this.#events.emit('error', tokenError(err)),
+    );
+  }
+
   #removed(channel: string, reason: string): void {
-    if (!this.#wants(channel)) return;
-    this.#handlers.delete(channel);
-    this.#presence.delete(channel);
-    this.#requested.delete(channel);
+    if (!this.#follows.wants(channel)) return;
+    this.#follows.drop(channel);
+    this.#asked.requested.delete(channel);
     this.#leave(channel);
     this.#events.emit('unsubscribed', channel, reason);
   }
 
   #message(m: Extract<ServerMessage, { type: 'msg' }>): void {
-    if (!this.#wants(m.channel)) return;
+    if (!this.#follows.wants(m.channel)) return;
     const verdict = this.#cursors.accept(m);
     if (verdict === 'duplicate') return;
     if (verdict === 'gap') {
@@ -333,31 +250,28 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     }
     if (verdict === 'reset') this.#events.emit('reset', m.channel);
     const message = { channel: m.channel, event: m.event, data: m.data, epoch: m.epoch, offset: m.offset };
-    for (const h of [...(this.#handlers.get(m.channel) ?? [])]) safeCall(h, message as ChannelMessage);
+    this.#follows.deliver(message as ChannelMessage);
   }
 
   #closed(code: number, reason: string, opened: boolean): void {
     this.#transport = null;
+    this.#tokens?.stop();
+    if (code === CloseCode.TokenExpired && this.#tokens?.renewable) {
+      // Expired before a refresh got through: reconnect with a new token, resuming from the cursors.
+      this.#tokens.drop();
+      this.#setState('reconnecting', code, reason);
+      this.#timer = setTimeout(() => this.#connect(), this.#backoff.next());
+      return;
+    }
     // No session to use (it ended, or there never was one): retrying cannot help; the page signs in
     // and connects again.
     if (isFinalCloseCode(code)) {
       this.#stop('ended', code, reason);
-      if (code !== CloseCode.SessionEnded && code !== CloseCode.Unauthorized) {
-        this.#events.emit('disconnected', code, reason);
-      }
+      if (isAppCloseCode(code)) this.#events.emit('disconnected', code, reason);
       return;
     }
     if (opened && Date.now() - this.#openedAt >= this.#backoff.stableMs) this.#backoff.reset();
-    const auto = (this.options.transport ?? 'auto') === 'auto';
-    if (!opened && auto) {
-      if (this.#mode === 'websocket' && ++this.#wsFailures >= this.#sseAfter && this.#EventSource) {
-        this.#mode = 'sse';
-      } else if (this.#mode === 'sse' && this.#WebSocket) {
-        // SSE failed too: the gateway is more likely down than WebSocket blocked, so try WebSocket again.
-        this.#mode = 'websocket';
-        this.#wsFailures = 0;
-      }
-    }
+    if (!opened) this.#choice.failedToOpen();
     const delay = code === CloseCode.Restart ? this.#backoff.prompt() : this.#backoff.next();
     this.#setState('reconnecting', code, reason);
     this.#timer = setTimeout(() => this.#connect(), delay);
@@ -366,6 +280,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   #stop(state: 'closed' | 'ended', code?: number, reason?: string): void {
     if (this.#state === 'closed' || this.#state === 'ended') return;
     clearTimeout(this.#timer);
+    this.#tokens?.stop();
     this.#transport?.close();
     this.#transport = null;
     this.#setState(state, code, reason);
@@ -375,16 +290,9 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     if (state === this.#state) return;
     this.#state = state;
     this.#events.emit('state', state, {
-      transport: this.#mode,
+      transport: this.#choice.mode,
       ...(code !== undefined ? { code } : {}),
       ...(reason ? { reason } : {}),
     });
   }
-}
-
-function missing(what: string): RealtimeError {
-  return new RealtimeError(
-    'ERR_SHOAL_NO_TRANSPORT',
-    `this runtime has no ${what}: pass options.${what}${what === 'WebSocket' ? ' (in Node: the WebSocket class of the "ws" package)' : ''}`,
-  );
 }

@@ -14,18 +14,20 @@ export type MessageHandler<E extends EventMap = EventMap> = (message: ChannelMes
 /**
  * connecting → open → (reconnecting → open)* → closed | ended.
  * `ended`: the session ended (4001: logout, expiry, rotation), there was none on the handshake
- * (4401: sign in, then connect again), or the app disconnected it (4403, 4500–4999); the client
- * will not reconnect.
+ * (4401: sign in, then connect again), the app disconnected it (4403, 4500–4999), or its token
+ * was refused (4410) or expired with no `getToken` to renew it (4411); the client will not reconnect.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed' | 'ended';
 
 export interface Hello {
   gateway: string;
   user: string | null;
-  /** A hash of the session id (never the id itself). */
-  session: string;
+  /** A hash of the session id (never the id itself); null on a connection opened with a token. */
+  session: string | null;
   /** Channels the gateway joined on its own: `session:…` and, when signed in, `user:…`. */
   channels: string[];
+  /** When the connection token expires (seconds since the epoch); absent without a token. */
+  expires?: number;
 }
 
 export interface ClientEvents {
@@ -75,6 +77,18 @@ export interface EventSourceLike {
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike;
 
 export interface ClientOptions {
+  /**
+   * A signed connection token (JWT) for a client without the session cookie: another site, a native
+   * or server client. Sent as `?token=` on the WebSocket and SSE URLs.
+   */
+  token?: string;
+  /**
+   * Returns a new connection token. Called before connecting when the held one is missing or
+   * about to expire, ahead of its expiry on an open connection (the new token is sent on the
+   * socket, or an SSE stream is reopened with it), and after a close with 4411. Without it, an
+   * expired token ends the client (state `ended`, code 4411).
+   */
+  getToken?: () => Promise<string>;
   /** 'auto' (default): WebSocket, falling back to SSE when WebSocket never opens. */
   transport?: 'auto' | 'websocket' | 'sse';
   /** WebSocket attempts that fail without ever opening before 'auto' switches to SSE (default 3). */

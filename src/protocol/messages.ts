@@ -38,6 +38,22 @@ export const CloseCode = {
    * with the same meaning, or 1012 to have the client reconnect at once.
    */
   Disconnected: 4403,
+  /**
+   * The connection token was refused: not a JWT, unsigned (`alg: none`), an algorithm the gateway
+   * does not accept, a wrong signature, a wrong audience or issuer, a missing `sub`, or a refresh
+   * for another user. Do not reconnect with it.
+   */
+  TokenInvalid: 4410,
+  /**
+   * The connection token expired (at the handshake, or while the connection was open and no fresh
+   * token came in time). The SDK gets a new one from `getToken()` and reconnects; without it, ends.
+   */
+  TokenExpired: 4411,
+  /**
+   * What authenticates connections could not answer (the JWKS URL, the app's connect proxy: down,
+   * slow, or an answer that is not the documented JSON). Reconnect with backoff.
+   */
+  AuthUnavailable: 4013,
 } as const;
 
 /** Codes an app may close connections with from the server side: the client does not reconnect after them (but after 1012). */
@@ -51,6 +67,8 @@ export function isFinalCloseCode(code: number): boolean {
     code === CloseCode.SessionEnded ||
     code === CloseCode.Unauthorized ||
     code === CloseCode.Disconnected ||
+    code === CloseCode.TokenInvalid ||
+    code === CloseCode.TokenExpired ||
     (code >= 4500 && code <= 4999)
   );
 }
@@ -62,14 +80,30 @@ export interface Cursor {
 
 export type ClientMessage =
   /** Join a channel; with `from`, replay everything after it (or get recovered:false). */
-  | { type: 'sub'; channel: string; from?: Cursor }
+  /** With `token`, a subscription token (claim `channel`) grants the channel instead of `authorize`. */
+  | { type: 'sub'; channel: string; from?: Cursor; token?: string }
   | { type: 'unsub'; channel: string }
   /** Ask for a channel's presence list. */
   | { type: 'presence'; channel: string }
-  | { type: 'ping'; id?: number };
+  | { type: 'ping'; id?: number }
+  /** A fresh connection token for a connection opened with one, sent before the old one expires. */
+  | { type: 'refresh'; token: string };
 
 export type ServerMessage =
-  | { type: 'hello'; gateway: string; user: string | null; session: string; channels: string[] }
+  /**
+   * `session` is a hash of the session id, null for a connection opened with a token; `expires`
+   * (seconds since the epoch) is when its token expires, absent without one.
+   */
+  | {
+      type: 'hello';
+      gateway: string;
+      user: string | null;
+      session: string | null;
+      channels: string[];
+      expires?: number;
+    }
+  /** The answer to `refresh`: the connection now lives until `expires` (seconds since the epoch). */
+  | { type: 'refreshed'; expires: number }
   | { type: 'msg'; channel: string; epoch: string; offset: number; event: string; data: unknown }
   /**
    * The answer to `sub`. recovered:true — every message after `from` was (or is being) replayed
@@ -100,7 +134,9 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
   switch (m.type) {
     case 'sub': {
       if (!isValidChannel(m.channel)) return { error: 'sub needs a valid channel name' };
-      if (m.from === undefined) return { type: 'sub', channel: m.channel };
+      if (m.token !== undefined && !isTokenText(m.token)) return { error: TOKEN_RULE };
+      const token = m.token === undefined ? {} : { token: m.token as string };
+      if (m.from === undefined) return { type: 'sub', channel: m.channel, ...token };
       const from = m.from as Record<string, unknown> | null;
       if (
         typeof from !== 'object' ||
@@ -112,7 +148,7 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
       ) {
         return { error: 'sub.from must be { epoch: string, offset: non-negative integer }' };
       }
-      return { type: 'sub', channel: m.channel, from: { epoch: from.epoch, offset: from.offset as number } };
+      return { type: 'sub', channel: m.channel, from: { epoch: from.epoch, offset: from.offset as number }, ...token };
     }
     case 'unsub':
     case 'presence':
@@ -120,9 +156,19 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
       return { type: m.type, channel: m.channel };
     case 'ping':
       return Number.isSafeInteger(m.id) ? { type: 'ping', id: m.id as number } : { type: 'ping' };
+    case 'refresh':
+      return isTokenText(m.token) ? { type: 'refresh', token: m.token } : { error: TOKEN_RULE };
     default:
       return { error: `unknown message type ${JSON.stringify(String(m.type)).slice(0, 40)}` };
   }
+}
+
+const MAX_TOKEN = 8192;
+const TOKEN_RULE = `token must be a JWT (compact form, at most ${MAX_TOKEN} characters)`;
+
+/** The shape of a compact JWT, checked before any verification so junk costs nothing. */
+export function isTokenText(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_TOKEN && /^[\w-]*\.[\w-]*\.[\w-]*$/.test(value);
 }
 
 /** SSE Last-Event-ID carries every channel's cursor: base64url(JSON {channel: [epoch, offset]}). */

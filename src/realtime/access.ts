@@ -1,26 +1,45 @@
 import { isInternalChannel, isPersonalChannel, userChannel } from '../protocol/channels.js';
-import type { StoredSession } from '../stores/contract.js';
+import type { SessionManager } from '../session/manager.js';
+import type { Connection } from './connection.js';
 import type { GatewayOptions } from './gateway-options.js';
+import { type Identity, sessionIdentity } from './identity.js';
 import { sessionChannel } from './session-channel.js';
 
 /**
- * May this session join this channel? Its own `session:` and `user:` channels always; other
- * personal channels and internal ones never; anything else is the app's `authorize` to answer.
+ * May this identity join this channel? Its own `session:` and `user:` channels always; other
+ * personal channels and internal ones never; a channel its token grants, yes; anything else is
+ * the app's `authorize` to answer.
  */
 export async function mayJoin(
-  session: StoredSession,
+  who: Identity,
   channel: string,
   authorize: GatewayOptions['authorize'],
 ): Promise<boolean> {
-  if (channel === sessionChannel(session.id)) return true;
-  if (session.meta.userId && channel === userChannel(session.meta.userId)) return true;
+  if (who.sessionId !== null && channel === sessionChannel(who.sessionId)) return true;
+  if (who.userId && channel === userChannel(who.userId)) return true;
   if (isPersonalChannel(channel) || isInternalChannel(channel)) return false;
+  if (who.granted.includes(channel)) return true;
   if (!authorize) return false;
-  return authorize({ sessionId: session.id, userId: session.meta.userId, attributes: session.attributes }, channel);
+  return authorize(
+    { sessionId: who.sessionId, userId: who.userId, attributes: who.attributes, source: who.source },
+    channel,
+  );
 }
 
-/** The channels a session's connections join without asking. */
-export function ownChannels(session: StoredSession): string[] {
-  const userId = session.meta.userId;
-  return [sessionChannel(session.id), ...(userId ? [userChannel(userId)] : [])];
+/** The channels an identity's connections join without asking. */
+export function ownChannels(who: Identity): string[] {
+  return [
+    ...(who.sessionId !== null ? [sessionChannel(who.sessionId)] : []),
+    ...(who.userId ? [userChannel(who.userId)] : []),
+  ];
+}
+
+/**
+ * Who the connection is now, for a new access decision: a cookie connection's session read again
+ * (its attributes may have changed; null when it ended), a token connection's identity as proved.
+ */
+export async function currentIdentity(c: Connection, sessions: SessionManager): Promise<Identity | null> {
+  if (c.identity.source !== 'cookie' || c.sessionId === null) return c.identity;
+  const session = await sessions.load(c.sessionId);
+  return session ? sessionIdentity(session) : null;
 }

@@ -24,19 +24,20 @@ export class ConnectionLimits {
   }
 
   /** The limit one more connection of this session and user would exceed, or null if it fits. */
-  exceeded(sessionId: string, userId: string | null): LimitHit | null {
-    if ((this.#bySession.get(sessionId) ?? 0) >= this.perSession) return 'session';
+  exceeded(sessionId: string | null, userId: string | null): LimitHit | null {
+    if (sessionId !== null && (this.#bySession.get(sessionId) ?? 0) >= this.perSession) return 'session';
     if (userId !== null && (this.#byUser.get(userId) ?? 0) >= this.perUser) return 'user';
     return null;
   }
 
-  add(sessionId: string, userId: string | null): void {
-    this.#bySession.set(sessionId, (this.#bySession.get(sessionId) ?? 0) + 1);
+  /** A token connection has no session (null): only its user is counted. */
+  add(sessionId: string | null, userId: string | null): void {
+    if (sessionId !== null) this.#bySession.set(sessionId, (this.#bySession.get(sessionId) ?? 0) + 1);
     if (userId !== null) this.#byUser.set(userId, (this.#byUser.get(userId) ?? 0) + 1);
   }
 
-  remove(sessionId: string, userId: string | null): void {
-    decrement(this.#bySession, sessionId);
+  remove(sessionId: string | null, userId: string | null): void {
+    if (sessionId !== null) decrement(this.#bySession, sessionId);
     if (userId !== null) decrement(this.#byUser, userId);
   }
 

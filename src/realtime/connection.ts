@@ -1,5 +1,6 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
 import { type Cursor, encodeCursors, type ServerMessage } from '../protocol/messages.js';
+import type { Identity } from './identity.js';
 
 /** How bytes reach one client: a WebSocket or an SSE response. */
 export interface Transport {
@@ -40,16 +41,22 @@ export class Connection {
    */
   #lastChannel: string | undefined;
   #lastState: ChannelState | undefined;
+  /** The shoal session (cookie connections); null for a token connection. */
+  readonly sessionId: string | null;
+  readonly userId: string | null;
 
   constructor(
     readonly id: string,
-    readonly sessionId: string,
-    readonly userId: string | null,
+    /** Who the handshake proved; replaced (same user) when a token connection refreshes its token. */
+    public identity: Identity,
     readonly transport: Transport,
     readonly bus: Bus,
     readonly maxBuffered: number,
     readonly onOverflow: (conn: Connection) => void,
-  ) {}
+  ) {
+    this.sessionId = identity.sessionId;
+    this.userId = identity.userId;
+  }
 
   get closed(): boolean {
     return this.#closed;

@@ -1,11 +1,12 @@
 import { hashId } from '../core/ids.js';
 import { CloseCode } from '../protocol/messages.js';
-import type { StoredSession } from '../stores/contract.js';
 import { ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
 import { Connection, type Transport } from './connection.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { GatewaySettings } from './gateway-options.js';
+import type { Identity } from './identity.js';
+import { TokenExpiry } from './token-expiry.js';
 
 /**
  * The open connections of one gateway: opened under the per-session and per-user limits,
@@ -15,6 +16,11 @@ export class Connections {
   readonly #all = new Set<Connection>();
   #seq = 0;
   #heartbeat: NodeJS.Timeout | undefined;
+  /** Token connections close with 4411 when their token expires unrefreshed. */
+  readonly expiry = new TokenExpiry((c) => {
+    this.metrics.tokenRefusals.inc({ stage: 'open', reason: 'expired' });
+    this.end(c, CloseCode.TokenExpired, 'token expired');
+  });
 
   constructor(
     readonly s: GatewaySettings,
@@ -37,10 +43,10 @@ export class Connections {
   }
 
   /** The connection, said hello to, or null when it went over a connection limit (then closed with 4429). */
-  open(session: StoredSession, transport: Transport): Connection | null {
-    const userId = session.meta.userId;
+  open(who: Identity, transport: Transport): Connection | null {
+    const { sessionId, userId } = who;
     // Checked and counted with no await in between, so concurrent handshakes cannot all slip under the limit.
-    const over = this.s.limits.exceeded(session.id, userId);
+    const over = this.s.limits.exceeded(sessionId, userId);
     if (over) {
       this.metrics.connectionLimited.inc({ transport: transport.kind, limit: over });
       this.metrics.handshakeRejected.inc({
@@ -52,27 +58,21 @@ export class Connections {
       return null;
     }
     // A counter, not a UUID: randomUUID() returns a rope of ~13 string pieces, ~400 bytes kept per connection.
-    const c = new Connection(
-      String(++this.#seq),
-      session.id,
-      userId,
-      transport,
-      this.s.bus,
-      this.s.maxBufferedBytes,
-      (slow) => {
-        this.metrics.slowConsumers.inc();
-        this.end(slow, CloseCode.SlowConsumer, 'send queue overflow');
-      },
-    );
+    const c = new Connection(String(++this.#seq), who, transport, this.s.bus, this.s.maxBufferedBytes, (slow) => {
+      this.metrics.slowConsumers.inc();
+      this.end(slow, CloseCode.SlowConsumer, 'send queue overflow');
+    });
     this.#all.add(c);
-    this.s.limits.add(session.id, userId);
+    this.s.limits.add(sessionId, userId);
     this.metrics.connections.set(this.#all.size);
+    this.expiry.schedule(c);
     c.send({
       type: 'hello',
       gateway: this.s.id,
       user: userId,
-      session: hashId(session.id),
-      channels: ownChannels(session),
+      session: sessionId === null ? null : hashId(sessionId),
+      channels: ownChannels(who),
+      ...(who.expiresAt !== null ? { expires: Math.floor(who.expiresAt / 1000) } : {}),
     });
     return c;
   }
@@ -82,6 +82,7 @@ export class Connections {
     if (!c.markClosed()) return;
     this.registry.leaveAll(c);
     this.#all.delete(c);
+    this.expiry.cancel(c);
     // Exactly once per connection (markClosed guards it), so the count cannot leak.
     this.s.limits.remove(c.sessionId, c.userId);
     this.metrics.connections.set(this.#all.size);

@@ -1,8 +1,8 @@
 import { CloseCode } from '../protocol/messages.js';
-import type { StoredSession } from '../stores/contract.js';
-import { mayJoin } from './access.js';
+import { currentIdentity, mayJoin } from './access.js';
 import type { Connection } from './connection.js';
 import { type ControlCommand, parseCommand, type WireTarget } from './control-commands.js';
+import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
 import { sessionChannel } from './session-channel.js';
 
@@ -42,23 +42,24 @@ async function run(p: GatewayParts, command: ControlCommand): Promise<void> {
 function targeted(p: GatewayParts, target: WireTarget): Connection[] {
   const members = [...(p.registry.members(target.channel) ?? [])];
   if (!target.channel.startsWith('session:')) return members;
-  return members.filter((c) => sessionChannel(c.sessionId) === target.channel);
+  return members.filter((c) => c.sessionId !== null && sessionChannel(c.sessionId) === target.channel);
 }
 
 async function reauthorize(p: GatewayParts, channel: string): Promise<void> {
   const members = [...(p.registry.members(channel) ?? [])];
   // Tabs of one session ask once: the answer depends on the session, not the tab.
-  const verdicts = new Map<string, Promise<StoredSession | null>>();
+  const verdicts = new Map<string, Promise<Identity | null>>();
   await Promise.all(
     members.map(async (c) => {
-      let loading = verdicts.get(c.sessionId);
+      const key = c.sessionId ?? `connection:${c.id}`;
+      let loading = verdicts.get(key);
       if (!loading) {
-        loading = p.s.sessions.load(c.sessionId);
-        verdicts.set(c.sessionId, loading);
+        loading = currentIdentity(c, p.s.sessions);
+        verdicts.set(key, loading);
       }
-      const session = await loading;
-      if (!session) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
-      if (await mayJoin(session, channel, p.s.authorize)) return;
+      const who = await loading;
+      if (!who) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
+      if (await mayJoin(who, channel, p.s.authorize)) return;
       if (c.closed || !c.channels.has(channel)) return;
       p.registry.leave(c, channel);
       c.send({ type: 'unsubscribed', channel, reason: 'forbidden' });

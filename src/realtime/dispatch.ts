@@ -1,8 +1,9 @@
 import { type ClientMessage, CloseCode, parseClientMessage } from '../protocol/messages.js';
-import { mayJoin } from './access.js';
+import { currentIdentity, mayJoin } from './access.js';
 import type { Connection } from './connection.js';
 import type { GatewayParts } from './parts.js';
 import { sessionChannel } from './session-channel.js';
+import { refreshToken, subscriptionTokenGrants } from './token-refresh.js';
 
 /** Handles one client frame. A store or bus failure is answered on the socket, never left unhandled. */
 export function handleFrame(p: GatewayParts, c: Connection, text: string): Promise<void> {
@@ -32,12 +33,14 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
       return;
     case 'sub':
       return subscribe(p, c, m);
+    case 'refresh':
+      return refreshToken(p, c, m.token);
   }
 }
 
 function unsubscribe(p: GatewayParts, c: Connection, channel: string): void {
   // The session channel is how a session end closes this socket: it cannot be left.
-  if (channel === sessionChannel(c.sessionId)) {
+  if (c.sessionId !== null && channel === sessionChannel(c.sessionId)) {
     c.send({ type: 'error', code: 'forbidden', message: 'the session channel cannot be left', channel });
     return;
   }
@@ -51,9 +54,13 @@ async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessag
     c.send({ type: 'subscribed', channel: m.channel, epoch: joined.epoch, offset: joined.offset, recovered: true });
     return;
   }
-  const session = await p.s.sessions.load(c.sessionId);
-  if (!session) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
-  if (!(await mayJoin(session, m.channel, p.s.authorize))) {
+  const who = await currentIdentity(c, p.s.sessions);
+  if (!who) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
+  if (m.token !== undefined) {
+    if (await subscriptionTokenGrants(p, c, m.channel, m.token)) await p.registry.join(c, m.channel, m.from);
+    return;
+  }
+  if (!(await mayJoin(who, m.channel, p.s.authorize))) {
     c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${m.channel}`, channel: m.channel });
     return;
   }

@@ -56,6 +56,35 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /**
+   * Tokens refused, by where (`connect`: the handshake, `refresh`: a fresh token on an open
+   * connection, `subscribe`: a subscription token, `open`: a connection or subscription whose
+   * token expired unrefreshed) and why (expired, malformed, algorithm, signature, audience,
+   * issuer, claims, user, channel, unavailable).
+   */
+  readonly tokenRefusals = new Counter({
+    name: 'shoal_gateway_token_refusals_total',
+    help: 'Connection and subscription tokens refused, by stage and reason',
+    labelNames: ['stage', 'reason'],
+    registers: [this.registry],
+  });
+
+  /** The connect proxy gave no usable answer (handshake closed with 4013), by how. */
+  readonly connectProxyFailures = new Counter({
+    name: 'shoal_gateway_connect_proxy_failures_total',
+    help: 'Connect-proxy calls that timed out, could not connect, answered an error status or malformed JSON',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  /** Subscribe-proxy calls with no usable answer (the join was denied), by how. */
+  readonly subscribeProxyFailures = new Counter({
+    name: 'shoal_gateway_subscribe_proxy_failures_total',
+    help: 'Subscribe-proxy calls that timed out, could not connect, answered an error status or malformed JSON',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   get contentType(): string {
     return this.registry.contentType;
   }

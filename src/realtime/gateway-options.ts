@@ -1,17 +1,18 @@
 import type { Bus } from '../bus/contract.js';
 import type { SessionManager } from '../session/manager.js';
+import type { AuthorizeContext } from './authorize-context.js';
+import type { ConnectProxyOptions } from './connect-proxy.js';
 import {
   ConnectionLimits,
   DEFAULT_MAX_CONNECTIONS_PER_SESSION,
   DEFAULT_MAX_CONNECTIONS_PER_USER,
 } from './connection-limits.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
 import type { KeepSessionAlive } from './keep-alive.js';
+import { type SubscribeProxyOptions, subscribeProxyAuthorize } from './subscribe-proxy.js';
+import { createTokenVerifier, type TokenOptions, type TokenVerifier } from './tokens.js';
 
-export interface AuthorizeContext {
-  sessionId: string;
-  userId: string | null;
-  attributes: Record<string, string>;
-}
+export type { AuthorizeContext };
 
 export interface GatewayOptions {
   id?: string;
@@ -21,6 +22,19 @@ export interface GatewayOptions {
   origins: string[];
   /** May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed. */
   authorize?: (session: AuthorizeContext, channel: string) => boolean | Promise<boolean>;
+  /**
+   * Signed connection and subscription tokens (JWT, `?token=` on the connect URL, `token` on a
+   * `sub`): HS256 with `secret`, RS256/ES256 with keys from `jwksUrl`. Unset: tokens are refused
+   * with 4410 and only the session cookie lets a client in.
+   */
+  tokens?: TokenOptions;
+  /**
+   * The app answers who connects (instead of shoal's session cookie): handshakes without a token
+   * are POSTed to it. No answer in time, an error status or malformed JSON closes with 4013.
+   */
+  connectProxy?: ConnectProxyOptions | undefined;
+  /** `authorize` as an HTTP call to the app (used when `authorize` is not given): see subscribe-proxy.ts. */
+  subscribeProxy?: SubscribeProxyOptions | undefined;
   /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
@@ -57,6 +71,8 @@ export interface GatewaySettings {
   sessions: SessionManager;
   origins: readonly string[];
   authorize: GatewayOptions['authorize'];
+  tokens: TokenVerifier;
+  connectProxy: ConnectProxyOptions | undefined;
   publishKey: string | undefined;
   maxMessageBytes: number;
   maxBufferedBytes: number;
@@ -69,13 +85,16 @@ export interface GatewaySettings {
   log: (line: Record<string, unknown>) => void;
 }
 
-export function resolveGatewayOptions(o: GatewayOptions, defaultId: string): GatewaySettings {
+export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metrics: GatewayMetrics): GatewaySettings {
   return {
     id: o.id ?? defaultId,
     bus: o.bus,
     sessions: o.sessions,
     origins: o.origins,
-    authorize: o.authorize,
+    authorize: o.authorize ?? (o.subscribeProxy ? subscribeProxyAuthorize(o.subscribeProxy, metrics) : undefined),
+    // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
+    tokens: createTokenVerifier(o.tokens),
+    connectProxy: o.connectProxy,
     publishKey: o.publishKey,
     maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
     maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,

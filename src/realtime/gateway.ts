@@ -45,9 +45,9 @@ export interface Gateway {
  * (http-routes.ts), presence and the canary.
  */
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`);
-  const { id, bus } = s;
   const metrics = new GatewayMetrics();
+  const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`, metrics);
+  const { id, bus } = s;
   const state = { draining: false };
   const canary = new Canary(bus, id, s.canaryMs);
   const presence = new Presence(
@@ -85,7 +85,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   /** A session ended (logout, expiry, rotation): its connections here close with 4001. */
   const endSession = (channel: string) => {
     for (const c of [...(registry.members(channel) ?? [])]) {
-      if (sessionChannel(c.sessionId) === channel) connections.end(c, CloseCode.SessionEnded, 'session ended');
+      if (c.sessionId !== null && sessionChannel(c.sessionId) === channel)
+        connections.end(c, CloseCode.SessionEnded, 'session ended');
     }
   };
   await presence.start();

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
-import { authenticate, NO_SESSION_REASON, statusText } from './handshake.js';
+import { authenticate, countProxyRefusal, NO_SESSION_REASON, statusText } from './handshake.js';
 import { handleControl, isControlPath } from './http-control.js';
 import { handlePublish } from './http-publish.js';
 import type { GatewayParts } from './parts.js';
@@ -43,6 +43,8 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     sessions: p.s.sessions,
     origins: p.s.origins,
     draining: p.state.draining,
+    tokens: p.s.tokens,
+    connectProxy: p.s.connectProxy,
   }).catch((err: unknown) => {
     rejected(503, 'unavailable');
     throw err;
@@ -58,9 +60,21 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
     rejected(session.refuse, session.reason);
     return sendJson(res, session.refuse, { error: statusText(session.refuse) });
   }
+  if ('token' in session) {
+    const { code, reason, message } = session.token;
+    rejected(code, `token-${reason}`);
+    p.metrics.tokenRefusals.inc({ stage: 'connect', reason });
+    sseTransport(res, p.s.heartbeatMs).close(code, message);
+    return;
+  }
+  if ('proxy' in session) {
+    countProxyRefusal(p.metrics, 'sse', session.proxy);
+    sseTransport(res, p.s.heartbeatMs).close(session.proxy.code, session.proxy.reason);
+    return;
+  }
   const last = req.headers['last-event-id'];
   const transport = sseTransport(res, p.s.heartbeatMs);
-  const c = await openConnection(p, session, transport, {
+  const c = await openConnection(p, session.identity, transport, {
     params,
     lastEventId: typeof last === 'string' ? last : undefined,
   });

@@ -46,7 +46,7 @@ export class KeepAlive {
 
   /** A frame from the client. */
   inbound(c: Connection): void {
-    if (this.rule === false) return;
+    if (this.rule === false || c.sessionId === null) return;
     const now = Date.now();
     if (c.touchDue(now, this.#everyMs)) this.#settle([c], this.sessions.touch(c.sessionId, now));
   }
@@ -73,7 +73,8 @@ export class KeepAlive {
     // Tabs of one session share one store call per pass.
     const bySession = new Map<string, Connection[]>();
     for (const c of connections) {
-      if (c.closed || (open && !c.touchDue(now, this.#everyMs))) continue;
+      // A token connection has no session to keep alive or look at: its token's expiry ends it.
+      if (c.closed || c.sessionId === null || (open && !c.touchDue(now, this.#everyMs))) continue;
       const same = bySession.get(c.sessionId);
       if (same) same.push(c);
       else bySession.set(c.sessionId, [c]);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Bus } from '../bus/contract.js';
+import { sleep } from '../core/timing.js';
 import { PRESENCE_CHANNEL, parsePresence, presenceMessage, shardChannel, shardOf } from './presence-wire.js';
 
 export interface PresenceAnswer {
@@ -33,7 +34,7 @@ export async function queryPresence(bus: Bus, channel: string, timeoutMs = 1000)
       const w = parsePresence(m.event, m.data);
       if (w?.kind === 'answer' && w.id === id) answered.set(w.gw, w.users);
     }
-    if (answered.size < live.size) await new Promise((resolve) => setTimeout(resolve, 15));
+    if (answered.size < live.size) await sleep(15);
   }
   const users = new Set([...answered.values()].flat());
   const complete = [...live].every((gw) => answered.has(gw));

@@ -1,10 +1,10 @@
 import { isValidChannel } from '../protocol/channels.js';
 import { decodeCursors } from '../protocol/messages.js';
-import type { StoredSession } from '../stores/contract.js';
 import { mayJoin, ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
 import type { Connection, Transport } from './connection.js';
 import type { GatewayOptions } from './gateway-options.js';
+import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
 import type { Presence } from './presence.js';
 
@@ -21,19 +21,15 @@ export interface ResumeRequest {
  */
 export async function resumeChannels(
   c: Connection,
-  session: StoredSession,
+  who: Identity,
   req: ResumeRequest,
   deps: { registry: ChannelRegistry; presence: Presence; authorize: GatewayOptions['authorize'] },
 ): Promise<void> {
   const cursors = decodeCursors(req.lastEventId ?? req.params.get('resume') ?? undefined);
-  const wanted = new Set([
-    ...ownChannels(session),
-    ...cursors.keys(),
-    ...(req.params.get('channels')?.split(',') ?? []),
-  ]);
+  const wanted = new Set([...ownChannels(who), ...cursors.keys(), ...(req.params.get('channels')?.split(',') ?? [])]);
   for (const channel of wanted) {
     if (c.closed) break;
-    if (!isValidChannel(channel) || !(await mayJoin(session, channel, deps.authorize))) {
+    if (!isValidChannel(channel) || !(await mayJoin(who, channel, deps.authorize))) {
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
       continue;
     }
@@ -52,14 +48,14 @@ export async function resumeChannels(
  */
 export async function openConnection(
   p: GatewayParts,
-  session: StoredSession,
+  who: Identity,
   transport: Transport,
   req: ResumeRequest,
 ): Promise<Connection | null> {
-  const c = p.connections.open(session, transport);
+  const c = p.connections.open(who, transport);
   if (!c) return null;
   try {
-    await resumeChannels(c, session, req, { registry: p.registry, presence: p.presence, authorize: p.s.authorize });
+    await resumeChannels(c, who, req, { registry: p.registry, presence: p.presence, authorize: p.s.authorize });
   } catch (err) {
     p.connections.end(c, 1011, 'the gateway could not reach the bus or store; reconnect');
     throw err;

@@ -2,10 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
-import type { StoredSession } from '../stores/contract.js';
 import type { Connection } from './connection.js';
 import { handleFrame } from './dispatch.js';
-import { authenticate, closeUnauthorized, refuseUpgrade } from './handshake.js';
+import { authenticate, closeRefused, closeUnauthorized, countProxyRefusal, refuseUpgrade } from './handshake.js';
+import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
 import { RateLimit } from './rate-limit.js';
 import { openConnection } from './resume.js';
@@ -23,7 +23,14 @@ export function createWsUpgrade(p: GatewayParts): {
   return {
     onUpgrade(req, socket, head) {
       socket.on('error', destroySelf);
-      authenticate(req, true, { sessions: p.s.sessions, origins: p.s.origins, draining: p.state.draining }).then(
+      const o = {
+        sessions: p.s.sessions,
+        origins: p.s.origins,
+        draining: p.state.draining,
+        tokens: p.s.tokens,
+        connectProxy: p.s.connectProxy,
+      };
+      authenticate(req, true, o).then(
         (session) => {
           if (session === 'no-session') {
             // Accepted only to close it: a refused handshake reaches the page as 1006 (a network
@@ -37,8 +44,22 @@ export function createWsUpgrade(p: GatewayParts): {
             refuseUpgrade(socket, session.refuse);
             return;
           }
+          if ('token' in session) {
+            const refusal = session.token;
+            rejected(refusal.code, `token-${refusal.reason}`);
+            p.metrics.tokenRefusals.inc({ stage: 'connect', reason: refusal.reason });
+            wss.handleUpgrade(req, socket, head, (ws) => closeRefused(ws, refusal.code, refusal.message));
+            return;
+          }
+          if ('proxy' in session) {
+            const { code, reason } = session.proxy;
+            countProxyRefusal(p.metrics, 'ws', session.proxy);
+            wss.handleUpgrade(req, socket, head, (ws) => closeRefused(ws, code, reason));
+            return;
+          }
+          const who = session.identity;
           wss.handleUpgrade(req, socket, head, (ws) => {
-            onSocket(p, ws, req, session, socket).catch(() => ws.terminate());
+            onSocket(p, ws, req, who, socket).catch(() => ws.terminate());
           });
         },
         () => {
@@ -60,7 +81,7 @@ async function onSocket(
   p: GatewayParts,
   ws: WebSocket,
   req: IncomingMessage,
-  session: StoredSession,
+  who: Identity,
   socket: Duplex,
 ): Promise<void> {
   ws.on('error', (err) => p.s.log({ level: 'warn', msg: 'socket error', gateway: p.s.id, err: err.message }));
@@ -89,7 +110,7 @@ async function onSocket(
   ws.on('close', () => {
     if (c) p.connections.end(c, 1000, 'closed');
   });
-  c = (await openConnection(p, session, wsTransport(ws, socket), { params })) ?? undefined;
+  c = (await openConnection(p, who, wsTransport(ws, socket), { params })) ?? undefined;
   if (!c) return; // over a connection limit: already closed with 4429
   // The socket may have closed while the session's channels were being joined.
   if (ws.readyState !== ws.OPEN) return p.connections.end(c, 1000, 'closed');

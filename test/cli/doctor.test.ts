@@ -121,6 +121,15 @@ describe('shoal doctor', () => {
     expect(r.code).toBe(1);
   });
 
+  it('fails a short SHOAL_TOKEN_SECRET, as a gateway refuses it, and lists a good one', async () => {
+    const bad = await diagnose({ ...good(), SHOAL_TOKEN_SECRET: 'short' });
+    expect(bad.text).toMatch(/^FAIL {2}.*SHOAL_TOKEN_SECRET must be at least 32 characters/m);
+    expect(bad.code).toBe(1);
+    const ok = await diagnose({ ...good(), SHOAL_TOKEN_SECRET: 'x'.repeat(32) });
+    expect(ok.text).toMatch(/^ok {4}connection tokens on gateways.*HS256 secret/m);
+    expect(ok.code).toBe(0);
+  });
+
   it('fails a SHOAL_COOKIE_SECURE that is neither true nor false', async () => {
     const r = await diagnose({ ...good(), SHOAL_COOKIE_SECURE: 'yes' });
     expect(r.text).toMatch(/^FAIL {2}SHOAL_COOKIE_SECURE must be true or false, got "yes"/m);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { redact } from '../../src/core/url.js';
 import { SessionManager } from '../../src/session/manager.js';
-import { createStore, redact } from '../../src/stores/index.js';
+import { createStore } from '../../src/stores/index.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 

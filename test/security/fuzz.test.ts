@@ -6,6 +6,7 @@ import {
   type Cursor,
   decodeCursors,
   encodeCursors,
+  isTokenText,
   isValidChannel,
   parseClientMessage,
 } from '../../src/protocol/index.js';
@@ -45,7 +46,11 @@ const cursor: fc.Arbitrary<Cursor> = fc.record({
   epoch: fc.string({ unit: 'grapheme', maxLength: 30 }).filter((e) => e.length <= 100),
   offset: fc.maxSafeNat(),
 });
+const tokenPart = fc.string({ unit: fc.constantFrom(...'abcXYZ019_-'.split('')), maxLength: 60 });
+const token = fc.tuple(tokenPart, tokenPart, tokenPart).map((parts) => parts.join('.'));
 const validMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
+  fc.record({ type: fc.constant('sub' as const), channel: validChannel, token }),
+  fc.record({ type: fc.constant('refresh' as const), token }),
   fc.record({ type: fc.constant('sub' as const), channel: validChannel }),
   fc.record({ type: fc.constant('sub' as const), channel: validChannel, from: cursor }),
   fc.record({ type: fc.constant('unsub' as const), channel: validChannel }),
@@ -54,7 +59,8 @@ const validMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.record({ type: fc.constant('ping' as const), id: fc.maxSafeInteger() }),
 );
 const ALLOWED_KEYS: Record<ClientMessage['type'], string[]> = {
-  sub: ['type', 'channel', 'from'],
+  sub: ['type', 'channel', 'from', 'token'],
+  refresh: ['type', 'token'],
   unsub: ['type', 'channel'],
   presence: ['type', 'channel'],
   ping: ['type', 'id'],
@@ -66,9 +72,12 @@ function wellFormed(m: ClientMessage | { error: string }): boolean {
   if (!Object.keys(m).every((k) => ALLOWED_KEYS[m.type]?.includes(k))) return false;
   if (Object.getPrototypeOf(m) !== Object.prototype) return false;
   switch (m.type) {
+    case 'refresh':
+      return isTokenText(m.token);
     case 'sub':
       return (
         isValidChannel(m.channel) &&
+        (m.token === undefined || isTokenText(m.token)) &&
         (m.from === undefined ||
           (typeof m.from.epoch === 'string' &&
             m.from.epoch.length <= 100 &&

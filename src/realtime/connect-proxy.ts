@@ -1,0 +1,78 @@
+import type { IncomingMessage } from 'node:http';
+import { isValidChannel } from '../protocol/channels.js';
+import { CloseCode } from '../protocol/messages.js';
+import type { Identity } from './identity.js';
+
+/**
+ * The app authenticates handshakes itself: the gateway POSTs the handshake's Cookie header and the
+ * allowlisted headers to `url` and reads who it is. Any backend (Java, PHP, Python, CFML) can answer.
+ */
+export interface ConnectProxyOptions {
+  url: string;
+  /** Request headers forwarded besides Cookie (lower-case names), e.g. ["authorization", "user-agent"]. */
+  headers?: string[];
+  /** How long the app may take; then the handshake closes with 4013 (default 3000 ms). No retries. */
+  timeoutMs?: number;
+}
+
+/** What the proxy answered: who connects, a refusal with the app's close code, or no usable answer. */
+export type ProxyVerdict =
+  | { identity: Identity }
+  | { refused: { code: number; reason: string } }
+  | { failed: 'timeout' | 'unreachable' | 'status' | 'malformed' };
+
+export async function askConnectProxy(
+  o: ConnectProxyOptions,
+  req: IncomingMessage,
+  transport: 'ws' | 'sse',
+): Promise<ProxyVerdict> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  for (const name of ['cookie', ...(o.headers ?? []).map((h) => h.toLowerCase())]) {
+    const value = req.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  let res: Response;
+  try {
+    res = await fetch(o.url, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ transport }),
+      signal: AbortSignal.timeout(o.timeoutMs ?? 3000),
+      redirect: 'error',
+    });
+  } catch (err) {
+    return { failed: (err as Error).name === 'TimeoutError' ? 'timeout' : 'unreachable' };
+  }
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {});
+    return { failed: 'status' };
+  }
+  let body: unknown;
+  try {
+    body = await res.json();
+  } catch (err) {
+    return { failed: (err as Error).name === 'TimeoutError' ? 'timeout' : 'malformed' };
+  }
+  return verdictOf(body);
+}
+
+function verdictOf(body: unknown): ProxyVerdict {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { failed: 'malformed' };
+  const b = body as Record<string, unknown>;
+  if (b.error !== undefined) {
+    const e = b.error as Record<string, unknown> | null;
+    if (typeof e !== 'object' || e === null) return { failed: 'malformed' };
+    const code =
+      Number.isInteger(e.code) && (e.code as number) >= 4500 && (e.code as number) <= 4999
+        ? (e.code as number)
+        : CloseCode.Unauthorized;
+    return { refused: { code, reason: typeof e.reason === 'string' ? e.reason.slice(0, 120) : 'refused by the app' } };
+  }
+  const user = b.user;
+  if (user !== null && (typeof user !== 'string' || user === '')) return { failed: 'malformed' };
+  const channels = b.channels ?? [];
+  if (!Array.isArray(channels) || !channels.every(isValidChannel)) return { failed: 'malformed' };
+  return {
+    identity: { source: 'proxy', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt: null },
+  };
+}

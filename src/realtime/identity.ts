@@ -1,0 +1,31 @@
+import type { StoredSession } from '../stores/contract.js';
+
+/**
+ * Who a connection belongs to, however the handshake proved it: shoal's session cookie, or a
+ * signed connection token. Everything after the handshake (limits, channels, access, control)
+ * reads this, not the proof.
+ */
+export interface Identity {
+  /** How the handshake was authenticated. */
+  readonly source: 'cookie' | 'token' | 'proxy';
+  /** The shoal session the connection lives in (cookie); null for a token, which has none. */
+  readonly sessionId: string | null;
+  readonly userId: string | null;
+  /** The session's attributes as read at the handshake (cookie); empty for a token. */
+  readonly attributes: Record<string, string>;
+  /** Channels the credential itself grants (a token's `channels` claim): joined on request without `authorize`. */
+  readonly granted: readonly string[];
+  /** When the credential stops being valid (ms since the epoch); null when only the session's end ends it. */
+  readonly expiresAt: number | null;
+}
+
+export function sessionIdentity(session: StoredSession): Identity {
+  return {
+    source: 'cookie',
+    sessionId: session.id,
+    userId: session.meta.userId,
+    attributes: session.attributes,
+    granted: [],
+    expiresAt: null,
+  };
+}

@@ -1,0 +1,114 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { AppDefinition } from '../../src/app/define.js';
+import { nodeConfigFromEnv } from '../../src/app/env.js';
+import { runGatewayNode } from '../../src/cli/gateway-node.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { CloseCode } from '../../src/protocol/index.js';
+import { connectProxyFromEnv, subscribeProxyFromEnv } from '../../src/realtime/proxy-env.js';
+import { tokenOptionsFromEnv } from '../../src/realtime/token-env.js';
+import { freePort } from '../helpers/processes.js';
+import { hsToken, TOKEN_SECRET } from './token-helpers.js';
+import { connect, handshakeStatus } from './ws-client.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'shoal-token-env-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('token settings for `shoal gateway`', () => {
+  it('reads SHOAL_TOKEN_* over the app definition, and nothing without a key', () => {
+    expect(tokenOptionsFromEnv({}, undefined)).toBeUndefined();
+    expect(
+      tokenOptionsFromEnv(
+        { SHOAL_TOKEN_SECRET: TOKEN_SECRET, SHOAL_TOKEN_AUDIENCE: 'rt' },
+        { audience: 'app', issuer: 'https://app' },
+      ),
+    ).toMatchObject({ secret: TOKEN_SECRET, audience: 'rt', issuer: 'https://app' });
+    expect(tokenOptionsFromEnv({ SHOAL_TOKEN_JWKS_URL: 'https://id.example.com/jwks' }, undefined)).toMatchObject({
+      jwksUrl: 'https://id.example.com/jwks',
+    });
+  });
+
+  it.each([
+    [{ SHOAL_TOKEN_SECRET: 'short' }, /at least 32/],
+    [{ SHOAL_TOKEN_JWKS_URL: 'ftp://x' }, /http\(s\) URL/],
+    [{ SHOAL_TOKEN_AUDIENCE: 'rt' }, /need a key/],
+  ])('%o is a ConfigError naming the fix', (env, message) => {
+    expect(() => tokenOptionsFromEnv(env, undefined)).toThrow(ConfigError);
+    expect(() => tokenOptionsFromEnv(env, undefined)).toThrow(message);
+  });
+
+  it('a gateway node started with SHOAL_TOKEN_SECRET admits a token client and checks the audience from the app definition', async () => {
+    const app: AppDefinition = { realtime: { tokens: { audience: 'rt' } }, web: () => () => {} };
+    const port = await freePort();
+    const env = {
+      SHOAL_STORE: `sqlite:${join(dir, 'gw.db')}`,
+      SHOAL_SECRETS: 'token-env-secret-0123456789abcdefghijkl',
+      SHOAL_ORIGINS: 'https://app.example.com',
+      SHOAL_COOKIE_SECURE: 'false',
+      SHOAL_TOKEN_SECRET: TOKEN_SECRET,
+    };
+    const node = await runGatewayNode({
+      app,
+      config: nodeConfigFromEnv(env, 'gateway', 'gw-tokens'),
+      port,
+      drainWindowMs: 0,
+      log: () => {},
+    });
+    try {
+      const url = `ws://127.0.0.1:${port}/ws`;
+      const c = await connect(`${url}?token=${await hsToken({ sub: 'ann', aud: 'rt' })}`);
+      expect(await c.waitFor((m) => m.type === 'hello')).toMatchObject({ user: 'ann' });
+      c.close();
+      const other = await hsToken({ sub: 'ann', aud: 'other' });
+      expect(await handshakeStatus(`${url}?token=${other}`)).toBe(CloseCode.TokenInvalid);
+    } finally {
+      await node.drain();
+    }
+  });
+});
+
+describe('connect proxy settings for `shoal gateway`', () => {
+  it('reads SHOAL_CONNECT_PROXY_* over the app definition', () => {
+    expect(connectProxyFromEnv({}, undefined)).toBeUndefined();
+    expect(
+      connectProxyFromEnv(
+        { SHOAL_CONNECT_PROXY_URL: 'http://app:8080/rt', SHOAL_CONNECT_PROXY_TIMEOUT: '2s' },
+        { url: 'http://ignored', headers: ['authorization'] },
+      ),
+    ).toEqual({ url: 'http://app:8080/rt', headers: ['authorization'], timeoutMs: 2000 });
+    expect(connectProxyFromEnv({ SHOAL_CONNECT_PROXY_HEADERS: 'x-a, x-b' }, { url: 'https://app/rt' })).toEqual({
+      url: 'https://app/rt',
+      headers: ['x-a', 'x-b'],
+    });
+  });
+
+  it.each([
+    [{ SHOAL_CONNECT_PROXY_URL: 'app:8080' }, /http\(s\) URL/],
+    [{ SHOAL_CONNECT_PROXY_URL: 'http://app', SHOAL_CONNECT_PROXY_TIMEOUT: 'soon' }, /not a duration/],
+    [{ SHOAL_CONNECT_PROXY_TIMEOUT: '2s' }, /need SHOAL_CONNECT_PROXY_URL/],
+  ])('%o is a ConfigError naming the fix', (env, message) => {
+    expect(() => connectProxyFromEnv(env, undefined)).toThrow(ConfigError);
+    expect(() => connectProxyFromEnv(env, undefined)).toThrow(message);
+  });
+});
+
+describe('subscribe proxy settings for `shoal gateway`', () => {
+  it('reads SHOAL_SUBSCRIBE_PROXY_* over the app definition, and refuses it next to authorize', () => {
+    expect(subscribeProxyFromEnv({}, undefined, true)).toBeUndefined();
+    expect(
+      subscribeProxyFromEnv(
+        { SHOAL_SUBSCRIBE_PROXY_URL: 'http://app/sub', SHOAL_SUBSCRIBE_PROXY_TIMEOUT: '1s' },
+        undefined,
+        false,
+      ),
+    ).toEqual({ url: 'http://app/sub', timeoutMs: 1000 });
+    expect(() => subscribeProxyFromEnv({ SHOAL_SUBSCRIBE_PROXY_URL: 'http://app/sub' }, undefined, true)).toThrow(
+      /keep one/,
+    );
+    expect(() => subscribeProxyFromEnv({ SHOAL_SUBSCRIBE_PROXY_URL: 'app/sub' }, undefined, false)).toThrow(
+      ConfigError,
+    );
+  });
+});
