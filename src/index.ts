@@ -19,6 +19,7 @@ export { busUrlFor, createBus, DEFAULT_BUS_URL } from './bus/index.js';
 export { parseDuration } from './core/duration.js';
 export * from './core/errors.js';
 export { hashId } from './core/ids.js';
+export type { Logger } from './core/logger.js';
 export {
   createPublisher,
   type EventMap,
@@ -30,10 +31,17 @@ export { createRealtime, type Realtime, type RealtimeOptions } from './realtime/
 export { type ClientScopeOptions, defineClientScope } from './session/client-scope.js';
 export type { RequestSession, SessionData } from './session/data.js';
 export type { EncryptionOptions } from './session/encryption.js';
+export type { SessionEvents } from './session/events.js';
 export type { EndedSnapshot, EndInfo, SessionEndHandler } from './session/lifecycle.js';
 export type { LockContext, LockOptions } from './session/lock.js';
 export { defineSession, type SessionInfo, SessionManager } from './session/manager.js';
-export type { SessionOptions, SessionSchema, SessionStartContext, SessionValidators } from './session/options.js';
+export type {
+  SessionConfig,
+  SessionOptions,
+  SessionSchema,
+  SessionStartContext,
+  SessionValidators,
+} from './session/options.js';
 export { type CookieAction, Session } from './session/session.js';
 export type { EndReason, SessionStore, StoreCapabilities, StoredSession } from './stores/contract.js';
 export { createStore, DEFAULT_STORE_URL } from './stores/index.js';

@@ -21,16 +21,13 @@ export interface Realtime<E extends EventMap = EventMap> {
  * gateway — the web node that ended it tells the bus, every gateway listens.
  */
 export function createRealtime<E extends EventMap = EventMap>(o: RealtimeOptions): Realtime<E> {
-  let open = true;
-  o.sessions.onSessionRevoked(async (id, reason) => {
-    // The manager has no way to remove a listener, so a closed realtime just stops acting on it.
-    if (!open) return;
+  const stop = o.sessions.onSessionRevoked(async (id, reason) => {
     await publishSessionEnded(o.bus, id, reason);
   });
   return {
     publisher: createPublisher<E>(o.bus),
     async close() {
-      open = false;
+      stop();
     },
   };
 }
