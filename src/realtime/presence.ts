@@ -215,6 +215,7 @@ export class Presence {
 
   #forget(gw: string): void {
     this.#notifyAround(this.#remote.channelsOf(gw), () => this.#remote.drop(gw));
+    for (let shard = 0; shard < PRESENCE_SHARDS; shard++) this.#asked.delete(`${gw}/${shard}`);
   }
 
   #heartbeat(): void {

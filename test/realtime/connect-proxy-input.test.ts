@@ -1,15 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { ORIGIN, realtimeCluster } from './fixture.js';
-import { appServer, json } from './proxy-helpers.js';
+import { appServer, cleanupAfterEach, json } from './proxy-helpers.js';
 import { connect, handshakeStatus } from './ws-client.js';
 
-let cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /**
  * The app answers per cookie: `good` is a user, the others misbehave. A healthy client

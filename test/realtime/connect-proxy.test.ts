@@ -1,15 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { isMsg, ORIGIN, realtimeCluster, subscribed } from './fixture.js';
-import { appServer, json } from './proxy-helpers.js';
+import { appServer, cleanupAfterEach, json } from './proxy-helpers.js';
 import { connect, openSse } from './ws-client.js';
 
-let cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /** The app's own session cookie (say JSESSIONID) decides who connects, as a CFML or Java app would. */
 async function setup() {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 
 /** A real HTTP server standing in for the app's connect endpoint; `seen` keeps every request's headers and body. */
 export async function appServer(answer: (req: IncomingMessage, res: ServerResponse, body: string) => void) {
@@ -30,4 +31,13 @@ export async function appServer(answer: (req: IncomingMessage, res: ServerRespon
 export function json(res: ServerResponse, body: unknown): void {
   res.writeHead(200, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+/** What each test opened, closed after it in reverse order: push a closer onto the returned list. */
+export function cleanupAfterEach(): (() => Promise<void>)[] {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+  });
+  return closers;
 }

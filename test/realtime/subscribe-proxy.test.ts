@@ -1,14 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memoryStore } from '../../src/stores/memory.js';
 import { ORIGIN, realtimeCluster, subscribed } from './fixture.js';
-import { appServer, json } from './proxy-helpers.js';
+import { appServer, cleanupAfterEach, json } from './proxy-helpers.js';
 import { connect } from './ws-client.js';
 
-let cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 /**
  * The app decides joins over HTTP: `room:*` for alice only; `slow:`, `junk:`, `oops:` misbehave.

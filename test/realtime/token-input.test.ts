@@ -1,17 +1,14 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/index.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { realtimeCluster, subscribed } from './fixture.js';
+import { cleanupAfterEach } from './proxy-helpers.js';
 import { hsToken, jwksServer, noneToken, TOKEN_SECRET } from './token-helpers.js';
 import { connect, handshakeStatus } from './ws-client.js';
 
-let cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function gateway(tokens: Record<string, unknown> = { secret: TOKEN_SECRET, audience: 'rt', issuer: 'app' }) {
   const rt = realtimeCluster({ store: memoryStore() });

@@ -1,18 +1,15 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type ShoalClient, connect as sdkConnect } from '../../src/client/index.js';
 import { CloseCode } from '../../src/protocol/index.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { isMsg, ORIGIN, realtimeCluster, subscribed, until } from './fixture.js';
+import { cleanupAfterEach } from './proxy-helpers.js';
 import { hsToken, jwksServer, TOKEN_SECRET } from './token-helpers.js';
 import { connect, openSse } from './ws-client.js';
 
-let cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c();
-  cleanup = [];
-});
+const cleanup = cleanupAfterEach();
 
 async function cluster() {
   const rt = realtimeCluster({ store: memoryStore() });
