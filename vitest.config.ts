@@ -18,14 +18,49 @@ const alias = Object.entries(tsconfig.compilerOptions.paths)
     replacement: fileURLToPath(new URL(target, import.meta.url)),
   }));
 
+/**
+ * Tests that measure time under faults (failover bounds, zone cuts) get the machine to themselves:
+ * they run one at a time, after everything else. The rest run two files at a time; most of their
+ * time is spent waiting on servers and timers, not on a core. The bench smoke run is among them: at
+ * 4 connections it checks that every scenario runs and writes its report, not how fast.
+ */
+const EXCLUSIVE = ['test/failover/**/*.test.ts', 'test/multihost/**/*.test.ts'];
+
+const shared = {
+  pool: 'forks',
+  testTimeout: 30_000,
+  hookTimeout: 60_000,
+  teardownTimeout: 20_000,
+} as const;
+
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    teardownTimeout: 20_000,
+    ...shared,
+    maxWorkers: 2,
+    minWorkers: 1,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          ...shared,
+          name: 'shared',
+          include: ['test/**/*.test.ts'],
+          exclude: EXCLUSIVE,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        resolve: { alias },
+        test: {
+          ...shared,
+          name: 'exclusive',
+          include: EXCLUSIVE,
+          poolOptions: { forks: { singleFork: true } },
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { createBus, SessionManager } from 'shoal';
+import { createBus, SessionManager, silentLogger } from 'shoal';
 import { createGateway, type Gateway } from 'shoal/gateway';
 import { memoryStore } from 'shoal/stores/memory';
 import { WebSocket } from 'ws';
@@ -81,7 +81,7 @@ try {
       sessions,
       origins: [ORIGIN],
       authorize: () => true,
-      log: () => {},
+      logger: silentLogger,
     });
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     await gateway.listen(port);

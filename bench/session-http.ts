@@ -9,10 +9,10 @@
  * `tsx bench/session-http.ts [--quick] [--duration s] [--warmup s] [--connections n] [--rounds n] [--profile] [--tsx]`
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { dropInScript, shoalScript } from './lib/build.js';
+import { peerScript, shoalScript } from './lib/build.js';
 import { json, mapLimit, RoundRobinBrowser } from './lib/client.js';
 import { processCpuMs, redisCounters } from './lib/cpu.js';
 import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
@@ -67,6 +67,18 @@ export interface Level {
   /** Median run (by req/s) per implementation and route. */
   results: Partial<Record<ImplName, Record<RouteName, Measured>>>;
   ratios: Ratio[];
+  /** Session-layer server CPU above the bare server, per route and implementation, over rounds. */
+  layer: LayerCost[];
+}
+
+export interface LayerCost {
+  route: RouteName;
+  impl: ImplName;
+  /** Median over rounds of (server CPU µs/request − the bare server's in the same round). */
+  medianUs: number;
+  minUs: number;
+  maxUs: number;
+  perRound: number[];
 }
 
 export interface SessionHttpData {
@@ -85,6 +97,10 @@ export interface SessionHttpData {
   /** Every measured run, in the order they ran. */
   runs: Array<{ impl: ImplName; route: RouteName; connections: number; round: number; result: Measured }>;
   profile?: ProfileSummary;
+  /** What each server sends Redis per request, in words. */
+  roundTrips: string;
+  /** 1-minute load average when the scenario started and when it ended. */
+  loadAverage?: [number, number];
 }
 
 /** Logs `connections` browsers in (one session each) and gives each session one attribute. */
@@ -131,34 +147,67 @@ type Run = SessionHttpData['runs'][number];
 /**
  * Ratios are taken inside each round, then the median over rounds: on a shared machine the
  * load swings between rounds, and dividing medians taken in different rounds would mix them.
- * Ratios against bare Express only where it ran.
+ * Ratios against the bare server only where it ran.
  */
-function computeRatios(runs: Run[], rounds: number, impls: ImplName[], targets: Variant['targets']): Ratio[] {
+function computeRatios(runs: Run[], rounds: number, variant: Variant): Ratio[] {
+  const { targets } = variant;
+  const impls = [...new Set(runs.map((x) => x.impl))];
+  const { shoal, peer, bare } = variant.roles;
   const pick = (impl: ImplName, route: RouteName, round: number) =>
     runs.find((x) => x.impl === impl && x.route === route && x.round === round)?.result;
   const rps = (impl: ImplName, route: RouteName, round: number) =>
     pick(impl, route, round)?.requestsPerSec ?? Number.NaN;
-  // Server CPU per request, inverted: the req/s ratio if each server had a core to itself.
-  const cpu = (impl: ImplName, route: RouteName, round: number) =>
-    pick(impl, route, round)?.costs.serverCpuUs ?? Number.NaN;
   const ratio = (name: string, of: (round: number) => number, target = 0): Ratio => {
     const perRound = Array.from({ length: rounds }, (_, r) => of(r));
-    const sorted = [...perRound].sort((a, b) => a - b);
-    const value = sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+    const value = medianOf(perRound);
     return { name, value, perRound, target, met: value >= target };
   };
   const out = [
+    ratio(`${shoal} / ${peer}, write route`, (r) => rps(shoal, 'write', r) / rps(peer, 'write', r), targets.write),
     ratio(
-      'shoal / express-session, write route',
-      (r) => rps('shoal', 'write', r) / rps('express-session', 'write', r),
-      targets.write,
-    ),
-    ratio('shoal / express-session, read route', (r) => rps('shoal', 'read', r) / rps('express-session', 'read', r)),
-    ratio(
-      'server CPU per request, express-session / shoal, write route',
-      (r) => cpu('express-session', 'write', r) / cpu('shoal', 'write', r),
+      `${shoal} / ${peer}, read route`,
+      (r) => rps(shoal, 'read', r) / rps(peer, 'read', r),
+      targets.readVsPeer ?? 0,
     ),
   ];
+  if (bare && impls.includes(bare)) {
+    // The session layer's own CPU: what each server spends per request beyond the bare one, same round.
+    for (const route of Object.keys(ROUTES) as RouteName[])
+      out.push(
+        ratio(
+          `session-layer server CPU above bare, ${peer} / ${shoal}, ${route} route`,
+          (r) => cpuAbove(runs, peer, bare, route, r) / cpuAbove(runs, shoal, bare, route, r),
+          targets.layerCpu,
+        ),
+      );
+    out.splice(
+      1,
+      0,
+      ratio(`${shoal} / ${bare}, read route`, (r) => rps(shoal, 'read', r) / rps(bare, 'read', r), targets.read),
+    );
+    out.push(ratio(`${shoal} / ${bare}, write route`, (r) => rps(shoal, 'write', r) / rps(bare, 'write', r)));
+  }
+  // shoal in the peer's own app (no probe extras): the session layers compared alone.
+  if (impls.includes('express-shoal') && impls.includes(peer)) {
+    out.push(
+      ratio(
+        'express-shoal / express-session, write route',
+        (r) => rps('express-shoal', 'write', r) / rps(peer, 'write', r),
+      ),
+      ratio(
+        'express-shoal / express-session, read route',
+        (r) => rps('express-shoal', 'read', r) / rps(peer, 'read', r),
+      ),
+    );
+    if (bare && impls.includes(bare))
+      for (const route of Object.keys(ROUTES) as RouteName[])
+        out.push(
+          ratio(
+            `session-layer server CPU above bare, ${peer} / express-shoal, ${route} route`,
+            (r) => cpuAbove(runs, peer, bare, route, r) / cpuAbove(runs, 'express-shoal', bare, route, r),
+          ),
+        );
+  }
   // --- express-session drop-in row (bench/peers/drop-in-app.ts): its throughput against express-session's.
   if (impls.includes('drop-in')) {
     out.push(
@@ -173,19 +222,43 @@ function computeRatios(runs: Run[], rounds: number, impls: ImplName[], targets: 
     );
   }
   // --- end of the drop-in row.
-  if (impls.includes('bare')) {
-    out.splice(
-      1,
-      0,
-      ratio('shoal / bare, read route', (r) => rps('shoal', 'read', r) / rps('bare', 'read', r), targets.read),
-    );
-    out.push(
-      ratio('shoal / bare, write route', (r) => rps('shoal', 'write', r) / rps('bare', 'write', r)),
-      ratio(
-        'server CPU per request, bare / shoal, read route',
-        (r) => cpu('bare', 'read', r) / cpu('shoal', 'read', r),
-      ),
-    );
+  return out;
+}
+
+/** Server CPU per request of `impl` minus the bare server's, in the same round, µs. */
+function cpuAbove(runs: Run[], impl: ImplName, bare: ImplName, route: RouteName, round: number): number {
+  const cpu = (name: ImplName) =>
+    runs.find((x) => x.impl === name && x.route === route && x.round === round)?.result.costs.serverCpuUs ?? Number.NaN;
+  return cpu(impl) - cpu(bare);
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  if (n === 0) return Number.NaN;
+  return n % 2 ? (sorted[(n - 1) / 2] as number) : ((sorted[n / 2 - 1] as number) + (sorted[n / 2] as number)) / 2;
+}
+
+/** Each stateful implementation's session-layer CPU above bare, per route: median and range over rounds. */
+function layerCosts(runs: Run[], rounds: number, variant: Variant): LayerCost[] {
+  const bare = variant.roles.bare;
+  const impls = [...new Set(runs.map((x) => x.impl))];
+  if (!bare || !impls.includes(bare)) return [];
+  const out: LayerCost[] = [];
+  for (const route of Object.keys(ROUTES) as RouteName[]) {
+    for (const impl of impls) {
+      if (impl === bare) continue;
+      const perRound = Array.from({ length: rounds }, (_, r) => cpuAbove(runs, impl, bare, route, r));
+      const finite = perRound.filter(Number.isFinite);
+      out.push({
+        route,
+        impl,
+        medianUs: medianOf(finite),
+        minUs: Math.min(...finite),
+        maxUs: Math.max(...finite),
+        perRound,
+      });
+    }
   }
   return out;
 }
@@ -236,7 +309,15 @@ interface Variant {
   levels(options: BenchOptions): number[];
   impls: ImplName[];
   /** Minimum shoal/express-session (write) and shoal/bare (read) req/s ratios; 0 = informational. */
-  targets: { write: number; read: number };
+  /** Who is compared: shoal's server, the established peer, the bare server (none: no bare row). */
+  roles: { shoal: ImplName; peer: ImplName; bare?: ImplName };
+  /** Redis round trips per request of each server, in words, for the report. */
+  roundTrips: string;
+  /**
+   * Minimum ratios, 0 = informational: shoal/peer req/s on the write (and read) route, shoal/bare
+   * req/s on the read route, and peer/shoal session-layer CPU above bare on each route.
+   */
+  targets: { write: number; read: number; readVsPeer?: number; layerCpu: number };
 }
 
 async function run(variant: Variant, options: BenchOptions, log: (line: string) => void) {
@@ -245,7 +326,9 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
   const runId = newRunId();
   const paid = owe(() => cleanupRun(options.redisUrl, runId));
   const levels = variant.levels(options);
-  const impls = variant.impls;
+  // BENCH_IMPLS=shoal,bare: a quicker loop over some of the servers (ratios with a missing one read NaN).
+  const only = process.env.BENCH_IMPLS?.split(',');
+  const impls = only ? variant.impls.filter((name) => only.includes(name)) : variant.impls;
   const proxy = variant.delayMs > 0 ? await startDelayProxy(options.redisUrl, variant.delayMs) : undefined;
   const serverRedisUrl = proxy?.url ?? options.redisUrl;
   const measuredRttMs = await medianPingMs(serverRedisUrl);
@@ -265,11 +348,15 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
     shoalRuntime: options.tsx ? 'tsx' : 'compiled',
     levels: [],
     runs: [],
+    roundTrips: variant.roundTrips,
   };
+  const load0 = loadavg()[0] as number;
   try {
     for (const name of impls) {
-      const flags = name === 'shoal' && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-      const script = name === 'shoal' ? shoal : name === 'drop-in' ? await dropInScript(options) : undefined;
+      const flags = name === variant.roles.shoal && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+      const impl = IMPLS[name];
+      const script =
+        name === 'shoal' ? shoal : impl.script.endsWith('.ts') ? await peerScript(options, impl.script) : undefined;
       nodes.set(name, await startNode(implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script })));
     }
     log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);
@@ -327,7 +414,8 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
       const level: Level = {
         connections,
         results: {},
-        ratios: computeRatios(runs, options.rounds, impls, variant.targets),
+        ratios: computeRatios(runs, options.rounds, variant),
+        layer: layerCosts(runs, options.rounds, variant),
       };
       for (const name of impls) {
         const of = (route: RouteName) =>
@@ -356,6 +444,7 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
       problems.push(`cleanup of ${runId} failed: ${err.message}`),
     );
   }
+  data.loadAverage = [load0, loadavg()[0] as number];
   if (profileDir) {
     data.profile = await summarizeProfile(profileDir);
     await rm(profileDir, { recursive: true, force: true });
@@ -367,7 +456,17 @@ function render(d: SessionHttpData): string {
   const several = d.levels.length > 1;
   const rows: Array<Array<string | number>> = [];
   const ratios: Array<Array<string | number>> = [];
+  const layer: Array<Array<string | number>> = [];
   for (const level of d.levels) {
+    for (const c of level.layer ?? [])
+      layer.push([
+        ...(several ? [level.connections] : []),
+        ROUTES[c.route].label,
+        IMPLS[c.impl].label,
+        fmt(c.medianUs),
+        `${fmt(c.minUs)} – ${fmt(c.maxUs)}`,
+        c.perRound.map((x) => fmt(x)).join(' · '),
+      ]);
     for (const route of Object.keys(ROUTES) as RouteName[]) {
       for (const name of d.impls) {
         const r = level.results[name]?.[route];
@@ -401,9 +500,9 @@ function render(d: SessionHttpData): string {
       (d.proxyDelayMs > 0 ? remoteText(d) : `Redis on loopback (median PING ${fmt(d.measuredRttMs, 2)} ms). `) +
       `Each connection is one logged-in browser; writes send a ~64-byte text body that differs on every request. ` +
       `shoal runs as ${d.shoalRuntime === 'tsx' ? 'TypeScript through tsx' : 'compiled JavaScript'}. ` +
-      'Server CPU per request comes from /proc around each measured run. Redis round trips per request: ' +
-      'shoal read 1 (HGETALL), shoal write 1 (EVALSHA of the commit script); express-session read 2 (GET, then ' +
-      'EXPIRE as its touch), write 2 (GET, SET). Redis counters are in the JSON only: the Redis is shared.',
+      `Server CPU per request comes from /proc around each measured run, and the machine's load average (uptime) ` +
+      `was ${d.loadAverage?.map((x) => fmt(x, 2)).join(' → ') ?? 'not recorded'} (start → end). ${d.roundTrips} ` +
+      'Redis counters are in the JSON only: the Redis is shared.',
     '',
     table(
       [
@@ -419,6 +518,18 @@ function render(d: SessionHttpData): string {
       ],
       rows,
     ),
+    ...(layer.length
+      ? [
+          '',
+          "Session-layer server CPU: each server's CPU per request minus the bare server's in the same round " +
+            '(the cost of the session layer alone, µs/request); median, range and every round:',
+          '',
+          table(
+            [...(several ? ['in flight'] : []), 'route', 'implementation', 'µs/req above bare', 'range', 'per round'],
+            layer,
+          ),
+        ]
+      : []),
     '',
     table(['ratio (req/s unless stated)', 'median', 'per round', 'target', ''], ratios),
   ];
@@ -438,14 +549,22 @@ function scenario(variant: Variant): Scenario<SessionHttpData> {
   return { name: variant.name, title: variant.title, run: (options, log) => run(variant, options, log) };
 }
 
+const EXPRESS_ROUND_TRIPS =
+  'Redis round trips per request: shoal read 1 (HGETALL), shoal write 1 (EVALSHA of the commit script); ' +
+  'express-session read 2 (GET, then EXPIRE as its touch), write 2 (GET, SET).';
+
 /** Saturating load on loopback Redis: what one server process can do (CPU-bound). */
 export const sessionHttp = scenario({
   name: 'session-http',
   title: 'Scenario 1 — session HTTP throughput on Redis (shoal vs express-session + connect-redis vs no session)',
   delayMs: 0,
   levels: (o) => [o.connections],
-  impls: ['shoal', 'express-session', 'bare', 'drop-in'], // drop-in: the express-session drop-in's row
-  targets: { write: 1.5, read: 0.85 },
+  // express-shoal: shoal in the express-session peer's own app; drop-in: the express-session drop-in's row.
+  impls: ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in'],
+  roles: { shoal: 'shoal', peer: 'express-session', bare: 'bare' },
+  roundTrips: EXPRESS_ROUND_TRIPS,
+  // layerCpu 3: shoal's session layer costs at most a third of express-session's.
+  targets: { write: 1.5, read: 0.85, layerCpu: 3 },
 });
 
 /**
@@ -460,7 +579,25 @@ export const sessionHttpRemote = scenario({
   delayMs: 1,
   levels: (o) => [...new Set([1, Math.max(1, Math.round(o.connections / 10))])],
   impls: ['shoal', 'express-session'],
-  targets: { write: 1.5, read: 0 },
+  roles: { shoal: 'shoal', peer: 'express-session' },
+  roundTrips: EXPRESS_ROUND_TRIPS,
+  targets: { write: 1.5, read: 0, layerCpu: 0 },
 });
 
-if (isMain(import.meta.url)) await main([sessionHttp, sessionHttpRemote]);
+/** The same saturating load on Fastify: shoal/fastify against @fastify/session, both over Redis. */
+export const sessionHttpFastify = scenario({
+  name: 'session-http-fastify',
+  title:
+    'Scenario 1c — session HTTP throughput on Fastify (shoal/fastify vs @fastify/session + connect-redis vs no session)',
+  delayMs: 0,
+  levels: (o) => [o.connections],
+  impls: ['fastify-shoal', 'fastify-session', 'fastify-bare'],
+  roles: { shoal: 'fastify-shoal', peer: 'fastify-session', bare: 'fastify-bare' },
+  roundTrips:
+    'Redis round trips per request: shoal read 1 (HGETALL), write 1 (EVALSHA); @fastify/session (rolling, its ' +
+    'default) read 2 (GET, then SET: every response re-saves a loaded session), write 2 (GET, SET).',
+  // Ahead of @fastify/session on both routes.
+  targets: { write: 1, readVsPeer: 1, read: 0, layerCpu: 0 },
+});
+
+if (isMain(import.meta.url)) await main([sessionHttp, sessionHttpRemote, sessionHttpFastify]);

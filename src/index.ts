@@ -19,15 +19,30 @@ export { busUrlFor, createBus, DEFAULT_BUS_URL } from './bus/index.js';
 export { parseDuration } from './core/duration.js';
 export * from './core/errors.js';
 export { hashId } from './core/ids.js';
-export type { Logger } from './core/logger.js';
+export { type Logger, silentLogger } from './core/logger.js';
+export { type MetricsOption, metricsRegistry } from './core/metrics.js';
 export {
+  type ChannelsAnswer,
   createPublisher,
   type EventMap,
+  type HistoryAnswer,
+  type HistoryMessage,
+  type HistoryOptions,
   type PresenceAnswer,
+  type PresenceClient,
+  type PresenceQueryOptions,
+  type PresenceStats,
   type Publisher,
   type Target,
 } from './realtime/publisher.js';
 export { createRealtime, type Realtime, type RealtimeOptions } from './realtime/realtime.js';
+export {
+  type RequestContext,
+  type RequestLimits,
+  RpcError,
+  type RpcHandler,
+  type RpcProxyOptions,
+} from './realtime/rpc-types.js';
 export { type ClientScopeOptions, defineClientScope } from './session/client-scope.js';
 export type { RequestSession, SessionData } from './session/data.js';
 export type { EncryptionOptions } from './session/encryption.js';

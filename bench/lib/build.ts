@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import ts from 'typescript';
 import { ROOT } from './nodes.js';
@@ -11,14 +11,15 @@ import { ROOT } from './nodes.js';
  */
 const BUILD_DIR = join(ROOT, 'node_modules', '.cache', 'shoal-bench', String(process.pid));
 
-// bench/peers holds the drop-in peer (TypeScript over src/); its .mjs peers need no build.
+// bench/peers holds TypeScript peers over src/; its .mjs files run as they are and are copied
+// beside them, as the TypeScript peers import the shared ones (peer-args.mjs, express-base.mjs).
 const SOURCES = ['src', 'examples/probe', 'bench/peers'];
 
-async function* tsFiles(dir: string): AsyncGenerator<string> {
+async function* sourceFiles(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* tsFiles(path);
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) yield path;
+    if (entry.isDirectory()) yield* sourceFiles(path);
+    else if (entry.name.endsWith('.mjs') || (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts'))) yield path;
   }
 }
 
@@ -39,8 +40,13 @@ async function build(): Promise<string> {
   rmSync(BUILD_DIR, { recursive: true, force: true });
   process.once('exit', () => rmSync(BUILD_DIR, { recursive: true, force: true }));
   for (const source of SOURCES) {
-    for await (const file of tsFiles(join(ROOT, source))) {
+    for await (const file of sourceFiles(join(ROOT, source))) {
       const out = join(BUILD_DIR, relative(ROOT, file)).replace(/\.ts$/, '.js');
+      await mkdir(dirname(out), { recursive: true });
+      if (file.endsWith('.mjs')) {
+        await copyFile(file, out);
+        continue;
+      }
       const { outputText } = ts.transpileModule(await readFile(file, 'utf8'), {
         fileName: file,
         compilerOptions: {
@@ -49,7 +55,6 @@ async function build(): Promise<string> {
           verbatimModuleSyntax: true,
         },
       });
-      await mkdir(dirname(out), { recursive: true });
       await writeFile(out, outputText);
     }
   }
@@ -79,9 +84,14 @@ export async function shoalScript(options: { tsx: boolean }): Promise<string> {
   return options.tsx ? 'examples/probe/server.ts' : buildProbe();
 }
 
-/** The express-session drop-in peer (bench/peers/drop-in-app.ts): compiled with the probe, or through tsx. */
-export async function dropInScript(options: { tsx: boolean }): Promise<string> {
-  if (options.tsx) return 'bench/peers/drop-in-app.ts';
+/** A TypeScript peer under bench/peers (over src/): compiled with the probe, or through tsx. */
+export async function peerScript(options: { tsx: boolean }, script: string): Promise<string> {
+  if (options.tsx) return script;
   await buildProbe();
-  return join(BUILD_DIR, 'bench', 'peers', 'drop-in-app.js');
+  return join(BUILD_DIR, script.replace(/\.ts$/, '.js'));
+}
+
+/** The express-session drop-in peer (bench/peers/drop-in-app.ts). */
+export async function dropInScript(options: { tsx: boolean }): Promise<string> {
+  return peerScript(options, 'bench/peers/drop-in-app.ts');
 }

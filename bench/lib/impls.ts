@@ -1,6 +1,14 @@
 import type { NodeSpec } from './nodes.js';
 
-export type ImplName = 'shoal' | 'drop-in' | 'express-session' | 'bare';
+export type ImplName =
+  | 'shoal'
+  | 'express-shoal'
+  | 'drop-in'
+  | 'express-session'
+  | 'bare'
+  | 'fastify-shoal'
+  | 'fastify-session'
+  | 'fastify-bare';
 
 export interface Impl {
   name: ImplName;
@@ -17,6 +25,13 @@ export const IMPLS: Record<ImplName, Impl> = {
     name: 'shoal',
     label: 'shoal (probe, redis store)',
     script: 'examples/probe/server.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'express-shoal': {
+    name: 'express-shoal',
+    label: "shoal/express, the express-session peer's app (redis store)",
+    script: 'bench/peers/express-shoal-app.ts',
     cookieName: 'shoal.sid',
     stateful: true,
   },
@@ -38,6 +53,27 @@ export const IMPLS: Record<ImplName, Impl> = {
     name: 'bare',
     label: 'bare Express (no session)',
     script: 'bench/peers/bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
+  'fastify-shoal': {
+    name: 'fastify-shoal',
+    label: 'Fastify + shoal/fastify (redis store)',
+    script: 'bench/peers/fastify-shoal-app.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'fastify-session': {
+    name: 'fastify-session',
+    label: 'Fastify + @fastify/session + connect-redis',
+    script: 'bench/peers/fastify-session-app.mjs',
+    cookieName: 'sessionId',
+    stateful: true,
+  },
+  'fastify-bare': {
+    name: 'fastify-bare',
+    label: 'bare Fastify (no session)',
+    script: 'bench/peers/fastify-bare-app.mjs',
     cookieName: null,
     stateful: false,
   },

@@ -26,7 +26,7 @@ export interface LoadResult {
   statusCodes: Record<string, number>;
 }
 
-const LOAD_SCRIPT = join(ROOT, 'bench', 'lib', 'load.ts');
+const LOAD_SCRIPT = join(ROOT, 'bench', 'lib', 'load.mjs');
 
 /** Runs autocannon in a separate process against `spec.url` and returns its summary. */
 export async function measure(spec: LoadSpec): Promise<LoadResult> {

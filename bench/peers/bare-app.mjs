@@ -3,26 +3,13 @@
  * no state. The ceiling a session layer is measured against (Express + body parser only).
  * Flags: --port, --host.
  */
-import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import express from 'express';
+import { expressApp, listenUntilSignal } from './express-base.mjs';
+import { peerArgs } from './peer-args.mjs';
 
-const { values } = parseArgs({
-  options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },
-});
-const node = process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
+const args = peerArgs();
+const { node } = args;
 
-const app = express();
-app.disable('x-powered-by');
-app.set('trust proxy', 'loopback');
-app.use(express.text({ type: '*/*', limit: '1mb' }));
-app.use((_req, res, next) => {
-  res.setHeader('X-Shoal-Node', node);
-  next();
-});
-app.get('/healthz', (_req, res) => {
-  res.json({ ok: true, node });
-});
+const app = expressApp(node);
 
 app.get('/', (_req, res) => {
   res.type('html').send(`<!doctype html><title>bare peer</title><p>${node}</p>`);
@@ -53,13 +40,4 @@ app.post('/logout', (_req, res) => {
   res.json({ ok: true, node });
 });
 
-const server = app.listen(Number(values.port), values.host, () => {
-  console.log(JSON.stringify({ msg: 'bare peer listening', port: Number(values.port), pid: process.pid }));
-});
-
-const stop = () => {
-  server.close(() => process.exit(0));
-  server.closeAllConnections();
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+listenUntilSignal(app, args, 'bare peer');

@@ -6,16 +6,14 @@
  *
  * Env: SHOAL_STORE=redis://…, SHOAL_NAMESPACE, SHOAL_SECRETS. Flags: --port, --host.
  */
-import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import express, { type Request } from 'express';
+import type { Request } from 'express';
 import { createStore } from 'shoal';
 import { session } from 'shoal/express-session';
+import { expressApp, listenUntilSignal } from './express-base.mjs';
+import { peerArgs } from './peer-args.mjs';
 
-const { values } = parseArgs({
-  options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },
-});
-const node = process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
+const args = peerArgs();
+const { node } = args;
 const url = process.env.SHOAL_STORE ?? 'redis://127.0.0.1:6379';
 const secrets = (process.env.SHOAL_SECRETS ?? 'drop-in-peer-development-secret-never-in-production').split(',');
 const store = await createStore(url, { namespace: process.env.SHOAL_NAMESPACE ?? 'session' });
@@ -30,17 +28,7 @@ type Loose = Record<string, unknown> & {
 const sess = (req: Request) => (req as unknown as { session: Loose }).session;
 const attributesOf = (s: Loose) => Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'cookie'));
 
-const app = express();
-app.disable('x-powered-by');
-app.set('trust proxy', 'loopback');
-app.use(express.text({ type: '*/*', limit: '1mb' }));
-app.use((_req, res, next) => {
-  res.setHeader('X-Shoal-Node', node);
-  next();
-});
-app.get('/healthz', (_req, res) => {
-  res.json({ ok: true, node });
-});
+const app = expressApp(node);
 app.use(sessions);
 
 app.post('/login', (req, res, next) => {
@@ -90,15 +78,4 @@ app.post('/logout', (req, res, next) => {
   });
 });
 
-const server = app.listen(Number(values.port), values.host, () => {
-  console.log(JSON.stringify({ msg: 'drop-in peer listening', port: Number(values.port), pid: process.pid }));
-});
-
-const stop = () => {
-  server.close(() => {
-    void sessions.close().finally(() => process.exit(0));
-  });
-  server.closeAllConnections();
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+listenUntilSignal(app, args, 'drop-in peer', () => sessions.close());

@@ -7,17 +7,14 @@
  * Env: SHOAL_STORE=redis://…, SHOAL_SECRETS=…, BENCH_REDIS_PREFIX (connect-redis key prefix).
  * Flags: --port, --host.
  */
-import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import { RedisStore } from 'connect-redis';
-import express from 'express';
 import expressSession from 'express-session';
 import { createClient } from 'redis';
+import { expressApp, listenUntilSignal } from './express-base.mjs';
+import { peerArgs } from './peer-args.mjs';
 
-const { values } = parseArgs({
-  options: { port: { type: 'string', default: '3000' }, host: { type: 'string', default: '127.0.0.1' } },
-});
-const node = process.env.SHOAL_NODE_ID ?? `${hostname()}:${process.pid}`;
+const args = peerArgs();
+const { node } = args;
 const url = process.env.SHOAL_STORE ?? 'redis://127.0.0.1:6379';
 if (!/^rediss?:/.test(url)) throw new Error(`express-session peer needs SHOAL_STORE=redis://…, got ${url}`);
 const secrets = (process.env.SHOAL_SECRETS ?? 'peer-development-secret-never-use-in-production').split(',');
@@ -29,17 +26,7 @@ await client.connect();
 // Names express-session owns on req.session; a route writing one of them would corrupt the session.
 const RESERVED = new Set(['cookie', 'id', 'req', 'regenerate', 'destroy', 'reload', 'save', 'touch', 'resetMaxAge']);
 
-const app = express();
-app.disable('x-powered-by');
-app.set('trust proxy', 'loopback');
-app.use(express.text({ type: '*/*', limit: '1mb' }));
-app.use((_req, res, next) => {
-  res.setHeader('X-Shoal-Node', node);
-  next();
-});
-app.get('/healthz', (_req, res) => {
-  res.json({ ok: true, node });
-});
+const app = expressApp(node);
 app.use(
   expressSession({
     store: new RedisStore({ client, prefix: process.env.BENCH_REDIS_PREFIX ?? 'sess:' }),
@@ -105,15 +92,4 @@ app.post('/logout', (req, res, next) => {
   });
 });
 
-const server = app.listen(Number(values.port), values.host, () => {
-  console.log(JSON.stringify({ msg: 'express-session peer listening', port: Number(values.port), pid: process.pid }));
-});
-
-const stop = () => {
-  server.close(() => {
-    void client.close().finally(() => process.exit(0));
-  });
-  server.closeAllConnections();
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+listenUntilSignal(app, args, 'express-session peer', () => client.close());

@@ -4,6 +4,7 @@ import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
+import type { RequestContext, RequestLimits, RpcHandler, RpcProxyOptions } from '../realtime/rpc-types.js';
 import type { SubscribeProxyOptions } from '../realtime/subscribe-proxy.js';
 import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
@@ -85,6 +86,26 @@ export interface RealtimeApp {
    * SHOAL_SUBSCRIBE_PROXY_URL and SHOAL_SUBSCRIBE_PROXY_TIMEOUT override each.
    */
   subscribeProxy?: SubscribeProxyOptions;
+  /**
+   * Methods clients call with `client.rpc(method, data)`, answered on the gateway:
+   * `{ [method]: async (ctx, data) => result }`. Throw `RpcError(code, message)` to answer an error.
+   */
+  rpc?: Record<string, RpcHandler>;
+  /**
+   * Methods without a handler here are POSTed to the app (`{ url, timeoutMs?, headers? }`, see
+   * docs/client.md). SHOAL_RPC_PROXY_URL and SHOAL_RPC_PROXY_TIMEOUT override each.
+   */
+  rpcProxy?: RpcProxyOptions;
+  /**
+   * What a connection shows others in presence answers (`client.presenceInfo`, the server API's
+   * `/presence` with `clients`), e.g. `{ name: session.attributes.name }`; at most 1 KiB as JSON.
+   * A connection token's `info` claim or the connect proxy's `info` takes its place.
+   */
+  connectionInfo?(who: AuthorizeContext): unknown;
+  /** May this client publish `event` on `channel` (`client.publish`)? Unset: clients may not publish. */
+  canPublish?(ctx: RequestContext, channel: string, event: string): boolean | Promise<boolean>;
+  /** Bounds on client requests (rpc, publish, history) per connection. */
+  requestLimits?: RequestLimits;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/contract.js';
 import { busUrlFor, createBus } from '../bus/index.js';
+import type { Logger } from '../core/logger.js';
 import { redact } from '../core/url.js';
 import { createRealtime, type Realtime } from '../realtime/realtime.js';
 import { defineClientScope } from '../session/client-scope.js';
@@ -21,6 +22,8 @@ export interface NodeConfig extends NodeContext {
   namespace?: string | undefined;
   /** Session settings from the node's environment; the app definition's own settings win. */
   session?: Partial<SessionOptions> | undefined;
+  /** Where the node's bus and sessions log (the app definition's session logger wins for sessions). */
+  logger?: Logger | undefined;
 }
 
 /** An app definition opened on one node: its backends, sessions and realtime link. */
@@ -57,7 +60,7 @@ export async function openApp<T extends SessionSchema>(
   try {
     const store = own.store ?? (await createStore(storeUrl, { namespace: config.namespace ?? 'session' }));
     if (!own.store) opened.push(store);
-    const bus = await createBus(busUrl);
+    const bus = await createBus(busUrl, config.logger ? { logger: config.logger } : {});
     opened.push(bus);
     const sessions = new SessionManager<T>({
       ...options,
@@ -103,6 +106,9 @@ function mergeSessionOptions<T extends SessionSchema>(
     ...base,
     ...settings,
     nodeId: settings.nodeId ?? config.nodeId,
+    ...((settings.logger ?? base.logger ?? config.logger)
+      ? { logger: settings.logger ?? base.logger ?? config.logger }
+      : {}),
     cookie: { ...base.cookie, ...settings.cookie },
     // Gateways read sessions but never claim ended ones: the app's onSessionEnd runs on web nodes.
     ...(config.role === 'gateway' ? { sweep: { ...settings.sweep, enabled: false } } : {}),

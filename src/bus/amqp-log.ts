@@ -1,22 +1,35 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Channel, Message } from 'amqplib';
 import type { AmqpLink } from './amqp-link.js';
+import { DEFAULT_PARTITIONS, partitionKey, partitionOf } from './amqp-partition.js';
 import type { BusMessage } from './contract.js';
 
 /**
- * A channel's log on RabbitMQ, three objects per channel:
- * - a token queue holding exactly one message {epoch, offset}: whoever holds it unacked
- *   may publish, and a crashed holder's token goes back to the queue by itself;
- * - a stream queue with the history, one record per offset (stream offset = offset − 1);
- * - a routing key on the namespace's topic exchange for live fan-out.
- * A publish takes the token and, in one AMQP transaction, publishes to the exchange and the
- * stream, puts back the advanced token and acks the old one: offsets are gap-free, and the
- * next holder's messages are committed after this one's everywhere.
+ * A partition's log on RabbitMQ (a namespace has a fixed number of them; a channel lives in
+ * the one its name hashes to, amqp-partition.ts), two queues per partition:
+ * - a token queue holding exactly one message (Token): whoever holds it unacked may append,
+ *   and a crashed holder's token goes back to the queue by itself;
+ * - a stream queue with the records of all its channels, each carrying its channel's
+ *   offset, plus now and then a checkpoint with every channel's newest offset.
+ * Live fan-out goes through one routing key per channel on the namespace's topic exchange.
+ * An append takes the token and, in one AMQP transaction, publishes to the exchange and the
+ * stream, puts back the advanced token and acks the old one: each channel's offsets are
+ * gap-free, and the next holder's records are committed after this one's everywhere.
  */
 
 export interface Token {
+  /** The partition's epoch; every channel in it shares it. */
   epoch: string;
-  offset: number;
+  /** Records in the stream: the next record's stream offset. */
+  seq: number;
+  /** Stream offset where this epoch began (records before it belong to an earlier one). */
+  begin: number;
+  /** Stream offset of the newest checkpoint, -1 when this epoch has none yet. */
+  ckpt: number;
+  /** When that checkpoint (or the epoch) was written, ms. */
+  ckptAt: number;
+  /** [channel, offset] of the newest records (0 for a checkpoint), ending at seq − 1. */
+  recent: Array<[string, number] | 0>;
 }
 
 export interface LogNames {
@@ -26,8 +39,9 @@ export interface LogNames {
   lock: string;
 }
 
-export function logNames(namespace: string, channel: string): LogNames {
-  return logNamesForKey(namespace, routingKey(channel));
+/** The queues of the partition that holds `channel`. */
+export function logNames(namespace: string, channel: string, partitions = DEFAULT_PARTITIONS): LogNames {
+  return logNamesForKey(namespace, partitionKey(partitions, partitionOf(channel, partitions)));
 }
 
 export function logNamesForKey(namespace: string, key: string): LogNames {
@@ -49,7 +63,7 @@ export function routingKey(channel: string): string {
 }
 
 export const encode = (m: BusMessage): Buffer =>
-  Buffer.from(JSON.stringify([m.epoch, m.offset, m.event, m.data, m.publishedAt]));
+  Buffer.from(JSON.stringify([m.epoch, m.offset, m.event, m.data, m.publishedAt, m.channel]));
 
 export function decode(channel: string, body: Buffer): BusMessage {
   const [epoch, offset, event, data, publishedAt] = JSON.parse(body.toString('utf8')) as [
@@ -62,11 +76,29 @@ export function decode(channel: string, body: Buffer): BusMessage {
   return { channel, epoch, offset, event, data, publishedAt };
 }
 
-const parseToken = (m: Message): Token => {
-  const t = JSON.parse(m.content.toString('utf8')) as { e: string; o: number };
-  return { epoch: t.e, offset: t.o };
+export const parseToken = (m: Message): Token => {
+  const t = JSON.parse(m.content.toString('utf8')) as {
+    e: string;
+    s: number;
+    b: number;
+    c: number;
+    ca: number;
+    r: Token['recent'];
+  };
+  return { epoch: t.e, seq: t.s, begin: t.b, ckpt: t.c, ckptAt: t.ca, recent: t.r };
 };
-const tokenBody = (t: Token) => Buffer.from(JSON.stringify({ e: t.epoch, o: t.offset }));
+export const tokenBody = (t: Token) =>
+  Buffer.from(JSON.stringify({ e: t.epoch, s: t.seq, b: t.begin, c: t.ckpt, ca: t.ckptAt, r: t.recent }));
+
+/** A new epoch starting at stream offset `seq`: every channel of the partition starts again at offset 1. */
+export const freshToken = (seq: number): Token => ({
+  epoch: randomUUID(),
+  seq,
+  begin: seq,
+  ckpt: -1,
+  ckptAt: Date.now(),
+  recent: [],
+});
 
 /** Takes the token off its queue (unacked), waiting for its holder to put it back; resolves null at the deadline. */
 export async function takeToken(ch: Channel, queue: string, deadline: number): Promise<Message | null> {
@@ -95,51 +127,6 @@ export async function takeToken(ch: Channel, queue: string, deadline: number): P
   });
 }
 
-/** The current head, read by taking the token and handing it straight back. */
-export async function peekToken(link: AmqpLink, queue: string, deadline: number): Promise<Token> {
-  return link.temp(async (ch) => {
-    await ch.prefetch(1);
-    const m = await takeToken(ch, queue, deadline);
-    if (!m) throw new Error(`the head of ${queue} stayed taken until the timeout`);
-    const token = parseToken(m);
-    ch.nack(m, false, true);
-    return token;
-  });
-}
-
-/** Appends messages after the token's offset; `build` gets each offset. One transaction. */
-export async function appendBatch(
-  link: AmqpLink,
-  names: LogNames,
-  exchange: string,
-  count: number,
-  build: (epoch: string, offset: number, i: number) => BusMessage,
-  deadline: number,
-): Promise<BusMessage[]> {
-  const ch = await link.takeTx();
-  try {
-    const held = await takeToken(ch, names.token, deadline);
-    if (!held) throw new Error(`the head of ${names.token} stayed taken until the timeout`);
-    const token = parseToken(held);
-    const out: BusMessage[] = [];
-    for (let i = 0; i < count; i++) {
-      const m = build(token.epoch, token.offset + i + 1, i);
-      const body = encode(m);
-      ch.publish(exchange, names.routingKey, body, { contentType: 'application/json' });
-      ch.sendToQueue(names.stream, body, { contentType: 'application/json' });
-      out.push(m);
-    }
-    ch.sendToQueue(names.token, tokenBody({ epoch: token.epoch, offset: token.offset + count }), { persistent: true });
-    ch.ack(held);
-    await link.commit(ch);
-    link.giveTx(ch);
-    return out;
-  } catch (err) {
-    link.dropTx(ch);
-    throw err;
-  }
-}
-
 async function exists(link: AmqpLink, names: LogNames): Promise<boolean> {
   return link
     .temp(async (ch) => {
@@ -154,7 +141,7 @@ async function exists(link: AmqpLink, names: LogNames): Promise<boolean> {
 }
 
 /**
- * Makes the channel's log if it is missing or broken (token or stream gone: new epoch).
+ * Makes the partition's log if it is missing or broken (token or stream gone: new epoch).
  * The stream is declared last, so a crash half-way leaves "missing", never "half there".
  */
 export async function ensureLog(
@@ -171,8 +158,8 @@ export async function ensureLog(
       await ch.deleteQueue(names.stream);
       await ch.deleteQueue(names.token);
       await ch.assertQueue(names.token, { durable: true });
-      ch.sendToQueue(names.token, tokenBody({ epoch: randomUUID(), offset: 0 }), { persistent: true });
-      // Lets dropAmqpNamespace() find every channel's queues.
+      ch.sendToQueue(names.token, tokenBody(freshToken(0)), { persistent: true });
+      // Lets dropAmqpNamespace() find every partition's queues.
       ch.sendToQueue(registry, Buffer.from(names.routingKey), { persistent: true });
       await ch.waitForConfirms();
       await ch.assertQueue(names.stream, {
@@ -189,47 +176,49 @@ export async function ensureLog(
 }
 
 /**
- * Stream records with offsets after+1 … upTo. Stops at the first record past a gap
- * (trimmed by age retention): the caller sees that the first offset is not after+1.
+ * Hands `fn` every record of `stream` from stream offset `from` (inclusive) until `until`
+ * (exclusive) or until `fn` returns true. Resolves false when the first record found lies
+ * past `from` (what was before it is gone by age retention); `fn` still gets the rest.
  */
-export async function readStream(
+export async function scanStream(
   link: AmqpLink,
-  names: LogNames,
-  after: number,
-  upTo: number,
-  channel: string,
+  stream: string,
+  from: number,
+  until: number,
+  fn: (at: number, body: Buffer) => boolean | undefined,
   deadline: number,
-): Promise<BusMessage[]> {
+): Promise<boolean> {
+  if (from >= until) return true;
   return link.temp(
     (ch) =>
-      new Promise<BusMessage[]>((resolve, reject) => {
-        const out: BusMessage[] = [];
+      new Promise<boolean>((resolve, reject) => {
         let settled = false;
+        let whole = true;
+        let first = true;
         const finish = (err?: unknown) => {
           if (settled) return;
           settled = true;
           clearTimeout(timer);
           if (err) reject(err);
-          else resolve(out);
+          else resolve(whole);
         };
         const timer = setTimeout(
-          () => finish(new Error(`history of ${channel} ended before offset ${upTo}`)),
+          () => finish(new Error(`${stream} ended before stream offset ${until - 1}`)),
           Math.max(0, deadline - Date.now()),
         );
         const onRecord = (m: Message | null) => {
-          if (!m) return finish(new Error(`${names.stream} was deleted`));
+          if (!m) return finish(new Error(`${stream} was deleted`));
           if (settled) return;
           ch.ack(m);
-          const msg = decode(channel, m.content);
-          if (msg.offset <= after) return; // before the wanted offset (or an earlier incarnation)
-          out.push(msg);
-          if (msg.offset >= upTo || msg.offset !== after + out.length) finish();
+          const at = Number(m.properties.headers?.['x-stream-offset']);
+          if (at < from) return; // the chunk a read starts in may begin earlier
+          if (first && at > from) whole = false;
+          first = false;
+          if (fn(at, m.content) === true || at >= until - 1) finish();
         };
         void ch
-          .prefetch(Math.min(1000, Math.max(1, upTo - after)))
-          .then(() =>
-            ch.consume(names.stream, onRecord, { noAck: false, arguments: { 'x-stream-offset': Math.max(0, after) } }),
-          )
+          .prefetch(Math.min(1000, Math.max(1, until - from)))
+          .then(() => ch.consume(stream, onRecord, { noAck: false, arguments: { 'x-stream-offset': from } }))
           .then(() => undefined, finish);
       }),
   );

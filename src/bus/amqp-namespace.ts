@@ -2,10 +2,11 @@ import { ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import type { Amqplib } from './amqp-link.js';
 import { logNamesForKey } from './amqp-log.js';
+import { parsePartitions } from './amqp-partition.js';
 
 /**
- * Deletes everything a namespace made on the broker: every channel's token and stream
- * queue, the registry and the exchange. For tests and decommissioning; live clients of
+ * Deletes everything a namespace made on the broker: every partition's token and stream
+ * queue (and those of the earlier one-pair-per-channel layout), the registry and the exchange. For tests and decommissioning; live clients of
  * the namespace lose their history (their next publish starts a new epoch).
  */
 export async function dropAmqpNamespace(url: string, namespace: string): Promise<void> {
@@ -34,7 +35,7 @@ export async function dropAmqpNamespace(url: string, namespace: string): Promise
   }
 }
 
-export function connectionUrl(raw: string): { url: string; label: string } {
+export function connectionUrl(raw: string): { url: string; label: string; partitions: number } {
   let u: URL;
   try {
     u = new URL(raw);
@@ -44,9 +45,12 @@ export function connectionUrl(raw: string): { url: string; label: string } {
   if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
     throw new ConfigError(`amqp bus: "${u.protocol}" is not an AMQP URL scheme; write amqp://user:pass@host:5672`);
   }
+  // Ours, not the broker's: taken off before amqplib sees the URL.
+  const partitions = parsePartitions(u.searchParams.get('partitions'));
+  u.searchParams.delete('partitions');
   // Heartbeats notice a dead peer behind a silent network in ~20 s instead of TCP's minutes.
   if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', '10');
   const shown = new URL(u);
   if (shown.password) shown.password = '***';
-  return { url: u.toString(), label: `amqp (${shown.host})` };
+  return { url: u.toString(), label: `amqp (${shown.host})`, partitions };
 }

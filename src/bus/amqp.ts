@@ -2,38 +2,47 @@ import { ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { settleWithin } from '../core/timing.js';
 import { AmqpLink, type Amqplib } from './amqp-link.js';
-import { appendBatch, decode, ensureLog, type LogNames, logNames, peekToken, readStream } from './amqp-log.js';
+import { decode, ensureLog, logNamesForKey, routingKey, scanStream } from './amqp-log.js';
 import { connectionUrl } from './amqp-namespace.js';
+import { parsePartitions, partitionKey, partitionOf } from './amqp-partition.js';
+import { appendBatch, type PartitionLog, peekPartition } from './amqp-sequencer.js';
+import { ANCHOR_EVERY, PartitionView } from './amqp-view.js';
 import { BusBase, type BusDriver, type LogRange } from './base.js';
 import type { Bus, BusMessage, BusOptions, PublishInput } from './contract.js';
-import { OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+import { OrderedDelivery } from './ordered-delivery.js';
 
 export { dropAmqpNamespace } from './amqp-namespace.js';
 
 export interface AmqpBusOptions extends BusOptions {
-  /** `amqp://user:pass@host:5672/vhost` or `amqps://…`. */
+  /** `amqp://user:pass@host:5672/vhost` or `amqps://…`; `?partitions=N` sets the partition count. */
   url: string;
+  /** Partitions of the namespace (queue pairs on the broker); every client of a namespace must use the same. Default 16. */
+  partitions?: number;
 }
 
 interface Pending {
+  channel: string;
   input: PublishInput;
   resolve: (m: BusMessage) => void;
   reject: (err: unknown) => void;
 }
 
-// Publishes queued on one channel while a transaction is in flight go out together in the next.
+// Publishes queued on one partition while a transaction is in flight go out together in the next.
 const MAX_BATCH = 200;
 const MAX_BATCH_BYTES = 1024 * 1024;
 
 /**
- * RabbitMQ bus (AMQP 0-9-1, RabbitMQ 3.9+ for stream queues). Per channel a token queue
- * assigns offsets, a stream queue keeps history, and a topic exchange fans out to one
- * exclusive auto-delete queue per bus client, bound per subscribed channel (see amqp-log.ts).
+ * RabbitMQ bus (AMQP 0-9-1, RabbitMQ 3.9+ for stream queues). A namespace has a fixed number
+ * of partitions; per partition a token queue sequences appends and a stream queue keeps the
+ * history of every channel hashed to it (amqp-log.ts, amqp-sequencer.ts), so the broker
+ * holds 2 × partitions queues however many channels there are. A topic exchange fans out to
+ * one exclusive auto-delete queue per bus client, bound per subscribed channel.
  * After a connection loss the client reconnects, re-declares, re-binds, and catches every
  * subscribed channel up from the last offset it delivered, out of the stream.
  */
 export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
-  const { url, label } = connectionUrl(options.url);
+  const { url, label, partitions: fromUrl } = connectionUrl(options.url);
+  const partitions = options.partitions !== undefined ? parsePartitions(options.partitions) : fromUrl;
   let linkError = (): unknown => undefined;
   const base = new BusBase(options, {
     label,
@@ -67,7 +76,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
   const rebind = (attempt: number) => {
     subscriberQueue().then(
       () => {
-        for (const channel of delivery.channels) delivery.resync(channel);
+        for (const channel of delivery.channels) void delivery.resync(channel);
       },
       (err: unknown) => {
         link.lastError = err;
@@ -105,45 +114,82 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
   const call = <T>(what: string, op: (deadline: number) => Promise<T>): Promise<T> =>
     base.call(what, (deadline) => op(deadline - timeoutMs * 0.1));
 
-  const known = new Set<string>();
-  /** Makes the channel's log exist (once per client), then runs `op`; a log deleted meanwhile is made again once. */
-  const withLog = async <T>(channel: string, deadline: number, op: (names: LogNames) => Promise<T>): Promise<T> => {
-    const names = logNames(ns, channel);
+  const logs = new Map<number, PartitionLog>();
+  const logOf = (index: number): PartitionLog => {
+    let p = logs.get(index);
+    if (!p) {
+      const names = logNamesForKey(ns, partitionKey(partitions, index));
+      const view = new PartitionView(Math.ceil(historySize / ANCHOR_EVERY) + 1);
+      p = { link, names, view, exchange, checkpointEveryMs: ttlMs / 4 };
+      logs.set(index, p);
+    }
+    return p;
+  };
+  const known = new Set<number>();
+  /** Makes the partition's log exist (once per client), then runs `op`; a log deleted meanwhile is made again once. */
+  const withLog = async <T>(index: number, deadline: number, op: (p: PartitionLog) => Promise<T>): Promise<T> => {
+    const p = logOf(index);
     for (let attempt = 0; ; attempt++) {
-      if (!known.has(channel)) {
-        await ensureLog(link, names, registry, retention, deadline);
-        known.add(channel);
+      if (!known.has(index)) {
+        await ensureLog(link, p.names, registry, retention, deadline);
+        known.add(index);
       }
       try {
-        return await op(names);
+        return await op(p);
       } catch (err) {
         if ((err as { code?: number }).code !== 404 || attempt > 0) throw err;
-        known.delete(channel);
+        known.delete(index);
+        p.view.invalidate();
       }
     }
   };
+  const withChannelLog = <T>(channel: string, deadline: number, op: (p: PartitionLog) => Promise<T>): Promise<T> =>
+    withLog(partitionOf(channel, partitions), deadline, op);
+
+  /** The channel's head, and where its records after `after` start in the partition stream. */
+  const locate = (p: PartitionLog, channel: string, after: number, deadline: number) =>
+    peekPartition(p, deadline, (token, view) => {
+      const s = view.channels.get(channel);
+      return { epoch: token.epoch, last: s?.last ?? 0, lastAt: s?.lastAt ?? -1, start: view.startFor(channel, after) };
+    });
 
   const readLog = (channel: string, after: number, limit: number, deadline: number, epoch?: string) =>
-    withLog(channel, deadline, async (names): Promise<LogRange> => {
-      const head = await peekToken(link, names.token, deadline);
-      const none = { epoch: head.epoch, last: head.offset, messages: [] };
+    withChannelLog(channel, deadline, async (p): Promise<LogRange> => {
+      const at = await locate(p, channel, after, deadline);
+      const none = { epoch: at.epoch, last: at.last, messages: [] };
       // Incomplete or empty whatever the stream holds: no read needed.
-      if (epoch !== undefined && epoch !== head.epoch) return none;
-      if (after >= head.offset || after < head.offset - historySize) return none;
-      const records = await readStream(link, names, after, Math.min(head.offset, after + limit), channel, deadline);
+      if (epoch !== undefined && epoch !== at.epoch) return none;
+      if (after >= at.last || after < at.last - historySize || at.start === undefined) return none;
+      const upTo = Math.min(at.last, after + limit);
+      const records: BusMessage[] = [];
+      // Other channels' records of the partition lie in between: they are read and skipped.
+      await scanStream(
+        link,
+        p.names.stream,
+        at.start,
+        at.lastAt + 1,
+        (_, body) => {
+          const r = JSON.parse(body.toString('utf8')) as unknown[];
+          if (!Array.isArray(r) || r[5] !== channel || r[0] !== at.epoch || (r[1] as number) <= after) return;
+          const m = decode(channel, body);
+          records.push(m);
+          return m.offset >= upTo || m.offset !== after + records.length;
+        },
+        deadline,
+      );
       const cutoff = Date.now() - ttlMs;
-      return { ...none, messages: records.filter((m) => m.epoch === head.epoch && m.publishedAt >= cutoff) };
+      return { ...none, messages: records.filter((m) => m.publishedAt >= cutoff) };
     });
 
   const delivery = new OrderedDelivery(
     (channel, after) => base.window(driver, 'catch-up read', channel, after, 500),
     base.currentHandler,
-    warnCatchUp('amqp'),
+    base.logger,
   );
 
-  // One transaction in flight per channel per client; what queues up meanwhile goes in the next one.
-  const lanes = new Map<string, Pending[]>();
-  const pump = async (channel: string, queue: Pending[]) => {
+  // One transaction in flight per partition per client; what queues up meanwhile goes in the next one.
+  const lanes = new Map<number, Pending[]>();
+  const pump = async (index: number, queue: Pending[]) => {
     while (queue.length > 0) {
       let take = 0;
       for (let bytes = 0; take < Math.min(queue.length, MAX_BATCH) && (take === 0 || bytes < MAX_BATCH_BYTES); take++) {
@@ -151,29 +197,16 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
         bytes += event.length + data.length;
       }
       const batch = queue.splice(0, take);
-      const publishedAt = Date.now();
       try {
         const sent = await call('publish', (deadline) =>
-          withLog(channel, deadline, (names) =>
-            appendBatch(
-              link,
-              names,
-              exchange,
-              batch.length,
-              (epoch, offset, i) => {
-                const { event, data } = (batch[i] as Pending).input;
-                return { channel, epoch, offset, event, data, publishedAt };
-              },
-              deadline,
-            ),
-          ),
+          withLog(index, deadline, (p) => appendBatch(p, batch, deadline)),
         );
         for (const [i, p] of batch.entries()) p.resolve(sent[i] as BusMessage);
       } catch (err) {
         for (const p of batch) p.reject(err);
       }
     }
-    lanes.delete(channel);
+    lanes.delete(index);
   };
 
   const driver: BusDriver = {
@@ -181,44 +214,46 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
     capabilities: { history: true, shared: true },
 
     append(channel, input) {
+      const index = partitionOf(channel, partitions);
       return new Promise<BusMessage>((resolve, reject) => {
-        const queue = lanes.get(channel);
-        if (queue) queue.push({ input, resolve, reject });
+        const queue = lanes.get(index);
+        if (queue) queue.push({ channel, input, resolve, reject });
         else {
-          const fresh = [{ input, resolve, reject }];
-          lanes.set(channel, fresh);
-          void pump(channel, fresh);
+          const fresh = [{ channel, input, resolve, reject }];
+          lanes.set(index, fresh);
+          void pump(index, fresh);
         }
       });
     },
 
     async listen(channel) {
-      const { routingKey } = logNames(ns, channel);
+      const key = routingKey(channel);
       delivery.hold(channel);
-      routes.set(routingKey, channel);
+      routes.set(key, channel);
       try {
         const start = await call('subscribe', (deadline) =>
-          withLog(channel, deadline, async (names) => {
+          withChannelLog(channel, deadline, async (p) => {
             const queue = await subscriberQueue();
-            await (await link.channel('subscriber')).bindQueue(queue, exchange, routingKey);
-            return peekToken(link, names.token, deadline);
+            await (await link.channel('subscriber')).bindQueue(queue, exchange, key);
+            const at = await locate(p, channel, 0, deadline);
+            return { epoch: at.epoch, offset: at.last };
           }),
         );
         delivery.start(channel, start);
       } catch (err) {
         delivery.drop(channel);
-        routes.delete(routingKey);
+        routes.delete(key);
         throw err;
       }
     },
 
     async unlisten(channel) {
-      const { routingKey } = logNames(ns, channel);
+      const key = routingKey(channel);
       delivery.drop(channel);
-      routes.delete(routingKey);
+      routes.delete(key);
       await call('unsubscribe', async () => {
         const queue = await subscriber?.queue;
-        if (queue) await (await link.channel('subscriber')).unbindQueue(queue, exchange, routingKey);
+        if (queue) await (await link.channel('subscriber')).unbindQueue(queue, exchange, key);
       });
     },
 
@@ -226,9 +261,9 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
       readLog(channel, after, limit, deadline - timeoutMs * 0.1, epoch),
 
     head: (channel, deadline) =>
-      withLog(channel, deadline - timeoutMs * 0.1, async (names) => {
-        const head = await peekToken(link, names.token, deadline - timeoutMs * 0.1);
-        return { epoch: head.epoch, offset: head.offset };
+      withChannelLog(channel, deadline - timeoutMs * 0.1, async (p) => {
+        const at = await locate(p, channel, 0, deadline - timeoutMs * 0.1);
+        return { epoch: at.epoch, offset: at.last };
       }),
 
     async ping() {

@@ -1,5 +1,6 @@
 import { withDeadline } from '../core/deadline.js';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
+import { defaultLogger, type Logger } from '../core/logger.js';
 import { failureDetail } from '../core/redis-client.js';
 import type {
   Bus,
@@ -80,6 +81,8 @@ export class BusBase {
   readonly historySize: number;
   readonly historyTtlMs: number;
   readonly timeoutMs: number;
+  /** Where delivery problems are reported (a throwing handler, a failed catch-up); tagged with the bus. */
+  readonly logger: Logger;
   /** Names the backend (and its server, without secrets) in errors; a driver may refine it once connected. */
   label: string;
   private isClosed = false;
@@ -96,6 +99,7 @@ export class BusBase {
     this.historyTtlMs = positiveInt(options.historyTtlMs, DEFAULT_HISTORY_TTL_MS);
     this.timeoutMs = positiveInt(options.timeoutMs, DEFAULT_BUS_TIMEOUT_MS);
     this.label = identity.label;
+    this.logger = options.logger ?? defaultLogger();
   }
 
   get closed(): boolean {
@@ -103,7 +107,7 @@ export class BusBase {
   }
 
   /** Hands a live message to the subscriber's handler (a throw is reported, delivery goes on). */
-  readonly deliver = (message: BusMessage): void => deliver(this.handler, message);
+  readonly deliver = (message: BusMessage): void => deliver(this.handler, message, this.logger);
   /** The current handler, for delivery that is set up before onMessage() is called. */
   readonly currentHandler = (): MessageHandler | undefined => this.handler;
 

@@ -13,6 +13,7 @@
  * carry (position() and read() report it), so a client that joined an empty channel
  * resumes cleanly. After close(), every call rejects with BusUnavailableError.
  */
+import type { Logger } from '../core/logger.js';
 
 export interface BusMessage {
   channel: string;
@@ -92,4 +93,6 @@ export interface BusOptions {
   historyTtlMs?: number;
   /** How long one call may take before it rejects with BusUnavailableError; default 2000 for every backend. */
   timeoutMs?: number;
+  /** Where a throwing onMessage handler or a failed catch-up is reported; default a pino logger at info. */
+  logger?: Logger;
 }

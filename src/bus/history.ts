@@ -1,3 +1,4 @@
+import type { Logger } from '../core/logger.js';
 import type { BusMessage, MessageHandler } from './contract.js';
 
 /** Messages kept per channel when BusOptions.historySize is not given. */
@@ -20,14 +21,14 @@ export function isComplete(after: number, last: number, historySize: number, fir
  * Calls the subscriber's handler; a throw is reported and delivery goes on, so one
  * bad handler call cannot stall a channel or kill the poller/listener that drives it.
  */
-export function deliver(handler: MessageHandler | undefined, message: BusMessage): void {
+export function deliver(handler: MessageHandler | undefined, message: BusMessage, logger: Logger): void {
   if (!handler) return;
   try {
     handler(message);
   } catch (err) {
-    process.emitWarning(
-      `shoal bus: the onMessage handler threw on ${message.channel}#${message.offset} (${String(err)}); delivery continues. Catch errors inside the handler.`,
-      { code: 'SHOAL_BUS_HANDLER' },
+    logger.warn(
+      { channel: message.channel, offset: message.offset, err: String(err) },
+      'the bus onMessage handler threw; delivery continues (catch errors inside the handler)',
     );
   }
 }

@@ -1,3 +1,4 @@
+import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { redact } from '../core/url.js';
 import type { Bus, BusOptions } from './contract.js';
@@ -13,8 +14,8 @@ export const DEFAULT_BUS_URL = 'sqlite:.shoal/shoal.db';
  * store still meet on one bus; otherwise the embedded default.
  */
 export function busUrlFor(storeUrl: string | undefined): string {
-  if (storeUrl && /^(sqlite|rediss?(\+cluster|\+sentinel)?|postgres|postgresql):/i.test(storeUrl)) return storeUrl;
-  return DEFAULT_BUS_URL;
+  const backend = storeUrl ? backendOf(storeUrl) : undefined;
+  return backend === 'sqlite' || backend === 'redis' || backend === 'postgres' ? (storeUrl as string) : DEFAULT_BUS_URL;
 }
 
 /**
@@ -25,26 +26,18 @@ export function busUrlFor(storeUrl: string | undefined): string {
  * Each backend module is imported only when used, so apps install only the client they need.
  */
 export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {
-  const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
-  switch (scheme) {
-    case 'memory:':
+  switch (backendOf(url)) {
+    case 'memory':
       return (await import('./memory.js')).memoryBus(options);
-    case 'sqlite:':
-      return (await import('./sqlite.js')).sqliteBus({ path: url.slice('sqlite:'.length) || ':memory:', ...options });
-    case 'redis:':
-    case 'rediss:':
-    case 'redis+cluster:':
-    case 'rediss+cluster:':
-    case 'redis+sentinel:':
-    case 'rediss+sentinel:':
+    case 'sqlite':
+      return (await import('./sqlite.js')).sqliteBus({ path: sqlitePathOf(url), ...options });
+    case 'redis':
       return (await import('./redis.js')).redisBus({ url, ...options });
-    case 'postgres:':
-    case 'postgresql:':
+    case 'postgres':
       return (await import('./postgres.js')).postgresBus({ url, ...options });
-    case 'nats:':
+    case 'nats':
       return (await import('./nats.js')).natsBus({ url, ...options });
-    case 'amqp:':
-    case 'amqps:':
+    case 'amqp':
       return (await import('./amqp.js')).amqpBus({ url, ...options });
     default:
       throw new ConfigError(

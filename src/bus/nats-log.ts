@@ -6,7 +6,7 @@ import { positiveInt } from './history.js';
 import { token } from './nats-names.js';
 
 /** The newest entry of a channel's log: the marker (offset 0) or its last message. */
-interface Tail {
+export interface Tail {
   epoch: string;
   offset: number;
   seq: number;
@@ -16,6 +16,8 @@ export interface Link {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** For consumer creation: a short timeout, so a creation placed on a dead peer is retried at once (nats-consumer.ts). */
+  jsmQuick: JetStreamManager;
 }
 
 export interface NatsLogSettings {
@@ -39,6 +41,13 @@ const STREAM_NOT_FOUND = 10059;
 const STREAM_NAME_IN_USE = 10058;
 const NO_MESSAGE = 10037;
 const MAX_CAS_ATTEMPTS = 200;
+/** Republished entries live outside every stream's subjects (`shoal.<ns>.>`), so no stream stores them again. */
+const LIVE_PREFIX = 'shoal_live';
+
+/** How long one consumer creation may take: answered ones take milliseconds, one placed on a dead peer never answers. */
+function attemptMsFor(timeoutMs: number): number {
+  return Math.min(1000, Math.max(200, Math.floor(timeoutMs / 6)));
+}
 
 /**
  * A namespace's logs in one JetStream stream (subjects `shoal.<ns>.<channel>`, history capped
@@ -55,6 +64,11 @@ export function natsLog(o: NatsLogSettings) {
   const ttlMs = o.ttlMs;
   const { nanos } = nats;
   const subjectOf = (channel: string) => `shoal.${token(ns)}.${token(channel)}`;
+  /** Where the stream republishes each stored entry of a channel, for core subscribers (live delivery). */
+  const liveSubjectOf = (channel: string) => `${LIVE_PREFIX}.${token(ns)}.${token(channel)}`;
+  const republish = { src: `shoal.${token(ns)}.>`, dest: `${LIVE_PREFIX}.${token(ns)}.>` };
+  /** Whether the stream republishes entries to liveSubjectOf: streams made before it did cannot be changed to. */
+  let republishes = false;
   let lastError: unknown;
   let link: Promise<Link> | undefined;
   // First connection is retried on demand; once up, the client reconnects by itself.
@@ -77,7 +91,8 @@ export function natsLog(o: NatsLogSettings) {
     try {
       const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
       await ensureStream(jsm);
-      return { nc, js: nc.jetstream({ timeout: timeoutMs }), jsm };
+      const jsmQuick = await nc.jetstreamManager({ timeout: attemptMsFor(timeoutMs), checkAPI: false });
+      return { nc, js: nc.jetstream({ timeout: timeoutMs }), jsm, jsmQuick };
     } catch (err) {
       // Connected but unusable (JetStream disabled, no permission): do not leak the connection.
       await nc.close().catch(() => undefined);
@@ -120,8 +135,11 @@ export function natsLog(o: NatsLogSettings) {
           max_age: nanos(ttlMs),
           // Deduplication is unused (offsets are compare-and-set); it must not outlive max_age.
           duplicate_window: nanos(Math.min(ttlMs, 120_000)),
+          // Live delivery: each entry, once stored, goes to plain subscribers (rejected appends never do).
+          republish,
         });
         physical = historySize + 1;
+        republishes = true;
         return;
       } catch (addErr) {
         // Another client created it first, maybe with other limits: take the update path.
@@ -130,6 +148,7 @@ export function natsLog(o: NatsLogSettings) {
       }
     }
     physical = Math.max(historySize + 1, config.max_msgs_per_subject);
+    republishes = config.republish?.src === republish.src && config.republish?.dest === republish.dest;
     // Clients of one namespace may ask for different windows: the stream keeps the largest.
     if (config.max_msgs_per_subject < historySize + 1 || (config.max_age !== 0 && config.max_age < nanos(ttlMs))) {
       await jsm.streams.update(stream, {
@@ -218,6 +237,9 @@ export function natsLog(o: NatsLogSettings) {
 
   return {
     subjectOf,
+    liveSubjectOf,
+    /** Known once connected (withLink): whether live delivery can use liveSubjectOf. */
+    republishes: () => republishes,
     withLink,
     fetchTail,
     append,

@@ -1,10 +1,12 @@
-import type { ConsumerMessages, JsMsg } from 'nats';
 import { importOptional } from '../core/lazy-import.js';
 import { settleWithin } from '../core/timing.js';
-import { BusBase } from './base.js';
+import { BusBase, type BusDriver } from './base.js';
 import type { Bus, BusMessage, BusOptions } from './contract.js';
+import { consumerPerChannel, createConsumer } from './nats-consumer.js';
+import { republishedLive } from './nats-live.js';
 import { decodeEntry, natsLog } from './nats-log.js';
 import { parseNatsUrl, streamName } from './nats-names.js';
+import { OrderedDelivery } from './ordered-delivery.js';
 
 export { streamName, token } from './nats-names.js';
 
@@ -20,9 +22,15 @@ export interface NatsBusOptions extends BusOptions {
 
 /**
  * NATS JetStream bus over one stream per namespace (nats-log.ts: markers, epochs, offsets by
- * compare-and-set). Live delivery: an ordered consumer per subscribed channel, which resumes
- * by itself from the last stream sequence after a reconnect.
+ * compare-and-set). Live delivery: the stream republishes each stored entry to a plain subject
+ * per channel, and a plain subscription per subscribed channel receives it; gaps and reconnects
+ * are caught up from the stream (nats-live.ts). No JetStream consumer per channel: the server
+ * holds only interest. A stream made by an older version (which cannot be changed to republish)
+ * keeps the former delivery, one JetStream consumer per subscribed channel.
  */
+const LEGACY_STREAM =
+  'bus stream was made by an older shoal without republish, which a stream cannot be changed to: live delivery takes one JetStream consumer per subscribed channel. Delete the stream when no client uses it to lift that (history starts over under a new epoch)';
+
 export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const { servers, user, pass, tls, replicas, noRandomize, label } = parseNatsUrl(options.url);
   const nats = await importOptional<typeof import('nats')>('nats', 'The NATS message bus');
@@ -68,15 +76,32 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     return next;
   };
 
-  const subscriptions = new Map<string, Promise<ConsumerMessages>>();
-  const onLive = (channel: string, m: JsMsg) => {
-    const [epoch, offset, event, data, publishedAt] = decodeEntry(m);
-    log.learn(channel, { epoch, offset, seq: m.seq });
-    if (offset === 0 || !subscriptions.has(channel)) return; // a marker, or unsubscribed meanwhile
-    base.deliver({ channel, epoch, offset, event, data, publishedAt });
-  };
+  const delivery = new OrderedDelivery(
+    (channel, after) => base.window(driver, 'read', channel, after, 500),
+    base.currentHandler,
+    base.logger,
+  );
+  const live = republishedLive({
+    connection: () => withLink(async (l) => l.nc),
+    liveSubjectOf: log.liveSubjectOf,
+    position: (channel) => base.call('subscribe', (deadline) => driver.head(channel, deadline)),
+    learn: log.learn,
+    delivery,
+    closed: () => base.closed,
+    logger: base.logger,
+  });
+  const perChannel = consumerPerChannel({
+    call: base.call.bind(base),
+    withLink,
+    fetchTail,
+    subjectOf,
+    stream,
+    learn: log.learn,
+    deliver: base.deliver,
+  });
+  let warnedLegacy = false;
 
-  return base.bus({
+  const driver: BusDriver = {
     kind: 'nats',
     capabilities: { history: true, shared: true },
 
@@ -85,48 +110,21 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     append: (channel, input) => inLane(channel, () => withLink((l) => log.append(l, channel, input.event, input.data))),
 
     async listen(channel) {
-      const started = base.call('subscribe', () =>
-        withLink(async (l) => {
-          const tail = await fetchTail(l, channel);
-          const consumer = await l.js.consumers.get(stream, {
-            filterSubjects: subjectOf(channel),
-            opt_start_seq: tail.seq + 1,
-          });
-          // expires 5 s → idle heartbeats every 2.5 s: a consumer lost with its server (cluster failover) is
-          // noticed and recreated in seconds, not after the 30 s default.
-          const messages = await consumer.consume({
-            callback: (m) => {
-              if (subscriptions.get(channel) === started) onLive(channel, m);
-            },
-            expires: 5000,
-          });
-          // This attempt timed out (JetStream without a leader answers late) or was replaced meanwhile:
-          // a consumer left running would deliver every message again beside the current one.
-          if (subscriptions.get(channel) !== started) {
-            await messages.close().catch(() => undefined);
-            throw new Error('subscribe was abandoned');
-          }
-          return messages;
-        }),
-      );
-      subscriptions.set(channel, started);
-      try {
-        await started;
-      } catch (err) {
-        subscriptions.delete(channel);
-        throw err;
+      await base.call('subscribe', () => withLink(async () => undefined));
+      if (log.republishes()) return live.listen(channel);
+      if (!warnedLegacy) {
+        warnedLegacy = true;
+        base.logger.warn({ stream }, LEGACY_STREAM);
       }
+      return perChannel.listen(channel);
     },
 
     async unlisten(channel) {
-      const sub = subscriptions.get(channel);
-      if (!sub) return;
-      subscriptions.delete(channel);
-      const messages = await sub.catch(() => undefined);
-      if (messages) await base.call('unsubscribe', () => messages.close().then(() => undefined));
+      if (delivery.has(channel)) return live.unlisten(channel);
+      return perChannel.unlisten(channel);
     },
 
-    range: (channel, after, limit, _deadline, wanted) =>
+    range: (channel, after, limit, deadline, wanted) =>
       withLink(async (l) => {
         const tail = await fetchTail(l, channel);
         const none = { epoch: tail.epoch, last: tail.offset, messages: [] };
@@ -135,7 +133,8 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         if (after >= tail.offset || after < tail.offset - historySize) return none;
         const upTo = Math.min(tail.offset, after + limit);
         // Bounded: the subject holds at most `physical` entries. (A scan, since JetStream cannot seek by our offset.)
-        const consumer = await l.js.consumers.get(stream, { filterSubjects: subjectOf(channel) });
+        const name = await createConsumer(l, { stream, subject: subjectOf(channel) }, 1, deadline);
+        const consumer = await l.js.consumers.get(stream, name);
         const batch = await consumer.fetch({ max_messages: log.physical(), expires: Math.max(1000, timeoutMs / 2) });
         const messages: BusMessage[] = [];
         for await (const m of batch) {
@@ -147,7 +146,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
           }
           if (offset >= upTo || m.seq >= tail.seq || m.info.pending === 0) break;
         }
-        await consumer.delete().catch(() => false);
+        await l.jsm.consumers.delete(stream, name).catch(() => false);
         return { ...none, messages };
       }),
 
@@ -160,14 +159,11 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     ping: () => withLink((l) => l.nc.flush()),
 
     async close() {
-      const current = log.current();
-      const subs = [...subscriptions.values()];
-      subscriptions.clear();
-      if (!current) return;
-      const l = await current.catch(() => undefined);
-      if (!l) return;
-      for (const sub of subs) (await sub.catch(() => undefined))?.stop();
-      await settleWithin(l.nc.close(), timeoutMs);
+      live.close();
+      await perChannel.close();
+      const l = await log.current()?.catch(() => undefined);
+      if (l) await settleWithin(l.nc.close(), timeoutMs);
     },
-  });
+  };
+  return base.bus(driver);
 }

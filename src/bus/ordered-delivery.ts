@@ -1,3 +1,4 @@
+import type { Logger } from '../core/logger.js';
 import type { BusMessage, MessageHandler, Position } from './contract.js';
 import { deliver } from './history.js';
 
@@ -14,12 +15,6 @@ export interface Backlog {
 
 export type BacklogFetch = (channel: string, after: number) => Promise<Backlog>;
 
-/** The usual `warn` for OrderedDelivery: a failed catch-up is not fatal, the next message retries it. */
-export const warnCatchUp = (bus: string) => (err: unknown, channel: string) =>
-  process.emitWarning(`shoal bus: ${bus} catch-up on ${channel} failed (${String(err)}); retried on the next message`, {
-    code: 'SHOAL_BUS_CATCHUP',
-  });
-
 interface Track {
   /** Undefined until subscribe() knows the baseline; messages wait in `queue` meanwhile. */
   epoch: string | undefined;
@@ -27,6 +22,8 @@ interface Track {
   queue: BusMessage[];
   busy: boolean;
   resync: boolean;
+  /** Callers of resync() waiting for its catch-up: told whether history answered. */
+  waiters: ((ok: boolean) => void)[];
 }
 
 // Bounds one catch-up: a subscriber that is further behind than this many pages skips ahead instead.
@@ -44,8 +41,13 @@ export class OrderedDelivery {
   constructor(
     private readonly fetch: BacklogFetch,
     private readonly handler: () => MessageHandler | undefined,
-    private readonly warn: (err: unknown, channel: string) => void,
+    private readonly logger: Logger,
   ) {}
+
+  /** A failed catch-up is not fatal: the next message (or resync) retries it. */
+  private warn(err: unknown, channel: string): void {
+    this.logger.warn({ channel, err: String(err) }, 'bus catch-up failed; retried on the next message');
+  }
 
   get channels(): string[] {
     return [...this.tracks.keys()];
@@ -58,7 +60,7 @@ export class OrderedDelivery {
   /** Starts buffering a channel's messages until start() gives the position they continue from. */
   hold(channel: string): void {
     if (!this.tracks.has(channel)) {
-      this.tracks.set(channel, { epoch: undefined, last: 0, queue: [], busy: true, resync: false });
+      this.tracks.set(channel, { epoch: undefined, last: 0, queue: [], busy: true, resync: false, waiters: [] });
     }
   }
 
@@ -73,7 +75,9 @@ export class OrderedDelivery {
   }
 
   drop(channel: string): void {
+    const t = this.tracks.get(channel);
     this.tracks.delete(channel);
+    for (const done of t?.waiters.splice(0) ?? []) done(true);
   }
 
   push(message: BusMessage): void {
@@ -81,19 +85,24 @@ export class OrderedDelivery {
     if (!t) return;
     if (!t.busy && t.queue.length === 0 && message.epoch === t.epoch && message.offset === t.last + 1) {
       t.last = message.offset;
-      deliver(this.handler(), message);
+      deliver(this.handler(), message, this.logger);
       return;
     }
     t.queue.push(message);
     this.drain(message.channel, t);
   }
 
-  /** After a reconnect: deliver what was published while the transport was down. */
-  resync(channel: string): void {
+  /**
+   * After a reconnect: deliver what was published while the transport was down. Resolves false
+   * when history could not be read (the caller may retry), true once caught up or not subscribed.
+   */
+  resync(channel: string): Promise<boolean> {
     const t = this.tracks.get(channel);
-    if (!t || t.epoch === undefined) return;
+    if (!t || t.epoch === undefined) return Promise.resolve(true);
     t.resync = true;
+    const done = new Promise<boolean>((resolve) => t.waiters.push(resolve));
     this.drain(channel, t);
+    return done;
   }
 
   private drain(channel: string, t: Track): void {
@@ -109,7 +118,9 @@ export class OrderedDelivery {
     while (this.tracks.get(channel) === t) {
       if (t.resync) {
         t.resync = false;
-        await this.fill(channel, t, Number.MAX_SAFE_INTEGER);
+        const waiters = t.waiters.splice(0);
+        const ok = await this.fill(channel, t, Number.MAX_SAFE_INTEGER);
+        for (const done of waiters) done(ok);
         continue;
       }
       const m = t.queue.shift();
@@ -123,11 +134,12 @@ export class OrderedDelivery {
       if (m.offset > t.last + 1) await this.fill(channel, t, m.offset - 1);
       if (this.tracks.get(channel) !== t || m.epoch !== t.epoch || m.offset <= t.last) continue;
       t.last = m.offset;
-      deliver(this.handler(), m);
+      deliver(this.handler(), m, this.logger);
     }
   }
 
-  private async fill(channel: string, t: Track, upTo: number): Promise<void> {
+  /** false when history could not be read. */
+  private async fill(channel: string, t: Track, upTo: number): Promise<boolean> {
     for (let page = 0; page < MAX_PAGES && t.last < upTo; page++) {
       let backlog: Backlog;
       try {
@@ -135,11 +147,11 @@ export class OrderedDelivery {
       } catch (err) {
         // The next message after the gap retries; nothing is delivered out of order meanwhile.
         this.warn(err, channel);
-        return;
+        return false;
       }
-      if (this.tracks.get(channel) !== t) return;
+      if (this.tracks.get(channel) !== t) return true;
       if (backlog.epoch !== t.epoch) {
-        if (upTo !== Number.MAX_SAFE_INTEGER) return; // the waiting message belongs to the old log
+        if (upTo !== Number.MAX_SAFE_INTEGER) return true; // the waiting message belongs to the old log
         t.epoch = backlog.epoch;
         t.last = 0;
         continue;
@@ -147,14 +159,15 @@ export class OrderedDelivery {
       if (!backlog.complete) {
         // Trimmed past what we missed: skip ahead, the rest can no longer be replayed.
         t.last = Math.max(t.last, Math.min(upTo, backlog.last));
-        return;
+        return true;
       }
       const fresh = backlog.messages.filter((m) => m.offset > t.last && m.offset <= upTo);
-      if (fresh.length === 0) return;
+      if (fresh.length === 0) return true;
       for (const m of fresh) {
         t.last = m.offset;
-        deliver(this.handler(), m);
+        deliver(this.handler(), m, this.logger);
       }
     }
+    return true;
   }
 }

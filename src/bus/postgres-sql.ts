@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { serialisedSchema } from '../core/pg.js';
 
 /**
  * SQL of the PostgreSQL bus (src/bus/postgres.ts). Every statement is scoped by
@@ -30,10 +31,9 @@ export function postgresBusSql(table: string): PostgresBusSql {
   const ch = `"${table}_channels"`;
   const log = `"${table}_log"`;
   return {
-    // CREATE … IF NOT EXISTS alone races on the catalog when processes start together; the advisory lock serialises it.
-    schema: `BEGIN;
-SELECT pg_advisory_xact_lock(hashtext('shoal schema ${table}'));
-CREATE TABLE IF NOT EXISTS ${ch} (
+    schema: serialisedSchema(
+      table,
+      `CREATE TABLE IF NOT EXISTS ${ch} (
   namespace  text   NOT NULL,
   channel    text   NOT NULL,
   epoch      text   NOT NULL,
@@ -51,8 +51,8 @@ CREATE TABLE IF NOT EXISTS ${log} (
   published_at bigint NOT NULL,
   PRIMARY KEY (namespace, channel, seq)
 );
-CREATE INDEX IF NOT EXISTS "${table}_log_time" ON ${log} (namespace, published_at);
-COMMIT;`,
+CREATE INDEX IF NOT EXISTS "${table}_log_time" ON ${log} (namespace, published_at);`,
+    ),
 
     // One statement: the channel row's lock orders concurrent publishers, so offsets commit in
     // order per channel, and the NOTIFY leaves with the commit (never before the row is visible).

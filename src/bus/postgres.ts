@@ -3,6 +3,7 @@ import type { ClientConfig, Pool } from 'pg';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { assertPlainTable, hearPoolErrors } from '../core/pg.js';
+import { parsePgHosts, pgForHosts } from '../core/pg-hosts.js';
 import { BusBase } from './base.js';
 import type { Bus, BusMessage, BusOptions } from './contract.js';
 import { pgListener } from './postgres-listen.js';
@@ -53,10 +54,14 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
   const lagGraceMs = Math.max(0, options.lagGraceMs ?? 30_000);
   const sql = postgresBusSql(table);
   const notify = notifyChannel(table, ns);
-  const pg = await importOptional<PgModule>('pg', 'The PostgreSQL message bus (SHOAL_BUS=postgres://…)');
+  const hosts = parsePgHosts(options.url ?? '');
+  const pg = pgForHosts(
+    await importOptional<PgModule>('pg', 'The PostgreSQL message bus (SHOAL_BUS=postgres://…)'),
+    hosts,
+  );
   const connection: ClientConfig = options.pool
     ? { ...options.pool.options }
-    : { connectionString: options.url, connectionTimeoutMillis: timeoutMs, keepAlive: true };
+    : { connectionString: hosts.url, connectionTimeoutMillis: timeoutMs, keepAlive: true };
   const owned = options.pool === undefined;
   const pool = options.pool ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
   hearPoolErrors(pool, owned);

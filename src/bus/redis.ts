@@ -7,8 +7,9 @@ import { settleWithin } from '../core/timing.js';
 import { redact } from '../core/url.js';
 import { BusBase, type BusDriver, type LogRange } from './base.js';
 import type { Bus, BusOptions } from './contract.js';
-import { OrderedDelivery, warnCatchUp } from './ordered-delivery.js';
+import { OrderedDelivery } from './ordered-delivery.js';
 import { fromLive, PUBLISH, READ, type StreamEntry, toMessage } from './redis-log.js';
+import { clusterResubscriber } from './redis-resubscribe.js';
 
 export interface RedisBusOptions extends BusOptions {
   /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
@@ -83,7 +84,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   const delivery = new OrderedDelivery(
     (channel, after) => base.window(driver, 'read', channel, after, 500),
     base.currentHandler,
-    warnCatchUp('redis'),
+    base.logger,
   );
   const liveNames = new Map<string, string>();
   /** Per channel, the epoch string of the last live message: reused while the epoch lasts. */
@@ -106,10 +107,19 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       : (client as Redis).duplicate({ autoResubscribe: false });
     sub.on('error', remember);
     if (client.isCluster && command === 'SPUBLISH') {
-      // ioredis re-subscribes by itself once a failed-over slot has its new master: replay what was missed.
-      sub.on('subscribersReady', () => {
-        for (const channel of delivery.channels) delivery.resync(channel);
+      // A failed-over slot has its new master: renew its subscriptions, then replay what was missed.
+      const renewAll = clusterResubscriber({
+        subscriber: sub as Cluster,
+        names: () => [...liveNames.keys()],
+        wanted: (live) => liveNames.has(live),
+        renewed: (live) => {
+          const channel = liveNames.get(live);
+          if (channel !== undefined) void delivery.resync(channel);
+        },
+        closed: () => base.closed,
+        logger: base.logger,
       });
+      sub.on('subscribersReady', renewAll);
     }
     const onMessage = (live: string, body: string) => {
       const channel = liveNames.get(live);
@@ -129,7 +139,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       const renew = command === 'SPUBLISH' ? sub.ssubscribe(...names) : sub.subscribe(...names);
       renew.then(
         () => {
-          for (const channel of delivery.channels) delivery.resync(channel);
+          for (const channel of delivery.channels) void delivery.resync(channel);
         },
         (err: unknown) => remember(err instanceof Error ? err : new Error(String(err))),
       );

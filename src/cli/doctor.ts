@@ -5,7 +5,7 @@ import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { normalizeOrigin } from '../realtime/origin.js';
-import { connectProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { KeyRing } from '../session/signing.js';
@@ -119,6 +119,7 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
       .join(', ');
   });
   setting('connect proxy on gateways', () => connectProxyFromEnv(env, undefined)?.url);
+  setting('RPC proxy on gateways', () => rpcProxyFromEnv(env, undefined)?.url);
   setting('subscribe proxy on gateways', () => subscribeProxyFromEnv(env, undefined, false)?.url);
   setting('ops dashboard', () => {
     const dashboard = webDashboardSettings(env.SHOAL_DASHBOARD_TOKEN, env.SHOAL_DASHBOARD_NODES);

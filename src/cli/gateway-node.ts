@@ -1,12 +1,13 @@
 import type { AppDefinition } from '../app/define.js';
-import { listFromEnv } from '../app/env.js';
+import { listFromEnv, logLevelFromEnv } from '../app/env.js';
 import { type NodeConfig, openApp } from '../app/open.js';
 import { ConfigError } from '../core/errors.js';
+import { createLogger, type Logger, lineWriter } from '../core/logger.js';
 import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
-import { connectProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import type { RunningNode } from './web-node.js';
 
@@ -18,7 +19,8 @@ export interface GatewayNodeOptions {
   host?: string;
   /** Sockets are closed with 1012 spread over this window, so clients reconnect elsewhere gradually. */
   drainWindowMs?: number;
-  log?: (line: Record<string, unknown>) => void;
+  /** Default: pino JSON lines on stdout at SHOAL_LOG_LEVEL. */
+  logger?: Logger;
 }
 
 /**
@@ -30,7 +32,8 @@ export interface GatewayNodeOptions {
  */
 export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode> {
   const env = o.config.env;
-  const log = o.log ?? ((line) => console.log(JSON.stringify(line)));
+  const logger = o.logger ?? createLogger({ node: o.config.nodeId, role: 'gateway' }, logLevelFromEnv(env));
+  const log = lineWriter(logger);
   const origins = [...new Set([...(listFromEnv(env.SHOAL_ORIGINS) ?? []), ...(o.app.realtime?.origins ?? [])])];
   if (origins.length === 0) {
     throw new ConfigError(
@@ -49,8 +52,10 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const tokens = tokenOptionsFromEnv(env, o.app.realtime?.tokens);
   const connectProxy = connectProxyFromEnv(env, o.app.realtime?.connectProxy);
   const subscribeProxy = subscribeProxyFromEnv(env, o.app.realtime?.subscribeProxy, !!o.app.realtime?.authorize);
+  const rpcProxy = rpcProxyFromEnv(env, o.app.realtime?.rpcProxy);
+  const rt = o.app.realtime;
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
-  const app = await openApp(o.app, { ...o.config, role: 'gateway' });
+  const app = await openApp(o.app, { ...o.config, role: 'gateway', logger });
   const { bus, sessions } = app;
   const authorize = o.app.realtime?.authorize?.bind(o.app.realtime);
   const gateway = await createGateway({
@@ -64,9 +69,14 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     ...(tokens ? { tokens } : {}),
     ...(connectProxy ? { connectProxy } : {}),
     ...(subscribeProxy ? { subscribeProxy } : {}),
+    rpc: rt?.rpc,
+    rpcProxy,
+    canPublish: rt?.canPublish?.bind(rt),
+    connectionInfo: rt?.connectionInfo?.bind(rt),
+    requestLimits: rt?.requestLimits,
     ...(maxConnectionsPerSession ? { maxConnectionsPerSession } : {}),
     ...(maxConnectionsPerUser ? { maxConnectionsPerUser } : {}),
-    log,
+    logger,
   }).catch(async (err: unknown) => {
     await app.close();
     throw err;

@@ -137,17 +137,12 @@ async function main(argv: string[]): Promise<number> {
       const drainDelayMs = durationSetting(values['drain-delay'], '--drain-delay', 'SHOAL_DRAIN_DELAY', '0');
       const { runWebNode } = await import('./web-node.js');
       const node = await runWebNode({
-        app: await loadAppModule(requireApp(app)),
-        config: nodeConfigFromEnv(process.env, 'web'),
-        port,
-        host: values.host ?? process.env.HOST ?? '127.0.0.1',
+        ...(await nodeBasics('web', app, port, values.host)),
         drainTimeoutMs,
         drainDelayMs,
         dashboard,
       });
-      const stop = () => void node.drain().then(() => process.exit(0));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      drainOnSignal(node);
       return -1; // keep running
     }
     case 'gateway': {
@@ -155,18 +150,30 @@ async function main(argv: string[]): Promise<number> {
       const drainWindowMs = durationSetting(undefined, '', 'SHOAL_DRAIN_WINDOW', '10s');
       const { runGatewayNode } = await import('./gateway-node.js');
       const node = await runGatewayNode({
-        app: await loadAppModule(requireApp(app)),
-        config: nodeConfigFromEnv(process.env, 'gateway'),
-        port,
-        host: values.host ?? process.env.HOST ?? '127.0.0.1',
+        ...(await nodeBasics('gateway', app, port, values.host)),
         drainWindowMs,
       });
-      const stop = () => void node.drain().then(() => process.exit(0));
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+      drainOnSignal(node);
       return -1;
     }
   }
+}
+
+/** What web and gateway nodes both start from: the app module, the settings in the environment, where to listen. */
+async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port: number, host: string | undefined) {
+  return {
+    app: await loadAppModule(requireApp(app)),
+    config: nodeConfigFromEnv(process.env, role),
+    port,
+    host: host ?? process.env.HOST ?? '127.0.0.1',
+  };
+}
+
+/** SIGTERM or SIGINT drains the node, then the process exits. */
+function drainOnSignal(node: { drain(): Promise<unknown> }): void {
+  const stop = () => void node.drain().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
 
 /** The app module, through tsx when it is TypeScript (see ts-loader.ts). */

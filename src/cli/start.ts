@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ShoalError } from '../core/errors.js';
+import { ConfigError } from '../core/errors.js';
+import { listen } from '../core/http.js';
 import { redact } from '../core/url.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { DEFAULT_STORE_URL } from '../stores/index.js';
@@ -108,20 +109,9 @@ export async function startCluster(o: StartOptions): Promise<number> {
       token: process.env.SHOAL_DASHBOARD_TOKEN,
     }),
   );
-  await new Promise<void>((resolve, reject) => {
-    balancer.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') {
-        const why = err.code === 'EADDRINUSE' ? 'is in use' : 'is not allowed for this user';
-        reject(
-          new ShoalError(
-            'ERR_SHOAL_LISTEN',
-            `port ${o.port} on ${host} ${why}: pick another with --port (the nodes take the ${o.web + o.gateways} after it)`,
-            { cause: err },
-          ),
-        );
-      } else reject(err);
-    });
-    balancer.listen(o.port, host, resolve);
+  await listen(balancer, o.port, host).catch((err: Error) => {
+    // The nodes take the ports after the balancer's: say so, since moving --port moves them too.
+    throw new ConfigError(`${err.message}; the ${o.web + o.gateways} nodes take the ports after it`, { cause: err });
   });
   status(`balancer listening on ${url}`);
   status(`store ${redact(env.SHOAL_STORE as string)} · bus ${redact(env.SHOAL_BUS as string)}`);

@@ -5,7 +5,7 @@ import { logLevelFromEnv } from '../app/env.js';
 import type { NodeConfig } from '../app/open.js';
 import { createWebNode } from '../app/web.js';
 import { listen } from '../core/http.js';
-import { createLogger } from '../core/logger.js';
+import { createLogger, type Logger, lineWriter } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
 import type { DashboardHandler } from './dashboard.js';
 import { type WebDashboardSettings, webNodeDashboard } from './web-dashboard.js';
@@ -26,7 +26,8 @@ export interface WebNodeOptions {
   drainDelayMs?: number;
   /** Hard limit for the whole drain. */
   drainTimeoutMs?: number;
-  log?: (line: Record<string, unknown>) => void;
+  /** Default: pino JSON lines on stdout at SHOAL_LOG_LEVEL. */
+  logger?: Logger;
   /** Serves the ops dashboard at /_shoal/ (see web-dashboard.ts); off when undefined. */
   dashboard?: WebDashboardSettings | undefined;
 }
@@ -38,9 +39,9 @@ export interface WebNodeOptions {
  * With dashboard settings it also answers /_shoal/ before the app sees the request.
  */
 export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
-  const web = await createWebNode(o.app, o.config);
-  const logger = createLogger({ node: o.config.nodeId, role: 'web' }, logLevelFromEnv(o.config.env));
-  const log = o.log ?? ((line: Record<string, unknown>) => logger.info(line));
+  const logger = o.logger ?? createLogger({ node: o.config.nodeId, role: 'web' }, logLevelFromEnv(o.config.env));
+  const web = await createWebNode(o.app, { ...o.config, logger });
+  const log = lineWriter(logger);
   const m = metrics();
   let draining = false;
   /** Set once the listener is closed: every response then ends its connection. */

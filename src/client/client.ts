@@ -1,47 +1,53 @@
-import { CloseCode, isAppCloseCode, isFinalCloseCode, type ServerMessage } from '../protocol/index.js';
+import { CloseCode, type ServerMessage } from '../protocol/index.js';
+import { afterClose } from './after-close.js';
 import { Backoff } from './backoff.js';
-import { ChannelCursors } from './channel-state.js';
-import { Listeners, safeCall } from './emitter.js';
+import { Calls, requestUrlOf } from './calls.js';
+import { Listeners } from './emitter.js';
 import type { Endpoints } from './endpoints.js';
-import { Follows } from './follows.js';
-import { Requests } from './requests.js';
+import { FollowedChannels } from './followed-channels.js';
 import { TokenKeeper, tokenError } from './token-keeper.js';
 import type { Transport, TransportEvents } from './transport.js';
 import { type Kind, TransportChoice } from './transport-choice.js';
-import type {
-  ChannelMessage,
-  ClientEvents,
-  ClientOptions,
-  ClientState,
-  EventMap,
-  Hello,
-  MessageHandler,
-  PresenceChange,
-  ShoalClient,
+import {
+  type ClientEvents,
+  type ClientOptions,
+  type ClientState,
+  type EventMap,
+  type Hello,
+  type MessageHandler,
+  type PresenceChange,
+  RealtimeError,
+  type ShoalClient,
+  type SubscribeOptions,
 } from './types.js';
-import { RealtimeError } from './types.js';
 
 /**
- * The client core: what the app follows (handlers, presence listeners), where
- * it is in each channel (cursors), and one transport at a time. Every
- * (re)connect asks for all followed channels at once, from their cursors, in
- * the URL, so whichever gateway the balancer picks resumes them in one round trip.
+ * The client core: one transport at a time, its state, tokens and reconnects. Every (re)connect asks
+ * for all followed channels from their cursors in the URL (followed-channels.ts), so whichever
+ * gateway the balancer picks resumes them in one round trip. Requests wait for a transport (calls.ts).
  */
 export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   #state: ClientState = 'connecting';
   #hello: Hello | null = null;
-  readonly #follows = new Follows();
   /** Only for clients given a `token` or `getToken`: cookie clients never wait for a token. */
   readonly #tokens: TokenKeeper | undefined;
   readonly #events = new Listeners<ClientEvents>();
-  readonly #cursors = new ChannelCursors();
   readonly #backoff: Backoff;
   readonly #choice: TransportChoice;
   #transport: Transport | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #openedAt = 0;
   #reopenQueued = false;
-  readonly #asked = new Requests(this.#cursors, () => this.#reopenSoon());
+  readonly #channels = new FollowedChannels({
+    transport: () => this.#transport,
+    reopenSoon: () => this.#reopenSoon(),
+    gap: (reason) => {
+      this.#transport?.close();
+      this.#closed(CloseCode.ProtocolError, reason, true);
+    },
+    events: this.#events,
+  });
+  readonly #calls: Calls;
 
   constructor(
     readonly endpoints: Endpoints,
@@ -49,6 +55,10 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   ) {
     this.#choice = new TransportChoice(endpoints, options);
     this.#backoff = new Backoff(options.backoff, options.random);
+    this.#calls = new Calls(
+      () => requestUrlOf(endpoints.sse, this.#tokens?.current),
+      () => options.fetch,
+    );
     this.#tokens =
       options.token !== undefined || options.getToken ? new TokenKeeper(options.token, options.getToken) : undefined;
     // Deferred, so subscriptions made right after connect() ride along in the first URL.
@@ -68,38 +78,26 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   }
 
   cursor(channel: string): { epoch: string; offset: number } | undefined {
-    const c = this.#cursors.get(channel);
-    return c ? { ...c } : undefined;
+    return this.#channels.cursor(channel);
   }
 
-  subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>): () => void {
-    return this.#follows.add(
-      'messages',
-      channel,
-      handler as MessageHandler,
-      () => this.#join(channel),
-      () => this.#leave(channel),
-    );
+  subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>, o?: SubscribeOptions): () => void {
+    return this.#channels.subscribe(channel, handler as MessageHandler, o);
   }
 
   unsubscribe(channel: string, handler?: MessageHandler<never>): void {
-    if (this.#follows.removeHandlers(channel, handler as MessageHandler | undefined)) this.#leave(channel);
+    this.#channels.unsubscribe(channel, handler as MessageHandler | undefined);
   }
 
   presence(channel: string, onChange: (users: string[], change: PresenceChange) => void): () => void {
-    const known = this.#follows.lastPresence(channel);
-    if (known) queueMicrotask(() => safeCall(onChange, [...known], { joined: [...known], left: [] }));
-    const hadPresence = this.#follows.followsPresence(channel);
-    const stop = this.#follows.add(
-      'presence',
-      channel,
-      onChange,
-      () => this.#join(channel),
-      () => this.#leave(channel),
-    );
-    if (!hadPresence) this.#asked.askPresence(this.#transport, channel);
-    return stop;
+    return this.#channels.presence(channel, onChange);
   }
+
+  rpc: ShoalClient['rpc'] = (method, data, o) => this.#calls.rpc(this.#transport, method, data, o) as never;
+  publish: ShoalClient['publish'] = (...a) => this.#calls.publish(this.#transport, ...a) as never;
+  history: ShoalClient['history'] = (channel, o) => this.#calls.history(this.#transport, channel, o) as never;
+  presenceInfo: ShoalClient['presenceInfo'] = (channel, o) =>
+    this.#calls.start(this.#transport, (id) => ({ type: 'clients', id, channel }), o?.timeoutMs) as never;
 
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
     return this.#events.add(event, listener);
@@ -109,36 +107,29 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#stop('closed');
   }
 
-  #join(channel: string): void {
-    this.#asked.join(this.#transport, channel);
-  }
-
-  #leave(channel: string): void {
-    this.#follows.forgetPresence(channel);
-    this.#asked.leave(this.#transport, channel);
-  }
-
   #connect(): void {
     this.#timer = undefined;
     if (this.#state === 'closed' || this.#state === 'ended') return;
-    if (!this.#tokens) {
-      this.#open(undefined);
-      return;
-    }
-    this.#tokens.forConnect().then(
-      (token) => this.#open(token),
-      (err: unknown) => {
-        this.#events.emit('error', tokenError(err));
-        this.#setState('reconnecting');
-        this.#timer = setTimeout(() => this.#connect(), this.#backoff.next());
-      },
-    );
+    if (!this.#tokens) this.#open(undefined);
+    else
+      this.#tokens.forConnect().then(
+        (token) => this.#open(token),
+        (err: unknown) => {
+          this.#events.emit('error', tokenError(err));
+          this.#reconnectIn(this.#backoff.next());
+        },
+      );
+  }
+
+  #reconnectIn(delay: number, code?: number, reason?: string): void {
+    this.#setState('reconnecting', code, reason);
+    this.#timer = setTimeout(() => this.#connect(), delay);
   }
 
   #open(token: string | undefined): void {
     // The client may have been closed while getToken() ran.
     if (this.#state === 'closed' || this.#state === 'ended' || this.#transport) return;
-    const params = this.#asked.connectParams(this.#follows.wanted(), this.#follows.presenceChannels(), token);
+    const params = this.#channels.connectParams(token);
     const events: TransportEvents = {
       open: () => this.#opened(),
       frame: (m) => this.#frame(m),
@@ -148,7 +139,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#transport = this.#choice.open(params, events);
   }
 
-  /** SSE cannot send `sub`/`unsub`: a change of channels reopens the stream (once per tick) from the cursors. */
+  /** SSE cannot send `sub`/`unsub`: a change of channels reopens the stream (once a tick) from the cursors. */
   #reopenSoon(): void {
     if (this.#reopenQueued) return;
     this.#reopenQueued = true;
@@ -164,60 +155,38 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
   #opened(): void {
     this.#openedAt = Date.now();
     this.#choice.opened();
-    if (this.#choice.mode === 'websocket') {
-      // Reconcile what changed while the socket was connecting.
-      for (const ch of this.#follows.wanted()) if (!this.#asked.requested.has(ch)) this.#join(ch);
-      for (const ch of [...this.#asked.requested]) if (!this.#follows.wants(ch)) this.#leave(ch);
-    }
+    if (this.#choice.mode === 'websocket') this.#channels.reconcile();
   }
 
   #frame(m: ServerMessage): void {
+    if (this.#channels.frame(m)) return;
     switch (m.type) {
       case 'hello': {
         const { type: _hello, ...hello } = m;
         this.#hello = { ...hello, channels: [...m.channels] };
-        this.#asked.own = new Set(m.channels);
+        this.#channels.joinedByGateway(m.channels);
         if (m.expires !== undefined) this.#tokens?.schedule(m.expires, () => this.#refresh());
         // Open once the gateway admitted the session: a socket it accepts only to close (4401, 4429) never is.
         this.#setState('open');
         this.#events.emit('hello', this.#hello);
+        this.#calls.flush(this.#transport);
         return;
       }
-      case 'subscribed':
-        if (!this.#follows.wants(m.channel)) {
-          // Left while the join was in flight (the gateway's own channels are simply ignored).
-          if (!this.#asked.own.has(m.channel)) this.#transport?.send({ type: 'unsub', channel: m.channel });
-          return;
-        }
-        this.#asked.joined.add(m.channel);
-        if (this.#cursors.subscribed(m)) this.#events.emit('reset', m.channel);
-        if (this.#follows.followsPresence(m.channel)) this.#asked.askPresenceFrame(this.#transport, m.channel);
-        return;
-      case 'msg':
-        this.#message(m);
-        return;
-      case 'presence':
-        if (this.#follows.wants(m.channel)) this.#follows.presenceChanged(m.channel, m.users);
-        return;
       case 'refreshed':
         this.#tokens?.schedule(m.expires, () => this.#refresh());
         return;
       case 'error':
         this.#events.emit('error', new RealtimeError(m.code, m.message, m.channel));
         return;
-      case 'unsubscribed':
-        // With a reason the server removed this client (an app's unsubscribe, or access revoked): do not rejoin.
-        if (m.reason !== undefined) this.#removed(m.channel, m.reason);
+      case 'reply':
+        this.#calls.settle(m);
         return;
       default:
         return; // pong
     }
   }
 
-  /**
-   * A new token ahead of the old one's expiry: sent on an open WebSocket (`refresh`); an SSE
-   * stream, which cannot send, is reopened with it from the cursors.
-   */
+  /** A new token before the old one expires: a `refresh` frame on WebSocket; SSE reopens with it. */
   #refresh(): void {
     this.#tokens?.renew().then(
       (token) => {
@@ -230,51 +199,25 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     );
   }
 
-  #removed(channel: string, reason: string): void {
-    if (!this.#follows.wants(channel)) return;
-    this.#follows.drop(channel);
-    this.#asked.requested.delete(channel);
-    this.#leave(channel);
-    this.#events.emit('unsubscribed', channel, reason);
-  }
-
-  #message(m: Extract<ServerMessage, { type: 'msg' }>): void {
-    if (!this.#follows.wants(m.channel)) return;
-    const verdict = this.#cursors.accept(m);
-    if (verdict === 'duplicate') return;
-    if (verdict === 'gap') {
-      // Never deliver past a hole: reconnect from the cursor and let the gateway replay or reset.
-      this.#transport?.close();
-      this.#closed(CloseCode.ProtocolError, `missing offsets before ${m.offset} on ${m.channel}`, true);
-      return;
-    }
-    if (verdict === 'reset') this.#events.emit('reset', m.channel);
-    const message = { channel: m.channel, event: m.event, data: m.data, epoch: m.epoch, offset: m.offset };
-    this.#follows.deliver(message as ChannelMessage);
-  }
-
   #closed(code: number, reason: string, opened: boolean): void {
     this.#transport = null;
+    this.#calls.lost(reason || `closed with ${code}`);
     this.#tokens?.stop();
-    if (code === CloseCode.TokenExpired && this.#tokens?.renewable) {
-      // Expired before a refresh got through: reconnect with a new token, resuming from the cursors.
-      this.#tokens.drop();
-      this.#setState('reconnecting', code, reason);
-      this.#timer = setTimeout(() => this.#connect(), this.#backoff.next());
-      return;
-    }
-    // No session to use (it ended, or there never was one): retrying cannot help; the page signs in
-    // and connects again.
-    if (isFinalCloseCode(code)) {
+    const renewable = this.#tokens?.renewable ?? false;
+    const next = afterClose(code, {
+      opened,
+      openedAt: this.#openedAt,
+      renewable,
+      backoff: this.#backoff,
+      choice: this.#choice,
+    });
+    if (next.action === 'end') {
       this.#stop('ended', code, reason);
-      if (isAppCloseCode(code)) this.#events.emit('disconnected', code, reason);
+      if (next.disconnected) this.#events.emit('disconnected', code, reason);
       return;
     }
-    if (opened && Date.now() - this.#openedAt >= this.#backoff.stableMs) this.#backoff.reset();
-    if (!opened) this.#choice.failedToOpen();
-    const delay = code === CloseCode.Restart ? this.#backoff.prompt() : this.#backoff.next();
-    this.#setState('reconnecting', code, reason);
-    this.#timer = setTimeout(() => this.#connect(), delay);
+    if (next.action === 'renew') this.#tokens?.drop();
+    this.#reconnectIn(next.delay, code, reason);
   }
 
   #stop(state: 'closed' | 'ended', code?: number, reason?: string): void {
@@ -283,6 +226,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
     this.#tokens?.stop();
     this.#transport?.close();
     this.#transport = null;
+    this.#calls.lost(state);
     this.#setState(state, code, reason);
   }
 

@@ -38,14 +38,17 @@ export class Requests {
     return params;
   }
 
-  join(t: Transport | null, channel: string): void {
+  /** With `token` (a subscription token), only over WebSocket: the SSE URL has no per-channel token. */
+  join(t: Transport | null, channel: string, token?: string): void {
     if (!t) return; // the next connect asks for it
     if (t.kind === 'sse') {
-      this.reopen();
+      if (token === undefined) this.reopen();
       return;
     }
     const from = this.cursors.get(channel);
-    if (t.send({ type: 'sub', channel, ...(from ? { from } : {}) })) this.requested.add(channel);
+    if (t.send({ type: 'sub', channel, ...(from ? { from } : {}), ...(token ? { token } : {}) })) {
+      this.requested.add(channel);
+    }
   }
 
   leave(t: Transport | null, channel: string): void {

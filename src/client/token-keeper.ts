@@ -18,6 +18,11 @@ export class TokenKeeper {
   }
 
   /** Whether a token the gateway refuses as expired (4411) can be replaced. */
+  /** The newest token (what POST /request carries), if any. */
+  get current(): string | undefined {
+    return this.#token;
+  }
+
   get renewable(): boolean {
     return this.getToken !== undefined;
   }

@@ -109,6 +109,51 @@ export interface ClientOptions {
   EventSource?: EventSourceConstructor;
   /** Injectable randomness for the jitter (tests). */
   random?: () => number;
+  /** How requests (rpc, publish, history) are POSTed over SSE; default globalThis.fetch. */
+  fetch?: FetchLike;
+}
+
+/** A `fetch` as the SDK uses it (POST /request over SSE); injectable for tests and other runtimes. */
+export type FetchLike = (
+  url: string,
+  init: { method: 'POST'; headers: Record<string, string>; body: string; credentials: 'include' },
+) => Promise<{ ok: boolean; status: number; json(): Promise<unknown> }>;
+
+/** A position in a channel: its epoch and the offset of a message. */
+export interface Cursor {
+  epoch: string;
+  offset: number;
+}
+
+/**
+ * A subscription token for a channel the app grants by token (a JWT with claim `channel`): given
+ * as is, or fetched by `getToken` (again when the gateway ends the subscription with "token
+ * expired"). Joined over WebSocket only: the SSE connect URL carries no per-channel token.
+ */
+export interface SubscribeOptions {
+  token?: string;
+  getToken?: () => Promise<string>;
+}
+
+export interface RequestOptions {
+  /** How long to wait for the reply before rejecting with code "timeout" (default 10 000 ms). */
+  timeoutMs?: number;
+}
+
+export interface HistoryOptions extends RequestOptions {
+  /** How many of the newest messages (the gateway caps it, default 100). */
+  limit?: number;
+  /** Only the messages after this position (e.g. a cursor kept from an earlier visit). */
+  since?: Cursor;
+}
+
+/** A channel's recent messages, oldest first, and where the channel is now. */
+export interface History {
+  messages: { epoch: string; offset: number; event: string; data: unknown }[];
+  epoch: string;
+  offset: number;
+  /** False when some of the messages asked for are no longer in history (its window was passed, or the epoch changed). */
+  complete: boolean;
 }
 
 /** Who joined and who left a channel since the previous presence list. */
@@ -123,7 +168,11 @@ export interface ShoalClient<E extends EventMap = EventMap> {
   /** The gateway's greeting on the current connection, once received. */
   readonly hello: Hello | null;
   /** Follows a channel; returns the function that stops this handler. `F` overrides the event map per channel. */
-  subscribe<F extends EventMap = E>(channel: string, handler: MessageHandler<F>): () => void;
+  subscribe<F extends EventMap = E>(
+    channel: string,
+    handler: MessageHandler<F>,
+    options?: SubscribeOptions,
+  ): () => void;
   /** Stops one handler, or every handler of the channel when none is given. */
   unsubscribe(channel: string, handler?: MessageHandler<never>): void;
   /**
@@ -132,9 +181,32 @@ export interface ShoalClient<E extends EventMap = EventMap> {
    */
   presence(channel: string, onChange: (users: string[], change: PresenceChange) => void): () => void;
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
+  /**
+   * Calls a method of the app (an in-process handler on the gateway, or the app over the RPC
+   * proxy). Rejects with a RealtimeError whose `code` is the app's error code, "timeout",
+   * "disconnected", "rate_limited", "too_big", "not_found", "unavailable" or "internal".
+   */
+  rpc<R = unknown>(method: string, data?: unknown, options?: RequestOptions): Promise<R>;
+  /** Publishes on a channel when the app's `canPublish` allows it (else rejects with "forbidden"). */
+  publish(channel: string, event: string, data?: unknown, options?: RequestOptions): Promise<Cursor>;
+  /** The newest messages of a channel this client may read (or those after `since`). */
+  history(channel: string, options?: HistoryOptions): Promise<History>;
+  /**
+   * Who is in a channel this client may read, on every gateway: each connection with the info the
+   * app lets it show (`connectionInfo`, a token's `info` claim, the connect proxy's `info`).
+   */
+  presenceInfo(channel: string, options?: RequestOptions): Promise<PresenceInfo>;
   /** The last position delivered on a channel (for the app's own bookkeeping). */
   cursor(channel: string): { epoch: string; offset: number } | undefined;
   close(): void;
+}
+
+/** The answer to `presenceInfo`. */
+export interface PresenceInfo {
+  /** Sorted by user; a user with two tabs is listed twice (two connections). At most 1,000 per gateway. */
+  clients: Array<{ user: string; connection: string; info: unknown }>;
+  /** False when a gateway did not answer in time: the list may miss its connections. */
+  complete: boolean;
 }
 
 /** An error the gateway reported (`forbidden`, `protocol`, …) or a transport failure. */

@@ -35,7 +35,8 @@ export interface HealthProbes {
   ready(): Promise<void>;
   /** Extra fields of a ready answer (e.g. connection count). */
   readyDetails?: () => Record<string, unknown>;
-  metrics: { contentType: string; render(): Promise<string> };
+  /** null when metrics are off (`metrics: false`): /metrics answers 404. */
+  metrics: { contentType: string; render(): Promise<string> } | null;
 }
 
 /**
@@ -57,6 +58,10 @@ export async function answerHealth(path: string, res: ServerResponse, p: HealthP
     return true;
   }
   if (path === '/metrics') {
+    if (!p.metrics) {
+      sendJson(res, 404, { error: 'metrics are off on this node (metrics: false)' });
+      return true;
+    }
     const text = await p.metrics.render();
     res.writeHead(200, { 'content-type': p.metrics.contentType }).end(text);
     return true;

@@ -25,3 +25,14 @@ export function defaultLogger(): Logger {
   fallback ??= createLogger();
   return fallback;
 }
+
+/** A logger that drops everything: for tests and tools that report through their own channel. */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** One structured log line: `level` picks the logger method, `msg` its message, the rest its fields. */
+export type LogLine = Record<string, unknown> & { level?: 'info' | 'warn' | 'error'; msg?: string };
+
+/** Writes `{ level, msg, …fields }` lines to a Logger, so call sites can build one object per event. */
+export function lineWriter(logger: Logger): (line: LogLine) => void {
+  return ({ level = 'info', msg, ...fields }) => logger[level](fields, msg);
+}

@@ -1,9 +1,44 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { ConfigError } from './errors.js';
 
 /**
- * The process's Prometheus registry and shoal's metrics in it. Created on
- * first use so an app that never asks for metrics pays nothing.
+ * Where a component (session manager, store, gateway) counts, one rule for all: by default (or
+ * `true`) in the process registry that `metricsRegistry()` returns and CLI nodes serve on /metrics;
+ * `{ registry }` in a prom-client Registry of the app's; `false` nowhere. Components given the same
+ * registry share its series (told apart by their labels, e.g. a session manager's `scope`).
  */
+export type MetricsOption = boolean | { registry?: Registry };
+
+/** The registry a component's metrics go to, or null with `metrics: false`. */
+export function registryOf(option: MetricsOption | undefined): Registry | null {
+  if (option === false) return null;
+  if (option === undefined || option === true) return metricsRegistry();
+  if (typeof option === 'object' && option !== null) {
+    if (option.registry === undefined) return metricsRegistry();
+    if (typeof (option.registry as Partial<Registry>).registerMetric === 'function') return option.registry;
+  }
+  throw new ConfigError(
+    'metrics must be true, false or { registry } with a prom-client Registry (new Registry() from prom-client)',
+  );
+}
+
+/**
+ * Metrics built once per registry, so every component counting in one registry shares the same
+ * series (prom-client refuses a second metric of the same name in a registry).
+ */
+export function perRegistry<T>(build: (registry: Registry) => T): (registry: Registry) => T {
+  const made = new WeakMap<Registry, T>();
+  return (registry) => {
+    let m = made.get(registry);
+    if (m === undefined) {
+      m = build(registry);
+      made.set(registry, m);
+    }
+    return m;
+  };
+}
+
+/** Shoal's session, HTTP and store metrics in one registry. */
 export interface ShoalMetrics {
   registry: Registry;
   httpRequests: Counter<'method' | 'status'>;
@@ -16,16 +51,31 @@ export interface ShoalMetrics {
   nearCacheReads: Counter<'scope' | 'result'>;
   cookiesRejected: Counter<'scope' | 'reason'>;
   inFlight: Gauge;
+  replicaWaits: Counter<'outcome'>;
 }
 
-let current: ShoalMetrics | undefined;
+let processRegistry: Registry | undefined;
 
-export function metrics(): ShoalMetrics {
-  if (current) return current;
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+/**
+ * The Prometheus registry holding shoal's metrics (and the process's default ones), for an app that
+ * serves its own `/metrics`: `res.type(metricsRegistry().contentType).send(await metricsRegistry().metrics())`.
+ * Created on first use so an app that never asks for metrics pays nothing.
+ */
+export function metricsRegistry(): Registry {
+  if (processRegistry) return processRegistry;
+  processRegistry = new Registry();
+  collectDefaultMetrics({ register: processRegistry });
+  return processRegistry;
+}
+
+/** Shoal's session, HTTP and store metrics in `registry` (default: the process registry). */
+export function metrics(registry: Registry = metricsRegistry()): ShoalMetrics {
+  return shoalMetricsIn(registry);
+}
+
+const shoalMetricsIn = perRegistry((registry): ShoalMetrics => {
   const r = [registry];
-  current = {
+  return {
     registry,
     httpRequests: new Counter({
       name: 'shoal_http_requests_total',
@@ -83,6 +133,11 @@ export function metrics(): ShoalMetrics {
       registers: r,
     }),
     inFlight: new Gauge({ name: 'shoal_http_in_flight', help: 'Requests being served', registers: r }),
+    replicaWaits: new Counter({
+      name: 'shoal_store_replica_waits_total',
+      help: 'Session writes under redis waitReplicas: confirmed (enough replicas had the write in time), timeout (answered anyway), skipped (answered without waiting: after a timeout, until the primary lists enough replicas again)',
+      labelNames: ['outcome'],
+      registers: r,
+    }),
   };
-  return current;
-}
+});

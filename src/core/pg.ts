@@ -12,6 +12,15 @@ export function assertPlainTable(table: string, owner: string): void {
 }
 
 /**
+ * The DDL that creates a table's schema, in one transaction. Several processes may start at once:
+ * CREATE … IF NOT EXISTS alone races on the catalog (duplicate key in pg_type), so creation is
+ * serialised by an advisory lock that is released with the transaction.
+ */
+export function serialisedSchema(table: string, ddl: string): string {
+  return `BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('shoal schema ${table}'));\n${ddl}\nCOMMIT;`;
+}
+
+/**
  * Keeps a lost connection from becoming an uncaught 'error'. A server restart kills
  * idle connections and pg reports it on the pool: heard here on a pool we own (the
  * pool drops them and reconnects on demand). A connection lost while checked out (a

@@ -1,8 +1,42 @@
-import type { ServerResponse } from 'node:http';
-import type { SessionStartContext } from '../session/options.js';
+import { ServerResponse } from 'node:http';
 import { sessionFailure } from './failure.js';
 
-type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
+type Cookies = string | string[] | undefined;
+type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
+const WRITE_HEAD = 0;
+const WRITE = 1;
+const END = 2;
+type Op = typeof WRITE_HEAD | typeof WRITE | typeof END;
+
+/** The three methods a response is held by, as they were before. */
+interface Methods {
+  writeHead: Method;
+  write: Method;
+  end: Method;
+}
+
+/**
+ * One response's hold: the methods to pass calls on to once released, and what the handler did
+ * while the commit ran. A class, so every request's hold has the same shape.
+ */
+class Hold {
+  started = false;
+  /** The commit is over: the held methods pass calls straight on (a reference kept to one of them included). */
+  released = false;
+  /** Method, arguments, method, arguments, …: made only when the commit is asynchronous. */
+  queue: unknown[] | null = null;
+  constructor(
+    readonly finish: () => Promise<Cookies> | string[],
+    readonly onError: (err: unknown) => void,
+    readonly originals: Methods,
+    /** The methods set on the response itself to hold it, taken off again on release; null when held by its prototype. */
+    readonly own: Methods | null,
+  ) {}
+
+  original(op: Op): Method {
+    return op === WRITE_HEAD ? this.originals.writeHead : op === WRITE ? this.originals.write : this.originals.end;
+  }
+}
 
 /**
  * Holds a node:http response's headers until `finish` (the session commit)
@@ -12,76 +46,168 @@ type Op = { method: 'writeHead' | 'write' | 'end'; args: unknown[] };
  *
  * If the commit fails and nothing was sent yet, the handler's response is
  * replaced by a 503 (store unavailable) or 500 with a JSON body saying why.
+ *
+ * `finish` answers without a promise when there was nothing to commit (most reads): then the
+ * response goes straight through, with no queue and no extra turn.
+ *
+ * Two ways to hold, the same behaviour:
+ * - A response built on a prototype of a framework's own (Express's response, shared by all its
+ *   apps and sub-apps) is held by methods put on that prototype once; a request only records its
+ *   hold, kept off the response: setting methods on every response cost kilobytes of allocation
+ *   per request, a large share of a session read.
+ * - Otherwise (a plain node:http response, whose prototype is every server's; or one whose methods
+ *   something mounted earlier already wrapped, a compressor say) it is held by methods set on the
+ *   response itself, around whatever is there.
  */
 export function commitBeforeHeaders(
   res: ServerResponse,
-  finish: () => Promise<string | string[] | undefined>,
-  onError: (err: unknown) => void = () => {},
+  finish: () => Promise<Cookies> | string[],
+  onError: (err: unknown) => void = ignore,
 ): void {
-  const original = { writeHead: res.writeHead, write: res.write, end: res.end };
-  const queue: Op[] = [];
-  let started = false;
-
-  const restore = () => {
-    res.writeHead = original.writeHead;
-    res.write = original.write;
-    res.end = original.end;
-  };
-
-  const replay = (cookies: string | string[] | undefined) => {
-    restore();
-    if (cookies?.length && !res.headersSent) {
-      res.appendHeader('Set-Cookie', cookies);
-      // A response that sets or clears the session cookie must never be cached by a proxy.
-      res.setHeader('Cache-Control', 'no-store');
+  const shared = frameworkPrototype(res);
+  if (shared) {
+    if (!sharedOriginals.has(shared)) holdPrototype(shared);
+    // A second hold on one response (two session middlewares) wraps the first, as below.
+    if (reachesShared(res) && !sharedHolds.has(res)) {
+      sharedHolds.set(res, new Hold(finish, onError, sharedOriginals.get(shared) as Methods, null));
+      return;
     }
-    for (const op of queue) (original[op.method] as (...a: unknown[]) => unknown).apply(res, op.args);
-  };
+  }
+  const hold: Hold = new Hold(finish, onError, methodsOf(res), {
+    writeHead: (...args): unknown => intercept(res, hold, WRITE_HEAD, args),
+    write: (...args): unknown => intercept(res, hold, WRITE, args),
+    end: (...args): unknown => intercept(res, hold, END, args),
+  });
+  Object.assign(res, hold.own);
+}
 
-  const fail = (err: unknown) => {
-    restore();
-    onError(err);
-    if (res.headersSent) return res.destroy(err as Error);
-    const failure = sessionFailure(err);
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
-    res.statusCode = failure.status;
-    for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
-    res.setHeader('Content-Length', Buffer.byteLength(failure.body));
-    (original.end as (body: string) => void).call(res, failure.body);
-  };
+function ignore(): void {}
 
-  const intercept =
-    (method: Op['method']) =>
-    (...args: unknown[]) => {
-      queue.push({ method, args });
-      if (!started) {
-        started = true;
-        finish().then(replay, fail);
-      }
-      return method === 'write' ? true : res;
-    };
+function methodsOf(o: object): Methods {
+  const m = o as Methods;
+  return { writeHead: m.writeHead, write: m.write, end: m.end };
+}
 
-  res.writeHead = intercept('writeHead') as ServerResponse['writeHead'];
-  res.write = intercept('write') as ServerResponse['write'];
-  res.end = intercept('end') as ServerResponse['end'];
+// ---- held by a shared prototype
+
+const sharedHolds = new WeakMap<ServerResponse, Hold>();
+/** Prototypes whose methods hold, with the methods they had before. */
+const sharedOriginals = new WeakMap<object, Methods>();
+
+/** The prototype just above node's ServerResponse.prototype in the response's chain, if any. */
+function frameworkPrototype(res: ServerResponse): object | undefined {
+  let below: object | undefined;
+  for (let p = Object.getPrototypeOf(res) as object | null; p; p = Object.getPrototypeOf(p) as object | null) {
+    if (p === ServerResponse.prototype) return below;
+    below = p;
+  }
+  return undefined;
+}
+
+/** Whether the response's methods are the shared held ones (nothing in front of them). */
+function reachesShared(res: ServerResponse): boolean {
+  const r = res as unknown as Methods;
+  return r.end === sharedEnd && r.write === sharedWrite && r.writeHead === sharedWriteHead;
+}
+
+function holdPrototype(proto: object): void {
+  sharedOriginals.set(proto, methodsOf(proto));
+  Object.assign(proto, { writeHead: sharedWriteHead, write: sharedWrite, end: sharedEnd });
+}
+
+/** A response of a held prototype that went by no session (a route mounted before it) passes straight on. */
+function passOn(res: ServerResponse, op: Op, args: unknown[]): unknown {
+  const originals = sharedOriginals.get(frameworkPrototype(res) as object) as Methods;
+  const method = op === WRITE_HEAD ? originals.writeHead : op === WRITE ? originals.write : originals.end;
+  return method.apply(res, args);
+}
+
+function sharedWriteHead(this: ServerResponse, ...args: unknown[]): unknown {
+  const hold = sharedHolds.get(this);
+  return hold ? intercept(this, hold, WRITE_HEAD, args) : passOn(this, WRITE_HEAD, args);
+}
+
+function sharedWrite(this: ServerResponse, ...args: unknown[]): unknown {
+  const hold = sharedHolds.get(this);
+  return hold ? intercept(this, hold, WRITE, args) : passOn(this, WRITE, args);
+}
+
+function sharedEnd(this: ServerResponse, ...args: unknown[]): unknown {
+  const hold = sharedHolds.get(this);
+  return hold ? intercept(this, hold, END, args) : passOn(this, END, args);
+}
+
+// ---- the hold itself
+
+function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): unknown {
+  if (hold.released) return hold.original(op).apply(res, args);
+  if (!hold.started) {
+    hold.started = true;
+    let done: ReturnType<Hold['finish']>;
+    try {
+      done = hold.finish();
+    } catch (err) {
+      fail(res, hold, err);
+      return op === WRITE ? true : res;
+    }
+    if (Array.isArray(done)) {
+      release(res, hold);
+      setCookies(res, done);
+      return hold.original(op).apply(res, args);
+    }
+    hold.queue = [];
+    done.then(
+      (cookies) => replay(res, hold, cookies),
+      (err: unknown) => fail(res, hold, err),
+    );
+  }
+  (hold.queue as unknown[]).push(op, args);
+  return op === WRITE ? true : res;
 }
 
 /**
- * The start context of a request's session, with the client summary worked out only
- * if a session is created: reading the address (Express's req.ip runs its trust-proxy
- * logic) on every request was a visible share of a session read.
+ * Ends the hold. Methods set on the response are put back where they are still ours: one another
+ * middleware installed over them afterwards (a compressor, say) stays, and reaches the originals
+ * through the held method, which passes everything on once released.
  */
-export function startContext(userAgent: () => string | undefined, ip: () => string | undefined): SessionStartContext {
-  let summary: string | undefined;
-  return {
-    get client() {
-      summary ??= clientSummary(userAgent(), ip());
-      return summary;
-    },
-  };
+function release(res: ServerResponse, hold: Hold): void {
+  hold.released = true;
+  if (!hold.own) return;
+  const r = res as unknown as Methods;
+  if (r.writeHead === hold.own.writeHead) r.writeHead = hold.originals.writeHead;
+  if (r.write === hold.own.write) r.write = hold.originals.write;
+  if (r.end === hold.own.end) r.end = hold.originals.end;
 }
 
-/** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */
-export function clientSummary(userAgent: string | undefined, ip: string | undefined): string {
-  return `${(userAgent ?? 'unknown client').slice(0, 120)} · ${ip ?? 'unknown address'}`;
+function setCookies(res: ServerResponse, cookies: Cookies): void {
+  if (cookies?.length && !res.headersSent) {
+    res.appendHeader('Set-Cookie', cookies);
+    // A response that sets or clears the session cookie must never be cached by a proxy.
+    res.setHeader('Cache-Control', 'no-store');
+  }
+}
+
+function replay(res: ServerResponse, hold: Hold, cookies: Cookies): void {
+  release(res, hold);
+  setCookies(res, cookies);
+  const queue = hold.queue as unknown[];
+  hold.queue = null;
+  // A replayed call that calls another held method (end writing the head) goes straight through, in order.
+  for (let i = 0; i < queue.length; i += 2) hold.original(queue[i] as Op).apply(res, queue[i + 1] as unknown[]);
+}
+
+function fail(res: ServerResponse, hold: Hold, err: unknown): void {
+  release(res, hold);
+  hold.queue = null;
+  hold.onError(err);
+  if (res.headersSent) {
+    res.destroy(err as Error);
+    return;
+  }
+  const failure = sessionFailure(err);
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  res.statusCode = failure.status;
+  for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
+  res.setHeader('Content-Length', Buffer.byteLength(failure.body));
+  hold.originals.end.call(res, failure.body);
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { MetricsOption } from '../core/metrics.js';
 import type { EncryptionOptions } from '../session/encryption.js';
 import type { SessionEndHandler } from '../session/lifecycle.js';
 import type { NearCacheOptions } from '../session/near-cache.js';
@@ -47,7 +48,8 @@ export interface ExpressSessionOptions {
   maxSize?: number;
   nearCache?: NearCacheOptions | false;
   nodeId?: string;
-  metrics?: boolean;
+  /** Where sessions are counted (see SessionOptions.metrics): the process registry by default, `{ registry }`, or `false`. */
+  metrics?: MetricsOption;
   /** Where the middleware reports what it cannot tell the client (a failed commit, a failed migration). Default: pino at info. */
   logger?: Logger;
   /**

@@ -9,10 +9,11 @@ import { SessionManager } from '../session/manager.js';
 import type { SessionStore } from '../stores/contract.js';
 import { createStore } from '../stores/index.js';
 import { memoryStore } from '../stores/memory.js';
-import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
+import { commitBeforeHeaders } from './commit-before-headers.js';
 import type { CookieOptions } from './express-session-cookie.js';
 import { checkCookie, checkOptions, type ExpressSessionOptions, secretsOf } from './express-session-options.js';
 import { type DropInConfig, type DropInRequest, RequestSession } from './express-session-request.js';
+import { startContext } from './start-context.js';
 
 export { type CookieOptions, SessionCookie, type StoredCookie } from './express-session-cookie.js';
 export { DropInSession } from './express-session-object.js';

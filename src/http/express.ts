@@ -5,9 +5,9 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
+import { commitBeforeHeaders } from './commit-before-headers.js';
 import { lockFailure } from './failure.js';
-import { commitScopes, openScopes } from './scopes.js';
+import { commitScopesNow, openScopes } from './scopes.js';
 
 /** The lock a route holds through sessionLock(name). */
 export interface SessionLockInfo extends LockContext {
@@ -43,19 +43,18 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   manager: SessionManager<T>,
   options: ExpressSessionOptions<C> = {},
 ): RequestHandler {
+  const clients = options.client;
   return (req, res, next) => {
     const scopes = openScopes(
       manager,
-      options.client,
+      clients,
       req.headers.cookie,
-      startContext(
-        () => req.headers['user-agent'],
-        () => req.ip,
-      ),
+      () => req.headers['user-agent'],
+      () => req.ip,
     );
     req.session = scopes.session as unknown as RequestSession;
     if (scopes.client) req.client = scopes.client as unknown as Session;
-    commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes));
+    commitBeforeHeaders(res, () => commitScopesNow(manager, clients, scopes));
     next();
   };
 }

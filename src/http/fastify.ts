@@ -5,9 +5,8 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { startContext } from './commit-before-headers.js';
 import { type FailureResponse, lockFailure, sessionFailure } from './failure.js';
-import { commitScopes, type Scopes } from './scopes.js';
+import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
 
 /** A route's lock: `config: { sessionLock: 'checkout' }` or `{ name: 'checkout', wait: '2s' }`. */
 export type SessionLockConfig = string | ({ name: string } & LockOptions);
@@ -59,17 +58,16 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     app.decorateRequest('sessionLock', undefined);
 
     app.addHook('onRequest', async (request) => {
-      const s = manager.open(
+      const scopes = openScopes(
+        manager,
+        options.client,
         request.headers.cookie,
-        startContext(
-          () => request.headers['user-agent'],
-          () => request.ip,
-        ),
+        () => request.headers['user-agent'],
+        () => request.ip,
       );
-      const c = options.client?.open(request.headers.cookie);
-      request.session = s as unknown as Session;
-      if (c) request.client = c as unknown as Session;
-      opened.set(request, { session: s, client: c });
+      request.session = scopes.session as unknown as RequestSession;
+      if (scopes.client) request.client = scopes.client as unknown as Session;
+      opened.set(request, scopes);
     });
 
     app.addHook('preHandler', async (request, reply) => {
@@ -104,7 +102,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
       if (failed) return replace(reply, payload, sessionFailure(failed));
       let cookies: string[];
       try {
-        cookies = await commitScopes(manager, options.client, scopes);
+        const pending = commitScopesNow(manager, options.client, scopes);
+        cookies = Array.isArray(pending) ? pending : await pending;
       } catch (err) {
         return replace(reply, payload, sessionFailure(err));
       }

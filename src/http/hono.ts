@@ -4,9 +4,8 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { startContext } from './commit-before-headers.js';
 import { lockFailure, sessionFailure } from './failure.js';
-import { commitScopes, openScopes } from './scopes.js';
+import { commitScopesNow, openScopes } from './scopes.js';
 
 /**
  * `new Hono<{ Variables: SessionVariables<YourSchema> }>()` types `c.get('session')`;
@@ -50,10 +49,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
       manager,
       options.client,
       c.req.header('cookie'),
-      startContext(
-        () => c.req.header('user-agent'),
-        () => address(c as unknown as Context),
-      ),
+      () => c.req.header('user-agent'),
+      () => address(c as unknown as Context),
     );
     const vars = c as unknown as Context<{ Variables: { session: Session<T>; client: Session<C> } }>;
     vars.set('session', scopes.session);
@@ -63,7 +60,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
     try {
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       if (c.error instanceof StoreUnavailableError) throw c.error;
-      cookies = await commitScopes(manager, options.client, scopes);
+      const pending = commitScopesNow(manager, options.client, scopes);
+      cookies = Array.isArray(pending) ? pending : await pending;
     } catch (err) {
       replaceResponse(c as unknown as Context, sessionFailure(err));
       return;

@@ -3,9 +3,9 @@ import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { commitBeforeHeaders, startContext } from './commit-before-headers.js';
+import { commitBeforeHeaders } from './commit-before-headers.js';
 import { lockFailure, sessionFailure } from './failure.js';
-import { commitScopes, openScopes } from './scopes.js';
+import { commitScopesNow, openScopes } from './scopes.js';
 
 export interface NodeSessionOptions<C extends SessionSchema = never> {
   /** Called with handler and commit failures (log them); the client gets a JSON 500/503 either way. */
@@ -53,13 +53,11 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
       manager,
       options.client,
       req.headers.cookie,
-      startContext(
-        () => req.headers['user-agent'],
-        () => req.socket.remoteAddress,
-      ),
+      () => req.headers['user-agent'],
+      () => req.socket.remoteAddress,
     );
     if (scopes.client) clients.set(req, scopes.client);
-    commitBeforeHeaders(res, () => commitScopes(manager, options.client, scopes), onError);
+    commitBeforeHeaders(res, () => commitScopesNow(manager, options.client, scopes), onError);
     return scopes.session;
   };
   const clientOf = (req: IncomingMessage) => clients.get(req) as ClientArg<C>;

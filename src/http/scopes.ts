@@ -1,6 +1,7 @@
 import type { SessionManager } from '../session/manager.js';
-import type { SessionSchema, SessionStartContext } from '../session/options.js';
+import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
+import { startContext } from './start-context.js';
 
 /** A request's session and, when the app configured one, its client scope. */
 export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
@@ -8,34 +9,54 @@ export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
   client: Session<C> | undefined;
 }
 
+/** Opens a request's scopes; the user agent and address are read only if a session is created (see startContext). */
 export function openScopes<T extends SessionSchema, C extends SessionSchema>(
   sessions: SessionManager<T>,
   clients: SessionManager<C> | undefined,
   cookieHeader: string | undefined,
-  ctx: SessionStartContext,
+  userAgent: () => string | undefined,
+  ip: () => string | undefined,
 ): Scopes<T, C> {
-  return { session: sessions.open(cookieHeader, ctx), client: clients?.open(cookieHeader) };
+  return { session: sessions.open(cookieHeader, startContext(userAgent, ip)), client: clients?.open(cookieHeader) };
 }
 
 /**
  * Commits the session, then the client scope (skipped if the session failed:
  * the response becomes an error, and nothing of the request should stick),
  * and returns the Set-Cookie values the response needs. An untouched scope
- * costs no store call.
+ * costs no store call, and when neither scope has anything to write or touch
+ * (most reads) the answer comes at once, without a promise: the adapter can
+ * send the response in the same turn.
  */
-export async function commitScopes<T extends SessionSchema, C extends SessionSchema>(
+export function commitScopesNow<T extends SessionSchema, C extends SessionSchema>(
   sessions: SessionManager<T>,
   clients: SessionManager<C> | undefined,
   scopes: Scopes<T, C>,
-): Promise<string[]> {
-  await scopes.session.commit();
+): string[] | Promise<string[]> {
+  const own = scopes.session.commitIfNeeded();
+  if (own) return own.then(() => afterSession(sessions, clients, scopes));
+  return afterSession(sessions, clients, scopes);
+}
+
+function afterSession<T extends SessionSchema, C extends SessionSchema>(
+  sessions: SessionManager<T>,
+  clients: SessionManager<C> | undefined,
+  scopes: Scopes<T, C>,
+): string[] | Promise<string[]> {
+  const client = clients && scopes.client ? scopes.client.commitIfNeeded() : undefined;
+  if (client) return client.then(() => cookiesOf(sessions, clients, scopes));
+  return cookiesOf(sessions, clients, scopes);
+}
+
+function cookiesOf<T extends SessionSchema, C extends SessionSchema>(
+  sessions: SessionManager<T>,
+  clients: SessionManager<C> | undefined,
+  scopes: Scopes<T, C>,
+): string[] {
   const cookies: string[] = [];
   const own = sessions.setCookieHeader(scopes.session);
   if (own) cookies.push(own);
-  if (clients && scopes.client) {
-    await scopes.client.commit();
-    const client = clients.setCookieHeader(scopes.client);
-    if (client) cookies.push(client);
-  }
+  const client = clients && scopes.client ? clients.setCookieHeader(scopes.client) : undefined;
+  if (client) cookies.push(client);
   return cookies;
 }

@@ -4,6 +4,7 @@
  * this file imports nothing from Node.
  */
 import { isValidChannel } from './channels.js';
+import { isRequestType, parseRequest, type ReplyMessage, type RequestMessage } from './requests.js';
 
 /** Close codes a client may see. 4xxx are shoal's own (the RFC 6455 private range). */
 export const CloseCode = {
@@ -87,7 +88,9 @@ export type ClientMessage =
   | { type: 'presence'; channel: string }
   | { type: 'ping'; id?: number }
   /** A fresh connection token for a connection opened with one, sent before the old one expires. */
-  | { type: 'refresh'; token: string };
+  | { type: 'refresh'; token: string }
+  /** `rpc`, `pub`, `history`: each answered by one `reply` with its `id` (requests.ts). */
+  | RequestMessage;
 
 export type ServerMessage =
   /**
@@ -119,10 +122,14 @@ export type ServerMessage =
    */
   | { type: 'presence'; channel: string; users: string[]; joined?: string[]; left?: string[] }
   | { type: 'error'; code: string; message: string; channel?: string }
-  | { type: 'pong'; id?: number };
+  | { type: 'pong'; id?: number }
+  | ReplyMessage;
 
-/** Parses one client frame; returns an error string instead of throwing (bad input is routine). */
-export function parseClientMessage(text: string): ClientMessage | { error: string } {
+/**
+ * Parses one client frame; returns an error string instead of throwing (bad input is routine),
+ * with the frame's `id` when it was a request that can be answered with a `reply`.
+ */
+export function parseClientMessage(text: string): ClientMessage | { error: string; id?: number } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -159,6 +166,7 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
     case 'refresh':
       return isTokenText(m.token) ? { type: 'refresh', token: m.token } : { error: TOKEN_RULE };
     default:
+      if (isRequestType(m.type)) return parseRequest(m);
       return { error: `unknown message type ${JSON.stringify(String(m.type)).slice(0, 40)}` };
   }
 }

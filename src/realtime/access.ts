@@ -38,7 +38,10 @@ export function ownChannels(who: Identity): string[] {
  * Who the connection is now, for a new access decision: a cookie connection's session read again
  * (its attributes may have changed; null when it ended), a token connection's identity as proved.
  */
-export async function currentIdentity(c: Connection, sessions: SessionManager): Promise<Identity | null> {
+export async function currentIdentity(
+  c: Pick<Connection, 'identity' | 'sessionId'>,
+  sessions: SessionManager,
+): Promise<Identity | null> {
   if (c.identity.source !== 'cookie' || c.sessionId === null) return c.identity;
   const session = await sessions.load(c.sessionId);
   return session ? sessionIdentity(session) : null;

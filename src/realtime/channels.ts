@@ -1,9 +1,10 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
-import { isPersonalChannel } from '../protocol/channels.js';
+import { isInternalChannel, isPersonalChannel } from '../protocol/channels.js';
 import type { Cursor } from '../protocol/messages.js';
 import { type Connection, frameOf } from './connection.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { Presence } from './presence.js';
+import type { PresenceClientWire } from './presence-wire.js';
 
 /**
  * Which local connections are in which channel, and the one bus subscription per channel
@@ -23,6 +24,20 @@ export class ChannelRegistry {
   /** The local connections in a channel. */
   members(channel: string): ReadonlySet<Connection> | undefined {
     return this.#members.get(channel);
+  }
+
+  /** App channels with local members and how many: personal and internal channels have no audience to list. */
+  *counts(): Iterable<[string, number]> {
+    for (const [channel, set] of this.#members) {
+      if (!isPersonalChannel(channel) && !isInternalChannel(channel)) yield [channel, set.size];
+    }
+  }
+
+  /** The local connections with a user in a channel, as presence lists them: [user, gateway/id, info]. */
+  *clients(channel: string, gateway: string): Iterable<PresenceClientWire> {
+    for (const c of this.#members.get(channel) ?? []) {
+      if (c.userId !== null && !c.closed) yield [c.userId, `${gateway}/${c.id}`, c.identity.info];
+    }
   }
 
   async join(c: Connection, channel: string, from?: Cursor): Promise<void> {

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { isValidChannel } from '../protocol/channels.js';
 import { CloseCode } from '../protocol/messages.js';
+import { type AppCallFailure, forwardedHeaders, postToApp } from './app-call.js';
+import { checkConnectionInfo } from './connection-info.js';
 import type { Identity } from './identity.js';
 
 /**
@@ -19,40 +21,16 @@ export interface ConnectProxyOptions {
 export type ProxyVerdict =
   | { identity: Identity }
   | { refused: { code: number; reason: string } }
-  | { failed: 'timeout' | 'unreachable' | 'status' | 'malformed' };
+  | { failed: AppCallFailure };
 
 export async function askConnectProxy(
   o: ConnectProxyOptions,
   req: IncomingMessage,
   transport: 'ws' | 'sse',
 ): Promise<ProxyVerdict> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  for (const name of ['cookie', ...(o.headers ?? []).map((h) => h.toLowerCase())]) {
-    const value = req.headers[name];
-    if (typeof value === 'string') headers[name] = value;
-  }
-  let res: Response;
-  try {
-    res = await fetch(o.url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ transport }),
-      signal: AbortSignal.timeout(o.timeoutMs ?? 3000),
-      redirect: 'error',
-    });
-  } catch (err) {
-    return { failed: (err as Error).name === 'TimeoutError' ? 'timeout' : 'unreachable' };
-  }
-  if (!res.ok) {
-    await res.body?.cancel().catch(() => {});
-    return { failed: 'status' };
-  }
-  let body: unknown;
-  try {
-    body = await res.json();
-  } catch (err) {
-    return { failed: (err as Error).name === 'TimeoutError' ? 'timeout' : 'malformed' };
-  }
+  const got = await postToApp(o.url, forwardedHeaders(req, o.headers ?? []), { transport }, o.timeoutMs ?? 3000);
+  if ('failed' in got) return got;
+  const body = got.body;
   return verdictOf(body);
 }
 
@@ -72,7 +50,17 @@ function verdictOf(body: unknown): ProxyVerdict {
   if (user !== null && (typeof user !== 'string' || user === '')) return { failed: 'malformed' };
   const channels = b.channels ?? [];
   if (!Array.isArray(channels) || !channels.every(isValidChannel)) return { failed: 'malformed' };
+  const info = checkConnectionInfo(b.info);
+  if ('error' in info) return { failed: 'malformed' };
   return {
-    identity: { source: 'proxy', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt: null },
+    identity: {
+      source: 'proxy',
+      sessionId: null,
+      userId: user,
+      attributes: {},
+      granted: channels,
+      expiresAt: null,
+      info: info.info,
+    },
   };
 }

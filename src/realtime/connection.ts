@@ -44,6 +44,8 @@ export class Connection {
   /** The shoal session (cookie connections); null for a token connection. */
   readonly sessionId: string | null;
   readonly userId: string | null;
+  /** The handshake's Cookie and allowlisted headers, kept only when an RPC proxy needs them. */
+  forwarded: Record<string, string> = {};
 
   constructor(
     readonly id: string,

@@ -3,6 +3,7 @@ import { CloseCode } from '../protocol/messages.js';
 import { ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
 import { Connection, type Transport } from './connection.js';
+import { withConnectionInfo } from './connection-info.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { GatewaySettings } from './gateway-options.js';
 import type { Identity } from './identity.js';
@@ -43,8 +44,8 @@ export class Connections {
   }
 
   /** The connection, said hello to, or null when it went over a connection limit (then closed with 4429). */
-  open(who: Identity, transport: Transport): Connection | null {
-    const { sessionId, userId } = who;
+  open(proved: Identity, transport: Transport): Connection | null {
+    const { sessionId, userId } = proved;
     // Checked and counted with no await in between, so concurrent handshakes cannot all slip under the limit.
     const over = this.s.limits.exceeded(sessionId, userId);
     if (over) {
@@ -57,6 +58,7 @@ export class Connections {
       transport.close(CloseCode.TooManyConnections, `too many connections for this ${over} on this gateway`);
       return null;
     }
+    const who = withConnectionInfo(proved, this.s.connectionInfo, this.s.log);
     // A counter, not a UUID: randomUUID() returns a rope of ~13 string pieces, ~400 bytes kept per connection.
     const c = new Connection(String(++this.#seq), who, transport, this.s.bus, this.s.maxBufferedBytes, (slow) => {
       this.metrics.slowConsumers.inc();

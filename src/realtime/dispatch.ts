@@ -1,8 +1,10 @@
 import { type ClientMessage, CloseCode, parseClientMessage } from '../protocol/messages.js';
 import { currentIdentity, mayJoin } from './access.js';
+import { answerRequest, connectionCaller } from './client-requests.js';
 import type { Connection } from './connection.js';
 import type { GatewayParts } from './parts.js';
 import { sessionChannel } from './session-channel.js';
+import { forgetSubscriptionExpiry, scheduleSubscriptionExpiry } from './sub-token-expiry.js';
 import { refreshToken, subscriptionTokenGrants } from './token-refresh.js';
 
 /** Handles one client frame. A store or bus failure is answered on the socket, never left unhandled. */
@@ -17,7 +19,10 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
   const m = parseClientMessage(text);
   if ('error' in m) {
     p.metrics.protocolErrors.inc();
-    c.send({ type: 'error', code: 'protocol', message: m.error });
+    if (m.id === undefined) return c.send({ type: 'error', code: 'protocol', message: m.error });
+    // A request with an id gets its reply, so the caller's promise settles.
+    p.metrics.requestErrors.inc({ type: 'request', code: 'bad_request' });
+    c.send({ type: 'reply', id: m.id, error: { code: 'bad_request', message: m.error } });
     return;
   }
   p.keepAlive.inbound(c);
@@ -35,6 +40,15 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
       return subscribe(p, c, m);
     case 'refresh':
       return refreshToken(p, c, m.token);
+    case 'pub':
+      // Awaited: one client's publishes reach the channel in the order it sent them.
+      return answerRequest(p, connectionCaller(p, c), m, Buffer.byteLength(text));
+    case 'rpc':
+    case 'history':
+    case 'clients':
+      // Not awaited: a slow method must not hold up the frames behind it (in flight is bounded).
+      void answerRequest(p, connectionCaller(p, c), m, Buffer.byteLength(text));
+      return;
   }
 }
 
@@ -45,11 +59,17 @@ function unsubscribe(p: GatewayParts, c: Connection, channel: string): void {
     return;
   }
   p.registry.leave(c, channel);
+  forgetSubscriptionExpiry(c, channel);
   c.send({ type: 'unsubscribed', channel });
 }
 
 async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessage, { type: 'sub' }>): Promise<void> {
   const joined = c.channels.get(m.channel);
+  // Already joined with a token: a fresh token moves its expiry.
+  if (joined && m.token !== undefined) {
+    const expiresAt = await subscriptionTokenGrants(p, c, m.channel, m.token);
+    if (expiresAt !== false) scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
+  }
   if (joined) {
     c.send({ type: 'subscribed', channel: m.channel, epoch: joined.epoch, offset: joined.offset, recovered: true });
     return;
@@ -57,7 +77,10 @@ async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessag
   const who = await currentIdentity(c, p.s.sessions);
   if (!who) return p.connections.end(c, CloseCode.SessionEnded, 'session ended');
   if (m.token !== undefined) {
-    if (await subscriptionTokenGrants(p, c, m.channel, m.token)) await p.registry.join(c, m.channel, m.from);
+    const expiresAt = await subscriptionTokenGrants(p, c, m.channel, m.token);
+    if (expiresAt === false) return;
+    await p.registry.join(c, m.channel, m.from);
+    scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
     return;
   }
   if (!(await mayJoin(who, m.channel, p.s.authorize))) {

@@ -1,7 +1,10 @@
 import type { Bus } from '../bus/contract.js';
+import { defaultLogger, type Logger, type LogLine, lineWriter } from '../core/logger.js';
+import type { MetricsOption } from '../core/metrics.js';
 import type { SessionManager } from '../session/manager.js';
 import type { AuthorizeContext } from './authorize-context.js';
 import type { ConnectProxyOptions } from './connect-proxy.js';
+import type { ConnectionInfoHook } from './connection-info.js';
 import {
   ConnectionLimits,
   DEFAULT_MAX_CONNECTIONS_PER_SESSION,
@@ -9,6 +12,15 @@ import {
 } from './connection-limits.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { KeepSessionAlive } from './keep-alive.js';
+import { createPublisher, type Publisher } from './publisher.js';
+import {
+  type RequestContext,
+  type RequestLimits,
+  type ResolvedRequestLimits,
+  type RpcHandler,
+  type RpcProxyOptions,
+  resolveRequestLimits,
+} from './rpc-types.js';
 import { type SubscribeProxyOptions, subscribeProxyAuthorize } from './subscribe-proxy.js';
 import { createTokenVerifier, type TokenOptions, type TokenVerifier } from './tokens.js';
 
@@ -35,6 +47,19 @@ export interface GatewayOptions {
   connectProxy?: ConnectProxyOptions | undefined;
   /** `authorize` as an HTTP call to the app (used when `authorize` is not given): see subscribe-proxy.ts. */
   subscribeProxy?: SubscribeProxyOptions | undefined;
+  /** Methods clients call with `rpc`, answered in this process: `{ [method]: async (ctx, data) => result }`. */
+  rpc?: Record<string, RpcHandler> | undefined;
+  /** Methods without an in-process handler are POSTed to the app: see rpc-proxy.ts. */
+  rpcProxy?: RpcProxyOptions | undefined;
+  /**
+   * What a connection shows others in presence answers (e.g. `{ name, avatar }`), at most 1 KiB as
+   * JSON; used when its credential carries none (a token's `info` claim, the connect proxy's `info`).
+   */
+  connectionInfo?: ConnectionInfoHook | undefined;
+  /** May this client publish `event` on `channel` (a `pub` frame)? Unset: clients may not publish. */
+  canPublish?: ((ctx: RequestContext, channel: string, event: string) => boolean | Promise<boolean>) | undefined;
+  /** Bounds on `rpc`, `pub` and `history` frames per connection. */
+  requestLimits?: RequestLimits | undefined;
   /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
@@ -61,7 +86,14 @@ export interface GatewayOptions {
    * a word the others drop its users (default 15 s: three heartbeats). Changes go out at once.
    */
   presence?: { heartbeatMs?: number; ttlMs?: number };
-  log?: (line: Record<string, unknown>) => void;
+  /** Where the gateway logs (pino-shaped; default a pino logger at info). `silentLogger` drops everything. */
+  logger?: Logger;
+  /**
+   * Where the gateway counts (connections, messages, refusals), served on its /metrics: by default
+   * the process registry (`metricsRegistry()`), `{ registry }` a prom-client Registry of yours,
+   * `false` nowhere (/metrics answers 404). The same option as a session manager's and a store's.
+   */
+  metrics?: MetricsOption;
 }
 
 /** The options with every default applied: what the gateway's parts are built from. */
@@ -73,7 +105,17 @@ export interface GatewaySettings {
   authorize: GatewayOptions['authorize'];
   tokens: TokenVerifier;
   connectProxy: ConnectProxyOptions | undefined;
+  connectionInfo: ConnectionInfoHook | undefined;
   publishKey: string | undefined;
+  requests: {
+    handlers: Record<string, RpcHandler>;
+    proxy: RpcProxyOptions | undefined;
+    /** Headers each connection keeps from its handshake for the RPC proxy (besides Cookie). */
+    forward: string[] | undefined;
+    canPublish: GatewayOptions['canPublish'];
+    limits: ResolvedRequestLimits;
+    publisher: Publisher;
+  };
   maxMessageBytes: number;
   maxBufferedBytes: number;
   rateLimit: number;
@@ -82,7 +124,8 @@ export interface GatewaySettings {
   limits: ConnectionLimits;
   keepSessionAlive: KeepSessionAlive;
   presence: { heartbeatMs: number; ttlMs: number };
-  log: (line: Record<string, unknown>) => void;
+  /** `{ level, msg, …fields }` lines to the logger. */
+  log: (line: LogLine) => void;
 }
 
 export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metrics: GatewayMetrics): GatewaySettings {
@@ -95,7 +138,16 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
     // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
     tokens: createTokenVerifier(o.tokens),
     connectProxy: o.connectProxy,
+    connectionInfo: o.connectionInfo,
     publishKey: o.publishKey,
+    requests: {
+      handlers: o.rpc ?? {},
+      proxy: o.rpcProxy,
+      forward: o.rpcProxy ? (o.rpcProxy.headers ?? o.connectProxy?.headers ?? []) : undefined,
+      canPublish: o.canPublish,
+      limits: resolveRequestLimits(o.requestLimits),
+      publisher: createPublisher(o.bus),
+    },
     maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
     maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,
     rateLimit: o.rateLimit ?? 50,
@@ -108,6 +160,6 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
     ),
     keepSessionAlive: o.keepSessionAlive ?? 'open',
     presence: { heartbeatMs: o.presence?.heartbeatMs ?? 5000, ttlMs: o.presence?.ttlMs ?? 15_000 },
-    log: o.log ?? ((line) => console.log(JSON.stringify(line))),
+    log: lineWriter(o.logger ?? defaultLogger()),
   };
 }

@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { BusMessage } from '../bus/contract.js';
 import { listen } from '../core/http.js';
+import { registryOf } from '../core/metrics.js';
 import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
 import { Connections } from './connections.js';
 import { applyControl } from './control.js';
 import { CONTROL_CHANNEL } from './control-commands.js';
-import { GatewayMetrics } from './gateway-metrics.js';
+import { type GatewayMetrics, gatewayMetrics } from './gateway-metrics.js';
 import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
@@ -20,6 +21,7 @@ import { sessionChannel } from './session-channel.js';
 import { createWsUpgrade } from './ws-upgrade.js';
 
 export type { AuthorizeContext, GatewayOptions } from './gateway-options.js';
+export { OPENAPI_FILE, SERVER_API_PATHS } from './openapi.js';
 
 export interface Gateway {
   readonly id: string;
@@ -45,7 +47,7 @@ export interface Gateway {
  * (http-routes.ts), presence and the canary.
  */
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
-  const metrics = new GatewayMetrics();
+  const metrics = gatewayMetrics(registryOf(o.metrics));
   const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`, metrics);
   const { id, bus } = s;
   const state = { draining: false };
@@ -62,6 +64,8 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     s.presence.ttlMs,
   );
   const registry = new ChannelRegistry(bus, presence, metrics);
+  presence.localChannels = () => registry.counts();
+  presence.localClients = (channel) => registry.clients(channel, s.id);
   const connections = new Connections(s, registry, metrics);
   const keepAlive = new KeepAlive(s.sessions, s.keepSessionAlive, (c, code, reason) =>
     connections.end(c, code, reason),

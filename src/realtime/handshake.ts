@@ -70,9 +70,9 @@ export async function authenticate(
 async function tokenIdentity(token: string, tokens: TokenVerifier): Promise<Verdict> {
   const verdict = await tokens.verify(token);
   if ('refused' in verdict) return { token: verdict.refused };
-  const { user, channels, expiresAt } = verdict.ok;
+  const { user, channels, expiresAt, info } = verdict.ok;
   return {
-    identity: { source: 'token', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt },
+    identity: { source: 'token', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt, info },
   };
 }
 

@@ -1,6 +1,3 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Bus } from '../bus/contract.js';
-import { sendJson } from '../core/http.js';
 import {
   type ConnectionTarget,
   type ControlCommand,
@@ -9,56 +6,46 @@ import {
   sendCommand,
   unsubscribeCommand,
 } from './control-commands.js';
-import { readServerCall } from './http-publish.js';
+import { type ServerCall, ServerCallTable } from './server-call-table.js';
+import { BadCallError } from './server-calls.js';
 
-/** The server API's control calls, beside `POST /publish` and with its bearer key. */
-const SHAPES = {
-  '/disconnect': '{"user": "..."} or {"session": "..."}, optional "code" and "reason"',
-  '/unsubscribe': '{"user": "..."} or {"session": "..."}, and "channel"',
-  '/reauthorize': '{"channel": "..."}',
-} as const;
+type ControlPath = '/disconnect' | '/unsubscribe' | '/reauthorize';
 
-export type ControlPath = keyof typeof SHAPES;
-
-export function isControlPath(path: string): path is ControlPath {
-  return Object.hasOwn(SHAPES, path);
+/** A control call: 202 once the command `build` makes of the body is on the bus. */
+function control(shape: string, build: (body: Record<string, unknown>) => ControlCommand): ServerCall {
+  return {
+    shape,
+    status: 202,
+    answer: async (bus, body) => {
+      let command: ControlCommand;
+      try {
+        command = build(body);
+      } catch (err) {
+        // The command builders throw what publisher.disconnect|… would: here the caller's mistake.
+        throw new BadCallError(err instanceof Error ? err.message : String(err));
+      }
+      await sendCommand(bus, command);
+      return { accepted: command.op };
+    },
+  };
 }
+
+const targetOf = (body: Record<string, unknown>): ConnectionTarget =>
+  body.user !== undefined ? { user: body.user as string } : { session: body.session as string };
 
 /**
- * POST /disconnect, /unsubscribe, /reauthorize: what `publisher.disconnect|unsubscribe|reauthorize`
- * do, for apps that are not Node. 202 once the command is on the bus; 400 says what was wrong.
+ * POST /disconnect, /unsubscribe, /reauthorize, beside `POST /publish` and with its bearer key: what
+ * `publisher.disconnect|unsubscribe|reauthorize` do, for apps that are not Node.
  */
-export async function handleControl(
-  path: ControlPath,
-  req: IncomingMessage,
-  res: ServerResponse,
-  bus: Bus,
-  key: string | undefined,
-): Promise<void> {
-  const body = await readServerCall(req, res, key, SHAPES[path]);
-  if (!body) return;
-  let command: ControlCommand;
-  try {
-    command = commandOf(path, body);
-  } catch (err) {
-    return sendJson(res, 400, { error: err instanceof Error ? err.message : String(err) });
-  }
-  await sendCommand(bus, command);
-  sendJson(res, 202, { accepted: command.op });
-}
-
-function commandOf(path: ControlPath, body: Record<string, unknown>): ControlCommand {
-  const target = (): ConnectionTarget =>
-    body.user !== undefined ? { user: body.user as string } : { session: body.session as string };
-  switch (path) {
-    case '/disconnect':
-      return disconnectCommand(target(), {
-        ...(body.code !== undefined ? { code: body.code as number } : {}),
-        ...(body.reason !== undefined ? { reason: body.reason as string } : {}),
-      });
-    case '/unsubscribe':
-      return unsubscribeCommand(target(), body.channel as string);
-    case '/reauthorize':
-      return reauthorizeCommand(body.channel as string);
-  }
-}
+export const CONTROLS = new ServerCallTable<ControlPath>({
+  '/disconnect': control('{"user": "..."} or {"session": "..."}, optional "code" and "reason"', (b) =>
+    disconnectCommand(targetOf(b), {
+      ...(b.code !== undefined ? { code: b.code as number } : {}),
+      ...(b.reason !== undefined ? { reason: b.reason as string } : {}),
+    }),
+  ),
+  '/unsubscribe': control('{"user": "..."} or {"session": "..."}, and "channel"', (b) =>
+    unsubscribeCommand(targetOf(b), b.channel as string),
+  ),
+  '/reauthorize': control('{"channel": "..."}', (b) => reauthorizeCommand(b.channel as string)),
+});

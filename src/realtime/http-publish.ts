@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Bus } from '../bus/contract.js';
+import type { Bus, BusMessage } from '../bus/contract.js';
 import { hasBearer, sendJson } from '../core/http.js';
 import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
+import { BadCallError, broadcast } from './server-calls.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -41,8 +42,8 @@ export async function readServerCall(
 }
 
 /**
- * POST /publish {channel, event, data} with "Authorization: Bearer <key>":
- * for producers that are not Node (a Python worker, a cron job in Go…).
+ * POST /publish {channel, event, data} or {channels: [...], event, data} with "Authorization:
+ * Bearer <key>": for producers that are not Node (a Python worker, a cron job in Go…).
  */
 export async function handlePublish(
   req: IncomingMessage,
@@ -51,8 +52,24 @@ export async function handlePublish(
   key: string | undefined,
 ): Promise<void> {
   const reply = (status: number, body: unknown) => sendJson(res, status, body);
-  const body = await readServerCall(req, res, key, '{"channel": "...", "event": "...", "data": …}');
+  const body = await readServerCall(
+    req,
+    res,
+    key,
+    '{"channel": "..." or "channels": [...], "event": "...", "data": …}',
+  );
   if (!body) return;
+  if (body.channels !== undefined) {
+    if (body.channel !== undefined) return reply(400, { error: 'give either "channel" or "channels", not both' });
+    let sent: BusMessage[];
+    try {
+      sent = await broadcast(bus, body.channels, body.event, body.data);
+    } catch (err) {
+      if (err instanceof BadCallError) return reply(400, { error: err.message });
+      throw err;
+    }
+    return reply(202, { publications: sent.map((m) => ({ channel: m.channel, epoch: m.epoch, offset: m.offset })) });
+  }
   if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
   if (isInternalChannel(body.channel)) {
     return reply(403, { error: `channel "${body.channel}" is internal to shoal: publish to your own channels` });

@@ -1,20 +1,24 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
+import { forwardedHeaders } from './app-call.js';
 import { authenticate, countProxyRefusal, NO_SESSION_REASON, statusText } from './handshake.js';
-import { handleControl, isControlPath } from './http-control.js';
+import { CONTROLS } from './http-control.js';
 import { handlePublish } from './http-publish.js';
+import { QUERIES } from './http-query.js';
+import { handleRequestPost } from './http-requests.js';
+import { sendOpenApi } from './openapi.js';
 import type { GatewayParts } from './parts.js';
 import { openConnection } from './resume.js';
 import { sseTransport } from './transports.js';
 
-/** The gateway's plain HTTP side: probes, metrics, POST /publish and the SSE stream. */
+/** The gateway's plain HTTP side: probes, metrics, the server API (POST /publish, …, GET /openapi.json) and the SSE stream. */
 export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const probes = {
     id: p.s.id,
     ready: () => p.ready(),
     readyDetails: () => ({ connections: p.connections.size }),
-    metrics: p.metrics,
+    metrics: p.metrics.registry ? p.metrics : null,
   };
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -23,9 +27,13 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
       // Awaited here, so a failure is answered below rather than left unhandled.
       const path = url.pathname;
       if (path === '/publish' && req.method === 'POST') await handlePublish(req, res, p.s.bus, p.s.publishKey);
-      else if (isControlPath(path) && req.method === 'POST')
-        await handleControl(path, req, res, p.s.bus, p.s.publishKey);
+      else if (CONTROLS.has(path) && req.method === 'POST')
+        await CONTROLS.handle(path, req, res, p.s.bus, p.s.publishKey);
+      else if (QUERIES.has(path) && req.method === 'POST')
+        await QUERIES.handle(path, req, res, p.s.bus, p.s.publishKey);
+      else if (path === '/openapi.json' && req.method === 'GET') await sendOpenApi(res);
       else if (url.pathname === '/sse' && req.method === 'GET') await openSse(p, req, res, url.searchParams);
+      else if (url.pathname === '/request' && req.method === 'POST') await handleRequestPost(p, req, res);
       else sendJson(res, 404, { error: 'not found' });
     } catch (err) {
       p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
@@ -74,8 +82,10 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
   }
   const last = req.headers['last-event-id'];
   const transport = sseTransport(res, p.s.heartbeatMs);
+  const forward = p.s.requests.forward;
   const c = await openConnection(p, session.identity, transport, {
     params,
+    forwarded: forward ? forwardedHeaders(req, forward) : undefined,
     lastEventId: typeof last === 'string' ? last : undefined,
   });
   if (!c) return; // over a connection limit: the stream already ended with 4429

@@ -17,6 +17,8 @@ export interface Identity {
   readonly granted: readonly string[];
   /** When the credential stops being valid (ms since the epoch); null when only the session's end ends it. */
   readonly expiresAt: number | null;
+  /** What the connection shows others in presence answers (see connection-info.ts); null for nothing. */
+  readonly info: unknown;
 }
 
 export function sessionIdentity(session: StoredSession): Identity {
@@ -27,5 +29,6 @@ export function sessionIdentity(session: StoredSession): Identity {
     attributes: session.attributes,
     granted: [],
     expiresAt: null,
+    info: null,
   };
 }

@@ -7,7 +7,8 @@ import { INTERNAL_CHANNEL_PREFIX } from '../protocol/channels.js';
  * - `_shoal:presence:<shard>`: the changes (`delta`: users who joined or left channels of this
  *   shard), `snapshot`s of one gateway's users in a shard (answers to `sync`, asked by a gateway
  *   that missed a delta or just started), and a web node's `query` for one channel with the
- *   gateways' `answer`s. Sharding spreads the traffic over slots (Redis Cluster) and subjects.
+ *   gateways' `answer`s; on shard 0 also a server API call's `list` of active channels with the
+ *   gateways' `channels` answers. Sharding spreads the traffic over slots (Redis Cluster) and subjects.
  * So announcements follow changes, not channels × gateways.
  */
 export const PRESENCE_CHANNEL = `${INTERNAL_CHANNEL_PREFIX}presence`;
@@ -23,8 +24,23 @@ export type PresenceWire =
   | { kind: 'snapshot'; gw: string; seq: number; channels: Record<string, string[]> }
   /** `gw`: the gateway asked, or '*' for every gateway. */
   | { kind: 'sync'; from: string; gw: string }
-  | { kind: 'query'; id: string; channel: string }
-  | { kind: 'answer'; gw: string; id: string; users: string[] };
+  /** `clients`: answer with each connection and its info too (see connection-info.ts). */
+  | { kind: 'query'; id: string; channel: string; clients?: boolean }
+  /**
+   * `connections`: how many of the gateway's connections are in the channel (absent from older
+   * gateways); `clients`, when asked: up to MAX_PRESENCE_CLIENTS of them.
+   */
+  | { kind: 'answer'; gw: string; id: string; users: string[]; connections?: number; clients?: PresenceClientWire[] }
+  /** A server API call's question for the channels with subscribers, on shard 0; `prefix` filters them. */
+  | { kind: 'list'; id: string; prefix: string }
+  /** One gateway's answer to `list`: channel → its connections there. */
+  | { kind: 'channels'; gw: string; id: string; channels: Record<string, number> };
+
+/** One connection in a presence answer: [user, connection id (gateway/n), the info it shows]. */
+export type PresenceClientWire = [user: string, connection: string, info: unknown];
+
+/** Connections one gateway lists per answer: the answer is one bus message. */
+export const MAX_PRESENCE_CLIENTS = 1000;
 
 export function shardOf(channel: string): number {
   // FNV-1a: cheap, stable across processes and versions.
@@ -49,6 +65,9 @@ export function isPresenceBusChannel(channel: string): boolean {
 }
 
 const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+const isClient = (c: unknown): c is PresenceClientWire =>
+  Array.isArray(c) && c.length === 3 && typeof c[0] === 'string' && typeof c[1] === 'string';
 
 /** Parses one presence message; anything malformed (or forged by hand) is undefined and ignored. */
 export function parsePresence(event: string, data: string): PresenceWire | undefined {
@@ -89,12 +108,31 @@ export function parsePresence(event: string, data: string): PresenceWire | undef
       return typeof m.from === 'string' && typeof gw === 'string' ? { kind: 'sync', from: m.from, gw } : undefined;
     case 'query':
       return typeof m.id === 'string' && typeof m.channel === 'string'
-        ? { kind: 'query', id: m.id, channel: m.channel }
+        ? { kind: 'query', id: m.id, channel: m.channel, ...(m.clients === true ? { clients: true } : {}) }
         : undefined;
     case 'answer':
       return typeof gw === 'string' && typeof m.id === 'string' && strings(m.users)
-        ? { kind: 'answer', gw, id: m.id, users: m.users }
+        ? {
+            kind: 'answer',
+            gw,
+            id: m.id,
+            users: m.users,
+            ...(Number.isSafeInteger(m.connections) ? { connections: m.connections as number } : {}),
+            ...(Array.isArray(m.clients) ? { clients: m.clients.filter(isClient) } : {}),
+          }
         : undefined;
+    case 'list':
+      return typeof m.id === 'string' && typeof m.prefix === 'string'
+        ? { kind: 'list', id: m.id, prefix: m.prefix }
+        : undefined;
+    case 'channels': {
+      const channels = m.channels as Record<string, unknown> | null;
+      const ok =
+        typeof channels === 'object' && channels !== null && Object.values(channels).every(Number.isSafeInteger);
+      return typeof gw === 'string' && typeof m.id === 'string' && ok
+        ? { kind: 'channels', gw, id: m.id, channels: channels as Record<string, number> }
+        : undefined;
+    }
     default:
       return undefined;
   }

@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Bus, BusMessage } from '../bus/contract.js';
 import { RemotePresence } from './presence-remote.js';
 import {
+  MAX_PRESENCE_CLIENTS,
   PRESENCE_CHANNEL,
   PRESENCE_SHARDS,
   type PresenceChange,
+  type PresenceClientWire,
   type PresenceWire,
   parsePresence,
   presenceMessage,
@@ -45,6 +47,13 @@ export class Presence {
   #timer: NodeJS.Timeout | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /**
+   * The channels with local subscribers and how many connections each (set by the gateway from its
+   * channel registry, which also counts connections without a user), for a `list` question.
+   */
+  localChannels: () => Iterable<[string, number]> = () => [];
+  /** This gateway's connections with a user in a channel, with their info: for a query that asks for clients. */
+  localClients: (channel: string) => Iterable<PresenceClientWire> = () => [];
   /**
    * This instance's name on the presence channels: the gateway id plus a random part, so a gateway
    * restarted under the same id after a crash starts a new sequence the others do not mistake
@@ -144,8 +153,30 @@ export class Presence {
         if (w.from !== this.gateway && (w.gw === '*' || w.gw === this.gateway)) this.#sendSnapshot(shard);
         return;
       case 'query': {
-        const users = [...(this.#local.get(w.channel)?.keys() ?? [])];
-        this.#send(shard, { kind: 'answer', gw: this.gateway, id: w.id, users });
+        const local = this.#local.get(w.channel);
+        const users = [...(local?.keys() ?? [])];
+        const connections = [...(local?.values() ?? [])].reduce((a, b) => a + b, 0);
+        const clients: PresenceClientWire[] = [];
+        if (w.clients) {
+          for (const client of this.localClients(w.channel)) {
+            if (clients.length === MAX_PRESENCE_CLIENTS) break;
+            clients.push(client);
+          }
+        }
+        this.#send(shard, {
+          kind: 'answer',
+          gw: this.gateway,
+          id: w.id,
+          users,
+          connections,
+          ...(w.clients ? { clients } : {}),
+        });
+        return;
+      }
+      case 'list': {
+        const channels: Record<string, number> = {};
+        for (const [channel, n] of this.localChannels()) if (channel.startsWith(w.prefix)) channels[channel] = n;
+        this.#send(shard, { kind: 'channels', gw: this.gateway, id: w.id, channels });
         return;
       }
       default:

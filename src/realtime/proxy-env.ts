@@ -1,6 +1,7 @@
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { ConnectProxyOptions } from './connect-proxy.js';
+import type { RpcProxyOptions } from './rpc-types.js';
 import type { SubscribeProxyOptions } from './subscribe-proxy.js';
 
 /**
@@ -67,4 +68,32 @@ export function subscribeProxyFromEnv(
   if (timeoutMs !== undefined && timeoutMs < 1)
     throw new ConfigError('SHOAL_SUBSCRIBE_PROXY_TIMEOUT must be at least 1ms');
   return { url, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+}
+
+/**
+ * The RPC proxy for `shoal gateway`: `realtime.rpcProxy`, overridden by SHOAL_RPC_PROXY_URL and
+ * SHOAL_RPC_PROXY_TIMEOUT (a duration). Undefined without a URL.
+ */
+export function rpcProxyFromEnv(
+  env: Record<string, string | undefined>,
+  fromApp: RpcProxyOptions | undefined,
+): RpcProxyOptions | undefined {
+  const url = env.SHOAL_RPC_PROXY_URL?.trim() || fromApp?.url;
+  if (!url) {
+    if (env.SHOAL_RPC_PROXY_TIMEOUT) {
+      throw new ConfigError('SHOAL_RPC_PROXY_TIMEOUT needs SHOAL_RPC_PROXY_URL, the app URL to ask');
+    }
+    return undefined;
+  }
+  if (!/^https?:\/\/\S+$/.test(url)) {
+    throw new ConfigError(`SHOAL_RPC_PROXY_URL must be an http(s) URL of the app, got ${JSON.stringify(url)}`);
+  }
+  const timeout = env.SHOAL_RPC_PROXY_TIMEOUT?.trim();
+  const timeoutMs = timeout ? parseDuration(timeout, 'SHOAL_RPC_PROXY_TIMEOUT') : fromApp?.timeoutMs;
+  if (timeoutMs !== undefined && timeoutMs < 1) throw new ConfigError('SHOAL_RPC_PROXY_TIMEOUT must be at least 1ms');
+  return {
+    url,
+    ...(fromApp?.headers ? { headers: fromApp.headers } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+  };
 }

@@ -14,10 +14,46 @@ import {
   sendCommand,
   unsubscribeCommand,
 } from './control-commands.js';
-import { type PresenceAnswer, queryPresence } from './presence-query.js';
+import {
+  type ChannelsAnswer,
+  type PresenceAnswer,
+  type PresenceClient,
+  type PresenceQueryOptions,
+  queryChannels,
+  queryPresence,
+} from './presence-query.js';
+import {
+  appChannel,
+  BadCallError,
+  broadcast,
+  type HistoryAnswer,
+  type HistoryMessage,
+  type HistoryOptions,
+  readHistory,
+} from './server-calls.js';
 import { sessionChannel } from './session-channel.js';
 
-export type { ConnectionTarget, DisconnectOptions, PresenceAnswer };
+export type {
+  ChannelsAnswer,
+  ConnectionTarget,
+  DisconnectOptions,
+  HistoryAnswer,
+  HistoryMessage,
+  HistoryOptions,
+  PresenceAnswer,
+  PresenceClient,
+  PresenceQueryOptions,
+  PresenceStats,
+};
+
+/** How many users and connections a channel has on the gateways that answered. */
+interface PresenceStats {
+  users: number;
+  connections: number;
+  gateways: number;
+  complete: boolean;
+}
+
 export { sessionChannel };
 
 /** Published on `session:<id>` when the session ends: gateways close its sockets. */
@@ -51,8 +87,17 @@ export interface Publisher<E extends EventMap = EventMap> {
   /**
    * Who is in an app channel on any gateway, asked from here (a web node holds no connections):
    * every live gateway answers within `timeoutMs` (default 1000), else `complete` is false.
+   * `clients: true` also lists each connection with the info the app lets it show.
    */
-  presence(channel: string, options?: { timeoutMs?: number }): Promise<PresenceAnswer>;
+  presence(channel: string, options?: PresenceQueryOptions): Promise<PresenceAnswer>;
+  /** The counts of `presence` (distinct users, connections) without the list. */
+  presenceStats(channel: string, options?: { timeoutMs?: number }): Promise<PresenceStats>;
+  /** One event to several app channels; every name is checked before the first is published. */
+  broadcast<K extends keyof E & string>(channels: string[], event: K, data: E[K]): Promise<BusMessage[]>;
+  /** A channel's history: the newest `limit` messages, or those after `since`, bounded by the bus's window. */
+  history(channel: string, options?: HistoryOptions): Promise<HistoryAnswer>;
+  /** App channels with at least one subscriber on any gateway (optionally starting with `prefix`). */
+  channels(options?: { prefix?: string; timeoutMs?: number }): Promise<ChannelsAnswer>;
 }
 
 /**
@@ -88,7 +133,18 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
       if (!isValidChannel(channel) || isInternalChannel(channel)) {
         throw new TypeError(`"${channel}" is not an app channel: use ${CHANNEL_RULE}, not starting with _shoal:`);
       }
-      return queryPresence(bus, channel, options.timeoutMs);
+      return queryPresence(bus, channel, options);
+    },
+    async presenceStats(channel, options = {}) {
+      const { users, connections, gateways, complete } = await queryPresence(bus, appChannel(channel), options);
+      return { users: users.length, connections, gateways, complete };
+    },
+    broadcast: async (channels, event, data) => broadcast(bus, channels, event, data),
+    history: async (channel, options) => readHistory(bus, channel, options),
+    async channels(options = {}) {
+      const prefix = options.prefix ?? '';
+      if (typeof prefix !== 'string') throw new BadCallError('prefix must be a string');
+      return queryChannels(bus, prefix, options.timeoutMs);
     },
   };
 }

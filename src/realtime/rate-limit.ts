@@ -11,6 +11,9 @@ export class RateLimit {
   take(now = Date.now()): boolean {
     this.#tokens = Math.min(this.rate * 2, this.#tokens + ((now - this.#refilled) / 1000) * this.rate);
     this.#refilled = now;
-    return --this.#tokens >= 0;
+    // A refused take costs nothing: a client that backs off gets its rate back on time.
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
   }
 }

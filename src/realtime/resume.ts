@@ -12,6 +12,8 @@ import type { Presence } from './presence.js';
 export interface ResumeRequest {
   params: URLSearchParams;
   lastEventId?: string | undefined;
+  /** Handshake headers the connection keeps for the RPC proxy. */
+  forwarded?: Record<string, string> | undefined;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function openConnection(
 ): Promise<Connection | null> {
   const c = p.connections.open(who, transport);
   if (!c) return null;
+  if (req.forwarded) c.forwarded = req.forwarded;
   try {
     await resumeChannels(c, who, req, { registry: p.registry, presence: p.presence, authorize: p.s.authorize });
   } catch (err) {

@@ -1,3 +1,4 @@
+import { postToApp } from './app-call.js';
 import type { AuthorizeContext } from './authorize-context.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 
@@ -23,28 +24,9 @@ export function subscribeProxyAuthorize(
     return false;
   };
   return async (who, channel) => {
-    let res: Response;
-    try {
-      res = await fetch(o.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ channel, user: who.userId, source: who.source }),
-        signal: AbortSignal.timeout(o.timeoutMs ?? 3000),
-        redirect: 'error',
-      });
-    } catch (err) {
-      return fail((err as Error).name === 'TimeoutError' ? 'timeout' : 'unreachable');
-    }
-    if (!res.ok) {
-      await res.body?.cancel().catch(() => {});
-      return fail('status');
-    }
-    let body: unknown;
-    try {
-      body = await res.json();
-    } catch (err) {
-      return fail((err as Error).name === 'TimeoutError' ? 'timeout' : 'malformed');
-    }
+    const got = await postToApp(o.url, {}, { channel, user: who.userId, source: who.source }, o.timeoutMs ?? 3000);
+    if ('failed' in got) return fail(got.failed);
+    const body = got.body;
     const allow = (body as { allow?: unknown } | null)?.allow;
     if (typeof allow !== 'boolean') return fail('malformed');
     return allow;

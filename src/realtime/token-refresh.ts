@@ -39,15 +39,15 @@ export async function refreshToken(p: GatewayParts, c: Connection, token: string
  * Whether a subscription token lets this connection join `channel`: it verifies, its `channel`
  * claim is the channel, and its `sub` is the connection's user ('' for a connection without
  * one). Never for personal or internal channels. A refusal is answered with an error frame
- * naming the channel; the connection stays open.
+ * naming the channel; the connection stays open. Granted: the token's expiry (ms since the epoch).
  */
 export async function subscriptionTokenGrants(
   p: GatewayParts,
   c: Connection,
   channel: string,
   token: string,
-): Promise<boolean> {
-  const refuse = (reason: string, code: string, message: string) => {
+): Promise<number | false> {
+  const refuse = (reason: string, code: string, message: string): false => {
     p.metrics.tokenRefusals.inc({ stage: 'subscribe', reason });
     c.send({ type: 'error', code, message, channel });
     return false;
@@ -68,5 +68,5 @@ export async function subscriptionTokenGrants(
   }
   if (verdict.ok.channel !== channel) return refuse('channel', 'token-invalid', `the token is not for ${channel}`);
   if (verdict.ok.user !== c.userId) return refuse('user', 'token-invalid', 'the token is for another user');
-  return !c.closed;
+  return c.closed ? false : verdict.ok.expiresAt;
 }

@@ -2,6 +2,7 @@ import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } 
 import { ConfigError } from '../core/errors.js';
 import { isValidChannel } from '../protocol/channels.js';
 import { CloseCode } from '../protocol/messages.js';
+import { checkConnectionInfo } from './connection-info.js';
 
 /**
  * How a gateway checks signed connection and subscription tokens (JWT). At least one key source:
@@ -28,6 +29,8 @@ export interface TokenClaims {
   user: string | null;
   /** `exp`, in ms since the epoch. */
   expiresAt: number;
+  /** The `info` claim (connection tokens): what the connection shows in presence answers, or null. */
+  info: unknown;
   /** The `channels` claim (connection tokens): channels it may join without `authorize`. */
   channels: string[];
   /** The `channel` claim (subscription tokens). */
@@ -107,8 +110,11 @@ function claimsOf(p: JWTPayload): TokenVerdict {
   if (p.channel !== undefined && !isValidChannel(p.channel)) {
     return { refused: refusal('claims', 'the channel claim must be a valid channel name') };
   }
+  const info = checkConnectionInfo(p.info);
+  if ('error' in info) return { refused: refusal('claims', `the info claim: ${info.error}`) };
   return {
     ok: {
+      info: info.info,
       user: p.sub === '' ? null : p.sub,
       expiresAt: p.exp * 1000,
       channels,

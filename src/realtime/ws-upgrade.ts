@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
+import { forwardedHeaders } from './app-call.js';
 import type { Connection } from './connection.js';
 import { handleFrame } from './dispatch.js';
 import { authenticate, closeRefused, closeUnauthorized, countProxyRefusal, refuseUpgrade } from './handshake.js';
@@ -110,7 +111,9 @@ async function onSocket(
   ws.on('close', () => {
     if (c) p.connections.end(c, 1000, 'closed');
   });
-  c = (await openConnection(p, who, wsTransport(ws, socket), { params })) ?? undefined;
+  const forward = p.s.requests.forward;
+  const forwarded = forward ? forwardedHeaders(req, forward) : undefined;
+  c = (await openConnection(p, who, wsTransport(ws, socket), { params, forwarded })) ?? undefined;
   if (!c) return; // over a connection limit: already closed with 4429
   // The socket may have closed while the session's channels were being joined.
   if (ws.readyState !== ws.OPEN) return p.connections.end(c, 1000, 'closed');

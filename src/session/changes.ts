@@ -13,69 +13,115 @@ export interface ReadValue {
  * applies, so only changed attributes travel and concurrent requests on other keys keep theirs.
  */
 export class PendingChanges {
-  readonly read = new Map<string, ReadValue>();
-  readonly set = new Map<string, unknown>();
-  readonly del = new Set<string>();
+  // Each collection is made on its first entry: most requests read one or two keys and write none.
+  #read: Map<string, ReadValue> | undefined;
+  #set: Map<string, unknown> | undefined;
+  #del: Set<string> | undefined;
+  /**
+   * The JSON text set() already made of a value that cannot change afterwards (not an object),
+   * so the commit does not serialise it a second time. Objects are encoded again at commit: the
+   * caller may have changed them in place since.
+   */
+  #texts: Map<string, string> | undefined;
   userId: string | null | undefined = undefined;
 
+  /** Values this request read from the store, with their texts. */
+  get read(): ReadonlyMap<string, ReadValue> {
+    return this.#read ?? NONE;
+  }
+
+  /** Values this request set. */
+  get set(): ReadonlyMap<string, unknown> {
+    return this.#set ?? NONE;
+  }
+
+  /** Keys this request deleted. */
+  get del(): ReadonlySet<string> {
+    return this.#del ?? NO_KEYS;
+  }
+
+  /** Remembers a value read from the store and the text it was decoded from. */
+  recordRead(key: string, value: unknown, original: string | undefined): void {
+    this.#read ??= new Map();
+    this.#read.set(key, { value, original });
+  }
+
   /** Records a set; the value replaces whatever was read or deleted. */
-  write(key: string, value: unknown): void {
-    this.set.set(key, value);
-    this.del.delete(key);
-    this.read.delete(key);
+  write(key: string, value: unknown, text?: string): void {
+    this.#set ??= new Map();
+    this.#set.set(key, value);
+    if (text !== undefined && (typeof value !== 'object' || value === null)) {
+      this.#texts ??= new Map();
+      this.#texts.set(key, text);
+    } else this.#texts?.delete(key);
+    this.#del?.delete(key);
+    this.#read?.delete(key);
   }
 
   remove(key: string): void {
-    this.del.add(key);
-    this.set.delete(key);
-    this.read.delete(key);
+    this.#del ??= new Set();
+    this.#del.add(key);
+    this.#set?.delete(key);
+    this.#texts?.delete(key);
+    this.#read?.delete(key);
   }
 
   /** The key was written by the store (increment, update): this request has nothing pending for it. */
   settled(key: string, value: unknown, original: string): void {
-    this.set.delete(key);
-    this.del.delete(key);
-    this.read.set(key, { value, original });
+    this.#set?.delete(key);
+    this.#texts?.delete(key);
+    this.#del?.delete(key);
+    this.recordRead(key, value, original);
   }
 
   /** Forgets reads (they may predate another writer) except objects this request changed in place. */
   forgetUnchangedReads(): void {
-    for (const [key, seen] of this.read) if (!mutated(key, seen)) this.read.delete(key);
+    if (!this.#read) return;
+    for (const [key, seen] of this.#read) if (!mutated(key, seen)) this.#read.delete(key);
+  }
+
+  /** Forgets every read: the values are not the session's any more (a rotation without its data). */
+  forgetReads(): void {
+    this.#read?.clear();
   }
 
   clear(): void {
-    this.read.clear();
-    this.set.clear();
-    this.del.clear();
+    this.#read?.clear();
+    this.#set?.clear();
+    this.#texts?.clear();
+    this.#del?.clear();
     this.userId = undefined;
   }
 
   /** JSON texts of everything to write, size-checked; null when nothing changed. */
   delta(maxSize: number): SessionDelta | null {
-    const set: Record<string, string> = {};
-    let changed = false;
+    // Objects made only for what changed: most requests only read, and this runs on every one.
+    let set: Record<string, string> | undefined;
     for (const [key, value] of this.set) {
-      set[key] = encodeValue(key, value, maxSize);
-      changed = true;
+      set ??= {};
+      set[key] = this.#texts?.get(key) ?? encodeValue(key, value, maxSize);
     }
     for (const [key, seen] of this.read) {
       if (seen.value === undefined || typeof seen.value !== 'object' || seen.value === null) continue;
       const now = encodeValue(key, seen.value, maxSize);
       if (now !== seen.original) {
+        set ??= {};
         set[key] = now;
-        changed = true;
       }
     }
-    if (changed) checkCommitSize(set, maxSize);
-    const del = [...this.del];
-    if (!changed && del.length === 0 && this.userId === undefined) return null;
-    return {
-      ...(changed ? { set } : {}),
-      ...(del.length ? { del } : {}),
-      ...(this.userId !== undefined ? { userId: this.userId } : {}),
-    };
+    if (set) checkCommitSize(set, maxSize);
+    const hasDel = this.#del !== undefined && this.#del.size > 0;
+    if (!set && !hasDel && this.userId === undefined) return null;
+    const delta: SessionDelta = {};
+    if (set) delta.set = set;
+    if (hasDel) delta.del = [...(this.#del as Set<string>)];
+    if (this.userId !== undefined) delta.userId = this.userId;
+    return delta;
   }
 }
+
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
+const NO_KEYS: ReadonlySet<string> = new Set<string>();
 
 function mutated(key: string, seen: ReadValue): boolean {
   return typeof seen.value === 'object' && seen.value !== null && encodeValue(key, seen.value) !== seen.original;

@@ -106,14 +106,15 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     const values = readCookie(cookieHeader, this.config.cookieName);
     if (values.length === 0) return { id: null, rejected: false };
     const [value] = values;
-    const reject = (reason: CookieRejection) => {
-      void this.events.emit('cookieRejected', reason);
-      return { id: null, rejected: true };
-    };
-    if (values.length > 1) return reject('duplicate');
-    if (value === undefined || value.length > MAX_COOKIE_VALUE) return reject('oversized');
+    if (values.length > 1) return this.#reject('duplicate');
+    if (value === undefined || value.length > MAX_COOKIE_VALUE) return this.#reject('oversized');
     const id = this.#keys.unsign(value);
-    return id === null ? reject('bad-signature') : { id, rejected: false };
+    return id === null ? this.#reject('bad-signature') : { id, rejected: false };
+  }
+
+  #reject(reason: CookieRejection): { id: null; rejected: true } {
+    void this.events.emit('cookieRejected', reason);
+    return { id: null, rejected: true };
   }
 
   /**

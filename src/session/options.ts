@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { defaultLogger, type Logger } from '../core/logger.js';
-import { metrics as processMetrics, type ShoalMetrics } from '../core/metrics.js';
+import { type MetricsOption, registryOf, type ShoalMetrics, metrics as shoalMetrics } from '../core/metrics.js';
 import type { SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
 import { type EncryptionOptions, ValueCipher } from './encryption.js';
@@ -71,8 +71,12 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   sweep?: { interval?: string | number; lease?: string | number; enabled?: boolean };
   /** Names this node in claims and logs. Default host:pid (CLI nodes: SHOAL_NODE_ID). */
   nodeId?: string;
-  /** Count and time store calls in the process's Prometheus registry. Default true. */
-  metrics?: boolean;
+  /**
+   * Where store calls, conflicts, lock waits, near-cache reads and refused cookies are counted: by
+   * default the process registry (`metricsRegistry()`, what CLI nodes serve on /metrics),
+   * `{ registry }` a prom-client Registry of yours, `false` nowhere. The same option as a gateway's and a store's.
+   */
+  metrics?: MetricsOption;
   /**
    * How logs name the store, e.g. its URL with the password redacted (openApp passes SHOAL_STORE's).
    * Default: the store's kind.
@@ -175,9 +179,10 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     scope,
     storeLabel: o.storeLabel ? `${o.store.kind} ${o.storeLabel}` : o.store.kind,
   });
-  // Every store call is counted and timed in the process metrics (/metrics) unless turned off.
-  const m = o.metrics === false ? null : processMetrics();
-  const store = m ? instrumentStore(o.store) : o.store;
+  // Every store call is counted and timed (/metrics) unless turned off.
+  const registry = registryOf(o.metrics);
+  const m = registry ? shoalMetrics(registry) : null;
+  const store = m ? instrumentStore(o.store, m) : o.store;
   if (m) events.on('cookieRejected', (reason) => m.cookiesRejected.inc({ scope, reason }));
   const services: SessionServices = Object.freeze({
     store,

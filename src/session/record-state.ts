@@ -1,6 +1,6 @@
 import { SessionGoneError, SessionValueError } from '../core/errors.js';
 import { newSessionId } from '../core/ids.js';
-import type { CommitResult, SessionDelta } from '../stores/contract.js';
+import type { CommitOptions, CommitResult, SessionDelta, StoredSession } from '../stores/contract.js';
 import type { SessionContext, SessionStartContext } from './options.js';
 import { createRecord, fetchRecord, type LoadedRecord, sealValues } from './records.js';
 
@@ -106,13 +106,13 @@ export class RecordState {
 
   /** The one place a commit's result is read: success updates this request's view, the rest is reported. */
   async commitTo(id: string, delta: SessionDelta, expectedRev?: number): Promise<Committed | 'gone' | 'conflict'> {
-    const sealed = delta.set ? { ...delta, set: sealValues(this.#c.services, id, delta.set) } : delta;
+    const set = delta.set && sealValues(this.#c.services, id, delta.set);
+    // A copy only when encryption changed the values: without it the delta goes as it is.
+    const sealed = set === delta.set ? delta : { ...delta, set };
     const now = Date.now();
-    const r = await this.#c.services.store.commit(id, sealed, {
-      now,
-      idleDeadline: now + this.#c.config.idleMs,
-      ...(expectedRev !== undefined ? { expectedRev } : {}),
-    });
+    const options: CommitOptions = { now, idleDeadline: now + this.#c.config.idleMs };
+    if (expectedRev !== undefined) options.expectedRev = expectedRev;
+    const r = await this.#c.services.store.commit(id, sealed, options);
     if (r.status === 'not-a-number') throw notANumber(r.key);
     if (r.status === 'gone') this.#state = 'missing';
     if (r.status !== 'ok') return r.status;
@@ -146,11 +146,16 @@ export class RecordState {
     return r === 'gone' ? null : r;
   }
 
-  async #maybeTouch(): Promise<void> {
+  /** Whether a commit with nothing to write would still refresh the idle deadline (touchInterval passed). */
+  touchDue(now = Date.now()): boolean {
     const r = this.#loaded?.record;
-    if (this.#state !== 'live' || !r) return;
+    return this.#state === 'live' && r !== undefined && now - r.meta.lastSeenAt >= this.#c.config.touchMs;
+  }
+
+  async #maybeTouch(): Promise<void> {
     const now = Date.now();
-    if (now - r.meta.lastSeenAt < this.#c.config.touchMs) return;
+    if (!this.touchDue(now)) return;
+    const r = this.#loaded?.record as StoredSession;
     await this.#c.services.store.touch(r.id, now, now + this.#c.config.idleMs);
   }
 }

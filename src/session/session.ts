@@ -4,7 +4,7 @@ import { decodeValue, encodeValue } from './codec.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
 import { type CookieAction, notANumber, RecordState } from './record-state.js';
-import { plainValue } from './records.js';
+import { type LoadedRecord, plainValue } from './records.js';
 
 export type { CookieAction };
 
@@ -60,31 +60,45 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   async get<K extends Key<T>>(key: K): Promise<T[K] | undefined> {
     const changes = this.#changes;
-    if (changes.del.has(key)) return undefined;
-    if (changes.set.has(key)) return changes.set.get(key) as T[K];
-    const seen = changes.read.get(key);
-    if (seen) return seen.value as T[K];
-    const loaded = await this.#r.ensureLoaded();
-    const original = loaded ? plainValue(this.#c.services, loaded, key) : undefined;
-    const value = original === undefined ? undefined : this.#validate(key, decodeValue(key, original));
-    changes.read.set(key, { value, original });
-    return value as T[K] | undefined;
+    if (changes.del.has(key) || changes.set.has(key) || changes.read.has(key)) return this.#known(key, null) as T[K];
+    return this.#fromStore(key, await this.#r.ensureLoaded()) as T[K] | undefined;
   }
 
   async has<K extends Key<T>>(key: K): Promise<boolean> {
     return (await this.get(key)) !== undefined;
   }
 
-  /** Every attribute, as this request sees it. */
+  /** Every attribute, as this request sees it: one load, no further turn per attribute. */
   async all(): Promise<Partial<T>> {
     const loaded = await this.#r.ensureLoaded();
-    const keys = new Set([...Object.keys(loaded?.record.attributes ?? {}), ...this.#changes.set.keys()]);
     const out: Partial<T> = {};
-    for (const key of keys) {
-      const value = await this.get(key as Key<T>);
-      if (value !== undefined) out[key as Key<T>] = value;
-    }
+    const put = (key: string) => {
+      const value = this.#known(key, loaded);
+      if (value !== undefined) out[key as Key<T>] = value as T[Key<T>];
+    };
+    const stored = Object.keys(loaded?.record.attributes ?? {});
+    for (const key of stored) put(key);
+    const have = this.#changes.set.size > 0 ? new Set(stored) : undefined;
+    for (const key of this.#changes.set.keys()) if (!have?.has(key)) put(key);
     return out;
+  }
+
+  /** What get() answers for a key, given the loaded record (read from it only when this request has not yet). */
+  #known(key: string, loaded: LoadedRecord | null): unknown {
+    const changes = this.#changes;
+    if (changes.del.has(key)) return undefined;
+    if (changes.set.has(key)) return changes.set.get(key);
+    const seen = changes.read.get(key);
+    if (seen) return seen.value;
+    return this.#fromStore(key, loaded);
+  }
+
+  /** Decodes (and validates) a stored attribute, remembering the text to spot in-place mutation. */
+  #fromStore(key: string, loaded: LoadedRecord | null): unknown {
+    const original = loaded ? plainValue(this.#c.services, loaded, key) : undefined;
+    const value = original === undefined ? undefined : this.#validate(key, decodeValue(key, original));
+    this.#changes.recordRead(key, value, original);
+    return value;
   }
 
   /** Sets an attribute; written when the request ends, merged field by field with concurrent requests. */
@@ -94,8 +108,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
       return;
     }
     const checked = this.#validate(key, value);
-    encodeValue(key, checked, this.#c.config.maxSize); // fail here, at the caller, rather than at commit
-    this.#changes.write(key, checked);
+    // Fail here, at the caller, rather than at commit; the text is kept for the commit.
+    this.#changes.write(key, checked, encodeValue(key, checked, this.#c.config.maxSize));
   }
 
   delete<K extends Key<T>>(key: K): void {
@@ -219,8 +233,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
       for (const key of keys) attributes[key] = plainValue(this.#c.services, loaded, key) as string;
     }
     if (!options.keepData) {
-      this.#changes.read.clear();
-      for (const key of keys) if (!this.#changes.set.has(key)) this.#changes.del.add(key);
+      this.#changes.forgetReads();
+      for (const key of keys) if (!this.#changes.set.has(key)) this.#changes.remove(key);
     }
     const userId = this.#changes.userId === undefined ? (loaded?.record.meta.userId ?? null) : this.#changes.userId;
     // Rotation moves a session rather than starting one (just as it is not an end).
@@ -233,8 +247,28 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * leave, so the next request — on any node — reads these writes.
    */
   commit(): Promise<void> {
+    return this.commitIfNeeded() ?? DONE;
+  }
+
+  /**
+   * commit(), for adapters: undefined when this request changed nothing and no touch is due, so
+   * there is nothing to wait for and the response can go out in the same turn.
+   */
+  commitIfNeeded(): Promise<void> | undefined {
     // Memoised: a second caller (e.g. an adapter after a lock helper committed early) gets the same outcome.
-    this.#committing ??= (async () => this.#r.commit(this.#changes.delta(this.#c.config.maxSize)))();
+    if (this.#committing) return this.#committing === DONE ? undefined : this.#committing;
+    let delta: ReturnType<PendingChanges['delta']>;
+    try {
+      delta = this.#changes.delta(this.#c.config.maxSize);
+    } catch (err) {
+      this.#committing = Promise.reject(err);
+      return this.#committing;
+    }
+    if (!delta && !this.#r.touchDue()) {
+      this.#committing = DONE;
+      return undefined;
+    }
+    this.#committing = this.#r.commit(delta);
     return this.#committing;
   }
 
@@ -258,6 +292,8 @@ export async function rotateAway(c: SessionContext, oldId: string): Promise<void
     await c.events.emit('revoked', oldId, 'rotated');
   }
 }
+
+const DONE: Promise<void> = Promise.resolve(); // the outcome of a commit that had nothing to write
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

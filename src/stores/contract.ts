@@ -1,3 +1,5 @@
+import type { MetricsOption } from '../core/metrics.js';
+
 /**
  * The session store contract. Every backend (memory, sqlite, redis, postgres,
  * memcached) implements it in one file and passes test/conformance/store.
@@ -171,6 +173,12 @@ export interface StoreOptions {
   namespace?: string;
   /** How long a backend call may take before it fails with StoreUnavailableError. */
   timeoutMs?: number;
+  /**
+   * Where the store counts what only it sees (redis: replica waits): by default the process registry
+   * (`metricsRegistry()`), `{ registry }` a prom-client Registry of yours, `false` nowhere. Its calls
+   * are counted by the session manager using it, by that manager's own `metrics` option.
+   */
+  metrics?: MetricsOption;
 }
 
 /** Whether a session may still be served at `now`. */

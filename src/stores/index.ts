@@ -1,5 +1,7 @@
+import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { registryOf } from '../core/metrics.js';
 import { redact } from '../core/url.js';
 import type { SessionStore, StoreOptions } from './contract.js';
 
@@ -23,23 +25,17 @@ export async function createStore(
 ): Promise<SessionStore> {
   const { url, timeoutMs } = takeTimeout(rawUrl);
   const options: StoreOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...explicit };
-  const scheme = url.slice(0, url.indexOf(':') + 1).toLowerCase();
-  switch (scheme) {
-    case 'memory:':
+  registryOf(options.metrics); // a bad metrics option fails here, whichever store counts with it
+  switch (backendOf(url)) {
+    case 'memory':
       return (await import('./memory.js')).memoryStore();
-    case 'sqlite:':
-      return (await import('./sqlite.js')).sqliteStore({ path: url.slice('sqlite:'.length) || ':memory:', ...options });
-    case 'redis:':
-    case 'rediss:':
-    case 'redis+cluster:':
-    case 'rediss+cluster:':
-    case 'redis+sentinel:':
-    case 'rediss+sentinel:':
+    case 'sqlite':
+      return (await import('./sqlite.js')).sqliteStore({ path: sqlitePathOf(url), ...options });
+    case 'redis':
       return (await import('./redis.js')).redisStore({ url, ...options });
-    case 'postgres:':
-    case 'postgresql:':
+    case 'postgres':
       return (await import('./postgres.js')).postgresStore({ url, ...options });
-    case 'memcached:':
+    case 'memcached':
       return (await import('./memcached.js')).memcachedStore({ url, ...options });
     default:
       throw new ConfigError(

@@ -1,4 +1,5 @@
-import { metrics } from '../core/metrics.js';
+import type { Counter, Histogram } from 'prom-client';
+import type { ShoalMetrics } from '../core/metrics.js';
 import { type SessionStore, STORE_OPERATIONS } from './contract.js';
 
 const INSTRUMENTED = Symbol.for('shoal.instrumented');
@@ -6,34 +7,74 @@ const INSTRUMENTED = Symbol.for('shoal.instrumented');
 const TIMED = STORE_OPERATIONS;
 
 /**
- * Wraps a store so every call is counted and timed in the process metrics
+ * Wraps a store so every call is counted and timed in `m`
  * (shoal_store_calls_total, shoal_store_latency_seconds), commits that lose a
  * compare-and-swap are counted as conflicts and sweeper claims by reason.
+ *
+ * Every session request makes one or two store calls, so this runs on the hot path: each
+ * operation's label children are bound once (on first use, so /metrics lists only series
+ * that happened), and a call allocates nothing beyond its own promise.
  */
-export function instrumentStore(store: SessionStore): SessionStore {
+export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionStore {
   if ((store as { [INSTRUMENTED]?: true })[INSTRUMENTED]) return store; // never count a call twice
-  const m = metrics();
   const wrapped: SessionStore = Object.create(store);
   Object.defineProperty(wrapped, INSTRUMENTED, { value: true });
   for (const op of TIMED) {
     if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
-    const fn = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
-    (wrapped as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
-      const stop = m.storeLatency.startTimer({ op });
+    const fn = store[op] as (...args: unknown[]) => Promise<unknown>;
+    const series = new OpSeries(m.storeLatency, m.storeCalls, op);
+    const settled = (result: unknown, start: number): unknown => {
+      series.done(start, true);
+      if (op === 'commit' && (result as { status?: string }).status === 'conflict') m.sessionConflicts.inc();
+      if (op === 'claimEnded')
+        for (const e of result as Array<{ reason: string }>) m.sweeperClaims.inc({ reason: e.reason });
+      return result;
+    };
+    (wrapped as unknown as Record<string, unknown>)[op] = function (this: unknown, ...args: unknown[]) {
+      const start = performance.now();
+      let pending: Promise<unknown>;
       try {
-        const result = await fn(...args);
-        m.storeCalls.inc({ op, outcome: 'ok' });
-        if (op === 'commit' && (result as { status?: string }).status === 'conflict') m.sessionConflicts.inc();
-        if (op === 'claimEnded')
-          for (const e of result as Array<{ reason: string }>) m.sweeperClaims.inc({ reason: e.reason });
-        return result;
+        pending = fn.apply(store, args);
       } catch (err) {
-        m.storeCalls.inc({ op, outcome: 'error' });
-        throw err;
-      } finally {
-        stop();
+        series.done(start, false);
+        return Promise.reject(err);
       }
+      return pending.then(
+        (result) => settled(result, start),
+        (err: unknown) => {
+          series.done(start, false);
+          throw err;
+        },
+      );
     };
   }
   return wrapped;
+}
+
+/** One operation's latency and outcome series, each label child made once. */
+class OpSeries {
+  #latency: Histogram.Internal<'op'> | undefined;
+  #ok: Counter.Internal | undefined;
+  #error: Counter.Internal | undefined;
+  readonly #histogram: Histogram<'op'>;
+  readonly #counter: Counter<'op' | 'outcome'>;
+  readonly #op: string;
+
+  constructor(histogram: Histogram<'op'>, counter: Counter<'op' | 'outcome'>, op: string) {
+    this.#histogram = histogram;
+    this.#counter = counter;
+    this.#op = op;
+  }
+
+  done(start: number, ok: boolean): void {
+    this.#latency ??= this.#histogram.labels({ op: this.#op });
+    this.#latency.observe((performance.now() - start) / 1000);
+    if (ok) {
+      this.#ok ??= this.#counter.labels({ op: this.#op, outcome: 'ok' });
+      this.#ok.inc();
+    } else {
+      this.#error ??= this.#counter.labels({ op: this.#op, outcome: 'error' });
+      this.#error.inc();
+    }
+  }
 }

@@ -1,3 +1,5 @@
+import { serialisedSchema } from '../core/pg.js';
+
 /**
  * SQL of the PostgreSQL session store (src/stores/postgres.ts). Every statement
  * is scoped by namespace ($1) so "session" and "client" scopes share one table.
@@ -34,12 +36,9 @@ export function postgresSql(table: string): PostgresSql {
   const fencing = `"${table}_fencing"`;
   const live = (now: string) => `ended_reason IS NULL AND ends_at > ${now}`;
   return {
-    // Several processes may start at once: CREATE … IF NOT EXISTS alone races on
-    // the catalog (duplicate key in pg_type), so creation is serialised by an
-    // advisory lock that is released with the transaction.
-    schema: `BEGIN;
-SELECT pg_advisory_xact_lock(hashtext('shoal schema ${table}'));
-CREATE TABLE IF NOT EXISTS ${t} (
+    schema: serialisedSchema(
+      table,
+      `CREATE TABLE IF NOT EXISTS ${t} (
   namespace         text    NOT NULL,
   id                text    NOT NULL,
   attributes        jsonb   NOT NULL DEFAULT '{}',
@@ -68,8 +67,8 @@ CREATE TABLE IF NOT EXISTS ${locks} (
   token      bigint NOT NULL,
   PRIMARY KEY (namespace, session_id, name)
 );
-CREATE SEQUENCE IF NOT EXISTS ${fencing};
-COMMIT;`,
+CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
+    ),
 
     insert: `INSERT INTO ${t}
       (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client)

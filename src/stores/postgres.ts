@@ -2,6 +2,7 @@ import type { Pool, QueryResultRow } from 'pg';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { assertPlainTable, boundedQuery, hearPoolErrors } from '../core/pg.js';
+import { parsePgHosts, pgForHosts } from '../core/pg-hosts.js';
 import type {
   ClaimOptions,
   CommitOptions,
@@ -211,9 +212,13 @@ async function createPool(options: PostgresStoreOptions, timeoutMs: number): Pro
   if (!options.url) {
     throw new ConfigError('postgres store needs a `url` (postgres://user@host:5432/db) or an existing `pool`.');
   }
-  const pg = await importOptional<typeof import('pg')>('pg', 'The PostgreSQL session store (SHOAL_STORE=postgres://…)');
+  const hosts = parsePgHosts(options.url);
+  const pg = pgForHosts(
+    await importOptional<typeof import('pg')>('pg', 'The PostgreSQL session store (SHOAL_STORE=postgres://…)'),
+    hosts,
+  );
   const pool = new pg.Pool({
-    connectionString: options.url,
+    connectionString: hosts.url,
     max: options.max ?? 10,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
@@ -227,8 +232,9 @@ async function createPool(options: PostgresStoreOptions, timeoutMs: number): Pro
 /** host:port/db for error messages, never the password. */
 function describeServer(url: string): string {
   try {
-    const u = new URL(url);
-    return `${u.host}${u.pathname}`;
+    const { url: first, hosts } = parsePgHosts(url);
+    const u = new URL(first);
+    return `${hosts.map((h) => `${h.host}:${h.port}`).join(',') || u.host}${u.pathname}`;
   } catch {
     return 'the configured URL';
   }

@@ -15,10 +15,17 @@ export function pairsToHash(flat: readonly (string | number)[]): Record<string, 
 /** Rebuilds a session from its hash fields; null when the hash is missing or incomplete. */
 export function parseSession(id: string, hash: Record<string, string>): StoredSession | null {
   if (hash['m:rev'] === undefined) return null;
-  // fromEntries defines own properties: an attribute named "__proto__" stays a field.
-  const attributes = Object.fromEntries(
-    Object.entries(hash).flatMap(([f, v]) => (f.startsWith('a:') ? [[f.slice(2), v] as const] : [])),
-  );
+  // A plain loop, not entries/flatMap/fromEntries: this runs on every session read. defineProperty
+  // for "__proto__" keeps an attribute of that name an own field rather than the prototype.
+  const attributes: Record<string, string> = {};
+  for (const f in hash) {
+    if (!f.startsWith('a:')) continue;
+    const name = f.slice(2);
+    const value = hash[f] as string;
+    if (name === '__proto__')
+      Object.defineProperty(attributes, name, { value, enumerable: true, writable: true, configurable: true });
+    else attributes[name] = value;
+  }
   const meta: SessionMeta = {
     createdAt: Number(hash['m:created']),
     lastSeenAt: Number(hash['m:seen']),

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { withDeadline } from '../core/deadline.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
+import { registryOf } from '../core/metrics.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
 import { type LuaScript, runScript } from '../core/redis-script.js';
 import { redact } from '../core/url.js';
@@ -15,6 +16,7 @@ import {
   type StoreOptions,
 } from './contract.js';
 import { withLifecycle } from './lifecycle.js';
+import { type ReplicaWait, replicaConfirmer, replicaWaitOf } from './redis-replicas.js';
 import {
   ACK,
   CLAIM,
@@ -43,6 +45,8 @@ export interface RedisStoreOptions extends StoreOptions {
   buckets?: number;
   /** How long ended sessions' data outlives their end, for the end handler to read. Default 1 hour. */
   graceMs?: number;
+  /** Answer each write once this many replicas have it (WAIT); also `?waitReplicas=1&waitTimeout=100`. See redis-replicas.ts. */
+  waitForReplicas?: ReplicaWait;
 }
 
 const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
@@ -61,6 +65,8 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   if (/[{}]/.test(ns + prefix)) throw new ConfigError('redis store: namespace and keyPrefix must not contain { or }');
   if (!Number.isInteger(buckets) || buckets < 1) throw new ConfigError('redis store: buckets must be an integer >= 1');
   const where = options.client ? 'the given client' : redact(options.url ?? 'redis://127.0.0.1:6379');
+  const replicaWait = replicaWaitOf(options.waitForReplicas, options.url, options.client);
+  const registry = registryOf(options.metrics);
 
   let client: Redis | Cluster;
   const owned = !options.client;
@@ -92,6 +98,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
     call(what, () => runScript(client, script, keys, args));
+  const replicated = replicaConfirmer(replicaWait, client, call, registry);
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
   const tag = (bucket: number) => `${prefix}:{${ns}:${bucket}}`;
@@ -127,6 +134,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       const created = (await run('create', CREATE, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
       // Again after: a concurrent listByUser may have dropped the member while the hash did not exist yet.
       if (created && meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
+      if (created) await replicated?.('create');
       return created;
     },
 
@@ -162,13 +170,27 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async commit(id, delta, { now, idleDeadline, expectedRev }): Promise<CommitResult> {
-      const del = (delta.del ?? []).map((k) => `a:${k}`);
-      const set = Object.entries(delta.set ?? {}).flatMap(([k, v]) => [`a:${k}`, v]);
-      const incr = Object.entries(delta.incr ?? {}).flatMap(([k, by]) => [`a:${k}`, String(by)]);
       const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
       if (typeof delta.userId === 'string') await indexUser(delta.userId, id, idleDeadline);
-      const args = [id, now, idleDeadline, expectedRev ?? '', userMode, delta.userId ?? '', graceMs];
-      args.push(del.length, set.length / 2, incr.length / 2, ...del, ...set, ...incr);
+      // One array, filled in place (a commit runs on every write request): counts, then del, set, incr fields.
+      const args: (string | number)[] = [
+        id,
+        now,
+        idleDeadline,
+        expectedRev ?? '',
+        userMode,
+        delta.userId ?? '',
+        graceMs,
+      ];
+      const counts = args.push(0, 0, 0) - 3;
+      if (delta.del) for (const k of delta.del) args.push(`a:${k}`);
+      args[counts] = args.length - counts - 3;
+      const setStart = args.length;
+      if (delta.set) for (const k in delta.set) args.push(`a:${k}`, delta.set[k] as string);
+      args[counts + 1] = (args.length - setStart) / 2;
+      const incrStart = args.length;
+      if (delta.incr) for (const k in delta.incr) args.push(`a:${k}`, String(delta.incr[k]));
+      args[counts + 2] = (args.length - incrStart) / 2;
       const reply = (await run('commit', COMMIT, [sessionKey(id), dueKey(bucketOf(id))], args)) as (string | number)[];
       switch (reply[0]) {
         case 'gone':
@@ -182,6 +204,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
       const values: Record<string, string> = {};
       for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
+      await replicated?.('commit');
       return { status: 'ok', rev: Number(reply[1]), values };
     },
 
@@ -191,7 +214,11 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async destroy(id, now) {
-      return (await run('destroy', DESTROY, [sessionKey(id), dueKey(bucketOf(id))], [id, now, graceMs])) === 1;
+      const destroyed =
+        (await run('destroy', DESTROY, [sessionKey(id), dueKey(bucketOf(id))], [id, now, graceMs])) === 1;
+      // A logout a failover forgot would sign the user back in.
+      if (destroyed) await replicated?.('destroy');
+      return destroyed;
     },
 
     async listByUser(userId, now) {

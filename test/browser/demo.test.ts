@@ -3,36 +3,18 @@
  * against a real local cluster: `shoal start` with 3 web nodes and 2 gateways
  * behind the dev balancer, on a temporary SQLite store and bus.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
-import { requireEngines } from '../helpers/engines.js';
 import { freePortRun, ROOT } from '../helpers/processes.js';
 
-const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const RESULTS = join(ROOT, 'test-results');
 const DASHBOARD_TOKEN = 'browser-test-dashboard-token';
 
-function chromiumSkipReason(): string | undefined {
-  if (existsSync(CHROMIUM)) return undefined;
-  const reason = `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
-}
 const skip = chromiumSkipReason();
 
 describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
@@ -94,7 +76,7 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
     base = `http://127.0.0.1:${port}`;
     const db = `sqlite:${join(dir, 'demo.db')}`;
     const [launched, started] = await Promise.all([
-      chromium.launch({ executablePath: CHROMIUM, args: ARGS }), // a fresh temporary profile each run
+      launchChromium(), // a fresh temporary profile each run
       startDevCluster({
         app: 'examples/demo/shoal.app.ts',
         web: 3,

@@ -9,31 +9,21 @@
  * between rounds) and prints the resume times of every round.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../deploy/nginx-runner.js';
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
+import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
 import { freePort, freePortRun } from '../helpers/processes.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
 import { harnessBundle, type PageReport } from './resume-page.js';
 
-const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const ROUNDS = Math.max(1, Number(process.env.SHOAL_RESUME_ROUNDS ?? 1));
 const MESSAGES = 400;
 const KILL_AFTER = 150;
@@ -42,18 +32,14 @@ const RESUME_BOUND_MS = 2000;
 const NODE_START_MS = 90_000;
 const DASHBOARD_TOKEN = 'resume-test-dashboard-token';
 
-function skipReason(): string | undefined {
-  const missing = !existsSync(CHROMIUM)
-    ? `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`
-    : !nginxVersion()
-      ? 'nginx is not installed (apt-get install nginx)'
-      : undefined;
-  if (!missing) return undefined;
+function nginxSkipReason(): string | undefined {
+  if (nginxVersion()) return undefined;
+  const missing = 'nginx is not installed (apt-get install nginx)';
   if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${missing}`);
   console.warn(`[skip] ${missing}`);
   return missing;
 }
-const skip = skipReason() ?? (await engineSkipReason('redis'));
+const skip = chromiumSkipReason() ?? nginxSkipReason() ?? (await engineSkipReason('redis'));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -83,7 +69,7 @@ const results: Record<string, Figures[]> = {};
 
 beforeAll(async () => {
   if (skip) return;
-  [browser, harness] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: ARGS }), harnessBundle()]);
+  [browser, harness] = await Promise.all([launchChromium(), harnessBundle()]);
 }, 60_000);
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDashboard, type DashboardState, dashboardNodesFromEnv } from '../../src/cli/dashboard.js';
 import { parsePrometheus, summarize } from '../../src/cli/dashboard-metrics.js';
 import { bucketIncrease, counterIncrease, histogramQuantile, mergeBuckets } from '../../src/cli/dashboard-ui/math.js';
-import { GatewayMetrics } from '../../src/realtime/gateway-metrics.js';
+import { gatewayMetrics } from '../../src/realtime/gateway-metrics.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { freePort } from '../helpers/processes.js';
 
@@ -67,7 +67,7 @@ describe('dashboard metrics', () => {
     expect(histogramQuantile(0.5, m.storeLatency)).toBeCloseTo(0.001 + (0.004 * 50) / 99, 9);
     expect(histogramQuantile(1, m.storeLatency)).toBeCloseTo(0.25, 9);
 
-    const g = new GatewayMetrics();
+    const g = gatewayMetrics(new Registry());
     g.connections.set(5);
     g.messagesOut.inc(12);
     expect(summarize(parsePrometheus(await g.render()))).toMatchObject({ sockets: 5, messagesOut: 12, requests: 0 });
@@ -147,7 +147,7 @@ describe('dashboard server', () => {
   beforeAll(async () => {
     const w = webRegistry();
     w.requests.inc({ method: 'GET', status: '200' }, 3);
-    const g = new GatewayMetrics();
+    const g = gatewayMetrics(new Registry());
     g.connections.set(2);
     const web = createServer((req, res) => {
       if (req.url === '/metrics') void w.registry.metrics().then((t) => res.end(t));

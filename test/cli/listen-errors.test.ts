@@ -40,6 +40,19 @@ describe('a node whose port is taken', () => {
     }, 60_000);
   }
 
+  it('shoal start exits 78 with one line when the balancer port is taken, and starts no node', async () => {
+    const r = await runCli(['start', '--app', APP, '--port', String(taken), '--web', '1', '--gateways', '1'], { env });
+    expect(r.code).toBe(78);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^shoal: cannot listen on 127\\.0\\.0\\.1:${taken}: the port is in use .*the 2 nodes take the ports after it`,
+      ),
+    );
+    expect(r.stdout).not.toMatch(/web-1|gateway-1/);
+  }, 60_000);
+
   it('shoal gateway refuses a SHOAL_KEEP_SESSION_ALIVE it does not know, naming the choices', async () => {
     const r = await runCli(['gateway', '--app', APP, '--port', '0'], {
       env: { ...env, SHOAL_KEEP_SESSION_ALIVE: 'always' },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { freePortRun, ROOT } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-start-'));
 const SECRET = 'a-test-secret-of-at-least-32-characters-0123456789';
@@ -45,7 +45,7 @@ const HELLO_APP = `export default {
 
 /** `shoal start` in its own process group, with its output and its exit. */
 async function start(app: string, env: Record<string, string> = {}) {
-  const port = await freePort();
+  const port = await freePortRun(2); // the balancer and web-1
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
   const child = spawn(
     process.execPath,

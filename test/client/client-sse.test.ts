@@ -1,22 +1,22 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloseCode, connect, type ShoalClient } from '../../src/client/index.js';
 import { decodeCursors } from '../../src/protocol/index.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
 import { eventSourceWith } from './event-source.js';
-import { browserWebSocket, type Cluster, ORIGIN, sleep, startCluster, until } from './harness.js';
+import {
+  browserWebSocket,
+  closedAfterEachTest,
+  drainItsGatewayWhilePublishing,
+  fast,
+  ORIGIN,
+  sleep,
+  until,
+} from './harness.js';
 
 type Events = { chat: { n: number } };
 
-const fast = { base: 20, cap: 200 };
-let cluster: Cluster | undefined;
-const clients: ShoalClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await cluster?.close();
-  cluster = undefined;
-});
+const perTest = closedAfterEachTest();
 
 function record(client: ShoalClient<Events>, channel: string): number[] {
   const offsets: number[] = [];
@@ -28,7 +28,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 describe('client SDK over SSE', () => {
   it('falls back to SSE when WebSocket is blocked, follows channel changes, resumes with Last-Event-ID', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     cluster.balancer.blockWebSocket(true); // a proxy that kills upgrade requests
     const alice = await cluster.login('alice');
     let sockets = 0;
@@ -41,7 +41,7 @@ describe('client SDK over SSE', () => {
       sseAfterFailures: 2,
       backoff: fast,
     });
-    clients.push(rt as unknown as ShoalClient);
+    perTest.track(rt as unknown as ShoalClient);
     const a = record(rt, 'room:a');
     await until('open over SSE', () => rt.state === 'open' && rt.cursor('room:a') !== undefined);
     expect(rt.transport).toBe('sse');
@@ -78,7 +78,7 @@ describe('client SDK over SSE', () => {
   });
 
   it('forced SSE: presence, and the end of the session stops it (4001)', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const realtime = createRealtime({ bus: cluster.bus, sessions: cluster.sessions });
     const alice = await cluster.login('alice');
     const bob = await cluster.login('bob');
@@ -88,9 +88,9 @@ describe('client SDK over SSE', () => {
       EventSource: eventSourceWith({ cookie: alice.cookie }, () => streams++),
       backoff: fast,
     });
-    clients.push(rt);
+    perTest.track(rt);
     const rtBob = connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast });
-    clients.push(rtBob);
+    perTest.track(rtBob);
     const seen: string[][] = [];
     rt.presence('room:p', (users) => seen.push(users));
     rtBob.subscribe('room:p', () => {});
@@ -115,14 +115,14 @@ describe('client SDK over SSE', () => {
   });
 
   it('forced SSE without a session: the close event (4401) ends it, and nothing retries', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     let streams = 0;
     const rt = connect(cluster.url, {
       transport: 'sse',
       EventSource: eventSourceWith({ origin: ORIGIN }, () => streams++),
       backoff: fast,
     });
-    clients.push(rt);
+    perTest.track(rt);
     const codes: number[] = [];
     rt.on('state', (_state, d) => {
       if (d.code !== undefined) codes.push(d.code);
@@ -135,11 +135,11 @@ describe('client SDK over SSE', () => {
   });
 
   it('an SSE stream over the connection limit (4429) reconnects with backoff and gets in once a slot frees up', async () => {
-    cluster = await startCluster({ gateways: 0 });
+    const cluster = await perTest.startCluster({ gateways: 0 });
     await cluster.startGateway({ maxConnectionsPerSession: 1 });
     const alice = await cluster.login('alice');
     const first = connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast });
-    clients.push(first);
+    perTest.track(first);
     await until('first open', () => first.hello !== null);
     const codes: number[] = [];
     let streams = 0;
@@ -148,7 +148,7 @@ describe('client SDK over SSE', () => {
       EventSource: eventSourceWith({ cookie: alice.cookie }, () => streams++),
       backoff: fast,
     });
-    clients.push(second);
+    perTest.track(second);
     second.on('state', (s, d) => {
       if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
     });
@@ -163,33 +163,23 @@ describe('client SDK over SSE', () => {
   });
 
   it('a draining gateway (1012) sends an SSE client to another gateway with its cursors', async () => {
-    cluster = await startCluster({ gateways: 2 });
+    const cluster = await perTest.startCluster({ gateways: 2 });
     const alice = await cluster.login('alice');
     const rt = connect<Events>(cluster.url, {
       transport: 'sse',
       EventSource: eventSourceWith({ cookie: alice.cookie }),
       backoff: fast,
     });
-    clients.push(rt as unknown as ShoalClient);
+    perTest.track(rt as unknown as ShoalClient);
     const offsets = record(rt, 'room:d');
     await until('subscribed', () => rt.cursor('room:d') !== undefined && rt.hello !== null);
-    const first = rt.hello?.gateway;
-    const gw = cluster.gateways.find((g) => g.id === first);
-    if (!gw) throw new Error('client is on no known gateway');
-    const publisher = createPublisher<Events>(cluster.bus);
-    for (let n = 1; n <= 10; n++) await publisher.to('room:d').send('chat', { n });
-    const draining = gw.drain(0);
-    for (let n = 11; n <= 30; n++) {
-      await publisher.to('room:d').send('chat', { n });
-      await sleep(2);
-    }
-    await draining;
+    const first = await drainItsGatewayWhilePublishing(cluster, rt, 'room:d', 10, 30);
     await until('everything', () => offsets.length === 30, 8000);
     await until('moved', () => rt.state === 'open' && rt.hello?.gateway !== first);
     expect(offsets).toEqual(range(1, 30));
   });
   it('a silently dead stream (no FIN, no RST) is noticed from the missing ping events and resumed', async () => {
-    cluster = await startCluster({ gateways: 0 });
+    const cluster = await perTest.startCluster({ gateways: 0 });
     await cluster.startGateway({ heartbeatMs: 300 }); // a ping event every 300 ms: 750 ms of silence is too much
     const alice = await cluster.login('alice');
     const streams: string[] = [];
@@ -199,7 +189,7 @@ describe('client SDK over SSE', () => {
       EventSource: eventSourceWith({ cookie: alice.cookie }, (url) => streams.push(url)),
       backoff: fast,
     });
-    clients.push(rt as unknown as ShoalClient);
+    perTest.track(rt as unknown as ShoalClient);
     rt.on('state', (s, d) => {
       if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
     });
@@ -233,7 +223,7 @@ describe('client SDK over SSE', () => {
   });
 
   it('sseTimeoutMs overrides the bound the gateway announces', async () => {
-    cluster = await startCluster({ gateways: 0 });
+    const cluster = await perTest.startCluster({ gateways: 0 });
     await cluster.startGateway({ heartbeatMs: 60_000 }); // no ping during this test
     const alice = await cluster.login('alice');
     const streams: number[] = [];
@@ -243,7 +233,7 @@ describe('client SDK over SSE', () => {
       backoff: fast,
       sseTimeoutMs: 1000,
     });
-    clients.push(rt as unknown as ShoalClient);
+    perTest.track(rt as unknown as ShoalClient);
     const offsets = record(rt, 'room:bound');
     await until('subscribed', () => rt.cursor('room:bound') !== undefined);
     cluster.balancer.freeze();

@@ -1,26 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CloseCode, connect, type RealtimeError, type ShoalClient } from '../../src/client/index.js';
 import { encodeCursors } from '../../src/protocol/index.js';
 import { createPublisher } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
-import { browserWebSocket, type Cluster, sleep, startCluster, until } from './harness.js';
+import {
+  browserWebSocket,
+  closedAfterEachTest,
+  drainItsGatewayWhilePublishing,
+  fast,
+  sleep,
+  until,
+} from './harness.js';
 
 type Events = { chat: { n: number }; note: { text: string } };
 
-const fast = { base: 20, cap: 200 };
-let cluster: Cluster | undefined;
-const clients: ShoalClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close();
-  await cluster?.close();
-  cluster = undefined;
-});
-
-function track<E extends Record<string, unknown>>(c: ShoalClient<E>): ShoalClient<E> {
-  clients.push(c as unknown as ShoalClient);
-  return c;
-}
+const perTest = closedAfterEachTest();
 
 /** Records what a channel delivers: offsets (to check order and duplicates) and payloads. */
 function recorder(client: ShoalClient<Events>, channel: string) {
@@ -37,9 +31,11 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 describe('client SDK against a real gateway (WebSocket)', () => {
   it('connects, subscribes and receives published messages in order', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
-    const rt = track(connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rt = perTest.track(
+      connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }),
+    );
     const room = recorder(rt, 'room:1');
     await until('open + subscribed', () => rt.state === 'open' && rt.cursor('room:1') !== undefined);
     expect(rt.hello?.user).toBe('alice');
@@ -64,10 +60,12 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('resumes after network cuts with nothing lost or delivered twice', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
     const resets: string[] = [];
-    const rt = track(connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rt = perTest.track(
+      connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }),
+    );
     rt.on('reset', (ch) => resets.push(ch));
     const room = recorder(rt, 'room:cut');
     await until('subscribed', () => rt.cursor('room:cut') !== undefined);
@@ -97,27 +95,18 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('moves to another gateway when its gateway drains (1012), resuming there', async () => {
-    cluster = await startCluster({ gateways: 2 });
+    const cluster = await perTest.startCluster({ gateways: 2 });
     const alice = await cluster.login('alice');
     const codes: number[] = [];
-    const rt = track(connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rt = perTest.track(
+      connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }),
+    );
     rt.on('state', (s, d) => {
       if (s === 'reconnecting' && d.code !== undefined) codes.push(d.code);
     });
     const room = recorder(rt, 'room:drain');
     await until('subscribed', () => rt.cursor('room:drain') !== undefined);
-    const first = rt.hello?.gateway;
-    const gw = cluster.gateways.find((g) => g.id === first);
-    if (!gw) throw new Error('client is on no known gateway');
-
-    const publisher = createPublisher<Events>(cluster.bus);
-    for (let n = 1; n <= 20; n++) await publisher.to('room:drain').send('chat', { n });
-    const draining = gw.drain(0);
-    for (let n = 21; n <= 60; n++) {
-      await publisher.to('room:drain').send('chat', { n });
-      await sleep(2);
-    }
-    await draining;
+    const first = await drainItsGatewayWhilePublishing(cluster, rt, 'room:drain', 20, 60);
     await until('every message', () => room.offsets.length >= 60, 10_000);
     await until('on the other gateway', () => rt.state === 'open' && rt.hello?.gateway !== first);
     expect(codes[0]).toBe(CloseCode.Restart);
@@ -125,10 +114,12 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('emits reset (never a partial replay) when the history it needs is gone', async () => {
-    cluster = await startCluster({ historySize: 5 });
+    const cluster = await perTest.startCluster({ historySize: 5 });
     const alice = await cluster.login('alice');
     const resets: string[] = [];
-    const rt = track(connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rt = perTest.track(
+      connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }),
+    );
     rt.on('reset', (ch) => resets.push(ch));
     const room = recorder(rt, 'room:reset');
     await until('subscribed', () => rt.cursor('room:reset') !== undefined);
@@ -160,11 +151,11 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('stops for good when the session ends (4001)', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
     const realtime = createRealtime({ bus: cluster.bus, sessions: cluster.sessions });
     let sockets = 0;
-    const rt = track(
+    const rt = perTest.track(
       connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie, () => sockets++), backoff: fast }),
     );
     let ended: { code?: number } | undefined;
@@ -183,10 +174,12 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('connecting without a session ends (4401) instead of retrying forever', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     for (const cookie of ['', `${cluster.sessions.cookieName}=forged.value`]) {
       let sockets = 0;
-      const rt = track(connect(cluster.url, { WebSocket: browserWebSocket(cookie, () => sockets++), backoff: fast }));
+      const rt = perTest.track(
+        connect(cluster.url, { WebSocket: browserWebSocket(cookie, () => sockets++), backoff: fast }),
+      );
       const states: Array<{ state: string; code?: number; reason?: string }> = [];
       rt.on('state', (state, d) => states.push({ state, ...d }));
       await until('ended', () => rt.state === 'ended');
@@ -203,14 +196,14 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('over the connection limit (4429) it reconnects with backoff and gets in once a slot frees up', async () => {
-    cluster = await startCluster({ gateways: 0 });
+    const cluster = await perTest.startCluster({ gateways: 0 });
     await cluster.startGateway({ maxConnectionsPerSession: 1 });
     const alice = await cluster.login('alice');
-    const first = track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const first = perTest.track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
     await until('first open', () => first.hello !== null);
     let sockets = 0;
     const codes: number[] = [];
-    const second = track(
+    const second = perTest.track(
       connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie, () => sockets++), backoff: fast }),
     );
     second.on('state', (s, d) => {
@@ -229,10 +222,10 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('joins and leaves channels on a live connection, and only resumes what it still follows', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
     const urls: string[] = [];
-    const rt = track(
+    const rt = perTest.track(
       connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie, (u) => urls.push(u)), backoff: fast }),
     );
     const a = recorder(rt, 'room:a'); // before the socket exists: rides in the connect URL
@@ -265,15 +258,15 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('shares presence across gateways, one entry per user', async () => {
-    cluster = await startCluster({ gateways: 2 });
+    const cluster = await perTest.startCluster({ gateways: 2 });
     const alice = await cluster.login('alice');
     const bob = await cluster.login('bob');
     const alicePresence: string[][] = [];
-    const rtA = track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rtA = perTest.track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
     rtA.presence('room:p', (users) => alicePresence.push(users));
     await until('alice in', () => alicePresence.at(-1)?.join() === 'alice');
-    const rtB = track(connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast }));
-    const rtB2 = track(connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast })); // second tab
+    const rtB = perTest.track(connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast }));
+    const rtB2 = perTest.track(connect(cluster.url, { WebSocket: browserWebSocket(bob.cookie), backoff: fast })); // second tab
     const bobPresence: string[][] = [];
     rtB.presence('room:p', (users) => bobPresence.push(users));
     rtB2.presence('room:p', () => {});
@@ -290,10 +283,10 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('drops a silent connection (blackholed network) and resumes on a new one', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
     const codes: number[] = [];
-    const rt = track(
+    const rt = perTest.track(
       connect<Events>(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast, pingMs: 1000 }),
     );
     rt.on('state', (s, d) => {
@@ -310,11 +303,11 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   });
 
   it('backs off with full jitter from the injected random, and resets after a stable connection', async () => {
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
     cluster.balancer.refuse(true);
     const times: number[] = [];
-    const rt = track(
+    const rt = perTest.track(
       connect(cluster.url, {
         transport: 'websocket',
         WebSocket: browserWebSocket(alice.cookie, () => times.push(Date.now())),
@@ -349,9 +342,9 @@ describe('client SDK against a real gateway (WebSocket)', () => {
   it('rejects misuse up front and reports gateway refusals as error events', async () => {
     expect(() => connect('ws://127.0.0.1:1/')).toThrow(/pass options.WebSocket/); // Node 20 has no WebSocket
     expect(() => connect('ftp://x/', { WebSocket: browserWebSocket('') })).toThrow(/http\(s\) or ws\(s\)/);
-    cluster = await startCluster();
+    const cluster = await perTest.startCluster();
     const alice = await cluster.login('alice');
-    const rt = track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
+    const rt = perTest.track(connect(cluster.url, { WebSocket: browserWebSocket(alice.cookie), backoff: fast }));
     expect(() => rt.subscribe('bad channel!', () => {})).toThrow(TypeError);
     const errors: RealtimeError[] = [];
     rt.on('error', (e) => errors.push(e));

@@ -1,16 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { silentLogger } from 'shoal';
+import { afterEach } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Bus } from '../../src/bus/contract.js';
 import { memoryBus } from '../../src/bus/memory.js';
-import type { WebSocketConstructor } from '../../src/client/index.js';
+import type { ShoalClient, WebSocketConstructor } from '../../src/client/index.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/realtime/gateway.js';
+import { createPublisher } from '../../src/realtime/publisher.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import { eventually } from '../helpers/eventually.js';
 import { type Balancer, startBalancer } from './balancer.js';
 
 export const ORIGIN = 'http://localhost';
+
+/** A reconnect backoff short enough for tests. */
+export const fast = { base: 20, cap: 200 };
 
 /** Real gateways on one memory bus and one memory store, behind a round-robin balancer. */
 export interface Cluster {
@@ -60,7 +68,9 @@ export async function startCluster(o: { gateways?: number; historySize?: number 
         sessions,
         origins: [ORIGIN],
         authorize: () => true,
-        log: () => {},
+        logger: silentLogger,
+        // Its own registry: the counts a test reads are its gateway's, not those of others in this process.
+        metrics: { registry: new Registry() },
         ...extra,
       });
       await gw.listen(0);
@@ -88,6 +98,30 @@ export async function startCluster(o: { gateways?: number; historySize?: number 
   return cluster;
 }
 
+/**
+ * The clients and the cluster a test opens, closed after each test of the file that calls this
+ * (at its top level): `startCluster` as above, and `track` for each client.
+ */
+export function closedAfterEachTest() {
+  let cluster: Cluster | undefined;
+  const clients: ShoalClient[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await cluster?.close();
+    cluster = undefined;
+  });
+  return {
+    async startCluster(o?: Parameters<typeof startCluster>[0]): Promise<Cluster> {
+      cluster = await startCluster(o);
+      return cluster;
+    },
+    track<E extends Record<string, unknown>>(c: ShoalClient<E>): ShoalClient<E> {
+      clients.push(c as unknown as ShoalClient);
+      return c;
+    },
+  };
+}
+
 /** The `ws` client with the headers a browser would send (cookie, Origin); counts the sockets it opens. */
 export function browserWebSocket(cookie: string, opened?: (url: string) => void): WebSocketConstructor {
   return class BrowserLikeWebSocket extends WebSocket {
@@ -100,11 +134,33 @@ export function browserWebSocket(cookie: string, opened?: (url: string) => void)
 
 /** Polls until `check` returns true; fails with `what` after timeoutMs. */
 export async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await eventually(check, { timeoutMs, intervalMs: 10, message: what });
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Drains the gateway a client is on while messages keep coming: `before` `chat` messages `{ n }`,
+ * then the drain starts and `n` goes on up to `total`, 2 ms apart. Resolves with the drained
+ * gateway's id once its drain is over.
+ */
+export async function drainItsGatewayWhilePublishing(
+  cluster: Cluster,
+  client: { hello: { gateway: string } | null },
+  channel: string,
+  before: number,
+  total: number,
+): Promise<string> {
+  const first = client.hello?.gateway;
+  const gw = cluster.gateways.find((g) => g.id === first);
+  if (!gw || first === undefined) throw new Error('client is on no known gateway');
+  const publisher = createPublisher<{ chat: { n: number } }>(cluster.bus);
+  for (let n = 1; n <= before; n++) await publisher.to(channel).send('chat', { n });
+  const draining = gw.drain(0);
+  for (let n = before + 1; n <= total; n++) {
+    await publisher.to(channel).send('chat', { n });
+    await sleep(2);
+  }
+  await draining;
+  return first;
+}

@@ -3,9 +3,8 @@ import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { amqpBus, dropAmqpNamespace } from '../../src/bus/amqp.js';
 import { logNames, routingKey } from '../../src/bus/amqp-log.js';
-import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
+import { busOpener, describeBusConformance, expectCatchUpAfterCut, expectRacingOffsets, sleep } from './bus-suite.js';
 
 const skip = await engineSkipReason('amqp');
 const namespace = `test-${randomUUID().slice(0, 8)}`;
@@ -25,15 +24,7 @@ describeBusConformance(
 );
 
 describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (extra: Partial<Parameters<typeof amqpBus>[0]> = {}) => {
-    const bus = await amqpBus({ url, namespace, ...extra });
-    opened.push(bus);
-    return bus;
-  };
-  afterAll(async () => {
-    await Promise.allSettled(opened.map((b) => b.close()));
-  });
+  const open = busOpener((extra: Partial<Parameters<typeof amqpBus>[0]>) => amqpBus({ url, namespace, ...extra }));
   const channel = () => `c-${randomUUID()}`;
 
   it('maps channel names to single, distinct routing-key words', () => {
@@ -47,17 +38,7 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
   });
 
   it('gives strictly consecutive offsets to 4 clients racing on one channel', async () => {
-    const buses = await Promise.all(Array.from({ length: 4 }, () => open()));
-    const ch = channel();
-    const sent: BusMessage[] = [];
-    await Promise.all(
-      buses.map(async (bus, who) => {
-        for (let i = 0; i < 25; i++) sent.push(await bus.publish(ch, { event: 'e', data: `${who}:${i}` }));
-      }),
-    );
-    expect(sent.map((m) => m.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
-    const read = await buses[0]?.read(ch, 0);
-    expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
+    await expectRacingOffsets(open, channel());
   });
 
   it('gets the offset token back from a holder whose connection died', async () => {

@@ -1,10 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { natsBus, streamName, token } from '../../src/bus/nats.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
+import { eventually } from '../helpers/eventually.js';
+import {
+  busOpener,
+  collect,
+  describeBusConformance,
+  expectCatchUpAfterCut,
+  expectRacingOffsets,
+  sleep,
+} from './bus-suite.js';
 
 const skip = await engineSkipReason('nats');
 const namespace = `test-${randomUUID().slice(0, 8)}`;
@@ -15,7 +22,8 @@ afterAll(async () => {
   if (skip) return;
   const nc = await connect({ servers: `${target.hostname}:${target.port || 4222}` });
   const jsm = await nc.jetstreamManager();
-  for (const ns of [namespace, `${namespace}-other`]) await jsm.streams.delete(streamName(ns)).catch(() => false);
+  for (const ns of [namespace, `${namespace}-other`, `${namespace}-legacy`])
+    await jsm.streams.delete(streamName(ns)).catch(() => false);
   await nc.close();
 });
 
@@ -29,18 +37,12 @@ describeBusConformance(
 );
 
 describe.skipIf(skip !== undefined)('nats bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (extra: Partial<Parameters<typeof natsBus>[0]> = {}) => {
-    const bus = await natsBus({ url, namespace, ...extra });
-    opened.push(bus);
-    return bus;
-  };
+  const open = busOpener((extra: Partial<Parameters<typeof natsBus>[0]>) => natsBus({ url, namespace, ...extra }));
   let nc: NatsConnection;
   beforeAll(async () => {
     nc = await connect({ servers: `${target.hostname}:${target.port || 4222}` });
   });
   afterAll(async () => {
-    await Promise.allSettled(opened.map((b) => b.close()));
     await nc.close();
   });
   const channel = () => `c-${randomUUID()}`;
@@ -54,17 +56,7 @@ describe.skipIf(skip !== undefined)('nats bus specifics', () => {
   });
 
   it('gives strictly consecutive offsets to 4 clients racing on one channel', async () => {
-    const buses = await Promise.all(Array.from({ length: 4 }, () => open()));
-    const ch = channel();
-    const sent: BusMessage[] = [];
-    await Promise.all(
-      buses.map(async (bus, who) => {
-        for (let i = 0; i < 25; i++) sent.push(await bus.publish(ch, { event: 'e', data: `${who}:${i}` }));
-      }),
-    );
-    expect(sent.map((m) => m.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
-    const read = await buses[0]?.read(ch, 0);
-    expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
+    await expectRacingOffsets(open, channel());
   });
 
   it('makes the stream again when it is deleted, under a new epoch', async () => {
@@ -83,6 +75,40 @@ describe.skipIf(skip !== undefined)('nats bus specifics', () => {
     expect(await bus.publish(ch, { event: 'e', data: '3' })).toMatchObject({ epoch: after.epoch, offset: 2 });
   });
 
+  it('subscribes to 300 channels without a JetStream consumer, and delivers on each of them', async () => {
+    const ns = `${namespace}-other`;
+    const sub = await open({ namespace: ns });
+    const pub = await open({ namespace: ns });
+    const got = collect(sub);
+    const channels = Array.from({ length: 300 }, channel);
+    for (const ch of channels) await sub.subscribe(ch);
+    const jsm = await nc.jetstreamManager();
+    expect((await jsm.streams.info(streamName(ns))).state.consumer_count).toBe(0);
+    const sent = await Promise.all(channels.map((ch) => pub.publish(ch, { event: 'e', data: ch })));
+    await eventually(() => got.length === sent.length, { message: () => `got ${got.length}/${sent.length}` });
+    expect(new Set(got.map((m) => m.data))).toEqual(new Set(channels));
+    expect((await jsm.streams.info(streamName(ns))).state.consumer_count).toBe(0);
+  });
+
+  it('still delivers on a stream made without republish (by an older version), one consumer per channel', async () => {
+    const ns = `${namespace}-legacy`;
+    const jsm = await nc.jetstreamManager();
+    await jsm.streams.add({ name: streamName(ns), subjects: [`shoal.${token(ns)}.>`], max_msgs_per_subject: 1001 });
+    try {
+      const sub = await open({ namespace: ns });
+      const pub = await open({ namespace: ns });
+      const got = collect(sub);
+      const ch = channel();
+      await sub.subscribe(ch);
+      expect((await jsm.streams.info(streamName(ns))).state.consumer_count).toBe(1);
+      const sent = [await pub.publish(ch, { event: 'e', data: '1' }), await pub.publish(ch, { event: 'e', data: '2' })];
+      await eventually(() => got.length === 2);
+      expect(got).toEqual(sent);
+    } finally {
+      await jsm.streams.delete(streamName(ns)).catch(() => false);
+    }
+  });
+
   it('forgets a channel idle past historyTtlMs: it resumes under a new epoch', async () => {
     const ns = `${namespace}-other`;
     const bus = await open({ namespace: ns, historyTtlMs: 1000 });
@@ -99,7 +125,7 @@ describe.skipIf(skip !== undefined)('nats bus specifics', () => {
   });
 
   it(
-    'loses nothing published while the subscriber connection is cut: the ordered consumer resumes',
+    'loses nothing published while the subscriber connection is cut: it reads what it missed from the stream',
     () =>
       expectCatchUpAfterCut(
         url,

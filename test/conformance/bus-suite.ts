@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
@@ -34,7 +34,40 @@ export function collect(bus: Bus): BusMessage[] {
   return got;
 }
 
+/**
+ * Four clients publish 25 messages each on one channel at once: the offsets they get back are
+ * exactly 1 to 100, and a read from 0 returns every message sent.
+ */
+export async function expectRacingOffsets(open: () => Promise<Bus>, ch: string): Promise<void> {
+  const buses = await Promise.all(Array.from({ length: 4 }, () => open()));
+  const sent: BusMessage[] = [];
+  await Promise.all(
+    buses.map(async (bus, who) => {
+      for (let i = 0; i < 25; i++) sent.push(await bus.publish(ch, { event: 'e', data: `${who}:${i}` }));
+    }),
+  );
+  expect(sent.map((m) => m.offset).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  const read = await buses[0]?.read(ch, 0);
+  expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
+}
+
 /** The two clients of a cut: the subscriber reaches the backend through a proxy URL, the publisher directly. */
+/**
+ * Opens a driver's buses for a file's own tests (`open(extra)`) and closes every one of them after
+ * the enclosing describe's tests. Call it inside the describe.
+ */
+export function busOpener<O>(open: (extra: O) => Promise<Bus>): (extra?: O) => Promise<Bus> {
+  const opened: Bus[] = [];
+  afterAll(async () => {
+    await Promise.allSettled(opened.map((b) => b.close()));
+  });
+  return async (extra = {} as O) => {
+    const bus = await open(extra);
+    opened.push(bus);
+    return bus;
+  };
+}
+
 export interface CutClients {
   subscriber(proxiedUrl: string): Promise<Bus>;
   publisher(): Promise<Bus>;
@@ -118,8 +151,9 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       opened.push(bus);
       return bus;
     };
-    afterAll(async () => {
-      await Promise.allSettled(opened.map((b) => b.close()));
+    // Closed after each test: open clients hold connections, and test files run side by side on one server.
+    afterEach(async () => {
+      await Promise.allSettled(opened.splice(0).map((b) => b.close()));
     });
     // Unique per run: several runs may share one backend and namespace.
     const run = randomUUID().slice(0, 8);

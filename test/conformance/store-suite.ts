@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
 import type { SessionStore } from '../../src/stores/contract.js';
@@ -30,8 +30,9 @@ export function describeStoreConformance(name: string, fixture: StoreFixture, sk
       opened.push(store);
       return store;
     };
-    afterAll(async () => {
-      await Promise.all(opened.map((s) => s.close()));
+    // Closed after each test: open clients hold connections, and test files run side by side on one server.
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((s) => s.close()));
     });
     const now = () => Date.now();
     const later = () => Date.now() + HOUR;

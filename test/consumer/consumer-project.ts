@@ -12,9 +12,20 @@ function installed(name: string): string {
   return readVersion(join(ROOT, 'node_modules', name));
 }
 
+/** What `npm pack --json` says about the tarball it wrote. */
+export interface PackReport {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  entryCount: number;
+  files: Array<{ path: string; size: number }>;
+}
+
 export interface ConsumerProject {
   dir: string;
   tarball: string;
+  /** The tarball's contents, as npm reported them. */
+  pack: PackReport;
   /** Runs a command in the project; rejects with its output when it fails. */
   exec(file: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string>;
 }
@@ -41,7 +52,9 @@ export async function createConsumerProject(extraPackages: string[] = []): Promi
   await run('npm', ['run', 'build'], { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 });
   // The build just ran: pack without running it again.
   const packed = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT });
-  const tarball = join(dir, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]?.filename ?? '');
+  const pack = (JSON.parse(packed.stdout) as PackReport[])[0];
+  if (!pack) throw new Error(`npm pack reported no tarball:\n${packed.stdout}`);
+  const tarball = join(dir, pack.filename);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'my-app', private: true, type: 'module' }, null, 2));
   const packages = [
     'express',
@@ -72,7 +85,7 @@ export async function createConsumerProject(extraPackages: string[] = []): Promi
     mkdirSync(dirname(join(dir, addon)), { recursive: true });
     copyFileSync(join(ROOT, addon), join(dir, addon));
   }
-  return { dir, tarball, exec };
+  return { dir, tarball, pack, exec };
 }
 
 function readVersion(packageDir: string): string {

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { eventually } from '../helpers/eventually.js';
 import { freePortRun, ROOT } from '../helpers/processes.js';
 import { typescriptBlocks } from './code-blocks.js';
 import { type ConsumerProject, createConsumerProject } from './consumer-project.js';
@@ -27,6 +28,10 @@ const STRICT_TSCONFIG = {
   },
 };
 
+/** Bounds that catch a stray directory (tests, sources, a build cache) landing in the package. */
+const MAX_TARBALL_BYTES = 800_000;
+const MAX_UNPACKED_BYTES = 3_000_000;
+
 let project: ConsumerProject;
 const redisSkip = await engineSkipReason('redis');
 
@@ -36,6 +41,73 @@ beforeAll(async () => {
 
 afterAll(() => {
   if (project && !process.env.SHOAL_KEEP_CONSUMER) rmSync(project.dir, { recursive: true, force: true });
+});
+
+describe('npm pack', () => {
+  const paths = () => new Set(project.pack.files.map((f) => f.path));
+
+  it('ships the compiled library, the bin, LICENSE, README and the server API document', () => {
+    for (const p of [
+      'package.json',
+      'LICENSE',
+      'README.md',
+      'bin/shoal.js',
+      'dist/index.js',
+      'dist/cli/main.js',
+      'dist/server-api.openapi.json',
+    ]) {
+      expect(paths(), p).toContain(p);
+    }
+  });
+
+  it('ships every file the exports map and bin name', () => {
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      exports: Record<string, string | Record<string, string>>;
+      bin: Record<string, string>;
+    };
+    const targets = [
+      ...Object.values(manifest.bin),
+      ...Object.values(manifest.exports).flatMap((t) => (typeof t === 'string' ? [t] : Object.values(t))),
+    ].map((t) => t.replace(/^\.\//, ''));
+    expect(targets.length).toBeGreaterThan(2);
+    for (const t of targets) {
+      if (t.includes('*')) {
+        const [before = '', after = ''] = t.split('*');
+        expect(
+          [...paths()].some((p) => p.startsWith(before) && p.endsWith(after)),
+          t,
+        ).toBe(true);
+      } else {
+        expect(paths(), t).toContain(t);
+      }
+    }
+  });
+
+  it('leaves sources, tests, examples and local state out', () => {
+    const stray = [...paths()].filter((p) =>
+      /^(src|test|examples|bench|deploy|docs|node_modules|\.shoal|\.ci|coverage|test-results)\//.test(p),
+    );
+    expect(stray).toEqual([]);
+    expect([...paths()].filter((p) => /\.test\.|\.tsbuildinfo$/.test(p))).toEqual([]);
+  });
+
+  it('ships no source map that points at files the package lacks', () => {
+    const maps = [...paths()].filter((p) => p.endsWith('.map'));
+    for (const p of maps) {
+      const map = JSON.parse(readFileSync(join(ROOT, p), 'utf8')) as { sources: string[]; sourcesContent?: unknown[] };
+      const carried = map.sourcesContent?.filter((s) => typeof s === 'string').length ?? 0;
+      // Each source is either embedded in the map or shipped beside it.
+      const shipped = map.sources.filter((s) => paths().has(join(p, '..', s)));
+      expect(carried + shipped.length, `${p} → ${map.sources.join(', ')}`).toBeGreaterThanOrEqual(map.sources.length);
+    }
+  });
+
+  it(`stays under ${MAX_TARBALL_BYTES / 1e6} MB packed and ${MAX_UNPACKED_BYTES / 1e6} MB unpacked`, () => {
+    const { pack } = project;
+    console.log(`npm pack: ${pack.entryCount} files, ${pack.size} bytes packed, ${pack.unpackedSize} unpacked`);
+    expect(pack.size).toBeLessThan(MAX_TARBALL_BYTES);
+    expect(pack.unpackedSize).toBeLessThan(MAX_UNPACKED_BYTES);
+  });
 });
 
 describe('the installed package', () => {
@@ -172,9 +244,5 @@ describe.each(backends)('the getting-started app under shoal start --web 2 --gat
 });
 
 async function until(done: () => boolean, timeoutMs: number, describe: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms; ${describe()}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await eventually(done, { timeoutMs, intervalMs: 25, message: describe });
 }

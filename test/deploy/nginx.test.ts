@@ -8,6 +8,7 @@ import { connect, type ShoalClient } from '../../src/client/index.js';
 import { eventSourceWith } from '../client/event-source.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
+import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/processes.js';
 import {
   type AccessLogLine,
@@ -373,12 +374,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** What `find` returns once it returns something; throws naming `what` after `ms`. */
 async function until<T>(find: () => T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const found = find();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+  return (await eventually(() => find() ?? false, { timeoutMs: ms, intervalMs: 20, message: what })) as T;
 }

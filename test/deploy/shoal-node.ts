@@ -28,10 +28,21 @@ export async function startShoal(o: {
   port: number;
   env: Record<string, string>;
   timeoutMs?: number;
+  /** The app module (default examples/probe/shoal.app.ts). */
+  app?: string;
 }): Promise<ShoalNode> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', o.command, '--app', 'examples/probe/shoal.app.ts', '--port', String(o.port)],
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      o.command,
+      '--app',
+      o.app ?? 'examples/probe/shoal.app.ts',
+      '--port',
+      String(o.port),
+    ],
     { cwd: ROOT, env: { ...process.env, ...o.env, SHOAL_NODE_ID: o.name }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   running.add(child);

@@ -7,7 +7,7 @@ import {
   killEngines,
   portOpen,
   scratch,
-  spawnEngine,
+  spawnRedis,
   waitUntil,
 } from './fixtures/engine-process.js';
 import { ask } from './fixtures/probe.js';
@@ -32,10 +32,7 @@ describe.skipIf(skip !== undefined)('redis bus on a promoted replica', () => {
 
   async function server(name: string, replicaOf?: number): Promise<EngineProcess> {
     const port = await freePort();
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', tmp.dir, '--save', '', '--appendonly', 'no'];
-    args.push('--dbfilename', `dump-${port}.rdb`, '--repl-diskless-sync-delay', '0');
-    if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf));
-    const engine = spawnEngine(name, 'redis-server', args, port, tmp.dir);
+    const engine = spawnRedis(name, port, tmp.dir, replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []);
     engines.push(engine);
     await waitUntil(`${name} listening`, () => portOpen(port), 10_000, [engine]);
     return engine;

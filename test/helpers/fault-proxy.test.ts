@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './eventually.js';
 import { type FaultProxy, faultProxy, targetOf, viaProxy } from './fault-proxy.js';
 
 /** A real echo server: every byte it receives goes straight back. */
@@ -54,22 +55,12 @@ async function client(port: number) {
   return { socket, state };
 }
 
-async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
-
 /** Sends `text` and resolves with the round-trip time once all of it came back. */
 async function roundTrip(c: Awaited<ReturnType<typeof client>>, text: string, timeoutMs = 5000): Promise<number> {
   const before = c.state.data.length;
   const started = Date.now();
   c.socket.write(text);
-  const ok = await until(() => c.state.data.length >= before + Buffer.byteLength(text), timeoutMs);
-  if (!ok) throw new Error(`no echo within ${timeoutMs} ms`);
+  await eventually(() => c.state.data.length >= before + Buffer.byteLength(text), { timeoutMs, message: 'the echo' });
   return Date.now() - started;
 }
 
@@ -94,7 +85,7 @@ describe('fault proxy', () => {
     const parts = Array.from({ length: 50 }, (_, i) => `<${i}>`);
     for (const part of parts) c.socket.write(part);
     const all = parts.join('');
-    expect(await until(() => c.state.data.toString().endsWith(all), 3000)).toBe(true);
+    await eventually(() => c.state.data.toString().endsWith(all), { timeoutMs: 3000 });
     p.clear();
     expect(await roundTrip(c, 'y')).toBeLessThan(50);
   });
@@ -114,7 +105,7 @@ describe('fault proxy', () => {
     expect(p.stats().queued).toBeLessThanOrEqual(2 * 16 * 1024 + 64 * 1024);
     expect(p.stats().maxQueued).toBeLessThan(16 * 1024 + 128 * 1024);
     p.bandwidth(null);
-    expect(await until(() => c.state.data.length === 8_000 + big.length, 5000)).toBe(true);
+    await eventually(() => c.state.data.length === 8_000 + big.length, { timeoutMs: 5000 });
   });
 
   it('blackholes existing and new connections, then delivers what it held once healed', async () => {
@@ -131,8 +122,8 @@ describe('fault proxy', () => {
     expect(serverSockets.size).toBe(1);
     expect(p.stats().queued).toBe('held'.length + 'fresh'.length);
     p.clear();
-    expect(await until(() => c.state.data.toString() === 'beforeheld', 2000)).toBe(true);
-    expect(await until(() => fresh.state.data.toString() === 'fresh', 2000)).toBe(true);
+    await eventually(() => c.state.data.toString() === 'beforeheld', { timeoutMs: 2000 });
+    await eventually(() => fresh.state.data.toString() === 'fresh', { timeoutMs: 2000 });
   });
 
   it('resets existing connections and every new one until cleared', async () => {
@@ -140,12 +131,12 @@ describe('fault proxy', () => {
     const c = await client(p.port);
     await roundTrip(c, 'a');
     p.reset();
-    expect(await until(() => c.state.closed, 2000)).toBe(true);
+    await eventually(() => c.state.closed, { timeoutMs: 2000 });
     expect(c.state.error?.code).toBe('ECONNRESET');
     // The RST may arrive before or after the client saw its connect complete.
     const next = await client(p.port).then(
       async (n) => {
-        await until(() => n.state.closed, 2000);
+        await eventually(() => n.state.closed, { timeoutMs: 2000 });
         return n.state.error;
       },
       (err: NodeJS.ErrnoException) => err,
@@ -162,7 +153,7 @@ describe('fault proxy', () => {
     const c = await client(port);
     await roundTrip(c, 'a');
     await p.down();
-    expect(await until(() => c.state.closed, 2000)).toBe(true);
+    await eventually(() => c.state.closed, { timeoutMs: 2000 });
     await expect(client(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     await p.up();
     expect(p.port).toBe(port);
@@ -174,13 +165,13 @@ describe('fault proxy', () => {
     p.latency(50);
     const c = await client(p.port);
     c.socket.end('last words');
-    expect(await until(() => c.state.data.toString() === 'last words' && c.state.closed, 2000)).toBe(true);
+    await eventually(() => c.state.data.toString() === 'last words' && c.state.closed, { timeoutMs: 2000 });
     expect(c.state.error).toBeUndefined();
     p.clear();
     const d = await client(p.port);
     await roundTrip(d, 'x');
     for (const s of serverSockets) s.resetAndDestroy();
-    expect(await until(() => d.state.closed, 2000)).toBe(true);
+    await eventually(() => d.state.closed, { timeoutMs: 2000 });
     expect(d.state.error?.code).toBe('ECONNRESET');
   });
 
@@ -188,10 +179,10 @@ describe('fault proxy', () => {
     const p = await faultProxy(echoPort);
     const port = p.port;
     const cs = await Promise.all(Array.from({ length: 5 }, () => client(port)));
-    expect(await until(() => serverSockets.size >= 5, 2000)).toBe(true);
+    await eventually(() => serverSockets.size >= 5, { timeoutMs: 2000 });
     expect(p.stats()).toMatchObject({ open: 5, maxOpen: 5 });
     await p.close();
-    expect(await until(() => cs.every((c) => c.state.closed) && serverSockets.size === 0, 2000)).toBe(true);
+    await eventually(() => cs.every((c) => c.state.closed) && serverSockets.size === 0, { timeoutMs: 2000 });
     expect(p.stats().open).toBe(0);
     await expect(client(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     await expect(p.up()).rejects.toThrow(/after close/);

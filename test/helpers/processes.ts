@@ -1,19 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** A free TCP port on loopback, picked by the kernel (never a well-known one). */
+/**
+ * A free TCP port on loopback for a process to bind later. Taken below the kernel's ephemeral range,
+ * like freePortRun: a port the kernel hands out for port 0 is handed out again to the next outgoing
+ * connection of a test running beside this one, which then holds it when the process binds.
+ */
 export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
+  return freePortRun(1);
 }
 
 export interface NodeProcess {
@@ -100,6 +98,18 @@ export async function startNode(options: {
   };
 }
 
+function ephemeralRange(): [number, number] {
+  try {
+    const [low = 32_768, high = 60_999] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return [low, high];
+  } catch {
+    return [32_768, 60_999];
+  }
+}
+
 /** `shoal start` takes `port` for its balancer and the ports after it for the nodes: a run of free ones. */
 export async function freePortRun(length: number): Promise<number> {
   const free = (port: number) =>
@@ -108,8 +118,13 @@ export async function freePortRun(length: number): Promise<number> {
       srv.once('error', () => resolve(false));
       srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
+  // Below the kernel's ephemeral range (32768 and up by default), where port-0 listeners and every
+  // outgoing connection of the tests running beside this one take their ports: a run chosen there
+  // can be taken between this check and the moment the nodes bind it.
+  const [low] = ephemeralRange();
+  const top = Math.min(low, 32_768) - length;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const start = 20_000 + Math.floor(Math.random() * 30_000);
+    const start = 10_000 + Math.floor(Math.random() * Math.max(1, top - 10_000));
     let ok = true;
     for (let p = start; p < start + length && ok; p++) ok = await free(p);
     if (ok) return start;

@@ -129,9 +129,11 @@ export async function startApp(impl: Impl, options: CommonOptions, shared: Share
   });
   app.get('/cookie', (req, res) => {
     const c = sess(req).cookie;
-    // Minutes left: the milliseconds differ with timing.
+    // Minutes left, and the original lifetime in seconds: the milliseconds differ with timing
+    // (express-session itself answers 3599999 for a 3600000 maxAge when a millisecond ticks over).
     const minutes = c.maxAge === null ? null : Math.round(c.maxAge / 60_000);
-    res.json({ minutes, originalMaxAge: c.originalMaxAge, expires: c.expires ? 'date' : null });
+    const originalMaxAge = c.originalMaxAge === null ? null : Math.round(c.originalMaxAge / 1000);
+    res.json({ minutes, originalMaxAge, expires: c.expires ? 'date' : null });
   });
   app.post('/remember', (req, res) => {
     sess(req).cookie.maxAge = Number(req.query.ms);

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AppDefinition, nodeConfigFromEnv } from 'shoal';
+import { type AppDefinition, nodeConfigFromEnv, silentLogger } from 'shoal';
 import { afterAll, describe, expect, it } from 'vitest';
 import { memoryBus } from '../../src/bus/memory.js';
 import { runGatewayNode } from '../../src/cli/gateway-node.js';
@@ -79,7 +79,7 @@ describe('configuration', () => {
       app,
       config: nodeConfigFromEnv(env, 'gateway', 'gw-bad'),
       port: 0,
-      log: () => {},
+      logger: silentLogger,
     });
     await expect(started).rejects.toThrow(/SHOAL_MAX_CONNECTIONS_PER_SESSION="0" is not a valid connection limit/);
   });
@@ -117,7 +117,7 @@ describe('configuration', () => {
       ),
       port,
       drainWindowMs: 0,
-      log: () => {},
+      logger: silentLogger,
     });
     const url = `ws://127.0.0.1:${port}/ws`;
     const open: Array<{ close(): void }> = [];

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { silentLogger } from 'shoal';
 import type { Bus } from '../../src/bus/contract.js';
 import { memoryBus } from '../../src/bus/memory.js';
 import type { ServerMessage } from '../../src/protocol/index.js';
@@ -6,8 +8,9 @@ import { createGateway, type Gateway, type GatewayOptions } from '../../src/real
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions } from '../../src/session/options.js';
 import type { SessionStore } from '../../src/stores/contract.js';
+import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/processes.js';
-import { connect, type TestClient } from './ws-client.js';
+import { type ConnectOptions, connect, type TestClient } from './ws-client.js';
 
 export const ORIGIN = 'https://app.example.com';
 export const SECRET = 'gateway-test-secret-0123456789abcdefghij';
@@ -53,15 +56,20 @@ export function realtimeCluster(o: {
       buses.push(bus);
       return bus;
     },
-    async gateway(extra: Partial<Omit<GatewayOptions, 'bus'>> = {}): Promise<RunningGateway> {
-      const bus = await this.bus();
+    sessionOptions,
+    /** Starts a gateway on a free port; `bus` is its own bus client, opened here when not given. */
+    async gateway(extra: Partial<Omit<GatewayOptions, 'bus'>> = {}, own?: Bus): Promise<RunningGateway> {
+      if (own) buses.push(own);
+      const bus = own ?? (await this.bus());
       const gateway = await createGateway({
         bus,
         sessions: gwSessions,
         origins: [ORIGIN],
         authorize: (_s, channel) => channel.startsWith('room:'),
         publishKey: PUBLISH_KEY,
-        log: () => {},
+        logger: silentLogger,
+        // Its own registry: the counts a test reads are its gateway's, not those of others in this process.
+        metrics: { registry: new Registry() },
         ...extra,
       });
       const port = await freePort();
@@ -77,8 +85,8 @@ export function realtimeCluster(o: {
       const id = s.id as string;
       return { id, cookie: `${web.cookieName}=${web.sign(id)}` };
     },
-    async client(url: string, cookie: string): Promise<TestClient> {
-      const c = await connect(url, { cookie, origin: ORIGIN });
+    async client(url: string, cookie: string, extra: Omit<ConnectOptions, 'cookie'> = {}): Promise<TestClient> {
+      const c = await connect(url, { cookie, origin: ORIGIN, ...extra });
       clients.push(c);
       return c;
     },
@@ -102,10 +110,10 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Waits for `check`, throwing with `what` when it is not met within `timeoutMs`. */
-export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await sleep(10);
-  }
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 3000,
+  what = 'condition',
+): Promise<void> {
+  await eventually(check, { timeoutMs, intervalMs: 10, message: what });
 }

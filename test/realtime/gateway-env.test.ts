@@ -1,13 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { silentLogger } from 'shoal';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AppDefinition } from '../../src/app/define.js';
 import { nodeConfigFromEnv } from '../../src/app/env.js';
 import { runGatewayNode } from '../../src/cli/gateway-node.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { CloseCode } from '../../src/protocol/index.js';
-import { connectProxyFromEnv, subscribeProxyFromEnv } from '../../src/realtime/proxy-env.js';
+import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../../src/realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../../src/realtime/token-env.js';
 import { freePort } from '../helpers/processes.js';
 import { hsToken, TOKEN_SECRET } from './token-helpers.js';
@@ -54,7 +55,7 @@ describe('token settings for `shoal gateway`', () => {
       config: nodeConfigFromEnv(env, 'gateway', 'gw-tokens'),
       port,
       drainWindowMs: 0,
-      log: () => {},
+      logger: silentLogger,
     });
     try {
       const url = `ws://127.0.0.1:${port}/ws`;
@@ -110,5 +111,30 @@ describe('subscribe proxy settings for `shoal gateway`', () => {
     expect(() => subscribeProxyFromEnv({ SHOAL_SUBSCRIBE_PROXY_URL: 'app/sub' }, undefined, false)).toThrow(
       ConfigError,
     );
+  });
+});
+
+describe('RPC proxy settings for `shoal gateway`', () => {
+  it('reads SHOAL_RPC_PROXY_* over the app definition', () => {
+    expect(rpcProxyFromEnv({}, undefined)).toBeUndefined();
+    expect(
+      rpcProxyFromEnv(
+        { SHOAL_RPC_PROXY_URL: 'http://app/rpc', SHOAL_RPC_PROXY_TIMEOUT: '1500ms' },
+        { url: 'http://ignored', headers: ['authorization'] },
+      ),
+    ).toEqual({ url: 'http://app/rpc', headers: ['authorization'], timeoutMs: 1500 });
+    expect(rpcProxyFromEnv({}, { url: 'https://app/rpc', timeoutMs: 200 })).toEqual({
+      url: 'https://app/rpc',
+      timeoutMs: 200,
+    });
+  });
+
+  it.each([
+    [{ SHOAL_RPC_PROXY_URL: 'app/rpc' }, /http\(s\) URL/],
+    [{ SHOAL_RPC_PROXY_URL: 'http://app', SHOAL_RPC_PROXY_TIMEOUT: 'soon' }, /not a duration/],
+    [{ SHOAL_RPC_PROXY_TIMEOUT: '2s' }, /needs SHOAL_RPC_PROXY_URL/],
+  ])('%o is a ConfigError naming the fix', (env, message) => {
+    expect(() => rpcProxyFromEnv(env, undefined)).toThrow(ConfigError);
+    expect(() => rpcProxyFromEnv(env, undefined)).toThrow(message);
   });
 });

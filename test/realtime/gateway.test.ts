@@ -1,58 +1,50 @@
 import { randomUUID } from 'node:crypto';
+import { silentLogger } from 'shoal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Bus } from '../../src/bus/contract.js';
 import { memoryBus } from '../../src/bus/memory.js';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { CloseCode, type Cursor, encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
-import { createGateway, type Gateway, type GatewayOptions } from '../../src/realtime/gateway.js';
+import { createGateway, type GatewayOptions } from '../../src/realtime/gateway.js';
 import { createPublisher, sessionChannel } from '../../src/realtime/publisher.js';
 import { createRealtime } from '../../src/realtime/realtime.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { freePort } from '../helpers/processes.js';
+import {
+  isMsg,
+  ORIGIN,
+  PUBLISH_KEY,
+  type RunningGateway,
+  realtimeCluster,
+  SECRET,
+  subscribed,
+  until,
+} from './fixture.js';
 import { connect, handshakeStatus, openSse, type TestClient } from './ws-client.js';
 
 /**
  * One gateway (or two) in this process on a free port, the memory bus and
  * memory store, and real `ws` clients carrying a signed session cookie and Origin.
  */
-const ORIGIN = 'https://app.example.com';
-const SECRET = 'gateway-test-secret-0123456789abcdefghij';
 const NS = `gw-test-${randomUUID()}`;
-const PUBLISH_KEY = 'publish-key-for-tests';
-
 const store = memoryStore();
-const sessionOptions = { store, secrets: [SECRET], cookie: { secure: false }, sweep: { enabled: false } };
-/** The web node's manager (logins, logout) and the gateways' own, on one store as in a cluster. */
-const web = new SessionManager(sessionOptions);
-const gwSessions = new SessionManager(sessionOptions);
+const cluster = realtimeCluster({ store, openBus: () => memoryBus({ namespace: NS }) });
+const { sessionOptions, web, login } = cluster;
+const client = cluster.client.bind(cluster);
 const webBus = memoryBus({ namespace: NS });
 const realtime = createRealtime({ bus: webBus, sessions: web });
 const publisher = createPublisher(webBus);
 
-const opened: Array<{ gateway: Gateway; bus: Bus }> = [];
-const clients: TestClient[] = [];
-
 type Overrides = Partial<Omit<GatewayOptions, 'bus'>> & { historySize?: number };
 
-async function startGateway(o: Overrides = {}): Promise<{ gateway: Gateway; bus: Bus; url: string; http: string }> {
+/** A gateway that also refuses `room:secret…`; each owns its bus client (a Bus has one onMessage sink). */
+function startGateway(o: Overrides = {}): Promise<RunningGateway> {
   const { historySize, ...rest } = o;
-  // Each gateway owns its bus client (a Bus has one onMessage sink).
-  const bus = memoryBus({ namespace: NS, ...(historySize ? { historySize } : {}) });
-  const gateway = await createGateway({
-    bus,
-    sessions: gwSessions,
-    origins: [ORIGIN],
-    authorize: (_s, channel) => channel.startsWith('room:') && !channel.startsWith('room:secret'),
-    publishKey: PUBLISH_KEY,
-    log: () => {},
-    ...rest,
-  });
-  const port = await freePort();
-  await gateway.listen(port);
-  opened.push({ gateway, bus });
-  return { gateway, bus, url: `ws://127.0.0.1:${port}/ws`, http: `http://127.0.0.1:${port}` };
+  return cluster.gateway(
+    { authorize: (_s, channel) => channel.startsWith('room:') && !channel.startsWith('room:secret'), ...rest },
+    historySize ? memoryBus({ namespace: NS, historySize }) : undefined,
+  );
 }
 
 /** The shared store, except that reading a session fails the way a store that is down does. */
@@ -70,35 +62,7 @@ function failingStore(): SessionStore {
   });
 }
 
-async function login(user: string | null): Promise<{ id: string; cookie: string }> {
-  const s = web.open(undefined);
-  if (user) s.setUser(user);
-  s.set('signedIn', true);
-  await s.commit();
-  const id = s.id as string;
-  return { id, cookie: `${web.cookieName}=${web.sign(id)}` };
-}
-
-async function client(url: string, cookie: string, extra: { origin?: string } = {}): Promise<TestClient> {
-  const c = await connect(url, { cookie, origin: extra.origin ?? ORIGIN });
-  clients.push(c);
-  return c;
-}
-
-const isMsg =
-  (channel: string) =>
-  (m: ServerMessage): m is Extract<ServerMessage, { type: 'msg' }> =>
-    m.type === 'msg' && m.channel === channel;
 const msgs = (c: TestClient, channel: string) => c.messages.filter(isMsg(channel));
-const subscribed = (channel: string) => (m: ServerMessage) => m.type === 'subscribed' && m.channel === channel;
-
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 let main: Awaited<ReturnType<typeof startGateway>>;
 
@@ -107,9 +71,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of clients) c.ws.terminate();
-  await Promise.all(opened.map(({ gateway }) => gateway.close()));
-  await Promise.all(opened.map(({ bus }) => bus.close()));
+  await cluster.close();
   await realtime.close();
   await webBus.close();
 });
@@ -351,15 +313,12 @@ describe('limits', () => {
         const f = { arrivals: [] as number[], subscribed: 0 };
         // Only the arrival time of each message: parsing 8 KiB frames here would load the very
         // process that runs the gateway. Byte 9 of a frame is the first letter of its type.
-        const c = await connect(`${gw.url}?channels=${channel}`, {
-          cookie,
-          origin: ORIGIN,
+        await client(`${gw.url}?channels=${channel}`, cookie, {
           onRaw: (data) => {
             if (data[9] === 0x6d /* m(sg) */) f.arrivals.push(performance.now());
             else if (data[9] === 0x73 /* s(ubscribed) */) f.subscribed++;
           },
         });
-        clients.push(c);
         return f;
       }),
     );
@@ -495,7 +454,7 @@ describe('session expiry', () => {
       // Under the default rule ('open') this open socket would keep the session alive; the
       // expiry path is what this test is about (keep-alive.test.ts covers the rules).
       keepSessionAlive: 'inbound',
-      log: () => {},
+      logger: silentLogger,
     });
     const port = await freePort();
     await gateway.listen(port);

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { silentLogger } from 'shoal';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AppDefinition } from '../../src/app/define.js';
 import { nodeConfigFromEnv } from '../../src/app/env.js';
@@ -53,7 +54,7 @@ async function quietSocket(extraEnv: Record<string, string>, waitMs: number) {
     config: nodeConfigFromEnv(env, 'gateway', 'gw-keepalive'),
     port,
     drainWindowMs: 0,
-    log: () => {},
+    logger: silentLogger,
   });
   try {
     const s = sessions.open(undefined);

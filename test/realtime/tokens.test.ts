@@ -138,3 +138,55 @@ describe('signed connection tokens', () => {
     await c.waitFor(subscribed('vip:1'));
   });
 });
+
+describe('subscription tokens on open subscriptions', () => {
+  it('the channel is left with "token expired" when its token expires; a fresh token moves the expiry', async () => {
+    const { gw } = await cluster();
+    const c = await connect(`${gw.url}?token=${await hsToken({ sub: 'hal' }, 600)}`);
+    cleanup.push(async () => c.ws.terminate());
+    c.send({ type: 'sub', channel: 'vip:1', token: await hsToken({ sub: 'hal', channel: 'vip:1' }, 1) });
+    c.send({ type: 'sub', channel: 'vip:2', token: await hsToken({ sub: 'hal', channel: 'vip:2' }, 1) });
+    await c.waitFor(subscribed('vip:2'));
+    // vip:2 gets a fresh token before the first one expires: it stays.
+    c.send({ type: 'sub', channel: 'vip:2', token: await hsToken({ sub: 'hal', channel: 'vip:2' }, 60) });
+    expect(await c.waitFor((m) => m.type === 'unsubscribed', 3000)).toEqual({
+      type: 'unsubscribed',
+      channel: 'vip:1',
+      reason: 'token expired',
+    });
+    expect(await gw.gateway.metrics.render()).toContain(
+      'shoal_gateway_token_refusals_total{stage="open",reason="expired"} 1',
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.messages.filter((m) => m.type === 'unsubscribed')).toHaveLength(1);
+    const publisher = createPublisher(gw.bus);
+    await publisher.to('vip:2').send('still', 1);
+    await c.waitFor(isMsg('vip:2'));
+  });
+});
+
+describe('subscription tokens in the SDK', () => {
+  it('subscribe(channel, handler, { getToken }) joins with the token and renews it when it expires', async () => {
+    const { gw } = await cluster();
+    let calls = 0;
+    const rt = sdkConnect(gw.url, { WebSocket: WebSocket as never, token: await hsToken({ sub: 'hal' }, 600) });
+    cleanup.push(async () => rt.close());
+    const got: unknown[] = [];
+    const removed: string[] = [];
+    rt.on('unsubscribed', (channel) => removed.push(channel));
+    rt.subscribe('vip:1', (m) => got.push(m.data), {
+      getToken: async () => {
+        calls++;
+        return hsToken({ sub: 'hal', channel: 'vip:1' }, calls === 1 ? 1 : 60);
+      },
+    });
+    await until(() => rt.cursor('vip:1') !== undefined, 3000, 'joined with the first token');
+    const publisher = createPublisher(gw.bus);
+    await publisher.to('vip:1').send('n', 1);
+    await until(() => calls >= 2, 4000, 'a second token after "token expired"');
+    await publisher.to('vip:1').send('n', 2);
+    await until(() => got.length === 2, 3000, 'both messages');
+    expect(got).toEqual([1, 2]);
+    expect(removed).toEqual([]);
+  });
+});

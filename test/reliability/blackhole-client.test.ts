@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { silentLogger } from 'shoal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryBus } from '../../src/bus/memory.js';
 import { CloseCode } from '../../src/protocol/index.js';
@@ -34,7 +35,7 @@ beforeAll(async () => {
     sessions,
     origins: ['https://app.example.com'],
     heartbeatMs: HEARTBEAT_MS,
-    log: () => {},
+    logger: silentLogger,
   });
   port = await freePort();
   await gateway.listen(port);

@@ -153,7 +153,13 @@ async function publishThrough(
     }
   };
   const lanes = [lane(), lane(), lane()];
+  // Some publishes land before the fault, however slow a loaded machine makes the first ones.
   await sleep(300);
+  await eventually(() => published.length >= 3, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    message: '3 publishes before the fault',
+  });
   const before = published.length;
   faulted = true;
   await fault.begin();

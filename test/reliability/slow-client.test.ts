@@ -1,13 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/index.js';
-import { SessionManager } from '../../src/session/manager.js';
-import type { SessionStore } from '../../src/stores/contract.js';
-import { sqliteStore } from '../../src/stores/sqlite.js';
 import { type FaultProxy, faultProxy } from '../helpers/fault-proxy.js';
-import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
-import { SECRET, scratchDir, sleep } from './fixture.js';
+import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway-process.js';
+import { type NodeProcess, stopAll } from '../helpers/processes.js';
+import { SECRET, sleep } from './fixture.js';
 import { ORIGIN, openSocket, type Socket } from './ws.js';
 
 /**
@@ -20,31 +17,20 @@ import { ORIGIN, openSocket, type Socket } from './ws.js';
 const KEY = 'slow-client-publish-key';
 const ROOM = 'room:firehose';
 const PAYLOAD = 'p'.repeat(16 * 1024);
-const scratch = scratchDir('shoal-slow-');
-const db = join(scratch.dir, 'sessions.db');
 
+let running: GatewayProcess;
 let gw: NodeProcess;
-let store: SessionStore;
-let sessions: SessionManager;
 let proxy: FaultProxy;
 const sockets: Socket[] = [];
 
 beforeAll(async () => {
-  store = await sqliteStore({ path: db });
-  sessions = new SessionManager({ store, secrets: [SECRET], cookie: { secure: false }, sweep: { enabled: false } });
-  gw = await startNode({
+  running = await startGatewayProcess({
     name: 'slow-client-gateway',
-    script: 'src/cli/main.ts',
-    args: ['gateway', '--app', 'examples/probe/shoal.app.ts'],
-    env: {
-      SHOAL_ORIGINS: ORIGIN,
-      SHOAL_STORE: `sqlite:${db}`,
-      SHOAL_BUS: 'memory:',
-      SHOAL_PUBLISH_KEY: KEY,
-      SHOAL_SECRETS: SECRET,
-      SHOAL_COOKIE_SECURE: 'false',
-    },
+    origin: ORIGIN,
+    secret: SECRET,
+    env: { SHOAL_PUBLISH_KEY: KEY },
   });
+  gw = running.gateway;
   proxy = await faultProxy(gw.port);
 }, 60_000);
 
@@ -52,17 +38,11 @@ afterAll(async () => {
   for (const s of sockets) s.ws.terminate();
   await proxy?.close();
   await stopAll();
-  await sessions?.close();
-  await store?.close();
-  scratch.remove();
+  await running?.close();
 });
 
 async function cookieFor(user: string): Promise<string> {
-  const s = sessions.open(undefined);
-  s.setUser(user);
-  s.set('name', user);
-  await s.commit();
-  return `${sessions.cookieName}=${sessions.sign(s.id as string)}`;
+  return (await running.login(user, { name: user })).cookie;
 }
 
 /** The gateway process's resident memory, from /proc (Linux). */

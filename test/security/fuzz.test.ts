@@ -57,6 +57,30 @@ const validMessage: fc.Arbitrary<ClientMessage> = fc.oneof(
   fc.record({ type: fc.constant('presence' as const), channel: validChannel }),
   fc.record({ type: fc.constant('ping' as const) }),
   fc.record({ type: fc.constant('ping' as const), id: fc.maxSafeInteger() }),
+  fc.record({
+    type: fc.constant('rpc' as const),
+    id: fc.maxSafeInteger(),
+    method: fc.string({ minLength: 1, maxLength: 200 }),
+    data: fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown),
+  }),
+  fc.record({
+    type: fc.constant('pub' as const),
+    id: fc.maxSafeInteger(),
+    channel: validChannel,
+    event: fc.string({ minLength: 1, maxLength: 200 }),
+    data: fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown),
+  }),
+  fc.record({ type: fc.constant('clients' as const), id: fc.maxSafeInteger(), channel: validChannel }),
+  fc.record(
+    {
+      type: fc.constant('history' as const),
+      id: fc.maxSafeInteger(),
+      channel: validChannel,
+      limit: fc.integer({ min: 1, max: 10_000 }),
+      since: cursor,
+    },
+    { requiredKeys: ['type', 'id', 'channel'] },
+  ),
 );
 const ALLOWED_KEYS: Record<ClientMessage['type'], string[]> = {
   sub: ['type', 'channel', 'from', 'token'],
@@ -64,11 +88,23 @@ const ALLOWED_KEYS: Record<ClientMessage['type'], string[]> = {
   unsub: ['type', 'channel'],
   presence: ['type', 'channel'],
   ping: ['type', 'id'],
+  rpc: ['type', 'id', 'method', 'data'],
+  pub: ['type', 'id', 'channel', 'event', 'data'],
+  history: ['type', 'id', 'channel', 'limit', 'since'],
+  clients: ['type', 'id', 'channel'],
 };
 
 /** What parseClientMessage may return: an error, or a message that is exactly the protocol. */
-function wellFormed(m: ClientMessage | { error: string }): boolean {
-  if ('error' in m) return typeof m.error === 'string' && m.error.length > 0 && Object.keys(m).length === 1;
+function wellFormed(m: ClientMessage | { error: string; id?: number }): boolean {
+  if ('error' in m) {
+    const keys = Object.keys(m).filter((k) => k !== 'id');
+    return (
+      typeof m.error === 'string' &&
+      m.error.length > 0 &&
+      keys.length === 1 &&
+      (m.id === undefined || Number.isSafeInteger(m.id))
+    );
+  }
   if (!Object.keys(m).every((k) => ALLOWED_KEYS[m.type]?.includes(k))) return false;
   if (Object.getPrototypeOf(m) !== Object.prototype) return false;
   switch (m.type) {
@@ -90,6 +126,19 @@ function wellFormed(m: ClientMessage | { error: string }): boolean {
       return isValidChannel(m.channel);
     case 'ping':
       return m.id === undefined || Number.isSafeInteger(m.id);
+    case 'rpc':
+      return Number.isSafeInteger(m.id) && typeof m.method === 'string' && m.method.length > 0;
+    case 'pub':
+      return Number.isSafeInteger(m.id) && isValidChannel(m.channel) && typeof m.event === 'string';
+    case 'clients':
+      return Number.isSafeInteger(m.id) && isValidChannel(m.channel);
+    case 'history':
+      return (
+        Number.isSafeInteger(m.id) &&
+        isValidChannel(m.channel) &&
+        (m.limit === undefined || (Number.isSafeInteger(m.limit) && m.limit > 0)) &&
+        (m.since === undefined || (typeof m.since.epoch === 'string' && Number.isSafeInteger(m.since.offset)))
+      );
   }
 }
 

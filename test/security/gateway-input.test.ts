@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
-import { sqliteStore } from '../../src/stores/sqlite.js';
-import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
+import { type GatewayProcess, startGatewayProcess } from '../helpers/gateway-process.js';
+import { type NodeProcess, stopAll } from '../helpers/processes.js';
 import { closePayload, frame, Op, type RawConnection, rawUpgrade } from './raw-ws.js';
 
 /**
@@ -18,46 +16,27 @@ import { closePayload, frame, Op, type RawConnection, rawUpgrade } from './raw-w
  */
 const ORIGIN = 'https://app.example.com';
 const SECRET = 'security-test-secret-0123456789abcdefghij';
-const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'shoal-sec-gw-'));
-const db = join(dir, 'sessions.db');
 
+let running: GatewayProcess;
 let gw: NodeProcess;
 let store: SessionStore;
-let sessions: SessionManager;
 let cookie = '';
 let before: StoredSession | null = null;
 const opened: RawConnection[] = [];
 
 beforeAll(async () => {
-  store = await sqliteStore({ path: db });
-  sessions = new SessionManager({ store, secrets: [SECRET], cookie: { secure: false }, sweep: { enabled: false } });
-  const s = sessions.open(undefined);
-  s.setUser('mallory');
-  s.set('balance', 100);
-  await s.commit();
-  cookie = `${sessions.cookieName}=${sessions.sign(s.id as string)}`;
-  before = await store.load(s.id as string, Date.now());
-  gw = await startNode({
-    name: 'security-gateway',
-    script: 'src/cli/main.ts',
-    args: ['gateway', '--app', 'examples/probe/shoal.app.ts'],
-    env: {
-      SHOAL_ORIGINS: ORIGIN,
-      SHOAL_STORE: `sqlite:${db}`,
-      SHOAL_BUS: 'memory:',
-      SHOAL_SECRETS: SECRET,
-      SHOAL_COOKIE_SECURE: 'false',
-    },
-  });
+  running = await startGatewayProcess({ name: 'security-gateway', origin: ORIGIN, secret: SECRET });
+  ({ gateway: gw, store } = running);
+  const mallory = await running.login('mallory', { balance: 100 });
+  cookie = mallory.cookie;
+  before = await store.load(mallory.id, Date.now());
 }, 60_000);
 
 afterAll(async () => {
   for (const c of opened) c.socket.destroy();
   // Whatever was thrown at it, the gateway is alive and the session untouched.
   await stopAll();
-  await sessions?.close();
-  await store?.close();
-  (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+  await running?.close();
 });
 
 async function upgrade(o: Parameters<typeof rawUpgrade>[1] = {}): Promise<RawConnection> {

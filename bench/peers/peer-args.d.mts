@@ -1,0 +1,7 @@
+export interface PeerArgs {
+  port: number;
+  host: string;
+  node: string;
+}
+
+export function peerArgs(): PeerArgs;

@@ -1,0 +1,199 @@
+/**
+ * Bytes allocated per session request, by each server of scenario 1 (the same peers, routes and
+ * Redis): what the garbage collector has to deal with, the largest share of a session layer's CPU on
+ * this path. Unlike CPU time it does not move with what else the machine runs, so a change to the
+ * hot path shows here on a busy machine too.
+ *
+ * `npx tsx bench/session-alloc.ts [--impls express-shoal,express-session,bare] [--requests 4000]
+ * [--rounds 3] [--connections 10] [--sites 8]`
+ *
+ * Each server runs with bench/lib/alloc-sampler.mjs preloaded (V8's sampling heap profiler, collected
+ * objects included); each round warms a route up, then samples exactly `--requests` requests.
+ * Writes bench/results/session-alloc.md.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
+import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
+import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
+import { fmt, table } from './lib/results.js';
+
+const { values } = parseArgs({
+  options: {
+    impls: { type: 'string', default: 'express-shoal,express-session,bare,fastify-shoal,fastify-session,fastify-bare' },
+    requests: { type: 'string', default: '4000' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '10' },
+    sites: { type: 'string', default: '8' },
+    redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+  },
+});
+const impls = (values.impls as string).split(',') as ImplName[];
+for (const name of impls)
+  if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
+const requests = positive('requests');
+const rounds = positive('rounds');
+const connections = positive('connections');
+const siteCount = positive('sites');
+
+function positive(name: keyof typeof values): number {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
+  return n;
+}
+
+const ROUTES = {
+  read: { method: 'GET', path: '/session' },
+  write: { method: 'POST', path: '/set/k' },
+} as const;
+type Route = keyof typeof ROUTES;
+/** As in scenario 1: a different value on every write, so no server can skip it as unchanged. */
+const WRITE_PREFIX = `${'v'.repeat(56)}-`;
+
+interface Sample {
+  bytesPerRequest: number;
+  sites: Array<[string, number]>;
+}
+
+/** One browser per connection: a login, then one attribute. Returns their Cookie headers. */
+async function login(node: BenchNode, runId: string, stateful: boolean): Promise<string[]> {
+  const cookies: string[] = [];
+  for (let i = 0; i < connections; i++) {
+    const res = await fetch(`${node.url}/login?user=${runId}-u${i}`, { method: 'POST' });
+    if (!res.ok) throw new Error(`${node.name} login answered ${res.status}`);
+    const cookie = res.headers
+      .getSetCookie()
+      .map((line) => line.split(';')[0])
+      .join('; ');
+    if (stateful && !cookie) throw new Error(`${node.name} login set no cookie`);
+    await fetch(`${node.url}/set/k`, { method: 'POST', body: `${WRITE_PREFIX}seed`, headers: { cookie } });
+    cookies.push(cookie);
+  }
+  return cookies;
+}
+
+/** Sends exactly `amount` requests of `route`, one browser per connection. */
+async function load(node: BenchNode, route: Route, cookies: string[], amount: number): Promise<void> {
+  let connection = 0;
+  let sent = 0;
+  const { method, path } = ROUTES[route];
+  const result = await autocannon({
+    url: node.url,
+    connections,
+    amount,
+    timeout: 10,
+    setupClient: (client) => {
+      const cookie = cookies[connection++ % cookies.length] ?? '';
+      client.setRequests([
+        {
+          method,
+          path,
+          headers: { cookie, 'content-type': 'text/plain' },
+          ...(method === 'POST' ? { setupRequest: (r) => ({ ...r, body: `${WRITE_PREFIX}${sent++}` }) } : {}),
+        },
+      ]);
+    },
+  });
+  const failed = result.non2xx + result.errors + result.timeouts;
+  if (failed > 0) throw new Error(`${node.name} ${route}: ${failed} of ${amount} requests failed`);
+}
+
+async function sample(node: BenchNode, pid: number, out: string, route: Route, cookies: string[]): Promise<Sample> {
+  await load(node, route, cookies, Math.ceil(requests / 2)); // warm-up: JIT, pools, caches
+  await rm(out, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  await load(node, route, cookies, requests);
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const { bytes, sites } = JSON.parse(await readFile(out, 'utf8')) as { bytes: number; sites: Sample['sites'] };
+      return { bytesPerRequest: bytes / requests, sites: sites.map(([site, b]) => [site, b / requests]) };
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${node.name} wrote no allocation sample to ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const down = await redisUnavailable(values.redis as string);
+if (down) throw new Error(down);
+const runId = newRunId();
+const paid = owe(() => cleanupRun(values.redis as string, runId));
+const dir = await mkdtemp(join(tmpdir(), `${runId}-alloc-`));
+const preload = join(ROOT, 'bench/lib/alloc-sampler.mjs');
+const load0 = loadavg()[0] as number;
+const results = new Map<string, Sample[]>();
+const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
+try {
+  for (const name of impls) {
+    const impl = IMPLS[name];
+    const out = join(dir, `${name}.json`);
+    const spec = implSpec(impl, values.redis as string, runId, { nodeFlags: ['--import', preload] });
+    const node = await startNode({ ...spec, env: { ...spec.env, BENCH_ALLOC_OUT: out } });
+    try {
+      const cookies = await login(node, runId, impl.stateful);
+      for (let round = 0; round < rounds; round++)
+        for (const route of Object.keys(ROUTES) as Route[]) {
+          const s = await sample(node, node.pid, out, route, cookies);
+          results.set(key(name, route), [...(results.get(key(name, route)) ?? []), s]);
+          console.log(`${name} ${route} round ${round + 1}/${rounds}: ${fmt(s.bytesPerRequest)} bytes/request`);
+        }
+    } finally {
+      await node.stop();
+    }
+  }
+} finally {
+  await cleanupRun(values.redis as string, runId);
+  paid();
+  await rm(dir, { recursive: true, force: true });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2
+    ? (s[(s.length - 1) / 2] as number)
+    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
+};
+const bytesOf = (impl: ImplName, route: Route) => (results.get(key(impl, route)) ?? []).map((s) => s.bytesPerRequest);
+const spread = (xs: number[]) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
+/** The bare server of the same framework, which a session layer's cost is counted above. */
+const bareOf = (impl: ImplName): ImplName | undefined => {
+  const bare = impl.startsWith('fastify') ? 'fastify-bare' : 'bare';
+  return impls.includes(bare) && bare !== impl ? bare : undefined;
+};
+const rows = impls.flatMap((impl) =>
+  (Object.keys(ROUTES) as Route[]).map((route) => {
+    const bare = bareOf(impl);
+    const above = bare ? fmt(median(bytesOf(impl, route)) - median(bytesOf(bare, route))) : '—';
+    return [IMPLS[impl].label, route, spread(bytesOf(impl, route)), above];
+  }),
+);
+const siteLines = impls.flatMap((impl) =>
+  (Object.keys(ROUTES) as Route[]).map((route) => {
+    const last = results.get(key(impl, route))?.at(-1);
+    const sites = (last?.sites ?? [])
+      .slice(0, siteCount)
+      .map(([site, b]) => `${fmt(b)} ${site.replace(ROOT, '').replace(/.*node_modules\//, '')}`);
+    return `- ${impl} ${route}: ${sites.join(' · ')}`;
+  }),
+);
+const report = [
+  '## Bytes allocated per session request',
+  '',
+  `\`npx tsx bench/session-alloc.ts --impls ${impls.join(',')} --requests ${requests} --rounds ${rounds} --connections ${connections}\`, ` +
+    `load average ${fmt(load0, 2)} → ${fmt(loadavg()[0] as number, 2)}; median (min–max) over ${rounds} rounds; ` +
+    '"above bare": the median minus that of the bare server of the same framework.',
+  '',
+  table(['server', 'route', 'bytes / request', 'above bare'], rows),
+  '',
+  `Largest allocating functions, bytes per request, last round:`,
+  '',
+  ...siteLines,
+  '',
+].join('\n');
+console.log(`\n${report}`);
+await writeFile(join(ROOT, 'bench/results/session-alloc.md'), report);
+process.exit(0);

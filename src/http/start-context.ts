@@ -1,0 +1,21 @@
+import type { SessionStartContext } from '../session/options.js';
+
+/**
+ * The start context of a request's session, with the client summary worked out only
+ * if a session is created: reading the address (Express's req.ip runs its trust-proxy
+ * logic) on every request was a visible share of a session read.
+ */
+export function startContext(userAgent: () => string | undefined, ip: () => string | undefined): SessionStartContext {
+  let summary: string | undefined;
+  return {
+    get client() {
+      summary ??= clientSummary(userAgent(), ip());
+      return summary;
+    },
+  };
+}
+
+/** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */
+export function clientSummary(userAgent: string | undefined, ip: string | undefined): string {
+  return `${(userAgent ?? 'unknown client').slice(0, 120)} · ${ip ?? 'unknown address'}`;
+}

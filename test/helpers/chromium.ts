@@ -1,0 +1,34 @@
+/**
+ * Debian's Chromium for browser tests, driven by playwright-core: where it is, how it is
+ * launched (headless, a fresh temporary profile each time), and the skip rule when it is absent.
+ */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium } from 'playwright-core';
+import { requireEngines } from './engines.js';
+
+export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
+
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  // QUIC would try UDP to loopback servers that only speak TCP.
+  '--disable-quic',
+];
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+}
+
+/** Why Chromium tests cannot run here, or undefined; with SHOAL_REQUIRE_ENGINES=1 a missing Chromium throws. */
+export function chromiumSkipReason(): string | undefined {
+  if (existsSync(CHROMIUM)) return undefined;
+  const reason = `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`;
+  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
+  console.warn(`[skip] ${reason}`);
+  return reason;
+}
