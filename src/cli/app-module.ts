@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AppDefinition } from '../app/define.js';
 import { ConfigError } from '../core/errors.js';
+import { importDefault } from './ts-loader.js';
 
 /**
  * Loads the app module `shoal start|web|gateway --app <module>` names: its default export is
@@ -9,13 +10,13 @@ import { ConfigError } from '../core/errors.js';
  */
 export async function loadApp(path: string): Promise<AppDefinition> {
   const url = pathToFileURL(isAbsolute(path) ? path : resolve(process.cwd(), path)).href;
-  let mod: { default?: unknown };
+  let exported: unknown;
   try {
-    mod = (await import(url)) as { default?: unknown };
+    exported = await importDefault(url);
   } catch (err) {
     throw new ConfigError(`could not load the app module ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const app = mod.default as Partial<AppDefinition> | undefined;
+  const app = exported as Partial<AppDefinition> | undefined;
   if (!app || typeof app.web !== 'function') {
     throw new ConfigError(
       `${path} must default-export defineApp({ web(ctx) { … return handler } }) from 'shoal' — see docs/getting-started.md#the-app-module`,

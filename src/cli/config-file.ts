@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ShoalConfig } from '../app/config.js';
 import { ConfigError } from '../core/errors.js';
-import { ensureTypeScript } from './ts-loader.js';
+import { ensureTypeScript, importDefault } from './ts-loader.js';
 
 export { defineConfig, type ShoalConfig } from '../app/config.js';
 
@@ -17,7 +17,7 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
   await ensureTypeScript(path, dir);
   let loaded: unknown;
   try {
-    loaded = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+    loaded = await importDefault(pathToFileURL(path).href);
   } catch (err) {
     throw new ConfigError(`could not load ${path}: ${firstLine(err)}`, { cause: err });
   }

@@ -27,20 +27,38 @@ export async function ensureTypeScript(path: string, cwd = process.cwd()): Promi
       `${path} is TypeScript, which Node ${process.versions.node} cannot load on its own: install tsx (npm i -D tsx), or compile it to .js`,
     );
   }
-  const { register } = (await import(pathToFileURL(api).href)) as { register?: () => unknown };
-  if (typeof register !== 'function') {
-    throw new ConfigError(`the tsx found at ${api} has no register(): update it (npm i -D tsx@latest)`);
+  // Both hooks: a .ts file in a CommonJS package ("type": "commonjs", or no "type") is compiled to
+  // CommonJS and loaded by require(), which only tsx's CommonJS hook teaches about TypeScript.
+  for (const entry of [api.cjs, api.esm]) {
+    const { register } = (await import(pathToFileURL(entry).href)) as { register?: () => unknown };
+    if (typeof register !== 'function') {
+      throw new ConfigError(`the tsx found at ${entry} has no register(): update it (npm i -D tsx@latest)`);
+    }
+    register();
   }
-  register();
   registered = true;
 }
 
 /**
- * The ESM entry of `tsx/esm/api` in the first of `dirs` whose node_modules has tsx. A require()
- * rooted there walks up node_modules as the user's own imports do; it finds the package, and its
- * exports map gives the `import` entry (the `require` one registers a loader that cannot resolve).
+ * The default export of a module the user wrote. TypeScript compiled to CommonJS turns
+ * `export default x` into `exports.default = x` beside `__esModule`, which import() hands back
+ * one level down: unwrap it, so an app reads the same in an ESM and in a CommonJS package.
  */
-function resolveFrom(dirs: string[]): string | undefined {
+export async function importDefault(url: string): Promise<unknown> {
+  const value = ((await import(url)) as { default?: unknown }).default;
+  if (typeof value === 'object' && value !== null && (value as { __esModule?: unknown }).__esModule === true) {
+    return (value as { default?: unknown }).default;
+  }
+  return value;
+}
+
+/**
+ * The ESM entries of `tsx/esm/api` and `tsx/cjs/api` in the first of `dirs` whose node_modules has
+ * tsx. A require() rooted there walks up node_modules as the user's own imports do; it finds the
+ * package, and its exports map gives the `import` entries (the `require` ones register loaders that
+ * cannot resolve).
+ */
+function resolveFrom(dirs: string[]): { esm: string; cjs: string } | undefined {
   for (const dir of dirs) {
     let manifest: string;
     try {
@@ -49,8 +67,9 @@ function resolveFrom(dirs: string[]): string | undefined {
       continue;
     }
     const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: Record<string, unknown> };
-    const entry = importEntry(pkg.exports?.['./esm/api']);
-    if (entry) return join(dirname(manifest), entry);
+    const esm = importEntry(pkg.exports?.['./esm/api']);
+    const cjs = importEntry(pkg.exports?.['./cjs/api']);
+    if (esm && cjs) return { esm: join(dirname(manifest), esm), cjs: join(dirname(manifest), cjs) };
   }
   return undefined;
 }

@@ -138,6 +138,87 @@ describe('the installed package', () => {
   }, 60_000);
 });
 
+/** Every entry point of the exports map but the manifest itself. */
+function entryPoints(): string[] {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+  return Object.keys(manifest.exports)
+    .filter((k) => k !== './package.json')
+    .map((k) => (k === '.' ? 'shoal' : `shoal/${k.slice(2)}`));
+}
+
+// Many apps, and most existing express-session apps, are CommonJS: no "type" in package.json.
+describe('a CommonJS project', () => {
+  const write = (file: string, text: string) => {
+    mkdirSync(dirname(join(project.dir, file)), { recursive: true });
+    writeFileSync(join(project.dir, file), text);
+  };
+
+  it('loads every entry point with require()', async () => {
+    write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
+    write(
+      'cjs/require-all.js',
+      `for (const entry of ${JSON.stringify(entryPoints())}) require(entry);
+const { session } = require('shoal/express-session');
+if (typeof session !== 'function') throw new Error('shoal/express-session has no session()');
+console.log('required');`,
+    );
+    expect(await project.exec(process.execPath, ['cjs/require-all.js'])).toContain('required');
+  }, 60_000);
+
+  describe('its TypeScript app under shoal start --web 2', () => {
+    let cluster: DevCluster;
+
+    beforeAll(async () => {
+      write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
+      write(
+        'cjs/app.ts',
+        `import express from 'express';
+import { defineApp } from 'shoal';
+import { session } from 'shoal/express';
+
+export default defineApp({
+  web({ sessions, nodeId }) {
+    const app = express();
+    app.use(session(sessions));
+    app.post('/count', async (req, res) => {
+      const n = await req.session.increment('n', 1);
+      res.json({ n, nodeId });
+    });
+    return app;
+  },
+});
+`,
+      );
+      const port = await freePortRun(3);
+      cluster = await startDevCluster({
+        app: 'cjs/app.ts',
+        web: 2,
+        gateways: 0,
+        port,
+        cwd: project.dir,
+        cli: [join(project.dir, 'node_modules/shoal/bin/shoal.js')],
+        env: { SHOAL_STORE: `sqlite:${join(project.dir, `.shoal/${port}.db`)}` },
+      });
+    }, 120_000);
+
+    afterAll(async () => {
+      await cluster?.stop();
+    });
+
+    it('serves one session from both web nodes', async () => {
+      const browser = new CookieJar();
+      const answers: Array<{ n: number; nodeId: string }> = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await browser.fetch(`${cluster.url}/count`, { method: 'POST' });
+        expect(res.status).toBe(200);
+        answers.push((await res.json()) as { n: number; nodeId: string });
+      }
+      expect(answers.map((a) => a.n)).toEqual([1, 2, 3, 4]);
+      expect(new Set(answers.map((a) => a.nodeId)).size).toBe(2);
+    }, 30_000);
+  });
+});
+
 const backends = [
   { name: 'sqlite', skip: undefined as string | undefined, env: {} as Record<string, string> },
   {
