@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import type { BusMessage } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { BusUnavailableError, ConfigError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
-import { collect, describeBusConformance, sleep } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, sleep } from './bus-suite.js';
 
 // A directory that does not exist yet: the bus must create it.
 const dir = join(tmpdir(), `shoal-bus-sqlite-${randomUUID()}`);
@@ -22,15 +22,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describeBusConformance('sqlite', { connect: (options) => sqliteBus({ path, namespace, ...options }) });
 
 describe('sqlite bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (options: Partial<Parameters<typeof sqliteBus>[0]> = {}) => {
-    const bus = await sqliteBus({ path, namespace, ...options });
-    opened.push(bus);
-    return bus;
-  };
-  afterAll(async () => {
-    await Promise.all(opened.map((b) => b.close()));
-  });
+  const open = busOpener((options: Partial<Parameters<typeof sqliteBus>[0]>) =>
+    sqliteBus({ path, namespace, ...options }),
+  );
   const channel = () => `c-${randomUUID()}`;
 
   it('receives, in order, all 1,000 messages another process publishes (prints p50/p99 latency)', async () => {
