@@ -19,7 +19,7 @@ import { WebSocket } from 'ws';
 import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../deploy/nginx-runner.js';
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
 import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
-import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
+import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort, ROOT } from '../helpers/processes.js';
 
@@ -31,17 +31,11 @@ const TOKEN_SECRET = 'polyglot-token-secret-0123456789-abcdefghij';
 const AUDIENCE = 'polyglot';
 const CHANNEL = 'room:lobby';
 
-function missing(what: string, fix: string): string {
-  const reason = `${what} is not installed (${fix})`;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
-}
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 const skip =
   chromiumSkipReason() ??
-  (nginxVersion() ? undefined : missing('nginx', 'apt-get install nginx')) ??
-  (hasPython ? undefined : missing('python3', 'apt-get install python3')) ??
+  (nginxVersion() ? undefined : skipBecause('nginx is not installed (apt-get install nginx)')) ??
+  (hasPython ? undefined : skipBecause('python3 is not installed (apt-get install python3)')) ??
   (await engineSkipReason('redis'));
 
 const runId = randomUUID().slice(0, 8);

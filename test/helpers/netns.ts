@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { requireEngines } from './engines.js';
+import { skipBecause } from './engines.js';
 import { ROOT } from './processes.js';
 
 /**
@@ -52,10 +52,7 @@ export async function netnsSkipReason(): Promise<string | undefined> {
       reason = `"ip netns add" failed (${stderr || 'no output'}); the multi-host test needs iproute2 and CAP_SYS_ADMIN`;
     }
   }
-  if (reason === undefined) return undefined;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
+  return reason === undefined ? undefined : skipBecause(reason);
 }
 
 /** Removes namespaces (and the processes left in them) and links of earlier runs whose process is gone. */

@@ -1,15 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAt } from '../failover/fixtures/probe.js';
+import { commandsSkipReason } from '../helpers/engines.js';
 import { createTestNet, type NsProcess, netnsSkipReason, type TestNet } from '../helpers/netns.js';
 import type { RtClient } from './fixtures/rt-client.js';
 import { Browser, type SessionCheck, Traffic } from './fixtures/traffic.js';
-import {
-  commandsSkipReason,
-  connectSockets,
-  expectAllReady,
-  expectSessionKept,
-  expectZoneAServes,
-} from './fixtures/zone-checks.js';
+import { connectSockets, expectAllReady, expectSessionKept, expectZoneAServes } from './fixtures/zone-checks.js';
 import { DETECT_MS, startZoneFront, type ZoneFront } from './fixtures/zone-cluster.js';
 import { MAX_REPLICA_LAG_S, REDIS_PORT, startZoneSentinel, type ZoneSentinel } from './fixtures/zone-sentinel.js';
 
@@ -38,8 +33,12 @@ const SECRET = 'multihost-primary-zone-secret-0123456789abc';
 const skip =
   (await netnsSkipReason()) ??
   commandsSkipReason(
-    ['redis-server', 'redis-sentinel', 'redis-cli'],
-    (bin) => `${bin} is not installed (each zone runs its own Redis and sentinel, and zone-a a redis-cli)`,
+    [
+      ['redis-server', '--version'],
+      ['redis-sentinel', '--version'],
+      ['redis-cli', '--version'],
+    ],
+    'each zone runs its own Redis and sentinel, and zone-a a redis-cli',
   );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

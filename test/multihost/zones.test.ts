@@ -1,15 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tcpReachable } from '../helpers/engines.js';
+import { commandsSkipReason, tcpReachable } from '../helpers/engines.js';
 import { createTestNet, type NsProcess, netnsSkipReason, type TestNet } from '../helpers/netns.js';
 import type { RtClient } from './fixtures/rt-client.js';
 import { Browser, Traffic } from './fixtures/traffic.js';
-import {
-  commandsSkipReason,
-  connectSockets,
-  expectAllReady,
-  expectSessionKept,
-  expectZoneAServes,
-} from './fixtures/zone-checks.js';
+import { connectSockets, expectAllReady, expectSessionKept, expectZoneAServes } from './fixtures/zone-checks.js';
 import { DETECT_MS, startZoneFront, type ZoneFront } from './fixtures/zone-cluster.js';
 
 /**
@@ -28,8 +22,7 @@ const CLIENT_TIMEOUT_MS = 6000;
 const SECRET = 'multihost-zones-secret-0123456789abcdefghij';
 
 const skip =
-  (await netnsSkipReason()) ??
-  commandsSkipReason(['redis-server'], (bin) => `${bin} is not installed (the store host runs its own)`);
+  (await netnsSkipReason()) ?? commandsSkipReason([['redis-server', '--version']], 'the store host runs its own');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(skip !== undefined)('two zones behind the dev balancer, zone-a cut off while traffic runs', () => {
