@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
+import { closedAfterAll } from '../helpers/opener.js';
 
 export interface BusFixtureOptions {
   /** The history window the suite needs for one test; a fixture passes it to the bus it opens. */
@@ -57,15 +58,7 @@ export async function expectRacingOffsets(open: () => Promise<Bus>, ch: string):
  * the enclosing describe's tests. Call it inside the describe.
  */
 export function busOpener<O>(open: (extra: O) => Promise<Bus>): (extra?: O) => Promise<Bus> {
-  const opened: Bus[] = [];
-  afterAll(async () => {
-    await Promise.allSettled(opened.map((b) => b.close()));
-  });
-  return async (extra = {} as O) => {
-    const bus = await open(extra);
-    opened.push(bus);
-    return bus;
-  };
+  return closedAfterAll(open);
 }
 
 export interface CutClients {
