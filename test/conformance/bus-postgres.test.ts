@@ -6,7 +6,7 @@ import { postgresBus } from '../../src/bus/postgres.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
-import { busOpener, collect, describeBusConformance } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, expectNamespacesApart } from './bus-suite.js';
 
 const skip = await engineSkipReason('postgres');
 const url = ENGINE_URLS.postgres;
@@ -76,15 +76,11 @@ describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
   });
 
   it('keeps namespaces apart in one table', async () => {
-    const [a, b] = [await open({ namespace: `${namespace}-a` }), await open({ namespace: `${namespace}-b` })];
-    const got = collect(b);
-    const ch = channel();
-    await b.subscribe(ch);
-    await a.publish(ch, { event: 'e', data: '1' });
-    await new Promise((r) => setTimeout(r, 150));
-    expect(got).toEqual([]);
-    expect(await b.position(ch)).toMatchObject({ offset: 0 });
-    expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+    await expectNamespacesApart(
+      await open({ namespace: `${namespace}-a` }),
+      await open({ namespace: `${namespace}-b` }),
+      150,
+    );
   });
 
   it('delivers across connections with a low latency (prints p50/p99)', async () => {

@@ -10,7 +10,7 @@ import type { BusMessage } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { BusUnavailableError, ConfigError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
-import { busOpener, collect, describeBusConformance, sleep } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, expectNamespacesApart } from './bus-suite.js';
 
 // A directory that does not exist yet: the bus must create it.
 const dir = join(tmpdir(), `shoal-bus-sqlite-${randomUUID()}`);
@@ -144,15 +144,11 @@ describe('sqlite bus specifics', () => {
   });
 
   it('keeps namespaces apart in one file', async () => {
-    const [a, b] = [await open({ namespace: `${namespace}-a` }), await open({ namespace: `${namespace}-b` })];
-    const got = collect(b);
-    const ch = channel();
-    await b.subscribe(ch);
-    await a.publish(ch, { event: 'e', data: '1' });
-    await sleep(100);
-    expect(got).toEqual([]);
-    expect(await b.position(ch)).toMatchObject({ offset: 0 });
-    expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+    await expectNamespacesApart(
+      await open({ namespace: `${namespace}-a` }),
+      await open({ namespace: `${namespace}-b` }),
+      100,
+    );
   });
 
   it('names the path and what to do when the directory cannot be created', async () => {

@@ -52,6 +52,21 @@ export async function expectRacingOffsets(open: () => Promise<Bus>, ch: string):
   expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
 }
 
+/**
+ * Two clients of one backend in different namespaces: what `a` publishes on a channel neither
+ * reaches `b` (within `quietMs`) nor moves `b`'s offsets of the same channel name.
+ */
+export async function expectNamespacesApart(a: Bus, b: Bus, quietMs: number): Promise<void> {
+  const got = collect(b);
+  const ch = `c-${randomUUID()}`;
+  await b.subscribe(ch);
+  await a.publish(ch, { event: 'e', data: '1' });
+  await sleep(quietMs);
+  expect(got).toEqual([]);
+  expect(await b.position(ch)).toMatchObject({ offset: 0 });
+  expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+}
+
 /** The two clients of a cut: the subscriber reaches the backend through a proxy URL, the publisher directly. */
 /**
  * Opens a driver's buses for a file's own tests (`open(extra)`) and closes every one of them after
