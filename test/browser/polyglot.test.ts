@@ -21,7 +21,7 @@ import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.j
 import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
 import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
 
 const MESSAGES = 200;
 const KILL_AFTER = 80;
@@ -45,7 +45,7 @@ let browser: Browser | undefined;
 let context: BrowserContext | undefined;
 let nginx: NginxProcess | undefined;
 let py: ChildProcess | undefined;
-let pyOut = '';
+let pyOut: () => string = () => '';
 let dir = '';
 const gateways = new Map<string, ShoalNode>();
 let base = '';
@@ -77,16 +77,11 @@ async function startPython(port: number, gatewayPorts: number[], sdk: string): P
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  py.stdout?.on('data', (d) => {
-    pyOut += d;
-  });
-  py.stderr?.on('data', (d) => {
-    pyOut += d;
-  });
+  pyOut = captureOutput(py);
   await eventually(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok === true, {
     timeoutMs: 10_000,
     intervalMs: 50,
-    message: () => `app.py did not start:\n${pyOut}`,
+    message: () => `app.py did not start:\n${pyOut()}`,
   });
 }
 
@@ -245,7 +240,7 @@ describe.skipIf(skip !== undefined)('a Python app behind two gateways on redis, 
       })
       .catch(() => {});
     const s = await state(page);
-    const context_ = `states ${JSON.stringify(s.states)}, hellos ${JSON.stringify(s.hellos)}\n${pyOut.slice(-1000)}`;
+    const context_ = `states ${JSON.stringify(s.states)}, hellos ${JSON.stringify(s.hellos)}\n${pyOut().slice(-1000)}`;
     // Every message once, in order, across the kill.
     expect(s.got, context_).toEqual(Array.from({ length: MESSAGES }, (_, i) => i + 1));
     expect(s.hellos.at(-1), context_).not.toBe(held);
