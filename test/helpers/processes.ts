@@ -5,11 +5,16 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Everything `child` writes to stdout and stderr, in the order it arrives, read with the returned function. */
-export function captureOutput(child: ChildProcess): () => string {
+/**
+ * What `child` writes to stdout and stderr, in the order it arrives, read with the returned
+ * function: all of it, or its last `keepLast` characters (a long-running process that talks a lot
+ * must not grow the test's memory).
+ */
+export function captureOutput(child: ChildProcess, keepLast = Number.POSITIVE_INFINITY): () => string {
   let out = '';
   const append = (d: Buffer | string) => {
     out += d;
+    if (out.length > keepLast) out = out.slice(-keepLast);
   };
   child.stdout?.on('data', append);
   child.stderr?.on('data', append);
