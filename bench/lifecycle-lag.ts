@@ -8,6 +8,7 @@
  *
  * `tsx bench/lifecycle-lag.ts [--quick] [--tsx]`
  */
+import type { Ended } from '../examples/probe/app.js';
 import { shoalScript } from './lib/build.js';
 import { json } from './lib/client.js';
 import { percentiles } from './lib/histogram.js';
@@ -19,14 +20,6 @@ import { newRunId } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
 import { isMain, main, type Scenario } from './lib/scenario.js';
 import { createSessions } from './lib/sessions.js';
-
-interface Ended {
-  id: string;
-  reason: string;
-  attempt: number;
-  endedAt: number;
-  handledAt: number;
-}
 
 export interface LifecycleData {
   sessions: number;

@@ -12,7 +12,7 @@ import type { MemoryData } from '../bench/memory.js';
 import type { StormData } from '../bench/reconnect-storm.js';
 import type { Level, SessionHttpData } from '../bench/session-http.js';
 import { ENGINE_URLS, engineSkipReason } from './helpers/engines.js';
-import { ROOT } from './helpers/processes.js';
+import { captureOutput, ROOT } from './helpers/processes.js';
 
 /**
  * The benchmarks still run end to end (--quick sizes, results in a temp dir, never
@@ -32,18 +32,12 @@ function runBench(script: string, args: string[]): Promise<{ code: number | null
       env: { ...process.env, BENCH_RESULTS_DIR: dir, BENCH_REDIS: ENGINE_URLS.redis },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let output = '';
-    child.stdout.on('data', (d) => {
-      output += d;
-    });
-    child.stderr.on('data', (d) => {
-      output += d;
-    });
+    const output = captureOutput(child);
     // SIGTERM, not SIGKILL: the bench then kills the servers it started.
     const timer = setTimeout(() => child.kill('SIGTERM'), 140_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, output });
+      resolve({ code, output: output() });
     });
   });
 }

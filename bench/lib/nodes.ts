@@ -1,7 +1,7 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 
 // The repository root and a kernel-picked free loopback port: the same helpers the tests use.
-import { freePort, ROOT } from '../../test/helpers/processes.js';
+import { captureOutput, freePort, ROOT } from '../../test/helpers/processes.js';
 
 export { freePort, ROOT };
 
@@ -84,26 +84,21 @@ export async function startNode(spec: NodeSpec): Promise<BenchNode> {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
-  let out = '';
-  const collect = (d: Buffer) => {
-    // Keep the tail only: a chatty server must not grow the benchmark's memory.
-    out = (out + d.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
+  // The tail only: a chatty server must not grow the benchmark's memory.
+  const output = captureOutput(child, 20_000);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (spec.timeoutMs ?? 30_000);
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`${spec.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${out}`);
+      throw new Error(`${spec.name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
     try {
       const r = await fetch(url + (spec.readyPath ?? '/healthz'), { signal: AbortSignal.timeout(1000) });
       if (r.ok) break;
     } catch {}
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${spec.name} did not answer ${spec.readyPath ?? '/healthz'} within the timeout:\n${out}`);
+      throw new Error(`${spec.name} did not answer ${spec.readyPath ?? '/healthz'} within the timeout:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -111,7 +106,7 @@ export async function startNode(spec: NodeSpec): Promise<BenchNode> {
     name: spec.name,
     url,
     pid: child.pid ?? -1,
-    output: () => out,
+    output,
     async stop(graceMs = 5000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');

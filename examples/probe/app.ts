@@ -6,8 +6,18 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import { ConfigError, ShoalError, type WebContext } from 'shoal';
 import { clientOf, session, sessionErrors } from 'shoal/express';
 
+/** One session end as `GET /_probe/ended` lists it: what onSessionEnd was given, and when it ran. */
+export interface Ended {
+  id: string;
+  reason: string;
+  attempt: number;
+  /** The snapshot's `endedAt`: the deadline that passed, or when the session was destroyed. */
+  endedAt: number;
+  handledAt: number;
+}
+
 /** Sessions this process saw end (onSessionEnd ran here), for the cluster tests' exactly-once check. */
-export const ended: Array<{ id: string; reason: string; attempt: number; endedAt: number; handledAt: number }> = [];
+export const ended: Ended[] = [];
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

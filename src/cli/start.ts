@@ -48,29 +48,19 @@ export async function startCluster(o: StartOptions): Promise<number> {
     // Pages come through the balancer, so that is the origin browsers send.
     SHOAL_ORIGINS: process.env.SHOAL_ORIGINS ?? `${url},http://localhost:${o.port}`,
   };
-  const gateways: ChildSpec[] = Array.from({ length: o.gateways }, (_, i) => {
-    const name = `gateway-${i + 1}`;
-    const port = o.port + 1 + o.web + i;
-    return {
-      name,
-      role: 'gateway',
-      port,
-      args: [entry, 'gateway', '--app', o.app, '--port', String(port)],
-      env: { ...gatewayEnv, SHOAL_NODE_ID: name },
-    };
-  });
-  const webs: ChildSpec[] = Array.from({ length: o.web }, (_, i) => {
-    const name = `web-${i + 1}`;
-    const port = o.port + 1 + i;
-    return {
-      name,
-      role: 'web',
-      port,
-      args: [entry, 'web', '--app', o.app, '--port', String(port)],
-      env: { ...env, SHOAL_NODE_ID: name },
-    };
-  });
-  const specs = [...webs, ...gateways];
+  /** `count` nodes of one role, `<role>-1` … on consecutive ports from `firstPort`. */
+  const nodes = (role: ChildSpec['role'], count: number, firstPort: number, roleEnv: NodeJS.ProcessEnv) =>
+    Array.from({ length: count }, (_, i): ChildSpec => {
+      const name = `${role}-${i + 1}`;
+      const port = firstPort + i;
+      const args = [entry, role, '--app', o.app, '--port', String(port)];
+      return { name, role, port, args, env: { ...roleEnv, SHOAL_NODE_ID: name } };
+    });
+  // Web nodes take the ports right after the balancer's, gateways the ones after them.
+  const specs = [
+    ...nodes('web', o.web, o.port + 1, env),
+    ...nodes('gateway', o.gateways, o.port + 1 + o.web, gatewayEnv),
+  ];
 
   let announced = false;
   let finish: (code: number) => void = () => {};

@@ -4,6 +4,7 @@
  * this file imports nothing from Node.
  */
 import { isValidChannel } from './channels.js';
+import { type Cursor, parseCursor } from './cursor.js';
 import { isRequestType, parseRequest, type ReplyMessage, type RequestMessage } from './requests.js';
 
 /** Close codes a client may see. 4xxx are shoal's own (the RFC 6455 private range). */
@@ -74,10 +75,7 @@ export function isFinalCloseCode(code: number): boolean {
   );
 }
 
-export interface Cursor {
-  epoch: string;
-  offset: number;
-}
+export type { Cursor } from './cursor.js';
 
 export type ClientMessage =
   /** Join a channel; with `from`, replay everything after it (or get recovered:false). */
@@ -144,18 +142,9 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
       if (m.token !== undefined && !isTokenText(m.token)) return { error: TOKEN_RULE };
       const token = m.token === undefined ? {} : { token: m.token as string };
       if (m.from === undefined) return { type: 'sub', channel: m.channel, ...token };
-      const from = m.from as Record<string, unknown> | null;
-      if (
-        typeof from !== 'object' ||
-        from === null ||
-        typeof from.epoch !== 'string' ||
-        from.epoch.length > 100 ||
-        !Number.isSafeInteger(from.offset) ||
-        (from.offset as number) < 0
-      ) {
-        return { error: 'sub.from must be { epoch: string, offset: non-negative integer }' };
-      }
-      return { type: 'sub', channel: m.channel, from: { epoch: from.epoch, offset: from.offset as number }, ...token };
+      const from = parseCursor(m.from);
+      if (!from) return { error: 'sub.from must be { epoch: string, offset: non-negative integer }' };
+      return { type: 'sub', channel: m.channel, from, ...token };
     }
     case 'unsub':
     case 'presence':

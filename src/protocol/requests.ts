@@ -4,11 +4,12 @@
  * messages), `clients` (a channel's connections with their info). Shared by the gateway and the SDK, so this file imports nothing from Node.
  */
 import { isValidChannel } from './channels.js';
+import { type Cursor, parseCursor } from './cursor.js';
 
 export type RequestMessage =
   | { type: 'rpc'; id: number; method: string; data: unknown }
   | { type: 'pub'; id: number; channel: string; event: string; data: unknown }
-  | { type: 'history'; id: number; channel: string; limit?: number; since?: { epoch: string; offset: number } }
+  | { type: 'history'; id: number; channel: string; limit?: number; since?: Cursor }
   /** Who is in a channel, each connection with the info the app lets it show. */
   | { type: 'clients'; id: number; channel: string };
 
@@ -74,18 +75,9 @@ function parseHistory(m: Record<string, unknown>, id: number): RequestMessage | 
   const out: Extract<RequestMessage, { type: 'history' }> = { type: 'history', id, channel: m.channel };
   if (m.limit !== undefined) out.limit = m.limit as number;
   if (m.since !== undefined) {
-    const s = m.since as Record<string, unknown> | null;
-    if (
-      typeof s !== 'object' ||
-      s === null ||
-      typeof s.epoch !== 'string' ||
-      s.epoch.length > 100 ||
-      !Number.isSafeInteger(s.offset) ||
-      (s.offset as number) < 0
-    ) {
-      return { error: 'history.since must be { epoch: string, offset: non-negative integer }', id };
-    }
-    out.since = { epoch: s.epoch, offset: s.offset as number };
+    const since = parseCursor(m.since);
+    if (!since) return { error: 'history.since must be { epoch: string, offset: non-negative integer }', id };
+    out.since = since;
   }
   return out;
 }

@@ -19,9 +19,9 @@ import { WebSocket } from 'ws';
 import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../deploy/nginx-runner.js';
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
 import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
-import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
+import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
 
 const MESSAGES = 200;
 const KILL_AFTER = 80;
@@ -31,17 +31,11 @@ const TOKEN_SECRET = 'polyglot-token-secret-0123456789-abcdefghij';
 const AUDIENCE = 'polyglot';
 const CHANNEL = 'room:lobby';
 
-function missing(what: string, fix: string): string {
-  const reason = `${what} is not installed (${fix})`;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
-}
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 const skip =
   chromiumSkipReason() ??
-  (nginxVersion() ? undefined : missing('nginx', 'apt-get install nginx')) ??
-  (hasPython ? undefined : missing('python3', 'apt-get install python3')) ??
+  (nginxVersion() ? undefined : skipBecause('nginx is not installed (apt-get install nginx)')) ??
+  (hasPython ? undefined : skipBecause('python3 is not installed (apt-get install python3)')) ??
   (await engineSkipReason('redis'));
 
 const runId = randomUUID().slice(0, 8);
@@ -51,7 +45,7 @@ let browser: Browser | undefined;
 let context: BrowserContext | undefined;
 let nginx: NginxProcess | undefined;
 let py: ChildProcess | undefined;
-let pyOut = '';
+let pyOut: () => string = () => '';
 let dir = '';
 const gateways = new Map<string, ShoalNode>();
 let base = '';
@@ -83,16 +77,11 @@ async function startPython(port: number, gatewayPorts: number[], sdk: string): P
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  py.stdout?.on('data', (d) => {
-    pyOut += d;
-  });
-  py.stderr?.on('data', (d) => {
-    pyOut += d;
-  });
+  pyOut = captureOutput(py);
   await eventually(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null))?.ok === true, {
     timeoutMs: 10_000,
     intervalMs: 50,
-    message: () => `app.py did not start:\n${pyOut}`,
+    message: () => `app.py did not start:\n${pyOut()}`,
   });
 }
 
@@ -251,7 +240,7 @@ describe.skipIf(skip !== undefined)('a Python app behind two gateways on redis, 
       })
       .catch(() => {});
     const s = await state(page);
-    const context_ = `states ${JSON.stringify(s.states)}, hellos ${JSON.stringify(s.hellos)}\n${pyOut.slice(-1000)}`;
+    const context_ = `states ${JSON.stringify(s.states)}, hellos ${JSON.stringify(s.hellos)}\n${pyOut().slice(-1000)}`;
     // Every message once, in order, across the kill.
     expect(s.got, context_).toEqual(Array.from({ length: MESSAGES }, (_, i) => i + 1));
     expect(s.hellos.at(-1), context_).not.toBe(held);

@@ -19,7 +19,7 @@ import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../dep
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
 import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
-import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
+import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { freePort, freePortRun } from '../helpers/processes.js';
 import { deleteKeys } from '../helpers/redis-keys.js';
 import { harnessBundle, type PageReport } from './resume-page.js';
@@ -32,14 +32,10 @@ const RESUME_BOUND_MS = 2000;
 const NODE_START_MS = 90_000;
 const DASHBOARD_TOKEN = 'resume-test-dashboard-token';
 
-function nginxSkipReason(): string | undefined {
-  if (nginxVersion()) return undefined;
-  const missing = 'nginx is not installed (apt-get install nginx)';
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${missing}`);
-  console.warn(`[skip] ${missing}`);
-  return missing;
-}
-const skip = chromiumSkipReason() ?? nginxSkipReason() ?? (await engineSkipReason('redis'));
+const skip =
+  chromiumSkipReason() ??
+  (nginxVersion() ? undefined : skipBecause('nginx is not installed (apt-get install nginx)')) ??
+  (await engineSkipReason('redis'));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, ROOT } from '../helpers/processes.js';
+import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
 
 /**
  * The CLI as a user installs it: compiled JavaScript on plain Node, no TypeScript loader of its
@@ -111,18 +111,12 @@ describe('TypeScript app and config modules from the installed CLI', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
-    let out = '';
-    child.stdout?.on('data', (d) => {
-      out += d;
-    });
-    child.stderr?.on('data', (d) => {
-      out += d;
-    });
+    const out = captureOutput(child);
     const deadline = Date.now() + 60_000;
     let body = '';
     while (!body) {
-      if (child.exitCode !== null) throw new Error(`shoal web exited (${child.exitCode}):\n${out}`);
-      if (Date.now() > deadline) throw new Error(`shoal web did not answer:\n${out}`);
+      if (child.exitCode !== null) throw new Error(`shoal web exited (${child.exitCode}):\n${out()}`);
+      if (Date.now() > deadline) throw new Error(`shoal web did not answer:\n${out()}`);
       body = await fetch(`http://127.0.0.1:${port}/`).then(
         (r) => r.text(),
         () => '',

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/cli/dashboard.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { freePort, ROOT, startNode, stopAll } from '../helpers/processes.js';
+import { captureOutput, freePort, ROOT, startNode, stopAll } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-webnode-'));
 const env = {
@@ -155,19 +155,13 @@ describe('shoal web: the ops dashboard at /_shoal/', () => {
       ['--import', 'tsx', 'src/cli/main.ts', 'web', '--app', 'examples/probe/shoal.app.ts', '--port', '0'],
       { cwd: ROOT, env: { ...process.env, ...env, SHOAL_DASHBOARD_TOKEN: 'short-token' }, stdio: 'pipe' },
     );
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
+    const out = captureOutput(child);
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     clearTimeout(timer);
     expect(code).toBe(78); // a configuration error: supervisors do not restart it
-    expect(out).toContain('SHOAL_DASHBOARD_TOKEN is 11 characters long');
-    expect(out).toMatch(/at least 16/);
-    expect(out).toMatch(/unset it to turn the dashboard off/);
+    expect(out()).toContain('SHOAL_DASHBOARD_TOKEN is 11 characters long');
+    expect(out()).toMatch(/at least 16/);
+    expect(out()).toMatch(/unset it to turn the dashboard off/);
   });
 });

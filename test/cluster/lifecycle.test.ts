@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Ended } from '../../examples/probe/app.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
@@ -25,14 +26,6 @@ afterAll(async () => {
   await stopAll();
   rmSync(dir, { recursive: true, force: true });
 });
-
-interface Ended {
-  id: string;
-  reason: string;
-  attempt: number;
-  endedAt: number;
-  handledAt: number;
-}
 
 async function startProbes(
   tag: string,

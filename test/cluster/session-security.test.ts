@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ended } from '../../examples/probe/app.js';
 import { newSessionId } from '../../src/core/ids.js';
 import type { SessionStore, StoredSession } from '../../src/stores/contract.js';
 import { createStore } from '../../src/stores/index.js';
@@ -341,7 +342,6 @@ for (const store of stores) {
         expect(body.id, node.name).toBeUndefined();
         expect(body.attributes, node.name).toEqual({});
       }
-      type Ended = { id: string; reason: string };
       let ended: Ended[] = [];
       for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(200)) {
         const lists = await Promise.all(

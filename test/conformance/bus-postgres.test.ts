@@ -1,12 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import type { BusMessage } from '../../src/bus/contract.js';
 import { postgresBus } from '../../src/bus/postgres.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
-import { collect, describeBusConformance } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, expectNamespacesApart } from './bus-suite.js';
 
 const skip = await engineSkipReason('postgres');
 const url = ENGINE_URLS.postgres;
@@ -32,15 +32,9 @@ describeBusConformance(
 );
 
 describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (options: Partial<Parameters<typeof postgresBus>[0]> = {}) => {
-    const bus = await postgresBus({ url, table, namespace, ...options });
-    opened.push(bus);
-    return bus;
-  };
-  afterAll(async () => {
-    await Promise.all(opened.map((b) => b.close()));
-  });
+  const open = busOpener((options: Partial<Parameters<typeof postgresBus>[0]>) =>
+    postgresBus({ url, table, namespace, ...options }),
+  );
   const channel = () => `c-${randomUUID()}`;
 
   it('misses nothing when its LISTEN connection is killed: reconnects and re-reads from the last offset', async () => {
@@ -82,15 +76,11 @@ describe.skipIf(skip !== undefined)('postgres bus specifics', () => {
   });
 
   it('keeps namespaces apart in one table', async () => {
-    const [a, b] = [await open({ namespace: `${namespace}-a` }), await open({ namespace: `${namespace}-b` })];
-    const got = collect(b);
-    const ch = channel();
-    await b.subscribe(ch);
-    await a.publish(ch, { event: 'e', data: '1' });
-    await new Promise((r) => setTimeout(r, 150));
-    expect(got).toEqual([]);
-    expect(await b.position(ch)).toMatchObject({ offset: 0 });
-    expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+    await expectNamespacesApart(
+      await open({ namespace: `${namespace}-a` }),
+      await open({ namespace: `${namespace}-b` }),
+      150,
+    );
   });
 
   it('delivers across connections with a low latency (prints p50/p99)', async () => {

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Bus } from '../../src/bus/contract.js';
 import { redisBus } from '../../src/bus/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
-import { collect, describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
 
 const skip = await engineSkipReason('redis');
 const namespace = `test-${randomUUID().slice(0, 8)}`;
@@ -29,15 +28,9 @@ describeBusConformance(
 );
 
 describe.skipIf(skip !== undefined)('redis bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (extra: Partial<Parameters<typeof redisBus>[0]> = {}) => {
-    const bus = await redisBus({ url, namespace, ...extra });
-    opened.push(bus);
-    return bus;
-  };
+  const open = busOpener((extra: Partial<Parameters<typeof redisBus>[0]>) => redisBus({ url, namespace, ...extra }));
   const raw = new Redis(url, { maxRetriesPerRequest: 1 });
   afterAll(async () => {
-    await Promise.allSettled(opened.map((b) => b.close()));
     await raw.quit();
   });
   const channel = () => `c-${randomUUID()}`;

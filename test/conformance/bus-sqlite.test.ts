@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Bus, BusMessage } from '../../src/bus/contract.js';
+import type { BusMessage } from '../../src/bus/contract.js';
 import { sqliteBus } from '../../src/bus/sqlite.js';
 import { BusUnavailableError, ConfigError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
-import { collect, describeBusConformance, sleep } from './bus-suite.js';
+import { busOpener, collect, describeBusConformance, expectNamespacesApart } from './bus-suite.js';
 
 // A directory that does not exist yet: the bus must create it.
 const dir = join(tmpdir(), `shoal-bus-sqlite-${randomUUID()}`);
@@ -22,15 +22,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describeBusConformance('sqlite', { connect: (options) => sqliteBus({ path, namespace, ...options }) });
 
 describe('sqlite bus specifics', () => {
-  const opened: Bus[] = [];
-  const open = async (options: Partial<Parameters<typeof sqliteBus>[0]> = {}) => {
-    const bus = await sqliteBus({ path, namespace, ...options });
-    opened.push(bus);
-    return bus;
-  };
-  afterAll(async () => {
-    await Promise.all(opened.map((b) => b.close()));
-  });
+  const open = busOpener((options: Partial<Parameters<typeof sqliteBus>[0]>) =>
+    sqliteBus({ path, namespace, ...options }),
+  );
   const channel = () => `c-${randomUUID()}`;
 
   it('receives, in order, all 1,000 messages another process publishes (prints p50/p99 latency)', async () => {
@@ -150,15 +144,11 @@ describe('sqlite bus specifics', () => {
   });
 
   it('keeps namespaces apart in one file', async () => {
-    const [a, b] = [await open({ namespace: `${namespace}-a` }), await open({ namespace: `${namespace}-b` })];
-    const got = collect(b);
-    const ch = channel();
-    await b.subscribe(ch);
-    await a.publish(ch, { event: 'e', data: '1' });
-    await sleep(100);
-    expect(got).toEqual([]);
-    expect(await b.position(ch)).toMatchObject({ offset: 0 });
-    expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+    await expectNamespacesApart(
+      await open({ namespace: `${namespace}-a` }),
+      await open({ namespace: `${namespace}-b` }),
+      100,
+    );
   });
 
   it('names the path and what to do when the directory cannot be created', async () => {

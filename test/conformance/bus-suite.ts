@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
+import { closedAfterAll } from '../helpers/opener.js';
 
 export interface BusFixtureOptions {
   /** The history window the suite needs for one test; a fixture passes it to the bus it opens. */
@@ -51,21 +52,28 @@ export async function expectRacingOffsets(open: () => Promise<Bus>, ch: string):
   expect(read?.messages.map((m) => m.data).sort()).toEqual(sent.map((m) => m.data).sort());
 }
 
+/**
+ * Two clients of one backend in different namespaces: what `a` publishes on a channel neither
+ * reaches `b` (within `quietMs`) nor moves `b`'s offsets of the same channel name.
+ */
+export async function expectNamespacesApart(a: Bus, b: Bus, quietMs: number): Promise<void> {
+  const got = collect(b);
+  const ch = `c-${randomUUID()}`;
+  await b.subscribe(ch);
+  await a.publish(ch, { event: 'e', data: '1' });
+  await sleep(quietMs);
+  expect(got).toEqual([]);
+  expect(await b.position(ch)).toMatchObject({ offset: 0 });
+  expect((await b.publish(ch, { event: 'e', data: '1' })).offset).toBe(1);
+}
+
 /** The two clients of a cut: the subscriber reaches the backend through a proxy URL, the publisher directly. */
 /**
  * Opens a driver's buses for a file's own tests (`open(extra)`) and closes every one of them after
  * the enclosing describe's tests. Call it inside the describe.
  */
 export function busOpener<O>(open: (extra: O) => Promise<Bus>): (extra?: O) => Promise<Bus> {
-  const opened: Bus[] = [];
-  afterAll(async () => {
-    await Promise.allSettled(opened.map((b) => b.close()));
-  });
-  return async (extra = {} as O) => {
-    const bus = await open(extra);
-    opened.push(bus);
-    return bus;
-  };
+  return closedAfterAll(open);
 }
 
 export interface CutClients {

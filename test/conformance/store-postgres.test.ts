@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
-import type { SessionStore } from '../../src/stores/contract.js';
 import { postgresStore } from '../../src/stores/postgres.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
-import { describeStoreConformance, sessionFixture } from './store-suite.js';
+import { describeStoreConformance, sessionFixture, storeOpener } from './store-suite.js';
 
 const skip = await engineSkipReason('postgres');
 const url = ENGINE_URLS.postgres;
@@ -33,15 +32,7 @@ describeStoreConformance(
 );
 
 describe.skipIf(skip !== undefined)('postgres store specifics', () => {
-  const opened: SessionStore[] = [];
-  const open = async (options: Parameters<typeof postgresStore>[0] = {}) => {
-    const store = await postgresStore({ url, table, ...options });
-    opened.push(store);
-    return store;
-  };
-  afterAll(async () => {
-    await Promise.all(opened.map((s) => s.close()));
-  });
+  const open = storeOpener((options: Parameters<typeof postgresStore>[0]) => postgresStore({ url, table, ...options }));
   const hour = () => Date.now() + 3_600_000;
 
   it('creates the schema once when three processes start at the same moment', async () => {

@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
-import type { SessionStore } from '../../src/stores/contract.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
-import { describeStoreConformance, sessionFixture } from './store-suite.js';
+import { describeStoreConformance, sessionFixture, storeOpener } from './store-suite.js';
 
 const skip = await engineSkipReason('redis');
 const keyPrefix = `shoal-test-${randomUUID().slice(0, 8)}`;
@@ -23,19 +22,16 @@ describeStoreConformance(
 );
 
 describe.skipIf(skip !== undefined)('redis store specifics', () => {
-  const opened: SessionStore[] = [];
-  const open = async (extra: Parameters<typeof redisStore>[0] = {}) => {
-    const store = await redisStore({ url: ENGINE_URLS.redis, keyPrefix, ...extra });
-    opened.push(store);
-    return store;
-  };
   // Lazy: a skipped suite must not open (and keep retrying) a connection.
   const raw = new Redis(ENGINE_URLS.redis, { lazyConnect: true, maxRetriesPerRequest: 1 });
   afterAll(async () => {
-    await Promise.all(opened.map((s) => s.close()));
     await deleteKeys(raw, `${keyPrefix}*`, { count: 500 });
     await raw.quit();
   });
+  // Registered after the cleanup above, so its afterAll (closing the stores) runs before it.
+  const open = storeOpener((extra: Parameters<typeof redisStore>[0]) =>
+    redisStore({ url: ENGINE_URLS.redis, keyPrefix, ...extra }),
+  );
   const keysOf = async (id: string) => {
     return scanKeys(raw, `${keyPrefix}*:s:${id}`);
   };

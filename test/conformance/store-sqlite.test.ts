@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, StoreUnavailableError } from '../../src/core/errors.js';
-import type { SessionStore } from '../../src/stores/contract.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
-import { describeStoreConformance, sessionFixture } from './store-suite.js';
+import { describeStoreConformance, sessionFixture, storeOpener } from './store-suite.js';
 
 // A directory that does not exist yet: the store must create it.
 const dir = join(tmpdir(), `shoal-sqlite-${randomUUID()}`);
@@ -18,15 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describeStoreConformance('sqlite', { connect: () => sqliteStore({ path }) });
 
 describe('sqlite store specifics', () => {
-  const opened: SessionStore[] = [];
-  const open = async (options: Partial<Parameters<typeof sqliteStore>[0]> = {}) => {
-    const store = await sqliteStore({ path, ...options });
-    opened.push(store);
-    return store;
-  };
-  afterAll(async () => {
-    await Promise.all(opened.map((s) => s.close()));
-  });
+  const open = storeOpener((options: Partial<Parameters<typeof sqliteStore>[0]>) => sqliteStore({ path, ...options }));
   const HOUR = 3_600_000;
 
   it('keeps namespaces apart in one file', async () => {

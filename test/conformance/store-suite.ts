@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
 import type { SessionStore } from '../../src/stores/contract.js';
+import { closedAfterAll } from '../helpers/opener.js';
 import { sessionFixture } from '../helpers/session-fixture.js';
 
 export { sessionFixture };
@@ -17,6 +18,14 @@ export interface StoreFixture {
 }
 
 const HOUR = 3_600_000;
+
+/**
+ * Opens a driver's stores for a file's own tests (`open(extra)`) and closes every one of them after
+ * the enclosing describe's tests. Call it inside the describe.
+ */
+export function storeOpener<O>(open: (extra: O) => Promise<SessionStore>): (extra?: O) => Promise<SessionStore> {
+  return closedAfterAll(open);
+}
 
 /**
  * The one conformance suite every session store passes. A capability the store

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers/processes.js';
+import { captureOutput, ROOT } from '../helpers/processes.js';
 
 /** Is an `nginx` binary on PATH? (It is not preinstalled everywhere; .ci/run installs it.) */
 export function nginxVersion(): string | undefined {
@@ -133,26 +133,20 @@ export interface AccessLogLine {
 /** Runs nginx in the foreground as our child (never as a system service, never on port 80). */
 export async function startNginx(dir: string, conf: string, port: number): Promise<NginxProcess> {
   const child = spawn('nginx', args(dir, conf, ' daemon off;'), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
+  const output = captureOutput(child);
   // A test process that dies must not leave nginx (and its workers) holding the port.
   const onExit = () => child.kill('SIGTERM');
   process.once('exit', onExit);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}:\n${output()}`);
     try {
       if ((await fetch(`${url}/nginx-healthz`)).ok) break;
     } catch {}
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
-      throw new Error(`nginx did not answer on ${url} within 10 s:\n${out}`);
+      throw new Error(`nginx did not answer on ${url} within 10 s:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -160,7 +154,7 @@ export async function startNginx(dir: string, conf: string, port: number): Promi
   return {
     url,
     child,
-    output: () => out,
+    output,
     accessLog: () =>
       existsSync(logPath)
         ? readFileSync(logPath, 'utf8')

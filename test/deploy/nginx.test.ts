@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { connect, type ShoalClient } from '../../src/client/index.js';
 import { eventSourceWith } from '../client/event-source.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { ENGINE_URLS, engineSkipReason, requireEngines } from '../helpers/engines.js';
+import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
 import { freePort } from '../helpers/processes.js';
 import {
@@ -34,14 +34,9 @@ const DRAIN_TIMEOUT_MS = 15_000;
 const FAIL_TIMEOUT_MS = 10_000; // upstreams.web.conf.example
 
 const version = nginxVersion();
-const skip = version ? await engineSkipReason('redis') : nginxMissing();
-
-function nginxMissing(): string {
-  const reason = 'nginx is not installed (apt-get install nginx; .ci/run installs it when missing)';
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
-}
+const skip = version
+  ? await engineSkipReason('redis')
+  : skipBecause('nginx is not installed (apt-get install nginx; .ci/run installs it when missing)');
 
 describe.skipIf(skip !== undefined)(`nginx (${version}) in front of 3 web nodes + 2 gateways on Redis`, () => {
   const runId = randomUUID().slice(0, 8);

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { ROOT } from '../helpers/processes.js';
+import { captureOutput, ROOT } from '../helpers/processes.js';
 
 export interface ShoalNode {
   name: string;
@@ -52,23 +52,17 @@ export async function startShoal(o: {
       resolve();
     }),
   );
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
+  const output = captureOutput(child);
   const url = `http://127.0.0.1:${o.port}`;
   const deadline = Date.now() + (o.timeoutMs ?? 30_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${o.name} exited with ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`${o.name} exited with ${child.exitCode}:\n${output()}`);
     try {
       if ((await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) })).ok) break;
     } catch {}
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${o.name} was not ready within the timeout:\n${out}`);
+      throw new Error(`${o.name} was not ready within the timeout:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -77,7 +71,7 @@ export async function startShoal(o: {
     port: o.port,
     url,
     child,
-    output: () => out,
+    output,
     exited: () => exit,
     signal: (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);

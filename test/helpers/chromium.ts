@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
-import { requireEngines } from './engines.js';
+import { skipBecause } from './engines.js';
 
 export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -27,8 +27,5 @@ export function launchChromium(): Promise<Browser> {
 /** Why Chromium tests cannot run here, or undefined; with SHOAL_REQUIRE_ENGINES=1 a missing Chromium throws. */
 export function chromiumSkipReason(): string | undefined {
   if (existsSync(CHROMIUM)) return undefined;
-  const reason = `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
+  return skipBecause(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`);
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { ROOT } from './processes.js';
+import { captureOutput, ROOT } from './processes.js';
 
 export interface DevCluster {
   /** The dev balancer, e.g. http://127.0.0.1:41234 */
@@ -34,13 +34,7 @@ export async function startDevCluster(o: {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...o.env },
   });
-  let output = '';
-  child.stdout?.on('data', (d) => {
-    output += d;
-  });
-  child.stderr?.on('data', (d) => {
-    output += d;
-  });
+  const output = captureOutput(child);
   const url = `http://127.0.0.1:${o.port}`;
   const stop = async () => {
     if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
@@ -52,13 +46,13 @@ export async function startDevCluster(o: {
   };
   const timeoutMs = o.timeoutMs ?? 45_000;
   const deadline = Date.now() + timeoutMs;
-  while (!output.includes(`open ${url}`)) {
-    if (child.exitCode !== null) throw new Error(`shoal start exited (${child.exitCode}):\n${output}`);
+  while (!output().includes(`open ${url}`)) {
+    if (child.exitCode !== null) throw new Error(`shoal start exited (${child.exitCode}):\n${output()}`);
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`the cluster did not become ready in ${timeoutMs / 1000} s:\n${output}`);
+      throw new Error(`the cluster did not become ready in ${timeoutMs / 1000} s:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, child, output: () => output, stop };
+  return { url, child, output, stop };
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 
 /**
@@ -46,8 +47,32 @@ export async function engineSkipReason(engine: Engine): Promise<string | undefin
     cache.set(key, probe);
   }
   if (await probe) return undefined;
-  const reason = `${engine} is not reachable at ${url.host} (set SHOAL_TEST_${engine.toUpperCase()} to point elsewhere)`;
+  return skipBecause(
+    `${engine} is not reachable at ${url.host} (set SHOAL_TEST_${engine.toUpperCase()} to point elsewhere)`,
+  );
+}
+
+/**
+ * The reason some tests cannot run here, printed and returned for `describe.skipIf`; thrown
+ * instead under SHOAL_REQUIRE_ENGINES=1, so CI fails rather than skips them.
+ */
+export function skipBecause(reason: string): string {
   if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
   console.warn(`[skip] ${reason}`);
   return reason;
+}
+
+/**
+ * Undefined when every command (`[name, ...args]`, e.g. `['redis-server', '--version']`) runs,
+ * otherwise `skipBecause("<name> is not installed (<purpose>)")` for the first that does not.
+ */
+export function commandsSkipReason(commands: string[][], purpose: string): string | undefined {
+  for (const [bin, ...args] of commands) {
+    try {
+      execFileSync(bin as string, args, { stdio: 'ignore', timeout: 5000 });
+    } catch {
+      return skipBecause(`${bin} is not installed (${purpose})`);
+    }
+  }
+  return undefined;
 }

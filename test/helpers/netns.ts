@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { requireEngines } from './engines.js';
-import { ROOT } from './processes.js';
+import { skipBecause } from './engines.js';
+import { captureOutput, ROOT } from './processes.js';
 
 /**
  * Hosts for multi-host tests: Linux network namespaces on one bridge in the root namespace (which
@@ -52,10 +52,7 @@ export async function netnsSkipReason(): Promise<string | undefined> {
       reason = `"ip netns add" failed (${stderr || 'no output'}); the multi-host test needs iproute2 and CAP_SYS_ADMIN`;
     }
   }
-  if (reason === undefined) return undefined;
-  if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-  console.warn(`[skip] ${reason}`);
-  return reason;
+  return reason === undefined ? undefined : skipBecause(reason);
 }
 
 /** Removes namespaces (and the processes left in them) and links of earlier runs whose process is gone. */
@@ -192,17 +189,12 @@ export function createTestNet(hostNames: string[]): TestNet {
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let out = '';
-      const keep = (d: Buffer) => {
-        out = (out + d.toString()).slice(-20_000);
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
+      const output = captureOutput(child, 20_000);
       const exited = () => child.exitCode !== null || child.signalCode !== null;
       const p: NsProcess = {
         name: `${name}:${command}`,
         child,
-        output: () => out,
+        output,
         exited,
         stop: (signal = 'SIGKILL') =>
           new Promise<void>((resolve) => {

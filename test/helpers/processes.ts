@@ -6,6 +6,22 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
+ * What `child` writes to stdout and stderr, in the order it arrives, read with the returned
+ * function: all of it, or its last `keepLast` characters (a long-running process that talks a lot
+ * must not grow the test's memory).
+ */
+export function captureOutput(child: ChildProcess, keepLast = Number.POSITIVE_INFINITY): () => string {
+  let out = '';
+  const append = (d: Buffer | string) => {
+    out += d;
+    if (out.length > keepLast) out = out.slice(-keepLast);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  return () => out;
+}
+
+/**
  * A free TCP port on loopback for a process to bind later. Taken below the kernel's ephemeral range,
  * like freePortRun: a port the kernel hands out for port 0 is handed out again to the next outgoing
  * connection of a test running beside this one, which then holds it when the process binds.
@@ -67,24 +83,18 @@ export async function startNode(options: {
   );
   running.add(child);
   child.once('exit', () => running.delete(child));
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
+  const output = captureOutput(child);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`${options.name} exited with ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null) throw new Error(`${options.name} exited with ${child.exitCode}:\n${output()}`);
     try {
       const r = await fetch(url + (options.readyPath ?? '/healthz'));
       if (r.ok) break;
     } catch {}
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`${options.name} did not become ready within the timeout:\n${out}`);
+      throw new Error(`${options.name} did not become ready within the timeout:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -93,7 +103,7 @@ export async function startNode(options: {
     port,
     url,
     child,
-    output: () => out,
+    output,
     stop: (signal = 'SIGKILL') => stopChild(child, signal),
   };
 }

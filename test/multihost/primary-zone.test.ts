@@ -1,11 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAt } from '../failover/fixtures/probe.js';
-import { CookieJar } from '../helpers/cookie-jar.js';
-import { requireEngines } from '../helpers/engines.js';
+import { commandsSkipReason } from '../helpers/engines.js';
 import { createTestNet, type NsProcess, netnsSkipReason, type TestNet } from '../helpers/netns.js';
-import { RtClient } from './fixtures/rt-client.js';
+import type { RtClient } from './fixtures/rt-client.js';
 import { Browser, type SessionCheck, Traffic } from './fixtures/traffic.js';
+import { connectSockets, expectAllReady, expectSessionKept, expectZoneAServes } from './fixtures/zone-checks.js';
 import { DETECT_MS, startZoneFront, type ZoneFront } from './fixtures/zone-cluster.js';
 import { MAX_REPLICA_LAG_S, REDIS_PORT, startZoneSentinel, type ZoneSentinel } from './fixtures/zone-sentinel.js';
 
@@ -31,21 +30,16 @@ const WAIT_REPLICA_MS = 500;
 const WRITES_BACK_BOUND_MS = 15_000;
 const SECRET = 'multihost-primary-zone-secret-0123456789abc';
 
-function sentinelSkipReason(): string | undefined {
-  for (const bin of ['redis-server', 'redis-sentinel', 'redis-cli']) {
-    try {
-      execFileSync(bin, ['--version'], { stdio: 'ignore', timeout: 5000 });
-    } catch {
-      const reason = `${bin} is not installed (each zone runs its own Redis and sentinel, and zone-a a redis-cli)`;
-      if (requireEngines) throw new Error(`SHOAL_REQUIRE_ENGINES=1 but ${reason}`);
-      console.warn(`[skip] ${reason}`);
-      return reason;
-    }
-  }
-  return undefined;
-}
-
-const skip = (await netnsSkipReason()) ?? sentinelSkipReason();
+const skip =
+  (await netnsSkipReason()) ??
+  commandsSkipReason(
+    [
+      ['redis-server', '--version'],
+      ['redis-sentinel', '--version'],
+      ['redis-cli', '--version'],
+    ],
+    'each zone runs its own Redis and sentinel, and zone-a a redis-cli',
+  );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `shoal_store_replica_waits_total` by outcome, from a node's /metrics. */
@@ -108,25 +102,12 @@ describe.skipIf(skip !== undefined)(
         SHOAL_LOG_LEVEL: 'warn',
       });
       await front.startNodes(net, ['a', 'b'], env, procs);
-      expect([...front.webs, ...front.gateways].map((u) => [u.name, u.ready])).toEqual([
-        ['web-a', true],
-        ['web-b', true],
-        ['gateway-a', true],
-        ['gateway-b', true],
-      ]);
+      expectAllReady(front);
     }, 120_000);
 
     it('promotes zone-b, loses no acknowledged write it confirmed and no message silently, and fails only with 503 + Retry-After', async () => {
       for (const b of browsers) expect(await traffic.login(b)).toBe(true);
-      for (let i = 0; i < SOCKETS; i++) {
-        const jar = new CookieJar();
-        const res = await jar.fetch(`http://${front.url}/login?user=prt${i}`, { method: 'POST' });
-        expect(res.status).toBe(200);
-        const s = new RtClient(`prt${i}`, `ws://${front.url}/`, jar.cookie, front.origin, room);
-        sockets.push(s);
-        await s.connect();
-      }
-      expect(new Set(sockets.map((s) => s.gateway))).toEqual(new Set(['gateway-a', 'gateway-b']));
+      await connectSockets(front, { prefix: 'prt', count: SOCKETS, room, sockets });
       const waitsBefore = await replicaWaits(net.host('zone-b').addr);
       const zoneABefore = await replicaWaits(net.host('zone-a').addr);
       /** zone-a's node's writes answered unconfirmed before the cut (read just before it: after, nobody can). */
@@ -254,14 +235,7 @@ describe.skipIf(skip !== undefined)(
       );
 
       expect(promotedAt, 'the sentinels outside zone-a promoted zone-b').toBeGreaterThan(0);
-      for (const b of browsers) {
-        const c = during.get(b.user);
-        expect(c, `${b.user} read its session after the failover`).toBeDefined();
-        expect(c?.keptCookie, `${b.user} kept its session cookie`).toBe(true);
-        expect(c?.userId).toBe(b.user);
-        expect(c?.unknown).toEqual([]);
-        expect(c?.incrementsExtra).toBe(0);
-      }
+      for (const b of browsers) expectSessionKept(b, during.get(b.user), ' after the failover');
       // A write is answered once the replica has it; only one answered after WAIT timed out can be missing from it.
       expect(writesLost, 'acknowledged writes lost vs writes the replica did not confirm').toBeLessThanOrEqual(
         unconfirmed,
@@ -320,37 +294,7 @@ describe.skipIf(skip !== undefined)(
           expect(c?.incrementsLost).toBe(during.get(b.user)?.incrementsLost);
         }
       }
-      const jar = new CookieJar();
-      expect((await jar.fetch(`http://${front.url}/login?user=after`, { method: 'POST' })).status).toBe(200);
-      for (let i = 0; i < 10; i++) {
-        const res = await jar.fetch(`http://${front.url}/incr/n`, {
-          method: 'POST',
-          signal: AbortSignal.timeout(5000),
-        });
-        expect(res.status).toBe(200);
-        expect(((await res.json()) as { value: number }).value).toBe(i + 1);
-        servedBy.add(res.headers.get('x-shoal-upstream') ?? '');
-      }
-      expect(servedBy).toEqual(new Set(['web-a', 'web-b']));
-
-      let onA: RtClient | undefined;
-      for (let i = 0; i < 4 && !onA; i++) {
-        const s = new RtClient(`late${i}`, `ws://${front.url}/`, jar.cookie, front.origin, room);
-        sockets.push(s);
-        await s.connect();
-        if (s.gateway === 'gateway-a') onA = s;
-      }
-      expect(onA, 'a socket served by gateway-a').toBeDefined();
-      const res = await fetch(`http://${front.url}/_probe/publish`, {
-        method: 'POST',
-        body: JSON.stringify({ channel: room, event: 'tick', data: { seq: 100_000 } }),
-        signal: AbortSignal.timeout(5000),
-      });
-      expect(res.status).toBe(200);
-      const until = Date.now() + 5000;
-      while (!onA?.seqs.has(100_000) && Date.now() < until) await sleep(50);
-      expect(onA?.seqs.has(100_000)).toBe(true);
-      expect(onA?.problems).toEqual([]);
+      await expectZoneAServes(front, { increments: 10, room, sockets, seq: 100_000, servedBy });
       console.log(`[multihost primary-zone] ${JSON.stringify({ demotedMs, readyMs, servedBy: [...servedBy] })}`);
     }, 90_000);
   },
