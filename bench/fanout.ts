@@ -12,9 +12,11 @@
  *
  * `tsx bench/fanout.ts [--quick] [--profile] [--tsx]`
  */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { processCpuMs, redisCounters } from './lib/cpu.js';
 import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
@@ -142,8 +144,6 @@ function cpuPer1k(a: Counters, b: Counters): CpuPer1k {
     publisher: per(b.self - a.self),
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for every delivery owed since `from`; resolves to how many are missing. */
 async function settle(sys: RealtimeSystem, fleet: Fleet, sockets: number, from: Counters): Promise<number> {

@@ -5,10 +5,12 @@
  * concurrent cart edits, a gateway killed and a web node drained from the
  * dashboard), then photographs the demo page and the dashboard.
  */
+
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
 
@@ -18,7 +20,6 @@ const PORT = Number(process.env.PORT ?? 18480);
 const base = `http://127.0.0.1:${PORT}`;
 const dir = mkdtempSync(join(tmpdir(), 'shoal-shots-'));
 const db = `sqlite:${join(dir, 'demo.db')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const cluster = spawn(
   process.execPath,

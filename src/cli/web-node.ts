@@ -7,6 +7,7 @@ import { createWebNode } from '../app/web.js';
 import { listen } from '../core/http.js';
 import { createLogger, type Logger, lineWriter } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
+import { sleep } from '../core/timing.js';
 import type { DashboardHandler } from './dashboard.js';
 import { type WebDashboardSettings, webNodeDashboard } from './web-dashboard.js';
 
@@ -165,8 +166,4 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     return drained;
   };
   return { port, drain };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { BusMessage } from '../bus/contract.js';
 import { listen } from '../core/http.js';
 import { registryOf } from '../core/metrics.js';
+import { sleep } from '../core/timing.js';
 import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
@@ -128,7 +129,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
       // Spread the closes so the reconnect wave does not hit the other gateways at once.
       for (const c of open) {
         connections.end(c, CloseCode.Restart, 'gateway restarting');
-        if (step >= 1) await new Promise((r) => setTimeout(r, step));
+        if (step >= 1) await sleep(step);
       }
       await stop();
     },

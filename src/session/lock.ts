@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, LockTimeoutError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { sleep } from '../core/timing.js';
 import type { SessionContext } from './options.js';
 
 export interface LockOptions {
@@ -93,8 +94,4 @@ function held(c: SessionContext, sessionId: string, name: string, owner: string,
       return released;
     },
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }

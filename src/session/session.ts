@@ -1,4 +1,5 @@
 import { ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
+import { fullJitter, sleep } from '../core/timing.js';
 import { PendingChanges } from './changes.js';
 import { decodeValue, encodeValue } from './codec.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
@@ -165,7 +166,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
         this.#changes.settled(key, next, text);
         return next;
       }
-      await sleep(Math.random() * Math.min(100, 2 ** attempt)); // full jitter: spreads racing writers apart
+      await sleep(fullJitter(100, attempt)); // spreads racing writers apart
     }
     throw new ConflictError(
       `session.update("${key}") lost its compare-and-swap ${retries} times in a row to concurrent writes; retry the request, raise updateRetries, or use increment() / a lock for hot keys`,
@@ -294,7 +295,3 @@ export async function rotateAway(c: SessionContext, oldId: string): Promise<void
 }
 
 const DONE: Promise<void> = Promise.resolve(); // the outcome of a commit that had nothing to write
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -7,11 +7,13 @@
  * API (POST /publish with the bearer key) and answers the page's RPC through its RPC proxy. Mid-sequence the gateway holding the page is SIGKILLed:
  * the page resumes on the other with every message exactly once, in order.
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +41,6 @@ const skip =
   (await engineSkipReason('redis'));
 
 const runId = randomUUID().slice(0, 8);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;

@@ -8,10 +8,12 @@
  * SHOAL_RESUME_ROUNDS=N repeats the kill N times per front (the killed gateway is restarted
  * between rounds) and prints the resume times of every round.
  */
+
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +38,6 @@ const skip =
   chromiumSkipReason() ??
   (nginxVersion() ? undefined : skipBecause('nginx is not installed (apt-get install nginx)')) ??
   (await engineSkipReason('redis'));
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What sits in front of the gateways: how to reach it, kill a gateway, and have it back. */
 interface Front {

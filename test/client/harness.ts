@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { silentLogger } from 'shoal';
 import { afterEach } from 'vitest';
@@ -137,8 +138,6 @@ export async function until(what: string, check: () => boolean, timeoutMs = 5000
   await eventually(check, { timeoutMs, intervalMs: 10, message: what });
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Drains the gateway a client is on while messages keep coming: `before` `chat` messages `{ n }`,
  * then the drain starts and `n` goes on up to `total`, 2 ms apart. Resolves with the drained
@@ -164,3 +163,5 @@ export async function drainItsGatewayWhilePublishing(
   await draining;
   return first;
 }
+
+export { sleep };

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ended } from '../../examples/probe/app.js';
@@ -36,7 +37,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const post = (browser: CookieJar, url: string, body?: string) => browser.fetch(url, { method: 'POST', body });
 type SessionView = { id?: string; attributes: Record<string, unknown>; node: string };
 const view = async (res: Response) => (await res.json()) as SessionView;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, BusMessage } from '../../src/bus/contract.js';
 import { BusUnavailableError } from '../../src/core/errors.js';
@@ -25,8 +26,6 @@ export interface BusFixture {
 }
 
 const NO_HISTORY = 'this bus declares capabilities.history = false';
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Every message a client receives, in arrival order. */
 export function collect(bus: Bus): BusMessage[] {
@@ -409,3 +408,5 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
     );
   });
 }
+
+export { sleep };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, LockTimeoutError, SessionValueError, StoreUnavailableError } from '../../src/core/errors.js';
 import { hashId } from '../../src/core/ids.js';
@@ -11,7 +12,6 @@ import { type ConnectStore, type Loose, request, seed, twoNodes } from './sessio
 
 export type { ConnectStore };
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const newKey = () => randomBytes(32).toString('base64');
 const KIB = 1024;

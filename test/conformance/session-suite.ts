@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { ConflictError, SessionValueError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
@@ -9,7 +10,6 @@ import { describeNearCache } from './session-near-cache-suite.js';
 import { type ConnectStore, type Loose, request, seed, twoNodes } from './session-rig.js';
 import { describeSessionSecurity } from './session-security-suite.js';
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const newSecret = () => randomBytes(32).toString('base64url');
 

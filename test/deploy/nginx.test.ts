@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, type ShoalClient } from '../../src/client/index.js';
@@ -363,10 +364,6 @@ describe.skipIf(skip !== undefined)(`nginx (${version}) in front of 3 web nodes 
 function must<T>(value: T | undefined): T {
   if (value === undefined) throw new Error('an earlier step failed');
   return value;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** What `find` returns once it returns something; throws naming `what` after `ms`. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../src/protocol/index.js';
 import type { ShoalNode } from '../deploy/shoal-node.js';
@@ -21,7 +22,6 @@ const CHANNEL = `room:rolling-${Date.now()}`;
 const REQUEST_TIMEOUT_MS = 8000;
 /** A reconnect that is not subscribed again within this fails the test. */
 const RECONNECT_BOUND_MS = 5000;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface Failure {
   op: string;

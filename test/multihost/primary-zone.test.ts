@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { askAt } from '../failover/fixtures/probe.js';
 import { commandsSkipReason } from '../helpers/engines.js';
@@ -40,7 +41,6 @@ const skip =
     ],
     'each zone runs its own Redis and sentinel, and zone-a a redis-cli',
   );
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `shoal_store_replica_waits_total` by outcome, from a node's /metrics. */
 async function replicaWaits(host: string): Promise<{ confirmed: number; timeout: number; skipped: number }> {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandsSkipReason, tcpReachable } from '../helpers/engines.js';
 import { createTestNet, type NsProcess, netnsSkipReason, type TestNet } from '../helpers/netns.js';
@@ -23,7 +24,6 @@ const SECRET = 'multihost-zones-secret-0123456789abcdefghij';
 
 const skip =
   (await netnsSkipReason()) ?? commandsSkipReason([['redis-server', '--version']], 'the store host runs its own');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(skip !== undefined)('two zones behind the dev balancer, zone-a cut off while traffic runs', () => {
   let net: TestNet;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { silentLogger } from 'shoal';
 import type { Bus } from '../../src/bus/contract.js';
@@ -105,10 +106,6 @@ export const isMsg =
   (m: ServerMessage): m is Extract<ServerMessage, { type: 'msg' }> =>
     m.type === 'msg' && m.channel === channel;
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** Waits for `check`, throwing with `what` when it is not met within `timeoutMs`. */
 export async function until(
   check: () => boolean | Promise<boolean>,
@@ -117,3 +114,5 @@ export async function until(
 ): Promise<void> {
   await eventually(check, { timeoutMs, intervalMs: 10, message: what });
 }
+
+export { sleep };

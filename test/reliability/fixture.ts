@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
@@ -13,8 +14,6 @@ import { deleteKeys } from '../helpers/redis-keys.js';
 
 /** Shared by the reliability scenarios: probe processes behind a fault proxy, and small timing helpers. */
 export const SECRET = 'reliability-test-secret-0123456789abcdefgh';
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs one named step of a scenario; a failure says which step it was. */
 export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
@@ -194,3 +193,5 @@ export function scratchDir(prefix: string): { dir: string; remove: () => void } 
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+export { sleep };
