@@ -1,6 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import { ConfigError } from '../core/errors.js';
+import { hasBearer, sendJson } from '../core/http.js';
 import { dashboardAsset } from './dashboard-assets.js';
 import { scrapeMetrics } from './dashboard-metrics.js';
 import { dashboardPage } from './dashboard-page.js';
@@ -31,13 +31,8 @@ export type DashboardHandler = (req: IncomingMessage, res: ServerResponse) => bo
 export function createDashboard(o: DashboardOptions): DashboardHandler {
   const base = (o.basePath ?? '/_shoal').replace(/\/+$/, '');
   const timeoutMs = o.scrapeTimeoutMs ?? 800;
-  const token = o.token ? Buffer.from(o.token) : undefined;
-
-  const authorized = (req: IncomingMessage) => {
-    if (!token) return true;
-    const given = Buffer.from(/^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? '');
-    return given.length === token.length && timingSafeEqual(given, token);
-  };
+  const token = o.token;
+  const authorized = (req: IncomingMessage) => !token || hasBearer(req, token);
 
   const report = async ({ host, ...node }: DashboardNode): Promise<NodeReport> => {
     if (node.state === 'dead') return { ...node, state: 'dead', metrics: null, error: 'not running' };
@@ -66,7 +61,7 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
     }
     if (rest === '/' || rest === '/index.html') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        json(res, 405, { error: 'GET only' });
+        sendJson(res, 405, { error: 'GET only' });
         return true;
       }
       res.writeHead(200, {
@@ -84,13 +79,13 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
       return true;
     }
     if (!authorized(req)) {
-      json(res, 401, { error: 'unauthorized', message: 'send "Authorization: Bearer <SHOAL_DASHBOARD_TOKEN>"' });
+      sendJson(res, 401, { error: 'unauthorized', message: 'send "Authorization: Bearer <SHOAL_DASHBOARD_TOKEN>"' });
       return true;
     }
     if (rest === '/api/state' && req.method === 'GET') {
       state().then(
-        (s) => json(res, 200, s),
-        (err: Error) => json(res, 500, { error: err.message }),
+        (s) => sendJson(res, 200, s),
+        (err: Error) => sendJson(res, 500, { error: err.message }),
       );
       return true;
     }
@@ -99,7 +94,7 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
       void handleSignal(req, res, kill[1] as string);
       return true;
     }
-    json(res, 404, { error: 'not found' });
+    sendJson(res, 404, { error: 'not found' });
     return true;
   };
 
@@ -107,7 +102,7 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
   async function serveAsset(res: ServerResponse, name: string): Promise<void> {
     try {
       const asset = await dashboardAsset(name);
-      if (!asset) return json(res, 404, { error: 'not found' });
+      if (!asset) return sendJson(res, 404, { error: 'not found' });
       res.writeHead(200, {
         'content-type': asset.type,
         'cache-control': 'no-cache',
@@ -115,32 +110,32 @@ export function createDashboard(o: DashboardOptions): DashboardHandler {
       });
       res.end(asset.body);
     } catch (err) {
-      json(res, 500, { error: `dashboard asset ${name}: ${(err as Error).message}` });
+      sendJson(res, 500, { error: `dashboard asset ${name}: ${(err as Error).message}` });
     }
   }
 
   async function handleSignal(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
-    if (!o.signal) return json(res, 404, { error: 'signals are only available in a local cluster (shoal start)' });
+    if (!o.signal) return sendJson(res, 404, { error: 'signals are only available in a local cluster (shoal start)' });
     // A cross-site form cannot send JSON without a CORS preflight, which this server never grants.
     if (!(req.headers['content-type'] ?? '').startsWith('application/json')) {
-      return json(res, 415, { error: 'send {"signal": "SIGTERM" | "SIGKILL"} as application/json' });
+      return sendJson(res, 415, { error: 'send {"signal": "SIGTERM" | "SIGKILL"} as application/json' });
     }
     const origin = req.headers.origin;
     if (origin && origin !== `http://${req.headers.host}` && origin !== `https://${req.headers.host}`) {
-      return json(res, 403, { error: `origin ${origin} may not send signals` });
+      return sendJson(res, 403, { error: `origin ${origin} may not send signals` });
     }
     let signal: unknown;
     try {
       signal = (JSON.parse(await readBody(req, 1024)) as { signal?: unknown }).signal;
     } catch {
-      return json(res, 400, { error: 'body must be {"signal": "SIGTERM" | "SIGKILL"}' });
+      return sendJson(res, 400, { error: 'body must be {"signal": "SIGTERM" | "SIGKILL"}' });
     }
     if (signal !== 'SIGTERM' && signal !== 'SIGKILL') {
-      return json(res, 400, { error: 'signal must be "SIGTERM" or "SIGKILL"' });
+      return sendJson(res, 400, { error: 'signal must be "SIGTERM" or "SIGKILL"' });
     }
-    if (!o.nodes().some((n) => n.name === name)) return json(res, 404, { error: `no node named ${name}` });
+    if (!o.nodes().some((n) => n.name === name)) return sendJson(res, 404, { error: `no node named ${name}` });
     const sent = o.signal(name, signal);
-    json(res, sent ? 200 : 409, sent ? { ok: true, node: name, signal } : { error: `${name} is not running` });
+    sendJson(res, sent ? 200 : 409, sent ? { ok: true, node: name, signal } : { error: `${name} is not running` });
   }
 }
 
@@ -217,11 +212,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('end', () => resolve(text));
     req.on('error', reject);
   });
-}
-
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-  res.end(JSON.stringify(body));
 }
 
 function redirect(res: ServerResponse, location: string): void {

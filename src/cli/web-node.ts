@@ -4,7 +4,7 @@ import type { AppDefinition } from '../app/define.js';
 import { logLevelFromEnv } from '../app/env.js';
 import type { NodeConfig } from '../app/open.js';
 import { createWebNode } from '../app/web.js';
-import { listen } from '../core/http.js';
+import { answerHealth, type HealthProbes, listen } from '../core/http.js';
 import { createLogger, type Logger, lineWriter } from '../core/logger.js';
 import { metrics } from '../core/metrics.js';
 import { sleep } from '../core/timing.js';
@@ -64,31 +64,17 @@ export async function runWebNode(o: WebNodeOptions): Promise<RunningNode> {
     }
   };
 
-  const probe = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
-    if (req.url === '/healthz') {
-      res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ok: true, node: o.config.nodeId }));
-      return true;
-    }
-    if (req.url === '/metrics') {
-      res.writeHead(200, { 'content-type': m.registry.contentType }).end(await m.registry.metrics());
-      return true;
-    }
-    if (req.url !== '/readyz') return false;
-    let problem = draining ? 'draining' : '';
-    if (!problem) {
-      try {
-        await web.ready();
-      } catch (err) {
-        problem = (err as Error).message;
-      }
-    }
-    res
-      .writeHead(problem ? 503 : 200, { 'content-type': 'application/json' })
-      .end(JSON.stringify({ ready: !problem, node: o.config.nodeId, ...(problem ? { problem } : {}) }));
-    return true;
+  // The same /healthz, /readyz and /metrics answers as a gateway's.
+  const probes: HealthProbes = {
+    id: o.config.nodeId,
+    async ready() {
+      if (draining) throw new Error('draining');
+      await web.ready();
+    },
+    metrics: { contentType: m.registry.contentType, render: () => m.registry.metrics() },
   };
+  const probe = (req: IncomingMessage, res: ServerResponse): Promise<boolean> =>
+    answerHealth(req.url ?? '', res, probes);
 
   const server = createServer((req, res) => {
     inFlight++;
