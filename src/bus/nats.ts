@@ -1,3 +1,4 @@
+import { keyedLanes } from '../core/lanes.js';
 import { importOptional } from '../core/lazy-import.js';
 import { settleWithin } from '../core/timing.js';
 import { BusBase, type BusDriver } from './base.js';
@@ -61,20 +62,7 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const { subjectOf, withLink, fetchTail } = log;
 
   // One in-flight publish per channel per client: they would only race each other.
-  const lanes = new Map<string, Promise<unknown>>();
-  const inLane = <T>(channel: string, task: () => Promise<T>): Promise<T> => {
-    const prev = lanes.get(channel) ?? Promise.resolve();
-    const next = prev.then(task, task);
-    const settled = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    lanes.set(channel, settled);
-    void settled.then(() => {
-      if (lanes.get(channel) === settled) lanes.delete(channel);
-    });
-    return next;
-  };
+  const inLane = keyedLanes<string>();
 
   const delivery = new OrderedDelivery(
     (channel, after) => base.window(driver, 'read', channel, after, 500),

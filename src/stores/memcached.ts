@@ -1,5 +1,6 @@
 import { ConfigError, ConflictError, StoreUnavailableError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { keyedLanes } from '../core/lanes.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import {
   type CommitResult,
@@ -62,28 +63,16 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
 
   // Writers to the same item from this process take turns: they would only fail
   // each other's CAS, and 100 concurrent commits would burn ~5000 round trips.
-  const queues = new Map<string, Promise<void>>();
+  const lanes = keyedLanes<string>();
   const serial = <T>(key: string, fn: () => Promise<T>): Promise<T> => {
-    const prev = queues.get(key);
     const failuresAtEnqueue = mc.failures;
-    const run = prev
-      ? prev.then(() => {
-          // The connection broke while this waited: fail now rather than wait out another timeout.
-          if (mc.failures !== failuresAtEnqueue) {
-            throw new StoreUnavailableError('memcached', 'the connection failed while this call was queued; retry.');
-          }
-          return fn();
-        })
-      : fn();
-    const tail = run.then(
-      () => {},
-      () => {},
-    );
-    queues.set(key, tail);
-    void tail.then(() => {
-      if (queues.get(key) === tail) queues.delete(key);
+    return lanes(key, async (queued) => {
+      // The connection broke while this waited: fail now rather than wait out another timeout.
+      if (queued && mc.failures !== failuresAtEnqueue) {
+        throw new StoreUnavailableError('memcached', 'the connection failed while this call was queued; retry.');
+      }
+      return fn();
     });
-    return run;
   };
 
   /** Read-modify-write of one item under CAS; a missing item is created with add when `plan` writes one. */
