@@ -107,26 +107,36 @@ export class Calls {
     const fail = (message: string) =>
       this.settle({ type: 'reply', id: frame.id, error: { code: 'unavailable', message } });
     if (!f) return fail('no fetch in this runtime: pass options.fetch');
+    const url = this.requestUrl();
+    const where = `POST ${url.split('?')[0]}`; // the token stays out of messages
+    let res: Awaited<ReturnType<FetchLike>>;
     try {
-      const res = await f(this.requestUrl(), {
+      res = await f(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(frame),
         credentials: 'include',
       });
-      const body = (await res.json()) as ReplyMessage | { error?: unknown };
-      if (res.ok && (body as ReplyMessage).type === 'reply') return this.settle(body as ReplyMessage);
-      fail(`POST /request answered ${res.status}`);
     } catch (err) {
-      fail(`POST /request failed: ${String(err)}`);
+      return fail(`${where} failed: ${String(err)}`);
     }
+    const body = (await res.json().catch(() => undefined)) as ReplyMessage | undefined;
+    if (res.ok && body?.type === 'reply') return this.settle(body);
+    // Something other than a gateway answered (an app page, a proxy's error): say where it went.
+    fail(
+      body === undefined
+        ? `${where} answered ${res.status} without a JSON reply: is this path routed to the gateways?`
+        : `${where} answered ${res.status}`,
+    );
   }
 }
 
-/** The POST /request URL beside an SSE URL (`…/sse` → `…/request`), without the stream's query. */
+/**
+ * Where requests go over SSE: the stream's own URL, POSTed, without its query. Whatever routes the
+ * stream to a gateway (nginx, an ingress, a dev balancer) then routes the requests too.
+ */
 export function requestUrlOf(sse: string, token: string | undefined): string {
   const u = new URL(sse);
-  u.pathname = u.pathname.replace(/\/sse\/*$/, '/request');
   u.search = '';
   if (token !== undefined) u.searchParams.set('token', token);
   return u.href;

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
 import { forwardedHeaders } from './app-call.js';
+import { allowOrigin, answerPreflight } from './cors.js';
 import { authenticate, countProxyRefusal, NO_SESSION_REASON, statusText } from './handshake.js';
 import { CONTROLS } from './http-control.js';
 import { handlePublish } from './http-publish.js';
@@ -32,8 +33,7 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
       else if (QUERIES.has(path) && req.method === 'POST')
         await QUERIES.handle(path, req, res, p.s.bus, p.s.publishKey);
       else if (path === '/openapi.json' && req.method === 'GET') await sendOpenApi(res);
-      else if (url.pathname === '/sse' && req.method === 'GET') await openSse(p, req, res, url.searchParams);
-      else if (url.pathname === '/request' && req.method === 'POST') await handleRequestPost(p, req, res);
+      else if (BROWSER_PATHS.has(path)) await browserRoute(p, path, req, res, url.searchParams);
       else sendJson(res, 404, { error: 'not found' });
     } catch (err) {
       p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
@@ -42,6 +42,27 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
       else res.end();
     }
   };
+}
+
+/**
+ * What a page reads over SSE: GET /sse is the stream, POST /sse a request frame (rpc, pub, history)
+ * answered in the response. Requests share the stream's path so that whatever routes /sse to the
+ * gateways (nginx, an ingress, the dev balancer) routes them too; POST /request is the older name.
+ */
+const BROWSER_PATHS = new Set(['/sse', '/request']);
+
+async function browserRoute(
+  p: GatewayParts,
+  path: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: URLSearchParams,
+): Promise<void> {
+  if (req.method === 'OPTIONS') return answerPreflight(req, res, p.s.origins);
+  allowOrigin(req, res, p.s.origins);
+  if (req.method === 'POST') return handleRequestPost(p, req, res);
+  if (req.method === 'GET' && path === '/sse') return openSse(p, req, res, params);
+  sendJson(res, 405, { error: `${req.method} ${path} is not served: GET /sse opens the stream, POST sends a request` });
 }
 
 async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerResponse, params: URLSearchParams) {

@@ -10,17 +10,16 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { build } from 'esbuild';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { type NginxProcess, nginxVersion, renderNginx, startNginx } from '../deploy/nginx-runner.js';
 import { killAllShoal, type ShoalNode, startShoal } from '../deploy/shoal-node.js';
-import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
+import { buildSdkBundle, chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
 import { ENGINE_URLS, engineSkipReason, skipBecause } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
 import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
@@ -51,20 +50,6 @@ let dir = '';
 const gateways = new Map<string, ShoalNode>();
 let base = '';
 
-/** The browser SDK as one script defining `shoal`, as the example's README builds it. */
-async function sdkBundle(file: string): Promise<void> {
-  const out = await build({
-    stdin: { contents: "export * from 'shoal/client';", resolveDir: ROOT, loader: 'js' },
-    bundle: true,
-    format: 'iife',
-    globalName: 'shoal',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-  });
-  writeFileSync(file, out.outputFiles[0]?.text ?? '');
-}
-
 async function startPython(port: number, gatewayPorts: number[], sdk: string): Promise<void> {
   py = spawn('python3', [join(ROOT, 'examples/polyglot/app.py'), String(port)], {
     env: {
@@ -93,7 +78,7 @@ beforeAll(async () => {
   const [nginxPort, pyPort, gw1, gw2] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const gatewayPorts = [gw1, gw2];
   base = `http://127.0.0.1:${nginxPort}`;
-  await sdkBundle(sdk);
+  await buildSdkBundle(sdk);
   await startPython(pyPort, gatewayPorts, sdk);
   const env = {
     SHOAL_STORE: ENGINE_URLS.redis,

@@ -30,8 +30,11 @@ async function start() {
 }
 
 /** The cookie a browser would attach to a same-origin fetch, and the Origin it sends with a POST. */
-function fetchWith(cookie: string): FetchLike {
-  return (url, init) => fetch(url, { ...init, headers: { ...init.headers, cookie, origin: ORIGIN } });
+function fetchWith(cookie: string, paths: string[] = []): FetchLike {
+  return (url, init) => {
+    paths.push(new URL(url).pathname);
+    return fetch(url, { ...init, headers: { ...init.headers, cookie, origin: ORIGIN } });
+  };
 }
 
 async function rejection(p: Promise<unknown>): Promise<RealtimeError> {
@@ -59,14 +62,15 @@ describe('client requests', () => {
     expect((await rejection(rt.rpc('slow', null, { timeoutMs: 100 }))).code).toBe('timeout');
   });
 
-  it('rpc, publish and history over SSE go as POST /request', async () => {
+  it("rpc, publish and history over SSE go as POSTs to the stream's own path", async () => {
     const c = await start();
     c.balancer.blockWebSocket(true);
     const alice = await c.login('alice');
+    const posted: string[] = [];
     const rt = connect(c.url, {
       WebSocket: browserWebSocket(alice.cookie),
       EventSource: eventSourceWith({ cookie: alice.cookie, origin: ORIGIN }),
-      fetch: fetchWith(alice.cookie),
+      fetch: fetchWith(alice.cookie, posted),
       sseAfterFailures: 1,
       backoff: fast,
     });
@@ -88,6 +92,8 @@ describe('client requests', () => {
       clients: [{ user: 'alice', connection: expect.any(String), info: { name: 'alice (cookie)' } }],
       complete: true,
     });
+    expect(posted.length).toBeGreaterThan(5);
+    expect(new Set(posted)).toEqual(new Set(['/sse']));
   });
 
   it('publish and history over WebSocket; a request on a lost socket rejects with "disconnected"', async () => {

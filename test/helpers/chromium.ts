@@ -2,9 +2,11 @@
  * Debian's Chromium for browser tests, driven by playwright-core: where it is, how it is
  * launched (headless, a fresh temporary profile each time), and the skip rule when it is absent.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { build } from 'esbuild';
 import { type Browser, chromium } from 'playwright-core';
 import { skipBecause } from './engines.js';
+import { ROOT } from './processes.js';
 
 export const CHROMIUM = process.env.SHOAL_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -28,4 +30,18 @@ export function launchChromium(): Promise<Browser> {
 export function chromiumSkipReason(): string | undefined {
   if (existsSync(CHROMIUM)) return undefined;
   return skipBecause(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium, or set SHOAL_CHROMIUM)`);
+}
+
+/** The browser SDK (`shoal/client`) as one classic script that defines the global `shoal`, written to `file`. */
+export async function buildSdkBundle(file: string): Promise<void> {
+  const out = await build({
+    stdin: { contents: "export * from 'shoal/client';", resolveDir: ROOT, loader: 'js' },
+    bundle: true,
+    format: 'iife',
+    globalName: 'shoal',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+  });
+  writeFileSync(file, out.outputFiles[0]?.text ?? '');
 }
