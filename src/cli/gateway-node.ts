@@ -88,10 +88,8 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   });
   log({
     level: 'info',
-    msg: 'gateway listening',
-    node: o.config.nodeId,
+    msg: 'gateway listening', // the logger carries node and pid
     port: o.port,
-    pid: process.pid,
     store: redact(app.storeUrl),
     bus: redact(app.busUrl),
   });
@@ -100,10 +98,10 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const drain = () => {
     drained ??= (async () => {
       const started = Date.now();
-      log({ level: 'info', msg: 'draining', node: o.config.nodeId, connections: gateway.connections() });
+      log({ level: 'info', msg: 'draining', connections: gateway.connections() });
       await gateway.drain(o.drainWindowMs ?? 10_000);
       await app.close();
-      log({ level: 'info', msg: 'drained', node: o.config.nodeId, ms: Date.now() - started });
+      log({ level: 'info', msg: 'drained', ms: Date.now() - started });
     })();
     return drained;
   };

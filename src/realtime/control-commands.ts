@@ -36,6 +36,10 @@ export type WireTarget = { channel: string };
 
 export function wireTarget(target: ConnectionTarget): WireTarget {
   if (typeof target !== 'object' || target === null) throw new TypeError('target must be { user } or { session }');
+  // Both named would leave it to this code which one wins: the caller says which.
+  if ('user' in target && 'session' in target && target.user !== undefined && target.session !== undefined) {
+    throw new TypeError('target names both a user and a session: give { user } or { session }');
+  }
   if ('user' in target && typeof target.user === 'string' && target.user) return { channel: userChannel(target.user) };
   if ('session' in target && typeof target.session === 'string' && target.session) {
     return { channel: sessionChannel(target.session) };

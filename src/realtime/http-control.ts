@@ -31,7 +31,11 @@ function control(shape: string, build: (body: Record<string, unknown>) => Contro
 }
 
 const targetOf = (body: Record<string, unknown>): ConnectionTarget =>
-  body.user !== undefined ? { user: body.user as string } : { session: body.session as string };
+  (body.user !== undefined && body.session !== undefined
+    ? { user: body.user, session: body.session } // refused by the command builder, naming both
+    : body.user !== undefined
+      ? { user: body.user }
+      : { session: body.session }) as ConnectionTarget;
 
 /**
  * POST /disconnect, /unsubscribe, /reauthorize, beside `POST /publish` and with its bearer key: what

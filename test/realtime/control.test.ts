@@ -132,6 +132,14 @@ describe.skipIf(skip)('the HTTP server API', () => {
     expect((await bad.json()) as { error: string }).toMatchObject({ error: expect.stringMatching(/code must be/) });
     expect((await post(gw1, '/unsubscribe', { user: 'hal', channel: 'session:abc' })).status).toBe(400);
     expect((await post(gw1, '/reauthorize', { channel: 'no spaces allowed' })).status).toBe(400);
+    const both = await post(gw1, '/disconnect', { user: 'hal', session: 'abc' });
+    expect(both.status).toBe(400);
+    expect((await both.json()) as { error: string }).toMatchObject({
+      error: expect.stringMatching(/both a user and a session/),
+    });
+    await expect(publisher.disconnect({ user: 'hal', session: 'abc' } as never)).rejects.toThrow(
+      /both a user and a session/,
+    );
 
     expect((await post(gw1, '/unsubscribe', { user: 'hal', channel: 'room:d' })).status).toBe(202);
     for (const c of hal) await c.waitFor((m) => m.type === 'unsubscribed' && m.reason !== undefined);
