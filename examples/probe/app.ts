@@ -11,6 +11,9 @@ export interface Ended {
   id: string;
   reason: string;
   attempt: number;
+  /** The snapshot's user and attributes: the session as it was when it ended. */
+  userId: string | null;
+  attributes: Record<string, unknown>;
   /** The snapshot's `endedAt`: the deadline that passed, or when the session was destroyed. */
   endedAt: number;
   handledAt: number;

@@ -21,7 +21,8 @@ export default defineApp({
             // A slow handler lets tests kill a process while it holds claims.
             const delay = Number(env.SHOAL_PROBE_END_DELAY ?? 0);
             if (delay) await new Promise((r) => setTimeout(r, delay));
-            ended.push({ id: snapshot.id, reason, attempt, endedAt: snapshot.endedAt, handledAt: Date.now() });
+            const { id, userId, attributes, endedAt } = snapshot;
+            ended.push({ id, reason, attempt, userId, attributes, endedAt, handledAt: Date.now() });
           },
         }),
   }),

@@ -126,8 +126,9 @@ export interface SessionStore {
   /**
    * Ends the session now (logout): load/commit refuse it from here on, on every node.
    * With lifecycle, the snapshot is kept until a sweeper has claimed and acked it (reason "destroyed").
-   * false when it was already gone. `silent` (used by regenerate: rotation is not an end) removes it
-   * without an end event.
+   * false when it was already gone. `silent` (regenerate: rotation moves a session, it is not an end)
+   * refuses the id just the same but removes it without an end: claimEnded never returns it, so the
+   * session's one end is the one its new id gets later.
    */
   destroy(id: string, now: number, options?: { silent?: boolean }): Promise<boolean>;
 

@@ -157,6 +157,7 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
         const doc = liveDoc(text, now);
         if (!doc) return { result: false };
         // Replaced, not deleted: create() keeps refusing the id and no racing writer finds a gap.
+        // A tombstone is never an end (memcached has none to claim), so rotation (`silent`) needs nothing else.
         const tombstone: SessionDoc = { meta: doc.meta, attributes: {}, ended: 'destroyed' };
         return { result: true, write: { value: JSON.stringify(tombstone), untilMs: Date.now() + TOMBSTONE_MS } };
       });

@@ -35,6 +35,11 @@ export function memoryStore(): SessionStore {
     const e = entries.get(id);
     return e && e.ended === null && isLive(e.session.meta, now) ? e : undefined;
   };
+  /** Drops a session and its locks for good (acked, or rotated away). */
+  const forget = (id: string) => {
+    entries.delete(id);
+    for (const key of locks.keys()) if (key.startsWith(`${id}\0`)) locks.delete(key);
+  };
   const clone = (s: StoredSession): StoredSession => ({
     id: s.id,
     meta: { ...s.meta },
@@ -91,7 +96,8 @@ export function memoryStore(): SessionStore {
     async destroy(id, now, options) {
       const e = live(id, now);
       if (!e) return false;
-      if (options?.silent) entries.delete(id);
+      // Rotation moved the session to a new id: the old entry goes with no end to claim.
+      if (options?.silent) forget(id);
       else e.ended = 'destroyed';
       return true;
     },
@@ -116,8 +122,7 @@ export function memoryStore(): SessionStore {
     },
 
     async ackEnded(id) {
-      entries.delete(id);
-      for (const key of locks.keys()) if (key.startsWith(`${id}\0`)) locks.delete(key);
+      forget(id);
     },
 
     async acquireLock(id, name, owner, leaseMs): Promise<LockGrant | null> {

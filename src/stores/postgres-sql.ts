@@ -23,6 +23,7 @@ export interface PostgresSql {
   commit: string;
   touch: string;
   destroy: string;
+  rotateAway: string;
   listByUser: string;
   claimEnded: string;
   ackEnded: string;
@@ -121,6 +122,15 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
     // The row stays as the snapshot for onSessionEnd; claim_until 0 makes it due now.
     destroy: `UPDATE ${t} SET ended_reason = 'destroyed', claim_until = 0
     WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
+
+    // Rotation (regenerate): the session moved to a new id, so the old row goes with no end for a
+    // sweeper to claim (and its locks with it, as ackEnded drops them).
+    rotateAway: `WITH gone AS (
+      DELETE FROM ${t} WHERE namespace = $1 AND id = $2 AND ${live('$3')} RETURNING id
+    ), unlocked AS (
+      DELETE FROM ${locks} WHERE namespace = $1 AND session_id IN (SELECT id FROM gone)
+    )
+    SELECT id FROM gone`,
 
     listByUser: `SELECT ${META}, '{}'::jsonb AS attributes FROM ${t}
     WHERE namespace = $1 AND user_id = $2 AND ${live('$3')}`,

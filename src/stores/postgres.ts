@@ -168,7 +168,11 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
       return rowCount === 1;
     },
 
-    async destroy(id, now) {
+    async destroy(id, now, options) {
+      if (options?.silent) {
+        const { rows } = await query('destroy', sql.rotateAway, [ns, id, now]);
+        return rows.length === 1;
+      }
       const { rowCount } = await query('destroy', sql.destroy, [ns, id, now]);
       return rowCount === 1;
     },

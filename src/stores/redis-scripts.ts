@@ -128,6 +128,17 @@ return 1
 `);
 
 /**
+ * KEYS: hash, due · ARGV: id, now. Rotation (regenerate): the session moved to a new id, so the
+ * old hash and its index member go at once, with no end marker for a sweeper to claim.
+ */
+export const ROTATE_AWAY = script(`
+if not live(KEYS[1], tonumber(ARGV[2])) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`);
+
+/**
  * KEYS: due · ARGV: now, limit, leaseMs, graceMs, session key base (same hash tag).
  * Invariant kept by every script: a hash expires graceMs after its due score, so
  * members scored before now - grace have no data left and are dropped.

@@ -25,6 +25,7 @@ import {
   DESTROY,
   LOAD_IF_CHANGED,
   LOCK,
+  ROTATE_AWAY,
   TOUCH,
   UNLOCK,
   USER_ADD,
@@ -213,10 +214,12 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       return (await run('touch', TOUCH, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
     },
 
-    async destroy(id, now) {
-      const destroyed =
-        (await run('destroy', DESTROY, [sessionKey(id), dueKey(bucketOf(id))], [id, now, graceMs])) === 1;
-      // A logout a failover forgot would sign the user back in.
+    async destroy(id, now, options) {
+      const keys = [sessionKey(id), dueKey(bucketOf(id))];
+      const destroyed = options?.silent
+        ? (await run('destroy', ROTATE_AWAY, keys, [id, now])) === 1
+        : (await run('destroy', DESTROY, keys, [id, now, graceMs])) === 1;
+      // A logout (or a rotated-away id) a failover forgot would sign the user back in.
       if (destroyed) await replicated?.('destroy');
       return destroyed;
     },

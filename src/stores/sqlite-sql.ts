@@ -64,6 +64,8 @@ export const SQL = {
   // Kept as a snapshot for onSessionEnd; due at once so the next sweep claims it.
   destroy: `UPDATE shoal_sessions SET ended_reason = 'destroyed', ends_at = MIN(ends_at, @now), claim_until = NULL
     WHERE namespace = @ns AND id = @id AND ${LIVE}`,
+  // Rotation (regenerate): the session moved to a new id, so the old row goes with no end for a sweeper to claim.
+  rotateAway: `DELETE FROM shoal_sessions WHERE namespace = @ns AND id = @id AND ${LIVE}`,
   listByUser: `SELECT ${META} FROM shoal_sessions WHERE namespace = @ns AND user_id = @userId AND ${LIVE}
     ORDER BY created_at`,
   // Due = past its end (expired, or destroyed: ends_at was pulled to the destroy time) and not under a running lease.

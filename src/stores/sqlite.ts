@@ -56,6 +56,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     >(SQL.update),
     touch: db.prepare<Live & { idleDeadline: number }>(SQL.touch),
     destroy: db.prepare<Live>(SQL.destroy),
+    rotateAway: db.prepare<Live>(SQL.rotateAway),
     listByUser: db.prepare<{ ns: string; userId: string; now: number }, SessionRow>(SQL.listByUser),
     claim: db.prepare<{ ns: string; now: number; until: number; limit: number }, SessionRow>(SQL.claim),
     ack: db.prepare<Key>(SQL.ack),
@@ -106,7 +107,12 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
   const touch = immediate((id: string, now: number, idleDeadline: number) => {
     return s.touch.run({ ns, id, now, idleDeadline }).changes === 1;
   });
-  const destroy = immediate((id: string, now: number) => s.destroy.run({ ns, id, now }).changes === 1);
+  const destroy = immediate((id: string, now: number, silent: boolean): boolean => {
+    if (!silent) return s.destroy.run({ ns, id, now }).changes === 1;
+    if (s.rotateAway.run({ ns, id, now }).changes !== 1) return false;
+    s.ackLocks.run({ ns, id });
+    return true;
+  });
 
   const claim = immediate((now: number, limit: number, leaseMs: number): EndedSession[] =>
     s.claim.all({ ns, now, until: now + leaseMs, limit }).map((row) => ({
@@ -150,7 +156,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     },
     commit: async (id, delta, options) => commit(id, delta, options),
     touch: async (id, now, idleDeadline) => touch(id, now, idleDeadline),
-    destroy: async (id, now) => destroy(id, now),
+    destroy: async (id, now, options) => destroy(id, now, options?.silent === true),
     listByUser: async (userId, now) => guard(() => s.listByUser.all({ ns, userId, now })).map(toSession),
     claimEnded: async ({ now, limit, leaseMs }) => claim(now, limit, leaseMs),
     ackEnded: async (id) => ack(id),

@@ -102,6 +102,41 @@ for (const store of stores) {
       await Promise.all(nodes.map((n) => n.stop('SIGTERM')));
     });
 
+    it('ends a rotated session exactly once under its new id (logout or idle timeout), never under the old id', async () => {
+      const nodes = await startProbes(`${store.name}-rotate`, store.url, { SHOAL_IDLE_TIMEOUT: '2s' });
+      const node = (i: number) => (nodes[i % nodes.length] as NodeProcess).url;
+      const sessions = await Promise.all(
+        Array.from({ length: 12 }, async (_, i) => {
+          const browser = new CookieJar();
+          const marker = randomUUID();
+          await browser.fetch(`${node(i)}/set/marker`, { method: 'POST', body: marker });
+          const before = (await (await browser.fetch(`${node(i)}/session`)).json()) as { id: string };
+          // Login (regenerate with keepData) on another node than the one that started the session.
+          await browser.fetch(`${node(i + 1)}/login?user=user-${i}`, { method: 'POST' });
+          const after = (await (await browser.fetch(`${node(i + 2)}/session`)).json()) as { id: string };
+          const logout = i % 2 === 0;
+          if (logout) await browser.fetch(`${node(i)}/logout`, { method: 'POST' });
+          return { oldId: before.id, newId: after.id, user: `user-${i}`, marker, logout };
+        }),
+      );
+      expect(sessions.every((s) => s.oldId && s.newId && s.oldId !== s.newId)).toBe(true);
+      const newIds = new Set(sessions.map((s) => s.newId));
+      const allIds = new Set([...newIds, ...sessions.map((s) => s.oldId)]);
+      await waitForEnds(nodes, newIds, 8000);
+      // A few more sweeps on every node: a second end for any of these ids would show up by now.
+      await new Promise((r) => setTimeout(r, 4 * SWEEP_MS));
+      const ended = await collectEnded(nodes, allIds);
+      expect(ended.filter((e) => !newIds.has(e.id)).map((e) => e.reason)).toEqual([]); // no end for an old id
+      expect(ended).toHaveLength(sessions.length);
+      for (const s of sessions) {
+        const ends = ended.filter((e) => e.id === s.newId);
+        expect(ends.map((e) => [e.reason, e.attempt, e.userId, e.attributes.marker, e.attributes.userId])).toEqual([
+          [s.logout ? 'destroyed' : 'idle-timeout', 1, s.user, s.marker, s.user],
+        ]);
+      }
+      await Promise.all(nodes.map((n) => n.stop('SIGTERM')));
+    });
+
     it('still ends every session exactly once when a node is SIGKILLed mid-sweep', async () => {
       // Node 2 sweeps far more often than the others, so it is the one holding claims when it dies.
       const nodes = await startProbes(

@@ -586,6 +586,74 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
         expect(rotated.session.id).not.toBe(one.session.id);
         expect(started).toEqual([one.session.id, two.session.id, three.session.id]);
       });
+
+      /** Sweeps on both nodes until nothing more is due; every end either node handles lands in `ends`. */
+      const sweepBoth = async (...managers: { sweep(): Promise<number> }[]) => {
+        for (let round = 0; round < 20; round++) {
+          const handled = await Promise.all(managers.map((m) => m.sweep()));
+          if (handled.every((n) => n === 0)) return;
+        }
+      };
+      type End = { id: string; reason: string; userId: string | null; attributes: Record<string, unknown> };
+      /** A rig whose two nodes record every end they handle; they sweep only when told (sweepBoth). */
+      const endRig = (options: Partial<SessionOptions<Loose>> = {}) => {
+        const ends: End[] = [];
+        const nodesOf = rig({
+          ...options,
+          sweep: { enabled: true, interval: '1h' },
+          onSessionEnd: (snapshot, { reason }) => {
+            ends.push({ id: snapshot.id, reason, userId: snapshot.userId, attributes: snapshot.attributes });
+          },
+        });
+        return { ...nodesOf, ends };
+      };
+      const endsOf = (ends: End[], ids: (string | null)[]) =>
+        ends.filter((e) => ids.includes(e.id)).sort((x, y) => (x.userId ?? '').localeCompare(y.userId ?? ''));
+
+      it('regenerate then logout: one end (destroyed) for the session under its new id, none for the old id', async (ctx) => {
+        if (!nodes.a.capabilities.lifecycle) return ctx.skip('the store cannot list ended sessions: no onSessionEnd');
+        const { a, b, ends } = endRig();
+        const kept = await seed(a, { cart: ['x'] });
+        const keptLogin = await request(b, kept.cookie, async (s) => {
+          await s.regenerate({ keepData: true });
+          s.setUser('alice');
+          s.set('step', 'in');
+        });
+        const emptied = await seed(b, { cart: ['y'] });
+        const emptiedLogin = await request(a, emptied.cookie, async (s) => {
+          await s.regenerate();
+          s.setUser('bob');
+        });
+        const ids = [kept.id, keptLogin.session.id, emptied.id, emptiedLogin.session.id];
+        expect(new Set(ids).size).toBe(4);
+        await sweepBoth(a, b);
+        expect(endsOf(ends, ids), 'rotation is not an end').toEqual([]);
+        await request(a, keptLogin.cookie, (s) => s.destroy());
+        await request(b, emptiedLogin.cookie, (s) => s.destroy());
+        await sweepBoth(a, b);
+        await sweepBoth(b, a);
+        expect(endsOf(ends, ids)).toEqual([
+          { id: keptLogin.session.id, reason: 'destroyed', userId: 'alice', attributes: { cart: ['x'], step: 'in' } },
+          { id: emptiedLogin.session.id, reason: 'destroyed', userId: 'bob', attributes: {} },
+        ]);
+      });
+
+      it('regenerate then idle timeout: one end (idle-timeout) for the session under its new id, none for the old id', async (ctx) => {
+        if (!nodes.a.capabilities.lifecycle) return ctx.skip('the store cannot list ended sessions: no onSessionEnd');
+        const { a, b, ends } = endRig({ idleTimeout: 400, touchInterval: 0 });
+        const guest = await seed(a, { cart: ['z'] });
+        const login = await request(b, guest.cookie, async (s) => {
+          await s.regenerate({ keepData: true });
+          s.setUser('carol');
+        });
+        const ids = [guest.id, login.session.id];
+        await sleep(600);
+        await sweepBoth(a, b);
+        await sweepBoth(b, a);
+        expect(endsOf(ends, ids)).toEqual([
+          { id: login.session.id, reason: 'idle-timeout', userId: 'carol', attributes: { cart: ['z'] } },
+        ]);
+      });
     });
   });
 

@@ -434,6 +434,31 @@ function describeLifecycle(open: Open): void {
     expect(await a.load(s.id, t)).toBeNull();
   });
 
+  it('a silent destroy (rotation) refuses the id at once and leaves no end to claim, not even at its deadline', async () => {
+    const [a, b] = [await open(), await open()];
+    const t = Date.now();
+    const rotated = sessionFixture({ userId: 'rotated-user' }, { a: '1' });
+    const due = sessionFixture({ idleDeadline: t + 50 }, { a: '1' }); // rotated just before it would expire
+    for (const s of [rotated, due]) {
+      await a.create(s);
+      expect(await a.destroy(s.id, t, { silent: true })).toBe(true);
+    }
+    for (const store of [a, b]) expect(await store.load(rotated.id, t)).toBeNull();
+    expect(await b.commit(rotated.id, { set: { b: '1' } }, { now: t, idleDeadline: t + HOUR })).toEqual({
+      status: 'gone',
+    });
+    expect(await b.touch(rotated.id, t, t + HOUR)).toBe(false);
+    // A logout racing the rotation finds nothing left to end.
+    expect(await b.destroy(rotated.id, t)).toBe(false);
+    expect(await b.destroy(rotated.id, t, { silent: true })).toBe(false);
+    if (!a.capabilities.lifecycle) return;
+    const mine = new Set([rotated.id, due.id]);
+    const claimed = await Promise.all(
+      [a, b].map((s, i) => s.claimEnded({ now: t + 100, limit: 1000, leaseMs: 60_000, owner: `r${i}` })),
+    );
+    expect(claimed.flat().filter((e) => mine.has(e.snapshot.id))).toEqual([]);
+  });
+
   it('does not claim live sessions, and a touched session moves its end', async (ctx) => {
     const store = await open();
     if (!store.capabilities.lifecycle) return ctx.skip();

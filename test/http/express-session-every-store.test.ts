@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request } from 'express';
 import { createStore } from 'shoal';
 import { type SessionMiddleware, session } from 'shoal/express-session';
@@ -35,15 +36,36 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function node(url: string, namespace: string) {
+type Sess = Record<string, unknown> & {
+  regenerate(cb: (err?: unknown) => void): void;
+  destroy(cb: (err?: unknown) => void): void;
+};
+const sess = (req: Request) => (req as unknown as { session: Sess }).session;
+
+async function node(url: string, namespace: string, extra: Partial<Parameters<typeof session>[0]> = {}) {
   const middleware = session({
     secret: SECRET,
     store: await createStore(url, { namespace }),
     resave: false,
     saveUninitialized: false,
+    ...extra,
   });
   const app = express();
   app.use(middleware);
+  app.get('/id', (req, res) => {
+    res.json({ id: (req as unknown as { sessionID: string }).sessionID });
+  });
+  // Login as express-session apps do it: regenerate (against fixation), then write the user.
+  app.post('/login', (req, res, next) => {
+    sess(req).regenerate((err) => {
+      if (err) return next(err);
+      sess(req).user = req.query.user;
+      res.json({ ok: true });
+    });
+  });
+  app.post('/logout', (req, res, next) => {
+    sess(req).destroy((err) => (err ? next(err) : res.json({ ok: true })));
+  });
   app.post('/set/:key', (req: Request, res) => {
     (req as unknown as { session: Record<string, unknown> }).session[String(req.params.key)] = req.query.value;
     res.json({ ok: true });
@@ -80,5 +102,46 @@ for (const store of stores) {
         expect(data.seed).toBe('1');
       }
     });
+
+    it.skipIf(store.name === 'memcached')(
+      'regenerate at login: one end for the session under its new id (logout or idle timeout), none for the old id',
+      async () => {
+        const namespace = `drop-in-${randomUUID().slice(0, 8)}`;
+        const ends: Array<{ id: string; reason: string; user: unknown }> = [];
+        const options = {
+          idleTimeout: 1500,
+          onSessionEnd: (
+            snapshot: { id: string; attributes: Record<string, unknown> },
+            { reason }: { reason: string },
+          ) => {
+            ends.push({ id: snapshot.id, reason, user: snapshot.attributes.user });
+          },
+        };
+        const nodes = [await node(store.url, namespace, options), await node(store.url, namespace, options)];
+        const idOf = async (browser: CookieJar, n: number) =>
+          ((await (await browser.fetch(`${nodes[n]?.url}/id`)).json()) as { id: string }).id;
+        const browse = async (user: string, logout: boolean) => {
+          const browser = new CookieJar();
+          await browser.fetch(`${nodes[0]?.url}/set/cart?value=x`, { method: 'POST' });
+          const oldId = await idOf(browser, 1);
+          await browser.fetch(`${nodes[1]?.url}/login?user=${user}`, { method: 'POST' });
+          const newId = await idOf(browser, 0);
+          if (logout) await browser.fetch(`${nodes[0]?.url}/logout`, { method: 'POST' });
+          return { oldId, newId };
+        };
+        const alice = await browse('alice', true);
+        const bob = await browse('bob', false);
+        expect(new Set([alice.oldId, alice.newId, bob.oldId, bob.newId]).size).toBe(4);
+        const ids = new Set([alice.oldId, alice.newId, bob.oldId, bob.newId]);
+        const mine = () => ends.filter((e) => ids.has(e.id));
+        const deadline = Date.now() + 8000;
+        while (Date.now() < deadline && !mine().some((e) => e.id === bob.newId)) await sleep(100);
+        await sleep(750); // three more sweeps on each node: a second end would show up by now
+        expect(mine().sort((x, y) => String(x.user).localeCompare(String(y.user)))).toEqual([
+          { id: alice.newId, reason: 'destroyed', user: 'alice' },
+          { id: bob.newId, reason: 'idle-timeout', user: 'bob' },
+        ]);
+      },
+    );
   });
 }
