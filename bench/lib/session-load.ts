@@ -57,7 +57,12 @@ export async function load(
     },
   });
   const failed = result.non2xx + result.errors + result.timeouts;
-  if (failed > 0) throw new Error(`${node.name} ${route}: ${failed} of ${amount} requests failed`);
+  if (failed > 0) {
+    throw new Error(
+      `${node.name} ${route}: ${failed} of ${amount} requests failed (statuses ${JSON.stringify(result.statusCodeStats)}; ` +
+        `${result.errors} errors; ${result.timeouts} timeouts)`,
+    );
+  }
 }
 
 export const median = (xs: number[]): number => {
