@@ -191,7 +191,7 @@ const report = [
   '',
   `\`npx tsx bench/session-instructions.ts --impls ${impls.join(',')} --requests ${requests} --warmup ${warmup} ` +
     `--rounds ${rounds} --connections ${connections}${values.tsx ? ' --tsx' : ''}\`, node ${process.version}; ` +
-    `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts do not depend on it). ` +
+    `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts depend on it far less than CPU time; the garbage collector’s share still moves). ` +
     `Median (min–max) over ${rounds} rounds of ${requests} requests, each after ${warmup} uninstrumented warm-up requests ` +
     `(${2 * warmup} per route before the first); ` +
     '"above bare": the median minus the bare server\'s, in brackets the widest that difference can be given both spreads. ' +
