@@ -15,11 +15,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
 import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
+import { load, login, median, ROUTES, type Route } from './lib/session-load.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,60 +45,9 @@ function positive(name: keyof typeof values): number {
   return n;
 }
 
-const ROUTES = {
-  read: { method: 'GET', path: '/session' },
-  write: { method: 'POST', path: '/set/k' },
-} as const;
-type Route = keyof typeof ROUTES;
-/** As in scenario 1: a different value on every write, so no server can skip it as unchanged. */
-const WRITE_PREFIX = `${'v'.repeat(56)}-`;
-
 interface Sample {
   bytesPerRequest: number;
   sites: Array<[string, number]>;
-}
-
-/** One browser per connection: a login, then one attribute. Returns their Cookie headers. */
-async function login(node: BenchNode, runId: string, stateful: boolean): Promise<string[]> {
-  const cookies: string[] = [];
-  for (let i = 0; i < connections; i++) {
-    const res = await fetch(`${node.url}/login?user=${runId}-u${i}`, { method: 'POST' });
-    if (!res.ok) throw new Error(`${node.name} login answered ${res.status}`);
-    const cookie = res.headers
-      .getSetCookie()
-      .map((line) => line.split(';')[0])
-      .join('; ');
-    if (stateful && !cookie) throw new Error(`${node.name} login set no cookie`);
-    await fetch(`${node.url}/set/k`, { method: 'POST', body: `${WRITE_PREFIX}seed`, headers: { cookie } });
-    cookies.push(cookie);
-  }
-  return cookies;
-}
-
-/** Sends exactly `amount` requests of `route`, one browser per connection. */
-async function load(node: BenchNode, route: Route, cookies: string[], amount: number): Promise<void> {
-  let connection = 0;
-  let sent = 0;
-  const { method, path } = ROUTES[route];
-  const result = await autocannon({
-    url: node.url,
-    connections,
-    amount,
-    timeout: 10,
-    setupClient: (client) => {
-      const cookie = cookies[connection++ % cookies.length] ?? '';
-      client.setRequests([
-        {
-          method,
-          path,
-          headers: { cookie, 'content-type': 'text/plain' },
-          ...(method === 'POST' ? { setupRequest: (r) => ({ ...r, body: `${WRITE_PREFIX}${sent++}` }) } : {}),
-        },
-      ]);
-    },
-  });
-  const failed = result.non2xx + result.errors + result.timeouts;
-  if (failed > 0) throw new Error(`${node.name} ${route}: ${failed} of ${amount} requests failed`);
 }
 
 async function sample(node: BenchNode, pid: number, out: string, route: Route, cookies: string[]): Promise<Sample> {
@@ -134,7 +83,7 @@ try {
     const spec = implSpec(impl, values.redis as string, runId, { nodeFlags: ['--import', preload] });
     const node = await startNode({ ...spec, env: { ...spec.env, BENCH_ALLOC_OUT: out } });
     try {
-      const cookies = await login(node, runId, impl.stateful);
+      const cookies = await login(node, runId, impl.stateful, connections);
       for (let round = 0; round < rounds; round++)
         for (const route of Object.keys(ROUTES) as Route[]) {
           const s = await sample(node, node.pid, out, route, cookies);
@@ -151,12 +100,6 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2
-    ? (s[(s.length - 1) / 2] as number)
-    : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-};
 const bytesOf = (impl: ImplName, route: Route) => (results.get(key(impl, route)) ?? []).map((s) => s.bytesPerRequest);
 const spread = (xs: number[]) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
 /** The bare server of the same framework, which a session layer's cost is counted above. */

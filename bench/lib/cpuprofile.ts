@@ -33,7 +33,8 @@ export interface ProfileSummary {
 function areaOf(url: string, name: string): string {
   if (!url) return name.startsWith('(') ? name : 'native / V8 builtins';
   // The compiled probe (bench/lib/build.ts) lives under node_modules/.cache: name it by its source.
-  const path = url.replace(/^file:\/\//, '').replace(/node_modules\/\.cache\/shoal-bench\/\d+\//, '');
+  // (node_modules may be a symlink, so the cache's real path need not start with ROOT.)
+  const path = url.replace(/^file:\/\//, '').replace(/^.*node_modules\/\.cache\/shoal-bench\/\d+\//, `${ROOT}/`);
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
   if (pkg) return `npm: ${pkg[1]}`;
   if (path.startsWith('node:')) return `node: ${path.slice(5).split('/')[0]}`;
@@ -45,15 +46,15 @@ function areaOf(url: string, name: string): string {
  * Self time per function and per area of the busiest .cpuprofile in `dir`: node writes one
  * per thread, and tsx's loader thread (idle after start-up) must not be mistaken for the server.
  */
-export async function summarizeProfile(dir: string, top = 25): Promise<ProfileSummary> {
+export async function summarizeProfile(dir: string, top = 25, areas = 15): Promise<ProfileSummary> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0)
     throw new Error(`no .cpuprofile was written in ${dir} (did the server exit cleanly on SIGTERM?)`);
-  const summaries = await Promise.all(files.map((f) => summarizeFile(join(dir, f), top)));
+  const summaries = await Promise.all(files.map((f) => summarizeFile(join(dir, f), top, areas)));
   return summaries.sort((a, b) => b.busyMs - a.busyMs)[0] as ProfileSummary;
 }
 
-async function summarizeFile(file: string, top: number): Promise<ProfileSummary> {
+async function summarizeFile(file: string, top: number, areas: number): Promise<ProfileSummary> {
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const fn = new Map<string, number>();
@@ -80,7 +81,7 @@ async function summarizeFile(file: string, top: number): Promise<ProfileSummary>
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([name, us]) => ({ name, selfMs: us / 1000, percent: busy > 0 ? (100 * us) / busy : 0 }));
-  return { file, busyMs: busy / 1000, idleMs: idle / 1000, topFunctions: lines(fn, top), byArea: lines(area, 15) };
+  return { file, busyMs: busy / 1000, idleMs: idle / 1000, topFunctions: lines(fn, top), byArea: lines(area, areas) };
 }
 
 export function profileMarkdown(s: ProfileSummary): string {

@@ -68,6 +68,8 @@ export interface NodeSpec {
   env?: Record<string, string | undefined>;
   /** Extra flags for node itself, e.g. --cpu-prof. */
   nodeFlags?: string[];
+  /** A command node runs under, e.g. ['valgrind', '--tool=callgrind']; it must exec node in place (same pid). */
+  launcher?: string[];
   readyPath?: string;
   timeoutMs?: number;
 }
@@ -75,15 +77,13 @@ export interface NodeSpec {
 /** Starts one server with `--port <free port>` and waits until `readyPath` answers 200. */
 export async function startNode(spec: NodeSpec): Promise<BenchNode> {
   const port = await freePort();
-  const child = spawnTracked(
-    process.execPath,
-    [...(spec.nodeFlags ?? []), ...nodeArgsFor(spec.script), '--port', String(port)],
-    {
-      cwd: ROOT,
-      env: { ...process.env, SHOAL_NODE_ID: spec.name, ...spec.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const nodeArgs = [...(spec.nodeFlags ?? []), ...nodeArgsFor(spec.script), '--port', String(port)];
+  const [command = process.execPath, ...launcherArgs] = spec.launcher ?? [];
+  const child = spawnTracked(command, spec.launcher ? [...launcherArgs, process.execPath, ...nodeArgs] : nodeArgs, {
+    cwd: ROOT,
+    env: { ...process.env, SHOAL_NODE_ID: spec.name, ...spec.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // The tail only: a chatty server must not grow the benchmark's memory.
   const output = captureOutput(child, 20_000);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

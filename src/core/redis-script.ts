@@ -18,11 +18,14 @@ export async function runScript(
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
+  // ioredis flattens array arguments one level: the keys and arguments go as they are, without
+  // copying them into one spread list on every call.
+  const flat = [keys, args] as unknown as (string | number)[];
   try {
-    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+    return await client.evalsha(script.sha, keys.length, ...flat);
   } catch (err) {
     // Script cache flushed or a fresh node (failover, cluster resharding): send the source once.
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return client.eval(script.lua, keys.length, ...keys, ...args);
+    return client.eval(script.lua, keys.length, ...flat);
   }
 }

@@ -89,10 +89,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     // As express-session: no session outside the cookie's path.
     const path = (req.originalUrl ?? req.url ?? '/').split('?')[0] ?? '/';
     if (!path.startsWith(cookieOptions.path ?? '/')) return false;
-    const ctx = startContext(
-      () => req.headers['user-agent'],
-      () => (req as { ip?: string }).ip ?? req.socket.remoteAddress,
-    );
+    const ctx = startContext(req, userAgentOf, addressOf);
     const request = new RequestSession(c, req, ctx, cookieOptions as CookieOptions);
     await request.open();
     commitBeforeHeaders(
@@ -125,3 +122,12 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 }
 
 export default session;
+
+function userAgentOf(req: IncomingMessage): string | undefined {
+  return req.headers['user-agent'];
+}
+
+/** Express's req.ip (its trust-proxy setting applied) when there is one, else the socket's address. */
+function addressOf(req: IncomingMessage): string | undefined {
+  return (req as { ip?: string }).ip ?? req.socket.remoteAddress;
+}

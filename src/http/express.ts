@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
@@ -45,18 +45,20 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
 ): RequestHandler {
   const clients = options.client;
   return (req, res, next) => {
-    const scopes = openScopes(
-      manager,
-      clients,
-      req.headers.cookie,
-      () => req.headers['user-agent'],
-      () => req.ip,
-    );
+    const scopes = openScopes(manager, clients, req.headers.cookie, req, userAgentOf, ipOf);
     req.session = scopes.session as unknown as RequestSession;
     if (scopes.client) req.client = scopes.client as unknown as Session;
     commitBeforeHeaders(res, () => commitScopesNow(manager, clients, scopes));
     next();
   };
+}
+
+function userAgentOf(req: Request): string | undefined {
+  return req.headers['user-agent'];
+}
+
+function ipOf(req: Request): string | undefined {
+  return req.ip;
 }
 
 /**

@@ -58,13 +58,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     app.decorateRequest('sessionLock', undefined);
 
     app.addHook('onRequest', async (request) => {
-      const scopes = openScopes(
-        manager,
-        options.client,
-        request.headers.cookie,
-        () => request.headers['user-agent'],
-        () => request.ip,
-      );
+      const scopes = openScopes(manager, options.client, request.headers.cookie, request, userAgentOf, ipOf);
       request.session = scopes.session as unknown as RequestSession;
       if (scopes.client) request.client = scopes.client as unknown as Session;
       opened.set(request, scopes);
@@ -158,4 +152,12 @@ export function clientOf<C extends SessionSchema>(
     );
   }
   return request.client as unknown as Session<C>;
+}
+
+function userAgentOf(request: FastifyRequest): string | undefined {
+  return request.headers['user-agent'];
+}
+
+function ipOf(request: FastifyRequest): string | undefined {
+  return request.ip;
 }

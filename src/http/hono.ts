@@ -49,8 +49,9 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
       manager,
       options.client,
       c.req.header('cookie'),
-      () => c.req.header('user-agent'),
-      () => address(c as unknown as Context),
+      c as unknown as Context,
+      userAgentOf,
+      address,
     );
     const vars = c as unknown as Context<{ Variables: { session: Session<T>; client: Session<C> } }>;
     vars.set('session', scopes.session);
@@ -116,4 +117,8 @@ function replaceResponse(c: Context, f: { status: number; headers: Record<string
 function nodeServerAddress(c: Context): string | undefined {
   const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
   return env?.incoming?.socket?.remoteAddress;
+}
+
+function userAgentOf(c: Context): string | undefined {
+  return c.req.header('user-agent');
 }

@@ -49,13 +49,7 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   const clients = new WeakMap<IncomingMessage, Session<C>>();
 
   const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
-    const scopes = openScopes(
-      manager,
-      options.client,
-      req.headers.cookie,
-      () => req.headers['user-agent'],
-      () => req.socket.remoteAddress,
-    );
+    const scopes = openScopes(manager, options.client, req.headers.cookie, req, userAgentOf, addressOf);
     if (scopes.client) clients.set(req, scopes.client);
     commitBeforeHeaders(res, () => commitScopesNow(manager, options.client, scopes), onError);
     return scopes.session;
@@ -102,4 +96,12 @@ function watchStart(res: ServerResponse): () => boolean {
     };
   }
   return () => started || res.headersSent;
+}
+
+function userAgentOf(req: IncomingMessage): string | undefined {
+  return req.headers['user-agent'];
+}
+
+function addressOf(req: IncomingMessage): string | undefined {
+  return req.socket.remoteAddress;
 }

@@ -10,14 +10,18 @@ export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
 }
 
 /** Opens a request's scopes; the user agent and address are read only if a session is created (see startContext). */
-export function openScopes<T extends SessionSchema, C extends SessionSchema>(
+export function openScopes<T extends SessionSchema, C extends SessionSchema, R>(
   sessions: SessionManager<T>,
   clients: SessionManager<C> | undefined,
   cookieHeader: string | undefined,
-  userAgent: () => string | undefined,
-  ip: () => string | undefined,
+  request: R,
+  userAgent: (request: R) => string | undefined,
+  ip: (request: R) => string | undefined,
 ): Scopes<T, C> {
-  return { session: sessions.open(cookieHeader, startContext(userAgent, ip)), client: clients?.open(cookieHeader) };
+  return {
+    session: sessions.open(cookieHeader, startContext(request, userAgent, ip)),
+    client: clients?.open(cookieHeader),
+  };
 }
 
 /**

@@ -5,11 +5,16 @@ import type { SessionStartContext } from '../session/options.js';
  * if a session is created: reading the address (Express's req.ip runs its trust-proxy
  * logic) on every request was a visible share of a session read.
  */
-export function startContext(userAgent: () => string | undefined, ip: () => string | undefined): SessionStartContext {
+export function startContext<R>(
+  request: R,
+  userAgent: (request: R) => string | undefined,
+  ip: (request: R) => string | undefined,
+): SessionStartContext {
+  // The readers are each adapter's module-level functions of its request: no closures per request.
   let summary: string | undefined;
   return {
     get client() {
-      summary ??= clientSummary(userAgent(), ip());
+      summary ??= clientSummary(userAgent(request), ip(request));
       return summary;
     },
   };

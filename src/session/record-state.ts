@@ -39,8 +39,12 @@ export class RecordState {
     return this.#state === 'live';
   }
 
-  async ensureLoaded(): Promise<LoadedRecord | null> {
-    if (this.#state === 'missing' || this.#state === 'destroyed' || this.#loaded) return this.#loaded;
+  /**
+   * Not an async function: one returning the load's promise would wrap it in a second promise and
+   * resolve that through a thenable job, two extra turns and their allocations on every session read.
+   */
+  ensureLoaded(): Promise<LoadedRecord | null> {
+    if (this.#state === 'missing' || this.#state === 'destroyed' || this.#loaded) return Promise.resolve(this.#loaded);
     this.#loading ??= fetchRecord(this.#c.services, this.#id as string).then((loaded) => {
       this.#loaded = loaded;
       this.#state = loaded ? 'live' : 'missing';

@@ -73,15 +73,16 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async all(): Promise<Partial<T>> {
     const loaded = await this.#r.ensureLoaded();
     const out: Partial<T> = {};
-    const put = (key: string) => {
-      const value = this.#known(key, loaded);
-      if (value !== undefined) out[key as Key<T>] = value as T[Key<T>];
-    };
-    const stored = Object.keys(loaded?.record.attributes ?? {});
-    for (const key of stored) put(key);
-    const have = this.#changes.set.size > 0 ? new Set(stored) : undefined;
-    for (const key of this.#changes.set.keys()) if (!have?.has(key)) put(key);
+    // Plain loops, no closure or key array: a read route typically calls this once per request.
+    const stored = loaded?.record.attributes;
+    if (stored) for (const key of Object.keys(stored)) this.#put(out, key, loaded);
+    for (const key of this.#changes.set.keys()) if (!stored || !Object.hasOwn(stored, key)) this.#put(out, key, loaded);
     return out;
+  }
+
+  #put(out: Partial<T>, key: string, loaded: LoadedRecord | null): void {
+    const value = this.#known(key, loaded);
+    if (value !== undefined) out[key as Key<T>] = value as T[Key<T>];
   }
 
   /** What get() answers for a key, given the loaded record (read from it only when this request has not yet). */

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { ShoalMetrics } from '../core/metrics.js';
 import { type SessionStore, STORE_OPERATIONS } from './contract.js';
@@ -13,7 +14,8 @@ const TIMED = STORE_OPERATIONS;
  *
  * Every session request makes one or two store calls, so this runs on the hot path: each
  * operation's label children are bound once (on first use, so /metrics lists only series
- * that happened), and a call allocates nothing beyond its own promise.
+ * that happened), and a call allocates nothing beyond its own promise. `performance` comes from
+ * node:perf_hooks: the global one is an accessor, looked up through a slow path on every call.
  */
 export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionStore {
   if ((store as { [INSTRUMENTED]?: true })[INSTRUMENTED]) return store; // never count a call twice

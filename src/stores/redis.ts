@@ -7,10 +7,12 @@ import { type LuaScript, runScript } from '../core/redis-script.js';
 import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
+  type CommitOptions,
   type CommitResult,
   type EndedSession,
   type EndReason,
   isLive,
+  type SessionDelta,
   type SessionStore,
   type StoredSession,
   type StoreOptions,
@@ -85,26 +87,59 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     });
   }
 
+  // A client opened here for one server or Sentinel has commandTimeout = timeoutMs, armed when a
+  // command is sent and also while it waits in the offline queue, so a second timer per call would
+  // only repeat it; the EVAL that follows a NOSCRIPT is a command of its own, bounded the same way.
+  // A Cluster queues commands without any timer until it knows the slots, and a given client has
+  // whatever settings its owner chose: their calls keep the deadline.
+  // One gap remains with auto-pipelining: a command issued while the previous pipeline is still
+  // unanswered is sent (and its timer armed) only once that pipeline is answered or timed out, so a
+  // stalled Redis fails such a call after at most twice timeoutMs instead of once.
+  const selfBounded = owned && !client.isCluster;
+  const failed = (what: string, err: unknown): StoreUnavailableError => {
+    // ioredis's own timeout says "Command timed out": report it as the deadline does.
+    const cause =
+      err instanceof Error && err.message === 'Command timed out' ? `no answer within ${timeoutMs} ms` : err;
+    return new StoreUnavailableError(
+      'redis',
+      `${what} failed at ${where}: ${failureDetail(cause, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
+      { cause: err },
+    );
+  };
   /** Every backend call goes through here: bounded in time, failures become StoreUnavailableError. */
   const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     try {
-      return await withDeadline(op, timeoutMs);
+      return await (selfBounded ? op() : withDeadline(op, timeoutMs));
     } catch (err) {
-      throw new StoreUnavailableError(
-        'redis',
-        `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
-        { cause: err },
-      );
+      throw failed(what, err);
+    }
+  };
+  /** call() for a command already sent on a self-bounded connection: no closure per call. */
+  const sent = async <T>(what: string, pending: Promise<T>): Promise<T> => {
+    try {
+      return await pending;
+    } catch (err) {
+      throw failed(what, err);
     }
   };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
-    call(what, () => runScript(client, script, keys, args));
+    selfBounded
+      ? sent(what, runScript(client, script, keys, args))
+      : call(what, () => runScript(client, script, keys, args));
   const replicated = replicaConfirmer(replicaWait, client, call, registry);
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
-  const tag = (bucket: number) => `${prefix}:{${ns}:${bucket}}`;
+  // Every key of a bucket starts with its tag: made once per bucket, not on every call.
+  const tags = Array.from({ length: buckets }, (_, b) => `${prefix}:{${ns}:${b}}`);
+  const dueKeys = tags.map((t) => `${t}:due`);
+  const tag = (bucket: number) => tags[bucket] as string;
   const sessionKey = (id: string) => `${tag(bucketOf(id))}:s:${id}`;
-  const dueKey = (bucket: number) => `${tag(bucket)}:due`;
+  const dueKey = (bucket: number) => dueKeys[bucket] as string;
+  /** KEYS of the scripts on one session: its hash and its bucket's expiry index. */
+  const hashAndDue = (id: string): string[] => {
+    const b = bucketOf(id);
+    return [`${tag(b)}:s:${id}`, dueKey(b)];
+  };
   const userKey = (userId: string) => `${prefix}:${ns}:u:{${userId}}`;
   // Index before data: a stale member is filtered out on read, a missing one would hide a session.
   const indexUser = (userId: string, id: string, until: number) =>
@@ -132,7 +167,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       if (meta.client !== undefined) fields.push('m:client', meta.client);
       if (meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
       const args = [id, end, end + graceMs, Date.now() - graceMs, ...fields];
-      const created = (await run('create', CREATE, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
+      const created = (await run('create', CREATE, hashAndDue(id), args)) === 1;
       // Again after: a concurrent listByUser may have dropped the member while the hash did not exist yet.
       if (created && meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
       if (created) await replicated?.('create');
@@ -140,7 +175,8 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async load(id, now) {
-      const hash = await call('load', () => client.hgetall(sessionKey(id)));
+      const key = sessionKey(id);
+      const hash = await (selfBounded ? sent('load', client.hgetall(key)) : call('load', () => client.hgetall(key)));
       const session = parseSession(id, hash);
       return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
     },
@@ -170,55 +206,32 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       return meta ? { status: 'unchanged', meta } : null;
     },
 
-    async commit(id, delta, { now, idleDeadline, expectedRev }): Promise<CommitResult> {
-      const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
-      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, idleDeadline);
-      // One array, filled in place (a commit runs on every write request): counts, then del, set, incr fields.
-      const args: (string | number)[] = [
-        id,
-        now,
-        idleDeadline,
-        expectedRev ?? '',
-        userMode,
-        delta.userId ?? '',
-        graceMs,
-      ];
-      const counts = args.push(0, 0, 0) - 3;
-      if (delta.del) for (const k of delta.del) args.push(`a:${k}`);
-      args[counts] = args.length - counts - 3;
-      const setStart = args.length;
-      if (delta.set) for (const k in delta.set) args.push(`a:${k}`, delta.set[k] as string);
-      args[counts + 1] = (args.length - setStart) / 2;
-      const incrStart = args.length;
-      if (delta.incr) for (const k in delta.incr) args.push(`a:${k}`, String(delta.incr[k]));
-      args[counts + 2] = (args.length - incrStart) / 2;
-      const reply = (await run('commit', COMMIT, [sessionKey(id), dueKey(bucketOf(id))], args)) as (string | number)[];
-      switch (reply[0]) {
-        case 'gone':
-          return { status: 'gone' };
-        case 'conflict':
-          return { status: 'conflict', rev: Number(reply[1]) };
-        case 'not-a-number':
-          return { status: 'not-a-number', key: String(reply[1]).slice(2) };
-      }
+    async commit(id, delta, options): Promise<CommitResult> {
+      // The work around the awaits is in plain functions: an async function keeps every register it
+      // has alive while it waits, and a commit runs on every write request.
+      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, options.idleDeadline);
+      const reply = (await run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs))) as (
+        | string
+        | number
+      )[];
+      const refused = commitRefusal(reply);
+      if (refused) return refused;
       // The set must outlive the session's absolute deadline, known only now.
       if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
-      const values: Record<string, string> = {};
-      for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
+      const result = commitSuccess(reply);
       await replicated?.('commit');
-      return { status: 'ok', rev: Number(reply[1]), values };
+      return result;
     },
 
     async touch(id, now, idleDeadline) {
       const args = [id, now, idleDeadline, graceMs];
-      return (await run('touch', TOUCH, [sessionKey(id), dueKey(bucketOf(id))], args)) === 1;
+      return (await run('touch', TOUCH, hashAndDue(id), args)) === 1;
     },
 
     async destroy(id, now, options) {
-      const keys = [sessionKey(id), dueKey(bucketOf(id))];
       const destroyed = options?.silent
-        ? (await run('destroy', ROTATE_AWAY, keys, [id, now])) === 1
-        : (await run('destroy', DESTROY, keys, [id, now, graceMs])) === 1;
+        ? (await run('destroy', ROTATE_AWAY, hashAndDue(id), [id, now])) === 1
+        : (await run('destroy', DESTROY, hashAndDue(id), [id, now, graceMs])) === 1;
       // A logout (or a rotated-away id) a failover forgot would sign the user back in.
       if (destroyed) await replicated?.('destroy');
       return destroyed;
@@ -269,7 +282,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async ackEnded(id) {
-      await run('ackEnded', ACK, [sessionKey(id), dueKey(bucketOf(id))], [id]);
+      await run('ackEnded', ACK, hashAndDue(id), [id]);
     },
 
     async acquireLock(id, name, owner, leaseMs) {
@@ -297,4 +310,54 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       }
     },
   } satisfies SessionStore);
+}
+
+/**
+ * ARGV of the COMMIT script: id, now, idleDeadline, expectedRev|'', userMode, userId, graceMs, the three
+ * counts, then del fields, set field/value pairs, incr field/amount pairs. One array, filled in place.
+ */
+function commitArgs(id: string, delta: SessionDelta, options: CommitOptions, graceMs: number): (string | number)[] {
+  const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
+  const args: (string | number)[] = [
+    id,
+    options.now,
+    options.idleDeadline,
+    options.expectedRev ?? '',
+    userMode,
+    delta.userId ?? '',
+    graceMs,
+    0,
+    0,
+    0,
+  ];
+  const counts = 7;
+  if (delta.del) for (const k of delta.del) args.push(`a:${k}`);
+  args[counts] = args.length - counts - 3;
+  const setStart = args.length;
+  if (delta.set) for (const k in delta.set) args.push(`a:${k}`, delta.set[k] as string);
+  args[counts + 1] = (args.length - setStart) / 2;
+  const incrStart = args.length;
+  if (delta.incr) for (const k in delta.incr) args.push(`a:${k}`, String(delta.incr[k]));
+  args[counts + 2] = (args.length - incrStart) / 2;
+  return args;
+}
+
+/** A COMMIT reply that refused: the session is gone, the revision moved, or an increment hit a non-number. */
+function commitRefusal(reply: (string | number)[]): CommitResult | undefined {
+  switch (reply[0]) {
+    case 'gone':
+      return { status: 'gone' };
+    case 'conflict':
+      return { status: 'conflict', rev: Number(reply[1]) };
+    case 'not-a-number':
+      return { status: 'not-a-number', key: String(reply[1]).slice(2) };
+  }
+  return undefined;
+}
+
+/** An 'ok' COMMIT reply: 'ok', rev, absoluteDeadline, then the incremented fields and their values. */
+function commitSuccess(reply: (string | number)[]): CommitResult {
+  const values: Record<string, string> = {};
+  for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
+  return { status: 'ok', rev: Number(reply[1]), values };
 }

@@ -1,0 +1,217 @@
+/**
+ * CPU instructions per session request, by each Express server of scenario 1 (the same peers, routes
+ * and Redis), counted by valgrind's callgrind in the server process alone (the load generator and
+ * Redis run outside it). An instruction count does not move with what else the machine runs, as CPU
+ * time does, so a change to the hot path shows here on a busy 2-core machine too.
+ *
+ * `npx tsx bench/session-instructions.ts [--impls express-shoal,express-session,bare] [--requests 1000]
+ * [--warmup 2000] [--rounds 3] [--connections 10] [--tsx]`
+ *
+ * Each server runs as `valgrind --tool=callgrind --instr-atstart=no node --single-threaded …` (normal
+ * JIT; one thread, so the garbage collector and the compilers run on the thread that is counted).
+ * First each route gets 2 × `--warmup` requests uninstrumented (most of the JIT compiling happens there).
+ * Then each round, per route: `--warmup` requests uninstrumented (JIT, pools, caches), then instrumentation
+ * on, counters zeroed (`callgrind_control -z`), exactly `--requests` requests, a dump
+ * (`callgrind_control -d`) whose total is the round's count, instrumentation off. A round's figure
+ * includes whatever garbage collection fell into it: that is the main source of the spread.
+ * shoal runs compiled (bench/lib/build.ts), as in production; `--tsx` runs the TypeScript through tsx.
+ * Writes bench/results/session-instructions.md.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { peerScript } from './lib/build.js';
+import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
+import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
+import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
+import { fmt, table } from './lib/results.js';
+import { load, login, median, ROUTES, type Route } from './lib/session-load.js';
+
+const { values } = parseArgs({
+  options: {
+    impls: { type: 'string', default: 'express-shoal,express-session,bare' },
+    requests: { type: 'string', default: '1000' },
+    warmup: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '10' },
+    tsx: { type: 'boolean', default: false },
+    redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+  },
+});
+const impls = (values.impls as string).split(',') as ImplName[];
+for (const name of impls) {
+  if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
+  if (name.startsWith('fastify') || name === 'shoal') throw new Error(`--impls: "${name}" is not an Express peer`);
+}
+const requests = positive('requests');
+const warmup = positive('warmup');
+const rounds = positive('rounds');
+const connections = positive('connections');
+
+function positive(name: keyof typeof values): number {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
+  return n;
+}
+
+const run = promisify(execFile);
+const control = (pid: number, ...args: string[]) => run('callgrind_control', [...args, String(pid)]);
+
+/** The instruction total of the dump numbered above `after`, once callgrind has written it. */
+async function dumped(
+  dir: string,
+  pid: number,
+  after: number,
+): Promise<{ n: number; instructions: number; gc: number }> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const numbers = (await readdir(dir))
+      .map((f) => new RegExp(`^cg\\.${pid}\\.(\\d+)$`).exec(f)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .filter((n) => n > after);
+    const n = Math.max(...numbers);
+    if (numbers.length > 0) {
+      const text = await readFile(join(dir, `cg.${pid}.${n}`), 'utf8');
+      const summary = /^summary:\s+(\d+)/m.exec(text)?.[1];
+      if (summary) return { n, instructions: Number(summary), gc: await gcInstructions(join(dir, `cg.${pid}.${n}`)) };
+    }
+    if (Date.now() > deadline) throw new Error(`callgrind wrote no dump for pid ${pid} in ${dir}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * V8's garbage collector, by the names of the functions that ran (JIT code has none, the collector
+ * is C++): scavenges, marking, sweeping, compaction and the heap bookkeeping around them. Whether a
+ * major collection falls into a round or the next is what spreads the totals most.
+ */
+const GC_FUNCTION =
+  /Scaveng|MarkCompact|Marking|Sweeper|Evacuat|v8::internal::Heap::|heap::base::|HeapObject::SizeFromMap|GCTracer|MemoryChunk|MemoryAllocator|PagedSpace|SemiSpace|NewSpace|LargeObjectSpace|RememberedSet|SlotSet|TypedSlots|Pretenuring|Ephemeron|WeakObjects|MinorGC|ArrayBufferSweeper|LiveObjectRange|RecordMigratedSlot|PointersUpdating|StringTableCleaner|IterateObjectCache|RecordWrite/;
+
+/** Instructions of a dump spent in the garbage collector, from callgrind_annotate's self cost per function. */
+async function gcInstructions(file: string): Promise<number> {
+  const { stdout } = await run('callgrind_annotate', ['--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 });
+  let gc = 0;
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \([\s\d.]+%\)\s+(.*)$/.exec(line);
+    if (m?.[1] && m[2] && !m[2].startsWith('PROGRAM TOTALS') && GC_FUNCTION.test(m[2]))
+      gc += Number(m[1].replaceAll(',', ''));
+  }
+  return gc;
+}
+
+const down = await redisUnavailable(values.redis as string);
+if (down) throw new Error(down);
+const runId = newRunId();
+const paid = owe(() => cleanupRun(values.redis as string, runId));
+const dir = await mkdtemp(join(tmpdir(), `${runId}-callgrind-`));
+const load0 = loadavg();
+/** Instructions per request, per "impl route", one entry per round; and of them outside the garbage collector. */
+const results = new Map<string, number[]>();
+const outsideGc = new Map<string, number[]>();
+const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
+try {
+  for (const name of impls) {
+    const impl = IMPLS[name];
+    const script = impl.script.endsWith('.ts')
+      ? await peerScript({ tsx: values.tsx as boolean }, impl.script)
+      : impl.script;
+    const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--single-threaded'] });
+    // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
+    // request failed that way would only be noise here. (express-session's client has no timeout.)
+    if (impl.script.endsWith('.ts')) spec.env = { ...spec.env, SHOAL_STORE: `${values.redis}?timeout=60s` };
+    const node: BenchNode = await startNode({
+      ...spec,
+      launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(dir, 'cg.%p')}`],
+      timeoutMs: 300_000,
+    });
+    let lastDump = 0;
+    try {
+      const cookies = await login(node, runId, impl.stateful, connections);
+      // Before the first round, longer: most of the optimising compiler's work happens here.
+      for (const route of Object.keys(ROUTES) as Route[])
+        await load(node, route, cookies, 2 * warmup, { timeoutS: 120 });
+      for (let round = 0; round < rounds; round++)
+        for (const route of Object.keys(ROUTES) as Route[]) {
+          await load(node, route, cookies, warmup, { timeoutS: 120 });
+          await control(node.pid, '-i', 'on');
+          await control(node.pid, '-z');
+          await load(node, route, cookies, requests, { timeoutS: 120 });
+          await control(node.pid, '-d');
+          const dump = await dumped(dir, node.pid, lastDump);
+          lastDump = dump.n;
+          await control(node.pid, '-i', 'off');
+          const perRequest = dump.instructions / requests;
+          const mutator = (dump.instructions - dump.gc) / requests;
+          results.set(key(name, route), [...(results.get(key(name, route)) ?? []), perRequest]);
+          outsideGc.set(key(name, route), [...(outsideGc.get(key(name, route)) ?? []), mutator]);
+          console.log(
+            `${name} ${route} round ${round + 1}/${rounds}: ${fmt(perRequest)} instructions/request, ` +
+              `${fmt(mutator)} outside the garbage collector`,
+          );
+        }
+    } finally {
+      await node.stop(60_000);
+    }
+  }
+} finally {
+  await cleanupRun(values.redis as string, runId);
+  paid();
+  await rm(dir, { recursive: true, force: true });
+}
+
+const k = (n: number) => `${fmt(n / 1000, 1)} k`;
+const spread = (xs: number[]) => `${k(median(xs))} (${k(Math.min(...xs))}–${k(Math.max(...xs))})`;
+/** The median minus the bare server's, and in brackets the widest that difference can be given both spreads. */
+const aboveBare = (own: number[], bare: number[]) =>
+  bare.length
+    ? `${k(median(own) - median(bare))} (${k(Math.min(...own) - Math.max(...bare))}–${k(Math.max(...own) - Math.min(...bare))})`
+    : '—';
+const rows = impls.flatMap((impl) =>
+  (Object.keys(ROUTES) as Route[]).map((route) => {
+    const of = (m: Map<string, number[]>, i: ImplName) => m.get(key(i, route)) ?? [];
+    const withBare = impl !== 'bare' && impls.includes('bare');
+    return [
+      IMPLS[impl].label,
+      route,
+      spread(of(results, impl)),
+      aboveBare(of(results, impl), withBare ? of(results, 'bare') : []),
+      spread(of(outsideGc, impl)),
+      aboveBare(of(outsideGc, impl), withBare ? of(outsideGc, 'bare') : []),
+    ];
+  }),
+);
+const load1 = loadavg();
+const loads = (l: number[]) => l.map((x) => fmt(x, 2)).join(' ');
+const report = [
+  '## CPU instructions per session request (callgrind)',
+  '',
+  `\`npx tsx bench/session-instructions.ts --impls ${impls.join(',')} --requests ${requests} --warmup ${warmup} ` +
+    `--rounds ${rounds} --connections ${connections}${values.tsx ? ' --tsx' : ''}\`, node ${process.version}; ` +
+    `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts depend on it far less than CPU time; the garbage collector’s share still moves). ` +
+    `Median (min–max) over ${rounds} rounds of ${requests} requests, each after ${warmup} uninstrumented warm-up requests ` +
+    `(${2 * warmup} per route before the first); ` +
+    '"above bare": the median minus the bare server\'s, in brackets the widest that difference can be given both spreads. ' +
+    'User-space instructions of the server process (JIT code, V8, Node, libuv, OpenSSL), not the kernel’s. ' +
+    '"Outside the GC": the same less what V8\'s garbage collector ran (by function name, see GC_FUNCTION); ' +
+    'it spreads less, since a major collection falls into one round and not the next.',
+  '',
+  table(
+    [
+      'server',
+      'route',
+      'instructions / request',
+      'above bare Express',
+      'outside the GC / request',
+      'outside the GC, above bare',
+    ],
+    rows,
+  ),
+  '',
+].join('\n');
+console.log(`\n${report}`);
+await writeFile(join(ROOT, 'bench/results/session-instructions.md'), report);
+process.exit(0);
