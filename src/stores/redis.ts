@@ -87,31 +87,16 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     });
   }
 
-  // A client opened here for one server or Sentinel has commandTimeout = timeoutMs, armed when a
-  // command is sent and also while it waits in the offline queue, so a second timer per call would
-  // only repeat it; the EVAL that follows a NOSCRIPT is a command of its own, bounded the same way.
-  // A Cluster queues commands without any timer until it knows the slots, and a given client has
-  // whatever settings its owner chose: their calls keep the deadline.
-  // One gap remains with auto-pipelining: a command issued while the previous pipeline is still
-  // unanswered is sent (and its timer armed) only once that pipeline is answered or timed out, so a
-  // stalled Redis fails such a call after at most twice timeoutMs instead of once.
-  const selfBounded = owned && !client.isCluster;
-  const failed = (what: string, err: unknown): StoreUnavailableError => {
-    // ioredis's own timeout says "Command timed out": report it as the deadline does.
-    const cause =
-      err instanceof Error && err.message === 'Command timed out' ? `no answer within ${timeoutMs} ms` : err;
-    return new StoreUnavailableError(
-      'redis',
-      `${what} failed at ${where}: ${failureDetail(cause, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
-      { cause: err },
-    );
-  };
   /** Every backend call goes through here: bounded in time, failures become StoreUnavailableError. */
   const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     try {
-      return await (selfBounded ? op() : withDeadline(op, timeoutMs));
+      return await withDeadline(op, timeoutMs);
     } catch (err) {
-      throw failed(what, err);
+      throw new StoreUnavailableError(
+        'redis',
+        `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
+        { cause: err },
+      );
     }
   };
   /** call() for a command already sent on a self-bounded connection: no closure per call. */
