@@ -99,18 +99,8 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       );
     }
   };
-  /** call() for a command already sent on a self-bounded connection: no closure per call. */
-  const sent = async <T>(what: string, pending: Promise<T>): Promise<T> => {
-    try {
-      return await pending;
-    } catch (err) {
-      throw failed(what, err);
-    }
-  };
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
-    selfBounded
-      ? sent(what, runScript(client, script, keys, args))
-      : call(what, () => runScript(client, script, keys, args));
+    call(what, () => runScript(client, script, keys, args));
   const replicated = replicaConfirmer(replicaWait, client, call, registry);
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
@@ -161,7 +151,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
 
     async load(id, now) {
       const key = sessionKey(id);
-      const hash = await (selfBounded ? sent('load', client.hgetall(key)) : call('load', () => client.hgetall(key)));
+      const hash = await call('load', () => client.hgetall(key));
       const session = parseSession(id, hash);
       return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
     },

@@ -160,6 +160,48 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await client.quit();
   });
 
+  it('times out commands on a connection it opened while Redis does not answer, then recovers', async () => {
+    // The store's own deadline bounds each call from when it is made, queued behind others or not.
+    const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
+    const timeoutMs = 400;
+    const store = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs });
+    const s = sessionFixture();
+    expect(await store.create(s)).toBe(true);
+    proxy.blackhole();
+    const timed = async (op: () => Promise<unknown>) => {
+      const started = Date.now();
+      const err = await op().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      return { err, ms: Date.now() - started };
+    };
+    const commit = () => store.commit(s.id, { incr: { n: 1 } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
+    // A plain command and a script, sent together.
+    const [load, script] = await Promise.all([timed(() => store.load(s.id, Date.now())), timed(commit)]);
+    for (const r of [load, script]) {
+      expect(r.err).toBeInstanceOf(StoreUnavailableError);
+      expect((r.err as Error).message).toContain(`no answer within ${timeoutMs} ms`);
+      expect(r.ms).toBeGreaterThanOrEqual(timeoutMs - 20);
+      expect(r.ms).toBeLessThan(timeoutMs + 300);
+    }
+    // One issued while an earlier pipeline is still unanswered: still within its own timeoutMs.
+    const first = timed(() => store.load(s.id, Date.now()));
+    await new Promise((r) => setTimeout(r, timeoutMs / 2));
+    const queued = await timed(() => store.touch(s.id, Date.now(), Date.now() + HOUR));
+    expect((await first).err).toBeInstanceOf(StoreUnavailableError);
+    expect(queued.err).toBeInstanceOf(StoreUnavailableError);
+    expect(queued.ms).toBeLessThan(timeoutMs + 300);
+    proxy.clear();
+    let after: Awaited<ReturnType<typeof commit>> | null = null;
+    for (let i = 0; i < 50 && after?.status !== 'ok'; i++) {
+      after = await commit().catch(() => null);
+      if (after?.status !== 'ok') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(after?.status).toBe('ok');
+    await proxy.close();
+  });
+
   it('fails fast while Redis is unreachable and recovers by itself when it is back', async () => {
     const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
     const store = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs: 500 });
