@@ -7,12 +7,10 @@ import { type LuaScript, runScript } from '../core/redis-script.js';
 import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
-  type CommitOptions,
   type CommitResult,
   type EndedSession,
   type EndReason,
   isLive,
-  type SessionDelta,
   type SessionStore,
   type StoredSession,
   type StoreOptions,
@@ -32,7 +30,7 @@ import {
   UNLOCK,
   USER_ADD,
 } from './redis-scripts.js';
-import { fnv1a, pairsToHash, parseSession } from './redis-session.js';
+import { commitArgs, commitRefusal, commitSuccess, fnv1a, pairsToHash, parseSession } from './redis-session.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
@@ -285,54 +283,4 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       }
     },
   } satisfies SessionStore);
-}
-
-/**
- * ARGV of the COMMIT script: id, now, idleDeadline, expectedRev|'', userMode, userId, graceMs, the three
- * counts, then del fields, set field/value pairs, incr field/amount pairs. One array, filled in place.
- */
-function commitArgs(id: string, delta: SessionDelta, options: CommitOptions, graceMs: number): (string | number)[] {
-  const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
-  const args: (string | number)[] = [
-    id,
-    options.now,
-    options.idleDeadline,
-    options.expectedRev ?? '',
-    userMode,
-    delta.userId ?? '',
-    graceMs,
-    0,
-    0,
-    0,
-  ];
-  const counts = 7;
-  if (delta.del) for (const k of delta.del) args.push(`a:${k}`);
-  args[counts] = args.length - counts - 3;
-  const setStart = args.length;
-  if (delta.set) for (const k in delta.set) args.push(`a:${k}`, delta.set[k] as string);
-  args[counts + 1] = (args.length - setStart) / 2;
-  const incrStart = args.length;
-  if (delta.incr) for (const k in delta.incr) args.push(`a:${k}`, String(delta.incr[k]));
-  args[counts + 2] = (args.length - incrStart) / 2;
-  return args;
-}
-
-/** A COMMIT reply that refused: the session is gone, the revision moved, or an increment hit a non-number. */
-function commitRefusal(reply: (string | number)[]): CommitResult | undefined {
-  switch (reply[0]) {
-    case 'gone':
-      return { status: 'gone' };
-    case 'conflict':
-      return { status: 'conflict', rev: Number(reply[1]) };
-    case 'not-a-number':
-      return { status: 'not-a-number', key: String(reply[1]).slice(2) };
-  }
-  return undefined;
-}
-
-/** An 'ok' COMMIT reply: 'ok', rev, absoluteDeadline, then the incremented fields and their values. */
-function commitSuccess(reply: (string | number)[]): CommitResult {
-  const values: Record<string, string> = {};
-  for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
-  return { status: 'ok', rev: Number(reply[1]), values };
 }
