@@ -1,5 +1,6 @@
 import type { AppDefinition } from '../app/define.js';
 import { listFromEnv } from '../app/env.js';
+import { resolveNodeSession } from '../app/open.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
@@ -92,6 +93,10 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     Boolean(app?.realtime),
     { ok, warn, fail },
   );
+  setting('session settings', () => {
+    const c = resolveNodeSession(app, env);
+    return `idle ${c.idleMs / 1000} s, absolute ${c.absoluteMs / 1000} s, at most ${c.maxSize} bytes`;
+  });
   setting('SHOAL_COOKIE_SECURE', () => {
     const v = env.SHOAL_COOKIE_SECURE;
     if (v === undefined || v === '') return undefined;

@@ -30,6 +30,12 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
  */
 export async function startCluster(o: StartOptions): Promise<number> {
   const store = process.env.SHOAL_STORE ?? DEFAULT_STORE_URL;
+  if (/^memory:/i.test(store) && o.web + o.gateways > 1) {
+    // Each process would keep its own sessions: the cluster would hand out sessions no other node knows.
+    throw new ConfigError(
+      `SHOAL_STORE=${store} keeps sessions inside one process, and this cluster has ${o.web + o.gateways} nodes: leave SHOAL_STORE unset (a SQLite file all nodes share) or point it at Redis/PostgreSQL`,
+    );
+  }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SHOAL_STORE: store,
@@ -45,8 +51,9 @@ export async function startCluster(o: StartOptions): Promise<number> {
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${o.port}`;
   const gatewayEnv: NodeJS.ProcessEnv = {
     ...env,
-    // Pages come through the balancer, so that is the origin browsers send.
-    SHOAL_ORIGINS: process.env.SHOAL_ORIGINS ?? `${url},http://localhost:${o.port}`,
+    // Pages come through the balancer, so that is the origin browsers send; origins the user lists
+    // (a page served elsewhere) come on top of it, never instead.
+    SHOAL_ORIGINS: [`${url},http://localhost:${o.port}`, process.env.SHOAL_ORIGINS].filter(Boolean).join(','),
   };
   /** `count` nodes of one role, `<role>-1` … on consecutive ports from `firstPort`. */
   const nodes = (role: ChildSpec['role'], count: number, firstPort: number, roleEnv: NodeJS.ProcessEnv) =>

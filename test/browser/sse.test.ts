@@ -37,6 +37,8 @@ beforeAll(async () => {
     env: {
       SHOAL_STORE: `sqlite:${join(dir, 'shoal.db')}`,
       SHOAL_TOKEN_SECRET: TOKEN_SECRET,
+      // An origin of the user's own: shoal start adds it to the balancer's, never in its place.
+      SHOAL_ORIGINS: 'http://127.0.0.1:9',
       SSE_TEST_SDK: sdk,
     },
   });

@@ -34,6 +34,7 @@ describe('shoal doctor', () => {
     const r = await diagnose(good());
     expect(r.text).toMatch(/^ok {4}app module .*realtime\.app\.mjs loads/m);
     expect(r.text).toMatch(/^ok {4}session store sqlite:/m);
+    expect(r.text).toMatch(/^ok {4}session settings: idle 1800 s, absolute 43200 s/m);
     expect(r.text).toMatch(/^ok {4}message bus \(SHOAL_BUS unset: the default\) sqlite:/m);
     expect(r.text).toMatch(/no problems found/);
     expect(r.code).toBe(0);
@@ -140,6 +141,19 @@ describe('shoal doctor', () => {
     const r = await diagnose({ ...good(), SHOAL_STORE: 'memcached://127.0.0.1:11211' });
     expect(r.text).toMatch(/^warn {2}the bus is sqlite:.*a file only processes on this machine share.*set SHOAL_BUS/m);
   }, 30_000);
+
+  it.each([
+    ['SHOAL_IDLE_TIMEOUT', 'bogus', /idleTimeout "bogus" is not a duration/],
+    ['SHOAL_ABSOLUTE_TIMEOUT', '-5', /absoluteTimeout "-5" is not a duration/],
+    ['SHOAL_SWEEP_INTERVAL', 'zz', /sweep\.interval "zz" is not a duration/],
+    ['SHOAL_MAX_SIZE', 'abc', /SHOAL_MAX_SIZE must be a positive whole number/],
+    ['SHOAL_ENCRYPTION_KEYS', 'notbase64', /encryption key #1/],
+  ])('fails the session setting %s=%s, as a web node refuses it', async (name, value, message) => {
+    const r = await diagnose({ ...good(), [name]: value });
+    expect(r.code).toBe(1);
+    expect(r.text).toMatch(/^FAIL {2}session settings: /m);
+    expect(r.text).toMatch(message);
+  });
 
   it('agrees with `shoal web`: what doctor fails, the web node refuses', async () => {
     const env = { ...good(), SHOAL_SECRETS: 'short', SHOAL_STORE: `sqlite:${join(dir, 'web.db')}` };

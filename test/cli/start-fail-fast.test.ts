@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { startCluster } from '../../src/cli/start.js';
 import { freePortRun, ROOT } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-start-'));
@@ -132,4 +133,17 @@ describe('shoal start when a node cannot start', () => {
     s.child.kill('SIGTERM');
     expect(await exitWithin(s.exit, 45_000)).toBe(0);
   }, 150_000);
+});
+
+describe('shoal start, before any node starts', () => {
+  it('refuses a memory: store for more than one node: each would keep sessions the others never see', async () => {
+    vi.stubEnv('SHOAL_STORE', 'memory:');
+    try {
+      await expect(startCluster({ app: 'app.mjs', web: 2, gateways: 0, port: 1 })).rejects.toThrow(
+        /SHOAL_STORE=memory: keeps sessions inside one process, and this cluster has 2 nodes/,
+      );
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
 });
