@@ -45,7 +45,11 @@ export interface WebContext<T extends SessionSchema = SessionSchema, E extends E
   bus: Bus;
 }
 
-/** What `web(ctx)` returns: a request handler (an Express or Hono-on-node app is one), or a node. */
+/**
+ * What `web(ctx)` returns: a request handler (an Express app is one; a Hono app through
+ * `getRequestListener(app.fetch)` of `@hono/node-server`; a Fastify app as `{ handler: app.routing }`
+ * after `await app.ready()`), or a node.
+ */
 export interface WebNode {
   handler: RequestListener;
   /** Rejects when a dependency of the app's own is unreachable: /readyz answers 503. */
