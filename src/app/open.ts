@@ -1,16 +1,14 @@
 import type { Bus } from '../bus/contract.js';
 import { busUrlFor, createBus } from '../bus/index.js';
-import { type Logger, silentLogger } from '../core/logger.js';
+import type { Logger } from '../core/logger.js';
 import { redact } from '../core/url.js';
 import { createRealtime, type Realtime } from '../realtime/realtime.js';
 import { defineClientScope } from '../session/client-scope.js';
 import { SessionManager } from '../session/manager.js';
-import { resolveSession, type SessionConfig, type SessionOptions, type SessionSchema } from '../session/options.js';
+import type { SessionOptions, SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
-import { memoryStore } from '../stores/memory.js';
 import type { AppDefinition, AppSessionOptions, NodeContext, RealtimeApp } from './define.js';
-import { sessionOptionsFromEnv } from './env.js';
 
 /** How one node of the cluster is configured (the CLI builds it from SHOAL_* variables). */
 export interface NodeConfig extends NodeContext {
@@ -93,28 +91,15 @@ export async function openApp<T extends SessionSchema>(
   }
 }
 
-/**
- * The session settings a web node of `app` would run with under `env`, resolved without opening a
- * store: throws the ConfigError the node would refuse to start with (a duration that is not one, an
- * encryption key that is not 32 bytes, a size that is not a number). For `shoal doctor`.
- */
-export function resolveNodeSession(app: AppDefinition | undefined, env: NodeJS.ProcessEnv): SessionConfig {
-  const config: NodeConfig = { role: 'web', nodeId: 'doctor', env, session: sessionOptionsFromEnv(env) };
-  const own = app ? appSessionOptions(app, config) : {};
-  return resolveSession({
-    ...mergeSessionOptions(config, own),
-    store: memoryStore(),
-    metrics: false,
-    logger: silentLogger,
-  }).config;
-}
-
-function appSessionOptions<T extends SessionSchema>(app: AppDefinition<T>, ctx: NodeContext): AppSessionOptions<T> {
+export function appSessionOptions<T extends SessionSchema>(
+  app: AppDefinition<T>,
+  ctx: NodeContext,
+): AppSessionOptions<T> {
   return (typeof app.session === 'function' ? app.session(ctx) : app.session) ?? {};
 }
 
 /** The node's settings under the app's own: the definition wins, cookie attributes one by one. */
-function mergeSessionOptions<T extends SessionSchema>(
+export function mergeSessionOptions<T extends SessionSchema>(
   config: NodeConfig,
   own: AppSessionOptions<T>,
 ): Omit<SessionOptions<T>, 'store'> {

@@ -1,6 +1,6 @@
 import type { AppDefinition } from '../app/define.js';
 import { listFromEnv } from '../app/env.js';
-import { resolveNodeSession } from '../app/open.js';
+import { resolveNodeSession } from '../app/node-session.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
