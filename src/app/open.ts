@@ -60,7 +60,12 @@ export async function openApp<T extends SessionSchema>(
   try {
     const store = own.store ?? (await createStore(storeUrl, { namespace: config.namespace ?? 'session' }));
     if (!own.store) opened.push(store);
-    const bus = await createBus(busUrl, config.logger ? { logger: config.logger } : {});
+    // The namespace that keeps apps' sessions apart on a shared backend keeps their messages apart too:
+    // otherwise one app's realtime.to({ user }) would reach the same user id's sockets of another.
+    const bus = await createBus(busUrl, {
+      ...(config.logger ? { logger: config.logger } : {}),
+      ...(config.namespace ? { namespace: config.namespace } : {}),
+    });
     opened.push(bus);
     const sessions = new SessionManager<T>({
       ...options,
