@@ -123,8 +123,10 @@ export class Calls {
     const body = (await res.json().catch(() => undefined)) as ReplyMessage | undefined;
     if (res.ok && body?.type === 'reply') return this.settle(body);
     // Something other than a gateway answered (an app page, a proxy's error): say where it went.
+    // An app page (200) or an app's 404/405 means the path reached a web node; anything else is an outage.
+    const misrouted = body === undefined && (res.ok || res.status === 404 || res.status === 405);
     fail(
-      body === undefined
+      misrouted
         ? `${where} answered ${res.status} without a JSON reply: is this path routed to the gateways?`
         : `${where} answered ${res.status}`,
     );

@@ -94,6 +94,29 @@ describe('client requests', () => {
     });
     expect(posted.length).toBeGreaterThan(5);
     expect(new Set(posted)).toEqual(new Set(['/sse']));
+
+    // What answers instead of a gateway is named: an app's page (misrouted) or an outage.
+    const answers = [
+      { ok: true, status: 200, json: () => Promise.reject(new SyntaxError('Unexpected token <')) },
+      { ok: false, status: 503, json: () => Promise.reject(new SyntaxError('Unexpected token n')) },
+    ];
+    const stray = connect(c.url, {
+      WebSocket: browserWebSocket(alice.cookie),
+      EventSource: eventSourceWith({ cookie: alice.cookie, origin: ORIGIN }),
+      fetch: async () => answers.shift() ?? { ok: false, status: 500, json: async () => ({}) },
+      sseAfterFailures: 1,
+      backoff: fast,
+    });
+    perTest.track(stray);
+    await until('second client open over SSE', () => stray.state === 'open' && stray.transport === 'sse');
+    const misrouted = await rejection(stray.rpc('add', { a: 1, b: 1 }));
+    expect([misrouted.code, misrouted.message]).toEqual([
+      'unavailable',
+      expect.stringMatching(
+        /POST http:\/\/[^?]+\/sse answered 200 without a JSON reply: is this path routed to the gateways\?$/,
+      ),
+    ]);
+    expect((await rejection(stray.rpc('add', { a: 1, b: 1 }))).message).toMatch(/\/sse answered 503$/);
   });
 
   it('publish and history over WebSocket; a request on a lost socket rejects with "disconnected"', async () => {
