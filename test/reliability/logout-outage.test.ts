@@ -59,7 +59,7 @@ async function setUp(store: NetworkStore): Promise<Setup> {
   const gwStore = await createStore(storeUrlVia(store.url, gwProxy, `${TIMEOUT_MS}ms`), {
     namespace: cluster.namespace,
   });
-  const gwBus = await sqliteBus({ path: cluster.busUrl.slice('sqlite:'.length) });
+  const gwBus = await sqliteBus({ path: cluster.busUrl.slice('sqlite:'.length), namespace: cluster.namespace });
   const sessions = new SessionManager({
     store: gwStore,
     secrets: [SECRET],
