@@ -8,7 +8,36 @@ export class ShoalError extends Error {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    brand(this, new.target);
   }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about, a subclass too
+    return isBranded(value, this);
+  }
+}
+
+/**
+ * `instanceof` for shoal's errors goes by class name, not object identity. An app compiled to
+ * CommonJS (tsx) can load a second copy of shoal's modules beside the one the CLI runs; an error
+ * thrown by one copy (a store outage, an RpcError) must still be recognized by the other.
+ */
+const BRAND = Symbol.for('shoal.error.classes');
+
+/** Records on `error` the names of its class and of every class above it. */
+export function brand(error: Error, target: abstract new (...args: never[]) => unknown): void {
+  const names: string[] = [];
+  for (let c: unknown = target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
+    names.push((c as { name: string }).name);
+  }
+  Object.defineProperty(error, BRAND, { value: names });
+}
+
+/** Whether `value` was made by a class named as `ctor` is (in any copy of shoal). */
+export function isBranded(value: unknown, ctor: { name: string }): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const names = (value as { [BRAND]?: unknown })[BRAND];
+  return Array.isArray(names) && names.includes(ctor.name);
 }
 
 /** A configuration value (URL, duration, secret…) is missing or malformed. */

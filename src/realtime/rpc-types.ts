@@ -1,3 +1,4 @@
+import { brand, isBranded } from '../core/errors.js';
 import type { Publisher } from './publisher.js';
 
 /** Who calls: what an RPC handler, `canPublish` and the RPC proxy are told. */
@@ -24,6 +25,12 @@ export class RpcError extends Error {
     message: string,
   ) {
     super(message);
+    brand(this, new.target); // recognized by every copy of shoal (see core/errors.ts)
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about, a subclass too
+    return isBranded(value, this);
   }
 }
 

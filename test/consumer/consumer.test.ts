@@ -165,6 +165,42 @@ console.log('required');`,
     expect(await project.exec(process.execPath, ['cjs/require-all.js'])).toContain('required');
   }, 60_000);
 
+  it("recognizes shoal's errors across the copy the CLI runs and the copy a CommonJS app requires", async () => {
+    write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
+    write(
+      'cjs/errors.ts',
+      `import { RpcError, StoreUnavailableError } from 'shoal';
+export default { RpcError, StoreUnavailableError };
+`,
+    );
+    // As the CLI loads an app: tsx's hooks registered, shoal imported as ESM, the app as CommonJS.
+    write(
+      'cjs-check.mjs',
+      `import { register } from 'tsx/esm/api';
+import { register as registerCjs } from 'tsx/cjs/api';
+registerCjs();
+register();
+const esm = await import('shoal');
+const loaded = (await import('./cjs/errors.ts')).default;
+const cjs = loaded.default ?? loaded;
+const outage = new esm.StoreUnavailableError('redis', 'down');
+const refused = new cjs.RpcError('out_of_stock', 'sold out');
+console.log(JSON.stringify({
+  twoCopies: cjs.StoreUnavailableError !== esm.StoreUnavailableError,
+  outage: outage instanceof cjs.StoreUnavailableError,
+  refused: refused instanceof esm.RpcError,
+  notOther: outage instanceof cjs.RpcError,
+}));`,
+    );
+    const out = await project.exec(process.execPath, ['cjs-check.mjs']);
+    expect(JSON.parse(out.trim().split('\n').at(-1) ?? '{}')).toEqual({
+      twoCopies: true,
+      outage: true,
+      refused: true,
+      notOther: false,
+    });
+  }, 60_000);
+
   describe('its TypeScript app under shoal start --web 2', () => {
     let cluster: DevCluster;
 
