@@ -49,8 +49,8 @@ sticky sessions) in front of N web nodes, restarting any that crash.
   --host <h>       balancer address (default 127.0.0.1)
 
 A node that cannot start (a bad SHOAL_* value, an app module that does not load)
-stops the cluster with its error; a node whose store or bus does not answer stays
-up, not ready, until it does; a node that crashes after it was ready is restarted.`,
+stops the cluster with its error; a node whose store does not answer stays up,
+not ready, until it does; a node that crashes after it was ready is restarted.`,
   web: `Usage: shoal web --app <module> [--port 3000] [--host 0.0.0.0]
 
 Runs one web node with /healthz, /readyz, /metrics and graceful drain on SIGTERM.
