@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { backendOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { listen } from '../core/http.js';
 import { redact } from '../core/url.js';
@@ -30,7 +31,7 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
  */
 export async function startCluster(o: StartOptions): Promise<number> {
   const store = process.env.SHOAL_STORE ?? DEFAULT_STORE_URL;
-  if (/^memory:/i.test(store) && o.web + o.gateways > 1) {
+  if (backendOf(store) === 'memory' && o.web + o.gateways > 1) {
     // Each process would keep its own sessions: the cluster would hand out sessions no other node knows.
     throw new ConfigError(
       `SHOAL_STORE=${store} keeps sessions inside one process, and this cluster has ${o.web + o.gateways} nodes: leave SHOAL_STORE unset (a SQLite file all nodes share) or point it at Redis/PostgreSQL`,

@@ -13,7 +13,7 @@ import { commitBeforeHeaders } from './commit-before-headers.js';
 import type { CookieOptions } from './express-session-cookie.js';
 import { checkCookie, checkOptions, type ExpressSessionOptions, secretsOf } from './express-session-options.js';
 import { type DropInConfig, type DropInRequest, RequestSession } from './express-session-request.js';
-import { startContext } from './start-context.js';
+import { startContext, userAgentOf } from './start-context.js';
 
 export { type CookieOptions, SessionCookie, type StoredCookie } from './express-session-cookie.js';
 export { DropInSession } from './express-session-object.js';
@@ -122,10 +122,6 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 }
 
 export default session;
-
-function userAgentOf(req: IncomingMessage): string | undefined {
-  return req.headers['user-agent'];
-}
 
 /** Express's req.ip (its trust-proxy setting applied) when there is one, else the socket's address. */
 function addressOf(req: IncomingMessage): string | undefined {

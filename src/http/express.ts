@@ -8,6 +8,7 @@ import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
 import { lockFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
+import { userAgentOf } from './start-context.js';
 
 /** The lock a route holds through sessionLock(name). */
 export interface SessionLockInfo extends LockContext {
@@ -51,10 +52,6 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     commitBeforeHeaders(res, () => commitScopesNow(manager, clients, scopes));
     next();
   };
-}
-
-function userAgentOf(req: Request): string | undefined {
-  return req.headers['user-agent'];
 }
 
 function ipOf(req: Request): string | undefined {

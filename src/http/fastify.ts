@@ -7,6 +7,7 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { type FailureResponse, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
+import { userAgentOf } from './start-context.js';
 
 /** A route's lock: `config: { sessionLock: 'checkout' }` or `{ name: 'checkout', wait: '2s' }`. */
 export type SessionLockConfig = string | ({ name: string } & LockOptions);
@@ -152,10 +153,6 @@ export function clientOf<C extends SessionSchema>(
     );
   }
   return request.client as unknown as Session<C>;
-}
-
-function userAgentOf(request: FastifyRequest): string | undefined {
-  return request.headers['user-agent'];
 }
 
 function ipOf(request: FastifyRequest): string | undefined {

@@ -6,6 +6,7 @@ import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
 import { lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
+import { userAgentOf } from './start-context.js';
 
 export interface NodeSessionOptions<C extends SessionSchema = never> {
   /** Called with handler and commit failures (log them); the client gets a JSON 500/503 either way. */
@@ -96,10 +97,6 @@ function watchStart(res: ServerResponse): () => boolean {
     };
   }
   return () => started || res.headersSent;
-}
-
-function userAgentOf(req: IncomingMessage): string | undefined {
-  return req.headers['user-agent'];
 }
 
 function addressOf(req: IncomingMessage): string | undefined {

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { SessionStartContext } from '../session/options.js';
 
 /**
@@ -23,4 +24,9 @@ export function startContext<R>(
 /** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */
 export function clientSummary(userAgent: string | undefined, ip: string | undefined): string {
   return `${(userAgent ?? 'unknown client').slice(0, 120)} · ${ip ?? 'unknown address'}`;
+}
+
+/** The User-Agent of a request whose headers are node:http's (node:http, Express, Fastify). */
+export function userAgentOf(request: { headers: IncomingHttpHeaders }): string | undefined {
+  return request.headers['user-agent'];
 }

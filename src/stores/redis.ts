@@ -106,12 +106,13 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const tags = Array.from({ length: buckets }, (_, b) => `${prefix}:{${ns}:${b}}`);
   const dueKeys = tags.map((t) => `${t}:due`);
   const tag = (bucket: number) => tags[bucket] as string;
-  const sessionKey = (id: string) => `${tag(bucketOf(id))}:s:${id}`;
+  const hashKey = (bucket: number, id: string) => `${tag(bucket)}:s:${id}`;
+  const sessionKey = (id: string) => hashKey(bucketOf(id), id);
   const dueKey = (bucket: number) => dueKeys[bucket] as string;
   /** KEYS of the scripts on one session: its hash and its bucket's expiry index. */
   const hashAndDue = (id: string): string[] => {
     const b = bucketOf(id);
-    return [`${tag(b)}:s:${id}`, dueKey(b)];
+    return [hashKey(b, id), dueKey(b)];
   };
   const userKey = (userId: string) => `${prefix}:${ns}:u:{${userId}}`;
   // Index before data: a stale member is filtered out on read, a missing one would hide a session.
