@@ -152,9 +152,10 @@ describe('a CommonJS project', () => {
     mkdirSync(dirname(join(project.dir, file)), { recursive: true });
     writeFileSync(join(project.dir, file), text);
   };
+  // Its own package.json makes cjs/ a CommonJS package inside the (ESM) consumer project.
+  beforeAll(() => write('cjs/package.json', JSON.stringify({ type: 'commonjs' })));
 
   it('loads every entry point with require()', async () => {
-    write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
     write(
       'cjs/require-all.js',
       `for (const entry of ${JSON.stringify(entryPoints())}) require(entry);
@@ -166,7 +167,6 @@ console.log('required');`,
   }, 60_000);
 
   it("recognizes shoal's errors across the copy the CLI runs and the copy a CommonJS app requires", async () => {
-    write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
     write(
       'cjs/errors.ts',
       `import { RpcError, StoreUnavailableError } from 'shoal';
@@ -205,7 +205,6 @@ console.log(JSON.stringify({
     let cluster: DevCluster;
 
     beforeAll(async () => {
-      write('cjs/package.json', JSON.stringify({ type: 'commonjs' }));
       write(
         'cjs/app.ts',
         `import express from 'express';
