@@ -29,6 +29,12 @@ export interface LogRange {
   /** Newest offset of the log. */
   last: number;
   messages: BusMessage[];
+  /**
+   * Set when the asked `epoch` is an earlier incarnation that this log continues (a replica
+   * promoted after a failover kept its offsets): the offset `messages` follow, which is `after`,
+   * or lower when the new log reissued offsets after it to new messages.
+   */
+  from?: number;
 }
 
 /**
@@ -147,11 +153,15 @@ export class BusBase {
     const r = await this.call(what, (deadline) =>
       driver.range(channel, after, Math.min(limit, this.historySize), deadline, epoch),
     );
-    if (epoch !== undefined && epoch !== r.epoch)
+    const continued = epoch !== undefined && epoch !== r.epoch ? r.from : undefined;
+    if (epoch !== undefined && epoch !== r.epoch && continued === undefined)
       return { epoch: r.epoch, last: r.last, messages: [], complete: false };
-    const gapless = r.messages.every((m, i) => m.offset === after + 1 + i);
-    const complete = gapless && isComplete(after, r.last, this.historySize, r.messages[0]?.offset);
-    return { epoch: r.epoch, last: r.last, messages: complete ? r.messages : [], complete };
+    const start = continued ?? after;
+    const gapless = r.messages.every((m, i) => m.offset === start + 1 + i);
+    const complete = gapless && isComplete(start, r.last, this.historySize, r.messages[0]?.offset);
+    const answer: Backlog = { epoch: r.epoch, last: r.last, messages: complete ? r.messages : [], complete };
+    if (continued !== undefined) answer.from = continued;
+    return answer;
   }
 
   /** The Bus a driver's primitives make. */
@@ -187,8 +197,15 @@ export class BusBase {
 
       async read(channel, after, options = {}): Promise<ReadResult> {
         const limit = positiveInt(options.limit, base.historySize);
-        const { epoch, messages, complete } = await base.window(driver, 'read', channel, after, limit, options.epoch);
-        return { epoch, messages, complete };
+        const { epoch, messages, complete, from } = await base.window(
+          driver,
+          'read',
+          channel,
+          after,
+          limit,
+          options.epoch,
+        );
+        return from === undefined ? { epoch, messages, complete } : { epoch, messages, complete, from };
       },
 
       position(channel) {

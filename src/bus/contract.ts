@@ -25,6 +25,12 @@ export interface BusMessage {
   data: string;
   /** Milliseconds since the epoch, set by the publisher. */
   publishedAt: number;
+  /**
+   * Set on the first message a subscriber gets after its channel's log moved to a new epoch
+   * that continues the subscriber's (a replica promoted after a failover): that epoch, and the
+   * offset this one's messages follow (ReadResult.from). Without it, a new epoch is a new log.
+   */
+  continues?: Position;
 }
 
 export interface PublishInput {
@@ -49,6 +55,14 @@ export interface ReadResult {
    * is then empty: never a partial replay.
    */
   complete: boolean;
+  /**
+   * Set when the asked `epoch` is an earlier incarnation that this log continues: a replica
+   * promoted after a failover keeps the old log's offsets, under a new epoch. The answer is in
+   * the new epoch and `messages` follow this offset: `after`, or lower when the promotion lost
+   * offsets the caller had seen (replication is asynchronous) and the new log reissued them to
+   * new messages. The caller carries on from (epoch, from).
+   */
+  from?: number;
 }
 
 export interface BusCapabilities {
@@ -75,7 +89,10 @@ export interface Bus {
   /** The single sink for live messages of all subscribed channels. A throw is reported, and delivery goes on. */
   onMessage(handler: MessageHandler): void;
 
-  /** History after `after` (exclusive). `epoch` given and different from the current one → complete:false, no messages. */
+  /**
+   * History after `after` (exclusive). `epoch` given and different from the current one →
+   * complete:false, no messages; unless the log continues that epoch (ReadResult.from).
+   */
   read(channel: string, after: number, options?: { epoch?: string; limit?: number }): Promise<ReadResult>;
   position(channel: string): Promise<Position>;
 

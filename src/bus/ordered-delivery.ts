@@ -11,9 +11,12 @@ export interface Backlog {
   messages: BusMessage[];
   /** false when history no longer reaches back to after + 1. */
   complete: boolean;
+  /** The asked epoch is an earlier incarnation this log continues: `messages` follow this offset (ReadResult.from). */
+  from?: number;
 }
 
-export type BacklogFetch = (channel: string, after: number) => Promise<Backlog>;
+/** History after `after`; `epoch` is the subscriber's, so a log that continues it says from where. */
+export type BacklogFetch = (channel: string, after: number, epoch: string | undefined) => Promise<Backlog>;
 
 interface Track {
   /** Undefined until subscribe() knows the baseline; messages wait in `queue` meanwhile. */
@@ -24,6 +27,8 @@ interface Track {
   resync: boolean;
   /** Callers of resync() waiting for its catch-up: told whether history answered. */
   waiters: ((ok: boolean) => void)[];
+  /** Set when the log moved to an epoch that continues ours: told with the next message delivered. */
+  continues: Position | undefined;
 }
 
 // Bounds one catch-up: a subscriber that is further behind than this many pages skips ahead instead.
@@ -60,7 +65,15 @@ export class OrderedDelivery {
   /** Starts buffering a channel's messages until start() gives the position they continue from. */
   hold(channel: string): void {
     if (!this.tracks.has(channel)) {
-      this.tracks.set(channel, { epoch: undefined, last: 0, queue: [], busy: true, resync: false, waiters: [] });
+      this.tracks.set(channel, {
+        epoch: undefined,
+        last: 0,
+        queue: [],
+        busy: true,
+        resync: false,
+        waiters: [],
+        continues: undefined,
+      });
     }
   }
 
@@ -83,7 +96,13 @@ export class OrderedDelivery {
   push(message: BusMessage): void {
     const t = this.tracks.get(message.channel);
     if (!t) return;
-    if (!t.busy && t.queue.length === 0 && message.epoch === t.epoch && message.offset === t.last + 1) {
+    if (
+      !t.busy &&
+      t.queue.length === 0 &&
+      message.epoch === t.epoch &&
+      message.offset === t.last + 1 &&
+      t.continues === undefined
+    ) {
       t.last = message.offset;
       deliver(this.handler(), message, this.logger);
       return;
@@ -125,25 +144,37 @@ export class OrderedDelivery {
       }
       const m = t.queue.shift();
       if (!m) return;
-      // A new incarnation of the log: all of it was published after we subscribed.
-      if (m.epoch !== t.epoch) {
-        t.epoch = m.epoch;
-        t.last = 0;
+      if (m.epoch === t.epoch && m.offset <= t.last) continue;
+      // A new epoch: history says whether it continues ours (a promoted replica) or starts over.
+      if (m.epoch !== t.epoch || m.offset > t.last + 1) {
+        const ok = await this.fill(channel, t, m.offset - 1, m.epoch);
+        if (!ok && m.epoch !== t.epoch && this.tracks.get(channel) === t) {
+          // History did not answer: deliver from this message on, as a log that started over.
+          t.epoch = m.epoch;
+          t.last = m.offset - 1;
+        }
       }
-      if (m.offset <= t.last) continue;
-      if (m.offset > t.last + 1) await this.fill(channel, t, m.offset - 1);
       if (this.tracks.get(channel) !== t || m.epoch !== t.epoch || m.offset <= t.last) continue;
       t.last = m.offset;
-      deliver(this.handler(), m, this.logger);
+      this.deliver(t, m);
     }
   }
 
-  /** false when history could not be read. */
-  private async fill(channel: string, t: Track, upTo: number): Promise<boolean> {
-    for (let page = 0; page < MAX_PAGES && t.last < upTo; page++) {
+  private deliver(t: Track, m: BusMessage): void {
+    const continues = t.continues;
+    t.continues = undefined;
+    deliver(this.handler(), continues ? { ...m, continues } : m, this.logger);
+  }
+
+  /**
+   * Delivers history after t.last up to `upTo`; `target` is the epoch of the message waiting for
+   * it (undefined on a resync: whatever the log's epoch is now). false when history could not be read.
+   */
+  private async fill(channel: string, t: Track, upTo: number, target?: string): Promise<boolean> {
+    for (let page = 0; page < MAX_PAGES && (t.last < upTo || t.epoch !== (target ?? t.epoch)); page++) {
       let backlog: Backlog;
       try {
-        backlog = await this.fetch(channel, t.last);
+        backlog = await this.fetch(channel, t.last, t.epoch);
       } catch (err) {
         // The next message after the gap retries; nothing is delivered out of order meanwhile.
         this.warn(err, channel);
@@ -151,10 +182,16 @@ export class OrderedDelivery {
       }
       if (this.tracks.get(channel) !== t) return true;
       if (backlog.epoch !== t.epoch) {
-        if (upTo !== Number.MAX_SAFE_INTEGER) return true; // the waiting message belongs to the old log
+        if (target !== undefined && target !== backlog.epoch) return true; // the waiting message is of another log
+        const old = t.epoch;
         t.epoch = backlog.epoch;
-        t.last = 0;
-        continue;
+        if (backlog.from === undefined || old === undefined) {
+          // A new log: all of it was published after we subscribed.
+          t.last = 0;
+          continue;
+        }
+        t.last = backlog.from;
+        t.continues = { epoch: old, offset: backlog.from };
       }
       if (!backlog.complete) {
         // Trimmed past what we missed: skip ahead, the rest can no longer be replayed.
@@ -165,7 +202,7 @@ export class OrderedDelivery {
       if (fresh.length === 0) return true;
       for (const m of fresh) {
         t.last = m.offset;
-        deliver(this.handler(), m, this.logger);
+        this.deliver(t, m);
       }
     }
     return true;

@@ -54,11 +54,17 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   // One hash tag per channel: the script's keys and the sharded pub/sub channel share a slot.
   const keysOf = (channel: string) => {
     const tag = `shoal:{${ns}:${channel}}`;
-    return { seq: `${tag}:seq`, log: `${tag}:log`, epoch: `${tag}:epoch`, live: `${tag}:live` };
+    return {
+      seq: `${tag}:seq`,
+      log: `${tag}:log`,
+      epoch: `${tag}:epoch`,
+      lineage: `${tag}:lineage`,
+      live: `${tag}:live`,
+    };
   };
   const run = (s: LuaScript, channel: string, args: (string | number)[]) => {
     const keys = keysOf(channel);
-    return runScript(client, s, [keys.seq, keys.log, keys.epoch], [randomUUID(), ttlMs, ...args]);
+    return runScript(client, s, [keys.seq, keys.log, keys.epoch, keys.lineage], [randomUUID(), ttlMs, ...args]);
   };
 
   let sharded = options.sharded;
@@ -73,16 +79,23 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     return sharded ? 'SPUBLISH' : 'PUBLISH';
   };
 
-  const range = async (channel: string, after: number, limit: number): Promise<LogRange> => {
-    const [epoch, last, entries] = (await run(READ, channel, [after, limit])) as [string, number, StreamEntry[]];
+  const range = async (channel: string, after: number, limit: number, asked?: string): Promise<LogRange> => {
+    const [epoch, last, entries, from] = (await run(READ, channel, [after, limit, asked ?? ''])) as [
+      string,
+      number,
+      StreamEntry[],
+      number,
+    ];
     const cutoff = Date.now() - ttlMs;
     const messages = entries.map((e) => toMessage(channel, epoch, e)).filter((m) => m.publishedAt >= cutoff);
-    return { epoch, last: Number(last), messages };
+    return from >= 0
+      ? { epoch, last: Number(last), messages, from: Number(from) }
+      : { epoch, last: Number(last), messages };
   };
   const position = (channel: string) => base.call('subscribe', (deadline) => driver.head(channel, deadline));
 
   const delivery = new OrderedDelivery(
-    (channel, after) => base.window(driver, 'read', channel, after, 500),
+    (channel, after, epoch) => base.window(driver, 'read', channel, after, 500, epoch),
     base.currentHandler,
     base.logger,
   );
@@ -166,7 +179,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
       return { channel, epoch, offset: Number(offset), event: input.event, data: input.data, publishedAt };
     },
 
-    range,
+    range: (channel, after, limit, _deadline, epoch) => range(channel, after, limit, epoch),
 
     async head(channel) {
       const r = await range(channel, 0, 0);

@@ -48,6 +48,13 @@ export class ChannelCursors {
     const had = this.#cursors.get(m.channel);
     // Replay follows; the cursor stays where the app is, so a hole shows up as a gap, never as a skip.
     if (m.recovered && had && had.epoch === m.epoch) return false;
+    if (m.recovered && had) {
+      // The log carries on under a new epoch (a replica promoted after a failover), from the
+      // offset given: what the app has stands, and what follows is new to it.
+      had.epoch = m.epoch;
+      had.offset = m.offset;
+      return false;
+    }
     this.#cursors.set(m.channel, { epoch: m.epoch, offset: m.offset });
     if (!had) return false;
     // recovered:false at exactly our position (a bus without history, nothing missed): no hole to report.

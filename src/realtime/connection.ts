@@ -138,9 +138,9 @@ export class Connection {
       const r = await this.#readAll(channel, from);
       if (r) {
         recovered = true;
-        state.epoch = from.epoch;
-        state.offset = from.offset;
-        replay = r;
+        state.epoch = r.epoch;
+        state.offset = r.after;
+        replay = r.messages;
       }
     }
     if (!recovered) {
@@ -176,10 +176,17 @@ export class Connection {
       return;
     }
     if (m.epoch !== state.epoch) {
-      // The channel's log was lost under a live subscription: restart from this message.
-      state.epoch = m.epoch;
-      state.offset = m.offset - 1;
-      this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: false });
+      if (m.continues !== undefined && m.continues.epoch === state.epoch) {
+        // A promoted replica carries the log on under a new epoch: nothing to reload.
+        state.epoch = m.epoch;
+        state.offset = Math.min(state.offset, m.continues.offset);
+        this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: true });
+      } else {
+        // The channel's log was lost under a live subscription: restart from this message.
+        state.epoch = m.epoch;
+        state.offset = m.offset - 1;
+        this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: false });
+      }
     }
     if (m.offset <= state.offset) return;
     if (m.offset === state.offset + 1) {
@@ -203,20 +210,41 @@ export class Connection {
       state.epoch = pos.epoch;
       state.offset = pos.offset;
       this.send({ type: 'subscribed', channel, epoch: pos.epoch, offset: pos.offset, recovered: false });
+    } else if (missed.epoch !== state.epoch) {
+      // The log moved on to an epoch that continues ours (a promoted replica).
+      state.epoch = missed.epoch;
+      state.offset = missed.after;
+      this.send({ type: 'subscribed', channel, epoch: missed.epoch, offset: missed.after, recovered: true });
     }
-    for (const m of [...(missed ?? []), ...pending]) this.deliver(m, frameOf(m));
+    for (const m of [...(missed?.messages ?? []), ...pending]) this.deliver(m, frameOf(m));
   }
 
-  /** Everything after `from`, paging through history; null when it cannot be had without a gap. */
-  async #readAll(channel: string, from: Cursor): Promise<BusMessage[] | null> {
+  /**
+   * Everything after `from`, paging through history; null when it cannot be had without a gap.
+   * The messages follow (epoch, after): `from` itself, or the position in a later epoch that
+   * continues it (ReadResult.from).
+   */
+  async #readAll(
+    channel: string,
+    from: Cursor,
+  ): Promise<{ epoch: string; after: number; messages: BusMessage[] } | null> {
     const out: BusMessage[] = [];
+    let epoch = from.epoch;
+    let resumed: { epoch: string; after: number } | undefined;
     let after = from.offset;
     for (let page = 0; page < 100; page++) {
-      const r = await this.bus.read(channel, after, { epoch: from.epoch, limit: 1000 });
-      if (!r.complete || r.epoch !== from.epoch) return null;
+      const r = await this.bus.read(channel, after, { epoch, limit: 1000 });
+      if (!r.complete) return null;
+      if (r.epoch !== epoch) {
+        // Only a first page may move to a continuing epoch: a later one would leave a hole in `out`.
+        if (r.from === undefined || page > 0) return null;
+        epoch = r.epoch;
+        after = r.from;
+      }
+      resumed ??= { epoch, after };
       out.push(...r.messages);
       const last = r.messages.at(-1);
-      if (!last || r.messages.length < 1000) return out;
+      if (!last || r.messages.length < 1000) return { ...resumed, messages: out };
       after = last.offset;
     }
     return null;

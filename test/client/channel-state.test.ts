@@ -77,4 +77,16 @@ describe('channel cursors', () => {
     expect(c.get('a')).toBeUndefined();
     expect(c.subscribed(subscribed(50, false, 'E1', 'a'))).toBe(false);
   });
+
+  it('follows a log that carries on under a new epoch (recovered:true, a promoted replica) without a reset', () => {
+    const c = new ChannelCursors();
+    c.subscribed(subscribed(0, false));
+    for (let i = 1; i <= 5; i++) c.accept(msg(i));
+    // The new log kept offsets up to 3; 4 and 5 were reissued to new messages.
+    expect(c.subscribed(subscribed(3, true, 'E2'))).toBe(false);
+    expect(c.get('room')).toEqual({ epoch: 'E2', offset: 3 });
+    expect(c.accept(msg(4, 'E2'))).toBe('deliver');
+    expect(c.accept(msg(4, 'E2'))).toBe('duplicate');
+    expect(c.accept(msg(5, 'E2'))).toBe('deliver');
+  });
 });

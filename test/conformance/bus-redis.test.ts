@@ -40,8 +40,10 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     const ch = channel();
     await bus.publish(ch, { event: 'e', data: '1' });
     const keys = await scanKeys(raw, `shoal:{${namespace}:${ch}}*`);
-    expect(keys.sort()).toEqual(['epoch', 'log', 'seq'].map((k) => `shoal:{${namespace}:${ch}}:${k}`));
+    expect(keys.sort()).toEqual(['epoch', 'lineage', 'log', 'seq'].map((k) => `shoal:{${namespace}:${ch}}:${k}`));
     expect(await raw.xlen(`shoal:{${namespace}:${ch}}:log`)).toBe(1);
+    // Every key expires with the channel's history.
+    for (const key of keys) expect(await raw.pttl(key)).toBeGreaterThan(0);
   });
 
   it('starts a new epoch when the log is lost (keys deleted, as after FLUSHALL or expiry)', async () => {
