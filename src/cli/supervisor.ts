@@ -14,7 +14,8 @@ export interface Member extends Upstream {
   role: 'web' | 'gateway';
   pid: number | undefined;
   restarts: number;
-  state: 'starting' | 'ready' | 'draining' | 'dead';
+  /** not-ready: it was ready and lost it (its store stopped answering, say); starting: not ready yet since its start. */
+  state: 'starting' | 'ready' | 'not-ready' | 'draining' | 'dead';
 }
 
 /** How long a node may run without being ready before the supervisor says why it is not. */
@@ -48,6 +49,7 @@ export class Supervisor {
   readonly #wasReady = new Set<string>();
   readonly #failedStarts = new Map<string, number>();
   readonly #spawnedAt = new Map<string, number>();
+  readonly #unreadySince = new Map<string, number>();
   readonly #slowReported = new Map<string, string>();
   #stopping = false;
   #failed = false;
@@ -152,14 +154,20 @@ export class Supervisor {
 
   /**
    * A node that runs but is not ready (its store does not answer, say) is not restarted: it may
-   * get there. After SLOW_START_MS its /readyz problem is reported, and again whenever it changes.
+   * get there. After SLOW_START_MS its /readyz problem is reported, and again whenever it changes,
+   * with how long it has been unready: since its start, or since it lost readiness.
    */
-  #reportSlowStart(m: Member, problem: string | undefined): void {
-    const since = this.#spawnedAt.get(m.name) ?? Date.now();
-    if (m.state !== 'starting' || problem === undefined || Date.now() - since < SLOW_START_MS) return;
-    if (this.#slowReported.get(m.name) === problem) return;
+  #reportUnready(m: Member, problem: string | undefined): void {
+    if (problem === undefined || (m.state !== 'starting' && m.state !== 'not-ready')) return;
+    const since = (m.state === 'starting' ? this.#spawnedAt : this.#unreadySince).get(m.name) ?? Date.now();
+    const seconds = Math.round((Date.now() - since) / 1000);
+    if (Date.now() - since < SLOW_START_MS || this.#slowReported.get(m.name) === problem) return;
     this.#slowReported.set(m.name, problem);
-    this.onEvent(`not ready after ${Math.round((Date.now() - since) / 1000)} s`, m, problem);
+    this.onEvent(
+      m.state === 'starting' ? `not ready ${seconds} s after its start` : `not ready for ${seconds} s`,
+      m,
+      problem,
+    );
   }
 
   async #poll(): Promise<void> {
@@ -174,14 +182,19 @@ export class Supervisor {
           if (!ready) problem = ((await res.json()) as { problem?: string }).problem;
         } catch {}
         const draining = problem === 'draining';
-        const state = ready ? 'ready' : draining ? 'draining' : m.state === 'ready' ? 'starting' : m.state;
+        const lost = m.state === 'ready' || m.state === 'not-ready';
+        const state = ready ? 'ready' : draining ? 'draining' : lost ? 'not-ready' : m.state;
         if (ready) this.#wasReady.add(m.name);
-        this.#reportSlowStart(m, ready || draining ? undefined : problem);
+        if (state === 'not-ready' && m.state !== 'not-ready') {
+          this.#unreadySince.set(m.name, Date.now());
+          this.#slowReported.delete(m.name);
+        }
         if (state !== m.state || ready !== m.ready) {
           m.ready = ready;
           m.state = state;
-          this.onEvent(state, m);
+          this.onEvent(state, m, state === 'not-ready' ? problem : undefined);
         }
+        this.#reportUnready(m, ready || draining ? undefined : problem);
       }),
     );
   }
