@@ -32,7 +32,7 @@ export async function subscribeOwnChannels(
     await subscribe();
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    problem = describe(err);
+    problem = messageOf(err);
   }
   if (problem !== undefined) {
     log({ level: 'warn', msg: 'gateway not ready: its bus subscriptions failed; retrying', problem });
@@ -47,7 +47,7 @@ export async function subscribeOwnChannels(
           log({ level: 'info', msg: 'gateway subscribed to the bus', attempts: attempt + 1, ms: Date.now() - started });
           return;
         } catch (err) {
-          problem = describe(err);
+          problem = messageOf(err);
           // A configuration error cannot mend itself: say so once and stop trying; /readyz keeps saying it.
           if (err instanceof ConfigError) {
             log({ level: 'error', msg: 'gateway cannot subscribe to the bus', problem });
@@ -65,6 +65,6 @@ export async function subscribeOwnChannels(
   };
 }
 
-function describe(err: unknown): string {
+function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
