@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { JetStreamClient, JetStreamManager, NatsConnection, StreamConfig } from 'nats';
+import type { JetStreamClient, JetStreamManager, MsgRequest, NatsConnection, StreamConfig } from 'nats';
 import { sleep } from '../core/timing.js';
 import type { BusMessage } from './contract.js';
 import { positiveInt } from './history.js';
@@ -69,6 +69,8 @@ export function natsLog(o: NatsLogSettings) {
   const republish = { src: `shoal.${token(ns)}.>`, dest: `${LIVE_PREFIX}.${token(ns)}.>` };
   /** Whether the stream republishes entries to liveSubjectOf: streams made before it did cannot be changed to. */
   let republishes = false;
+  /** Whether the stream has replicas: its leader may then accept two appends racing for one offset (ownsOffset). */
+  let replicated = false;
   let lastError: unknown;
   let link: Promise<Link> | undefined;
   // First connection is retried on demand; once up, the client reconnects by itself.
@@ -140,6 +142,7 @@ export function natsLog(o: NatsLogSettings) {
         });
         physical = historySize + 1;
         republishes = true;
+        replicated = positiveInt(o.replicas, 1) > 1;
         return;
       } catch (addErr) {
         // Another client created it first, maybe with other limits: take the update path.
@@ -149,6 +152,7 @@ export function natsLog(o: NatsLogSettings) {
     }
     physical = Math.max(historySize + 1, config.max_msgs_per_subject);
     republishes = config.republish?.src === republish.src && config.republish?.dest === republish.dest;
+    replicated = config.num_replicas > 1;
     // Clients of one namespace may ask for different windows: the stream keeps the largest.
     if (config.max_msgs_per_subject < historySize + 1 || (config.max_age !== 0 && config.max_age < nanos(ttlMs))) {
       await jsm.streams.update(stream, {
@@ -206,6 +210,29 @@ export function natsLog(o: NatsLogSettings) {
     throw new Error(`could not read the head of ${channel} after ${MAX_CAS_ATTEMPTS} attempts`);
   };
 
+  /**
+   * Whether our entry (stream sequence `seq`, appended after the channel's entry `tail`) holds its
+   * offset alone. A replicated stream's leader (nats-server 2.9) checks
+   * Nats-Expected-Last-Subject-Sequence against the entries it has applied, not against appends still
+   * being replicated, so two appends racing from one tail can both be stored with the same offset.
+   * Subscribers deliver the first in the stream and drop the other as a duplicate offset, so only the
+   * first may be acknowledged. Looks at the subject's entries between `tail` and ours (usually none:
+   * one request finds ours).
+   */
+  const ownsOffset = async (l: Link, subject: string, tail: Tail, seq: number, offset: number): Promise<boolean> => {
+    let from = tail.seq + 1;
+    for (let i = 0; i < MAX_CAS_ATTEMPTS && from < seq; i++) {
+      // next_by_subj: the subject's first entry at or after `from` (nats-server 2.9+; nats.js types only seq and last_by_subj).
+      const query = { seq: from, next_by_subj: subject } as unknown as MsgRequest;
+      const m = await l.jsm.streams.getMessage(stream, query);
+      if (m.seq >= seq) return true;
+      const [epoch, taken] = decodeEntry(m);
+      if (epoch === tail.epoch && taken >= offset) return false;
+      from = m.seq + 1;
+    }
+    return true;
+  };
+
   const append = async (l: Link, channel: string, event: string, data: string): Promise<BusMessage> => {
     const subject = subjectOf(channel);
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
@@ -223,6 +250,13 @@ export function natsLog(o: NatsLogSettings) {
         const ack = await l.js.publish(subject, body, {
           expect: { lastSubjectSequence: tail.seq, streamName: stream },
         });
+        if (replicated && ack.seq > tail.seq + 1 && !(await ownsOffset(l, subject, tail, ack.seq, message.offset))) {
+          // A racing append holds this offset: ours is never delivered, and reads skip it. It stays in the
+          // log (deleting a subject's newest entry leaves nats-server 2.9 unable to find the subject's last
+          // entry, which would start a new epoch); the next attempt appends after it.
+          if (tails.get(channel) === tail) tails.delete(channel);
+          continue;
+        }
         learn(channel, { epoch: message.epoch, offset: message.offset, seq: ack.seq });
         return message;
       } catch (err) {

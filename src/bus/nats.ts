@@ -127,7 +127,10 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
         const messages: BusMessage[] = [];
         for await (const m of batch) {
           const [epoch, offset, event, data, publishedAt] = decodeEntry(m);
-          if (epoch === tail.epoch && offset > after) {
+          // An offset already taken is an append that lost a race on a replicated stream (nats-log.ts
+          // ownsOffset) and was never acknowledged: the first entry in the stream holds the offset.
+          const taken = messages.at(-1)?.offset ?? after;
+          if (epoch === tail.epoch && offset > taken) {
             // The first one found decides completeness: one past `after`, or there is a gap.
             if (messages.length === 0 && offset !== after + 1) break;
             if (offset <= upTo) messages.push({ channel, epoch, offset, event, data, publishedAt });

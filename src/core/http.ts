@@ -2,10 +2,11 @@ import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ConfigError } from './errors.js';
 
-/** A JSON answer no cache keeps: every JSON endpoint of a node answers through this. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** A JSON answer no cache keeps: every JSON endpoint of a node answers through this. `headers` adds to it. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
+    ...headers,
     'content-type': 'application/json',
     'cache-control': 'no-store',
     'content-length': Buffer.byteLength(text),

@@ -6,7 +6,7 @@ import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
-import { lockFailure } from './failure.js';
+import { busFailure, lockFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -121,10 +121,8 @@ export function sessionErrors(): ErrorRequestHandler {
     }
     // A publish while the bus fails over is as retryable as a store call: 503, never a 500.
     if (err instanceof BusUnavailableError) {
-      res
-        .status(503)
-        .set('Retry-After', '1')
-        .json({ error: err.code, message: 'The message bus is unavailable. Retry shortly.' });
+      const f = busFailure(err);
+      res.status(f.status).set(f.headers).send(f.body);
       return;
     }
     if (!(err instanceof StoreUnavailableError)) return next(err);

@@ -1,4 +1,4 @@
-import { type LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
+import { type BusUnavailableError, type LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
 
 /** A complete replacement response, independent of any framework's response type. */
 export interface FailureResponse {
@@ -42,5 +42,17 @@ export function lockFailure(err: LockTimeoutError): { status: 409; headers: Reco
     status: 409,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' },
     body: JSON.stringify({ error: err.code, message: err.message }),
+  };
+}
+
+/**
+ * What a route answers when a bus call in it (a publish, `realtime.to(…).send(…)`) could not
+ * complete: 503 and Retry-After, as for a store outage, never a 500. The same in every adapter.
+ */
+export function busFailure(err: BusUnavailableError): FailureResponse {
+  return {
+    status: 503,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' },
+    body: JSON.stringify({ error: err.code, message: 'The message bus is unavailable. Retry shortly.' }),
   };
 }

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { type FailureResponse, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, type FailureResponse, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -50,6 +50,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   // runs again for the error handler's reply when something fails after it).
   const outage = new WeakMap<FastifyRequest, StoreUnavailableError>();
   const lockTimedOut = new WeakMap<FastifyRequest, LockTimeoutError>();
+  const busDown = new WeakMap<FastifyRequest, BusUnavailableError>();
   const settled = new WeakSet<FastifyRequest>();
   const opened = new WeakMap<FastifyRequest, Scopes<T, C>>();
 
@@ -86,6 +87,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     app.addHook('onError', async (request, _reply, error) => {
       if (error instanceof StoreUnavailableError) outage.set(request, error);
       if (error instanceof LockTimeoutError) lockTimedOut.set(request, error);
+      if (error instanceof BusUnavailableError) busDown.set(request, error);
     });
 
     app.addHook('onSend', async (request, reply, payload) => {
@@ -103,8 +105,14 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
         return replace(reply, payload, sessionFailure(err));
       }
       // A handler's session.lock() that timed out answers 409, like a locked route does.
+      // A publish that found the bus unavailable answers 503 + Retry-After, not the error handler's 500.
       const busy = lockTimedOut.get(request);
-      const body = busy ? replace(reply, payload, lockFailure(busy)) : payload;
+      const bus = busDown.get(request);
+      const body = busy
+        ? replace(reply, payload, lockFailure(busy))
+        : bus
+          ? replace(reply, payload, busFailure(bus))
+          : payload;
       if (cookies.length) {
         reply.header('set-cookie', cookies);
         // A response that sets or clears the session cookie must never be cached by a proxy.

@@ -1,10 +1,10 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { lockFailure, sessionFailure } from './failure.js';
+import { busFailure, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 
 /**
@@ -69,6 +69,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
     }
     // A handler's session.lock() that timed out answers 409, like a locked route does.
     if (c.error instanceof LockTimeoutError) replaceResponse(c as unknown as Context, lockFailure(c.error));
+    // A publish that found the bus unavailable answers 503 + Retry-After, whatever the app's onError made of it.
+    else if (c.error instanceof BusUnavailableError) replaceResponse(c as unknown as Context, busFailure(c.error));
     for (const cookie of cookies) c.header('Set-Cookie', cookie, { append: true });
     // A response that sets or clears the session cookie must never be cached by a proxy.
     if (cookies.length) c.header('Cache-Control', 'no-store');

@@ -1,10 +1,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import { LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
-import { lockFailure, sessionFailure } from './failure.js';
+import { busFailure, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -73,7 +73,9 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
               ? sessionFailure(err)
               : err instanceof LockTimeoutError
                 ? lockFailure(err)
-                : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
+                : err instanceof BusUnavailableError
+                  ? busFailure(err)
+                  : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
           for (const name of res.getHeaderNames()) res.removeHeader(name);
           res.statusCode = f.status;
           for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);

@@ -19,6 +19,8 @@ export class Canary {
 
   async start(): Promise<void> {
     await this.bus.subscribe(this.channel);
+    // Overdue counts from here: a start retried until the bus answered must not read as a silent canary.
+    this.#lastSeen = Date.now();
     this.#timer = setInterval(() => {
       this.bus.publish(this.channel, { event: 'canary', data: String(Date.now()) }).catch(() => {});
     }, this.everyMs);

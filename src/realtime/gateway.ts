@@ -14,6 +14,7 @@ import { type GatewayMetrics, gatewayMetrics } from './gateway-metrics.js';
 import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
+import { subscribeOwnChannels } from './own-subscriptions.js';
 import type { GatewayParts } from './parts.js';
 import { Presence } from './presence.js';
 import { isPresenceBusChannel } from './presence-wire.js';
@@ -72,8 +73,11 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
     connections.end(c, code, reason),
   );
 
+  let subscriptionProblem = (): string | undefined => 'not subscribed to the bus yet';
   const ready = async (): Promise<void> => {
     if (state.draining) throw new Error('draining');
+    const problem = subscriptionProblem();
+    if (problem) throw new Error(problem);
     await bus.ping();
     await s.sessions.ping();
     canary.check();
@@ -94,9 +98,13 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
         connections.end(c, CloseCode.SessionEnded, 'session ended');
     }
   };
-  await presence.start();
-  await bus.subscribe(CONTROL_CHANNEL);
-  await canary.start();
+  // Retried until the bus answers: the gateway listens meanwhile and its /readyz says why it is not ready.
+  const own = await subscribeOwnChannels(async () => {
+    await presence.start();
+    await bus.subscribe(CONTROL_CHANNEL);
+    await canary.start();
+  }, s.log);
+  subscriptionProblem = own.problem;
 
   const routes = createHttpRoutes(parts);
   const server = createServer((req, res) => void routes(req, res));
@@ -106,6 +114,7 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   keepAlive.start(() => connections.values());
 
   const stop = async () => {
+    own.stop();
     connections.stopHeartbeat();
     keepAlive.stop();
     canary.stop();

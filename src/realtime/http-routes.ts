@@ -37,8 +37,15 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
       else sendJson(res, 404, { error: 'not found' });
     } catch (err) {
       p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
+      // Retryable, as a web node's answer to a store or bus outage is: a publish that could not be
+      // stored in time is a 503 the caller may send again after Retry-After.
       if (!res.headersSent)
-        sendJson(res, 503, { error: 'unavailable', message: 'the session store or bus failed; retry' });
+        sendJson(
+          res,
+          503,
+          { error: 'unavailable', message: 'the session store or bus failed; retry' },
+          { 'retry-after': '1' },
+        );
       else res.end();
     }
   };

@@ -9,7 +9,7 @@ import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../../src/core/errors.js';
+import { BusUnavailableError, StoreUnavailableError } from '../../src/core/errors.js';
 import { session as expressSession, sessionErrors } from '../../src/http/express.js';
 import { session as fastifySession } from '../../src/http/fastify.js';
 import { session as honoSession, type SessionVariables } from '../../src/http/hono.js';
@@ -70,6 +70,10 @@ async function run(s: Session, op: string, q: URLSearchParams): Promise<Record<s
       return { ok: true };
     case 'untouched':
       return { ok: true };
+    case 'publish':
+      // What realtime.to(…).send(…) throws when the bus cannot take the message in time.
+      s.set(key, value);
+      throw new BusUnavailableError('nats (test)', 'publish failed: no answer within 2000 ms');
     default:
       throw new Error(`unknown op ${op}`);
   }
@@ -364,6 +368,15 @@ describe.each(adapters)('$name adapter', ({ serve }) => {
       expect(manager.idFromCookie(write.cookie).id).not.toBe(id);
       expect((await real.load(id, Date.now()))?.attributes.secret).toBe('"keep"');
       expect((await call(app.url, 'get', { key: 'secret' }, cookie)).body).toEqual({ value: 'keep' });
+    });
+
+    it('answers 503 JSON with Retry-After when a publish in the handler finds the bus unavailable', async () => {
+      const { cookie } = await login();
+      const r = await call(app.url, 'publish', { key: 'note', value: 'sent' }, cookie);
+      expect(r.status).toBe(503);
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect(r.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(r.body.error).toBe('ERR_SHOAL_BUS_UNAVAILABLE');
     });
 
     it('answers 503 JSON when the store is down, whether the handler reads or the commit writes', async () => {

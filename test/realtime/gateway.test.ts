@@ -778,6 +778,18 @@ describe('readiness', () => {
     expect((await fetch(`${gw.http}/readyz`)).status).toBe(503);
   });
 
+  it('POST /publish answers 503 with Retry-After when the bus cannot take the message', async () => {
+    const gw = await startGateway();
+    await gw.bus.close();
+    const res = await fetch(`${gw.http}/publish`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${PUBLISH_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: 'room:retry', event: 'e', data: 1 }),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
+  });
+
   it('drain closes sockets with 1012 and refuses new handshakes with 503', async () => {
     const gw = await startGateway();
     const conns = await Promise.all(['s1', 's2', 's3'].map(async (u) => client(gw.url, (await login(u)).cookie)));
