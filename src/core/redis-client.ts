@@ -168,7 +168,13 @@ export async function openRedis(
 
 /** A failed call's message, plus the last connection error when that one says something else. */
 export function failureDetail(err: unknown, lastError: Error | undefined): string {
-  const detail = err instanceof Error ? err.message : String(err);
+  // ioredis's words for "the connection dropped and the command was not retried" name its own option.
+  const detail =
+    err instanceof Error && err.name === 'MaxRetriesPerRequestError'
+      ? 'the connection was lost before an answer came'
+      : err instanceof Error
+        ? err.message
+        : String(err);
   const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
   return `${detail}${last}`;
 }

@@ -1,0 +1,23 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { failureDetail } from '../../src/core/redis-client.js';
+
+const { MaxRetriesPerRequestError } = createRequire(import.meta.url)('ioredis/built/errors') as {
+  MaxRetriesPerRequestError: new (n: number) => Error;
+};
+
+describe('what a Redis failure says', () => {
+  it("says a dropped command in the user's terms, not by ioredis's option name, with the connection's last error", () => {
+    const detail = failureDetail(new MaxRetriesPerRequestError(1), new Error('connect ECONNREFUSED 127.0.0.1:6390'));
+    expect(detail).toBe(
+      'the connection was lost before an answer came (last connection error: connect ECONNREFUSED 127.0.0.1:6390)',
+    );
+    expect(detail).not.toMatch(/maxRetriesPerRequest/);
+  });
+
+  it('keeps any other error as it is', () => {
+    expect(failureDetail(new Error('NOPERM this user has no permissions'), undefined)).toBe(
+      'NOPERM this user has no permissions',
+    );
+  });
+});
