@@ -83,17 +83,22 @@ describe('npm pack', () => {
     }
   });
 
-  it('ships the docs the README links to, so they can be read offline in node_modules/shoal', () => {
+  it('ships the docs the README links to, and the nginx config they link to, so they can be read offline', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const linked = [...readme.matchAll(/\]\((docs\/[^)#\s]+\.md)/g)].map((m) => m[1] as string);
     expect(linked.length).toBeGreaterThan(5);
     for (const doc of linked) expect(paths(), doc).toContain(doc);
+    const gettingStarted = readFileSync(join(ROOT, 'docs/getting-started.md'), 'utf8');
+    const deployLinks = [...gettingStarted.matchAll(/\]\(\.\.\/(deploy\/[^)#\s]+)\)/g)].map((m) => m[1] as string);
+    expect(deployLinks).toContain('deploy/nginx/shoal.conf');
+    for (const file of deployLinks) expect(paths(), file).toContain(file);
   });
 
   it('leaves sources, tests, examples and local state out', () => {
     const stray = [...paths()].filter(
       (p) =>
-        /^(src|test|examples|bench|deploy|node_modules|\.shoal|\.ci|coverage|test-results)\//.test(p) ||
+        /^(src|test|examples|bench|node_modules|\.shoal|\.ci|coverage|test-results)\//.test(p) ||
+        (p.startsWith('deploy/') && !p.startsWith('deploy/nginx/')) ||
         (p.startsWith('docs/') && !/\.(md|json)$/.test(p)),
     );
     expect(stray).toEqual([]);
