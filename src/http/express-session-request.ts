@@ -138,20 +138,26 @@ export class RequestSession implements SessionControl {
   }
 
   async regenerate(): Promise<void> {
-    if (this.#exists) {
-      // Rotation, not an end: the old id is refused everywhere, onSessionEnd does not fire for it.
-      await rotateAway(sessionContext(this.#c.manager), this.#id);
-    }
-    this.#generate(false);
+    if (!this.#exists) return this.#generate(false);
+    // Rotation, not an end: the old id is refused everywhere, onSessionEnd does not fire for it.
+    // The visit goes on under the new id, stored at once (empty), so that it still ends exactly
+    // once: passport's logout regenerates and then destroy()s, and an unstored successor would
+    // have left nothing to end.
+    const context = sessionContext(this.#c.manager);
+    const successor = await createRecord(context, newSessionId(), {}, null, this.#ctx.client);
+    await rotateAway(context, this.#id);
+    this.#generate(false, successor.record.id);
+    this.#exists = true;
+    this.#shoal = this.#c.manager.openId(this.#id, this.#ctx);
   }
 
   report(err: unknown, what: string): void {
     this.#c.logger.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
   }
 
-  /** A new, empty session under a new id, not stored until it is saved. */
-  #generate(start: boolean): void {
-    this.#id = newSessionId();
+  /** A new, empty session under a new id (or `id`), not stored until it is saved. */
+  #generate(start: boolean, id = newSessionId()): void {
+    this.#id = id;
     if (start) {
       // regenerate() keeps the request's starting point and savedHash, as express-session does.
       this.#originalId = this.#id;

@@ -66,6 +66,13 @@ async function node(url: string, namespace: string, extra: Partial<Parameters<ty
   app.post('/logout', (req, res, next) => {
     sess(req).destroy((err) => (err ? next(err) : res.json({ ok: true })));
   });
+  // passport 0.6+'s logout: regenerate (against fixation), then the app destroys the session.
+  app.post('/logout-regenerated', (req, res, next) => {
+    sess(req).regenerate((err) => {
+      if (err) return next(err);
+      sess(req).destroy((e) => (e ? next(e) : res.json({ ok: true })));
+    });
+  });
   app.post('/set/:key', (req: Request, res) => {
     (req as unknown as { session: Record<string, unknown> }).session[String(req.params.key)] = req.query.value;
     res.json({ ok: true });
@@ -131,6 +138,15 @@ for (const store of stores) {
         };
         const alice = await browse('alice', true);
         const bob = await browse('bob', false);
+        const carolOut = await (async () => {
+          const browser = new CookieJar();
+          await browser.fetch(`${nodes[0]?.url}/set/cart?value=x`, { method: 'POST' });
+          await browser.fetch(`${nodes[1]?.url}/login?user=carol`, { method: 'POST' });
+          const id = await idOf(browser, 0);
+          const res = await browser.fetch(`${nodes[1]?.url}/logout-regenerated`, { method: 'POST' });
+          expect(res.status).toBe(200);
+          return id;
+        })();
         expect(new Set([alice.oldId, alice.newId, bob.oldId, bob.newId]).size).toBe(4);
         const ids = new Set([alice.oldId, alice.newId, bob.oldId, bob.newId]);
         const mine = () => ends.filter((e) => ids.has(e.id));
@@ -141,6 +157,11 @@ for (const store of stores) {
           { id: alice.newId, reason: 'destroyed', user: 'alice' },
           { id: bob.newId, reason: 'idle-timeout', user: 'bob' },
         ]);
+        // Logout by regenerate-then-destroy ends the visit once, under the id regenerate gave it
+        // (whose data regenerate had emptied); never under the id it had while logged in.
+        expect(ends.filter((e) => e.id === carolOut)).toEqual([]);
+        const others = ends.filter((e) => !ids.has(e.id));
+        expect(others.map((e) => [e.reason, e.user])).toEqual([['destroyed', undefined]]);
       },
     );
   });
