@@ -171,14 +171,18 @@ export function natsLog(o: NatsLogSettings) {
     const until = Date.now() + RELEADER_MS;
     while (Date.now() < until && !o.isClosed()) {
       const info = await jsm.streams.info(stream).catch(() => undefined);
-      if (info?.cluster?.leader) return;
+      if (info && (info.cluster === undefined || info.cluster.leader)) return;
       await sleep(100);
     }
   };
   const ensureStream = async (jsm: JetStreamManager, attempt = 0): Promise<void> => {
     let config: StreamConfig;
+    /** Whether JetStream runs as a cluster (its stream info names one): outside one, a stream holds 1 replica. */
+    let clustered: boolean;
     try {
-      config = (await jsm.streams.info(stream)).config;
+      const info = await jsm.streams.info(stream);
+      config = info.config;
+      clustered = info.cluster !== undefined;
     } catch (err) {
       if (apiCode(err) !== STREAM_NOT_FOUND) throw err;
       const replicas = positiveInt(asked, o.defaultReplicas);
@@ -219,9 +223,18 @@ export function natsLog(o: NatsLogSettings) {
     const widen = config.max_msgs_per_subject < historySize + 1 || limits.max_age !== config.max_age;
     // Replicas asked for are what the stream gets (JetStream moves a clustered stream to them in
     // place); the default only ever raises them, so a client listing one server leaves a stream alone.
-    const replicas = asked ?? Math.max(config.num_replicas, o.defaultReplicas);
+    const replicas = asked ?? Math.max(config.num_replicas, clustered ? o.defaultReplicas : 1);
     if (replicas !== config.num_replicas) {
       try {
+        // nats-server 2.9 outside a cluster accepts the change and keeps one copy: refuse it as creation would.
+        if (!clustered && replicas > 1) {
+          throw Object.assign(new Error('replicas > 1 not supported in non-clustered mode'), {
+            api_error: {
+              err_code: REPLICAS_NOT_SUPPORTED,
+              description: 'replicas > 1 not supported in non-clustered mode',
+            },
+          });
+        }
         await jsm.streams.update(stream, { ...config, ...limits, num_replicas: replicas });
         o.logger.warn(
           { stream, from: config.num_replicas, to: replicas },

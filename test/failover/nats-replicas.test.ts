@@ -1,9 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from 'nats';
-import { type Bus, createBus } from 'shoal';
+import { type Bus, ConfigError, createBus } from 'shoal';
 import { streamName } from 'shoal/bus/nats';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doctor } from '../../src/cli/doctor.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
+import { targetOf } from '../helpers/fault-proxy.js';
 import { binariesSkipReason, scratch } from './fixtures/engine-process.js';
 import { type NatsClusterFixture, startNatsCluster } from './fixtures/nats-cluster.js';
 
@@ -14,6 +18,7 @@ import { type NatsClusterFixture, startNatsCluster } from './fixtures/nats-clust
  * server of a 1-replica stream is dead (JetStream itself answers).
  */
 const skip = binariesSkipReason(['nats-server', '--version']);
+const natsSkip = await engineSkipReason('nats');
 const SECRET = 'a-test-secret-of-at-least-32-characters-0123456789';
 
 describe.skipIf(skip !== undefined)('nats cluster bus: the stream has the replicas asked for', () => {
@@ -113,4 +118,41 @@ describe.skipIf(skip !== undefined)('nats cluster bus: the stream has the replic
     expect(r.text).not.toMatch(/JetStream enabled/);
     expect(r.text).not.toMatch(/point SHOAL_BUS at one that runs/);
   }, 60_000);
+});
+
+/**
+ * A server outside a cluster holds 1 replica: the default for a URL listing several servers falls
+ * back to it with a warning, while an asked `?replicas=3` fails with one line saying what to do.
+ */
+describe.skipIf(natsSkip !== undefined)('nats bus on a server outside a cluster', () => {
+  const namespace = `standalone-${randomUUID().slice(0, 8)}`;
+  const buses: Bus[] = [];
+  afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close().catch(() => {})));
+    const nc = await connect({ servers: targetOf(ENGINE_URLS.nats) });
+    await (await nc.jetstreamManager()).streams.delete(streamName(namespace)).catch(() => false);
+    await nc.close();
+  });
+
+  it('the default falls back to 1 replica; an asked 3 is refused with what exists, what was asked and the fix', async () => {
+    const server = targetOf(ENGINE_URLS.nats);
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (_o: unknown, msg?: string) => void warnings.push(String(msg)) };
+    const twice = await createBus(`nats://${server},${server}`, { namespace, timeoutMs: 5000, logger });
+    buses.push(twice);
+    await twice.publish('room', { event: 'e', data: '1' });
+    expect(warnings.join('\n')).toMatch(/not a JetStream cluster: the bus stream has 1 replica/);
+
+    const three = await createBus(`nats://${server}?replicas=3`, { namespace, timeoutMs: 5000 });
+    buses.push(three);
+    const err = await three.publish('room', { event: 'e', data: '2' }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err, err?.message).toBeInstanceOf(ConfigError);
+    expect(err?.message).toMatch(
+      /stream SHOAL_standalone-\w+ from 1 to 3: replicas > 1 not supported in non-clustered mode; ask for 1 \(\?replicas=1\)/,
+    );
+    expect(err?.message).not.toMatch(/\n/);
+  }, 30_000);
 });
