@@ -1,5 +1,5 @@
 import { withDeadline } from '../core/deadline.js';
-import { BusUnavailableError, ConfigError } from '../core/errors.js';
+import { BusUnavailableError, ConfigError, type PublishOutcome } from '../core/errors.js';
 import { defaultLogger, type Logger } from '../core/logger.js';
 import { failureDetail } from '../core/redis-client.js';
 import type {
@@ -44,8 +44,14 @@ export interface LogRange {
 export interface BusDriver {
   readonly kind: string;
   readonly capabilities: BusCapabilities;
-  /** Assigns the next offset of `channel` and stores the message; `deadline` is when the caller gives up. */
-  append(channel: string, input: PublishInput, deadline: number): Promise<BusMessage>;
+  /**
+   * Assigns the next offset of `channel` and stores the message; `deadline` is when the caller gives up.
+   * A driver with `reportsSends` keeps `attempt.sent` true while the message may be stored (handed to
+   * the connection, not refused), so a failure says whether its outcome is unknown (PublishOutcome).
+   */
+  append(channel: string, input: PublishInput, deadline: number, attempt: { sent: boolean }): Promise<BusMessage>;
+  /** Whether append() keeps `attempt.sent`; otherwise every failed append's outcome is unknown. */
+  readonly reportsSends?: boolean;
   /**
    * The log after `after` (exclusive), at most `limit` messages. It may leave out messages
    * when `epoch` is given and differs, or when `after` lies outside the newest `historySize`
@@ -71,8 +77,8 @@ export interface BusDriver {
 export interface BusIdentity {
   /** Names the backend (and its server, without secrets) in errors. */
   label: string;
-  /** What to check when a call fails, e.g. "Check that Redis is running and reachable". */
-  advice: string;
+  /** What to check when a call fails, e.g. "Check that Redis is running and reachable"; a function to fit the failure. */
+  advice: string | (() => string);
   /** The connection's last error, named beside a call's own failure when it differs. */
   lastError?: () => unknown;
 }
@@ -117,26 +123,40 @@ export class BusBase {
   /** The current handler, for delivery that is set up before onMessage() is called. */
   readonly currentHandler = (): MessageHandler | undefined => this.handler;
 
-  closedError(): BusUnavailableError {
-    return new BusUnavailableError(this.label, CLOSED);
+  closedError(outcome?: PublishOutcome): BusUnavailableError {
+    return new BusUnavailableError(this.label, CLOSED, outcome ? { outcome } : {});
   }
 
   /**
    * Runs one backend operation: refused after close(), bounded by `deadline` (default: timeoutMs
    * from now), and any failure becomes a BusUnavailableError that names the backend and what to check.
    */
-  async call<T>(what: string, op: (deadline: number) => Promise<T>, deadline?: number): Promise<T> {
-    if (this.isClosed) throw this.closedError();
+  async call<T>(
+    what: string,
+    op: (deadline: number) => Promise<T>,
+    deadline?: number,
+    outcome?: () => PublishOutcome,
+  ): Promise<T> {
+    if (this.isClosed) throw this.closedError(outcome && 'not-published');
     const until = deadline ?? Date.now() + this.timeoutMs;
     try {
       return await withDeadline(() => op(until), Math.max(0, until - Date.now()), this.timeoutMs);
     } catch (err) {
       if (err instanceof BusUnavailableError || err instanceof ConfigError) throw err;
-      const { advice, lastError } = this.identity;
+      const { lastError } = this.identity;
+      const advice = typeof this.identity.advice === 'string' ? this.identity.advice : this.identity.advice();
       const last = lastError?.();
       const detail = failureDetail(err, last instanceof Error ? last : undefined);
-      throw new BusUnavailableError(this.label, `${what} failed: ${detail}. ${advice}, or raise timeoutMs.`, {
+      const result = outcome?.();
+      const said =
+        result === 'unknown'
+          ? ' The message was sent and not answered, so it may still be published: a retry may deliver it twice.'
+          : result === 'not-published'
+            ? ' The message was not published; sending it again is safe.'
+            : '';
+      throw new BusUnavailableError(this.label, `${what} failed: ${detail}.${said} ${advice}, or raise timeoutMs.`, {
         cause: err,
+        ...(result ? { outcome: result } : {}),
       });
     }
   }
@@ -172,7 +192,13 @@ export class BusBase {
       capabilities: driver.capabilities,
 
       async publish(channel, input) {
-        const message = await base.call('publish', (deadline) => driver.append(channel, input, deadline));
+        const attempt = { sent: false };
+        const message = await base.call(
+          'publish',
+          (deadline) => driver.append(channel, input, deadline, attempt),
+          undefined,
+          () => (attempt.sent || !driver.reportsSends ? 'unknown' : 'not-published'),
+        );
         base.afterAppend(driver, message);
         return message;
       },

@@ -21,8 +21,9 @@ export function busUrlFor(storeUrl: string | undefined): string {
 /**
  * Opens the message bus a URL names (12-factor: SHOAL_BUS):
  * `sqlite:<path>` · `memory:` · `redis://…` / `rediss://…` · `redis+cluster://h1:p1,h2:p2` ·
- * `redis+sentinel://s1:p1,s2:p2/mymaster` · `postgres://…` · `nats://a:4222,b:4222` · `amqp://…` / `amqps://…`
- * (docs/deploying.md has the table).
+ * `redis+sentinel://s1:p1,s2:p2/mymaster` · `postgres://…` · `nats://a:4222,b:4222,c:4222[?replicas=3]` ·
+ * `amqp://…` / `amqps://…` (docs/deploying.md has the table). A NATS stream gets `?replicas` replicas,
+ * by default one per server listed, at most 3; an existing one is brought to an asked `?replicas`.
  * Each backend module is imported only when used, so apps install only the client they need.
  */
 export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {

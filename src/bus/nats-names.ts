@@ -55,3 +55,12 @@ export function parseNatsUrl(url: string) {
   const noRandomize = params.get('noRandomize') === '1' || params.get('noRandomize') === 'true';
   return { servers, user, pass, tls, replicas, noRandomize, label: `nats (${shown.join(',')})` };
 }
+
+/**
+ * The stream's replicas when neither `?replicas` nor the `replicas` option says: one per server the
+ * URL lists, at most 3. A URL that lists a cluster's servers asks for a stream that outlives one of
+ * them; a single server gets 1, which is all a server outside a cluster can hold.
+ */
+export function defaultReplicas(servers: readonly string[]): number {
+  return Math.max(1, Math.min(3, servers.length));
+}

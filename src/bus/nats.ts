@@ -6,18 +6,25 @@ import type { Bus, BusMessage, BusOptions } from './contract.js';
 import { consumerPerChannel, createConsumer } from './nats-consumer.js';
 import { republishedLive } from './nats-live.js';
 import { decodeEntry, natsLog } from './nats-log.js';
-import { parseNatsUrl, streamName } from './nats-names.js';
+import { defaultReplicas, parseNatsUrl, streamName } from './nats-names.js';
 import { OrderedDelivery } from './ordered-delivery.js';
 
 export { streamName, token } from './nats-names.js';
 
 export interface NatsBusOptions extends BusOptions {
   /**
-   * `nats://[user:pass@]host:4222`, several comma-separated for a cluster (`nats://a:4222,b:4222`);
-   * `?replicas=3` sets the stream's replicas, `?noRandomize=1` tries the servers in the order given.
+   * `nats://[user:pass@]host:4222`, several comma-separated for a cluster
+   * (`nats://a:4222,b:4222,c:4222?replicas=3`); `?replicas=3` sets the stream's replicas (default:
+   * one per server listed, at most 3), `?noRandomize=1` tries the servers in the order given.
    */
   url: string;
-  /** JetStream replicas of the namespace's stream when this client creates it. Default 1. */
+  /**
+   * JetStream replicas of the namespace's stream (wins over `?replicas`). The bus creates the stream
+   * with them, and changes an existing stream that has other replicas to them (JetStream moves a
+   * clustered stream in place; the change is logged). Default: one per server the URL lists, at
+   * most 3 (`nats://a,b,c` → 3, `nats://a` → 1); the default raises an existing stream's replicas,
+   * never lowers them.
+   */
   replicas?: number;
 }
 
@@ -36,9 +43,10 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const { servers, user, pass, tls, replicas, noRandomize, label } = parseNatsUrl(options.url);
   const nats = await importOptional<typeof import('nats')>('nats', 'The NATS message bus');
   let lastError = (): unknown => undefined;
+  let advice = () => 'Check that nats-server is running and reachable';
   const base = new BusBase(options, {
     label,
-    advice: 'Check that nats-server runs with JetStream enabled (-js) and is reachable',
+    advice: () => advice(),
     lastError: () => lastError(),
   });
   const { historySize, timeoutMs } = base;
@@ -53,12 +61,15 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
     tls,
     noRandomize,
     replicas: options.replicas ?? replicas,
+    defaultReplicas: defaultReplicas(servers),
+    logger: base.logger,
     historySize,
     ttlMs: base.historyTtlMs,
     timeoutMs,
     isClosed: () => base.closed,
   });
   lastError = log.lastError;
+  advice = log.advice;
   const { subjectOf, withLink, fetchTail } = log;
 
   // One in-flight publish per channel per client: they would only race each other.
@@ -92,10 +103,12 @@ export async function natsBus(options: NatsBusOptions): Promise<Bus> {
   const driver: BusDriver = {
     kind: 'nats',
     capabilities: { history: true, shared: true },
+    reportsSends: true,
 
     // The deadline runs from the call, not from the turn in the lane: publishes queued behind a
     // stuck one must fail together within timeoutMs, not one timeout after another.
-    append: (channel, input) => inLane(channel, () => withLink((l) => log.append(l, channel, input.event, input.data))),
+    append: (channel, input, deadline, attempt) =>
+      inLane(channel, () => withLink((l) => log.append(l, channel, input.event, input.data, deadline, attempt))),
 
     async listen(channel) {
       await base.call('subscribe', () => withLink(async () => undefined));

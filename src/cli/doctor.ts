@@ -144,7 +144,13 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   await reach(
     `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
     busUrl,
-    async () => (await import('../bus/index.js')).createBus(busUrl, { timeoutMs: 3000 }),
+    // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
+    // ones the nodes use, as they would.
+    async () =>
+      (await import('../bus/index.js')).createBus(busUrl, {
+        timeoutMs: 3000,
+        ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
+      }),
     { ok, fail },
   );
 
@@ -223,9 +229,13 @@ async function reach(
     const message = (err as Error).message;
     // A malformed URL or a missing client library: the message says what to do. Otherwise it is down.
     const down = !(err instanceof ShoalError) || /UNAVAILABLE$/.test(err.code);
-    const fix = down
-      ? `start it, or point ${what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS'} at one that runs`
-      : undefined;
+    // A server that answers while what it holds does not (NATS: JetStream without a meta leader, a stream
+    // without a leader): the message says what to start, and starting "it" would mislead.
+    const serverAnswers = /answers, but/.test(message);
+    const fix =
+      down && !serverAnswers
+        ? `start it, or point ${what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS'} at one that runs`
+        : undefined;
     r.fail(
       `${what} ${redact(url)}: ${message}${cause instanceof Error && !message.includes(cause.message) ? ` (${cause.message})` : ''}`,
       fix,

@@ -100,10 +100,23 @@ export class LockTimeoutError extends ShoalError {
   }
 }
 
+/**
+ * What a failed publish did: `'not-published'`, it was not stored and sending it again is safe (the
+ * bus was not connected, or refused it); `'unknown'`, it was sent and no answer came in time, so it
+ * may still be stored and delivered later, and a retry may deliver it twice.
+ */
+export type PublishOutcome = 'unknown' | 'not-published';
+
 /** The message bus could not be reached or answered with an error. */
 export class BusUnavailableError extends ShoalError {
   override name = 'BusUnavailableError';
-  constructor(bus: string, message: string, options?: { cause?: unknown }) {
+  /**
+   * Set when a publish failed (`bus.publish`, `realtime.to(…).send(…)`): whether the message may
+   * still be delivered. Unset for other calls (read, subscribe, ping).
+   */
+  readonly outcome: PublishOutcome | undefined;
+  constructor(bus: string, message: string, options?: { cause?: unknown; outcome?: PublishOutcome }) {
     super('ERR_SHOAL_BUS_UNAVAILABLE', `message bus ${bus}: ${message}`, options);
+    this.outcome = options?.outcome;
   }
 }

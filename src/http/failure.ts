@@ -53,6 +53,14 @@ export function busFailure(err: BusUnavailableError): FailureResponse {
   return {
     status: 503,
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' },
-    body: JSON.stringify({ error: err.code, message: 'The message bus is unavailable. Retry shortly.' }),
+    body: JSON.stringify({
+      error: err.code,
+      // `outcome: 'unknown'`: the publish was sent and not answered; it may still be delivered (a retry may deliver it twice).
+      message:
+        err.outcome === 'unknown'
+          ? 'The message bus did not answer in time; the message may still be delivered. Retry shortly.'
+          : 'The message bus is unavailable. Retry shortly.',
+      ...(err.outcome ? { outcome: err.outcome } : {}),
+    }),
   };
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BusUnavailableError } from '../core/errors.js';
 import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
 import { forwardedHeaders } from './app-call.js';
@@ -38,12 +39,21 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
     } catch (err) {
       p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
       // Retryable, as a web node's answer to a store or bus outage is: a publish that could not be
-      // stored in time is a 503 the caller may send again after Retry-After.
+      // stored in time is a 503 the caller may send again after Retry-After. `outcome: 'unknown'`:
+      // it was sent and not answered, so it may still be delivered, and sending it again may deliver it twice.
+      const outcome = err instanceof BusUnavailableError ? err.outcome : undefined;
       if (!res.headersSent)
         sendJson(
           res,
           503,
-          { error: 'unavailable', message: 'the session store or bus failed; retry' },
+          {
+            error: 'unavailable',
+            message:
+              outcome === 'unknown'
+                ? 'the bus did not answer in time; the message may still be delivered; retry'
+                : 'the session store or bus failed; retry',
+            ...(outcome ? { outcome } : {}),
+          },
           { 'retry-after': '1' },
         );
       else res.end();
