@@ -128,6 +128,17 @@ export function checkOptions(options: ExpressSessionOptions): void {
       'shoal/express-session: "store" must be a shoal store or store URL (e.g. "redis://127.0.0.1:6379"); an express-session store writes whole objects and loses concurrent writes. To read the sessions it holds, pass it as "migrateFrom"',
     );
   }
+  // Said when the middleware is made (the app's start), not as a 500 on every request once the store opens.
+  const endless =
+    typeof options.store === 'string'
+      ? options.store.startsWith('memcached')
+      : typeof options.store === 'object' && options.store !== null && !options.store.capabilities.lifecycle;
+  if (options.onSessionEnd && endless) {
+    const kind = typeof options.store === 'string' ? 'memcached' : (options.store as SessionStore).kind;
+    throw new ConfigError(
+      `shoal/express-session: onSessionEnd needs a store that can list ended sessions; the ${kind} store cannot (see docs/stores/${kind}.md). Use sqlite, redis or postgres, or drop onSessionEnd.`,
+    );
+  }
   if (options.migrateFrom !== undefined && typeof options.migrateFrom?.get !== 'function') {
     throw new ConfigError(
       'shoal/express-session: "migrateFrom" must be an express-session store (with get and destroy)',

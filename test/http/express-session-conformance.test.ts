@@ -328,4 +328,15 @@ describe('where shoal is deliberately different (each listed in docs/adapters.md
     expect(() => session({ secret: SECRET, store: 'mysql://x' })).toThrow(/"store" URL has an unknown scheme/);
     expect(() => session({ secret: SECRET, cookie: { encode: String } as never })).toThrow(/cookie option "encode"/);
   });
+
+  it('onSessionEnd with a store that cannot list ended sessions is refused at start, not on every request', async () => {
+    const { session } = await import('shoal/express-session');
+    const { createStore } = await import('shoal');
+    const onSessionEnd = () => {};
+    expect(() => session({ secret: SECRET, store: 'memcached://127.0.0.1:11211', onSessionEnd })).toThrow(
+      /onSessionEnd needs a store that can list ended sessions; the memcached store cannot/,
+    );
+    const memory = await createStore('memory:');
+    expect(() => session({ secret: SECRET, store: memory, onSessionEnd })).not.toThrow();
+  });
 });
