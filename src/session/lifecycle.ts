@@ -41,6 +41,11 @@ export interface SweeperOptions {
   onClaimSucceeded?: () => void;
   /** Runs before the handler, once per claim (e.g. to close an expired session's sockets). */
   onClaimed?: (id: string, reason: EndReason) => Promise<void>;
+  /**
+   * Without a handler: true while another sweeper in this process has one for the same sessions,
+   * so this one leaves the ends to it instead of claiming (and dropping) them.
+   */
+  standDown?: () => boolean;
   /** Turns a stored value into the handler's value (decrypting it when encryption is on). Default: JSON.parse. */
   decode?: (id: string, key: string, stored: string) => unknown;
 }
@@ -55,7 +60,10 @@ export interface SweeperOptions {
  */
 export class Sweeper {
   readonly #o: Required<
-    Omit<SweeperOptions, 'onSessionEnd' | 'onError' | 'onClaimed' | 'decode' | 'onClaimFailed' | 'onClaimSucceeded'>
+    Omit<
+      SweeperOptions,
+      'onSessionEnd' | 'onError' | 'onClaimed' | 'decode' | 'onClaimFailed' | 'onClaimSucceeded' | 'standDown'
+    >
   > &
     SweeperOptions;
   #timer: NodeJS.Timeout | undefined;
@@ -69,6 +77,7 @@ export class Sweeper {
   start(): void {
     if (this.#timer || this.#stopped) return;
     this.#timer = setInterval(() => {
+      if (this.#o.standDown?.()) return;
       if (!this.#running) this.#running = this.#drain().finally(() => (this.#running = undefined));
     }, this.#o.intervalMs);
     this.#timer.unref(); // a sweeper alone must not keep a process alive

@@ -22,6 +22,17 @@ import { Session } from './session.js';
 import { KeyRing } from './signing.js';
 
 /**
+ * Per store location, how many managers in this process have an onSessionEnd for it. A manager
+ * without one (the runtime's, beside an express-session drop-in that has one) does not sweep
+ * while that count is above 0: its sweeper would claim the ends and drop them. Kept on
+ * globalThis, so a second copy of the package (a CommonJS app under the CLI) shares it.
+ */
+const END_HANDLERS = Symbol.for('shoal.sessionEndHandlers');
+const processWide = globalThis as { [END_HANDLERS]?: Map<string, number> };
+processWide[END_HANDLERS] ??= new Map<string, number>();
+const endHandlers: Map<string, number> = processWide[END_HANDLERS];
+
+/**
  * Framework-agnostic entry point: turns a Cookie header into a request's
  * Session and, after the handler ran, into the Set-Cookie header to send.
  * Adapters (express, fastify, hono, node:http) are thin wrappers around it.
@@ -37,6 +48,8 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   readonly #cookieAttrs: CookieAttributes;
 
   readonly #sweeper: Sweeper | undefined;
+  /** The store's sharedAs, while this manager's sweeper has an onSessionEnd for it. */
+  #handles: string | undefined;
 
   constructor(options: SessionOptions<T>) {
     this.#context = resolveSession(options);
@@ -59,10 +72,16 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
         dependency: `store ${o.storeLabel}`,
         paused: `${o.scope} end handling`,
       });
+      const shared = store.sharedAs;
+      if (o.onSessionEnd && shared !== undefined) {
+        this.#handles = shared;
+        endHandlers.set(shared, (endHandlers.get(shared) ?? 0) + 1);
+      }
       this.#sweeper = new Sweeper({
         store,
         owner: o.nodeId,
         onSessionEnd: o.onSessionEnd,
+        ...(!o.onSessionEnd && shared !== undefined ? { standDown: () => (endHandlers.get(shared) ?? 0) > 0 } : {}),
         // Destroyed ends were announced when destroyed; announcing again covers a destroy whose
         // announcement was lost (bus down, or a logout that timed out but was applied late).
         onClaimed: (id, reason) => events.emit('revoked', id, reason),
@@ -211,6 +230,13 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** Stops the sweeper (the store is the caller's to close). */
   async close(): Promise<void> {
+    const shared = this.#handles;
+    if (shared !== undefined) {
+      this.#handles = undefined;
+      const left = (endHandlers.get(shared) ?? 1) - 1;
+      if (left > 0) endHandlers.set(shared, left);
+      else endHandlers.delete(shared);
+    }
     await this.#sweeper?.stop();
   }
 

@@ -107,6 +107,11 @@ export interface SessionStore {
   /** Backend name for logs and errors, e.g. "redis". */
   readonly kind: string;
   readonly capabilities: StoreCapabilities;
+  /**
+   * Where its sessions live (backend and namespace): two stores with the same value see the same
+   * sessions. Set by createStore; absent for a store made otherwise (and for memory stores).
+   */
+  readonly sharedAs?: string;
 
   /** Inserts a new session. false when the id is already taken (live, ended or tombstoned). */
   create(session: StoredSession): Promise<boolean>;

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
@@ -26,6 +27,15 @@ export async function createStore(
   const { url, timeoutMs } = takeTimeout(rawUrl);
   const options: StoreOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...explicit };
   registryOf(options.metrics); // a bad metrics option fails here, whichever store counts with it
+  const store = await openBackend(url, options);
+  if (store.kind === 'memory') return store;
+  const where = store.kind === 'sqlite' ? `sqlite:${resolve(sqlitePathOf(url))}` : url;
+  const prefix = (options as { keyPrefix?: string }).keyPrefix;
+  const sharedAs = `${where}#${options.namespace ?? 'session'}${prefix ? `#${prefix}` : ''}`;
+  return Object.defineProperty(store, 'sharedAs', { value: sharedAs, enumerable: true });
+}
+
+async function openBackend(url: string, options: StoreOptions): Promise<SessionStore> {
   switch (backendOf(url)) {
     case 'memory':
       return (await import('./memory.js')).memoryStore();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type Request } from 'express';
-import { createStore } from 'shoal';
+import { createStore, SessionManager } from 'shoal';
 import { type SessionMiddleware, session } from 'shoal/express-session';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
@@ -162,6 +162,34 @@ for (const store of stores) {
         expect(ends.filter((e) => e.id === carolOut)).toEqual([]);
         const others = ends.filter((e) => !ids.has(e.id));
         expect(others.map((e) => [e.reason, e.user])).toEqual([['destroyed', undefined]]);
+      },
+    );
+
+    it.skipIf(store.name === 'memcached')(
+      'beside a manager without onSessionEnd on the same store (the runtime under shoal start), every end reaches the drop-in',
+      async () => {
+        const namespace = `drop-in-${randomUUID().slice(0, 8)}`;
+        // What a web node of `shoal start` opens for ctx.sessions when the app sets no onSessionEnd.
+        const runtimeStore = await createStore(store.url, { namespace });
+        const runtime = new SessionManager({ store: runtimeStore, secrets: [SECRET], sweep: { interval: 20 } });
+        const ended: string[] = [];
+        try {
+          const n = await node(store.url, namespace, { onSessionEnd: (s: { id: string }) => void ended.push(s.id) });
+          const ids: string[] = [];
+          for (let i = 0; i < 10; i++) {
+            const browser = new CookieJar();
+            await browser.fetch(`${n.url}/set/cart?value=x`, { method: 'POST' });
+            ids.push(((await (await browser.fetch(`${n.url}/id`)).json()) as { id: string }).id);
+            await browser.fetch(`${n.url}/logout`, { method: 'POST' });
+          }
+          const deadline = Date.now() + 8000;
+          while (Date.now() < deadline && ids.some((id) => !ended.includes(id))) await sleep(50);
+          await sleep(300);
+          expect(ended.filter((id) => ids.includes(id)).sort()).toEqual([...ids].sort());
+        } finally {
+          await runtime.close();
+          await runtimeStore.close();
+        }
       },
     );
   });
