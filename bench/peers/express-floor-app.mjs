@@ -41,10 +41,10 @@ const GRACE_MS = 3_600_000;
 const IDLE_MS = 30 * 60_000;
 const ABSOLUTE_MS = 12 * 3_600_000;
 
-// openRedis's settings for one server, with the store's auto-pipelining.
+// The settings shoal's Redis store opens its connection with: openRedis's for one server, with
+// auto-pipelining and without ioredis's per-command timer (the store bounds each call itself).
 const client = new Redis(url, {
   connectTimeout: timeoutMs,
-  commandTimeout: timeoutMs,
   maxRetriesPerRequest: 1,
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,
