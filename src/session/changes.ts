@@ -107,12 +107,12 @@ export class PendingChanges {
       for (const key of this.#read.keys()) {
         const seen = this.#read.get(key) as ReadValue;
         if (seen.value === undefined || typeof seen.value !== 'object' || seen.value === null) continue;
-      const now = encodeValue(key, seen.value, maxSize);
-      if (now !== seen.original) {
-        set ??= {};
-        set[key] = now;
+        const now = encodeValue(key, seen.value, maxSize);
+        if (now !== seen.original) {
+          set ??= {};
+          set[key] = now;
+        }
       }
-    }
     if (set) checkCommitSize(set, maxSize);
     const hasDel = this.#del !== undefined && this.#del.size > 0;
     if (!set && !hasDel && this.userId === undefined) return null;
