@@ -1,10 +1,10 @@
 /**
- * CPU instructions per session request, by each Express server of scenario 1 (the same peers, routes
+ * CPU instructions per session request, by each Express or Fastify server of scenario 1 (the same peers, routes
  * and Redis), counted by valgrind's callgrind in the server process alone (the load generator and
  * Redis run outside it). An instruction count does not move with what else the machine runs, as CPU
  * time does, so a change to the hot path shows here on a busy 2-core machine too.
  *
- * `npx tsx bench/session-instructions.ts [--impls express-shoal,express-session,bare] [--requests 1000]
+ * `npx tsx bench/session-instructions.ts [--impls express-shoal,express-session,bare,express-floor,fastify-shoal,…] [--requests 1000]
  * [--warmup 2000] [--rounds 3] [--connections 10] [--tsx]`
  *
  * Each server runs as `valgrind --tool=callgrind --instr-atstart=no node --single-threaded …` (normal
@@ -43,7 +43,7 @@ const { values } = parseArgs({
 const impls = (values.impls as string).split(',') as ImplName[];
 for (const name of impls) {
   if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
-  if (name.startsWith('fastify') || name === 'shoal') throw new Error(`--impls: "${name}" is not an Express peer`);
+  if (name === 'shoal') throw new Error(`--impls: "${name}" is not a scenario-1 peer (use express-shoal)`);
 }
 const requests = positive('requests');
 const warmup = positive('warmup');
@@ -122,7 +122,9 @@ try {
     const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--single-threaded'] });
     // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
     // request failed that way would only be noise here. (express-session's client has no timeout.)
-    if (impl.script.endsWith('.ts')) spec.env = { ...spec.env, SHOAL_STORE: `${values.redis}?timeout=60s` };
+    // The floor peer reads the same ?timeout= as shoal's store.
+    if (impl.script.endsWith('.ts') || name === 'express-floor')
+      spec.env = { ...spec.env, SHOAL_STORE: `${values.redis}?timeout=60s` };
     const node: BenchNode = await startNode({
       ...spec,
       launcher: ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(dir, 'cg.%p')}`],
@@ -170,17 +172,20 @@ const aboveBare = (own: number[], bare: number[]) =>
   bare.length
     ? `${k(median(own) - median(bare))} (${k(Math.min(...own) - Math.max(...bare))}–${k(Math.max(...own) - Math.min(...bare))})`
     : '—';
+/** The server without a session of the same framework: what "above bare" subtracts. */
+const bareOf = (impl: ImplName): ImplName => (impl.startsWith('fastify') ? 'fastify-bare' : 'bare');
 const rows = impls.flatMap((impl) =>
   (Object.keys(ROUTES) as Route[]).map((route) => {
     const of = (m: Map<string, number[]>, i: ImplName) => m.get(key(i, route)) ?? [];
-    const withBare = impl !== 'bare' && impls.includes('bare');
+    const bare = bareOf(impl);
+    const withBare = impl !== bare && impls.includes(bare);
     return [
       IMPLS[impl].label,
       route,
       spread(of(results, impl)),
-      aboveBare(of(results, impl), withBare ? of(results, 'bare') : []),
+      aboveBare(of(results, impl), withBare ? of(results, bare) : []),
       spread(of(outsideGc, impl)),
-      aboveBare(of(outsideGc, impl), withBare ? of(outsideGc, 'bare') : []),
+      aboveBare(of(outsideGc, impl), withBare ? of(outsideGc, bare) : []),
     ];
   }),
 );
@@ -194,7 +199,7 @@ const report = [
     `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts depend on it far less than CPU time; the garbage collector’s share still moves). ` +
     `Median (min–max) over ${rounds} rounds of ${requests} requests, each after ${warmup} uninstrumented warm-up requests ` +
     `(${2 * warmup} per route before the first); ` +
-    '"above bare": the median minus the bare server\'s, in brackets the widest that difference can be given both spreads. ' +
+    '"above bare": the median minus that of the bare server of the same framework (Express or Fastify), in brackets the widest that difference can be given both spreads. ' +
     'User-space instructions of the server process (JIT code, V8, Node, libuv, OpenSSL), not the kernel’s. ' +
     '"Outside the GC": the same less what V8\'s garbage collector ran (by function name, see GC_FUNCTION); ' +
     'it spreads less, since a major collection falls into one round and not the next.',
@@ -204,7 +209,7 @@ const report = [
       'server',
       'route',
       'instructions / request',
-      'above bare Express',
+      'above bare (same framework)',
       'outside the GC / request',
       'outside the GC, above bare',
     ],

@@ -6,6 +6,7 @@ export type ImplName =
   | 'drop-in'
   | 'express-session'
   | 'bare'
+  | 'express-floor'
   | 'fastify-shoal'
   | 'fastify-session'
   | 'fastify-bare';
@@ -55,6 +56,13 @@ export const IMPLS: Record<ImplName, Impl> = {
     script: 'bench/peers/bare-app.mjs',
     cookieName: null,
     stateful: false,
+  },
+  'express-floor': {
+    name: 'express-floor',
+    label: 'Express + signed cookie + the same Redis round trip, nothing else (floor)',
+    script: 'bench/peers/express-floor-app.mjs',
+    cookieName: 'shoal.sid',
+    stateful: true,
   },
   'fastify-shoal': {
     name: 'fastify-shoal',

@@ -26,7 +26,9 @@ class Hold {
   /** Method, arguments, method, arguments, …: made only when the commit is asynchronous. */
   queue: unknown[] | null = null;
   constructor(
-    readonly finish: () => Promise<Cookies> | string[],
+    readonly finish: (arg: unknown) => Promise<Cookies> | string[],
+    /** What finish is called with. */
+    readonly arg: unknown,
     readonly onError: (err: unknown) => void,
     readonly originals: Methods,
     /** The methods set on the response itself to hold it, taken off again on release; null when held by its prototype. */
@@ -59,21 +61,24 @@ class Hold {
  *   something mounted earlier already wrapped, a compressor say) it is held by methods set on the
  *   response itself, around whatever is there.
  */
-export function commitBeforeHeaders(
+export function commitBeforeHeaders<A = undefined>(
   res: ServerResponse,
-  finish: () => Promise<Cookies> | string[],
+  finish: (arg: A) => Promise<Cookies> | string[],
   onError: (err: unknown) => void = ignore,
+  /** Handed to `finish`: a module-level finish and its argument cost no closure per request. */
+  arg?: A,
 ): void {
+  const run = finish as (arg: unknown) => Promise<Cookies> | string[];
   const shared = frameworkPrototype(res);
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
     // A second hold on one response (two session middlewares) wraps the first, as below.
     if (reachesShared(res) && !sharedHolds.has(res)) {
-      sharedHolds.set(res, new Hold(finish, onError, sharedOriginals.get(shared) as Methods, null));
+      sharedHolds.set(res, new Hold(run, arg, onError, sharedOriginals.get(shared) as Methods, null));
       return;
     }
   }
-  const hold: Hold = new Hold(finish, onError, methodsOf(res), {
+  const hold: Hold = new Hold(run, arg, onError, methodsOf(res), {
     writeHead: (...args): unknown => intercept(res, hold, WRITE_HEAD, args),
     write: (...args): unknown => intercept(res, hold, WRITE, args),
     end: (...args): unknown => intercept(res, hold, END, args),
@@ -94,14 +99,27 @@ const sharedHolds = new WeakMap<ServerResponse, Hold>();
 /** Prototypes whose methods hold, with the methods they had before. */
 const sharedOriginals = new WeakMap<object, Methods>();
 
+/** The last response prototype looked at, and its answer: an app's responses all share one. */
+let lastOwn: object | null = null;
+let lastFramework: object | undefined;
+
 /** The prototype just above node's ServerResponse.prototype in the response's chain, if any. */
 function frameworkPrototype(res: ServerResponse): object | undefined {
+  const own = Object.getPrototypeOf(res) as object | null;
+  // A prototype's own chain is not changed once responses are made from it: remembered, not walked again.
+  if (own === lastOwn) return lastFramework;
   let below: object | undefined;
-  for (let p = Object.getPrototypeOf(res) as object | null; p; p = Object.getPrototypeOf(p) as object | null) {
-    if (p === ServerResponse.prototype) return below;
+  let found: object | undefined;
+  for (let p = own; p; p = Object.getPrototypeOf(p) as object | null) {
+    if (p === ServerResponse.prototype) {
+      found = below;
+      break;
+    }
     below = p;
   }
-  return undefined;
+  lastOwn = own;
+  lastFramework = found;
+  return found;
 }
 
 /** Whether the response's methods are the shared held ones (nothing in front of them). */
@@ -115,26 +133,36 @@ function holdPrototype(proto: object): void {
   Object.assign(proto, { writeHead: sharedWriteHead, write: sharedWrite, end: sharedEnd });
 }
 
-/** A response of a held prototype that went by no session (a route mounted before it) passes straight on. */
-function passOn(res: ServerResponse, op: Op, args: unknown[]): unknown {
-  const originals = sharedOriginals.get(frameworkPrototype(res) as object) as Methods;
-  const method = op === WRITE_HEAD ? originals.writeHead : op === WRITE ? originals.write : originals.end;
-  return method.apply(res, args);
+/** The methods a response of a held prototype reaches once its hold is over, or when it has none. */
+function passedOn(res: ServerResponse, hold: Hold | undefined): Methods {
+  // A response of a held prototype that went by no session (a route mounted before it) passes straight on.
+  return hold ? hold.originals : (sharedOriginals.get(frameworkPrototype(res) as object) as Methods);
 }
 
-function sharedWriteHead(this: ServerResponse, ...args: unknown[]): unknown {
+// The held methods pass `arguments` straight on when nothing is held (the optimising compiler
+// forwards it without making an array); only a call that is held copies its arguments, to replay them.
+function sharedWriteHead(this: ServerResponse): unknown {
   const hold = sharedHolds.get(this);
-  return hold ? intercept(this, hold, WRITE_HEAD, args) : passOn(this, WRITE_HEAD, args);
+  // biome-ignore lint/complexity/noArguments: see above
+  if (!hold || hold.released) return passedOn(this, hold).writeHead.apply(this, arguments as unknown as unknown[]);
+  // biome-ignore lint/complexity/noArguments: see above
+  return intercept(this, hold, WRITE_HEAD, Array.prototype.slice.call(arguments));
 }
 
-function sharedWrite(this: ServerResponse, ...args: unknown[]): unknown {
+function sharedWrite(this: ServerResponse): unknown {
   const hold = sharedHolds.get(this);
-  return hold ? intercept(this, hold, WRITE, args) : passOn(this, WRITE, args);
+  // biome-ignore lint/complexity/noArguments: see above
+  if (!hold || hold.released) return passedOn(this, hold).write.apply(this, arguments as unknown as unknown[]);
+  // biome-ignore lint/complexity/noArguments: see above
+  return intercept(this, hold, WRITE, Array.prototype.slice.call(arguments));
 }
 
-function sharedEnd(this: ServerResponse, ...args: unknown[]): unknown {
+function sharedEnd(this: ServerResponse): unknown {
   const hold = sharedHolds.get(this);
-  return hold ? intercept(this, hold, END, args) : passOn(this, END, args);
+  // biome-ignore lint/complexity/noArguments: see above
+  if (!hold || hold.released) return passedOn(this, hold).end.apply(this, arguments as unknown as unknown[]);
+  // biome-ignore lint/complexity/noArguments: see above
+  return intercept(this, hold, END, Array.prototype.slice.call(arguments));
 }
 
 // ---- the hold itself
@@ -145,7 +173,7 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
     hold.started = true;
     let done: ReturnType<Hold['finish']>;
     try {
-      done = hold.finish();
+      done = hold.finish(hold.arg);
     } catch (err) {
       fail(res, hold, err);
       return op === WRITE ? true : res;

@@ -7,7 +7,7 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
 import { busFailure, lockFailure } from './failure.js';
-import { commitScopesNow, openScopes } from './scopes.js';
+import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
 /** The lock a route holds through sessionLock(name). */
@@ -49,7 +49,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     const scopes = openScopes(manager, clients, req.headers.cookie, req, userAgentOf, ipOf);
     req.session = scopes.session as unknown as RequestSession;
     if (scopes.client) req.client = scopes.client as unknown as Session;
-    commitBeforeHeaders(res, () => commitScopesNow(manager, clients, scopes));
+    commitBeforeHeaders(res, commitOpenScopes, undefined, scopes);
     next();
   };
 }

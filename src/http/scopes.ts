@@ -3,10 +3,12 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { startContext } from './start-context.js';
 
-/** A request's session and, when the app configured one, its client scope. */
+/** A request's session and, when the app configured one, its client scope, with their managers. */
 export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
   session: Session<T>;
   client: Session<C> | undefined;
+  sessions: SessionManager<T>;
+  clients: SessionManager<C> | undefined;
 }
 
 /** Opens a request's scopes; the user agent and address are read only if a session is created (see startContext). */
@@ -21,7 +23,16 @@ export function openScopes<T extends SessionSchema, C extends SessionSchema, R>(
   return {
     session: sessions.open(cookieHeader, startContext(request, userAgent, ip)),
     client: clients?.open(cookieHeader),
+    sessions,
+    clients,
   };
+}
+
+/** commitScopesNow() of scopes by their own managers: a module-level function, so no closure per request. */
+export function commitOpenScopes<T extends SessionSchema, C extends SessionSchema>(
+  scopes: Scopes<T, C>,
+): string[] | Promise<string[]> {
+  return commitScopesNow(scopes.sessions, scopes.clients, scopes);
 }
 
 /**

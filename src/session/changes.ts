@@ -96,19 +96,23 @@ export class PendingChanges {
   /** JSON texts of everything to write, size-checked; null when nothing changed. */
   delta(maxSize: number): SessionDelta | null {
     // Objects made only for what changed: most requests only read, and this runs on every one.
+    // Keys, then get(): iterating a Map's entries makes a [key, value] array per entry.
     let set: Record<string, string> | undefined;
-    for (const [key, value] of this.set) {
-      set ??= {};
-      set[key] = this.#texts?.get(key) ?? encodeValue(key, value, maxSize);
-    }
-    for (const [key, seen] of this.read) {
-      if (seen.value === undefined || typeof seen.value !== 'object' || seen.value === null) continue;
-      const now = encodeValue(key, seen.value, maxSize);
-      if (now !== seen.original) {
+    if (this.#set)
+      for (const key of this.#set.keys()) {
         set ??= {};
-        set[key] = now;
+        set[key] = this.#texts?.get(key) ?? encodeValue(key, this.#set.get(key), maxSize);
       }
-    }
+    if (this.#read)
+      for (const key of this.#read.keys()) {
+        const seen = this.#read.get(key) as ReadValue;
+        if (seen.value === undefined || typeof seen.value !== 'object' || seen.value === null) continue;
+        const now = encodeValue(key, seen.value, maxSize);
+        if (now !== seen.original) {
+          set ??= {};
+          set[key] = now;
+        }
+      }
     if (set) checkCommitSize(set, maxSize);
     const hasDel = this.#del !== undefined && this.#del.size > 0;
     if (!set && !hasDel && this.userId === undefined) return null;

@@ -77,11 +77,33 @@ export class RecordState {
     return loaded;
   }
 
-  /** The end-of-request write: to the session there is, else to a new one when there is data to keep. */
-  async commit(delta: SessionDelta | null): Promise<void> {
+  /**
+   * The end-of-request write: to the session there is, else to a new one when there is data to keep.
+   * Not an async function: the usual case (a session there is) is one store call and one handler,
+   * with no async frames of its own around it.
+   */
+  commit(delta: SessionDelta | null): Promise<void> {
     if (!delta) return this.#maybeTouch();
     const before = this.#state;
-    if ((await this.#commitExisting(delta)) !== null) return;
+    if (before !== 'live' && before !== 'unknown') return this.#commitElsewhere(delta, before);
+    const id = this.#id as string;
+    let sealed: SessionDelta;
+    let pending: Promise<CommitResult>;
+    try {
+      sealed = this.#seal(id, delta);
+      pending = this.#send(id, sealed, undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return pending.then((r) => {
+      const outcome = this.#settle(id, sealed, r);
+      if (outcome === 'conflict') throw new Error('unreachable: commit without expectedRev reported a conflict');
+      return outcome === 'gone' ? this.#commitElsewhere(delta, before) : undefined;
+    });
+  }
+
+  /** commit() when the session the request had is gone (or never was): end it, or start a new one. */
+  async #commitElsewhere(delta: SessionDelta, before: State): Promise<void> {
     if (before === 'live') {
       // Destroyed or expired while this request ran: its writes must not bring it back.
       this.#state = 'destroyed';
@@ -110,13 +132,24 @@ export class RecordState {
 
   /** The one place a commit's result is read: success updates this request's view, the rest is reported. */
   async commitTo(id: string, delta: SessionDelta, expectedRev?: number): Promise<Committed | 'gone' | 'conflict'> {
+    const sealed = this.#seal(id, delta);
+    return this.#settle(id, sealed, await this.#send(id, sealed, expectedRev));
+  }
+
+  /** The delta as the store keeps it: a copy only when encryption changed the values. */
+  #seal(id: string, delta: SessionDelta): SessionDelta {
     const set = delta.set && sealValues(this.#c.services, id, delta.set);
-    // A copy only when encryption changed the values: without it the delta goes as it is.
-    const sealed = set === delta.set ? delta : { ...delta, set };
+    return set === delta.set ? delta : { ...delta, set };
+  }
+
+  #send(id: string, sealed: SessionDelta, expectedRev: number | undefined): Promise<CommitResult> {
     const now = Date.now();
     const options: CommitOptions = { now, idleDeadline: now + this.#c.config.idleMs };
     if (expectedRev !== undefined) options.expectedRev = expectedRev;
-    const r = await this.#c.services.store.commit(id, sealed, options);
+    return this.#c.services.store.commit(id, sealed, options);
+  }
+
+  #settle(id: string, sealed: SessionDelta, r: CommitResult): Committed | 'gone' | 'conflict' {
     if (r.status === 'not-a-number') throw notANumber(r.key);
     if (r.status === 'gone') this.#state = 'missing';
     if (r.status !== 'ok') return r.status;

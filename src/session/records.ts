@@ -14,14 +14,26 @@ export interface LoadedRecord {
   entry: NearCacheEntry | null;
 }
 
-/** The live session from the store, through the near cache when there is one. */
-export async function fetchRecord(s: SessionServices, id: string): Promise<LoadedRecord | null> {
+/**
+ * The live session from the store, through the near cache when there is one. Not an async
+ * function: a session read is one store call and one plain handler, no async frame around them.
+ */
+export function fetchRecord(s: SessionServices, id: string): Promise<LoadedRecord | null> {
   const now = Date.now();
-  if (!s.nearCache) {
-    const record = await s.store.load(id, now);
-    return record ? { record, entry: null } : null;
+  try {
+    if (!s.nearCache) return s.store.load(id, now).then(storeRecord);
+    return s.nearCache.load(id, now).then(cachedRecord);
+  } catch (err) {
+    // A store of the app's own that throws instead of rejecting fails the read all the same.
+    return Promise.reject(err);
   }
-  const loaded = await s.nearCache.load(id, now);
+}
+
+function storeRecord(record: StoredSession | null): LoadedRecord | null {
+  return record ? { record, entry: null } : null;
+}
+
+function cachedRecord(loaded: LoadedRecord | null): LoadedRecord | null {
   return loaded ? { record: { ...loaded.record, meta: { ...loaded.record.meta } }, entry: loaded.entry } : null;
 }
 

@@ -13,13 +13,17 @@ export function withLifecycle<S extends SessionStore>(store: S): S {
   const wrapped: S = Object.create(store);
   for (const op of GUARDED) {
     if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
-    const fn = (store[op] as (...args: unknown[]) => Promise<unknown>).bind(store);
-    (wrapped as unknown as Record<string, unknown>)[op] = (...args: unknown[]) =>
-      closed
-        ? Promise.reject(
-            new StoreUnavailableError(store.kind, `${op}: this store was closed; open a new one with createStore()`),
-          )
-        : fn(...args);
+    const fn = store[op] as (...args: unknown[]) => Promise<unknown>;
+    (wrapped as unknown as Record<string, unknown>)[op] = function (this: unknown) {
+      if (closed) {
+        return Promise.reject(
+          new StoreUnavailableError(store.kind, `${op}: this store was closed; open a new one with createStore()`),
+        );
+      }
+      // `arguments` passed straight on, as in instrument.ts: no array per store call.
+      // biome-ignore lint/complexity/noArguments: see above
+      return fn.apply(store, arguments as unknown as unknown[]);
+    };
   }
   wrapped.close = () => {
     closed = true;

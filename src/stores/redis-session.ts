@@ -99,3 +99,9 @@ export function commitSuccess(reply: (string | number)[]): CommitResult {
   for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
   return { status: 'ok', rev: Number(reply[1]), values };
 }
+
+/** A COMMIT reply as the store answers it: the refusal, or the success. */
+export function commitOutcome(reply: unknown): CommitResult {
+  const r = reply as (string | number)[];
+  return commitRefusal(r) ?? commitSuccess(r);
+}

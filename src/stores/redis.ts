@@ -1,16 +1,17 @@
 import type { Cluster, Redis } from 'ioredis';
-import { withDeadline } from '../core/deadline.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
-import { type LuaScript, runScript } from '../core/redis-script.js';
+import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
 import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
+  type CommitOptions,
   type CommitResult,
   type EndedSession,
   type EndReason,
   isLive,
+  type SessionDelta,
   type SessionStore,
   type StoredSession,
   type StoreOptions,
@@ -30,7 +31,15 @@ import {
   UNLOCK,
   USER_ADD,
 } from './redis-scripts.js';
-import { commitArgs, commitRefusal, commitSuccess, fnv1a, pairsToHash, parseSession } from './redis-session.js';
+import {
+  commitArgs,
+  commitOutcome,
+  commitRefusal,
+  commitSuccess,
+  fnv1a,
+  pairsToHash,
+  parseSession,
+} from './redis-session.js';
 
 export interface RedisStoreOptions extends StoreOptions {
   /** `redis://…`, `rediss://…`, `redis+cluster://h1:p1,h2:p2` or `redis+sentinel://s1:p1,s2:p2/name`; ignored when `client` is given. */
@@ -49,6 +58,9 @@ export interface RedisStoreOptions extends StoreOptions {
   /** Answer each write once this many replicas have it (WAIT); also `?waitReplicas=1&waitTimeout=100`. See redis-replicas.ts. */
   waitForReplicas?: ReplicaWait;
 }
+
+/** The empty KEYS and ARGV of a call that is not a script. */
+const NO_KEYS: string[] = [];
 
 const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
 
@@ -82,23 +94,76 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       // Commands issued in one event-loop turn go out in one write: a write syscall per command was
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
+      // Every call the store makes is bounded by its own deadline (bounded(), below), from when it is
+      // made: ioredis's per-command timer would only repeat it, and clearing it turns every command
+      // object into a slow dictionary-mode object (ioredis deletes the timer property).
+      commandTimeout: undefined,
     });
   }
 
-  /** Every backend call goes through here: bounded in time, failures become StoreUnavailableError. */
-  const call = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+  const failed = (what: string, err: unknown): StoreUnavailableError =>
+    new StoreUnavailableError(
+      'redis',
+      `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
+      { cause: err },
+    );
+  /**
+   * Every backend call goes through here: bounded in time from when it is made (the EVAL after a
+   * NOSCRIPT included), failures become StoreUnavailableError. One promise and one timer per call,
+   * no async frame around it: a session request makes one or two of these.
+   */
+  const bounded = <T>(
+    what: string,
+    pending: Promise<T>,
+    script: LuaScript | null,
+    keys: string[],
+    args: (string | number)[],
+  ): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(failed(what, new Error(`no answer within ${timeoutMs} ms`))), timeoutMs);
+      let fallback = script;
+      const settled = (value: T) => {
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const refused = (err: unknown) => {
+        if (fallback && isNoScript(err)) {
+          // Script cache flushed or a fresh server (failover): send the source once, same deadline.
+          const source = fallback;
+          fallback = null;
+          let again: Promise<T>;
+          try {
+            again = sendScript(client, source, keys, args, true) as Promise<T>;
+          } catch (e) {
+            refused(e);
+            return;
+          }
+          again.then(settled, refused);
+          return;
+        }
+        clearTimeout(timer);
+        reject(failed(what, err));
+      };
+      pending.then(settled, refused);
+    });
+  const call = <T>(what: string, op: () => Promise<T>): Promise<T> => {
+    let pending: Promise<T>;
     try {
-      return await withDeadline(op, timeoutMs);
+      pending = op();
     } catch (err) {
-      throw new StoreUnavailableError(
-        'redis',
-        `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
-        { cause: err },
-      );
+      return Promise.reject(failed(what, err));
     }
+    return bounded(what, pending, null, NO_KEYS, NO_KEYS);
   };
-  const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]) =>
-    call(what, () => runScript(client, script, keys, args));
+  const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> => {
+    let pending: Promise<unknown>;
+    try {
+      pending = sendScript(client, script, keys, args, false);
+    } catch (err) {
+      return Promise.reject(failed(what, err));
+    }
+    return bounded(what, pending, script, keys, args);
+  };
   const replicated = replicaConfirmer(replicaWait, client, call, registry);
 
   const bucketOf = (id: string): number => fnv1a(id) % buckets;
@@ -118,6 +183,22 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   // Index before data: a stale member is filtered out on read, a missing one would hide a session.
   const indexUser = (userId: string, id: string, until: number) =>
     run('user index', USER_ADD, [userKey(userId)], [id, Math.max(1, Math.ceil(until + graceMs - Date.now()))]);
+
+  /** A commit that (re)indexes its user, or waits for replicas. */
+  const commitIndexed = async (id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> => {
+    if (typeof delta.userId === 'string') await indexUser(delta.userId, id, options.idleDeadline);
+    const reply = (await run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs))) as (
+      | string
+      | number
+    )[];
+    const refused = commitRefusal(reply);
+    if (refused) return refused;
+    // The set must outlive the session's absolute deadline, known only now.
+    if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
+    const result = commitSuccess(reply);
+    await replicated?.('commit');
+    return result;
+  };
 
   return withLifecycle({
     kind: 'redis',
@@ -149,8 +230,13 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async load(id, now) {
-      const key = sessionKey(id);
-      const hash = await call('load', () => client.hgetall(key));
+      let pending: Promise<Record<string, string>>;
+      try {
+        pending = client.hgetall(sessionKey(id));
+      } catch (err) {
+        throw failed('load', err);
+      }
+      const hash = await bounded('load', pending, null, NO_KEYS, NO_KEYS);
       const session = parseSession(id, hash);
       return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
     },
@@ -180,21 +266,11 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       return meta ? { status: 'unchanged', meta } : null;
     },
 
-    async commit(id, delta, options): Promise<CommitResult> {
-      // The work around the awaits is in plain functions: an async function keeps every register it
-      // has alive while it waits, and a commit runs on every write request.
-      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, options.idleDeadline);
-      const reply = (await run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs))) as (
-        | string
-        | number
-      )[];
-      const refused = commitRefusal(reply);
-      if (refused) return refused;
-      // The set must outlive the session's absolute deadline, known only now.
-      if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
-      const result = commitSuccess(reply);
-      await replicated?.('commit');
-      return result;
+    commit(id, delta, options): Promise<CommitResult> {
+      // Most commits index no user and wait for no replica: one script, its reply read by a plain
+      // function, no async frame.
+      if (typeof delta.userId === 'string' || replicated) return commitIndexed(id, delta, options);
+      return run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs)).then(commitOutcome);
     },
 
     async touch(id, now, idleDeadline) {
