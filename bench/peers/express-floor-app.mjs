@@ -42,9 +42,10 @@ const IDLE_MS = 30 * 60_000;
 const ABSOLUTE_MS = 12 * 3_600_000;
 
 // The settings shoal's Redis store opens its connection with: openRedis's for one server, with
-// auto-pipelining and without ioredis's per-command timer (the store bounds each call itself).
+// auto-pipelining.
 const client = new Redis(url, {
   connectTimeout: timeoutMs,
+  commandTimeout: timeoutMs,
   maxRetriesPerRequest: 1,
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,

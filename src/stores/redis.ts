@@ -94,10 +94,6 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       // Commands issued in one event-loop turn go out in one write: a write syscall per command was
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
-      // Every call the store makes is bounded by its own deadline (bounded(), below), from when it is
-      // made: ioredis's per-command timer would only repeat it, and clearing it turns every command
-      // object into a slow dictionary-mode object (ioredis deletes the timer property).
-      commandTimeout: undefined,
     });
   }
 
