@@ -2,8 +2,8 @@
  * The floor under any Redis session layer on Express: the express-shoal peer's routes
  * (bench/peers/express-shoal-app.ts) with the session layer cut down to what no layer can skip.
  * Per request: read the signed session cookie (verified values remembered, as shoal does), then
- * exactly the Redis round trip shoal makes on that route, with the client settings shoal's Redis
- * store opens its connection with (src/core/redis-client.ts openRedis, plus auto-pipelining):
+ * exactly the Redis round trip shoal makes on that route, on a connection opened as shoal's Redis
+ * store opens its own (src/core/redis-client.ts openRedis, plus auto-pipelining):
  * - GET /session: one HGETALL of the session hash, its liveness checked, its `a:` fields parsed
  *   as JSON into the same body shoal answers;
  * - POST /set/:key: one EVALSHA of shoal's own COMMIT script with the arguments shoal sends.
@@ -19,7 +19,8 @@
  * Env: SHOAL_STORE=redis://…[?timeout=60s], SHOAL_NAMESPACE, SHOAL_SECRETS. Flags: --port, --host.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { openRedis } from '../../dist/core/redis-client.js';
+import { takeTimeout } from '../../dist/stores/index.js';
 import { COMMIT, CREATE } from '../../dist/stores/redis-scripts.js';
 import { fnv1a } from '../../dist/stores/redis-session.js';
 import { expressApp, listenUntilSignal } from './express-base.mjs';
@@ -27,10 +28,8 @@ import { peerArgs } from './peer-args.mjs';
 
 const args = peerArgs();
 const { node } = args;
-const [url = 'redis://127.0.0.1:6379', query = ''] = (process.env.SHOAL_STORE ?? 'redis://127.0.0.1:6379').split('?');
 // shoal's store reads ?timeout= from the URL (the instruction bench raises it under callgrind); so does this.
-const timeout = /^(\d+)(ms|s)?$/.exec(new URLSearchParams(query).get('timeout') ?? '2000');
-const timeoutMs = timeout ? Number(timeout[1]) * (timeout[2] === 's' ? 1000 : 1) : 2000;
+const { url, timeoutMs = 2000 } = takeTimeout(process.env.SHOAL_STORE ?? 'redis://127.0.0.1:6379');
 const ns = process.env.SHOAL_NAMESPACE ?? 'session';
 const secret = Buffer.from(
   (process.env.SHOAL_SECRETS ?? 'floor-peer-development-secret-never-in-production').split(',')[0],
@@ -41,18 +40,9 @@ const GRACE_MS = 3_600_000;
 const IDLE_MS = 30 * 60_000;
 const ABSOLUTE_MS = 12 * 3_600_000;
 
-// The settings shoal's Redis store opens its connection with: openRedis's for one server, with
-// auto-pipelining.
-const client = new Redis(url, {
-  connectTimeout: timeoutMs,
-  commandTimeout: timeoutMs,
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: true,
-  autoResendUnfulfilledCommands: false,
-  retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
-  enableAutoPipelining: true,
-});
-client.on('error', () => {});
+// The connection shoal's Redis store opens, through the same function and with the same extra setting,
+// so the floor's client cannot drift from the store's.
+const client = await openRedis(url, 'The floor peer', timeoutMs, () => {}, { enableAutoPipelining: true });
 
 const tags = Array.from({ length: BUCKETS }, (_, b) => `shoal:{${ns}:${b}}`);
 const hashKey = (id) => `${tags[fnv1a(id) % BUCKETS]}:s:${id}`;
