@@ -173,9 +173,9 @@ export class BusBase {
     const r = await this.call(what, (deadline) =>
       driver.range(channel, after, Math.min(limit, this.historySize), deadline, epoch),
     );
-    const continued = epoch !== undefined && epoch !== r.epoch ? r.from : undefined;
-    if (epoch !== undefined && epoch !== r.epoch && continued === undefined)
-      return { epoch: r.epoch, last: r.last, messages: [], complete: false };
+    // Another epoch is a gap, unless this log continues it (then its messages follow r.from).
+    const continued = epoch !== undefined && epoch !== r.epoch ? (r.from ?? null) : undefined;
+    if (continued === null) return { epoch: r.epoch, last: r.last, messages: [], complete: false };
     const start = continued ?? after;
     const gapless = r.messages.every((m, i) => m.offset === start + 1 + i);
     const complete = gapless && isComplete(start, r.last, this.historySize, r.messages[0]?.offset);

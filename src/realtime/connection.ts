@@ -178,14 +178,10 @@ export class Connection {
     if (m.epoch !== state.epoch) {
       if (m.continues !== undefined && m.continues.epoch === state.epoch) {
         // A promoted replica carries the log on under a new epoch: nothing to reload.
-        state.epoch = m.epoch;
-        state.offset = Math.min(state.offset, m.continues.offset);
-        this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: true });
+        this.#moveTo(m.channel, state, m.epoch, Math.min(state.offset, m.continues.offset), true);
       } else {
         // The channel's log was lost under a live subscription: restart from this message.
-        state.epoch = m.epoch;
-        state.offset = m.offset - 1;
-        this.send({ type: 'subscribed', channel: m.channel, epoch: m.epoch, offset: state.offset, recovered: false });
+        this.#moveTo(m.channel, state, m.epoch, m.offset - 1, false);
       }
     }
     if (m.offset <= state.offset) return;
@@ -207,16 +203,19 @@ export class Connection {
     state.pending = null;
     if (!missed) {
       const pos = await this.bus.position(channel).catch(() => ({ epoch: trigger.epoch, offset: trigger.offset }));
-      state.epoch = pos.epoch;
-      state.offset = pos.offset;
-      this.send({ type: 'subscribed', channel, epoch: pos.epoch, offset: pos.offset, recovered: false });
+      this.#moveTo(channel, state, pos.epoch, pos.offset, false);
     } else if (missed.epoch !== state.epoch) {
       // The log moved on to an epoch that continues ours (a promoted replica).
-      state.epoch = missed.epoch;
-      state.offset = missed.after;
-      this.send({ type: 'subscribed', channel, epoch: missed.epoch, offset: missed.after, recovered: true });
+      this.#moveTo(channel, state, missed.epoch, missed.after, true);
     }
     for (const m of [...(missed?.messages ?? []), ...pending]) this.deliver(m, frameOf(m));
+  }
+
+  /** Moves a channel's position and tells the client where delivery goes on from, and whether anything was lost. */
+  #moveTo(channel: string, state: ChannelState, epoch: string, offset: number, recovered: boolean): void {
+    state.epoch = epoch;
+    state.offset = offset;
+    this.send({ type: 'subscribed', channel, epoch, offset, recovered });
   }
 
   /**
