@@ -3,7 +3,7 @@ import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsOption } from '../core/metrics.js';
 import type { EncryptionOptions } from '../session/encryption.js';
-import type { SessionEndHandler } from '../session/lifecycle.js';
+import { endsUnsupported, type SessionEndHandler } from '../session/lifecycle.js';
 import type { NearCacheOptions } from '../session/near-cache.js';
 import type { SessionStore } from '../stores/contract.js';
 import { COOKIE_KEYS, type CookieOptions } from './express-session-cookie.js';
@@ -129,16 +129,8 @@ export function checkOptions(options: ExpressSessionOptions): void {
     );
   }
   // Said when the middleware is made (the app's start), not as a 500 on every request once the store opens.
-  const endless =
-    typeof options.store === 'string'
-      ? options.store.startsWith('memcached')
-      : typeof options.store === 'object' && options.store !== null && !options.store.capabilities.lifecycle;
-  if (options.onSessionEnd && endless) {
-    const kind = typeof options.store === 'string' ? 'memcached' : (options.store as SessionStore).kind;
-    throw new ConfigError(
-      `shoal/express-session: onSessionEnd needs a store that can list ended sessions; the ${kind} store cannot (see docs/stores/${kind}.md). Use sqlite, redis or postgres, or drop onSessionEnd.`,
-    );
-  }
+  const endless = options.onSessionEnd ? kindWithoutEnds(options.store) : undefined;
+  if (endless) throw new ConfigError(`shoal/express-session: ${endsUnsupported(endless)}`);
   if (options.migrateFrom !== undefined && typeof options.migrateFrom?.get !== 'function') {
     throw new ConfigError(
       'shoal/express-session: "migrateFrom" must be an express-session store (with get and destroy)',
@@ -173,6 +165,12 @@ export function secretsOf(secret: string | string[] | undefined): string[] {
     }
   }
   return list;
+}
+
+/** The kind of a store (or store URL) that cannot list ended sessions; undefined for one that can. */
+function kindWithoutEnds(store: SessionStore | string | undefined): string | undefined {
+  if (typeof store === 'string') return store.startsWith('memcached') ? 'memcached' : undefined;
+  return store && !store.capabilities.lifecycle ? store.kind : undefined;
 }
 
 function isShoalStore(store: object): store is SessionStore {

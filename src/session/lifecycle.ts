@@ -50,6 +50,11 @@ export interface SweeperOptions {
   decode?: (id: string, key: string, stored: string) => unknown;
 }
 
+/** Why onSessionEnd cannot be had on a store without the lifecycle capability (memcached). */
+export function endsUnsupported(kind: string): string {
+  return `onSessionEnd needs a store that can list ended sessions; the ${kind} store cannot (see docs/stores/${kind}.md). Use sqlite, redis or postgres.`;
+}
+
 /**
  * Every node runs one sweeper. Each tick claims a batch of ended sessions
  * atomically in the store (so across the cluster each end is claimed by

@@ -4,7 +4,7 @@ import type { StoredSession } from '../stores/contract.js';
 import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
 import type { CookieRejection, SessionEvents } from './events.js';
-import { Sweeper } from './lifecycle.js';
+import { endsUnsupported, Sweeper } from './lifecycle.js';
 import type { NearCacheStats } from './near-cache.js';
 import {
   resolveSession,
@@ -61,9 +61,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
     this.#keys = new KeyRing(o.secrets, o.scope);
     const store = services.store;
     if (o.onSessionEnd && !store.capabilities.lifecycle) {
-      throw new ConfigError(
-        `onSessionEnd needs a store that can list ended sessions; the ${store.kind} store cannot (see docs/stores/${store.kind}.md). Use sqlite, redis or postgres.`,
-      );
+      throw new ConfigError(endsUnsupported(store.kind));
     }
     if (store.capabilities.lifecycle && o.sweepEnabled) {
       const cipher = services.cipher;
