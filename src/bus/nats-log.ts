@@ -185,7 +185,7 @@ export function natsLog(o: NatsLogSettings) {
       clustered = info.cluster !== undefined;
     } catch (err) {
       if (apiCode(err) !== STREAM_NOT_FOUND) throw err;
-      const replicas = positiveInt(asked, o.defaultReplicas);
+      let replicas = positiveInt(asked, o.defaultReplicas);
       try {
         try {
           await create(jsm, replicas);
@@ -196,11 +196,8 @@ export function natsLog(o: NatsLogSettings) {
             { stream, replicas },
             'the NATS URL lists several servers, but they are not a JetStream cluster: the bus stream has 1 replica',
           );
-          await create(jsm, 1);
-          physical = historySize + 1;
-          republishes = true;
-          replicated = false;
-          return;
+          replicas = 1;
+          await create(jsm, replicas);
         }
         physical = historySize + 1;
         republishes = true;
