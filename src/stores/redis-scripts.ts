@@ -139,36 +139,42 @@ return 1
 `);
 
 /**
- * KEYS: due · ARGV: now, limit, leaseMs, graceMs, session key base (same hash tag).
+ * KEYS: due of one or more buckets · ARGV: now, limit per bucket, leaseMs, graceMs, then each
+ * bucket's session key base (same hash tag as its due key), in KEYS order.
+ * One bucket per call on Redis Cluster (its keys share one slot); every bucket in one call on a
+ * single server, so an idle sweep is one script whatever the bucket count.
  * Invariant kept by every script: a hash expires graceMs after its due score, so
  * members scored before now - grace have no data left and are dropped.
  * Returns { id, reason, attempt, field, value, … } per claimed session.
  */
 export const CLAIM = script(`
-local due, now = KEYS[1], tonumber(ARGV[1])
+local now = tonumber(ARGV[1])
 local lease, grace = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', due, '-inf', '(' .. fmt(now - grace))
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
-  local h = ARGV[5] .. id
-  local m = redis.call('HMGET', h, 'm:idle', 'm:abs', 'm:ended')
-  if not m[1] then
-    redis.call('ZREM', due, id)
-  else
-    local idle, abs, reason = tonumber(m[1]), tonumber(m[2]), m[3]
-    if not reason and now < idle and now < abs then
-      redis.call('ZADD', due, math.min(idle, abs), id)
+for k, due in ipairs(KEYS) do
+  local base = ARGV[4 + k]
+  redis.call('ZREMRANGEBYSCORE', due, '-inf', '(' .. fmt(now - grace))
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])) do
+    local h = base .. id
+    local m = redis.call('HMGET', h, 'm:idle', 'm:abs', 'm:ended')
+    if not m[1] then
+      redis.call('ZREM', due, id)
     else
-      if not reason then
-        if abs <= idle then reason = 'absolute-timeout' else reason = 'idle-timeout' end
-        redis.call('HSET', h, 'm:ended', reason)
+      local idle, abs, reason = tonumber(m[1]), tonumber(m[2]), m[3]
+      if not reason and now < idle and now < abs then
+        redis.call('ZADD', due, math.min(idle, abs), id)
+      else
+        if not reason then
+          if abs <= idle then reason = 'absolute-timeout' else reason = 'idle-timeout' end
+          redis.call('HSET', h, 'm:ended', reason)
+        end
+        local attempt = redis.call('HINCRBY', h, 'm:attempt', 1)
+        redis.call('ZADD', due, fmt(now + lease), id)
+        redis.call('PEXPIREAT', h, fmt(now + lease + grace))
+        local entry = {id, reason, attempt}
+        for _, v in ipairs(redis.call('HGETALL', h)) do entry[#entry + 1] = v end
+        out[#out + 1] = entry
       end
-      local attempt = redis.call('HINCRBY', h, 'm:attempt', 1)
-      redis.call('ZADD', due, fmt(now + lease), id)
-      redis.call('PEXPIREAT', h, fmt(now + lease + grace))
-      local entry = {id, reason, attempt}
-      for _, v in ipairs(redis.call('HGETALL', h)) do entry[#entry + 1] = v end
-      out[#out + 1] = entry
     end
   end
 end

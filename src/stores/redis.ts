@@ -166,8 +166,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   // Every key of a bucket starts with its tag: made once per bucket, not on every call.
   const tags = Array.from({ length: buckets }, (_, b) => `${prefix}:{${ns}:${b}}`);
   const dueKeys = tags.map((t) => `${t}:due`);
+  const sessionBases = tags.map((t) => `${t}:s:`);
   const tag = (bucket: number) => tags[bucket] as string;
-  const hashKey = (bucket: number, id: string) => `${tag(bucket)}:s:${id}`;
+  const hashKey = (bucket: number, id: string) => `${sessionBases[bucket] as string}${id}`;
   const sessionKey = (id: string) => hashKey(bucketOf(id), id);
   const dueKey = (bucket: number) => dueKeys[bucket] as string;
   /** KEYS of the scripts on one session: its hash and its bucket's expiry index. */
@@ -305,18 +306,16 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async claimEnded({ now, limit, leaseMs }: ClaimOptions): Promise<EndedSession[]> {
-      // Every bucket at once (one pipelined round trip), each with its share of the limit: a sweep
-      // costs the same whether Redis is next door or a zone away. A full share tells the sweeper to go again.
+      // Every bucket at once, each with its share of the limit: a sweep costs the same whether Redis
+      // is next door or a zone away. A full share tells the sweeper to go again.
       const share = Math.max(1, Math.ceil(limit / buckets));
-      const replies = await Promise.all(
-        Array.from(
-          { length: buckets },
-          (_, b) =>
-            run('claimEnded', CLAIM, [dueKey(b)], [now, share, leaseMs, graceMs, `${tag(b)}:s:`]) as Promise<
-              (string | number)[][]
-            >,
-        ),
-      );
+      const claim = (keys: string[], bases: string[]) =>
+        run('claimEnded', CLAIM, keys, [now, share, leaseMs, graceMs, ...bases]) as Promise<(string | number)[][]>;
+      // A single server holds every bucket: one script. A Cluster spreads them over slots: one
+      // script per bucket, pipelined into one round trip per node.
+      const replies = client.isCluster
+        ? await Promise.all(dueKeys.map((due, b) => claim([due], [sessionBases[b] as string])))
+        : [await claim(dueKeys, sessionBases)];
       const out: EndedSession[] = [];
       for (const reply of replies) {
         for (const [id, reason, attempt, ...flat] of reply) {

@@ -127,6 +127,34 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     expect((await a.listByUser(user, Date.now())).map((x) => x.id)).toEqual([s.id]);
   });
 
+  it('claims ended sessions of every bucket with one script call on a single server', async () => {
+    const prefix = `${keyPrefix}-claim`;
+    const store = await open({ keyPrefix: prefix, buckets: 16 });
+    const t = Date.now();
+    const ended = Array.from({ length: 40 }, () => sessionFixture({ idleDeadline: t - 1000 }));
+    for (const s of ended) await store.create(s);
+    const buckets = new Set((await scanKeys(raw, `${prefix}:*:due`)).map((k) => k));
+    expect(buckets.size).toBeGreaterThan(8); // 40 ids spread over most of the 16 buckets
+    // MONITOR on its own connection sees every command the store sends while it claims.
+    const monitor = await raw.duplicate().monitor();
+    const scripts: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^(evalsha|eval)$/i.test(args[0] ?? '') && args.some((a) => a.startsWith(`${prefix}:`))) scripts.push(args);
+    });
+    try {
+      const claimed = await store.claimEnded({ now: t, limit: 1000, leaseMs: 30_000, owner: 'test' });
+      expect(claimed.map((e) => e.snapshot.id).sort()).toEqual(ended.map((s) => s.id).sort());
+      expect(claimed.every((e) => e.reason === 'idle-timeout' && e.attempt === 1)).toBe(true);
+      // Nothing more is due: the claimed ones are leased.
+      expect(await store.claimEnded({ now: t, limit: 1000, leaseMs: 30_000, owner: 'test' })).toEqual([]);
+      await new Promise((r) => setTimeout(r, 100)); // MONITOR lines arrive after the replies
+      expect(scripts).toHaveLength(2);
+      expect(Number(scripts[0]?.[2])).toBe(16); // every bucket's due key in the one call
+    } finally {
+      monitor.disconnect();
+    }
+  });
+
   it('drops index members whose session is gone, keeps the others', async () => {
     const store = await open();
     const user = `u-${randomUUID()}`;
