@@ -9,7 +9,11 @@ export type ImplName =
   | 'express-floor'
   | 'fastify-shoal'
   | 'fastify-session'
-  | 'fastify-bare';
+  | 'fastify-bare'
+  | 'node-shoal'
+  | 'node-bare'
+  | 'hono-shoal'
+  | 'hono-bare';
 
 export interface Impl {
   name: ImplName;
@@ -82,6 +86,34 @@ export const IMPLS: Record<ImplName, Impl> = {
     name: 'fastify-bare',
     label: 'bare Fastify (no session)',
     script: 'bench/peers/fastify-bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
+  'node-shoal': {
+    name: 'node-shoal',
+    label: 'node:http + shoal/node (redis store)',
+    script: 'bench/peers/node-shoal-app.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'node-bare': {
+    name: 'node-bare',
+    label: 'bare node:http (no session)',
+    script: 'bench/peers/node-bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
+  'hono-shoal': {
+    name: 'hono-shoal',
+    label: 'Hono + shoal/hono (redis store)',
+    script: 'bench/peers/hono-shoal-app.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'hono-bare': {
+    name: 'hono-bare',
+    label: 'bare Hono (no session)',
+    script: 'bench/peers/hono-bare-app.mjs',
     cookieName: null,
     stateful: false,
   },
