@@ -119,6 +119,18 @@ export const IMPLS: Record<ImplName, Impl> = {
   },
 };
 
+/** Servers of a framework other than Express, by name prefix, and the bare server of each. */
+const BARE_BY_PREFIX: Array<[string, ImplName]> = [
+  ['fastify-', 'fastify-bare'],
+  ['node-', 'node-bare'],
+  ['hono-', 'hono-bare'],
+];
+
+/** The server without a session of the same framework as `impl`: what "above bare" subtracts. */
+export function bareOf(impl: ImplName): ImplName {
+  return BARE_BY_PREFIX.find(([prefix]) => impl.startsWith(prefix))?.[1] ?? 'bare';
+}
+
 export const BENCH_SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
 
 /** How to start one node of an implementation against a Redis URL, isolated under `runId`. */
