@@ -11,13 +11,21 @@ import { main } from './lib/scenario.js';
 import { lifecycleLag } from './lifecycle-lag.js';
 import { memory } from './memory.js';
 import { reconnectStorm } from './reconnect-storm.js';
-import { sessionHttp, sessionHttpFastify, sessionHttpRemote } from './session-http.js';
+import {
+  sessionHttp,
+  sessionHttpFastify,
+  sessionHttpHono,
+  sessionHttpNode,
+  sessionHttpRemote,
+} from './session-http.js';
 
 export const SCENARIOS: Scenario[] = [
   concurrency,
   sessionHttp,
   sessionHttpRemote,
   sessionHttpFastify,
+  sessionHttpNode,
+  sessionHttpHono,
   fanout,
   memory,
   reconnectStorm,

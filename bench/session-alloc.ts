@@ -15,7 +15,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
+import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
@@ -102,14 +102,14 @@ try {
 
 const bytesOf = (impl: ImplName, route: Route) => (results.get(key(impl, route)) ?? []).map((s) => s.bytesPerRequest);
 const spread = (xs: number[]) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
-/** The bare server of the same framework, which a session layer's cost is counted above. */
-const bareOf = (impl: ImplName): ImplName | undefined => {
-  const bare = impl.startsWith('fastify') ? 'fastify-bare' : 'bare';
+/** The bare server of the same framework, which a session layer's cost is counted above, if it ran. */
+const bareRun = (impl: ImplName): ImplName | undefined => {
+  const bare = bareOf(impl);
   return impls.includes(bare) && bare !== impl ? bare : undefined;
 };
 const rows = impls.flatMap((impl) =>
   (Object.keys(ROUTES) as Route[]).map((route) => {
-    const bare = bareOf(impl);
+    const bare = bareRun(impl);
     const above = bare ? fmt(median(bytesOf(impl, route)) - median(bytesOf(bare, route))) : '—';
     return [IMPLS[impl].label, route, spread(bytesOf(impl, route)), above];
   }),

@@ -5,6 +5,8 @@
  * logged-in browser) and a one-write route (POST /set/k with a body). Twice: saturating
  * load on loopback Redis (CPU-bound), and a few connections to a Redis a few ms away
  * (latency-bound, through bench/lib/delay-proxy.ts). `--only session-http` runs the first.
+ * Then the same saturating load on Fastify (against @fastify/session), and on plain node:http
+ * and Hono, where shoal is measured against the bare server of the same framework alone.
  *
  * `tsx bench/session-http.ts [--quick] [--duration s] [--warmup s] [--connections n] [--rounds n] [--profile] [--tsx]`
  */
@@ -162,16 +164,27 @@ function computeRatios(runs: Run[], rounds: number, variant: Variant): Ratio[] {
     const value = medianOf(perRound);
     return { name, value, perRound, target, met: value >= target };
   };
-  const out = [
-    ratio(`${shoal} / ${peer}, write route`, (r) => rps(shoal, 'write', r) / rps(peer, 'write', r), targets.write),
-    ratio(
-      `${shoal} / ${peer}, read route`,
-      (r) => rps(shoal, 'read', r) / rps(peer, 'read', r),
-      targets.readVsPeer ?? 0,
-    ),
-  ];
-  if (bare && impls.includes(bare)) {
-    // The session layer's own CPU: what each server spends per request beyond the bare one, same round.
+  const withBare = bare !== undefined && impls.includes(bare);
+  const out: Ratio[] = [];
+  if (peer)
+    out.push(
+      ratio(`${shoal} / ${peer}, write route`, (r) => rps(shoal, 'write', r) / rps(peer, 'write', r), targets.write),
+    );
+  if (withBare)
+    out.push(
+      ratio(`${shoal} / ${bare}, read route`, (r) => rps(shoal, 'read', r) / rps(bare, 'read', r), targets.read),
+    );
+  if (peer)
+    out.push(
+      ratio(
+        `${shoal} / ${peer}, read route`,
+        (r) => rps(shoal, 'read', r) / rps(peer, 'read', r),
+        targets.readVsPeer ?? 0,
+      ),
+    );
+  // The session layer's own CPU: what each server spends per request beyond the bare one, same round.
+  // Without a peer there is nothing to divide it by: layerCosts() reports it in µs.
+  if (withBare && peer)
     for (const route of Object.keys(ROUTES) as RouteName[])
       out.push(
         ratio(
@@ -180,15 +193,10 @@ function computeRatios(runs: Run[], rounds: number, variant: Variant): Ratio[] {
           targets.layerCpu,
         ),
       );
-    out.splice(
-      1,
-      0,
-      ratio(`${shoal} / ${bare}, read route`, (r) => rps(shoal, 'read', r) / rps(bare, 'read', r), targets.read),
-    );
+  if (withBare)
     out.push(ratio(`${shoal} / ${bare}, write route`, (r) => rps(shoal, 'write', r) / rps(bare, 'write', r)));
-  }
   // shoal in the peer's own app (no probe extras): the session layers compared alone.
-  if (impls.includes('express-shoal') && impls.includes(peer)) {
+  if (peer && impls.includes('express-shoal') && impls.includes(peer)) {
     out.push(
       ratio(
         'express-shoal / express-session, write route',
@@ -308,14 +316,17 @@ interface Variant {
   /** Requests in flight (autocannon connections), one load level each. */
   levels(options: BenchOptions): number[];
   impls: ImplName[];
-  /** Minimum shoal/express-session (write) and shoal/bare (read) req/s ratios; 0 = informational. */
-  /** Who is compared: shoal's server, the established peer, the bare server (none: no bare row). */
-  roles: { shoal: ImplName; peer: ImplName; bare?: ImplName };
+  /**
+   * Who is compared: shoal's server, the established peer (none: shoal against its bare server
+   * alone), the bare server (none: no bare row).
+   */
+  roles: { shoal: ImplName; peer?: ImplName; bare?: ImplName };
   /** Redis round trips per request of each server, in words, for the report. */
   roundTrips: string;
   /**
    * Minimum ratios, 0 = informational: shoal/peer req/s on the write (and read) route, shoal/bare
-   * req/s on the read route, and peer/shoal session-layer CPU above bare on each route.
+   * req/s on the read route, and peer/shoal session-layer CPU above bare on each route. Without a
+   * peer only `read` applies.
    */
   targets: { write: number; read: number; readVsPeer?: number; layerCpu: number };
 }
@@ -600,4 +611,34 @@ export const sessionHttpFastify = scenario({
   targets: { write: 1, readVsPeer: 1, read: 0, layerCpu: 0 },
 });
 
-if (isMain(import.meta.url)) await main([sessionHttp, sessionHttpRemote, sessionHttpFastify]);
+/** shoal's own layer on a framework no session peer is measured on: against its bare server alone. */
+const NO_PEER_ROUND_TRIPS =
+  'Redis round trips per request: shoal read 1 (HGETALL), write 1 (EVALSHA); the bare server none.';
+
+/** The same saturating load on plain node:http: shoal/node's cost above the bare server. */
+export const sessionHttpNode = scenario({
+  name: 'session-http-node',
+  title: 'Scenario 1d — session HTTP throughput on plain node:http (shoal/node vs no session)',
+  delayMs: 0,
+  levels: (o) => [o.connections],
+  impls: ['node-shoal', 'node-bare'],
+  roles: { shoal: 'node-shoal', bare: 'node-bare' },
+  roundTrips: NO_PEER_ROUND_TRIPS,
+  // No session peer to beat: the ratios to bare and the layer's µs are informational.
+  targets: { write: 0, read: 0, layerCpu: 0 },
+});
+
+/** The same saturating load on Hono (@hono/node-server): shoal/hono's cost above bare Hono. */
+export const sessionHttpHono = scenario({
+  name: 'session-http-hono',
+  title: 'Scenario 1e — session HTTP throughput on Hono (shoal/hono vs no session)',
+  delayMs: 0,
+  levels: (o) => [o.connections],
+  impls: ['hono-shoal', 'hono-bare'],
+  roles: { shoal: 'hono-shoal', bare: 'hono-bare' },
+  roundTrips: NO_PEER_ROUND_TRIPS,
+  targets: { write: 0, read: 0, layerCpu: 0 },
+});
+
+if (isMain(import.meta.url))
+  await main([sessionHttp, sessionHttpRemote, sessionHttpFastify, sessionHttpNode, sessionHttpHono]);

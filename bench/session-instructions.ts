@@ -1,5 +1,5 @@
 /**
- * CPU instructions per session request, by each Express or Fastify server of scenario 1 (the same peers, routes
+ * CPU instructions per session request, by each Express, Fastify, node:http or Hono server of scenario 1 (the same peers, routes
  * and Redis), counted by valgrind's callgrind in the server process alone (the load generator and
  * Redis run outside it). An instruction count does not move with what else the machine runs, as CPU
  * time does, so a change to the hot path shows here on a busy 2-core machine too.
@@ -23,7 +23,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { peerScript } from './lib/build.js';
-import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
+import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
@@ -172,8 +172,6 @@ const aboveBare = (own: number[], bare: number[]) =>
   bare.length
     ? `${k(median(own) - median(bare))} (${k(Math.min(...own) - Math.max(...bare))}–${k(Math.max(...own) - Math.min(...bare))})`
     : '—';
-/** The server without a session of the same framework: what "above bare" subtracts. */
-const bareOf = (impl: ImplName): ImplName => (impl.startsWith('fastify') ? 'fastify-bare' : 'bare');
 const rows = impls.flatMap((impl) =>
   (Object.keys(ROUTES) as Route[]).map((route) => {
     const of = (m: Map<string, number[]>, i: ImplName) => m.get(key(i, route)) ?? [];
@@ -199,7 +197,7 @@ const report = [
     `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts depend on it far less than CPU time; the garbage collector’s share still moves). ` +
     `Median (min–max) over ${rounds} rounds of ${requests} requests, each after ${warmup} uninstrumented warm-up requests ` +
     `(${2 * warmup} per route before the first); ` +
-    '"above bare": the median minus that of the bare server of the same framework (Express or Fastify), in brackets the widest that difference can be given both spreads. ' +
+    '"above bare": the median minus that of the bare server of the same framework (Express, Fastify, node:http or Hono), in brackets the widest that difference can be given both spreads. ' +
     'User-space instructions of the server process (JIT code, V8, Node, libuv, OpenSSL), not the kernel’s. ' +
     '"Outside the GC": the same less what V8\'s garbage collector ran (by function name, see GC_FUNCTION); ' +
     'it spreads less, since a major collection falls into one round and not the next.',

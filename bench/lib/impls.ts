@@ -9,7 +9,11 @@ export type ImplName =
   | 'express-floor'
   | 'fastify-shoal'
   | 'fastify-session'
-  | 'fastify-bare';
+  | 'fastify-bare'
+  | 'node-shoal'
+  | 'node-bare'
+  | 'hono-shoal'
+  | 'hono-bare';
 
 export interface Impl {
   name: ImplName;
@@ -85,7 +89,47 @@ export const IMPLS: Record<ImplName, Impl> = {
     cookieName: null,
     stateful: false,
   },
+  'node-shoal': {
+    name: 'node-shoal',
+    label: 'node:http + shoal/node (redis store)',
+    script: 'bench/peers/node-shoal-app.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'node-bare': {
+    name: 'node-bare',
+    label: 'bare node:http (no session)',
+    script: 'bench/peers/node-bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
+  'hono-shoal': {
+    name: 'hono-shoal',
+    label: 'Hono + shoal/hono (redis store)',
+    script: 'bench/peers/hono-shoal-app.ts',
+    cookieName: 'shoal.sid',
+    stateful: true,
+  },
+  'hono-bare': {
+    name: 'hono-bare',
+    label: 'bare Hono (no session)',
+    script: 'bench/peers/hono-bare-app.mjs',
+    cookieName: null,
+    stateful: false,
+  },
 };
+
+/** Servers of a framework other than Express, by name prefix, and the bare server of each. */
+const BARE_BY_PREFIX: Array<[string, ImplName]> = [
+  ['fastify-', 'fastify-bare'],
+  ['node-', 'node-bare'],
+  ['hono-', 'hono-bare'],
+];
+
+/** The server without a session of the same framework as `impl`: what "above bare" subtracts. */
+export function bareOf(impl: ImplName): ImplName {
+  return BARE_BY_PREFIX.find(([prefix]) => impl.startsWith(prefix))?.[1] ?? 'bare';
+}
 
 export const BENCH_SECRET = 'bench-secret-0123456789abcdefghijklmnopqrstuvwxyz';
 

@@ -1,7 +1,7 @@
 import { createStore, defineSession } from 'shoal';
 
 /**
- * The store and sessions of the shoal/express and shoal/fastify peers, from the environment:
+ * The store and sessions of the shoal/express, shoal/fastify, shoal/node and shoal/hono peers, from the environment:
  * SHOAL_STORE (default a local Redis), SHOAL_NAMESPACE, SHOAL_SECRETS (else `devSecret`),
  * SHOAL_COOKIE_SECURE; shoal's defaults otherwise (metrics on, the sweeper running). BENCH_SWEEP=off stops
  * the sweeper, for a diagnostic only: it claims ended sessions every 250 ms whatever the load, so a
