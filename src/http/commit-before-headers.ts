@@ -15,11 +15,17 @@ interface Methods {
   end: Method;
 }
 
+/** What an adapter may ask of a response's hold. */
+export interface ResponseHold {
+  /** The handler began its response (wrote the head, a chunk, or ended it); it may still be held. */
+  readonly started: boolean;
+}
+
 /**
  * One response's hold: the methods to pass calls on to once released, and what the handler did
  * while the commit ran. A class, so every request's hold has the same shape.
  */
-class Hold {
+class Hold implements ResponseHold {
   started = false;
   /** The commit is over: the held methods pass calls straight on (a reference kept to one of them included). */
   released = false;
@@ -67,15 +73,16 @@ export function commitBeforeHeaders<A = undefined>(
   onError: (err: unknown) => void = ignore,
   /** Handed to `finish`: a module-level finish and its argument cost no closure per request. */
   arg?: A,
-): void {
+): ResponseHold {
   const run = finish as (arg: unknown) => Promise<Cookies> | string[];
   const shared = frameworkPrototype(res);
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
     // A second hold on one response (two session middlewares) wraps the first, as below.
     if (reachesShared(res) && !sharedHolds.has(res)) {
-      sharedHolds.set(res, new Hold(run, arg, onError, sharedOriginals.get(shared) as Methods, null));
-      return;
+      const hold = new Hold(run, arg, onError, sharedOriginals.get(shared) as Methods, null);
+      sharedHolds.set(res, hold);
+      return hold;
     }
   }
   const hold: Hold = new Hold(run, arg, onError, methodsOf(res), {
@@ -84,6 +91,7 @@ export function commitBeforeHeaders<A = undefined>(
     end: (...args): unknown => intercept(res, hold, END, args),
   });
   Object.assign(res, hold.own);
+  return hold;
 }
 
 function ignore(): void {}

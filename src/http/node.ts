@@ -3,9 +3,9 @@ import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '..
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { commitBeforeHeaders } from './commit-before-headers.js';
+import { commitBeforeHeaders, type ResponseHold } from './commit-before-headers.js';
 import { busFailure, lockFailure, sessionFailure } from './failure.js';
-import { commitScopesNow, openScopes } from './scopes.js';
+import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
 export interface NodeSessionOptions<C extends SessionSchema = never> {
@@ -49,57 +49,57 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   const onError = options.onError ?? (() => {});
   const clients = new WeakMap<IncomingMessage, Session<C>>();
 
-  const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
+  /** Opens the request's scopes and holds its response until they are committed. */
+  const open = (req: IncomingMessage, res: ServerResponse) => {
     const scopes = openScopes(manager, options.client, req.headers.cookie, req, userAgentOf, addressOf);
     if (scopes.client) clients.set(req, scopes.client);
-    commitBeforeHeaders(res, () => commitScopesNow(manager, options.client, scopes), onError);
-    return scopes.session;
+    return { scopes, hold: commitBeforeHeaders(res, commitOpenScopes, onError, scopes) };
   };
+  const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => open(req, res).scopes.session;
   const clientOf = (req: IncomingMessage) => clients.get(req) as ClientArg<C>;
 
   const handle =
     (handler: SessionHandler<T, C>): RequestListener =>
     (req, res) => {
-      const s = attach(req, res);
-      const started = watchStart(res);
-      Promise.resolve()
-        .then(() => handler(req, res, s, clientOf(req)))
-        .catch((err: unknown) => {
-          onError(err);
-          // Half a response cannot be taken back: cut it rather than append an error to it.
-          if (started()) return res.destroy();
-          const f =
-            err instanceof StoreUnavailableError
-              ? sessionFailure(err)
-              : err instanceof LockTimeoutError
-                ? lockFailure(err)
-                : err instanceof BusUnavailableError
-                  ? busFailure(err)
-                  : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
-          for (const name of res.getHeaderNames()) res.removeHeader(name);
-          res.statusCode = f.status;
-          for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
-          res.end(f.body);
-        });
+      const { scopes, hold } = open(req, res);
+      let result: unknown;
+      try {
+        result = handler(req, res, scopes.session, scopes.client as ClientArg<C>);
+      } catch (err) {
+        result = Promise.reject(err);
+      }
+      // A handler that returned no promise (or thenable) has nothing more to report.
+      if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+        Promise.resolve(result).catch((err: unknown) => fail(res, hold, err));
+      }
     };
+
+  /** Answers a handler's failure: 503 (store or bus down), 409 (lock timed out) or 500. */
+  const fail = (res: ServerResponse, hold: ResponseHold, err: unknown): void => {
+    onError(err);
+    // Half a response cannot be taken back: cut it rather than append an error to it.
+    if (hold.started || res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const f =
+      err instanceof StoreUnavailableError
+        ? sessionFailure(err)
+        : err instanceof LockTimeoutError
+          ? lockFailure(err)
+          : err instanceof BusUnavailableError
+            ? busFailure(err)
+            : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
+    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    res.statusCode = f.status;
+    for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
+    res.end(f.body);
+  };
 
   return { attach, clientOf, handle };
 }
 
 const INTERNAL = JSON.stringify({ error: 'ERR_INTERNAL', message: 'Internal Server Error' });
-
-/** Whether the handler began its response (headersSent stays false while commitBeforeHeaders holds it). */
-function watchStart(res: ServerResponse): () => boolean {
-  let started = false;
-  for (const method of ['writeHead', 'write', 'end'] as const) {
-    const held = res[method] as (...args: unknown[]) => unknown;
-    (res as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
-      started = true;
-      return held.apply(res, args);
-    };
-  }
-  return () => started || res.headersSent;
-}
 
 function addressOf(req: IncomingMessage): string | undefined {
   return req.socket.remoteAddress;
