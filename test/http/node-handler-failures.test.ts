@@ -35,6 +35,7 @@ beforeAll(async () => {
         return Promise.reject(new StoreUnavailableError('memory', 'down (thrown by the test)'));
       case '/thenable':
         // Not a native promise: what some libraries hand back.
+        // biome-ignore lint/suspicious/noThenProperty: a thenable is the point of this case
         return { then: (_ok: unknown, fail: (err: Error) => void) => fail(new Error('thenable failure')) };
       case '/half-sent':
         return (async () => {
