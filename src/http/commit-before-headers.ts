@@ -1,5 +1,5 @@
 import { ServerResponse } from 'node:http';
-import { sessionFailure } from './failure.js';
+import { droppedOnFailure, sessionFailure } from './failure.js';
 
 type Cookies = string | string[] | undefined;
 type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
@@ -241,7 +241,7 @@ function fail(res: ServerResponse, hold: Hold, err: unknown): void {
     return;
   }
   const failure = sessionFailure(err);
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
   res.statusCode = failure.status;
   for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
   res.setHeader('Content-Length', Buffer.byteLength(failure.body));

@@ -64,3 +64,33 @@ export function busFailure(err: BusUnavailableError): FailureResponse {
     }),
   };
 }
+
+/**
+ * Headers of the handler's response that describe its body or its caching, or carry its cookies:
+ * dropped when a failure answer replaces it (a 503 must not be cached, nor set what the failed
+ * request would have). Everything else stays — CORS, Vary, a request id, security headers set
+ * by middleware ahead of the session — so a browser can still read the failure.
+ */
+const REPLACED_WITH_THE_BODY = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-range',
+  'content-disposition',
+  'content-language',
+  'content-location',
+  'transfer-encoding',
+  'etag',
+  'last-modified',
+  'expires',
+  'cache-control',
+  'age',
+  'location',
+  'set-cookie',
+  'retry-after',
+]);
+
+/** Whether a header of the handler's response goes when a failure answer replaces the response. */
+export function droppedOnFailure(name: string): boolean {
+  return REPLACED_WITH_THE_BODY.has(name.toLowerCase());
+}

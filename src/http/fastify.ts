@@ -5,7 +5,7 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { busFailure, type FailureResponse, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, droppedOnFailure, type FailureResponse, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -137,7 +137,7 @@ function replace(
 ): string {
   const body = payload as { destroy?: () => void } | null;
   if (body && typeof body.destroy === 'function') body.destroy(); // a stream the client will never read
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  for (const name of Object.keys(reply.getHeaders())) if (droppedOnFailure(name)) reply.removeHeader(name);
   reply.code(f.status).headers(f.headers);
   return f.body;
 }

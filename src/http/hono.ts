@@ -4,7 +4,7 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { busFailure, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, droppedOnFailure, lockFailure, sessionFailure } from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 
 /**
@@ -110,9 +110,14 @@ export function sessionLock(
 }
 
 function replaceResponse(c: Context, f: { status: number; headers: Record<string, string>; body: string }): void {
-  void c.res.body?.cancel().catch(() => {}); // a body the client will never read
-  c.res = undefined; // otherwise the setter copies the handler's headers into ours
-  c.res = new Response(f.body, { status: f.status, headers: f.headers });
+  const before = c.res;
+  void before.body?.cancel().catch(() => {}); // a body the client will never read
+  const headers = new Headers(f.headers);
+  // What middleware ahead of the session set (CORS, a request id) stays; the failed body's own headers go.
+  for (const [name, value] of before.headers)
+    if (!droppedOnFailure(name) && !headers.has(name)) headers.append(name, value);
+  c.res = undefined; // otherwise the setter copies every one of the handler's headers into ours
+  c.res = new Response(f.body, { status: f.status, headers });
 }
 
 /** @hono/node-server passes { incoming } as the env; elsewhere there is no socket to ask. */

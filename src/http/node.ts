@@ -4,7 +4,7 @@ import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders, type ResponseHold } from './commit-before-headers.js';
-import { busFailure, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, droppedOnFailure, lockFailure, sessionFailure } from './failure.js';
 import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -90,7 +90,7 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
           : err instanceof BusUnavailableError
             ? busFailure(err)
             : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
     res.statusCode = f.status;
     for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
     res.end(f.body);

@@ -82,14 +82,23 @@ async function run(s: Session, op: string, q: URLSearchParams): Promise<Record<s
 // ---------- one factory per adapter ----------
 
 const query = (url: string) => new URL(url, 'http://local').searchParams;
+/** What middleware ahead of the session sets: a failure answer keeps it (a browser must be able to read the error). */
+const AHEAD = { 'access-control-allow-origin': 'https://app.example', 'x-request-id': 'req-1' };
+/** What the handler sets about its own answer: a failure answer replacing it drops it. */
+const HANDLER = { etag: '"handler-body"', 'last-modified': 'Wed, 21 Oct 2026 07:28:00 GMT' };
 
 const adapters: Array<{ name: string; serve: (m: SessionManager) => Promise<Served> }> = [
   {
     name: 'express',
     serve: (m) => {
       const app = express();
+      app.use((_req, res, next) => {
+        res.set(AHEAD);
+        next();
+      });
       app.use(expressSession(m));
       app.all('/op/:name', async (req, res) => {
+        res.set(HANDLER);
         res.json(await run(req.session, req.params.name, query(req.originalUrl)));
       });
       app.use(sessionErrors());
@@ -100,10 +109,14 @@ const adapters: Array<{ name: string; serve: (m: SessionManager) => Promise<Serv
     name: 'fastify',
     serve: async (m) => {
       const app = Fastify();
+      app.addHook('onRequest', async (_request, reply) => {
+        reply.headers(AHEAD);
+      });
       await app.register(fastifySession(m));
-      app.all<{ Params: { name: string } }>('/op/:name', (request) =>
-        run(request.session, request.params.name, query(request.url)),
-      );
+      app.all<{ Params: { name: string } }>('/op/:name', (request, reply) => {
+        reply.headers(HANDLER);
+        return run(request.session, request.params.name, query(request.url));
+      });
       await app.listen({ port: 0, host: '127.0.0.1' });
       const { port } = app.server.address() as AddressInfo;
       return { url: `http://127.0.0.1:${port}`, close: () => app.close() };
@@ -113,11 +126,18 @@ const adapters: Array<{ name: string; serve: (m: SessionManager) => Promise<Serv
     name: 'hono',
     serve: (m) => {
       const app = new Hono<{ Variables: SessionVariables }>();
+      app.use(async (c, next) => {
+        for (const [name, value] of Object.entries(AHEAD)) c.header(name, value);
+        await next();
+      });
       app.use(honoSession(m));
       app.onError((_err, c) =>
         c.json({ error: 'the app answers its own errors; a store outage still gets the 503' }, 500),
       );
-      app.all('/op/:name', async (c) => c.json(await run(c.get('session'), c.req.param('name'), query(c.req.url))));
+      app.all('/op/:name', async (c) => {
+        for (const [name, value] of Object.entries(HANDLER)) c.header(name, value);
+        return c.json(await run(c.get('session'), c.req.param('name'), query(c.req.url)));
+      });
       return listen(createAdaptorServer({ fetch: app.fetch }) as Server);
     },
   },
@@ -127,6 +147,7 @@ const adapters: Array<{ name: string; serve: (m: SessionManager) => Promise<Serv
       listen(
         createServer(
           nodeSessions(m).handle(async (req, res, s) => {
+            for (const [name, value] of Object.entries({ ...AHEAD, ...HANDLER })) res.setHeader(name, value);
             const op = /^\/op\/([a-z]+)/.exec(req.url ?? '')?.[1] ?? '';
             const body = JSON.stringify(await run(s, op, query(req.url ?? '/')));
             res.writeHead(200, { 'content-type': 'application/json' }).end(body);
@@ -377,6 +398,8 @@ describe.each(adapters)('$name adapter', ({ serve }) => {
       expect(r.headers.get('retry-after')).toBe('1');
       expect(r.headers.get('content-type')).toMatch(/^application\/json/);
       expect(r.body.error).toBe('ERR_SHOAL_BUS_UNAVAILABLE');
+      expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
+      expect(r.headers.get('cache-control')).toBe('no-store');
     });
 
     it('answers 503 JSON when the store is down, whether the handler reads or the commit writes', async () => {
@@ -392,6 +415,11 @@ describe.each(adapters)('$name adapter', ({ serve }) => {
         expect(r.headers.get('content-type')).toMatch(/^application\/json/);
         expect(r.body.error).toBe('ERR_SHOAL_STORE_UNAVAILABLE');
         expect(r.setCookie).toEqual([]);
+        expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
+        expect(r.headers.get('x-request-id')).toBe('req-1');
+        expect(r.headers.get('etag')).toBeNull();
+        expect(r.headers.get('last-modified')).toBeNull();
+        expect(r.headers.get('cache-control')).toBe('no-store');
       }
       probe.down = false;
       expect((await call(app.url, 'get', { key: 'secret' }, cookie)).body).toEqual({ value: 'keep' });
