@@ -12,13 +12,29 @@ export function startContext<R>(
   ip: (request: R) => string | undefined,
 ): SessionStartContext {
   // The readers are each adapter's module-level functions of its request: no closures per request.
-  let summary: string | undefined;
-  return {
-    get client() {
-      summary ??= clientSummary(userAgent(request), ip(request));
-      return summary;
-    },
-  };
+  return new LazyStartContext(request, userAgent, ip);
+}
+
+/**
+ * A class rather than an object literal with a getter: V8 builds such a literal through a runtime
+ * call on every evaluation, a visible share of a session read; the class's getter lives on its prototype.
+ */
+class LazyStartContext<R> implements SessionStartContext {
+  #summary: string | undefined = undefined;
+  readonly #request: R;
+  readonly #userAgent: (request: R) => string | undefined;
+  readonly #ip: (request: R) => string | undefined;
+
+  constructor(request: R, userAgent: (request: R) => string | undefined, ip: (request: R) => string | undefined) {
+    this.#request = request;
+    this.#userAgent = userAgent;
+    this.#ip = ip;
+  }
+
+  get client(): string {
+    this.#summary ??= clientSummary(this.#userAgent(this.#request), this.#ip(this.#request));
+    return this.#summary;
+  }
 }
 
 /** "Firefox 128 · 203.0.113.7": what listSessions shows about a session's client. */

@@ -62,6 +62,12 @@ export interface RedisStoreOptions extends StoreOptions {
 /** The empty KEYS and ARGV of a call that is not a script. */
 const NO_KEYS: string[] = [];
 
+/** The session in a HGETALL reply, if it may still be served at `now`. */
+function liveSession(id: string, hash: Record<string, string>, now: number): StoredSession | null {
+  const session = parseSession(id, hash);
+  return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
+}
+
 const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
 
 /**
@@ -226,16 +232,15 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       return created;
     },
 
-    async load(id, now) {
+    // Not an async function: a session read is this one call and one plain handler, no async frame around them.
+    load(id, now) {
       let pending: Promise<Record<string, string>>;
       try {
         pending = client.hgetall(sessionKey(id));
       } catch (err) {
-        throw failed('load', err);
+        return Promise.reject(failed('load', err));
       }
-      const hash = await bounded('load', pending, null, NO_KEYS, NO_KEYS);
-      const session = parseSession(id, hash);
-      return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
+      return bounded('load', pending, null, NO_KEYS, NO_KEYS).then((hash) => liveSession(id, hash, now));
     },
 
     async loadIfChanged(id, now, knownRev) {
