@@ -61,8 +61,8 @@ class Hold implements ResponseHold {
  * Two ways to hold, the same behaviour:
  * - A response built on a prototype of a framework's own (Express's response, shared by all its
  *   apps and sub-apps) is held by methods put on that prototype once; a request only records its
- *   hold in one property of the response: setting methods on every response cost kilobytes of
- *   allocation per request, a large share of a session read.
+ *   hold, kept off the response: setting methods on every response cost kilobytes of allocation
+ *   per request, a large share of a session read.
  * - Otherwise (a plain node:http response, whose prototype is every server's; or one whose methods
  *   something mounted earlier already wrapped, a compressor say) it is held by methods set on the
  *   response itself, around whatever is there.
@@ -79,9 +79,9 @@ export function commitBeforeHeaders<A = undefined>(
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
     // A second hold on one response (two session middlewares) wraps the first, as below.
-    if (reachesShared(res) && holdOf(res) === undefined) {
+    if (reachesShared(res) && !sharedHolds.has(res)) {
       const hold = new Hold(run, arg, onError, sharedOriginals.get(shared) as Methods, null);
-      (res as HeldResponse)[HOLD] = hold;
+      sharedHolds.set(res, hold);
       return hold;
     }
   }
@@ -104,14 +104,10 @@ function methodsOf(o: object): Methods {
 // ---- held by a shared prototype
 
 /**
- * The hold of a response of a held prototype, on the response under a symbol: one property, the
- * same on every response, where a WeakMap entry per response cost more to make and to collect.
+ * Kept off the response: a property added to Express's responses (a symbol) made each request
+ * allocate ~1.8 KB more (bench/session-alloc.ts), more than the WeakMap entry costs the collector.
  */
-const HOLD = Symbol('shoal.hold');
-type HeldResponse = ServerResponse & { [HOLD]?: Hold };
-function holdOf(res: ServerResponse): Hold | undefined {
-  return (res as HeldResponse)[HOLD];
-}
+const sharedHolds = new WeakMap<ServerResponse, Hold>();
 /** Prototypes whose methods hold, with the methods they had before. */
 const sharedOriginals = new WeakMap<object, Methods>();
 
@@ -158,7 +154,7 @@ function passedOn(res: ServerResponse, hold: Hold | undefined): Methods {
 // The held methods pass `arguments` straight on when nothing is held (the optimising compiler
 // forwards it without making an array); only a call that is held copies its arguments, to replay them.
 function sharedWriteHead(this: ServerResponse): unknown {
-  const hold = holdOf(this);
+  const hold = sharedHolds.get(this);
   // biome-ignore lint/complexity/noArguments: see above
   if (!hold || hold.released) return passedOn(this, hold).writeHead.apply(this, arguments as unknown as unknown[]);
   // biome-ignore lint/complexity/noArguments: see above
@@ -166,7 +162,7 @@ function sharedWriteHead(this: ServerResponse): unknown {
 }
 
 function sharedWrite(this: ServerResponse): unknown {
-  const hold = holdOf(this);
+  const hold = sharedHolds.get(this);
   // biome-ignore lint/complexity/noArguments: see above
   if (!hold || hold.released) return passedOn(this, hold).write.apply(this, arguments as unknown as unknown[]);
   // biome-ignore lint/complexity/noArguments: see above
@@ -174,7 +170,7 @@ function sharedWrite(this: ServerResponse): unknown {
 }
 
 function sharedEnd(this: ServerResponse): unknown {
-  const hold = holdOf(this);
+  const hold = sharedHolds.get(this);
   // biome-ignore lint/complexity/noArguments: see above
   if (!hold || hold.released) return passedOn(this, hold).end.apply(this, arguments as unknown as unknown[]);
   // biome-ignore lint/complexity/noArguments: see above
