@@ -230,6 +230,18 @@ function computeRatios(runs: Run[], rounds: number, variant: Variant): Ratio[] {
     );
   }
   // --- end of the drop-in row.
+  // The floor (bench/peers/express-floor-app.mjs): the cookie and the one Redis round trip, nothing
+  // else. What it reaches is the most any session layer on this Redis client can reach.
+  if (impls.includes('express-floor')) {
+    if (withBare)
+      out.push(
+        ratio(`express-floor / ${bare}, read route`, (r) => rps('express-floor', 'read', r) / rps(bare, 'read', r)),
+      );
+    if (peer)
+      out.push(
+        ratio(`express-floor / ${peer}, write route`, (r) => rps('express-floor', 'write', r) / rps(peer, 'write', r)),
+      );
+  }
   return out;
 }
 
@@ -570,8 +582,9 @@ export const sessionHttp = scenario({
   title: 'Scenario 1 — session HTTP throughput on Redis (shoal vs express-session + connect-redis vs no session)',
   delayMs: 0,
   levels: (o) => [o.connections],
-  // express-shoal: shoal in the express-session peer's own app; drop-in: the express-session drop-in's row.
-  impls: ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in'],
+  // express-shoal: shoal in the express-session peer's own app; drop-in: the express-session drop-in's row;
+  // express-floor: the cookie and the same Redis round trip alone, the ceiling for any layer on ioredis.
+  impls: ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in', 'express-floor'],
   roles: { shoal: 'shoal', peer: 'express-session', bare: 'bare' },
   roundTrips: EXPRESS_ROUND_TRIPS,
   // layerCpu 3: shoal's session layer costs at most a third of express-session's.

@@ -72,7 +72,7 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
     const { code, output } = await runBench('bench/session-http.ts', ['--duration', '0.5', '--connections', '4']);
     expect(code, output).toBe(0);
     for (const [name, connections, delay, impls] of [
-      ['session-http', 4, 0, ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in']],
+      ['session-http', 4, 0, ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in', 'express-floor']],
       ['session-http-remote-redis', 1, 1, ['shoal', 'express-session']],
       ['session-http-fastify', 4, 0, ['fastify-shoal', 'fastify-session', 'fastify-bare']],
       // No session peer on these two: shoal against its bare server alone.
@@ -106,6 +106,7 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
       // Bare Express has no Redis round trips to compare in the latency-bound variant.
       expect(names.includes(`${shoal} / ${bare}, read route`)).toBe(bare !== undefined);
       expect(names.includes('drop-in / express-session, write route')).toBe(impls.includes('drop-in' as never));
+      expect(names.includes('express-floor / bare, read route')).toBe(impls.includes('express-floor' as never));
       for (const ratio of level.ratios) {
         // A difference of two CPU figures may be negative in one short round on a busy machine; req/s ratios may not.
         if (ratio.name.startsWith('session-layer')) expect(Number.isFinite(ratio.value), ratio.name).toBe(true);
