@@ -95,11 +95,15 @@ export class Session<T extends SessionSchema = SessionSchema> {
     return this.#fromStore(key, loaded);
   }
 
-  /** Decodes (and validates) a stored attribute, remembering the text to spot in-place mutation. */
+  /**
+   * Decodes (and validates) a stored attribute. An object is remembered with its text, to hand the
+   * same object to the next get() and to spot in-place mutation; anything else cannot change in
+   * place and reads the same from the loaded record again, so it costs this request no entry.
+   */
   #fromStore(key: string, loaded: LoadedRecord | null): unknown {
     const original = loaded ? plainValue(this.#c.services, loaded, key) : undefined;
     const value = original === undefined ? undefined : this.#validate(key, decodeValue(key, original));
-    this.#changes.recordRead(key, value, original);
+    if (typeof value === 'object' && value !== null) this.#changes.recordRead(key, value, original);
     return value;
   }
 
