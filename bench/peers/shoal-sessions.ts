@@ -5,7 +5,8 @@ import { createStore, defineSession } from 'shoal';
  * SHOAL_STORE (default a local Redis), SHOAL_NAMESPACE, SHOAL_SECRETS (else `devSecret`),
  * SHOAL_COOKIE_SECURE; shoal's defaults otherwise (metrics on, the sweeper running). BENCH_SWEEP=off stops
  * the sweeper, for a diagnostic only: it claims ended sessions every 250 ms whatever the load, so a
- * slowed-down server (callgrind) pays it on far fewer requests than a real one.
+ * slowed-down server (callgrind) pays it on far fewer requests than a real one. BENCH_METRICS=off turns
+ * the metrics off, also a diagnostic only: what counting and timing every store call costs a request.
  */
 export async function shoalSessions(devSecret: string) {
   const url = process.env.SHOAL_STORE ?? 'redis://127.0.0.1:6379';
@@ -16,6 +17,7 @@ export async function shoalSessions(devSecret: string) {
     secrets,
     cookie: { secure: process.env.SHOAL_COOKIE_SECURE === 'true' },
     ...(process.env.BENCH_SWEEP === 'off' ? { sweep: { enabled: false } } : {}),
+    ...(process.env.BENCH_METRICS === 'off' ? { metrics: false as const } : {}),
   });
   return { store, sessions };
 }
