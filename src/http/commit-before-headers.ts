@@ -1,4 +1,4 @@
-import { ServerResponse } from 'node:http';
+import { ServerResponse, STATUS_CODES } from 'node:http';
 import { droppedOnFailure, sessionFailure } from './failure.js';
 
 type Cookies = string | string[] | undefined;
@@ -193,7 +193,7 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
     if (Array.isArray(done)) {
       release(res, hold);
       setCookies(res, done);
-      return hold.original(op).apply(res, args);
+      return hold.original(op).apply(res, op === WRITE_HEAD && done.length ? keepSessionHeaders(res, args) : args);
     }
     hold.queue = [];
     done.then(
@@ -233,7 +233,54 @@ function replay(res: ServerResponse, hold: Hold, cookies: Cookies): void {
   const queue = hold.queue as unknown[];
   hold.queue = null;
   // A replayed call that calls another held method (end writing the head) goes straight through, in order.
-  for (let i = 0; i < queue.length; i += 2) hold.original(queue[i] as Op).apply(res, queue[i + 1] as unknown[]);
+  for (let i = 0; i < queue.length; i += 2) {
+    const op = queue[i] as Op;
+    const args = queue[i + 1] as unknown[];
+    hold.original(op).apply(res, op === WRITE_HEAD && cookies?.length ? keepSessionHeaders(res, args) : args);
+  }
+}
+
+/**
+ * writeHead(status, [message], headers) gives its own headers precedence over those set before, so a
+ * handler's Set-Cookie there would replace the session's cookie (the client loses its session) and
+ * its Cache-Control the session's `no-store` (a shared cache may keep the cookie). When the session
+ * sets or clears its cookie, the handler's cookies are added to it instead and its Cache-Control is
+ * dropped; everything else is passed on as given.
+ */
+function keepSessionHeaders(res: ServerResponse, args: unknown[]): unknown[] {
+  const at = typeof args[1] === 'string' ? 2 : 1;
+  const given = args[at];
+  if (!given || typeof given !== 'object') return args;
+  let kept: unknown;
+  if (Array.isArray(given)) {
+    if (given.length % 2 !== 0) return args; // node refuses it, as it would without the session
+    const pairs: unknown[] = [];
+    for (let i = 0; i < given.length; i += 2) {
+      const name = String(given[i]).toLowerCase();
+      if (name === 'set-cookie') res.appendHeader('Set-Cookie', given[i + 1] as string | string[]);
+      else if (name !== 'cache-control') pairs.push(given[i], given[i + 1]);
+    }
+    if (pairs.length === given.length) return args;
+    kept = pairs;
+  } else {
+    const headers = given as Record<string, unknown>;
+    const rest: Record<string, unknown> = {};
+    let changed = false;
+    for (const name of Object.keys(headers)) {
+      const lower = name.toLowerCase();
+      if (lower === 'set-cookie') res.appendHeader('Set-Cookie', headers[name] as string | string[]);
+      else if (lower !== 'cache-control') {
+        rest[name] = headers[name];
+        continue;
+      }
+      changed = true;
+    }
+    if (!changed) return args;
+    kept = rest;
+  }
+  const copy = args.slice();
+  copy[at] = kept;
+  return copy;
 }
 
 function fail(res: ServerResponse, hold: Hold, err: unknown): void {
@@ -247,6 +294,8 @@ function fail(res: ServerResponse, hold: Hold, err: unknown): void {
   const failure = sessionFailure(err);
   for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
   res.statusCode = failure.status;
+  // An error page set its own (Express's: "Internal Server Error") before the commit failed.
+  res.statusMessage = STATUS_CODES[failure.status] ?? '';
   for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
   res.setHeader('Content-Length', Buffer.byteLength(failure.body));
   hold.originals.end.call(res, failure.body);
