@@ -1,4 +1,4 @@
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { type IncomingMessage, type RequestListener, type ServerResponse, STATUS_CODES } from 'node:http';
 import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
@@ -92,6 +92,7 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
             : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
     for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
     res.statusCode = f.status;
+    res.statusMessage = STATUS_CODES[f.status] ?? '';
     for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
     res.end(f.body);
   };

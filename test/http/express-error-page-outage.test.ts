@@ -1,0 +1,60 @@
+import { createServer } from 'node:http';
+import express from 'express';
+import { createStore, defineSession, type SessionManager, type SessionStore, StoreUnavailableError } from 'shoal';
+import { session, sessionErrors } from 'shoal/express';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen, type Served } from '../helpers/listen.js';
+
+/**
+ * A route that wrote to the session and then threw: Express's own error page answers 500, and the
+ * commit under it finds the store down. The client must get a plain 503 (status line included),
+ * not "503 Internal Server Error".
+ */
+const SECRET = 'error-page-secret-0123456789abcdefghijklmnop';
+let sessions: SessionManager;
+let served: Served;
+let down = false;
+
+beforeAll(async () => {
+  const real = await createStore('memory:');
+  // Every call fails as a real driver's does while its backend is down.
+  const store = new Proxy(real, {
+    get(target, prop) {
+      const member = Reflect.get(target, prop, target) as unknown;
+      if (typeof member !== 'function') return member;
+      return (...args: unknown[]) =>
+        down
+          ? Promise.reject(new StoreUnavailableError(target.kind, 'connection refused (injected by the test)'))
+          : (member as (...a: unknown[]) => unknown).apply(target, args);
+    },
+  }) as SessionStore;
+  sessions = defineSession({ store, secrets: [SECRET], cookie: { secure: false }, sweep: { enabled: false } });
+  const app = express();
+  app.use(session(sessions));
+  app.post('/fail', (req) => {
+    req.session.set('half', 'done');
+    throw new Error('the route failed');
+  });
+  app.use(sessionErrors());
+  served = await listen(createServer(app));
+});
+
+afterAll(async () => {
+  await served?.close();
+  await sessions?.close();
+});
+
+describe("Express's error page over a store outage", () => {
+  it('answers 503 Service Unavailable with the JSON body', async () => {
+    down = true;
+    try {
+      const res = await fetch(`${served.url}/fail`, { method: 'POST', signal: AbortSignal.timeout(5000) });
+      expect(res.status).toBe(503);
+      expect(res.statusText).toBe('Service Unavailable');
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(((await res.json()) as { error: string }).error).toBe('ERR_SHOAL_STORE_UNAVAILABLE');
+    } finally {
+      down = false;
+    }
+  });
+});
