@@ -32,7 +32,8 @@ class Hold implements ResponseHold {
   /** Method, arguments, method, arguments, …: made only when the commit is asynchronous. */
   queue: unknown[] | null = null;
   constructor(
-    readonly finish: (arg: unknown) => Promise<Cookies> | string[],
+    /** Called with `arg` and the response's status as the handler left it. */
+    readonly finish: (arg: unknown, status: number) => Promise<Cookies> | string[],
     /** What finish is called with. */
     readonly arg: unknown,
     readonly onError: (err: unknown) => void,
@@ -69,12 +70,12 @@ class Hold implements ResponseHold {
  */
 export function commitBeforeHeaders<A = undefined>(
   res: ServerResponse,
-  finish: (arg: A) => Promise<Cookies> | string[],
+  finish: (arg: A, status: number) => Promise<Cookies> | string[],
   onError: (err: unknown) => void = ignore,
   /** Handed to `finish`: a module-level finish and its argument cost no closure per request. */
   arg?: A,
 ): ResponseHold {
-  const run = finish as (arg: unknown) => Promise<Cookies> | string[];
+  const run = finish as (arg: unknown, status: number) => Promise<Cookies> | string[];
   const shared = frameworkPrototype(res);
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
@@ -185,7 +186,7 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
     hold.started = true;
     let done: ReturnType<Hold['finish']>;
     try {
-      done = hold.finish(hold.arg);
+      done = hold.finish(hold.arg, op === WRITE_HEAD && typeof args[0] === 'number' ? args[0] : res.statusCode);
     } catch (err) {
       fail(res, hold, err);
       return op === WRITE ? true : res;

@@ -97,17 +97,17 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       const failed = outage.get(request);
       if (failed) return replace(reply, payload, sessionFailure(failed));
-      let cookies: string[];
-      try {
-        const pending = commitScopesNow(manager, options.client, scopes);
-        cookies = Array.isArray(pending) ? pending : await pending;
-      } catch (err) {
-        return replace(reply, payload, sessionFailure(err));
-      }
       // A handler's session.lock() that timed out answers 409, like a locked route does.
       // A publish that found the bus unavailable answers 503 + Retry-After, not the error handler's 500.
       const busy = lockTimedOut.get(request);
       const bus = busDown.get(request);
+      let cookies: string[];
+      try {
+        const pending = commitScopesNow(manager, options.client, scopes, answeredWith(busy, bus, reply.statusCode));
+        cookies = Array.isArray(pending) ? pending : await pending;
+      } catch (err) {
+        return replace(reply, payload, sessionFailure(err));
+      }
       const body = busy
         ? replace(reply, payload, lockFailure(busy))
         : bus
@@ -128,6 +128,11 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     [Symbol.for('fastify.display-name')]: 'shoal-session',
   });
   return plugin;
+}
+
+/** The status the client gets: what replace() below makes of a lock timeout or a bus failure, else the reply's. */
+function answeredWith(busy: unknown, bus: unknown, status: number): number {
+  return busy ? 409 : bus ? 503 : status;
 }
 
 function replace(

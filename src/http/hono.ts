@@ -61,7 +61,10 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
     try {
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       if (c.error instanceof StoreUnavailableError) throw c.error;
-      const pending = commitScopesNow(manager, options.client, scopes);
+      // A lock timeout answers 409 and a publish that found the bus down 503 below, whatever the app's onError made of them.
+      const status =
+        c.error instanceof LockTimeoutError ? 409 : c.error instanceof BusUnavailableError ? 503 : c.res.status;
+      const pending = commitScopesNow(manager, options.client, scopes, status);
       cookies = Array.isArray(pending) ? pending : await pending;
     } catch (err) {
       replaceResponse(c as unknown as Context, sessionFailure(err));
@@ -102,7 +105,9 @@ export function sessionLock(
     try {
       await next();
       // A failed commit is reported by session(): commit() is memoised, so it sees the same error.
-      if (!(c.error instanceof StoreUnavailableError)) await s.commit().catch(() => {});
+      // A server error commits nothing (see commitScopesNow), so the next holder reads none of it.
+      const failed = c.error instanceof StoreUnavailableError || c.error instanceof BusUnavailableError;
+      if (!failed && c.res.status < 500) await s.commit().catch(() => {});
     } finally {
       await held.release();
     }

@@ -31,8 +31,9 @@ export function openScopes<T extends SessionSchema, C extends SessionSchema, R>(
 /** commitScopesNow() of scopes by their own managers: a module-level function, so no closure per request. */
 export function commitOpenScopes<T extends SessionSchema, C extends SessionSchema>(
   scopes: Scopes<T, C>,
+  status: number,
 ): string[] | Promise<string[]> {
-  return commitScopesNow(scopes.sessions, scopes.clients, scopes);
+  return commitScopesNow(scopes.sessions, scopes.clients, scopes, status);
 }
 
 /**
@@ -42,12 +43,18 @@ export function commitOpenScopes<T extends SessionSchema, C extends SessionSchem
  * costs no store call, and when neither scope has anything to write or touch
  * (most reads) the answer comes at once, without a promise: the adapter can
  * send the response in the same turn.
+ *
+ * A server error (`status` 5xx: the handler threw, or the store or bus failed) commits nothing: the
+ * request stopped part way, and what it changed so far must not stick. What a request did at once
+ * (increment, update, destroy, regenerate) is already stored; only its pending changes are dropped.
  */
 export function commitScopesNow<T extends SessionSchema, C extends SessionSchema>(
   sessions: SessionManager<T>,
   clients: SessionManager<C> | undefined,
   scopes: Scopes<T, C>,
+  status: number,
 ): string[] | Promise<string[]> {
+  if (status >= 500) return cookiesOf(sessions, clients, scopes);
   const own = scopes.session.commitIfNeeded();
   if (own) return own.then(() => afterSession(sessions, clients, scopes));
   return afterSession(sessions, clients, scopes);

@@ -74,6 +74,10 @@ async function run(s: Session, op: string, q: URLSearchParams): Promise<Record<s
       // What realtime.to(…).send(…) throws when the bus cannot take the message in time.
       s.set(key, value);
       throw new BusUnavailableError('nats (test)', 'publish failed: no answer within 2000 ms');
+    case 'fail':
+      // The route fails after changing the session: a server error, nothing of it may stick.
+      s.set(key, value);
+      throw new Error('the route failed after a write');
     default:
       throw new Error(`unknown op ${op}`);
   }
@@ -400,6 +404,30 @@ describe.each(adapters)('$name adapter', ({ serve }) => {
       expect(r.body.error).toBe('ERR_SHOAL_BUS_UNAVAILABLE');
       expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
       expect(r.headers.get('cache-control')).toBe('no-store');
+    });
+
+    it('saves nothing of a request that ends in a server error, and sets no cookie for it', async () => {
+      const { cookie } = await login();
+      const failed = await fetch(`${app.url}/op/fail?key=secret&value=lost`, {
+        method: 'POST',
+        headers: { cookie },
+        signal: AbortSignal.timeout(5000),
+      });
+      expect(failed.status).toBe(500);
+      expect(failed.headers.getSetCookie()).toEqual([]);
+      expect((await call(app.url, 'get', { key: 'secret' }, cookie)).body).toEqual({ value: 'keep' });
+      probe.calls.length = 0;
+      const fresh = await fetch(`${app.url}/op/fail?key=a&value=1`, {
+        method: 'POST',
+        signal: AbortSignal.timeout(5000),
+      });
+      expect(fresh.status).toBe(500);
+      expect(fresh.headers.getSetCookie()).toEqual([]);
+      expect(probe.calls).toEqual([]); // no session was made for it
+      // A failed publish is a server error too.
+      const published = await call(app.url, 'publish', { key: 'note', value: 'sent' }, cookie);
+      expect(published.status).toBe(503);
+      expect((await call(app.url, 'get', { key: 'note' }, cookie)).body).toEqual({});
     });
 
     it('answers 503 JSON when the store is down, whether the handler reads or the commit writes', async () => {

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, type Served } from '../helpers/listen.js';
 
 /**
- * A route that wrote to the session and then threw: Express's own error page answers 500, and the
- * commit under it finds the store down. The client must get a plain 503 (status line included),
- * not "503 Internal Server Error".
+ * A route that wrote to the session and then failed with a client error: Express's own error page
+ * answers 404, and the commit under it finds the store down. The client must get a plain 503 (status
+ * line included), not "503 Not Found". (A server error would commit nothing, so never reach the store.)
  */
 const SECRET = 'error-page-secret-0123456789abcdefghijklmnop';
 let sessions: SessionManager;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   app.use(session(sessions));
   app.post('/fail', (req) => {
     req.session.set('half', 'done');
-    throw new Error('the route failed');
+    throw Object.assign(new Error('no such thing'), { status: 404 });
   });
   app.use(sessionErrors());
   served = await listen(createServer(app));
