@@ -48,7 +48,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
     const scopes = openScopes(
       manager,
       options.client,
-      c.req.header('cookie'),
+      cookieHeaderOf(c as unknown as Context),
       c as unknown as Context,
       userAgentOf,
       address,
@@ -125,12 +125,30 @@ function replaceResponse(c: Context, f: { status: number; headers: Record<string
   c.res = new Response(f.body, { status: f.status, headers });
 }
 
+/** What @hono/node-server passes as the env: the node request the Hono one was made from. */
+type NodeServerEnv = {
+  incoming?: { headers?: Record<string, string | string[] | undefined>; socket?: { remoteAddress?: string } };
+};
+
+function incomingOf(c: Context): NodeServerEnv['incoming'] {
+  return (c.env as NodeServerEnv | undefined)?.incoming;
+}
+
+/**
+ * The Cookie header. Under @hono/node-server it is read off the node request: `c.req.header()` first
+ * builds a Headers object of every header of the request, a visible share of a session read there.
+ */
+function cookieHeaderOf(c: Context): string | undefined {
+  const headers = incomingOf(c)?.headers;
+  return headers ? (headers.cookie as string | undefined) : c.req.header('cookie');
+}
+
 /** @hono/node-server passes { incoming } as the env; elsewhere there is no socket to ask. */
 function nodeServerAddress(c: Context): string | undefined {
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress;
+  return incomingOf(c)?.socket?.remoteAddress;
 }
 
 function userAgentOf(c: Context): string | undefined {
-  return c.req.header('user-agent');
+  const headers = incomingOf(c)?.headers;
+  return headers ? (headers['user-agent'] as string | undefined) : c.req.header('user-agent');
 }
