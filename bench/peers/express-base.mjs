@@ -23,21 +23,5 @@ export function expressApp(node) {
   return app;
 }
 
-/**
- * Listens and logs `<name> listening` once it does; on SIGTERM or SIGINT closes the server
- * (cutting open connections), then runs `cleanup`, then exits.
- */
-export function listenUntilSignal(app, { port, host }, name, cleanup) {
-  const server = app.listen(port, host, () => {
-    console.log(JSON.stringify({ msg: `${name} listening`, port, pid: process.pid }));
-  });
-  const stop = () => {
-    server.close(() => {
-      if (!cleanup) process.exit(0);
-      else void cleanup().finally(() => process.exit(0));
-    });
-    server.closeAllConnections();
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
+// An Express app is a node:http request listener: the node peers' server start and shutdown serve it as is.
+export { listenUntilSignal } from './node-base.mjs';
