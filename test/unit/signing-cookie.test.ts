@@ -86,6 +86,32 @@ describe('secretsFromEnv', () => {
 });
 
 describe('readCookie', () => {
+  it('reads what splitting and trimming each pair reads, on 2,000 generated headers', () => {
+    // The reference: the plain way to read it (split on ";", trim name and value, unquote).
+    const reference = (header: string, name: string) =>
+      header.split(';').flatMap((part) => {
+        const eq = part.indexOf('=');
+        if (eq < 0 || part.slice(0, eq).trim() !== name) return [];
+        const value = part.slice(eq + 1).trim();
+        return [value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value];
+      });
+    const pieces = ['sid', 'SID', 'sid2', 'x', '=', ';', ' ', '\t', '\u00a0', '\u3000', '"', 'v.1', '', 'a=b'];
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed;
+    };
+    let matched = 0;
+    for (let i = 0; i < 2000; i++) {
+      let header = '';
+      for (let j = next() % 12; j > 0; j--) header += pieces[next() % pieces.length];
+      const expected = reference(header, 'sid');
+      expect([...readCookie(header, 'sid')], JSON.stringify(header)).toEqual(expected);
+      if (expected.length > 0) matched++;
+    }
+    expect(matched).toBeGreaterThan(50); // the generator does produce headers that carry the cookie
+  });
+
   it('finds nothing in a missing or empty header', () => {
     expect(readCookie(undefined, 'sid')).toEqual([]);
     expect(readCookie('', 'sid')).toEqual([]);
