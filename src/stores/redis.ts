@@ -234,13 +234,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
 
     // Not an async function: a session read is this one call and one plain handler, no async frame around them.
     load(id, now) {
-      let pending: Promise<Record<string, string>>;
-      try {
-        pending = client.hgetall(sessionKey(id));
-      } catch (err) {
-        return Promise.reject(failed('load', err));
-      }
-      return bounded('load', pending, null, NO_KEYS, NO_KEYS).then((hash) => liveSession(id, hash, now));
+      return call('load', () => client.hgetall(sessionKey(id))).then((hash) => liveSession(id, hash, now));
     },
 
     async loadIfChanged(id, now, knownRev) {
