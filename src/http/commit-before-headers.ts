@@ -1,5 +1,5 @@
-import { ServerResponse, STATUS_CODES } from 'node:http';
-import { droppedOnFailure, sessionFailure } from './failure.js';
+import { ServerResponse } from 'node:http';
+import { sessionFailure, writeFailure } from './failure.js';
 
 type Cookies = string | string[] | undefined;
 type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
@@ -292,12 +292,5 @@ function fail(res: ServerResponse, hold: Hold, err: unknown): void {
     res.destroy(err as Error);
     return;
   }
-  const failure = sessionFailure(err);
-  for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
-  res.statusCode = failure.status;
-  // An error page set its own (Express's: "Internal Server Error") before the commit failed.
-  res.statusMessage = STATUS_CODES[failure.status] ?? '';
-  for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
-  res.setHeader('Content-Length', Buffer.byteLength(failure.body));
-  hold.originals.end.call(res, failure.body);
+  writeFailure(res, sessionFailure(err), hold.originals.end);
 }

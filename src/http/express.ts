@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
@@ -6,7 +6,7 @@ import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
-import { busFailure, droppedOnFailure, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
 import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -83,7 +83,7 @@ export function sessionLock(name: string, options: LockOptions = {}): RequestHan
       },
       (err: unknown) => {
         if (!(err instanceof LockTimeoutError)) return next(err);
-        answer(res, lockFailure(err));
+        writeFailure(res, lockFailure(err));
       },
     );
   };
@@ -115,16 +115,10 @@ export function sessionErrors(): ErrorRequestHandler {
   return (err, _req, res, next) => {
     // Half an answer cannot be replaced: Express's own handler cuts the connection.
     if (res.headersSent) return next(err);
-    if (err instanceof LockTimeoutError) return answer(res, lockFailure(err));
+    if (err instanceof LockTimeoutError) return writeFailure(res, lockFailure(err));
     // A publish while the bus fails over is as retryable as a store call: 503, never a 500.
-    if (err instanceof BusUnavailableError) return answer(res, busFailure(err));
+    if (err instanceof BusUnavailableError) return writeFailure(res, busFailure(err));
     if (!(err instanceof StoreUnavailableError)) return next(err);
-    answer(res, sessionFailure(err));
+    writeFailure(res, sessionFailure(err));
   };
-}
-
-/** Replaces what the handler had set about its answer with the failure (see droppedOnFailure). */
-function answer(res: Response, f: { status: number; headers: Record<string, string>; body: string }): void {
-  for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
-  res.status(f.status).set(f.headers).end(f.body);
 }

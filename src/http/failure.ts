@@ -1,4 +1,5 @@
-import { type BusUnavailableError, type LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { BusUnavailableError, LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
 
 /** A complete replacement response, independent of any framework's response type. */
 export interface FailureResponse {
@@ -93,4 +94,37 @@ const REPLACED_WITH_THE_BODY = new Set([
 /** Whether a header of the handler's response goes when a failure answer replaces the response. */
 export function droppedOnFailure(name: string): boolean {
   return REPLACED_WITH_THE_BODY.has(name.toLowerCase());
+}
+
+/** Any of the answers above, or an adapter's own 500. */
+export interface FailureAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * Replaces a node:http response that has sent nothing yet with a failure answer: the handler's
+ * headers about its body go (droppedOnFailure), the status text is the failure's own (an error page
+ * may have set another), and `end` sends it: a held response passes the original it holds.
+ */
+export function writeFailure(
+  res: ServerResponse,
+  f: FailureAnswer,
+  end: (this: ServerResponse, body: string) => unknown = res.end,
+): void {
+  for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
+  res.statusCode = f.status;
+  res.statusMessage = STATUS_CODES[f.status] ?? '';
+  for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
+  res.setHeader('Content-Length', Buffer.byteLength(f.body));
+  end.call(res, f.body);
+}
+
+/**
+ * The status a request is answered with once the adapter has replaced what a handler's error made of
+ * it: 409 for a lock that timed out, 503 for a publish the bus did not take, else `status`.
+ */
+export function answeredStatus(err: unknown, status: number): number {
+  return err instanceof LockTimeoutError ? 409 : err instanceof BusUnavailableError ? 503 : status;
 }

@@ -5,7 +5,14 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { busFailure, droppedOnFailure, type FailureResponse, lockFailure, sessionFailure } from './failure.js';
+import {
+  answeredStatus,
+  busFailure,
+  droppedOnFailure,
+  type FailureAnswer,
+  lockFailure,
+  sessionFailure,
+} from './failure.js';
 import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -103,7 +110,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
       const bus = busDown.get(request);
       let cookies: string[];
       try {
-        const pending = commitScopesNow(manager, options.client, scopes, answeredWith(busy, bus, reply.statusCode));
+        const pending = commitScopesNow(manager, options.client, scopes, answeredStatus(busy ?? bus, reply.statusCode));
         cookies = Array.isArray(pending) ? pending : await pending;
       } catch (err) {
         return replace(reply, payload, sessionFailure(err));
@@ -130,16 +137,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   return plugin;
 }
 
-/** The status the client gets: what replace() below makes of a lock timeout or a bus failure, else the reply's. */
-function answeredWith(busy: unknown, bus: unknown, status: number): number {
-  return busy ? 409 : bus ? 503 : status;
-}
-
-function replace(
-  reply: FastifyReply,
-  payload: unknown,
-  f: Omit<FailureResponse, 'status'> & { status: number },
-): string {
+function replace(reply: FastifyReply, payload: unknown, f: FailureAnswer): string {
   const body = payload as { destroy?: () => void } | null;
   if (body && typeof body.destroy === 'function') body.destroy(); // a stream the client will never read
   for (const name of Object.keys(reply.getHeaders())) if (droppedOnFailure(name)) reply.removeHeader(name);

@@ -4,7 +4,14 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { busFailure, droppedOnFailure, lockFailure, sessionFailure } from './failure.js';
+import {
+  answeredStatus,
+  busFailure,
+  droppedOnFailure,
+  type FailureAnswer,
+  lockFailure,
+  sessionFailure,
+} from './failure.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 
 /**
@@ -62,9 +69,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
       // Fail closed: after an outage in the handler nothing is saved and the client learns why.
       if (c.error instanceof StoreUnavailableError) throw c.error;
       // A lock timeout answers 409 and a publish that found the bus down 503 below, whatever the app's onError made of them.
-      const status =
-        c.error instanceof LockTimeoutError ? 409 : c.error instanceof BusUnavailableError ? 503 : c.res.status;
-      const pending = commitScopesNow(manager, options.client, scopes, status);
+      const pending = commitScopesNow(manager, options.client, scopes, answeredStatus(c.error, c.res.status));
       cookies = Array.isArray(pending) ? pending : await pending;
     } catch (err) {
       replaceResponse(c as unknown as Context, sessionFailure(err));
@@ -114,7 +119,7 @@ export function sessionLock(
   };
 }
 
-function replaceResponse(c: Context, f: { status: number; headers: Record<string, string>; body: string }): void {
+function replaceResponse(c: Context, f: FailureAnswer): void {
   const before = c.res;
   void before.body?.cancel().catch(() => {}); // a body the client will never read
   const headers = new Headers(f.headers);

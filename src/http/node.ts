@@ -1,10 +1,10 @@
-import { type IncomingMessage, type RequestListener, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders, type ResponseHold } from './commit-before-headers.js';
-import { busFailure, droppedOnFailure, lockFailure, sessionFailure } from './failure.js';
+import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
 import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -52,10 +52,14 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   /** Opens the request's scopes and holds its response until they are committed. */
   const open = (req: IncomingMessage, res: ServerResponse) => {
     const scopes = openScopes(manager, options.client, req.headers.cookie, req, userAgentOf, addressOf);
-    if (scopes.client) clients.set(req, scopes.client);
     return { scopes, hold: commitBeforeHeaders(res, commitOpenScopes, onError, scopes) };
   };
-  const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => open(req, res).scopes.session;
+  const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
+    const { scopes } = open(req, res);
+    // Kept for clientOf(req); handle() hands the client scope to its handler directly.
+    if (scopes.client) clients.set(req, scopes.client);
+    return scopes.session;
+  };
   const clientOf = (req: IncomingMessage) => clients.get(req) as ClientArg<C>;
 
   const handle =
@@ -90,11 +94,7 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
           : err instanceof BusUnavailableError
             ? busFailure(err)
             : { status: 500, headers: { 'content-type': 'application/json; charset=utf-8' }, body: INTERNAL };
-    for (const name of res.getHeaderNames()) if (droppedOnFailure(name)) res.removeHeader(name);
-    res.statusCode = f.status;
-    res.statusMessage = STATUS_CODES[f.status] ?? '';
-    for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
-    res.end(f.body);
+    writeFailure(res, f);
   };
 
   return { attach, clientOf, handle };
