@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { BoundCounter, BoundHistogram } from './bound-metrics.js';
 import { ConfigError } from './errors.js';
 
 /**
@@ -43,8 +44,9 @@ export interface ShoalMetrics {
   registry: Registry;
   httpRequests: Counter<'method' | 'status'>;
   httpDuration: Histogram<'method'>;
-  storeCalls: Counter<'op' | 'outcome'>;
-  storeLatency: Histogram<'op'>;
+  /** Counted on every session request: see bound-metrics.ts for why not prom-client's own. */
+  storeCalls: BoundCounter<'op' | 'outcome'>;
+  storeLatency: BoundHistogram<'op'>;
   sessionConflicts: Counter;
   sweeperClaims: Counter<'reason'>;
   lockWaits: Counter<'outcome'>;
@@ -90,19 +92,19 @@ const shoalMetricsIn = perRegistry((registry): ShoalMetrics => {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: r,
     }),
-    storeCalls: new Counter({
-      name: 'shoal_store_calls_total',
-      help: 'Session store calls by operation (load, commit, touch, create, destroy, claimEnded, …) and outcome',
-      labelNames: ['op', 'outcome'],
-      registers: r,
-    }),
-    storeLatency: new Histogram({
-      name: 'shoal_store_latency_seconds',
-      help: 'Session store call latency',
-      labelNames: ['op'],
-      buckets: [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
-      registers: r,
-    }),
+    storeCalls: new BoundCounter(
+      'shoal_store_calls_total',
+      'Session store calls by operation (load, commit, touch, create, destroy, claimEnded, …) and outcome',
+      ['op', 'outcome'],
+      r,
+    ),
+    storeLatency: new BoundHistogram(
+      'shoal_store_latency_seconds',
+      'Session store call latency',
+      ['op'],
+      [0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      r,
+    ),
     sessionConflicts: new Counter({
       name: 'shoal_session_conflicts_total',
       help: 'Compare-and-swap commits that lost to a concurrent write',

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Counter, Histogram } from 'prom-client';
+import type { CounterSeries, HistogramSeries } from '../core/bound-metrics.js';
 import type { ShoalMetrics } from '../core/metrics.js';
 import { type SessionStore, STORE_OPERATIONS } from './contract.js';
 
@@ -13,8 +13,8 @@ const TIMED = STORE_OPERATIONS;
  * compare-and-swap are counted as conflicts and sweeper claims by reason.
  *
  * Every session request makes one or two store calls, so this runs on the hot path: each
- * operation's label children are bound once (on first use, so /metrics lists only series
- * that happened), and a call allocates nothing beyond its own promise. `performance` comes from
+ * operation's series are bound once (on first use, so /metrics lists only series that
+ * happened), and a call allocates nothing beyond its own promise. `performance` comes from
  * node:perf_hooks: the global one is an accessor, looked up through a slow path on every call.
  */
 export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionStore {
@@ -24,7 +24,7 @@ export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionSt
   for (const op of TIMED) {
     if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
     const fn = store[op] as (...args: unknown[]) => Promise<unknown>;
-    const series = new OpSeries(m.storeLatency, m.storeCalls, op);
+    const series = new OpSeries(m, op);
     const settled = (result: unknown, start: number): unknown => {
       series.done(start, true);
       if (op === 'commit' && (result as { status?: string }).status === 'conflict') m.sessionConflicts.inc();
@@ -56,29 +56,27 @@ export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionSt
   return wrapped;
 }
 
-/** One operation's latency and outcome series, each label child made once. */
+/** One operation's latency and outcome series, each bound on first use. */
 class OpSeries {
-  #latency: Histogram.Internal<'op'> | undefined;
-  #ok: Counter.Internal | undefined;
-  #error: Counter.Internal | undefined;
-  readonly #histogram: Histogram<'op'>;
-  readonly #counter: Counter<'op' | 'outcome'>;
+  #latency: HistogramSeries | undefined;
+  #ok: CounterSeries | undefined;
+  #error: CounterSeries | undefined;
+  readonly #m: ShoalMetrics;
   readonly #op: string;
 
-  constructor(histogram: Histogram<'op'>, counter: Counter<'op' | 'outcome'>, op: string) {
-    this.#histogram = histogram;
-    this.#counter = counter;
+  constructor(m: ShoalMetrics, op: string) {
+    this.#m = m;
     this.#op = op;
   }
 
   done(start: number, ok: boolean): void {
-    this.#latency ??= this.#histogram.labels({ op: this.#op });
+    this.#latency ??= this.#m.storeLatency.series({ op: this.#op });
     this.#latency.observe((performance.now() - start) / 1000);
     if (ok) {
-      this.#ok ??= this.#counter.labels({ op: this.#op, outcome: 'ok' });
+      this.#ok ??= this.#m.storeCalls.series({ op: this.#op, outcome: 'ok' });
       this.#ok.inc();
     } else {
-      this.#error ??= this.#counter.labels({ op: this.#op, outcome: 'error' });
+      this.#error ??= this.#m.storeCalls.series({ op: this.#op, outcome: 'error' });
       this.#error.inc();
     }
   }
