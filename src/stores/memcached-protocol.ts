@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Client, Response, Server } from 'memjs';
+import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, SessionValueError, StoreUnavailableError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 
@@ -103,22 +104,23 @@ export async function connectMemcached(url: string, timeoutMs: number): Promise<
       { cause },
     );
 
+  // memjs's own timers lose requests when a socket closes without an error, so these are the real bound.
+  const deadlines = new DeadlineQueue(timeoutMs);
   const exchange = (server: Server, what: string, request: Buffer, seq: number): Promise<Response> =>
     new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (cause: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+      const failed = (cause: unknown) => {
         failures += 1;
         reject(unavailable(what, cause));
       };
-      // memjs's own timers lose requests when a socket closes without an error, so this one is the real bound.
-      const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      const deadline = deadlines.add(() => failed(new Error(`no answer within ${timeoutMs} ms`)));
+      const fail = (cause: unknown) => {
+        if (deadline.done) return;
+        deadlines.settle(deadline);
+        failed(cause);
+      };
       server.onResponse(seq, (response) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        if (deadline.done) return;
+        deadlines.settle(deadline);
         resolve(response);
       });
       server.onError(seq, fail);

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
 import { failureDetail, openRedis } from '../core/redis-client.js';
@@ -100,6 +101,10 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       // Commands issued in one event-loop turn go out in one write: a write syscall per command was
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
+      // Every call is bounded at timeoutMs from when it is made, by the store's own deadlines below
+      // (ioredis starts its clock only once a command is written). Its own timer is left as a backstop
+      // that comes later, so a call that hangs is always reported as "no answer within timeoutMs".
+      commandTimeout: timeoutMs * 2,
     });
   }
 
@@ -111,9 +116,10 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     );
   /**
    * Every backend call goes through here: bounded in time from when it is made (the EVAL after a
-   * NOSCRIPT included), failures become StoreUnavailableError. One promise and one timer per call,
-   * no async frame around it: a session request makes one or two of these.
+   * NOSCRIPT included), failures become StoreUnavailableError. One promise per call and one timer
+   * for all of them (DeadlineQueue), no async frame around it: a session request makes one or two.
    */
+  const deadlines = new DeadlineQueue(timeoutMs);
   const bounded = <T>(
     what: string,
     pending: Promise<T>,
@@ -122,10 +128,10 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     args: (string | number)[],
   ): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(failed(what, new Error(`no answer within ${timeoutMs} ms`))), timeoutMs);
+      const deadline = deadlines.add(() => reject(failed(what, new Error(`no answer within ${timeoutMs} ms`))));
       let fallback = script;
       const settled = (value: T) => {
-        clearTimeout(timer);
+        deadlines.settle(deadline);
         resolve(value);
       };
       const refused = (err: unknown) => {
@@ -143,7 +149,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
           again.then(settled, refused);
           return;
         }
-        clearTimeout(timer);
+        deadlines.settle(deadline);
         reject(failed(what, err));
       };
       pending.then(settled, refused);
