@@ -1,10 +1,12 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DeadlineQueue } from '../../src/core/deadlines.js';
+import { ROOT } from '../helpers/processes.js';
 
 /** The deadlines every Redis and memcached store call waits under: one timer for all of them. */
-const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 describe('DeadlineQueue', () => {
   it('expires a call once its time has passed, never before, and a settled call never', async () => {
@@ -25,16 +27,35 @@ describe('DeadlineQueue', () => {
     expect(expired).toHaveLength(2);
   });
 
-  it('holds no timer once nothing waits, whatever order calls settle in', async () => {
-    const before = timers();
-    const q = new DeadlineQueue(10_000);
-    const calls = Array.from({ length: 1000 }, () => q.add(() => expect.fail('expired')));
-    expect(timers()).toBe(before + 1); // one timer for a thousand calls
-    for (let i = 1; i < calls.length; i += 2) q.settle(calls[i] as (typeof calls)[number]); // out of order first
-    for (let i = 0; i < calls.length; i += 2) q.settle(calls[i] as (typeof calls)[number]);
-    expect(timers()).toBe(before);
-    q.add(() => {});
-    expect(timers()).toBe(before + 1);
+  it('puts a thousand waiting calls on one timer, settled in any order', () => {
+    const armed = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const q = new DeadlineQueue(10_000);
+      const calls = Array.from({ length: 1000 }, () => q.add(() => expect.fail('expired')));
+      for (let i = 1; i < calls.length; i += 2) q.settle(calls[i] as (typeof calls)[number]); // out of order first
+      for (let i = 0; i < calls.length; i += 2) q.settle(calls[i] as (typeof calls)[number]);
+      q.add(() => {}); // the timer is still armed: no second one
+      expect(armed).toHaveBeenCalledTimes(1);
+    } finally {
+      armed.mockRestore();
+    }
+  });
+
+  it('does not keep the process up: the connection a call waits on does that', () => {
+    const script = `
+      import { DeadlineQueue } from ${JSON.stringify(join(ROOT, 'src/core/deadlines.ts'))};
+      const q = new DeadlineQueue(20_000);
+      for (let i = 0; i < 10; i++) q.settle(q.add(() => {}));
+      q.add(() => console.log('expired'));
+      console.log('done');`;
+    const started = Date.now();
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    expect(child.stdout.trim(), child.stderr).toBe('done');
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('keeps calls added or settled by an expiring one', async () => {
