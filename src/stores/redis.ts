@@ -102,8 +102,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
       // Every call is bounded at timeoutMs from when it is made, by the store's own deadlines below
-      // (ioredis would start its clock only once a command is written, and put a timer on each one).
-      commandTimeout: undefined,
+      // (ioredis starts its clock only once a command is written). Its own timer is left as a backstop
+      // that comes later, so a call that hangs is always reported as "no answer within timeoutMs".
+      commandTimeout: timeoutMs * 2,
     });
   }
 
