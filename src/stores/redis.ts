@@ -69,6 +69,15 @@ function liveSession(id: string, hash: Record<string, string>, now: number): Sto
   return session && !hash['m:ended'] && isLive(session.meta, now) ? session : null;
 }
 
+/**
+ * ioredis's own command timeout (the connection's `commandTimeout`, the same timeoutMs) counts from when a
+ * command is written; the store's deadline, from when the call is made, usually comes first. When
+ * ioredis's comes first, the caller is told the same thing.
+ */
+function isCommandTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Command timed out';
+}
+
 const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
 
 /**
@@ -101,10 +110,6 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       // Commands issued in one event-loop turn go out in one write: a write syscall per command was
       // the largest single cost of a session request under load.
       enableAutoPipelining: true,
-      // Every call is bounded at timeoutMs from when it is made, by the store's own deadlines below
-      // (ioredis starts its clock only once a command is written). Its own timer is left as a backstop
-      // that comes later, so a call that hangs is always reported as "no answer within timeoutMs".
-      commandTimeout: timeoutMs * 2,
     });
   }
 
@@ -120,6 +125,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
    * for all of them (DeadlineQueue), no async frame around it: a session request makes one or two.
    */
   const deadlines = new DeadlineQueue(timeoutMs);
+  const noAnswer = () => new Error(`no answer within ${timeoutMs} ms`);
   const bounded = <T>(
     what: string,
     pending: Promise<T>,
@@ -128,7 +134,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     args: (string | number)[],
   ): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const deadline = deadlines.add(() => reject(failed(what, new Error(`no answer within ${timeoutMs} ms`))));
+      const deadline = deadlines.add(() => reject(failed(what, noAnswer())));
       let fallback = script;
       const settled = (value: T) => {
         deadlines.settle(deadline);
@@ -150,7 +156,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
           return;
         }
         deadlines.settle(deadline);
-        reject(failed(what, err));
+        reject(failed(what, isCommandTimeout(err) ? noAnswer() : err));
       };
       pending.then(settled, refused);
     });
