@@ -38,7 +38,8 @@ export interface SupervisorOptions {
 
 /**
  * Keeps the local cluster's node processes running: restarts one that crashed
- * (with backoff), polls /readyz to tell the balancer which nodes may get traffic.
+ * (with backoff), polls /readyz to tell the balancer which nodes may get traffic: an answer
+ * counts only when it carries the pid of the process spawned for that node.
  * A node that never got ready is not restarted for ever: a configuration error (exit 78)
  * gives up at once, any other exit after `startAttempts` tries.
  */
@@ -176,10 +177,18 @@ export class Supervisor {
         if (m.state === 'dead') return;
         let ready = false;
         let problem: string | undefined;
+        const pid = m.pid; // the process this poll asks about, should it be restarted meanwhile
         try {
           const res = await fetch(`http://${m.host}:${m.port}/readyz`, { signal: AbortSignal.timeout(1000) });
-          ready = res.ok;
-          if (!ready) problem = ((await res.json()) as { problem?: string }).problem;
+          const body = (await res.json().catch(() => ({}))) as { pid?: unknown; problem?: string };
+          // Until the node listens (or when it cannot), whatever else holds its port answers: another
+          // cluster's node of the same name, any server. Only the process spawned here speaks for it.
+          if (body.pid !== pid) {
+            problem = `another process answers on port ${m.port}`;
+          } else {
+            ready = res.ok;
+            if (!ready) problem = body.problem;
+          }
         } catch {}
         const draining = problem === 'draining';
         const lost = m.state === 'ready' || m.state === 'not-ready';

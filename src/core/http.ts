@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:net';
 import { ConfigError } from './errors.js';
 
 /** A JSON answer no cache keeps: every JSON endpoint of a node answers through this. `headers` adds to it. */
@@ -42,19 +43,22 @@ export interface HealthProbes {
 
 /**
  * `/healthz` (alive), `/readyz` (may get traffic) and `/metrics` (Prometheus). Resolves to
- * false when the path is none of them.
+ * false when the path is none of them. The health answers carry the process id: `shoal start`
+ * counts a node ready only when the answer comes from the process it spawned, not from another
+ * program that holds the node's port (another cluster's node of the same name, say).
  */
 export async function answerHealth(path: string, res: ServerResponse, p: HealthProbes): Promise<boolean> {
   if (path === '/healthz') {
-    sendJson(res, 200, { ok: true, node: p.id });
+    sendJson(res, 200, { ok: true, node: p.id, pid: process.pid });
     return true;
   }
   if (path === '/readyz') {
     try {
       await p.ready();
-      sendJson(res, 200, { ready: true, node: p.id, ...p.readyDetails?.() });
+      sendJson(res, 200, { ready: true, node: p.id, pid: process.pid, ...p.readyDetails?.() });
     } catch (err) {
-      sendJson(res, 503, { ready: false, node: p.id, problem: err instanceof Error ? err.message : String(err) });
+      const problem = err instanceof Error ? err.message : String(err);
+      sendJson(res, 503, { ready: false, node: p.id, pid: process.pid, problem });
     }
     return true;
   }

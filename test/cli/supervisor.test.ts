@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +14,21 @@ const { existsSync } = require('node:fs');
 createServer((req, res) => {
   const down = existsSync(process.env.FLAG);
   res.writeHead(down ? 503 : 200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(down ? { problem: 'the session store does not answer' } : { ready: true }));
+  const body = down ? { problem: 'the session store does not answer' } : { ready: true };
+  res.end(JSON.stringify({ ...body, pid: process.pid }));
 }).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+// A node that keeps trying its port until it is free: a node that has not bound yet while another
+// program holds its port.
+const LATE_NODE = `
+const { createServer } = require('node:http');
+const server = createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ ready: true, node: 'web-1', pid: process.pid }));
+});
+server.on('error', () => setTimeout(() => server.listen(Number(process.env.PORT), '127.0.0.1'), 100));
+server.listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
 describe('shoal start supervisor', () => {
@@ -60,5 +74,37 @@ describe('shoal start supervisor', () => {
     await until('ready again', () => member()?.state === 'ready');
     expect(existsSync(flag)).toBe(false);
     expect(events.map((e) => e.event)).toEqual(['ready', 'not-ready', 'ready']);
+  }, 30_000);
+
+  it('does not count a node ready while another program answers on its port, whatever it answers', async () => {
+    const port = await freePort();
+    // Another cluster's node of the same name: 200 on every path, with a body that looks like ours.
+    const foreign = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, ready: true, node: 'web-1', pid: process.pid }));
+    });
+    await new Promise<void>((resolve) => foreign.listen(port, '127.0.0.1', resolve));
+    const events: string[] = [];
+    const own = new Supervisor(
+      [{ name: 'web-1', role: 'web', port, args: ['-e', LATE_NODE], env: { ...process.env, PORT: String(port) } }],
+      (event) => events.push(event),
+    );
+    try {
+      own.start();
+      await sleep(2000); // four polls, each answered by the foreign server
+      expect(own.members[0]?.state).toBe('starting');
+      expect(own.members[0]?.ready).toBe(false);
+      expect(events).toEqual([]);
+
+      // Once the port is the node's own, its answer counts.
+      foreign.closeAllConnections();
+      await new Promise((resolve) => foreign.close(resolve));
+      await until('ready', () => own.members[0]?.state === 'ready');
+      expect(events).toEqual(['ready']);
+    } finally {
+      foreign.closeAllConnections();
+      foreign.close();
+      await own.stop();
+    }
   }, 30_000);
 });
