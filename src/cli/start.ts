@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { backendOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
@@ -111,6 +112,10 @@ export async function startCluster(o: StartOptions): Promise<number> {
     // The nodes take the ports after the balancer's: say so, since moving --port moves them too.
     throw new ConfigError(`${err.message}; the ${o.web + o.gateways} nodes take the ports after it`, { cause: err });
   });
+  await checkNodePorts(specs, env.HOST ?? '127.0.0.1', o.port).catch((err: unknown) => {
+    balancer.close();
+    throw err;
+  });
   status(`balancer listening on ${url}`);
   status(`store ${redact(env.SHOAL_STORE as string)} · bus ${redact(env.SHOAL_BUS as string)}`);
   supervisor.start();
@@ -129,6 +134,32 @@ export async function startCluster(o: StartOptions): Promise<number> {
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));
   return finished;
+}
+
+/**
+ * Fails with one line when a port a node is given is already taken. The node could not listen there,
+ * and until it said so, whatever holds the port would answer in its place. `host` is where the nodes
+ * listen: they read HOST like any `shoal web` / `shoal gateway`.
+ */
+async function checkNodePorts(specs: ChildSpec[], host: string, port: number): Promise<void> {
+  for (const spec of specs) {
+    const probe = createServer();
+    await listen(probe, spec.port, host).catch((err: ConfigError) => {
+      const inUse = (err.cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      const taken =
+        specs.length === 1
+          ? `its one node the port after --port ${port}`
+          : `its ${specs.length} nodes the ports after --port ${port} (${port + 1}–${specs.at(-1)?.port})`;
+      throw new ConfigError(
+        inUse
+          ? `cannot start ${spec.name} on ${host}:${spec.port}: the port is in use by another process; ` +
+              `shoal start gives ${taken}: stop that process or choose another --port`
+          : `cannot start ${spec.name}: ${err.message}`,
+        { cause: err },
+      );
+    });
+    await new Promise((resolve) => probe.close(resolve));
+  }
 }
 
 function status(line: string): void {

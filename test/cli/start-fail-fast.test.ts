@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -45,8 +46,8 @@ const HELLO_APP = `export default {
 `;
 
 /** `shoal start` in its own process group, with its output and its exit. */
-async function start(app: string, env: Record<string, string> = {}) {
-  const port = await freePortRun(2); // the balancer and web-1
+async function start(app: string, env: Record<string, string> = {}, balancerPort?: number) {
+  const port = balancerPort ?? (await freePortRun(2)); // the balancer and web-1
   const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
   const child = spawn(
     process.execPath,
@@ -120,6 +121,30 @@ describe('shoal start when a node cannot start', () => {
     expect(s.out().stdout.match(/web-1\s+restarted/g)).toHaveLength(2);
     expect(s.out().stderr).toMatch(/web-1 could not start: .*cannot reach the payment service/);
   }, 90_000);
+
+  it("a node's port held by another program stops the cluster with one line, and no node is announced ready", async () => {
+    const port = await freePortRun(2);
+    // Another program on web-1's port (another cluster, say) that answers 200 on every path, /readyz included.
+    const foreign = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ok: true, ready: true, node: 'web-1' }));
+    });
+    await new Promise<void>((resolve) => foreign.listen(port + 1, '127.0.0.1', resolve));
+    try {
+      const s = await start(appModule('hello-foreign.app.mjs', HELLO_APP), {}, port);
+      expect(await exitWithin(s.exit, 30_000)).toBe(78);
+      const { stdout, stderr } = s.out();
+      expect(stdout).not.toMatch(/ready/);
+      expect(stdout).not.toMatch(/➜/);
+      expect(stderr.trim().split('\n')).toEqual([
+        `shoal: cannot start web-1 on 127.0.0.1:${port + 1}: the port is in use by another process; ` +
+          `shoal start gives its one node the port after --port ${port}: stop that process or choose another --port`,
+      ]);
+    } finally {
+      foreign.closeAllConnections();
+      await new Promise((resolve) => foreign.close(resolve));
+    }
+  }, 60_000);
 
   it('a node that crashes after it was ready is restarted, and the cluster keeps serving', async () => {
     const s = await start(appModule('hello.app.mjs', HELLO_APP));
