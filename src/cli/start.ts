@@ -50,7 +50,9 @@ export async function startCluster(o: StartOptions): Promise<number> {
   };
   const entry = process.argv[1] as string;
   const host = o.host ?? '127.0.0.1';
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${o.port}`;
+  // The address a browser opens, which is also the Origin the gateways must allow: an IPv6 address in brackets.
+  const shown = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  const url = `http://${shown.includes(':') ? `[${shown}]` : shown}:${o.port}`;
   const gatewayEnv: NodeJS.ProcessEnv = {
     ...env,
     // Pages come through the balancer, so that is the origin browsers send; origins the user lists
