@@ -5,7 +5,7 @@ import { ConfigError, ShoalError } from '../core/errors.js';
 import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
-import { normalizeOrigin } from '../realtime/origin.js';
+import { originsProblem } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
@@ -88,11 +88,11 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
       return env.SHOAL_SECRETS ? 'they win over SHOAL_SECRETS, on web nodes and gateways alike' : '';
     });
   }
-  checkOrigins(
-    [env.SHOAL_ORIGINS, ...(app?.realtime?.origins ?? [])].filter(Boolean).join(','),
-    Boolean(app?.realtime),
-    { ok, warn, fail },
-  );
+  checkOrigins(listFromEnv(env.SHOAL_ORIGINS) ?? [], app?.realtime?.origins ?? [], Boolean(app?.realtime), {
+    ok,
+    warn,
+    fail,
+  });
   setting('session settings', () => {
     const c = resolveNodeSession(app, env);
     return `idle ${c.idleMs / 1000} s, absolute ${c.absoluteMs / 1000} s, at most ${c.maxSize} bytes`;
@@ -178,14 +178,12 @@ function appSessionSecrets(app: AppDefinition | undefined, env: NodeJS.ProcessEn
 }
 
 function checkOrigins(
-  value: string | undefined,
+  fromEnv: readonly string[],
+  fromApp: readonly string[],
   hasRealtime: boolean,
   r: { ok(s: string): void; warn(s: string): void; fail(s: string, fix?: string): void },
 ): void {
-  const origins = (value ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const origins = [...fromEnv, ...fromApp];
   if (origins.length === 0) {
     const what =
       'SHOAL_ORIGINS is not set (nor realtime.origins in the app module): gateways refuse to start without the origins pages are served from';
@@ -194,14 +192,10 @@ function checkOrigins(
     else r.warn(`${what} (${fix}); web nodes do not need it`);
     return;
   }
-  const bad = origins.filter((x) => x !== '*' && normalizeOrigin(x) === null);
-  if (bad.length) {
-    r.fail(
-      `SHOAL_ORIGINS has ${bad.map((b) => `"${b}"`).join(', ')}, which no browser sends as an Origin: gateways would refuse every handshake from it`,
-      'write each as scheme://host[:port] with no path, e.g. https://app.example.com',
-    );
-    return;
-  }
+  // The rule gateways refuse to start by, each source named as they name it.
+  const problems = [originsProblem(fromEnv, 'SHOAL_ORIGINS'), originsProblem(fromApp, 'realtime.origins')];
+  for (const problem of problems) if (problem) r.fail(problem.what, problem.fix);
+  if (problems.some(Boolean)) return;
   if (origins.includes('*')) {
     r.warn('SHOAL_ORIGINS is "*": any site may open connections carrying your users\' cookies; list your origins');
     return;

@@ -7,6 +7,7 @@ import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
+import { allowedOrigins } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import type { RunningNode } from './web-node.js';
@@ -34,7 +35,13 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const env = o.config.env;
   const logger = o.logger ?? createLogger({ node: o.config.nodeId, role: 'gateway' }, logLevelFromEnv(env));
   const log = lineWriter(logger);
-  const origins = [...new Set([...(listFromEnv(env.SHOAL_ORIGINS) ?? []), ...(o.app.realtime?.origins ?? [])])];
+  // Each source checked on its own, so the error names the one to fix.
+  const origins = [
+    ...new Set([
+      ...allowedOrigins(listFromEnv(env.SHOAL_ORIGINS) ?? [], 'SHOAL_ORIGINS'),
+      ...allowedOrigins(o.app.realtime?.origins ?? [], 'realtime.origins'),
+    ]),
+  ];
   if (origins.length === 0) {
     throw new ConfigError(
       'no origins: list the origins your pages are served from in SHOAL_ORIGINS, comma-separated ' +

@@ -70,7 +70,8 @@ session cookie, fed by the bus. Rooms are authorized by the app module's
 realtime.authorize(session, channel). SIGTERM closes sockets with 1012 spread
 over the drain window, then exits.
 
-  SHOAL_ORIGINS        allowed page origins, comma-separated (required)
+  SHOAL_ORIGINS        allowed page origins, comma-separated, as the browser sends them
+                       (e.g. https://app.example.com, http://127.0.0.1:8080) (required)
   SHOAL_BUS            message bus URL (default: the store's if it is sqlite/redis/postgres,
                        else sqlite:.shoal/shoal.db) — the web nodes must use the same
   SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>"

@@ -12,6 +12,7 @@ import {
 } from './connection-limits.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { KeepSessionAlive } from './keep-alive.js';
+import { allowedOrigins } from './origin.js';
 import { createPublisher, type Publisher } from './publisher.js';
 import {
   type RequestContext,
@@ -30,7 +31,11 @@ export interface GatewayOptions {
   id?: string;
   bus: Bus;
   sessions: SessionManager;
-  /** Allowed Origin values, e.g. ["https://app.example.com"]. Required for WebSocket handshakes. */
+  /**
+   * Allowed Origin values, e.g. ["https://app.example.com"], each as a browser sends it (scheme://host[:port],
+   * a trailing slash is dropped), or "*" for any. Required for WebSocket handshakes. An entry no browser
+   * sends (no scheme, a path) is a ConfigError.
+   */
   origins: string[];
   /** May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed. */
   authorize?: (session: AuthorizeContext, channel: string) => boolean | Promise<boolean>;
@@ -133,7 +138,8 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
     id: o.id ?? defaultId,
     bus: o.bus,
     sessions: o.sessions,
-    origins: o.origins,
+    // One no browser sends is a configuration error: the gateway would answer 403 to every handshake.
+    origins: allowedOrigins(o.origins, 'origins'),
     authorize: o.authorize ?? (o.subscribeProxy ? subscribeProxyAuthorize(o.subscribeProxy, metrics) : undefined),
     // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
     tokens: createTokenVerifier(o.tokens),

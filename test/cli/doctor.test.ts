@@ -56,8 +56,21 @@ describe('shoal doctor', () => {
   it('fails an origin no browser sends (a path) and names the form to write', async () => {
     const r = await diagnose({ ...good(), SHOAL_ORIGINS: 'https://app.example.com/login' });
     expect(r.text).toMatch(/^FAIL {2}SHOAL_ORIGINS has "https:\/\/app\.example\.com\/login", which no browser sends/m);
-    expect(r.text).toMatch(/^ {6}fix: write each as scheme:\/\/host\[:port\]/m);
+    expect(r.text).toMatch(/^ {6}fix: write it as the browser sends it: https:\/\/app\.example\.com$/m);
     expect(r.code).toBe(1);
+  });
+
+  it('fails origins without a scheme or that are no URL, each with its fix, and keeps a trailing slash and "*"', async () => {
+    const r = await diagnose({ ...good(), SHOAL_ORIGINS: '127.0.0.1:23100,not-a-url' });
+    expect(r.text).toMatch(/^FAIL {2}SHOAL_ORIGINS has "127\.0\.0\.1:23100", "not-a-url", which no browser sends/m);
+    expect(r.text).toMatch(
+      /^ {6}fix: "127\.0\.0\.1:23100": write it as the browser sends it: http:\/\/127\.0\.0\.1:23100; "not-a-url": write it as scheme:\/\/host\[:port\]/m,
+    );
+    expect(r.code).toBe(1);
+    expect((await diagnose({ ...good(), SHOAL_ORIGINS: 'http://localhost:8080/' })).code).toBe(0);
+    const any = await diagnose({ ...good(), SHOAL_ORIGINS: '*' });
+    expect(any.text).toMatch(/^warn {2}SHOAL_ORIGINS is "\*"/m);
+    expect(any.code).toBe(0);
   });
 
   it('fails missing origins when the app has realtime rules, warns when it has none', async () => {

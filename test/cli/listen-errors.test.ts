@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { ROOT } from '../helpers/processes.js';
+import { freePort, ROOT } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-listen-'));
 const APP = join(ROOT, 'examples/probe/shoal.app.ts');
@@ -51,6 +51,19 @@ describe('a node whose port is taken', () => {
       ),
     );
     expect(r.stdout).not.toMatch(/web-1|gateway-1/);
+  }, 60_000);
+
+  it('shoal gateway refuses a SHOAL_ORIGINS no browser sends with one line saying how to write it', async () => {
+    // Before, it started and answered 403 to every handshake with nothing logged.
+    const r = await runCli(['gateway', '--app', APP, '--port', String(await freePort())], {
+      env: { ...env, SHOAL_ORIGINS: '127.0.0.1:23100' },
+      timeoutMs: 20_000,
+    });
+    expect(r.code).toBe(78);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'shoal: SHOAL_ORIGINS has "127.0.0.1:23100", which no browser sends as an Origin, so no handshake would ever ' +
+        'match it; write it as the browser sends it: http://127.0.0.1:23100',
+    ]);
   }, 60_000);
 
   it('shoal gateway refuses a SHOAL_KEEP_SESSION_ALIVE it does not know, naming the choices', async () => {
