@@ -230,8 +230,10 @@ async function reach(
       down && !serverAnswers
         ? `start it, or point ${what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS'} at one that runs`
         : undefined;
+    // A message that starts with the URL itself (a database Redis refused) need not repeat it.
+    const said = message.startsWith(`${redact(url)}: `) ? message.slice(redact(url).length + 2) : message;
     r.fail(
-      `${what} ${redact(url)}: ${message}${cause instanceof Error && !message.includes(cause.message) ? ` (${cause.message})` : ''}`,
+      `${what} ${redact(url)}: ${said}${cause instanceof Error && !message.includes(cause.message) ? ` (${cause.message})` : ''}`,
       fix,
     );
   }

@@ -10,7 +10,7 @@ export interface HostPort {
 
 /**
  * What a Redis URL names:
- * - `redis://[user:pass@]host:6379[/db]` (or `rediss://`, TLS): one server;
+ * - `redis://[user:pass@]host:6379[/db]` (or `rediss://`, TLS): one server, database `db` (0 when left out);
  * - `redis+cluster://[user:pass@]h1:p1,h2:p2` (or `rediss+cluster://`): a Redis Cluster, by any of its nodes
  *   (seeds; the client learns the rest from them);
  * - `redis+sentinel://[user:pass@]s1:p1,s2:p2/mymaster[/db]` (or `rediss+sentinel://`): the primary the
@@ -18,7 +18,7 @@ export interface HostPort {
  *   `?sentinelPassword=…` (and `sentinelUsername`) to the sentinels.
  */
 export type RedisTarget =
-  | { kind: 'single'; url: string }
+  | { kind: 'single'; url: string; db: number }
   | { kind: 'cluster'; nodes: HostPort[]; tls: boolean; username?: string; password?: string }
   | {
       kind: 'sentinel';
@@ -40,7 +40,7 @@ export function parseRedisUrl(url: string): RedisTarget {
   const m = /^(rediss?)(\+cluster|\+sentinel)?:\/\/([^/?#]*)([^?#]*)(\?[^#]*)?$/i.exec(url.trim());
   if (!m) throw new ConfigError(`"${redactUrl(url)}" is not a Redis URL. Write ${FORMS}.`);
   const [, scheme = '', variant = '', authority = '', path = '', query = ''] = m;
-  if (!variant) return { kind: 'single', url };
+  if (!variant) return { kind: 'single', url, db: singleDatabase(url, path, query) };
   const at = authority.lastIndexOf('@');
   const userinfo = at < 0 ? '' : authority.slice(0, at);
   const colon = userinfo.indexOf(':');
@@ -51,8 +51,11 @@ export function parseRedisUrl(url: string): RedisTarget {
   const hosts = parseHosts(authority.slice(at + 1), cluster ? 6379 : 26379, url);
   const auth = { ...(username ? { username } : {}), ...(password !== undefined ? { password } : {}) };
   if (cluster) {
-    if (path && path !== '/')
-      throw new ConfigError(`"${redactUrl(url)}": a Redis Cluster has no databases, remove "${path}" from the URL.`);
+    // ioredis's Cluster ignores a path: /3 would quietly mean database 0, the only one a Cluster has.
+    if (path && !/^\/0?$/.test(path))
+      throw new ConfigError(
+        `"${redactUrl(url)}": a Redis Cluster has only database 0: remove "${path}" from the URL (apps sharing it are kept apart by SHOAL_NAMESPACE).`,
+      );
     return { kind: 'cluster', nodes: hosts, tls, ...auth };
   }
   const [name, db = '0', ...rest] = path.split('/').filter(Boolean);
@@ -74,6 +77,21 @@ export function parseRedisUrl(url: string): RedisTarget {
     ...(sentinelUsername ? { sentinelUsername } : {}),
     ...(sentinelPassword ? { sentinelPassword } : {}),
   };
+}
+
+/**
+ * The database a one-server URL names. ioredis reads the path with parseInt, so `/abc` would be
+ * database 0 and `/5x` database 5 without a word: only digits pass. `?db=` is ioredis's other spelling.
+ */
+function singleDatabase(url: string, path: string, query: string): number {
+  const fromQuery = new URLSearchParams(query).get('db');
+  const db = path && path !== '/' ? path.slice(1) : (fromQuery ?? '0');
+  if (!/^\d{1,9}$/.test(db)) {
+    throw new ConfigError(
+      `"${redactUrl(url)}": "${db}" is not a database number. Write redis://host:6379/<number>, e.g. /1, or leave it out for database 0.`,
+    );
+  }
+  return Number(db);
 }
 
 function parseHosts(list: string, defaultPort: number, url: string): HostPort[] {
@@ -163,7 +181,86 @@ export async function openRedis(
     client = new ioredis.Cluster(target.nodes, options);
   }
   client.on('error', onError);
+  const db = target.kind === 'cluster' ? 0 : target.db;
+  // Database 0 needs no SELECT, so only another one can be refused.
+  if (db !== 0) await refuseMissingDatabase(client as Redis, db, redactUrl(url), timeoutMs, onError);
   return client;
+}
+
+/**
+ * ioredis sends SELECT as it connects and, when the server refuses the database (`ERR DB index is out
+ * of range`, or SELECT on a Cluster node), only emits 'error' and goes on in database 0: sessions and
+ * messages would land where nobody else reads them. So a refused database ends the connection: at open
+ * (the first connection's answer is awaited, up to timeoutMs) as a ConfigError; on a later reconnect
+ * every call fails, naming it. A server that does not answer at open is left to reconnect as before.
+ */
+function refuseMissingDatabase(
+  client: Redis,
+  db: number,
+  where: string,
+  timeoutMs: number,
+  onError: (err: Error) => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let refused = false;
+    let settled = false;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.off('ready', answered);
+      if (err) reject(err);
+      else resolve();
+    };
+    const answered = () => {
+      // The ready check's INFO is answered after the refused SELECT: not a sign the database was taken.
+      if (!refused) settle();
+    };
+    const timer = setTimeout(() => settle(), timeoutMs);
+    client.on('ready', answered);
+    client.on('error', (err: Error & { command?: { name?: string } }) => {
+      if (err.command?.name?.toLowerCase() !== 'select') return settle();
+      refused = true;
+      void databaseRefusal(client, db, where, err, timeoutMs).then((refusal) => {
+        client.disconnect();
+        onError(refusal);
+        settle(refusal);
+      });
+    });
+  });
+}
+
+/** One line: the URL, the database, the server's words and, when the server says, the ones it has. */
+async function databaseRefusal(
+  client: Redis,
+  db: number,
+  where: string,
+  err: Error,
+  timeoutMs: number,
+): Promise<ConfigError> {
+  const refused = `${where}: Redis refused database ${db} (${err.message})`;
+  if (/cluster/i.test(err.message)) {
+    return new ConfigError(
+      `${refused}; a Redis Cluster has only database 0: write redis+cluster://host:6379 without one`,
+    );
+  }
+  // CONFIG may be refused (managed Redis, ACLs) or slow: then the message goes without the count.
+  let timer: NodeJS.Timeout | undefined;
+  const count = await Promise.race([
+    client.config('GET', 'databases').then(
+      (reply) => Number((reply as string[])[1]),
+      () => Number.NaN,
+    ),
+    new Promise<number>((resolve) => {
+      timer = setTimeout(() => resolve(Number.NaN), timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  const which =
+    Number.isInteger(count) && count > 0
+      ? `this server has ${count} database${count === 1 ? '' : 's'} (the "databases" setting in redis.conf): use 0–${count - 1}`
+      : 'use a database this server has (the "databases" setting in redis.conf, 16 by default)';
+  return new ConfigError(`${refused}; ${which}`, { cause: err });
 }
 
 /** A failed call's message, plus the last connection error when that one says something else. */

@@ -1,11 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { doctor } from '../../src/cli/doctor.js';
 import { runCli } from '../helpers/cli.js';
+import { ENGINE_URLS, engineSkipReason, redisUrlWithDatabase } from '../helpers/engines.js';
 import { freePort, ROOT } from '../helpers/processes.js';
 
+const redisSkip = await engineSkipReason('redis');
 const dir = mkdtempSync(join(tmpdir(), 'shoal-doctor-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -114,6 +117,24 @@ describe('shoal doctor', () => {
     expect(r.text).toMatch(/^ {6}fix: start it, or point SHOAL_BUS at one that runs/m);
     expect(r.code).toBe(1);
   }, 30_000);
+
+  it.skipIf(redisSkip !== undefined)(
+    'fails a Redis database the server does not have, rather than reporting database 0 as answering',
+    async () => {
+      const raw = new Redis(ENGINE_URLS.redis, { maxRetriesPerRequest: 1 });
+      const count = Number(((await raw.config('GET', 'databases')) as string[])[1]);
+      await raw.quit();
+      const url = redisUrlWithDatabase(count);
+      const r = await diagnose({ ...good(), SHOAL_STORE: url, SHOAL_BUS: 'memory:' });
+      expect(r.text).toContain(
+        `FAIL  session store ${url}: Redis refused database ${count} (ERR DB index is out of range); ` +
+          `this server has ${count} databases (the "databases" setting in redis.conf): use 0–${count - 1}`,
+      );
+      expect(r.text).not.toMatch(/fix: start it/);
+      expect(r.code).toBe(1);
+    },
+    30_000,
+  );
 
   it('fails a malformed bus URL with what to write', async () => {
     const r = await diagnose({ ...good(), SHOAL_BUS: 'kafka://broker:9092' });

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redisBus } from '../../src/bus/redis.js';
-import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { ENGINE_URLS, engineSkipReason, redisUrlWithDatabase } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
 import { busOpener, collect, describeBusConformance, expectCatchUpAfterCut, sleep } from './bus-suite.js';
@@ -34,6 +35,16 @@ describe.skipIf(skip !== undefined)('redis bus specifics', () => {
     await raw.quit();
   });
   const channel = () => `c-${randomUUID()}`;
+
+  it('refuses a database the server does not have, instead of publishing in database 0', async () => {
+    const count = Number(((await raw.config('GET', 'databases')) as string[])[1]);
+    const missing = redisUrlWithDatabase(count);
+    const err = await redisBus({ url: missing, namespace }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(
+      `${missing}: Redis refused database ${count} (ERR DB index is out of range); this server has ${count} databases`,
+    );
+  });
 
   it('keeps every key of a channel and its pub/sub channel under one hash tag', async () => {
     const bus = await open();

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../../src/core/errors.js';
+import { ConfigError, StoreUnavailableError } from '../../src/core/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
-import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { ENGINE_URLS, engineSkipReason, redisUrlWithDatabase } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
 import { describeStoreConformance, sessionFixture, storeOpener } from './store-suite.js';
@@ -177,6 +177,33 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await raw.script('FLUSH');
     const r = await store.commit(s.id, { incr: { n: 1 } }, { now: Date.now(), idleDeadline: Date.now() + HOUR });
     expect(r.status).toBe('ok');
+  });
+
+  it('refuses a database the server does not have, instead of writing to database 0', async () => {
+    const count = Number(((await raw.config('GET', 'databases')) as string[])[1]);
+    const url = redisUrlWithDatabase(count);
+    const err = await redisStore({ url, keyPrefix }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(
+      `${url}: Redis refused database ${count} (ERR DB index is out of range); ` +
+        `this server has ${count} databases (the "databases" setting in redis.conf): use 0–${count - 1}`,
+    );
+  });
+
+  it('writes to the database its URL names', async () => {
+    const count = Number(((await raw.config('GET', 'databases')) as string[])[1]);
+    const db = count - 1;
+    const store = await open({ url: redisUrlWithDatabase(db) });
+    const s = sessionFixture();
+    await store.create(s);
+    const there = new Redis(redisUrlWithDatabase(db), { maxRetriesPerRequest: 1 });
+    try {
+      expect(await scanKeys(there, `${keyPrefix}*:s:${s.id}`)).toHaveLength(1);
+      expect(await keysOf(s.id)).toEqual([]);
+      await deleteKeys(there, `${keyPrefix}*`);
+    } finally {
+      await there.quit();
+    }
   });
 
   it('leaves a client it was given open on close()', async () => {

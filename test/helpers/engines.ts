@@ -19,6 +19,13 @@ export const ENGINE_URLS = {
 
 export type Engine = keyof typeof ENGINE_URLS;
 
+/** The test Redis with database `db` in its URL's path (`redis://host:port/<db>`). */
+export function redisUrlWithDatabase(db: number): string {
+  const url = new URL(ENGINE_URLS.redis);
+  url.pathname = `/${db}`;
+  return url.toString();
+}
+
 const cache = new Map<string, Promise<boolean>>();
 
 export function tcpReachable(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
