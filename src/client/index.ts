@@ -9,6 +9,7 @@
  */
 import { Client } from './client.js';
 import { endpoints } from './endpoints.js';
+import { checkOptions } from './options.js';
 import type { ClientOptions, EventMap, ShoalClient } from './types.js';
 
 export { CloseCode } from '../protocol/index.js';
@@ -43,5 +44,6 @@ export { RealtimeError } from './types.js';
  * subscribed channel from its last offset, on whichever gateway answers.
  */
 export function connect<E extends EventMap = EventMap>(url: string, options: ClientOptions = {}): ShoalClient<E> {
+  checkOptions(options);
   return new Client<E>(endpoints(url, options.sseUrl), options);
 }
