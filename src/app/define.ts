@@ -1,5 +1,7 @@
 import type { RequestListener } from 'node:http';
 import type { Bus } from '../bus/contract.js';
+import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
@@ -130,5 +132,30 @@ export interface AppDefinition<T extends SessionSchema = SessionSchema, E extend
 export function defineApp<T extends SessionSchema = SessionSchema, E extends EventMap = EventMap>(
   app: AppDefinition<T, E>,
 ): AppDefinition<T, E> {
+  checkApp(app, 'defineApp()');
   return app;
+}
+
+/**
+ * Plain JavaScript can hand over a definition without web(ctx), which a web node would only trip
+ * on as "definition.web is not a function". `call` names the function that was given it.
+ */
+export function checkApp(app: unknown, call: string): void {
+  const web = typeof app === 'object' && app !== null ? (app as { web?: unknown }).web : undefined;
+  if (typeof web === 'function') return;
+  const got =
+    typeof app !== 'object' || app === null
+      ? `got ${kindOf(app)}`
+      : `its web is ${web === undefined ? 'missing' : kindOf(web)}`;
+  throw new ConfigError(
+    `${call} needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module); ${got}`,
+  );
+}
+
+/** The node settings as plain JavaScript may leave them out. */
+export function checkNodeConfig(config: unknown, call: string): void {
+  if (typeof config === 'object' && config !== null) return;
+  throw new ConfigError(
+    `${call} needs the node's settings as its second argument, e.g. nodeConfigFromEnv(process.env, 'web') from 'shoal'`,
+  );
 }

@@ -8,7 +8,14 @@ import { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
-import type { AppDefinition, AppSessionOptions, NodeContext, RealtimeApp } from './define.js';
+import {
+  type AppDefinition,
+  type AppSessionOptions,
+  checkApp,
+  checkNodeConfig,
+  type NodeContext,
+  type RealtimeApp,
+} from './define.js';
 
 /** How one node of the cluster is configured (the CLI builds it from SHOAL_* variables). */
 export interface NodeConfig extends NodeContext {
@@ -48,6 +55,8 @@ export async function openApp<T extends SessionSchema>(
   app: AppDefinition<T>,
   config: NodeConfig,
 ): Promise<OpenedApp<T>> {
+  checkApp(app, 'openApp()');
+  checkNodeConfig(config, 'openApp()');
   const storeUrl = config.store ?? DEFAULT_STORE_URL;
   const busUrl = config.bus ?? busUrlFor(storeUrl);
   const own = appSessionOptions(app, config);

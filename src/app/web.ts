@@ -1,6 +1,6 @@
 import type { RequestListener } from 'node:http';
 import type { SessionSchema } from '../session/options.js';
-import type { AppDefinition, WebNode } from './define.js';
+import { type AppDefinition, checkApp, checkNodeConfig, type WebNode } from './define.js';
 import { type NodeConfig, type OpenedApp, openApp } from './open.js';
 
 /** A web node of an app, ready to be served by any node:http server. */
@@ -21,6 +21,8 @@ export async function createWebNode<T extends SessionSchema>(
   definition: AppDefinition<T>,
   config: Omit<NodeConfig, 'role'>,
 ): Promise<RunnableWebNode<T>> {
+  checkApp(definition, 'createWebNode()');
+  checkNodeConfig(config, 'createWebNode()');
   const app = await openApp(definition, { ...config, role: 'web' });
   let web: WebNode;
   try {

@@ -1,5 +1,6 @@
 import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import { redact } from '../core/url.js';
 import type { Bus, BusOptions } from './contract.js';
 
@@ -27,6 +28,11 @@ export function busUrlFor(storeUrl: string | undefined): string {
  * Each backend module is imported only when used, so apps install only the client they need.
  */
 export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {
+  if (typeof url !== 'string') {
+    throw new ConfigError(
+      `createBus() takes a bus URL string, e.g. createBus('redis://127.0.0.1:6379'), or none for ${DEFAULT_BUS_URL}; got ${kindOf(url)}`,
+    );
+  }
   switch (backendOf(url)) {
     case 'memory':
       return (await import('./memory.js')).memoryBus(options);

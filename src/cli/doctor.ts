@@ -166,12 +166,13 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
 }
 
 /** The secrets the app module's own session settings give (both tiers use them instead of SHOAL_SECRETS). */
-function appSessionSecrets(app: AppDefinition | undefined, env: NodeJS.ProcessEnv): string[] | undefined {
+function appSessionSecrets(app: AppDefinition | undefined, env: NodeJS.ProcessEnv): readonly string[] | undefined {
   const session = app?.session;
   if (!session) return undefined;
   try {
     const secrets = (typeof session === 'function' ? session({ nodeId: 'doctor', env }) : session).secrets;
-    return secrets?.length ? [...secrets] : undefined;
+    // As given, not copied: a single string (not an array) is for KeyRing to refuse, as the nodes do.
+    return secrets?.length ? secrets : undefined;
   } catch {
     return undefined;
   }

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import type { Logger } from '../core/logger.js';
 import type { MetricsOption } from '../core/metrics.js';
 import type { EncryptionOptions } from '../session/encryption.js';
 import { endsUnsupported, type SessionEndHandler } from '../session/lifecycle.js';
 import type { NearCacheOptions } from '../session/near-cache.js';
-import type { SessionStore } from '../stores/contract.js';
+import { isSessionStore, type SessionStore } from '../stores/contract.js';
 import { COOKIE_KEYS, type CookieOptions } from './express-session-cookie.js';
 
 /** An express-session store, as `migrateFrom` uses it: callback style, as every such store supports. */
@@ -123,9 +124,15 @@ export function checkOptions(options: ExpressSessionOptions): void {
       `shoal/express-session: "store" URL has an unknown scheme; use one of ${STORE_SCHEMES.join(' ')} (or pass a shoal store)`,
     );
   }
-  if (typeof options.store === 'object' && options.store !== null && !isShoalStore(options.store)) {
+  const store: unknown = options.store;
+  if (typeof store === 'object' && store !== null && !isSessionStore(store)) {
     throw new ConfigError(
       'shoal/express-session: "store" must be a shoal store or store URL (e.g. "redis://127.0.0.1:6379"); an express-session store writes whole objects and loses concurrent writes. To read the sessions it holds, pass it as "migrateFrom"',
+    );
+  }
+  if (store !== undefined && store !== null && typeof store !== 'object' && typeof store !== 'string') {
+    throw new ConfigError(
+      `shoal/express-session: "store" is ${kindOf(store)}; pass a store URL (e.g. "redis://127.0.0.1:6379"), a shoal store, or leave it out for memory`,
     );
   }
   // Said when the middleware is made (the app's start), not as a 500 on every request once the store opens.
@@ -171,9 +178,4 @@ export function secretsOf(secret: string | string[] | undefined): string[] {
 function kindWithoutEnds(store: SessionStore | string | undefined): string | undefined {
   if (typeof store === 'string') return store.startsWith('memcached') ? 'memcached' : undefined;
   return store && !store.capabilities.lifecycle ? store.kind : undefined;
-}
-
-function isShoalStore(store: object): store is SessionStore {
-  const s = store as Partial<SessionStore>;
-  return typeof s.kind === 'string' && typeof s.commit === 'function' && typeof s.create === 'function';
 }

@@ -20,8 +20,10 @@ export interface ClientScopeOptions<T extends SessionSchema = SessionSchema>
  * `defineClientScope({ store: await createStore(url, { namespace: 'client' }) })`
  */
 export function defineClientScope<T extends SessionSchema = SessionSchema>(
-  options: ClientScopeOptions<T>,
+  given: ClientScopeOptions<T>,
 ): SessionManager<T> {
+  // Left out in plain JavaScript: the manager then says which options it needs.
+  const options = given ?? ({} as ClientScopeOptions<T>);
   const secure = options.cookie?.secure ?? true;
   // Explicit values: the session's timeouts (SHOAL_IDLE_TIMEOUT / SHOAL_ABSOLUTE_TIMEOUT on CLI nodes) never apply here.
   const absoluteTimeout = options.absoluteTimeout ?? '400d';

@@ -1,14 +1,16 @@
 import { hostname } from 'node:os';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import { defaultLogger, type Logger } from '../core/logger.js';
 import { type MetricsOption, registryOf, type ShoalMetrics, metrics as shoalMetrics } from '../core/metrics.js';
-import type { SessionStore } from '../stores/contract.js';
+import { isSessionStore, type SessionStore } from '../stores/contract.js';
 import { instrumentStore } from '../stores/instrument.js';
 import { type EncryptionOptions, ValueCipher } from './encryption.js';
 import { SessionEvents } from './events.js';
 import type { SessionEndHandler } from './lifecycle.js';
 import { createNearCache, type NearCache, type NearCacheOptions } from './near-cache.js';
+import { secretList } from './signing.js';
 
 /** Default size budget: 512 KiB of JSON per attribute value and per commit. */
 export const DEFAULT_MAX_SIZE = 512 * 1024;
@@ -153,13 +155,14 @@ export interface SessionContext<T extends SessionSchema = SessionSchema> {
 }
 
 export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
+  checkStore(o);
   const logger = o.logger ?? defaultLogger();
   const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
   const idleMs = parseDuration(o.idleTimeout ?? '30m', 'idleTimeout');
   const scope = o.scope ?? 'session';
   const config: SessionConfig<T> = Object.freeze({
-    secrets: Object.freeze([...(o.secrets ?? [])]),
+    secrets: Object.freeze([...secretList(o.secrets)]),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
     sameSite: o.cookie?.sameSite ?? 'Lax',
@@ -193,6 +196,21 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     stats: { lockAcquired: 0, lockWaited: 0, lockWaitMs: 0, lockTimeouts: 0, lockReleaseFailures: 0 },
   });
   return { config, services, events };
+}
+
+/** Plain JavaScript can leave out the one option TypeScript requires; say which, and how to make one. */
+function checkStore(o: SessionOptions<SessionSchema> | undefined): void {
+  const scope = o?.scope === 'client' ? 'defineClientScope' : 'defineSession';
+  if (typeof o !== 'object' || o === null) {
+    throw new ConfigError(
+      `${scope}() takes an options object: ${scope}({ store: await createStore(url), secrets: [secret] })`,
+    );
+  }
+  if (isSessionStore(o.store)) return;
+  const got = o.store === undefined ? 'no store was given' : `got ${kindOf(o.store)}`;
+  throw new ConfigError(
+    `${scope}() needs \`store\`, a session store: store: await createStore('redis://127.0.0.1:6379') (any URL createStore takes, or createStore() for the embedded SQLite file); ${got}`,
+  );
 }
 
 function resolveMaxSize(value: number | undefined): number {

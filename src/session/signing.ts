@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ConfigError } from '../core/errors.js';
 import { SESSION_ID_PATTERN } from '../core/ids.js';
+import { kindOf } from '../core/kind-of.js';
 
 /**
  * Signs session ids with the first secret of a key ring and accepts any
@@ -9,6 +10,24 @@ import { SESSION_ID_PATTERN } from '../core/ids.js';
  */
 /** How many verified cookie values to remember: an HMAC per request was a visible share of a session read. */
 const VERIFIED_CACHE = 10_000;
+
+/**
+ * `secrets` as given from plain JavaScript: a single string would otherwise be read character by
+ * character ("a session secret is 1 characters long"). Undefined stands for none.
+ */
+export function secretList(secrets: unknown): readonly string[] {
+  if (secrets === undefined) return [];
+  if (Array.isArray(secrets) && secrets.every((s) => typeof s === 'string')) return secrets;
+  const got =
+    typeof secrets === 'string'
+      ? 'one string: wrap it in [ ]'
+      : Array.isArray(secrets)
+        ? `an array holding ${kindOf(secrets.find((s) => typeof s !== 'string'))}`
+        : kindOf(secrets);
+  throw new ConfigError(
+    `session secrets must be an array of strings, newest first, e.g. secrets: [process.env.SESSION_SECRET]; got ${got}`,
+  );
+}
 
 export class KeyRing {
   readonly #verified = new Map<string, string>();
@@ -19,8 +38,9 @@ export class KeyRing {
    * `purpose` separates scopes: a value signed for "client" never verifies as a
    * "session" cookie, even though both scopes share the ring and id format.
    */
-  constructor(secrets: readonly string[], purpose = 'session') {
+  constructor(given: readonly string[], purpose = 'session') {
     this.#purpose = purpose;
+    const secrets = secretList(given);
     if (secrets.length === 0) {
       throw new ConfigError(
         'no session secret configured: set SHOAL_SECRETS (comma-separated, newest first, each at least 32 characters) or pass `secrets`',

@@ -187,6 +187,12 @@ export interface StoreOptions {
   metrics?: MetricsOption;
 }
 
+/** Whether a value is a shoal session store (what createStore returns), for options given from plain JavaScript. */
+export function isSessionStore(value: unknown): value is SessionStore {
+  const s = value as Partial<SessionStore> | null | undefined;
+  return typeof s?.kind === 'string' && typeof s.commit === 'function' && typeof s.create === 'function';
+}
+
 /** Whether a session may still be served at `now`. */
 export function isLive(meta: SessionMeta, now: number): boolean {
   return now < meta.idleDeadline && now < meta.absoluteDeadline;

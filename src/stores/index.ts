@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import { registryOf } from '../core/metrics.js';
 import { redact } from '../core/url.js';
 import type { SessionStore, StoreOptions } from './contract.js';
@@ -24,6 +25,11 @@ export async function createStore(
   rawUrl: string = DEFAULT_STORE_URL,
   explicit: StoreOptions = {},
 ): Promise<SessionStore> {
+  if (typeof rawUrl !== 'string') {
+    throw new ConfigError(
+      `createStore() takes a store URL string, e.g. createStore('redis://127.0.0.1:6379'), or none for ${DEFAULT_STORE_URL}; got ${kindOf(rawUrl)}`,
+    );
+  }
   const { url, timeoutMs } = takeTimeout(rawUrl);
   const options: StoreOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...explicit };
   registryOf(options.metrics); // a bad metrics option fails here, whichever store counts with it

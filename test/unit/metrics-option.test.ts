@@ -104,10 +104,12 @@ describe('the metrics option', () => {
 
   it('refuses a registry that is not one, saying what to pass', async () => {
     const bad = { registry: {} as Registry };
-    expect(() => new SessionManager({ store: {} as never, secrets: [SECRET], metrics: bad })).toThrow(ConfigError);
-    expect(() => new SessionManager({ store: {} as never, secrets: [SECRET], metrics: bad })).toThrow(
+    const store = await createStore('memory:');
+    expect(() => new SessionManager({ store, secrets: [SECRET], metrics: bad })).toThrow(ConfigError);
+    expect(() => new SessionManager({ store, secrets: [SECRET], metrics: bad })).toThrow(
       /metrics must be true, false or \{ registry \}/,
     );
+    await store.close();
     await expect(createStore('memory:', { metrics: bad })).rejects.toThrow(
       /metrics must be true, false or \{ registry \}/,
     );

@@ -1,0 +1,104 @@
+/**
+ * What the package says when plain JavaScript passes what TypeScript would refuse: a ConfigError
+ * naming what to pass, not a TypeError from deep inside.
+ */
+import { ConfigError, createBus, createStore, createWebNode, defineApp, defineClientScope, defineSession } from 'shoal';
+import { session as expressSession } from 'shoal/express-session';
+import { describe, expect, it } from 'vitest';
+
+/** Calls `f` with arguments past the types. */
+const loosely = <A extends unknown[], R>(f: (...args: A) => R, ...args: unknown[]): R => f(...(args as A));
+
+const SECRET = 'x'.repeat(40);
+const memory = () => createStore('memory:');
+
+describe('defineSession from plain JavaScript', () => {
+  it('says to pass a store when there is none', () => {
+    const attempt = () => loosely(defineSession, { secrets: [SECRET] });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      "defineSession() needs `store`, a session store: store: await createStore('redis://127.0.0.1:6379')",
+    );
+    expect(attempt).toThrow(/; no store was given$/);
+  });
+
+  it('says what a store is when given something else', () => {
+    expect(() => loosely(defineSession, { store: 'redis://127.0.0.1:6379', secrets: [SECRET] })).toThrow(
+      /needs `store`, a session store: .*; got a string$/,
+    );
+    expect(() => loosely(defineSession)).toThrow('defineSession() takes an options object');
+  });
+
+  it('says to wrap a single secret in an array instead of reading it character by character', async () => {
+    const store = await memory();
+    const attempt = () => loosely(defineSession, { store, secrets: SECRET, sweep: { enabled: false } });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      'session secrets must be an array of strings, newest first, e.g. secrets: [process.env.SESSION_SECRET]; got one string: wrap it in [ ]',
+    );
+    expect(() => loosely(defineSession, { store, secrets: [SECRET, 42] })).toThrow(/got an array holding a number$/);
+    await store.close();
+  });
+
+  it('says the same for the client scope', async () => {
+    const store = await memory();
+    expect(() => loosely(defineClientScope, { store, secrets: SECRET })).toThrow(/wrap it in \[ \]/);
+    expect(() => loosely(defineClientScope, { secrets: [SECRET] })).toThrow(/^defineClientScope\(\) needs `store`/);
+    expect(() => loosely(defineClientScope)).toThrow(/^defineClientScope\(\) needs `store`/);
+    await store.close();
+  });
+
+  it('still takes a secret as one string in the express-session drop-in, as express-session does', () => {
+    expect(() => expressSession({ secret: SECRET, store: 'memory:' })).not.toThrow();
+    expect(() => loosely(expressSession, { secret: SECRET, store: 42 })).toThrow(
+      'shoal/express-session: "store" is a number; pass a store URL (e.g. "redis://127.0.0.1:6379"), a shoal store, or leave it out for memory',
+    );
+  });
+});
+
+describe('createStore and createBus from plain JavaScript', () => {
+  it.each([
+    [null, 'null'],
+    [42, 'a number'],
+    [{ url: 'redis://127.0.0.1:6379' }, 'an object'],
+  ])('createStore(%j) says to pass a URL string', async (url, got) => {
+    const attempt = loosely(createStore, url);
+    await expect(attempt).rejects.toThrow(ConfigError);
+    await expect(loosely(createStore, url)).rejects.toThrow(
+      `createStore() takes a store URL string, e.g. createStore('redis://127.0.0.1:6379'), or none for sqlite:.shoal/shoal.db; got ${got}`,
+    );
+  });
+
+  it.each([
+    [null, 'null'],
+    [42, 'a number'],
+  ])('createBus(%j) says to pass a URL string', async (url, got) => {
+    await expect(loosely(createBus, url)).rejects.toThrow(ConfigError);
+    await expect(loosely(createBus, url)).rejects.toThrow(
+      `createBus() takes a bus URL string, e.g. createBus('redis://127.0.0.1:6379'), or none for sqlite:.shoal/shoal.db; got ${got}`,
+    );
+  });
+});
+
+describe('app definitions from plain JavaScript', () => {
+  it('defineApp says to write web(ctx) when it is missing', () => {
+    const attempt = () => loosely(defineApp, {});
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      "defineApp() needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module); its web is missing",
+    );
+    expect(() => loosely(defineApp, { web: 'handler.js' })).toThrow(/; its web is a string$/);
+    expect(() => loosely(defineApp)).toThrow(/; got nothing$/);
+  });
+
+  it('createWebNode says the same of a definition made without defineApp, before opening anything', async () => {
+    const config = { nodeId: 'n1', env: {}, store: 'memory:', bus: 'memory:' };
+    await expect(loosely(createWebNode, {}, config)).rejects.toThrow(ConfigError);
+    await expect(loosely(createWebNode, { session: {} }, config)).rejects.toThrow(
+      /^createWebNode\(\) needs an app with web\(ctx\).*; its web is missing$/,
+    );
+    await expect(loosely(createWebNode, defineApp({ web: () => () => {} }))).rejects.toThrow(
+      "createWebNode() needs the node's settings as its second argument, e.g. nodeConfigFromEnv(process.env, 'web') from 'shoal'",
+    );
+  });
+});
