@@ -11,7 +11,8 @@ class Entry implements Deadline {
   next: Entry | null = null;
   constructor(
     readonly at: number,
-    readonly expire: () => void,
+    /** Dropped once the call is over: it holds the caller's promise, and through it the answer. */
+    public expire: (() => void) | null,
   ) {}
 }
 
@@ -47,11 +48,13 @@ export class DeadlineQueue {
 
   /** The call answered in time (or is given up): its `expire` will not run. */
   settle(deadline: Deadline): void {
-    (deadline as Entry).done = true;
+    const entry = deadline as Entry;
+    entry.done = true;
+    entry.expire = null;
     // Answers mostly come in the order calls were made: drop the settled ones at the front, so
     // entries die young instead of living on in the queue until the timer fires.
     let head = this.#head;
-    while (head?.done) head = head.next;
+    while (head?.done) head = unlink(head);
     this.#head = head;
     if (head === null) this.#tail = null;
   }
@@ -65,12 +68,25 @@ export class DeadlineQueue {
     this.#timer = null;
     const now = performance.now();
     for (let entry = this.#head; entry && (entry.done || entry.at <= now); entry = this.#head) {
-      this.#head = entry.next;
+      this.#head = unlink(entry);
       if (this.#head === null) this.#tail = null;
       if (entry.done) continue;
+      const expire = entry.expire;
       entry.done = true;
-      entry.expire();
+      entry.expire = null;
+      expire?.();
     }
     if (this.#head !== null && this.#timer === null) this.#arm(this.#head.at - now);
   };
+}
+
+/**
+ * Takes an entry off the front and returns the next. The link is cut: an entry the collector has
+ * already promoted (a slow call) would otherwise keep every later entry, their promises and answers
+ * alive through it until the next full collection, dead or not.
+ */
+function unlink(entry: Entry): Entry | null {
+  const next = entry.next;
+  entry.next = null;
+  return next;
 }
