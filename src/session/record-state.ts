@@ -199,6 +199,6 @@ export class RecordState {
 
 export function notANumber(key: string): SessionValueError {
   return new SessionValueError(
-    `session.increment("${key}") needs a number, but "${key}" holds something else; nothing was written`,
+    `session.increment("${key}") needs a number, but "${key}" holds something else (or the total would pass the largest number); nothing was written`,
   );
 }

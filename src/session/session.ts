@@ -1,4 +1,5 @@
 import { ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import { PendingChanges } from './changes.js';
 import { decodeValue, encodeValue } from './codec.js';
@@ -128,10 +129,13 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * with bounded retries): just as correct, slower on a hot key, and it may throw ConflictError.
    */
   async increment<K extends Key<T>>(key: K, by = 1): Promise<number> {
+    // NaN, Infinity or a string would reach the store and leave text there that is not JSON.
+    if (typeof by !== 'number' || !Number.isFinite(by)) throw badAmount(key, by);
     if (this.#c.services.cipher) {
       const next = await this.update(key, (current) => {
         if (current === undefined) return by as T[K];
         if (typeof current !== 'number') throw notANumber(key);
+        if (!Number.isFinite(current + by)) throw badAmount(key, by);
         return (current + by) as T[K];
       });
       return next as number;
@@ -289,6 +293,14 @@ export class Session<T extends SessionSchema = SessionSchema> {
       });
     }
   }
+}
+
+/** increment() given an amount that is not a finite number, or one that would take the total past one. */
+function badAmount(key: string, by: unknown): SessionValueError {
+  const got = typeof by === 'number' ? String(by) : kindOf(by);
+  return new SessionValueError(
+    `session.increment("${key}", by) needs a finite number to add, e.g. increment("${key}", 1); got ${got}, so nothing was written`,
+  );
 }
 
 /** Removes a session id that a new one replaced (rotation, not an end) and tells every node to refuse it. */

@@ -24,8 +24,10 @@ export function applyDelta(
   const values = new Map<string, string>();
   for (const [key, by] of Object.entries(delta.incr ?? {})) {
     const current = asNumber(attrs.get(key));
-    if (current === undefined) return { status: 'not-a-number', key };
-    const next = String(current + by);
+    // A non-finite sum would be stored as "NaN"/"Infinity", which is not JSON: refuse it as Redis's script does.
+    const sum = current === undefined ? Number.NaN : current + by;
+    if (!Number.isFinite(sum)) return { status: 'not-a-number', key };
+    const next = String(sum);
     attrs.set(key, next);
     values.set(key, next);
   }

@@ -96,7 +96,10 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
       SELECT u.k, u.ord, u.by, cur.base ->> u.k AS old
       FROM cur, unnest($5::text[], $6::float8[]) WITH ORDINALITY AS u(k, by, ord)
     ), bad AS (
-      SELECT k FROM inc WHERE old IS NOT NULL AND old !~ '${JSON_NUMBER}' ORDER BY ord LIMIT 1
+      -- a sum past float8's range would raise an error, not refuse: it is reported as bad instead
+      SELECT k FROM inc WHERE CASE WHEN old IS NULL THEN false WHEN old !~ '${JSON_NUMBER}' THEN true
+        ELSE sign(old::float8) = sign(by) AND abs(old::float8) > ${Number.MAX_VALUE} - abs(by) END
+      ORDER BY ord LIMIT 1
     ), sums AS (
       SELECT k, coalesce(old::float8, 0) + by AS n FROM inc WHERE NOT EXISTS (SELECT 1 FROM bad)
     ), vals AS (

@@ -142,6 +142,8 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
 
     async commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> {
       const incr = Object.entries(delta.incr ?? {});
+      // float8 takes NaN and would store it; nothing is written, as for a stored non-number.
+      for (const [key, by] of incr) if (!Number.isFinite(by)) return { status: 'not-a-number', key };
       const { rows } = await query<CommitRow>('commit', sql.commit, [
         ns,
         id,

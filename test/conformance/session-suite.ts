@@ -259,6 +259,42 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
         expect(after?.meta.rev).toBe(before?.meta.rev);
       });
 
+      it('refuses increment() by NaN, Infinity or a non-number at the call, leaving the stored value as it was', async () => {
+        const { a, calls, reset } = rig();
+        const { cookie, id } = await seed(a, { n: 5 });
+        const before = await stored(id);
+        const s = a.open(cookie);
+        reset();
+        for (const by of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, '2', null]) {
+          const err = await s.increment('n', by as number).catch((e: unknown) => e);
+          expect(err, String(by)).toBeInstanceOf(SessionValueError);
+          expect((err as Error).message, String(by)).toMatch(
+            /^session\.increment\("n", by\) needs a finite number to add, e\.g\. increment\("n", 1\); got .*, so nothing was written$/,
+          );
+        }
+        expect(calls).toEqual([]);
+        await s.commit();
+        const after = await stored(id);
+        expect(after?.attributes).toEqual(before?.attributes);
+        expect(after?.meta.rev).toBe(before?.meta.rev);
+        expect((await request(a, cookie, (t) => t.get('n'))).result).toBe(5);
+        expect((await request(a, cookie, (t) => t.increment('n', 1))).result).toBe(6);
+      });
+
+      it('refuses an increment() whose total would not be a finite number, writing nothing', async () => {
+        const { a } = rig();
+        const { cookie, id } = await seed(a, { n: Number.MAX_VALUE });
+        const before = await stored(id);
+        const s = a.open(cookie);
+        const err = await s.increment('n', Number.MAX_VALUE).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(SessionValueError);
+        expect((err as Error).message).toMatch(/nothing was written/);
+        await s.commit();
+        const after = await stored(id);
+        expect(after?.attributes).toEqual(before?.attributes);
+        expect((await request(a, cookie, (t) => t.get('n'))).result).toBe(Number.MAX_VALUE);
+      });
+
       it('refuses functions, BigInt and circular values at the set() call', async () => {
         const { a, calls, reset } = rig();
         reset();
