@@ -1,5 +1,6 @@
 import { ConfigError } from '../core/errors.js';
 import { hashId } from '../core/ids.js';
+import { kindOf } from '../core/kind-of.js';
 import type { StoredSession } from '../stores/contract.js';
 import { decodeValue } from './codec.js';
 import { type CookieAttributes, clearCookie, MAX_COOKIE_VALUE, readCookie, serializeCookie } from './cookie.js';
@@ -180,6 +181,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /** A user's live sessions, for a "where you're signed in" page. */
   async listSessions(userId: string): Promise<SessionInfo[]> {
+    checkUserId(userId, 'listSessions');
     const sessions = await this.#services.store.listByUser(userId, Date.now());
     return sessions
       .map((s) => ({
@@ -206,6 +208,7 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
    * (usually the current one). When it resolves, every node refuses the ended ids.
    */
   async destroyAllForUser(userId: string, options: { except?: string | null } = {}): Promise<number> {
+    checkUserId(userId, 'destroyAllForUser');
     const sessions = await this.#services.store.listByUser(userId, Date.now());
     const ended = await Promise.all(
       sessions.filter((s) => s.id !== options.except).map((s) => this.destroySession(s.id)),
@@ -262,4 +265,12 @@ export interface SessionInfo {
 /** Typed session manager: `defineSession<{ cart: Cart; userId?: string }>({ store })`. */
 export function defineSession<T extends SessionSchema>(options: SessionOptions<T>): SessionManager<T> {
   return new SessionManager<T>(options);
+}
+
+/** A user id from app code: setUser() stores it as text, so a number or an object would match nobody. */
+function checkUserId(userId: unknown, call: string): void {
+  if (typeof userId === 'string') return;
+  throw new ConfigError(
+    `sessions.${call}(userId) takes the user's id as a string, as given to setUser (String(user.id)); got ${kindOf(userId)}`,
+  );
 }

@@ -57,6 +57,12 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   /** Associates the session with a user (indexed for listSessions / destroyAllForUser). */
   setUser(userId: string | null): void {
+    // Stores keep the id as text: a number or an object came back as itself, "42" or "[object Object]" by store.
+    if (typeof userId !== 'string' && userId !== null) {
+      throw new SessionValueError(
+        `session.setUser(userId) takes the user's id as a string (String(user.id)) or null; got ${kindOf(userId)}`,
+      );
+    }
     this.#changes.userId = userId;
   }
 

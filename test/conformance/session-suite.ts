@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { ConflictError, SessionValueError } from '../../src/core/errors.js';
+import { ConfigError, ConflictError, SessionValueError } from '../../src/core/errors.js';
 import { newSessionId } from '../../src/core/ids.js';
 import { defineSession, SessionManager } from '../../src/session/manager.js';
 import type { SessionOptions, SessionSchema } from '../../src/session/options.js';
@@ -293,6 +293,42 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
         const after = await stored(id);
         expect(after?.attributes).toEqual(before?.attributes);
         expect((await request(a, cookie, (t) => t.get('n'))).result).toBe(Number.MAX_VALUE);
+      });
+
+      it('refuses a user id that is not a string or null at setUser(), keeping the stored user', async () => {
+        const { a } = rig();
+        const { cookie, id } = await seed(a, { n: 1 });
+        await request(a, cookie, (s) => s.setUser('alice'));
+        const before = await stored(id);
+        for (const [bad, got] of [
+          [42, 'a number'],
+          [{ id: 1 }, 'an object'],
+          [undefined, 'nothing'],
+        ] as const) {
+          const attempt = await request(a, cookie, (s) => {
+            try {
+              s.setUser(bad as unknown as string);
+            } catch (err) {
+              return err;
+            }
+          });
+          expect(attempt.result, got).toBeInstanceOf(SessionValueError);
+          expect((attempt.result as Error).message).toBe(
+            `session.setUser(userId) takes the user's id as a string (String(user.id)) or null; got ${got}`,
+          );
+        }
+        const after = await stored(id);
+        expect(after?.meta.userId).toBe('alice');
+        expect(after?.meta.rev).toBe(before?.meta.rev);
+        expect((await request(a, cookie, (s) => s.userId())).result).toBe('alice');
+      });
+
+      it('refuses a user id that is not a string at listSessions() and destroyAllForUser()', async () => {
+        const { a } = rig();
+        await expect(a.listSessions(42 as unknown as string)).rejects.toThrow(
+          "sessions.listSessions(userId) takes the user's id as a string, as given to setUser (String(user.id)); got a number",
+        );
+        await expect(a.destroyAllForUser({ id: 1 } as unknown as string)).rejects.toBeInstanceOf(ConfigError);
       });
 
       it('refuses functions, BigInt and circular values at the set() call', async () => {
