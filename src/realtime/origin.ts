@@ -1,4 +1,5 @@
 import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 
 /**
  * Cross-site WebSocket hijacking defence: a browser always sends Origin on a
@@ -66,6 +67,18 @@ function asBrowserSends(value: string): string | undefined {
  * alike: what is wrong and the fix. undefined when every entry is fine.
  */
 export function originsProblem(values: readonly string[], setting: string): { what: string; fix: string } | undefined {
+  // From plain JavaScript: one origin given as a string would otherwise fail here on flatMap.
+  if (!Array.isArray(values)) {
+    const single = typeof values === 'string' ? `['${values}']` : "['https://app.example.com']";
+    return { what: `${setting} must be a list of origins, not ${kindOf(values)}`, fix: `pass ${single}` };
+  }
+  const notText = values.findIndex((value) => typeof value !== 'string');
+  if (notText !== -1) {
+    return {
+      what: `${setting} holds ${kindOf(values[notText])}, not an origin`,
+      fix: "list origins as strings, e.g. ['https://app.example.com']",
+    };
+  }
   const bad = values.flatMap((value) => {
     const fix = originFix(value);
     return fix === undefined ? [] : [{ value, fix }];

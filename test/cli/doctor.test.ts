@@ -76,6 +76,18 @@ describe('shoal doctor', () => {
     expect(any.code).toBe(0);
   });
 
+  it("fails an app module's realtime.origins given as one string, saying to pass a list", async () => {
+    const single = join(dir, 'single-origin.app.mjs');
+    writeFileSync(
+      single,
+      `export default { async web() { return { handler: (q, s) => s.end(), async close() {} }; }, realtime: { origins: 'http://127.0.0.1:24850' } };\n`,
+    );
+    const r = await diagnose(good(), single);
+    expect(r.text).toMatch(/^FAIL {2}realtime\.origins must be a list of origins, not a string$/m);
+    expect(r.text).toMatch(/^ {6}fix: pass \['http:\/\/127\.0\.0\.1:24850'\]$/m);
+    expect(r.code).toBe(1);
+  });
+
   it('fails missing origins when the app has realtime rules, warns when it has none', async () => {
     const withRealtime = await diagnose({ ...good(), SHOAL_ORIGINS: undefined });
     expect(withRealtime.text).toMatch(/^FAIL {2}SHOAL_ORIGINS is not set.*: gateways refuse to start/m);

@@ -4,6 +4,7 @@
  */
 import { ConfigError, createBus, createStore, createWebNode, defineApp, defineClientScope, defineSession } from 'shoal';
 import { session as expressSession } from 'shoal/express-session';
+import { createGateway } from 'shoal/gateway';
 import { describe, expect, it } from 'vitest';
 
 /** Calls `f` with arguments past the types. */
@@ -100,5 +101,26 @@ describe('app definitions from plain JavaScript', () => {
     await expect(loosely(createWebNode, defineApp({ web: () => () => {} }))).rejects.toThrow(
       "createWebNode() needs the node's settings as its second argument, e.g. nodeConfigFromEnv(process.env, 'web') from 'shoal'",
     );
+  });
+});
+
+describe('allowed origins from plain JavaScript', () => {
+  it('says to pass a list when one origin is given as a string', async () => {
+    const store = await memory();
+    const bus = await createBus('memory:');
+    const sessions = defineSession({ store, secrets: [SECRET], sweep: { enabled: false } });
+    try {
+      const attempt = loosely(createGateway, { bus, sessions, origins: 'http://127.0.0.1:24850' });
+      await expect(attempt).rejects.toThrow(ConfigError);
+      await expect(attempt).rejects.toThrow(
+        "origins must be a list of origins, not a string; pass ['http://127.0.0.1:24850']",
+      );
+      await expect(loosely(createGateway, { bus, sessions, origins: ['https://a.example', 42] })).rejects.toThrow(
+        "origins holds a number, not an origin; list origins as strings, e.g. ['https://app.example.com']",
+      );
+    } finally {
+      await sessions.close();
+      await bus.close();
+    }
   });
 });
