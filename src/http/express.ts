@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
@@ -7,6 +8,7 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
 import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
+import { checkManager, looksLikeRequest } from './misuse.js';
 import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -44,7 +46,9 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   manager: SessionManager<T>,
   options: ExpressSessionOptions<C> = {},
 ): RequestHandler {
+  checkManager(manager, 'app.use(session(sessions))');
   const clients = options.client;
+  if (clients !== undefined) checkManager(clients, 'session(sessions, { client: clients })');
   return (req, res, next) => {
     const scopes = openScopes(manager, clients, req.headers.cookie, req, userAgentOf, ipOf);
     req.session = scopes.session as unknown as RequestSession;
@@ -66,7 +70,16 @@ function ipOf(req: Request): string | undefined {
  * carries the fencing token. A lock that cannot be had within `wait` answers 409.
  */
 export function sessionLock(name: string, options: LockOptions = {}): RequestHandler {
+  // Registered without a name (app.post('/x', sessionLock, …)) it would make a handler and never call next.
+  if (typeof name !== 'string') {
+    throw new ConfigError(
+      `sessionLock(name) takes the lock's name, e.g. app.post('/checkout', sessionLock('checkout'), handler); got ${looksLikeRequest(name) ? 'a request: it was registered without being called' : kindOf(name)}`,
+    );
+  }
   return (req, res, next) => {
+    if (!req.session) {
+      return next(new ConfigError('sessionLock() needs req.session: register app.use(session(sessions)) before it'));
+    }
     let closed = false;
     let release: (() => Promise<void>) | undefined;
     res.once('close', () => {
@@ -111,7 +124,11 @@ export function clientOf<C extends SessionSchema>(req: { client?: Session }, _ma
  * Answers 503 with a clear body when the session store or the message bus is down (fail
  * closed, never anonymous), and 409 when a session.lock() in a handler timed out.
  */
-export function sessionErrors(): ErrorRequestHandler {
+export function sessionErrors(...misuse: unknown[]): ErrorRequestHandler {
+  // Registered itself, Express would take it for plain middleware that never calls next: every request would hang.
+  if (misuse.length > 0) {
+    throw new ConfigError('sessionErrors is a factory: register app.use(sessionErrors()), after your routes');
+  }
   return (err, _req, res, next) => {
     // Half an answer cannot be replaced: Express's own handler cuts the connection.
     if (res.headersSent) return next(err);
