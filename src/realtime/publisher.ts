@@ -1,4 +1,6 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
+import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import {
   CHANNEL_RULE,
   INTERNAL_EVENT_PREFIX,
@@ -69,6 +71,23 @@ export function channelOf(target: Target): string {
   return 'user' in target ? userChannel(target.user) : sessionChannel(target.session);
 }
 
+/** Plain JavaScript can pass anything to realtime.to(); channelOf would fail on it with a TypeError from inside. */
+function checkTarget(target: unknown): void {
+  if (typeof target === 'string') return;
+  const t = target as { user?: unknown; session?: unknown } | null;
+  if (typeof t === 'object' && t !== null && !Array.isArray(t)) {
+    if ('user' in t && typeof t.user === 'string') return;
+    if (!('user' in t) && typeof t.session === 'string') return;
+  }
+  const got =
+    typeof t === 'object' && t !== null && !Array.isArray(t) && ('user' in t || 'session' in t)
+      ? `its ${'user' in t ? 'user' : 'session'} is ${kindOf('user' in t ? t.user : t.session)}`
+      : `got ${kindOf(target)}`;
+  throw new ConfigError(
+    `realtime.to(target) takes a channel name ('orders'), { user: String(user.id) } or { session: sessionId }; ${got}`,
+  );
+}
+
 export interface Publisher<E extends EventMap = EventMap> {
   to(target: Target): { send<K extends keyof E & string>(event: K, data: E[K]): Promise<BusMessage> };
   /**
@@ -107,8 +126,14 @@ export interface Publisher<E extends EventMap = EventMap> {
  * with a subscriber on that channel delivers it.
  */
 export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publisher<E> {
+  if (typeof (bus as { publish?: unknown } | null)?.publish !== 'function') {
+    throw new ConfigError(
+      `createPublisher(bus) takes a message bus: createPublisher(await createBus('redis://127.0.0.1:6379')); got ${kindOf(bus)}`,
+    );
+  }
   return {
     to(target) {
+      checkTarget(target);
       const channel = channelOf(target);
       if (!isValidChannel(channel)) {
         throw new TypeError(`"${channel}" is not a valid channel name: use ${CHANNEL_RULE}`);
@@ -118,6 +143,11 @@ export function createPublisher<E extends EventMap = EventMap>(bus: Bus): Publis
       }
       return {
         send(event, data) {
+          if (typeof event !== 'string' || event === '') {
+            throw new ConfigError(
+              `realtime.to(…).send(event, data) takes the event's name as a string, e.g. send('order.shipped', { id }); got ${kindOf(event)}`,
+            );
+          }
           if (event.startsWith(INTERNAL_EVENT_PREFIX)) {
             throw new TypeError(`event names starting with "${INTERNAL_EVENT_PREFIX}" are reserved for shoal`);
           }

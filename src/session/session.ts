@@ -1,4 +1,4 @@
-import { ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
+import { ConfigError, ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import { PendingChanges } from './changes.js';
@@ -197,6 +197,12 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * should hand `fencingToken` to whatever it writes to.
    */
   async lock<R>(name: string, fn: (ctx: LockContext) => R | Promise<R>, options: LockOptions = {}): Promise<R> {
+    // Checked before the lock is taken: finding out after would hold it for nothing.
+    if (typeof fn !== 'function') {
+      throw new ConfigError(
+        `session.lock(name, fn) runs fn while holding the lock: session.lock('${typeof name === 'string' ? name : 'checkout'}', async () => { … }); got ${kindOf(fn)} for fn`,
+      );
+    }
     const held = await this.acquireLock(name, options);
     try {
       return await fn({ fencingToken: held.fencingToken });

@@ -2,7 +2,16 @@
  * What the package says when plain JavaScript passes what TypeScript would refuse: a ConfigError
  * naming what to pass, not a TypeError from deep inside.
  */
-import { ConfigError, createBus, createStore, createWebNode, defineApp, defineClientScope, defineSession } from 'shoal';
+import {
+  ConfigError,
+  createBus,
+  createPublisher,
+  createStore,
+  createWebNode,
+  defineApp,
+  defineClientScope,
+  defineSession,
+} from 'shoal';
 import { session as expressSession } from 'shoal/express-session';
 import { createGateway } from 'shoal/gateway';
 import { describe, expect, it } from 'vitest';
@@ -121,6 +130,51 @@ describe('allowed origins from plain JavaScript', () => {
     } finally {
       await sessions.close();
       await bus.close();
+    }
+  });
+});
+
+describe('realtime publishing from plain JavaScript', () => {
+  it('says what createPublisher, to() and send() take', async () => {
+    expect(() => loosely(createPublisher, null)).toThrow(ConfigError);
+    expect(() => loosely(createPublisher, 'redis://127.0.0.1:6379')).toThrow(
+      "createPublisher(bus) takes a message bus: createPublisher(await createBus('redis://127.0.0.1:6379')); got a string",
+    );
+    const bus = await createBus('memory:');
+    try {
+      const realtime = createPublisher(bus);
+      const to = (target: unknown) => () => realtime.to(target as string);
+      const rule =
+        "realtime.to(target) takes a channel name ('orders'), { user: String(user.id) } or { session: sessionId }; ";
+      expect(to(42)).toThrow(`${rule}got a number`);
+      expect(to(undefined)).toThrow(`${rule}got nothing`);
+      expect(to({})).toThrow(`${rule}got an object`);
+      expect(to({ user: 42 })).toThrow(`${rule}its user is a number`);
+      expect(to({ user: 42 })).toThrow(ConfigError);
+      const send =
+        (...args: unknown[]) =>
+        () =>
+          loosely(realtime.to('orders').send, ...args);
+      expect(send()).toThrow(
+        "realtime.to(…).send(event, data) takes the event's name as a string, e.g. send('order.shipped', { id }); got nothing",
+      );
+      expect(send(42, {})).toThrow(ConfigError);
+    } finally {
+      await bus.close();
+    }
+  });
+
+  it('says session.lock() needs the function to run', async () => {
+    const store = await memory();
+    const sessions = defineSession({ store, secrets: [SECRET], sweep: { enabled: false } });
+    try {
+      const s = sessions.open(undefined);
+      await expect(loosely(s.lock.bind(s), 'x')).rejects.toThrow(
+        "session.lock(name, fn) runs fn while holding the lock: session.lock('x', async () => { … }); got nothing for fn",
+      );
+      expect(s.id).toBeNull();
+    } finally {
+      await sessions.close();
     }
   });
 });
