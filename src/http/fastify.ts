@@ -13,6 +13,7 @@ import {
   lockFailure,
   sessionFailure,
 } from './failure.js';
+import { checkManager } from './misuse.js';
 import { commitScopesNow, openScopes, type Scopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -53,6 +54,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   manager: SessionManager<T>,
   options: FastifySessionOptions<C> = {},
 ): FastifyPluginAsync {
+  checkManager(manager, 'await app.register(session(sessions))');
+  if (options.client !== undefined) checkManager(options.client, 'session(sessions, { client: clients })');
   // Requests whose handler hit a store outage, and requests already committed (onSend
   // runs again for the error handler's reply when something fails after it).
   const outage = new WeakMap<FastifyRequest, StoreUnavailableError>();

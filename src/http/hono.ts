@@ -12,6 +12,7 @@ import {
   lockFailure,
   sessionFailure,
 } from './failure.js';
+import { checkManager } from './misuse.js';
 import { commitScopesNow, openScopes } from './scopes.js';
 
 /**
@@ -50,6 +51,8 @@ export function session<T extends SessionSchema, C extends SessionSchema = never
   manager: SessionManager<T>,
   options: HonoSessionOptions<C> = {},
 ): MiddlewareHandler<SessionEnv<T, C>> {
+  checkManager(manager, 'app.use(session(sessions))');
+  if (options.client !== undefined) checkManager(options.client, 'session(sessions, { client: clients })');
   const address = options.clientAddress ?? nodeServerAddress;
   return async (c, next) => {
     const scopes = openScopes(

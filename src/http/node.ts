@@ -5,6 +5,7 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders, type ResponseHold } from './commit-before-headers.js';
 import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
+import { checkManager } from './misuse.js';
 import { commitOpenScopes, openScopes } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
@@ -46,6 +47,8 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   manager: SessionManager<T>,
   options: NodeSessionOptions<C> = {},
 ): NodeSessions<T, C> {
+  checkManager(manager, 'nodeSessions(sessions)');
+  if (options.client !== undefined) checkManager(options.client, 'nodeSessions(sessions, { client: clients })');
   const onError = options.onError ?? (() => {});
   const clients = new WeakMap<IncomingMessage, Session<C>>();
 
