@@ -65,6 +65,22 @@ describe('connect() options from plain JavaScript', () => {
     );
   });
 
+  it.each([
+    [{ backoff: null }, 'options.backoff is null; use { base, cap, stableMs } in ms'],
+    [{ WebSocket: 'x' }, 'options.WebSocket is "x"; use a function, or leave it out'],
+    [{ sseUrl: 42 }, 'options.sseUrl is 42; use a string, or leave it out'],
+    [{ token: { jwt: 'x' } }, 'options.token is an object; use a string, or leave it out'],
+    [{ getToken: 'abc' }, 'options.getToken is "abc"; use a function, or leave it out'],
+  ])('refuses %j at once', (options, message) => {
+    expect(() => connect('ws://127.0.0.1:1/', loose(options))).toThrow(`connect(): ${message}`);
+  });
+
+  it('refuses options that are not an object (a transport passed on its own)', () => {
+    expect(() => connect('ws://127.0.0.1:1/', 'websocket' as unknown as ClientOptions)).toThrow(
+      `connect(): options is "websocket"; use an object, e.g. connect('/ws', { transport: 'auto' })`,
+    );
+  });
+
   it.each(['websocket', 'sse', 'auto', undefined])('opens with transport %s', async (transport) => {
     opened.length = 0;
     const rt = connect('ws://127.0.0.1:1/', loose({ transport, pingMs: 5000, backoff: { base: 100 } }));
