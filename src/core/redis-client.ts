@@ -85,7 +85,13 @@ export function parseRedisUrl(url: string): RedisTarget {
  */
 function singleDatabase(url: string, path: string, query: string): number {
   const fromQuery = new URLSearchParams(query).get('db');
-  const db = path && path !== '/' ? path.slice(1) : (fromQuery ?? '0');
+  const fromPath = path && path !== '/' ? path.slice(1) : null;
+  if (fromPath !== null && fromQuery !== null && fromPath !== fromQuery) {
+    throw new ConfigError(
+      `"${redactUrl(url)}" names two databases, /${fromPath} and ?db=${fromQuery}: keep one (ioredis would take /${fromPath}).`,
+    );
+  }
+  const db = fromPath ?? fromQuery ?? '0';
   if (!/^\d{1,9}$/.test(db)) {
     throw new ConfigError(
       `"${redactUrl(url)}": "${db}" is not a database number. Write redis://host:6379/<number>, e.g. /1, or leave it out for database 0.`,

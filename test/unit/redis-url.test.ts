@@ -24,6 +24,13 @@ describe('the database a Redis URL names', () => {
     expect(() => parseRedisUrl('redis://127.0.0.1:6379?db=two')).toThrow(/"two" is not a database number/);
   });
 
+  it('refuses a path and a ?db= naming different databases, and takes them when they agree', () => {
+    expect(() => parseRedisUrl('redis://127.0.0.1:6379/2?db=3')).toThrow(
+      /names two databases, \/2 and \?db=3: keep one/,
+    );
+    expect(parseRedisUrl('redis://127.0.0.1:6379/2?db=2')).toMatchObject({ kind: 'single', db: 2 });
+  });
+
   it('masks the password in the message', () => {
     expect(() => parseRedisUrl('redis://u:secret@127.0.0.1:6379/abc')).toThrow(
       /"redis:\/\/u:\*\*\*@127\.0\.0\.1:6379\/abc"/,
