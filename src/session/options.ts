@@ -156,6 +156,7 @@ export interface SessionContext<T extends SessionSchema = SessionSchema> {
 
 export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
   checkStore(o);
+  checkShapes(o as SessionOptions<SessionSchema>);
   const logger = o.logger ?? defaultLogger();
   const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
@@ -165,7 +166,7 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     secrets: Object.freeze([...secretList(o.secrets)]),
     cookieName: o.cookie?.name ?? (secure ? '__Host-shoal' : 'shoal.sid'),
     secure,
-    sameSite: o.cookie?.sameSite ?? 'Lax',
+    sameSite: sameSiteOf(o.cookie?.sameSite) ?? 'Lax',
     maxAge: o.cookie?.maxAge,
     idleMs,
     absoluteMs: parseDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout'),
@@ -211,6 +212,43 @@ function checkStore(o: SessionOptions<SessionSchema> | undefined): void {
   throw new ConfigError(
     `${scope}() needs \`store\`, a session store: store: await createStore('redis://127.0.0.1:6379') (any URL createStore takes, or createStore() for the embedded SQLite file); ${got}`,
   );
+}
+
+/**
+ * The options plain JavaScript can get wrong without a word: an object where one goes, functions in
+ * `validate` and the hooks, a SameSite browsers know. Spread or called later, a wrong one would
+ * fail far from here, or not at all.
+ */
+function checkShapes(o: SessionOptions<SessionSchema>): void {
+  const scope = o.scope === 'client' ? 'defineClientScope' : 'defineSession';
+  const refuse = (name: string, value: unknown, use: string): never => {
+    throw new ConfigError(`${scope}(): ${name} is ${kindOf(value)}; ${use}`);
+  };
+  for (const name of ['cookie', 'validate', 'sweep'] as const) {
+    const value = o[name];
+    if (value !== undefined && (typeof value !== 'object' || value === null)) refuse(name, value, 'pass an object');
+  }
+  for (const [key, fn] of Object.entries(o.validate ?? {})) {
+    if (typeof fn !== 'function') refuse(`validate.${key}`, fn, 'pass a function that returns the value or throws');
+  }
+  for (const name of ['onSessionStart', 'onSessionEnd'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'function') refuse(name, o[name], 'pass a function');
+  }
+  const sameSite = o.cookie?.sameSite;
+  if (sameSite !== undefined && sameSiteOf(sameSite) === undefined) {
+    throw new ConfigError(`${scope}(): cookie.sameSite is ${JSON.stringify(sameSite)}; use 'Lax', 'Strict' or 'None'`);
+  }
+  const retries = o.updateRetries;
+  if (retries !== undefined && !(Number.isInteger(retries) && retries >= 0)) {
+    refuse('updateRetries', retries, 'use a whole number of retries, 0 or more');
+  }
+}
+
+/** SameSite as the cookie writes it; browsers read the attribute in any case, so 'lax' is Lax. */
+function sameSiteOf(value: unknown): 'Lax' | 'Strict' | 'None' | undefined {
+  if (typeof value !== 'string') return undefined;
+  const v = value.toLowerCase();
+  return v === 'lax' ? 'Lax' : v === 'strict' ? 'Strict' : v === 'none' ? 'None' : undefined;
 }
 
 function resolveMaxSize(value: number | undefined): number {

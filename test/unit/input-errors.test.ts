@@ -50,6 +50,34 @@ describe('defineSession from plain JavaScript', () => {
     await store.close();
   });
 
+  it('says which option has the wrong shape: validate, cookie, hooks, sameSite, updateRetries', async () => {
+    const store = await memory();
+    const base = { store, secrets: [SECRET], sweep: { enabled: false } };
+    for (const [extra, message] of [
+      [{ validate: 'x' }, 'defineSession(): validate is a string; pass an object'],
+      [{ validate: { cart: 'array' } }, 'defineSession(): validate.cart is a string; pass a function'],
+      [{ cookie: 'shoal' }, 'defineSession(): cookie is a string; pass an object'],
+      [{ onSessionEnd: 'log' }, 'defineSession(): onSessionEnd is a string; pass a function'],
+      [
+        { cookie: { sameSite: 'relaxed' } },
+        `defineSession(): cookie.sameSite is "relaxed"; use 'Lax', 'Strict' or 'None'`,
+      ],
+      [{ updateRetries: -1 }, 'defineSession(): updateRetries is a number; use a whole number'],
+    ] as const) {
+      const attempt = () => loosely(defineSession, { ...base, ...extra });
+      expect(attempt, JSON.stringify(extra)).toThrow(ConfigError);
+      expect(attempt, JSON.stringify(extra)).toThrow(message);
+    }
+    // SameSite in another case is what browsers read anyway: taken, and written as the attribute is named.
+    const lax = defineSession({ ...base, cookie: { sameSite: 'lax' as 'Lax', secure: false } });
+    const s = lax.open(undefined);
+    s.set('n' as never, 1 as never);
+    await s.commit();
+    expect(lax.setCookieHeader(s)).toMatch(/; SameSite=Lax/);
+    await lax.close();
+    await store.close();
+  });
+
   it('says the same for the client scope', async () => {
     const store = await memory();
     expect(() => loosely(defineClientScope, { store, secrets: SECRET })).toThrow(/wrap it in \[ \]/);
