@@ -1,4 +1,5 @@
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import { withDeadline } from './deadline.js';
 import { ConfigError } from './errors.js';
 import { importOptional } from './lazy-import.js';
 
@@ -251,17 +252,10 @@ async function databaseRefusal(
     );
   }
   // CONFIG may be refused (managed Redis, ACLs) or slow: then the message goes without the count.
-  let timer: NodeJS.Timeout | undefined;
-  const count = await Promise.race([
-    client.config('GET', 'databases').then(
-      (reply) => Number((reply as string[])[1]),
-      () => Number.NaN,
-    ),
-    new Promise<number>((resolve) => {
-      timer = setTimeout(() => resolve(Number.NaN), timeoutMs);
-    }),
-  ]);
-  clearTimeout(timer);
+  const count = await withDeadline(() => client.config('GET', 'databases'), timeoutMs).then(
+    (reply) => Number((reply as string[])[1]),
+    () => Number.NaN,
+  );
   const which =
     Number.isInteger(count) && count > 0
       ? `this server has ${count} database${count === 1 ? '' : 's'} (the "databases" setting in redis.conf): use 0–${count - 1}`
