@@ -155,8 +155,8 @@ export interface SessionContext<T extends SessionSchema = SessionSchema> {
 }
 
 export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
-  checkStore(o);
-  checkShapes(o as SessionOptions<SessionSchema>);
+  const call = checkStore(o);
+  checkShapes(o as SessionOptions<SessionSchema>, call);
   const logger = o.logger ?? defaultLogger();
   const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
@@ -199,15 +199,18 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
   return { config, services, events };
 }
 
-/** Plain JavaScript can leave out the one option TypeScript requires; say which, and how to make one. */
-function checkStore(o: SessionOptions<SessionSchema> | undefined): void {
+/**
+ * Plain JavaScript can leave out the one option TypeScript requires; say which, and how to make one.
+ * Returns the call the errors name (defineSession or defineClientScope).
+ */
+function checkStore(o: SessionOptions<SessionSchema> | undefined): string {
   const scope = o?.scope === 'client' ? 'defineClientScope' : 'defineSession';
   if (typeof o !== 'object' || o === null) {
     throw new ConfigError(
       `${scope}() takes an options object: ${scope}({ store: await createStore(url), secrets: [secret] })`,
     );
   }
-  if (isSessionStore(o.store)) return;
+  if (isSessionStore(o.store)) return scope;
   const got = o.store === undefined ? 'no store was given' : `got ${kindOf(o.store)}`;
   throw new ConfigError(
     `${scope}() needs \`store\`, a session store: store: await createStore('redis://127.0.0.1:6379') (any URL createStore takes, or createStore() for the embedded SQLite file); ${got}`,
@@ -219,8 +222,7 @@ function checkStore(o: SessionOptions<SessionSchema> | undefined): void {
  * `validate` and the hooks, a SameSite browsers know. Spread or called later, a wrong one would
  * fail far from here, or not at all.
  */
-function checkShapes(o: SessionOptions<SessionSchema>): void {
-  const scope = o.scope === 'client' ? 'defineClientScope' : 'defineSession';
+function checkShapes(o: SessionOptions<SessionSchema>, scope: string): void {
   const refuse = (name: string, value: unknown, use: string): never => {
     throw new ConfigError(`${scope}(): ${name} is ${kindOf(value)}; ${use}`);
   };
