@@ -1,4 +1,4 @@
-import { type Logger as PinoLogger, pino } from 'pino';
+import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
 
 /**
  * What shoal logs through: pino's `(obj, msg)` calls. A pino logger fits as it is; so does anything
@@ -14,8 +14,19 @@ export interface Logger {
  * JSON logs (pino) on stdout, one line per event, at `level` and above (CLI nodes: SHOAL_LOG_LEVEL,
  * see logLevelFromEnv). Session ids never appear in logs: callers log hashId(id).
  */
-export function createLogger(bindings: Record<string, unknown> = {}, level = 'info'): PinoLogger {
-  return pino({ level, base: { pid: process.pid, ...bindings } });
+export function createLogger(
+  bindings: Record<string, unknown> = {},
+  level = 'info',
+  destination?: DestinationStream,
+): PinoLogger {
+  // pino's default error serializer appends every cause's message to the error's own ("…points at it.:
+  // connect ECONNREFUSED"); shoal's messages already name their cause, so the cause is kept apart.
+  const options = {
+    level,
+    base: { pid: process.pid, ...bindings },
+    serializers: { err: pino.stdSerializers.errWithCause },
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 let fallback: Logger | undefined;
