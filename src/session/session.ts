@@ -35,7 +35,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
     this.#r = new RecordState(context as SessionContext, incomingId, rejectedCookie, ctx);
   }
 
-  /** The session id once it exists (the cookie's, or a new one after the first write). */
+  /**
+   * The session id once it exists (the cookie's, or a new one after the first write). Until the
+   * session is loaded it is the id the signed cookie names, which may be of a session that has ended
+   * since (logout, expiry): `await session.load()` first where the id must be of a live session.
+   */
   get id(): string | null {
     return this.#r.id;
   }
