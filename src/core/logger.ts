@@ -1,4 +1,4 @@
-import { type DestinationStream, type Logger as PinoLogger, pino } from 'pino';
+import { type DestinationStream, type Logger as PinoLogger, pino, stdSerializers } from 'pino';
 
 /**
  * What shoal logs through: pino's `(obj, msg)` calls. A pino logger fits as it is; so does anything
@@ -24,7 +24,7 @@ export function createLogger(
   const options = {
     level,
     base: { pid: process.pid, ...bindings },
-    serializers: { err: pino.stdSerializers.errWithCause },
+    serializers: { err: stdSerializers.errWithCause },
   };
   return destination ? pino(options, destination) : pino(options);
 }
