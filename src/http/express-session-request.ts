@@ -34,6 +34,8 @@ export interface DropInConfig {
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
   logger: Logger;
+  /** Whether a cookie outliving the server's idle timeout was already reported (once per middleware). */
+  warnedLongCookie: boolean;
 }
 
 /**
@@ -110,6 +112,7 @@ export class RequestSession implements SessionControl {
       : this.#c.rolling || (sess.cookie.expires != null && modified);
     if (!setCookie || !this.#exists) return [];
     if (sess.cookie.secure && !this.#secure()) return [];
+    warnIfCookieOutlives(this.#c, sess.cookie.originalMaxAge);
     return [sess.cookie.serialize(this.#c.name, this.#c.manager.sign(this.#id))];
   }
 
@@ -297,4 +300,19 @@ function legacyGet(store: LegacyStore, id: string): Promise<Record<string, unkno
     const r = store.get(id, (err, session) => (err ? reject(err) : resolve(session ?? null)));
     if (r instanceof Promise) r.then((s: unknown) => resolve((s as Record<string, unknown>) ?? null), reject);
   });
+}
+
+/**
+ * A per-session `cookie.maxAge` longer than the idle timeout ("remember me") keeps the cookie in the
+ * browser after the server has ended the session: express-session + connect-redis give each session
+ * its cookie's lifetime, shoal gives every session `idleTimeout`. Said once, when it first happens.
+ */
+function warnIfCookieOutlives(c: DropInConfig, maxAge: number | null): void {
+  const idleMs = c.manager.config.idleMs;
+  if (c.warnedLongCookie || maxAge === null || maxAge <= idleMs) return;
+  c.warnedLongCookie = true;
+  c.logger.warn(
+    { maxAge, idleTimeout: idleMs },
+    `shoal/express-session: a session's cookie.maxAge (${maxAge} ms) is longer than idleTimeout (${idleMs} ms): the browser keeps the cookie, but the session ends after ${idleMs} ms without a request. Set idleTimeout to the longest maxAge you give a session, e.g. session({ idleTimeout: '30d', … })`,
+  );
 }

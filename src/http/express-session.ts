@@ -78,6 +78,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       proxy: options.proxy,
       migrateFrom: options.migrateFrom,
       logger: options.logger ?? defaultLogger(),
+      warnedLongCookie: false,
     };
     return config;
   });
