@@ -48,6 +48,10 @@ sticky sessions) in front of N web nodes, restarting any that crash.
   --port <p>       balancer port (default 8080); nodes use the ports after it
   --host <h>       balancer address (default 127.0.0.1)
 
+Every line a node prints (the app's console.log and console.error, stack traces,
+shoal's JSON logs) is shown behind the node's name, "web-1 | …", on stdout or
+stderr as the node wrote it; the names are coloured on a terminal.
+
 A node that cannot start (a bad SHOAL_* value, an app module that does not load)
 stops the cluster with its error; a node whose store does not answer stays up,
 not ready, until it does; a node that crashes after it was ready is restarted.`,

@@ -11,6 +11,7 @@ import { DEFAULT_STORE_URL } from '../stores/index.js';
 import { EXIT_CONFIG } from './args.js';
 import { createBalancer } from './balancer.js';
 import { createDashboard, mountDashboard } from './dashboard.js';
+import { nodeOutputWriter } from './node-output.js';
 import { type ChildSpec, type StartFailure, Supervisor } from './supervisor.js';
 
 export interface StartOptions {
@@ -19,6 +20,8 @@ export interface StartOptions {
   gateways: number;
   port: number;
   host?: string;
+  /** Print only the supervisor's status lines, not what the nodes write. */
+  quiet?: boolean;
 }
 
 const DEV_SECRET_FILE = '.shoal/dev-secret';
@@ -26,7 +29,8 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
 /**
  * `shoal start`: the whole cluster on one machine. One balancer on --port,
  * N web nodes then M gateways on the following ports, all on the same store and bus, so a laptop sees
- * what production sees: any request may land on any node.
+ * what production sees: any request may land on any node. Every line a node writes is printed behind
+ * its name (`web-1 | …`), on stdout or stderr as the node wrote it, unless `quiet`.
  * Resolves with the exit code once the cluster has stopped: 0 after SIGINT/SIGTERM, else that of
  * a node that could not start (78 for a configuration error), after stopping the others.
  */
@@ -78,10 +82,13 @@ export async function startCluster(o: StartOptions): Promise<number> {
   const finished = new Promise<number>((resolve) => {
     finish = resolve;
   });
+  const write = o.quiet ? undefined : nodeOutputWriter(specs.map((s) => s.name));
   const onFailure = (f: StartFailure) => {
     const how = f.code === null ? `signal ${f.signal}` : `exit code ${f.code}`;
     status(`${f.member.name.padEnd(8)} could not start (${how}) — stopping the cluster`);
-    console.error(`shoal: ${f.member.name} could not start: ${f.cause}`);
+    // The node's output, a stack and all, was printed just above unless --quiet: its first line is enough.
+    const cause = write ? f.cause.split('\n', 1)[0] : f.cause;
+    console.error(`shoal: ${f.member.name} could not start: ${cause}`);
     void shutdown(f.code === EXIT_CONFIG ? EXIT_CONFIG : 1);
   };
   const supervisor = new Supervisor(
@@ -94,7 +101,7 @@ export async function startCluster(o: StartOptions): Promise<number> {
         console.log(`\n  ➜  open ${url}\n  ➜  ops dashboard ${url}/_shoal/\n`);
       }
     },
-    { onFailure },
+    { onFailure, ...(write && { onOutput: (m, stream, lines) => write(m.name, stream, lines) }) },
   );
 
   const balancer = createBalancer({

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { EXIT_CONFIG } from './args.js';
 import type { Upstream } from './balancer.js';
+import { LineSplitter, type OutputStream } from './node-output.js';
 
 export interface ChildSpec {
   name: string;
@@ -21,6 +23,15 @@ export interface Member extends Upstream {
 /** How long a node may run without being ready before the supervisor says why it is not. */
 const SLOW_START_MS = 15_000;
 
+/** How much of a node's latest output is kept to say why it failed. */
+const TAIL_CHARS = 4000;
+
+/**
+ * How long after a node exits its output may still be arriving: its exit is handled once its stdout
+ * and stderr are read to the end, or after this, should a process it started hold them open.
+ */
+const OUTPUT_GRACE_MS = 1000;
+
 /** Why a node could not start: its exit code and the lines of its stderr that say so. */
 export interface StartFailure {
   member: Member;
@@ -34,6 +45,12 @@ export interface SupervisorOptions {
   onFailure?(failure: StartFailure): void;
   /** Exits before a node was first ready that count as "cannot start" (default 3). */
   startAttempts?: number;
+  /**
+   * Called with the lines a node writes, as they complete (a partial last line once the stream ends).
+   * Without it the output is only kept for the failure reports; with it, an exit's report does not
+   * repeat the output's tail, which was just handed on.
+   */
+  onOutput?(member: Member, stream: OutputStream, lines: string[]): void;
 }
 
 /**
@@ -46,6 +63,8 @@ export interface SupervisorOptions {
 export class Supervisor {
   readonly members: Member[] = [];
   readonly #children = new Map<string, ChildProcess>();
+  /** Per node, its current process's exit, resolved once its output is read too. */
+  readonly #exits = new Map<string, Promise<void>>();
   /** Names of the nodes that were ready at least once: from then on an exit is a crash. */
   readonly #wasReady = new Set<string>();
   readonly #failedStarts = new Map<string, number>();
@@ -90,18 +109,14 @@ export class Supervisor {
     this.#stopping = true;
     clearInterval(this.#timer);
     await Promise.all(
-      [...this.#children.values()].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const force = setTimeout(() => child.kill('SIGKILL'), 35_000);
-            child.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
+      [...this.#children].map(([name, child]) => {
+        if (child.exitCode === null && child.signalCode === null) {
+          const force = setTimeout(() => child.kill('SIGKILL'), 35_000);
+          child.once('exit', () => clearTimeout(force));
+          child.kill('SIGTERM');
+        }
+        return this.#exits.get(name);
+      }),
     );
   }
 
@@ -118,39 +133,78 @@ export class Supervisor {
     member.ready = false;
     let tail = '';
     let errors = '';
-    const keep = (d: Buffer) => {
-      tail = (tail + d.toString()).slice(-4000);
+    const forward = this.options.onOutput;
+    /** Reads one stream: keeps its tail, hands its lines on; returns what hands on its partial last line. */
+    const read = (stream: Readable | null, name: OutputStream) => {
+      if (!stream) return () => {};
+      stream.setEncoding('utf8'); // decodes a character split across chunks whole
+      const lines = new LineSplitter();
+      const hand = (complete: string[]) => {
+        if (complete.length > 0) forward?.(member, name, complete);
+      };
+      stream.on('data', (text: string) => {
+        tail = (tail + text).slice(-TAIL_CHARS);
+        if (name === 'stderr') errors = (errors + text).slice(-TAIL_CHARS);
+        if (forward) hand(lines.push(text));
+      });
+      const end = () => hand(lines.end());
+      stream.once('end', end);
+      return end;
     };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', (d: Buffer) => {
-      keep(d);
-      errors = (errors + d.toString()).slice(-4000);
+    const endStdout = read(child.stdout, 'stdout');
+    const endStderr = read(child.stderr, 'stderr');
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        member.ready = false;
+        member.state = 'dead';
+        member.pid = undefined;
+        // Its last lines may still be in the pipes: they come before what is said about its exit.
+        const settle = () => {
+          clearTimeout(grace);
+          child.off('close', settle);
+          endStdout();
+          endStderr();
+          resolve();
+          this.#exited(spec, member, code, signal, tail, errors);
+        };
+        const grace = setTimeout(settle, OUTPUT_GRACE_MS);
+        child.once('close', settle);
+      });
     });
-    child.once('exit', (code, signal) => {
-      member.ready = false;
-      member.state = 'dead';
-      member.pid = undefined;
-      if (this.#stopping || this.#failed) return;
-      // A signal is someone's doing (the dashboard's kill buttons, the OOM killer), not the node's.
-      if (code === EXIT_CONFIG || (signal === null && !this.#wasReady.has(spec.name))) {
-        const failedStarts = (this.#failedStarts.get(spec.name) ?? 0) + 1;
-        this.#failedStarts.set(spec.name, failedStarts);
-        if (code === EXIT_CONFIG || failedStarts >= (this.options.startAttempts ?? 3)) {
-          this.#failed = true;
-          this.options.onFailure?.({ member, code, signal, cause: causeOf(errors || tail) });
-          return;
-        }
+    this.#exits.set(spec.name, exited);
+  }
+
+  /** A node's process has exited and its output is read: a failure to start, or a crash to restart. */
+  #exited(
+    spec: ChildSpec,
+    member: Member,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    tail: string,
+    errors: string,
+  ): void {
+    if (this.#stopping || this.#failed) return;
+    // A signal is someone's doing (the dashboard's kill buttons, the OOM killer), not the node's.
+    if (code === EXIT_CONFIG || (signal === null && !this.#wasReady.has(spec.name))) {
+      const failedStarts = (this.#failedStarts.get(spec.name) ?? 0) + 1;
+      this.#failedStarts.set(spec.name, failedStarts);
+      if (code === EXIT_CONFIG || failedStarts >= (this.options.startAttempts ?? 3)) {
+        this.#failed = true;
+        this.options.onFailure?.({ member, code, signal, cause: causeOf(errors || tail) });
+        return;
       }
-      this.onEvent('exited', member, `${signal ?? `code ${code}`}${code ? `\n${tail.trim()}` : ''}`);
-      member.restarts++;
-      const backoff = Math.min(10_000, 250 * 2 ** Math.min(member.restarts, 6));
-      setTimeout(() => {
-        if (!this.#stopping && !this.#failed) {
-          this.#spawn(spec, member);
-          this.onEvent('restarted', member);
-        }
-      }, backoff).unref();
-    });
+    }
+    // The output's tail says why, unless every line of it was just printed.
+    const why = code && !this.options.onOutput ? `\n${tail.trim()}` : '';
+    this.onEvent('exited', member, `${signal ?? `code ${code}`}${why}`);
+    member.restarts++;
+    const backoff = Math.min(10_000, 250 * 2 ** Math.min(member.restarts, 6));
+    setTimeout(() => {
+      if (!this.#stopping && !this.#failed) {
+        this.#spawn(spec, member);
+        this.onEvent('restarted', member);
+      }
+    }, backoff).unref();
   }
 
   /**

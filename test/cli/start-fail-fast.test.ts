@@ -120,6 +120,12 @@ describe('shoal start when a node cannot start', () => {
     expect(await exitWithin(s.exit, 75_000)).toBe(1);
     expect(s.out().stdout.match(/web-1\s+restarted/g)).toHaveLength(2);
     expect(s.out().stderr).toMatch(/web-1 could not start: .*cannot reach the payment service/);
+    // Each try's stack is printed behind the node's name; the closing line names its first line only.
+    const stderr = s.out().stderr.trimEnd().split('\n');
+    expect(stderr.filter((l) => l === 'web-1 | Error: cannot reach the payment service')).toHaveLength(3);
+    expect(stderr.filter((l) => !l.startsWith('web-1 | '))).toEqual([
+      'shoal: web-1 could not start: Error: cannot reach the payment service',
+    ]);
   }, 90_000);
 
   it("a node's port held by another program stops the cluster with one line, and no node is announced ready", async () => {

@@ -5,7 +5,10 @@ export interface DevCluster {
   /** The dev balancer, e.g. http://127.0.0.1:41234 */
   url: string;
   child: ChildProcess;
+  /** stdout and stderr as they arrived, interleaved. */
   output(): string;
+  stdout(): string;
+  stderr(): string;
   /** SIGKILLs the balancer and every node it started (one process group), and waits for the exit. */
   stop(): Promise<void>;
 }
@@ -25,8 +28,10 @@ export async function startDevCluster(o: {
   cli?: string[];
   /** Working directory of the cluster (default the repo root). */
   cwd?: string;
+  /** More options for `shoal start` (--quiet). */
+  args?: string[];
 }): Promise<DevCluster> {
-  const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways)];
+  const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways), ...(o.args ?? [])];
   const cli = o.cli ?? ['--import', 'tsx', 'src/cli/main.ts'];
   const child = spawn(process.execPath, [...cli, ...args, '--port', String(o.port)], {
     cwd: o.cwd ?? ROOT,
@@ -35,6 +40,14 @@ export async function startDevCluster(o: {
     env: { ...process.env, ...o.env },
   });
   const output = captureOutput(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d;
+  });
   const url = `http://127.0.0.1:${o.port}`;
   const stop = async () => {
     if (!child.pid || child.exitCode !== null || child.signalCode !== null) return;
@@ -54,5 +67,5 @@ export async function startDevCluster(o: {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, child, output, stop };
+  return { url, child, output, stdout: () => stdout, stderr: () => stderr, stop };
 }
