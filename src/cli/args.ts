@@ -24,6 +24,7 @@ const OPTIONS = {
   'drain-timeout': { type: 'string' },
   'drain-delay': { type: 'string' },
   'dashboard-nodes': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -41,7 +42,7 @@ const EXAMPLES: Record<string, string> = {
 
 /** Which options each command takes (--help goes with all of them). */
 export const COMMANDS = {
-  start: ['app', 'web', 'gateways', 'port', 'host'],
+  start: ['app', 'web', 'gateways', 'port', 'host', 'quiet'],
   web: ['app', 'port', 'host', 'drain-timeout', 'drain-delay', 'dashboard-nodes'],
   gateway: ['app', 'port', 'host'],
   doctor: ['app'],
@@ -49,7 +50,10 @@ export const COMMANDS = {
 
 export type Command = keyof typeof COMMANDS;
 
-export type Values = Partial<Record<Exclude<OptionName, 'help'>, string>>;
+/** What each option was given: the text of a valued option, `true` for a flag (--quiet). */
+export type Values = {
+  [K in Exclude<OptionName, 'help'>]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string;
+};
 
 export type Parsed =
   | { kind: 'help'; topic: Command | ''; ok: boolean }
@@ -95,7 +99,7 @@ export function parseCommandLine(argv: string[]): Parsed {
         `--${name} is not an option of shoal ${first}; it takes ${allowed.map((a) => `--${a}`).join(', ')} (see shoal ${first} --help)`,
       );
     }
-    out[name as keyof Values] = String(value);
+    (out as Record<string, string | boolean>)[name] = value;
   }
   return { kind: 'run', command: first, values: out };
 }

@@ -37,7 +37,7 @@ Run "shoal <command> --help" for its options. Configuration comes from SHOAL_* e
 An optional shoal.config.ts (or .mjs/.js) in the working directory gives defaults:
   export default defineConfig({ app: './app.ts', web: 3, gateways: 2, env: { SHOAL_STORE: 'redis://…' } })
 Flags win over SHOAL_* variables, which win over the file.`,
-  start: `Usage: shoal start --app <module> [--web N] [--gateways M] [--port 8080]
+  start: `Usage: shoal start --app <module> [--web N] [--gateways M] [--port 8080] [--quiet]
 
 Runs a local cluster on this machine: a round-robin dev balancer on --port (no
 sticky sessions) in front of N web nodes, restarting any that crash.
@@ -47,6 +47,7 @@ sticky sessions) in front of N web nodes, restarting any that crash.
   --gateways <M>   realtime gateway nodes (default 0 until the app has realtime)
   --port <p>       balancer port (default 8080); nodes use the ports after it
   --host <h>       balancer address (default 127.0.0.1)
+  -q, --quiet      print only the cluster's status lines, not the nodes' output
 
 Every line a node prints (the app's console.log and console.error, stack traces,
 shoal's JSON logs) is shown behind the node's name, "web-1 | …", on stdout or
@@ -127,6 +128,7 @@ async function main(argv: string[]): Promise<number> {
         gateways,
         port,
         host: values.host,
+        quiet: values.quiet === true,
       });
     }
     case 'web': {

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LineSplitter, nodeOutputWriter } from '../../src/cli/node-output.js';
@@ -186,5 +187,23 @@ describe('shoal start prints what its nodes print', () => {
     expect(stdout).toMatch(/^web-1 \| last words E1$/m);
     expect(stdout.match(/last words E1/g)).toHaveLength(1); // the exit line does not repeat the tail
     expect(stdout).toMatch(/web-1 \| last words E1\n\[shoal \d\d:\d\d:\d\d\] web-1\s+exited :\d+ — code 3\n/);
+  }, 60_000);
+
+  it('--quiet prints only the status lines, and an exit with an error still shows the tail of its output', async () => {
+    const c = await start(1, ['--quiet']);
+    expect((await get(c, '/log?id=Q1')).status).toBe(200);
+    expect((await get(c, '/warn?id=Q2')).status).toBe(200);
+    expect((await get(c, '/throw?id=Q3')).status).toBe(500);
+    await sleep(500);
+    expect(c.stdout()).toMatch(/^\[shoal \d\d:\d\d:\d\d\] web-1\s+ready/m);
+    expect(c.stdout()).not.toMatch(/imported|web node listening|Q1/);
+    expect(c.stderr()).toBe('');
+
+    await get(c, '/exit?id=Q4');
+    await eventually(() => /web-1\s+exited/.test(c.stdout()), { timeoutMs: 10_000, message: () => c.output() });
+    // As before: the exit's status line carries the tail of what the node printed.
+    expect(c.stdout()).toMatch(/web-1\s+exited :\d+ — code 3\n(.|\n)*route failed Q3(.|\n)*last words Q4/);
+    expect(c.stdout()).not.toMatch(/^web-1 \|/m);
+    expect(c.stderr()).toBe('');
   }, 60_000);
 });

@@ -27,6 +27,8 @@ const BAD: Array<[args: string[], message: RegExp]> = [
   [['web', '--drain-delay', 'soon', '--app', 'a.js'], /^shoal: --drain-delay "soon" is not a duration/],
   [['web'], /^shoal: missing --app <module>/],
   [['--help=yes'], /^shoal: --help takes no value/],
+  [['start', '--quiet=yes'], /^shoal: --quiet takes no value/],
+  [['web', '--quiet', '--app', 'a.js'], /^shoal: --quiet is not an option of shoal web; it takes --app/],
 ];
 
 describe('shoal with a bad command line', () => {
@@ -70,5 +72,15 @@ describe('parseCommandLine', () => {
       values: { port: '3001', app: 'x.js' },
     });
     expect(() => parseCommandLine(['doctor', '--web', '3'])).toThrow(UsageError);
+  });
+
+  it('gives a flag as true, long or short', () => {
+    for (const flag of ['--quiet', '-q']) {
+      expect(parseCommandLine(['start', flag, '--app', 'x.js'])).toEqual({
+        kind: 'run',
+        command: 'start',
+        values: { quiet: true, app: 'x.js' },
+      });
+    }
   });
 });
