@@ -32,8 +32,9 @@ export function readCookie(header: string | undefined, name: string): readonly s
           from++;
           to--;
         }
-        found ??= [];
-        found.push(header.slice(from, to));
+        // One value is the usual case: an array made for it holds one slot, where [] then push() holds 17.
+        if (found) found.push(header.slice(from, to));
+        else found = [header.slice(from, to)];
       }
     }
     start = end + 1;
