@@ -5,15 +5,14 @@
  * time does, so a change to the hot path shows here on a busy 2-core machine too.
  *
  * `npx tsx bench/session-instructions.ts [--impls express-shoal,express-session,bare,express-floor,fastify-shoal,…] [--requests 1000]
- * [--warmup 2000] [--rounds 3] [--connections 10] [--idle 5] [--tsx]`
+ * [--warmup 2000] [--rounds 3] [--connections 10] [--tsx]`
  *
  * Each server runs as `valgrind --tool=callgrind --instr-atstart=no node --single-threaded …` (normal
  * JIT; one thread, so the garbage collector and the compilers run on the thread that is counted).
  * First each route gets 2 × `--warmup` requests uninstrumented (most of the JIT compiling happens there).
  * Then each round, per route: `--warmup` requests uninstrumented (JIT, pools, caches), then instrumentation
  * on, counters zeroed (`callgrind_control -z`), exactly `--requests` requests, a dump
- * (`callgrind_control -d`) whose total is the round's count, instrumentation off. Before the rounds, `--idle`
- * seconds with no request in flight give the server's idle rate (instructions per second). A round's figure
+ * (`callgrind_control -d`) whose total is the round's count, instrumentation off. A round's figure
  * includes whatever garbage collection fell into it: that is the main source of the spread.
  * shoal runs compiled (bench/lib/build.ts), as in production; `--tsx` runs the TypeScript through tsx.
  * Writes bench/results/session-instructions.md.
@@ -37,7 +36,6 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '10' },
-    idle: { type: 'string', default: '5' },
     tsx: { type: 'boolean', default: false },
     redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
@@ -51,7 +49,6 @@ const requests = positive('requests');
 const warmup = positive('warmup');
 const rounds = positive('rounds');
 const connections = positive('connections');
-const idleS = positive('idle');
 
 function positive(name: keyof typeof values): number {
   const n = Number(values[name]);
@@ -115,10 +112,6 @@ const load0 = loadavg();
 /** Instructions per request, per "impl route", one entry per round; and of them outside the garbage collector. */
 const results = new Map<string, number[]>();
 const outsideGc = new Map<string, number[]>();
-/** Per "impl route", each round's instructions per request less what the server spends idle over the round's duration. */
-const lessIdle = new Map<string, number[]>();
-/** Per server: instructions per second with no request in flight (timers, the session sweeper). */
-const idleRates = new Map<ImplName, number>();
 const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
 try {
   for (const name of impls) {
@@ -143,26 +136,12 @@ try {
       // Before the first round, longer: most of the optimising compiler's work happens here.
       for (const route of Object.keys(ROUTES) as Route[])
         await load(node, route, cookies, 2 * warmup, { timeoutS: 120 });
-      // What the server spends with nothing to answer: per second, not per request. Under callgrind a
-      // round lasts ~50× longer than at full speed, so this share of a round is ~50× what it is in production.
-      await control(node.pid, '-i', 'on');
-      await control(node.pid, '-z');
-      await new Promise((r) => setTimeout(r, idleS * 1000));
-      await control(node.pid, '-d');
-      const idleDump = await dumped(dir, node.pid, lastDump);
-      lastDump = idleDump.n;
-      await control(node.pid, '-i', 'off');
-      const idleRate = idleDump.instructions / idleS;
-      idleRates.set(name, idleRate);
-      console.log(`${name} idle: ${fmt(idleRate)} instructions/second`);
       for (let round = 0; round < rounds; round++)
         for (const route of Object.keys(ROUTES) as Route[]) {
           await load(node, route, cookies, warmup, { timeoutS: 120 });
           await control(node.pid, '-i', 'on');
           await control(node.pid, '-z');
-          const started = performance.now();
           await load(node, route, cookies, requests, { timeoutS: 120 });
-          const seconds = (performance.now() - started) / 1000;
           await control(node.pid, '-d');
           const dump = await dumped(dir, node.pid, lastDump);
           lastDump = dump.n;
@@ -171,11 +150,9 @@ try {
           const mutator = (dump.instructions - dump.gc) / requests;
           results.set(key(name, route), [...(results.get(key(name, route)) ?? []), perRequest]);
           outsideGc.set(key(name, route), [...(outsideGc.get(key(name, route)) ?? []), mutator]);
-          const marginal = perRequest - (idleRate * seconds) / requests;
-          lessIdle.set(key(name, route), [...(lessIdle.get(key(name, route)) ?? []), marginal]);
           console.log(
             `${name} ${route} round ${round + 1}/${rounds}: ${fmt(perRequest)} instructions/request, ` +
-              `${fmt(mutator)} outside the garbage collector, ${fmt(marginal)} less the idle rate over ${fmt(seconds, 1)} s`,
+              `${fmt(mutator)} outside the garbage collector`,
           );
         }
     } finally {
@@ -207,7 +184,6 @@ const rows = impls.flatMap((impl) =>
       aboveBare(of(results, impl), withBare ? of(results, bare) : []),
       spread(of(outsideGc, impl)),
       aboveBare(of(outsideGc, impl), withBare ? of(outsideGc, bare) : []),
-      aboveBare(of(lessIdle, impl), withBare ? of(lessIdle, bare) : []),
     ];
   }),
 );
@@ -217,7 +193,7 @@ const report = [
   '## CPU instructions per session request (callgrind)',
   '',
   `\`npx tsx bench/session-instructions.ts --impls ${impls.join(',')} --requests ${requests} --warmup ${warmup} ` +
-    `--rounds ${rounds} --connections ${connections} --idle ${idleS}${values.tsx ? ' --tsx' : ''}\`, node ${process.version}; ` +
+    `--rounds ${rounds} --connections ${connections}${values.tsx ? ' --tsx' : ''}\`, node ${process.version}; ` +
     `load average (1, 5, 15 min) ${loads(load0)} before, ${loads(load1)} after (instruction counts depend on it far less than CPU time; the garbage collector’s share still moves). ` +
     `Median (min–max) over ${rounds} rounds of ${requests} requests, each after ${warmup} uninstrumented warm-up requests ` +
     `(${2 * warmup} per route before the first); ` +
@@ -234,15 +210,9 @@ const report = [
       'above bare (same framework)',
       'outside the GC / request',
       'outside the GC, above bare',
-      'less the idle rate, above bare',
     ],
     rows,
   ),
-  '',
-  `Idle, instructions per second (measured over ${idleS} s with no request in flight, before the rounds): ` +
-    impls.map((i) => `${IMPLS[i].label} ${fmt(idleRates.get(i) ?? 0)}`).join(' · ') +
-    '. "Less the idle rate": each round less that rate times the round\'s duration. Under callgrind a round lasts ' +
-    "tens of times longer than at full speed, so per-second work (shoal's session sweeper, timers) lands on few requests.",
   '',
 ].join('\n');
 console.log(`\n${report}`);
