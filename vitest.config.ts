@@ -29,7 +29,7 @@ const EXCLUSIVE = ['test/failover/**/*.test.ts', 'test/multihost/**/*.test.ts'];
 /**
  * A worker runs its test files one after another in one process (isolate: false): starting a process
  * and importing the library again for each of ~120 files took ~140 s of the workers' time in one full
- * run (vitest's prepare and collect), 18–28 s this way. Tests leave nothing behind that the next file
+ * run (vitest's prepare and collect), 18–29 s this way. Tests leave nothing behind that the next file
  * could trip on: each closes its servers and stops its processes, env changes are undone
  * (vi.unstubAllEnvs, or by hand), and the globals a library replaces are put back after each file
  * (test/helpers/restore-globals.ts, run before each file).
