@@ -23,7 +23,8 @@ SHOAL_STORE=$redis SHOAL_NAMESPACE=$run SHOAL_SECRETS=heap-in-flight-development
 server=$!
 cleanup() {
   kill -TERM "$server" 2>/dev/null || true
-  node -e "const {Redis}=require('ioredis');const r=new Redis(process.argv[1]);(async()=>{let c='0';for(let i=0;i<1e4;i++){const [n,k]=await r.scan(c,'MATCH','*$run*','COUNT',1000);if(k.length)await r.del(...k);c=n;if(c==='0')break}r.disconnect()})()" "$redis" || true
+  npx tsx -e "import('./bench/lib/redis.ts').then((m) => m.cleanupRun(process.argv[1], process.argv[2]))" \
+    "$redis" "$run" || true
 }
 trap cleanup EXIT
 
