@@ -3,7 +3,8 @@
  * (bench/peers/express-shoal-app.ts) with the session layer cut down to what no layer can skip.
  * Per request: read the signed session cookie (verified values remembered, as shoal does), then
  * exactly the Redis round trip shoal makes on that route, on a connection opened as shoal's Redis
- * store opens its own (src/core/redis-client.ts openRedis, plus auto-pipelining):
+ * store opens its own (src/core/redis-client.ts openRedis), its writes corked per turn as the store's
+ * are (src/core/redis-writes.ts):
  * - GET /session: one HGETALL of the session hash, its liveness checked, its `a:` fields parsed
  *   as JSON into the same body shoal answers;
  * - POST /set/:key: one EVALSHA of shoal's own COMMIT script with the arguments shoal sends.
@@ -20,6 +21,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { openRedis } from '../../dist/core/redis-client.js';
+import { writesPerTurn } from '../../dist/core/redis-writes.js';
 import { takeTimeout } from '../../dist/stores/index.js';
 import { COMMIT, CREATE } from '../../dist/stores/redis-scripts.js';
 import { fnv1a } from '../../dist/stores/redis-session.js';
@@ -42,7 +44,8 @@ const ABSOLUTE_MS = 12 * 3_600_000;
 
 // The connection shoal's Redis store opens, through the same function and with the same extra setting,
 // so the floor's client cannot drift from the store's.
-const client = await openRedis(url, 'The floor peer', timeoutMs, () => {}, { enableAutoPipelining: true });
+const client = await openRedis(url, 'The floor peer', timeoutMs, () => {});
+const batch = writesPerTurn(client);
 
 const tags = Array.from({ length: BUCKETS }, (_, b) => `shoal:{${ns}:${b}}`);
 const hashKey = (id) => `${tags[fnv1a(id) % BUCKETS]}:s:${id}`;
@@ -74,9 +77,11 @@ function sessionId(header) {
 /** EVALSHA, EVAL once when the server does not know the script (as shoal's runScript). */
 async function script(s, keys, argv) {
   try {
+    batch();
     return await client.evalsha(s.sha, keys.length, keys, argv);
   } catch (err) {
     if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+    batch();
     return client.eval(s.lua, keys.length, keys, argv);
   }
 }
@@ -129,6 +134,7 @@ app.post('/set/:key', async (req, res, next) => {
 app.get('/session', async (req, res, next) => {
   const id = sessionId(req.headers.cookie);
   try {
+    batch();
     const hash = id ? await client.hgetall(hashKey(id)) : {};
     const now = Date.now();
     const live =

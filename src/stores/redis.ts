@@ -2,8 +2,9 @@ import type { Cluster, Redis } from 'ioredis';
 import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
-import { failureDetail, openRedis } from '../core/redis-client.js';
+import { failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
+import { writesPerTurn } from '../core/redis-writes.js';
 import { redact } from '../core/url.js';
 import {
   type ClaimOptions,
@@ -106,12 +107,20 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     const remember = (err: Error) => {
       lastError = err;
     };
-    client = await openRedis(options.url, 'The Redis session store', timeoutMs, remember, {
-      // Commands issued in one event-loop turn go out in one write: a write syscall per command was
-      // the largest single cost of a session request under load.
-      enableAutoPipelining: true,
-    });
+    // A Cluster's commands go out one write per node and turn through auto-pipelining; one server's
+    // (or Sentinel's primary's) are corked per turn below, which costs far less.
+    const cluster = parseRedisUrl(options.url).kind === 'cluster';
+    client = await openRedis(
+      options.url,
+      'The Redis session store',
+      timeoutMs,
+      remember,
+      cluster ? { enableAutoPipelining: true } : {},
+    );
   }
+  // Commands issued in one event-loop turn go out in one write: a write syscall per command was
+  // the largest single cost of a session request under load.
+  const batch = writesPerTurn(client);
 
   const failed = (what: string, err: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
@@ -163,6 +172,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const call = <T>(what: string, op: () => Promise<T>): Promise<T> => {
     let pending: Promise<T>;
     try {
+      batch();
       pending = op();
     } catch (err) {
       return Promise.reject(failed(what, err));
@@ -172,6 +182,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const run = (what: string, script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown> => {
     let pending: Promise<unknown>;
     try {
+      batch();
       pending = sendScript(client, script, keys, args, false);
     } catch (err) {
       return Promise.reject(failed(what, err));
