@@ -107,6 +107,7 @@ function methodsOf(o: object): Methods {
 /**
  * Kept off the response: a property added to Express's responses (a symbol) made each request
  * allocate ~1.8 KB more (bench/session-alloc.ts), more than the WeakMap entry costs the collector.
+ * An entry is deleted as its hold is released (see release()).
  */
 const sharedHolds = new WeakMap<ServerResponse, Hold>();
 /** Prototypes whose methods hold, with the methods they had before. */
@@ -213,7 +214,15 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
  */
 function release(res: ServerResponse, hold: Hold): void {
   hold.released = true;
-  if (!hold.own) return;
+  if (!hold.own) {
+    // A released hold passes everything on, as no hold does. Deleted rather than left to the
+    // response's death: the hold reaches the response back (its scopes' start context holds the
+    // request), and an entry whose value reaches its key outlives the young-generation collections,
+    // with the whole request, until the next full one (~4 KB a request copied and promoted on
+    // Express, by --trace-gc-nvp).
+    sharedHolds.delete(res);
+    return;
+  }
   const r = res as unknown as Methods;
   if (r.writeHead === hold.own.writeHead) r.writeHead = hold.originals.writeHead;
   if (r.write === hold.own.write) r.write = hold.originals.write;
