@@ -46,6 +46,11 @@ export class Connection {
   readonly userId: string | null;
   /** The handshake's Cookie and allowlisted headers, kept only when an RPC proxy needs them. */
   forwarded: Record<string, string> = {};
+  /**
+   * `hello`, and any frame after it, until the connection's start positions are read (holdBehind).
+   * Each frame keeps the SSE event id of its moment: the cursors at release would be ahead of it.
+   */
+  #held: { hello: ServerMessage; frames: { frame: string; id: string }[]; bytes: number } | null = null;
 
   constructor(
     readonly id: string,
@@ -107,13 +112,36 @@ export class Connection {
     this.#write(JSON.stringify(message));
   }
 
-  #write(frame: string): void {
+  /**
+   * Sends `hello` only at release(), and any frame meant for the client until then behind it: the
+   * client is `open` once it hears hello, which must wait for the start positions of the channels
+   * it asked for (resumeChannels), and hello is the first frame a client reads.
+   */
+  holdBehind(hello: ServerMessage): void {
+    this.#held = { hello, frames: [], bytes: 0 };
+  }
+
+  /** Sends the held hello, then what was held, in order. */
+  release(): void {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = null;
+    this.send(held.hello);
+    for (const { frame, id } of held.frames) this.#write(frame, () => id);
+  }
+
+  #write(frame: string, cursorId: () => string = this.#cursorId): void {
     if (this.#closed) return;
-    if (this.transport.buffered() + frame.length > this.maxBuffered) {
+    const held = this.#held;
+    if (this.transport.buffered() + (held?.bytes ?? 0) + frame.length > this.maxBuffered) {
       this.onOverflow(this);
       return;
     }
-    this.transport.sendMessage(frame, this.#cursorId);
+    if (held) {
+      // Only SSE puts the id on the wire (on messages): WebSocket frames need none.
+      held.frames.push({ frame, id: this.transport.kind === 'sse' ? cursorId() : '' });
+      held.bytes += frame.length;
+    } else this.transport.sendMessage(frame, cursorId);
   }
 
   /** SSE event id: every channel's position, so Last-Event-ID resumes all of them. */

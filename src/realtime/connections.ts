@@ -43,7 +43,10 @@ export class Connections {
     return [...this.#all];
   }
 
-  /** The connection, said hello to, or null when it went over a connection limit (then closed with 4429). */
+  /**
+   * The connection, its hello held until release() (once its channels' start positions are read:
+   * resume.ts), or null when it went over a connection limit (then closed with 4429).
+   */
   open(proved: Identity, transport: Transport): Connection | null {
     const { sessionId, userId } = proved;
     // Checked and counted with no await in between, so concurrent handshakes cannot all slip under the limit.
@@ -68,7 +71,7 @@ export class Connections {
     this.s.limits.add(sessionId, userId);
     this.metrics.connections.set(this.#all.size);
     this.expiry.schedule(c);
-    c.send({
+    c.holdBehind({
       type: 'hello',
       gateway: this.s.id,
       user: userId,

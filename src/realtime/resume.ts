@@ -1,5 +1,5 @@
 import { isValidChannel } from '../protocol/channels.js';
-import { decodeCursors } from '../protocol/messages.js';
+import { type Cursor, decodeCursors } from '../protocol/messages.js';
 import { mayJoin, ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
 import type { Connection, Transport } from './connection.js';
@@ -20,6 +20,13 @@ export interface ResumeRequest {
  * Joins a new connection's channels: its own, every channel it has a cursor for (`resume=`,
  * or Last-Event-ID on SSE, replayed from there), and `channels=`; then, for `presence=`, starts
  * sending presence (what an SSE client, which cannot send frames, uses to follow it).
+ *
+ * The client is `open` once it hears hello, and may publish, or have the app publish, at once.
+ * A channel it asked for without a cursor would start where the channel is when the join reads
+ * it, after its bus subscription: what was published since hello would be behind that start,
+ * lost with no gap for the client to see. So the channels' positions are read first, hello is
+ * sent, and each such channel is joined from its position, as a resume: history replays what
+ * came in between.
  */
 export async function resumeChannels(
   c: Connection,
@@ -29,9 +36,20 @@ export async function resumeChannels(
 ): Promise<void> {
   const cursors = decodeCursors(req.lastEventId ?? req.params.get('resume') ?? undefined);
   const wanted = new Set([...ownChannels(who), ...cursors.keys(), ...(req.params.get('channels')?.split(',') ?? [])]);
+  const allowed = new Map<string, boolean>();
+  for (const channel of wanted) {
+    if (c.closed) return;
+    allowed.set(channel, isValidChannel(channel) && (await mayJoin(who, channel, deps.authorize)));
+  }
+  const fresh = [...wanted].filter((channel) => allowed.get(channel) && !cursors.has(channel));
+  const starts = await Promise.all(
+    fresh.map(async (channel): Promise<[string, Cursor]> => [channel, await deps.registry.bus.position(channel)]),
+  );
+  for (const [channel, start] of starts) cursors.set(channel, start);
+  c.release();
   for (const channel of wanted) {
     if (c.closed) break;
-    if (!isValidChannel(channel) || !(await mayJoin(who, channel, deps.authorize))) {
+    if (!allowed.get(channel)) {
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
       continue;
     }
