@@ -54,3 +54,18 @@ export function decodeValue(key: string, text: string): unknown {
     );
   }
 }
+
+/**
+ * An attribute's value through the app's `validate` for its key, if any: what session.get() and the
+ * gateway's hooks read. The validator may also convert (its result is the value read).
+ */
+export function validateValue(check: ((value: unknown) => unknown) | undefined, key: string, value: unknown): unknown {
+  if (!check) return value;
+  try {
+    return check(value);
+  } catch (err) {
+    throw new SessionValueError(`session attribute "${key}" failed validation: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

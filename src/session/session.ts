@@ -2,7 +2,7 @@ import { ConfigError, ConflictError, SessionGoneError, SessionValueError } from 
 import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import { PendingChanges } from './changes.js';
-import { decodeValue, encodeValue } from './codec.js';
+import { decodeValue, encodeValue, validateValue } from './codec.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
 import { type CookieAction, notANumber, RecordState } from './record-state.js';
@@ -299,15 +299,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   }
 
   #validate(key: string, value: unknown): unknown {
-    const check = this.#c.config.validate[key as Key<T>];
-    if (!check) return value;
-    try {
-      return check(value);
-    } catch (err) {
-      throw new SessionValueError(`session attribute "${key}" failed validation: ${(err as Error).message}`, {
-        cause: err,
-      });
-    }
+    return validateValue(this.#c.config.validate[key as Key<T>], key, value);
   }
 }
 
