@@ -21,6 +21,7 @@ export * from './core/errors.js';
 export { hashId } from './core/ids.js';
 export { type Logger, silentLogger } from './core/logger.js';
 export { type MetricsOption, metricsRegistry } from './core/metrics.js';
+export type { SessionAttributes } from './realtime/authorize-context.js';
 export {
   type ChannelsAnswer,
   createPublisher,

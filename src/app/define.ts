@@ -65,6 +65,8 @@ export interface RealtimeApp {
   /**
    * May this session join this channel? `user:<own id>` and `session:<own id>` are
    * always allowed and other `user:`/`session:` channels never; everything else is up to you.
+   * `session.attributes` are the session's values as `session.get()` returns them (typed by
+   * SessionData); one that cannot be decoded denies the join, and the gateway logs why.
    */
   authorize?(session: AuthorizeContext, channel: string): boolean | Promise<boolean>;
   /** Page origins allowed to open realtime connections, added to SHOAL_ORIGINS. */
@@ -104,8 +106,9 @@ export interface RealtimeApp {
   rpcProxy?: RpcProxyOptions;
   /**
    * What a connection shows others in presence answers (`client.presenceInfo`, the server API's
-   * `/presence` with `clients`), e.g. `{ name: session.attributes.name }`; at most 1 KiB as JSON.
-   * A connection token's `info` claim or the connect proxy's `info` takes its place.
+   * `/presence` with `clients`), e.g. `(who) => ({ name: who.attributes.name })`; at most 1 KiB as
+   * JSON. `who` is what `authorize` gets. A connection token's `info` claim or the connect proxy's
+   * `info` takes its place.
    */
   connectionInfo?(who: AuthorizeContext): unknown;
   /** May this client publish `event` on `channel` (`client.publish`)? Unset: clients may not publish. */

@@ -1,7 +1,11 @@
+import { SessionValueError } from '../core/errors.js';
+import { hashId } from '../core/ids.js';
+import type { LogLine } from '../core/logger.js';
 import { isInternalChannel, isPersonalChannel, userChannel } from '../protocol/channels.js';
+import { loadSessionValues } from '../session/attribute-values.js';
 import type { SessionManager } from '../session/manager.js';
+import { type AuthorizeHook, authorizeContext } from './authorize-context.js';
 import type { Connection } from './connection.js';
-import type { GatewayOptions } from './gateway-options.js';
 import { type Identity, sessionIdentity } from './identity.js';
 import { sessionChannel } from './session-channel.js';
 
@@ -10,20 +14,13 @@ import { sessionChannel } from './session-channel.js';
  * personal channels and internal ones never; a channel its token grants, yes; anything else is
  * the app's `authorize` to answer.
  */
-export async function mayJoin(
-  who: Identity,
-  channel: string,
-  authorize: GatewayOptions['authorize'],
-): Promise<boolean> {
+export async function mayJoin(who: Identity, channel: string, authorize: AuthorizeHook | undefined): Promise<boolean> {
   if (who.sessionId !== null && channel === sessionChannel(who.sessionId)) return true;
   if (who.userId && channel === userChannel(who.userId)) return true;
   if (isPersonalChannel(channel) || isInternalChannel(channel)) return false;
   if (who.granted.includes(channel)) return true;
   if (!authorize) return false;
-  return authorize(
-    { sessionId: who.sessionId, userId: who.userId, attributes: who.attributes, source: who.source },
-    channel,
-  );
+  return authorize(authorizeContext(who), channel);
 }
 
 /** The channels an identity's connections join without asking. */
@@ -43,6 +40,33 @@ export async function currentIdentity(
   sessions: SessionManager,
 ): Promise<Identity | null> {
   if (c.identity.source !== 'cookie' || c.sessionId === null) return c.identity;
-  const session = await sessions.load(c.sessionId);
+  const session = await loadSessionValues(sessions, c.sessionId);
   return session ? sessionIdentity(session) : null;
+}
+
+/**
+ * The app's `authorize`, failing closed on a session value it cannot read: an attribute that does not
+ * decode (damaged or altered in the store, refused by `validate`) denies the join and is logged, so
+ * neither an allow-list nor a deny-list check lets a session in on it, and the client is told
+ * `forbidden` rather than to retry an outage. Anything else it throws is handled as before.
+ */
+export function failingClosed(
+  authorize: AuthorizeHook | undefined,
+  log: (line: LogLine) => void,
+): AuthorizeHook | undefined {
+  if (!authorize) return undefined;
+  return async (who, channel) => {
+    try {
+      return await authorize(who, channel);
+    } catch (err) {
+      if (!(err instanceof SessionValueError)) throw err;
+      log({
+        level: 'warn',
+        msg: `authorize could not read the session (${err.message}); not allowed to join ${channel}`,
+        channel,
+        session: who.sessionId === null ? undefined : hashId(who.sessionId),
+      });
+      return false;
+    }
+  };
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isValidChannel } from '../protocol/channels.js';
 import { CloseCode } from '../protocol/messages.js';
+import { NO_ATTRIBUTES } from '../session/attribute-values.js';
 import { type AppCallFailure, forwardedHeaders, postToApp } from './app-call.js';
 import { checkConnectionInfo } from './connection-info.js';
 import type { Identity } from './identity.js';
@@ -57,7 +58,7 @@ function verdictOf(body: unknown): ProxyVerdict {
       source: 'proxy',
       sessionId: null,
       userId: user,
-      attributes: {},
+      attributes: NO_ATTRIBUTES,
       granted: channels,
       expiresAt: null,
       info: info.info,

@@ -1,5 +1,5 @@
 import type { LogLine } from '../core/logger.js';
-import type { AuthorizeContext } from './authorize-context.js';
+import { type AuthorizeContext, authorizeContext } from './authorize-context.js';
 import type { Identity } from './identity.js';
 
 /** The most a connection's info may weigh as JSON: it travels in presence answers, once per connection. */
@@ -8,7 +8,7 @@ export const MAX_CONNECTION_INFO_BYTES = 1024;
 /**
  * What a connection shows others in presence answers (a display name, an avatar URL, a device):
  * the app chooses it. From a connection token's `info` claim, the connect proxy's `info`, or
- * else the gateway's `connectionInfo(identity)` (a session cookie's connections).
+ * else the gateway's `connectionInfo(who)` (a session cookie's connections), given what `authorize` is.
  */
 export type ConnectionInfoHook = (who: AuthorizeContext) => unknown;
 
@@ -30,8 +30,9 @@ export function checkConnectionInfo(value: unknown): { info: unknown } | { error
 
 /**
  * The identity with its info: the credential's own (token, connect proxy), else the hook's. A hook
- * that throws or answers something unfit is the app's bug, not the user's: the connection opens
- * without info and the reason is logged.
+ * that throws (an attribute it reads that cannot be decoded included) or answers something unfit is
+ * the app's bug or the store's damage, not the user's: the connection opens without info and the
+ * reason is logged.
  */
 export function withConnectionInfo(
   who: Identity,
@@ -41,7 +42,7 @@ export function withConnectionInfo(
   if (who.info !== null || hook === undefined) return who;
   let checked: { info: unknown } | { error: string };
   try {
-    checked = checkConnectionInfo(hook(who));
+    checked = checkConnectionInfo(hook(authorizeContext(who)));
   } catch (err) {
     checked = { error: `connectionInfo threw: ${String(err)}` };
   }

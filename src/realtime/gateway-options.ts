@@ -1,8 +1,10 @@
 import type { Bus } from '../bus/contract.js';
 import { defaultLogger, type Logger, type LogLine, lineWriter } from '../core/logger.js';
 import type { MetricsOption } from '../core/metrics.js';
+import { checkReadable } from '../session/attribute-values.js';
 import type { SessionManager } from '../session/manager.js';
-import type { AuthorizeContext } from './authorize-context.js';
+import { failingClosed } from './access.js';
+import type { AuthorizeContext, AuthorizeHook, SessionAttributes } from './authorize-context.js';
 import type { ConnectProxyOptions } from './connect-proxy.js';
 import type { ConnectionInfoHook } from './connection-info.js';
 import {
@@ -25,7 +27,7 @@ import {
 import { type SubscribeProxyOptions, subscribeProxyAuthorize } from './subscribe-proxy.js';
 import { createTokenVerifier, type TokenOptions, type TokenVerifier } from './tokens.js';
 
-export type { AuthorizeContext };
+export type { AuthorizeContext, SessionAttributes };
 
 export interface GatewayOptions {
   id?: string;
@@ -37,8 +39,12 @@ export interface GatewayOptions {
    * sends (no scheme, a path) is a ConfigError.
    */
   origins: string[];
-  /** May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed. */
-  authorize?: (session: AuthorizeContext, channel: string) => boolean | Promise<boolean>;
+  /**
+   * May this session join this channel? `user:<own id>` and `session:<own id>` are always allowed.
+   * `session.attributes` are the session's values as `session.get()` returns them; one that cannot
+   * be decoded throws where it is read, and the join is then denied and logged.
+   */
+  authorize?: AuthorizeHook | undefined;
   /**
    * Signed connection and subscription tokens (JWT, `?token=` on the connect URL, `token` on a
    * `sub`): HS256 with `secret`, RS256/ES256 with keys from `jwksUrl`. Unset: tokens are refused
@@ -57,8 +63,9 @@ export interface GatewayOptions {
   /** Methods without an in-process handler are POSTed to the app: see rpc-proxy.ts. */
   rpcProxy?: RpcProxyOptions | undefined;
   /**
-   * What a connection shows others in presence answers (e.g. `{ name, avatar }`), at most 1 KiB as
-   * JSON; used when its credential carries none (a token's `info` claim, the connect proxy's `info`).
+   * What a connection shows others in presence answers (e.g. `(who) => ({ name: who.attributes.name })`),
+   * at most 1 KiB as JSON; used when its credential carries none (a token's `info` claim, the connect
+   * proxy's `info`). `who` is what `authorize` gets; a hook that throws leaves the connection without info.
    */
   connectionInfo?: ConnectionInfoHook | undefined;
   /** May this client publish `event` on `channel` (a `pub` frame)? Unset: clients may not publish. */
@@ -134,13 +141,17 @@ export interface GatewaySettings {
 }
 
 export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metrics: GatewayMetrics): GatewaySettings {
+  // The hooks read session values through the manager's own settings (encryption, validate).
+  checkReadable(o.sessions);
+  const log = lineWriter(o.logger ?? defaultLogger());
+  const authorize = o.authorize ?? (o.subscribeProxy ? subscribeProxyAuthorize(o.subscribeProxy, metrics) : undefined);
   return {
     id: o.id ?? defaultId,
     bus: o.bus,
     sessions: o.sessions,
     // One no browser sends is a configuration error: the gateway would answer 403 to every handshake.
     origins: allowedOrigins(o.origins, 'origins'),
-    authorize: o.authorize ?? (o.subscribeProxy ? subscribeProxyAuthorize(o.subscribeProxy, metrics) : undefined),
+    authorize: failingClosed(authorize, log),
     // A bad secret or JWKS URL is a configuration error, thrown before anything is started.
     tokens: createTokenVerifier(o.tokens),
     connectProxy: o.connectProxy,
@@ -166,6 +177,6 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
     ),
     keepSessionAlive: o.keepSessionAlive ?? 'open',
     presence: { heartbeatMs: o.presence?.heartbeatMs ?? 5000, ttlMs: o.presence?.ttlMs ?? 15_000 },
-    log: lineWriter(o.logger ?? defaultLogger()),
+    log,
   };
 }

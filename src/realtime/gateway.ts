@@ -22,7 +22,7 @@ import { SESSION_ENDED_EVENT } from './publisher.js';
 import { sessionChannel } from './session-channel.js';
 import { createWsUpgrade } from './ws-upgrade.js';
 
-export type { AuthorizeContext, GatewayOptions } from './gateway-options.js';
+export type { AuthorizeContext, GatewayOptions, SessionAttributes } from './gateway-options.js';
 export { OPENAPI_FILE, SERVER_API_PATHS } from './openapi.js';
 
 export interface Gateway {

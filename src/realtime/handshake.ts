@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { CloseCode } from '../protocol/messages.js';
+import { loadSessionValues, NO_ATTRIBUTES } from '../session/attribute-values.js';
 import type { SessionManager } from '../session/manager.js';
 import { askConnectProxy, type ConnectProxyOptions } from './connect-proxy.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
@@ -63,7 +64,7 @@ export async function authenticate(
   }
   const { id: sid } = o.sessions.idFromCookie(req.headers.cookie);
   if (!sid) return 'no-session';
-  const session = await o.sessions.load(sid);
+  const session = await loadSessionValues(o.sessions, sid);
   return session ? { identity: sessionIdentity(session) } : 'no-session';
 }
 
@@ -72,7 +73,15 @@ async function tokenIdentity(token: string, tokens: TokenVerifier): Promise<Verd
   if ('refused' in verdict) return { token: verdict.refused };
   const { user, channels, expiresAt, info } = verdict.ok;
   return {
-    identity: { source: 'token', sessionId: null, userId: user, attributes: {}, granted: channels, expiresAt, info },
+    identity: {
+      source: 'token',
+      sessionId: null,
+      userId: user,
+      attributes: NO_ATTRIBUTES,
+      granted: channels,
+      expiresAt,
+      info,
+    },
   };
 }
 

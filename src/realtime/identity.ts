@@ -1,4 +1,4 @@
-import type { StoredSession } from '../stores/contract.js';
+import type { SessionValues } from '../session/attribute-values.js';
 
 /**
  * Who a connection belongs to, however the handshake proved it: shoal's session cookie, or a
@@ -11,8 +11,8 @@ export interface Identity {
   /** The shoal session the connection lives in (cookie); null for a token, which has none. */
   readonly sessionId: string | null;
   readonly userId: string | null;
-  /** The session's attributes as read at the handshake (cookie); empty for a token. */
-  readonly attributes: Record<string, string>;
+  /** The session's attributes as values, decoded on first read (attribute-values.ts); empty without a session. */
+  readonly attributes: Readonly<Record<string, unknown>>;
   /** Channels the credential itself grants (a token's `channels` claim): joined on request without `authorize`. */
   readonly granted: readonly string[];
   /** When the credential stops being valid (ms since the epoch); null when only the session's end ends it. */
@@ -21,11 +21,11 @@ export interface Identity {
   readonly info: unknown;
 }
 
-export function sessionIdentity(session: StoredSession): Identity {
+export function sessionIdentity(session: SessionValues): Identity {
   return {
     source: 'cookie',
     sessionId: session.id,
-    userId: session.meta.userId,
+    userId: session.userId,
     attributes: session.attributes,
     granted: [],
     expiresAt: null,

@@ -136,8 +136,9 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   }
 
   /**
-   * Loads a live session by id (for gateways and admin tools). Attributes are JSON
-   * texts, decrypted when encryption is on (the store's own load() returns ciphertext).
+   * Loads a live session by id (for admin tools). Attributes are the stored JSON texts, decrypted
+   * when encryption is on (the store's own load() returns ciphertext), neither parsed nor validated:
+   * `JSON.parse` each. The gateways' hooks get values instead (session/attribute-values.ts).
    */
   async load(id: string): Promise<StoredSession | null> {
     const loaded = await fetchRecord(this.#services, id);
