@@ -43,7 +43,9 @@ export async function readServerCall(
 
 /**
  * POST /publish {channel, event, data} or {channels: [...], event, data} with "Authorization:
- * Bearer <key>": for producers that are not Node (a Python worker, a cron job in Go…).
+ * Bearer <key>": for producers that are not Node (a Python worker, a cron job in Go…). `data` is
+ * optional and published as null when left out, as the Node publisher does with undefined: an
+ * event may be a signal with no payload (docs/server-api.md and its OpenAPI document say so).
  */
 export async function handlePublish(
   req: IncomingMessage,

@@ -96,6 +96,20 @@ describe.skipIf(skip)('the HTTP server API on two gateways over redis', () => {
     expect(sent.map((m) => m.offset)).toEqual([2, 2]);
   });
 
+  it('POST /publish without data publishes null, as documented (a signal with no payload)', async () => {
+    const [a] = await joined('sig', 'room:signal', [gw1]);
+    await call('/publish', { channel: 'room:signal', event: 'refresh' }, 202);
+    await call('/publish', { channels: ['room:signal'], event: 'refresh-all' }, 202);
+    const got = (event: string) => a?.waitFor((m) => isMsg('room:signal')(m) && m.event === event);
+    expect(await got('refresh')).toMatchObject({ event: 'refresh', data: null });
+    expect(await got('refresh-all')).toMatchObject({ event: 'refresh-all', data: null });
+    // The OpenAPI document says the same, so generated clients may leave it out.
+    const doc = JSON.parse(await readFile(OPENAPI_FILE, 'utf8'));
+    const schema = doc.paths['/publish'].post.requestBody.content['application/json'].schema;
+    expect(schema.required).not.toContain('data');
+    expect(schema.properties.data.default).toBeNull();
+  });
+
   it('POST /publish with channels checks every name before publishing any', async () => {
     await refused('/publish', { channels: [], event: 'e' }, /channels must be an array of 1 to 100/);
     await refused('/publish', { channels: ['room:ok1', 'bad name'], event: 'e' }, /channels\[1\] must be 1–200/);
