@@ -49,6 +49,8 @@ export default defineConfig({
   resolve: { alias },
   test: {
     ...shared,
+    // Once for the run (the root project's), not per project.
+    globalSetup: ['./test/global-setup.ts'],
     maxWorkers: 2,
     minWorkers: 1,
     reporters: ['default', './test/helpers/summary-reporter.ts'],

@@ -2,12 +2,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { applyConfigEnv, loadConfigFile } from '../../src/cli/config-file.js';
 import { ConfigError } from '../../src/core/errors.js';
-import { ROOT } from '../helpers/processes.js';
+import { BUILT_ENV, CLI } from '../helpers/processes.js';
 
 const dirs: string[] = [];
 const dirWith = (name: string, text: string) => {
@@ -54,19 +53,16 @@ describe('shoal.config', () => {
 
   it('is read by the CLI: `shoal doctor` checks the store the file names', async () => {
     const dir = dirWith('shoal.config.mjs', `export default { env: { SHOAL_STORE: 'memory:' } };`);
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--import',
-        pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
-        join(ROOT, 'src/cli/main.ts'),
-        'doctor',
-      ],
-      {
-        cwd: dir,
-        env: { ...process.env, SHOAL_STORE: undefined, SHOAL_BUS: undefined, SHOAL_SECRETS: 'x'.repeat(32) },
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'doctor'], {
+      cwd: dir,
+      env: {
+        ...process.env,
+        ...BUILT_ENV,
+        SHOAL_STORE: undefined,
+        SHOAL_BUS: undefined,
+        SHOAL_SECRETS: 'x'.repeat(32),
       },
-    );
+    });
     expect(stdout).toMatch(/ok\s+session store memory:/);
   });
 });

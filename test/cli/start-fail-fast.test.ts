@@ -3,10 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { startCluster } from '../../src/cli/start.js';
-import { freePortRun, ROOT } from '../helpers/processes.js';
+import { BUILT_ENV, CLI, freePortRun, ROOT } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-start-'));
 const SECRET = 'a-test-secret-of-at-least-32-characters-0123456789';
@@ -48,17 +47,18 @@ const HELLO_APP = `export default {
 /** `shoal start` in its own process group, with its output and its exit. */
 async function start(app: string, env: Record<string, string> = {}, balancerPort?: number) {
   const port = balancerPort ?? (await freePortRun(2)); // the balancer and web-1
-  const loader = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-  const child = spawn(
-    process.execPath,
-    ['--import', loader, join(ROOT, 'src/cli/main.ts'), 'start', '--app', app, '--web', '1', '--port', String(port)],
-    {
-      cwd: dir,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, SHOAL_STORE: `sqlite:${join(dir, `${port}.db`)}`, SHOAL_SECRETS: SECRET, ...env },
+  const child = spawn(process.execPath, [CLI, 'start', '--app', app, '--web', '1', '--port', String(port)], {
+    cwd: dir,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {
+      ...process.env,
+      ...BUILT_ENV,
+      SHOAL_STORE: `sqlite:${join(dir, `${port}.db`)}`,
+      SHOAL_SECRETS: SECRET,
+      ...env,
     },
-  );
+  });
   running.push(child);
   let stdout = '';
   let stderr = '';

@@ -126,11 +126,6 @@ async function start(web: number, args: string[] = []): Promise<DevCluster> {
     port,
     args,
     cwd: dir,
-    cli: [
-      '--import',
-      pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href,
-      join(ROOT, 'src/cli/main.ts'),
-    ],
     env: { SHOAL_STORE: `sqlite:${join(dir, `${port}.db`)}`, SHOAL_SECRETS: SECRET, NODE_ENV: 'development' },
   });
   return cluster;

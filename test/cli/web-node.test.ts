@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { DashboardState } from '../../src/cli/dashboard.js';
 import { CookieJar } from '../helpers/cookie-jar.js';
-import { captureOutput, freePort, ROOT, startNode, stopAll } from '../helpers/processes.js';
+import { BUILT_ENV, CLI, captureOutput, freePort, ROOT, startNode, stopAll } from '../helpers/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-webnode-'));
 const env = {
@@ -23,7 +23,7 @@ afterAll(async () => {
 const web = (name: string, more: { env?: Record<string, string>; args?: string[]; port?: number } = {}) =>
   startNode({
     name,
-    script: 'src/cli/main.ts',
+    script: CLI,
     args: ['web', '--app', 'examples/probe/shoal.app.ts', ...(more.args ?? [])],
     env: { ...env, ...more.env },
     readyPath: '/readyz',
@@ -150,11 +150,11 @@ describe('shoal web: the ops dashboard at /_shoal/', () => {
   });
 
   it('a token shorter than 16 characters stops the node with a message saying what to do', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'web', '--app', 'examples/probe/shoal.app.ts', '--port', '0'],
-      { cwd: ROOT, env: { ...process.env, ...env, SHOAL_DASHBOARD_TOKEN: 'short-token' }, stdio: 'pipe' },
-    );
+    const child = spawn(process.execPath, [CLI, 'web', '--app', 'examples/probe/shoal.app.ts', '--port', '0'], {
+      cwd: ROOT,
+      env: { ...process.env, ...BUILT_ENV, ...env, SHOAL_DASHBOARD_TOKEN: 'short-token' },
+      stdio: 'pipe',
+    });
     const out = captureOutput(child);
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));

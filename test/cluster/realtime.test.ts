@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type Cursor, encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
-import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
+import { CLI, type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 import { connect, type TestClient } from '../realtime/ws-client.js';
 
 /**
@@ -96,15 +96,13 @@ for (const backend of backends) {
       const app = ['--app', 'examples/probe/shoal.app.ts'];
       [webs, gateways] = await Promise.all([
         Promise.all(
-          [1, 2].map((i) =>
-            startNode({ name: `${backend.name}-web${i}`, script: 'src/cli/main.ts', args: ['web', ...app], env }),
-          ),
+          [1, 2].map((i) => startNode({ name: `${backend.name}-web${i}`, script: CLI, args: ['web', ...app], env })),
         ),
         Promise.all(
           [1, 2].map((i) =>
             startNode({
               name: `${backend.name}-gw${i}`,
-              script: 'src/cli/main.ts',
+              script: CLI,
               args: ['gateway', ...app],
               env,
               readyPath: '/readyz',

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { captureOutput, ROOT } from '../helpers/processes.js';
+import { BUILT_ENV, CLI, captureOutput, ROOT } from '../helpers/processes.js';
 
 export interface ShoalNode {
   name: string;
@@ -19,8 +19,7 @@ process.once('exit', () => {
 
 /**
  * Runs the real CLI, `shoal <web|gateway> --app examples/probe/shoal.app.ts --port P`,
- * exactly as a container would (through tsx instead of the built dist/), and waits
- * for its /readyz.
+ * exactly as a container would (the built dist/), and waits for its /readyz.
  */
 export async function startShoal(o: {
   command: 'web' | 'gateway';
@@ -33,17 +32,12 @@ export async function startShoal(o: {
 }): Promise<ShoalNode> {
   const child = spawn(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      o.command,
-      '--app',
-      o.app ?? 'examples/probe/shoal.app.ts',
-      '--port',
-      String(o.port),
-    ],
-    { cwd: ROOT, env: { ...process.env, ...o.env, SHOAL_NODE_ID: o.name }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [CLI, o.command, '--app', o.app ?? 'examples/probe/shoal.app.ts', '--port', String(o.port)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...BUILT_ENV, ...o.env, SHOAL_NODE_ID: o.name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   running.add(child);
   const exit = new Promise<void>((resolve) =>

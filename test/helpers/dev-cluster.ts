@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { captureOutput, ROOT } from './processes.js';
+import { BUILT_ENV, CLI, captureOutput, ROOT } from './processes.js';
 
 export interface DevCluster {
   /** The dev balancer, e.g. http://127.0.0.1:41234 */
@@ -24,7 +24,7 @@ export async function startDevCluster(o: {
   port: number;
   env: Record<string, string>;
   timeoutMs?: number;
-  /** How to run the CLI: default the repo's source through tsx; a consumer test passes the installed bin. */
+  /** How to run the CLI: default the repo's build; a consumer test passes the installed bin. */
   cli?: string[];
   /** Working directory of the cluster (default the repo root). */
   cwd?: string;
@@ -32,12 +32,12 @@ export async function startDevCluster(o: {
   args?: string[];
 }): Promise<DevCluster> {
   const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways), ...(o.args ?? [])];
-  const cli = o.cli ?? ['--import', 'tsx', 'src/cli/main.ts'];
-  const child = spawn(process.execPath, [...cli, ...args, '--port', String(o.port)], {
+  const child = spawn(process.execPath, [...(o.cli ?? [CLI]), ...args, '--port', String(o.port)], {
     cwd: o.cwd ?? ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...o.env },
+    // The repo's build loads its app with tsx configured for it; an installed CLI, as its user's would.
+    env: { ...process.env, ...(o.cli ? {} : BUILT_ENV), ...o.env },
   });
   const output = captureOutput(child);
   let stdout = '';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { sqliteStore } from '../../src/stores/sqlite.js';
-import { type NodeProcess, startNode } from './processes.js';
+import { CLI, type NodeProcess, startNode } from './processes.js';
 
 export interface GatewayProcess {
   gateway: NodeProcess;
@@ -45,7 +45,7 @@ export async function startGatewayProcess(o: {
   try {
     const gateway = await startNode({
       name: o.name,
-      script: 'src/cli/main.ts',
+      script: CLI,
       args: ['gateway', '--app', 'examples/probe/shoal.app.ts'],
       env: {
         SHOAL_ORIGINS: o.origin,

@@ -1,9 +1,32 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * The CLI as `npm run build` compiles it. Tests start it rather than src/cli/main.ts through tsx: tsx
+ * costs a process ~0.3 s more CPU to start, and tests start a few hundred. It is the current source:
+ * test/global-setup.ts rebuilds dist/ before the run whenever the sources changed since its build.
+ */
+export const CLI = join(ROOT, 'dist/cli/main.js');
+
+/**
+ * Env for every process a test starts from the repo. tsx, which loads TypeScript (an example app,
+ * a test worker), then reads this tsconfig rather than the repo's, whose `paths` map 'shoal' to
+ * src/: without them the name resolves as it does for a user, to the package's exports in dist/. The
+ * CLI from dist/ and the app it loads then share one copy of the library, the build under test.
+ */
+export const BUILT_ENV: Record<string, string> = {
+  TSX_TSCONFIG_PATH: join(ROOT, 'test/helpers/tsconfig.built.json'),
+};
+
+/** Node arguments to run `script`: TypeScript through tsx, JavaScript (the CLI) as it is. */
+export function nodeArgs(script: string): string[] {
+  return script.endsWith('.ts') ? ['--import', 'tsx', script] : [script];
+}
 
 /**
  * What `child` writes to stdout and stderr, in the order it arrives, read with the returned
@@ -59,7 +82,7 @@ function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 }
 
 /**
- * Starts a TypeScript entry point (run through tsx) with `--port` and waits
+ * Starts an entry point (a TypeScript one through tsx, or CLI) with `--port` and waits
  * until `readyPath` answers 200, or fails with the process output.
  */
 export async function startNode(options: {
@@ -74,10 +97,10 @@ export async function startNode(options: {
   const port = options.port ?? (await freePort());
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', options.script, ...(options.args ?? []), '--port', String(port)],
+    [...nodeArgs(options.script), ...(options.args ?? []), '--port', String(port)],
     {
       cwd: ROOT,
-      env: { ...process.env, SHOAL_NODE_ID: options.name, ...options.env },
+      env: { ...process.env, ...BUILT_ENV, SHOAL_NODE_ID: options.name, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

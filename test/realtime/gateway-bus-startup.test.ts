@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type EngineProcess, scratch, spawnEngine } from '../failover/fixtures/engine-process.js';
 import { commandsSkipReason } from '../helpers/engines.js';
-import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
+import { BUILT_ENV, CLI, captureOutput, freePort, ROOT } from '../helpers/processes.js';
 
 /**
  * A `shoal gateway` whose NATS does not answer when it starts: a port that accepts connections and
@@ -34,11 +34,12 @@ function closeStall(): void {
 function gateway(port: number, bus: string) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'gateway', '--app', 'examples/probe/shoal.app.ts', '--port', String(port)],
+    [CLI, 'gateway', '--app', 'examples/probe/shoal.app.ts', '--port', String(port)],
     {
       cwd: ROOT,
       env: {
         ...process.env,
+        ...BUILT_ENV,
         SHOAL_NODE_ID: 'gw-bus-startup',
         SHOAL_STORE: `sqlite:${dir.dir}/sessions.db`,
         SHOAL_BUS: bus,
