@@ -3,18 +3,16 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { captureOutput, freePort, ROOT } from '../helpers/processes.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, captureOutput, freePort, ROOT } from '../helpers/processes.js';
 
 /**
- * The CLI as a user installs it: compiled JavaScript on plain Node, no TypeScript loader of its
- * own, in a project outside the repository. Its .ts app and config modules load through the
- * project's tsx, or the CLI says in one line how to make them load.
+ * The CLI as a user installs it: compiled JavaScript on plain Node (the repo's dist/, current for
+ * the run: test/global-setup.ts), no TypeScript loader of its own, in a project outside the
+ * repository. Its .ts app and config modules load through the project's tsx, or the CLI says in one
+ * line how to make them load.
  */
 const SECRET = 'a-test-secret-of-at-least-32-characters-0123456789';
-// Inside the repo's node_modules, so the compiled CLI resolves its dependencies as an installed one would.
-const cache = join(ROOT, 'node_modules/.cache');
-let build: string;
 const projects: string[] = [];
 const children: ChildProcess[] = [];
 
@@ -67,7 +65,7 @@ function env(dir: string): NodeJS.ProcessEnv {
 
 async function cli(dir: string, args: string[]) {
   try {
-    const r = await promisify(execFile)(process.execPath, [join(build, 'cli/main.js'), ...args], {
+    const r = await promisify(execFile)(process.execPath, [CLI, ...args], {
       cwd: dir,
       env: env(dir),
       timeout: 60_000,
@@ -79,19 +77,9 @@ async function cli(dir: string, args: string[]) {
   }
 }
 
-beforeAll(async () => {
-  mkdirSync(cache, { recursive: true });
-  build = mkdtempSync(join(cache, 'shoal-cli-'));
-  await promisify(execFile)(
-    process.execPath,
-    [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', build],
-    { cwd: ROOT, timeout: 240_000 },
-  );
-}, 300_000);
-
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
-  for (const d of [...projects, build]) if (d) rmSync(d, { recursive: true, force: true });
+  for (const d of projects) rmSync(d, { recursive: true, force: true });
 });
 
 describe('TypeScript app and config modules from the installed CLI', () => {
@@ -105,7 +93,7 @@ describe('TypeScript app and config modules from the installed CLI', () => {
   it('serve: shoal web --app shoal.app.ts answers with the TypeScript handler', async () => {
     const dir = project(true);
     const port = await freePort();
-    const child = spawn(process.execPath, [join(build, 'cli/main.js'), 'web', '--port', String(port)], {
+    const child = spawn(process.execPath, [CLI, 'web', '--port', String(port)], {
       cwd: dir,
       env: env(dir),
       stdio: ['ignore', 'pipe', 'pipe'],
