@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { nearestName } from '../core/did-you-mean.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 
@@ -128,24 +129,10 @@ function fromParseError(err: unknown, topic: Command | '', argv: string[]): Erro
 
 function unknownCommand(name: string): UsageError {
   const names = Object.keys(COMMANDS);
-  const near = names.find((n) => editDistance(n, name) <= 2);
+  const near = nearestName(name, names);
   return new UsageError(
     `unknown command "${name}"${near ? ` (did you mean "${near}"?)` : ''}; commands: ${names.join(', ')} (see shoal --help)`,
   );
-}
-
-/** Levenshtein distance, for "did you mean": commands are short, so the quadratic table is nothing. */
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      next[j] = Math.min((row[j] ?? 0) + 1, (next[j - 1] ?? 0) + 1, (row[j - 1] ?? 0) + cost);
-    }
-    row = next;
-  }
-  return row[b.length] ?? 0;
 }
 
 /** A whole number from `min` to `max`, from a flag (UsageError) or an environment or file value (ConfigError). */
