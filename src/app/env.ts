@@ -1,3 +1,4 @@
+import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { SessionOptions } from '../session/options.js';
 import type { NodeConfig } from './open.js';
@@ -30,6 +31,12 @@ export function encryptionKeysFromEnv(value: string | undefined): string[] | und
   return listFromEnv(value);
 }
 
+/** A duration variable ("30m", "250ms"; a unit is required), in milliseconds; undefined when unset or empty. */
+export function durationFromEnv(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const value = env[name];
+  return value ? parseDuration(value, name) : undefined;
+}
+
 /** SHOAL_LOG_LEVEL (pino's levels: fatal, error, warn, info, debug, trace, silent); default info. */
 export function logLevelFromEnv(env: NodeJS.ProcessEnv): string {
   return env.SHOAL_LOG_LEVEL || 'info';
@@ -49,12 +56,17 @@ export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv): Partial<SessionOp
   if (secrets.length) out.secrets = secrets;
   const keys = encryptionKeysFromEnv(env.SHOAL_ENCRYPTION_KEYS);
   if (keys) out.encryption = { keys };
-  if (env.SHOAL_IDLE_TIMEOUT) out.idleTimeout = env.SHOAL_IDLE_TIMEOUT;
-  if (env.SHOAL_ABSOLUTE_TIMEOUT) out.absoluteTimeout = env.SHOAL_ABSOLUTE_TIMEOUT;
-  if (env.SHOAL_SWEEP_INTERVAL || env.SHOAL_SWEEP_LEASE) {
+  // Parsed here, so an error names the variable to fix rather than the option it feeds.
+  const idle = durationFromEnv(env, 'SHOAL_IDLE_TIMEOUT');
+  if (idle !== undefined) out.idleTimeout = idle;
+  const absolute = durationFromEnv(env, 'SHOAL_ABSOLUTE_TIMEOUT');
+  if (absolute !== undefined) out.absoluteTimeout = absolute;
+  const interval = durationFromEnv(env, 'SHOAL_SWEEP_INTERVAL');
+  const lease = durationFromEnv(env, 'SHOAL_SWEEP_LEASE');
+  if (interval !== undefined || lease !== undefined) {
     out.sweep = {
-      ...(env.SHOAL_SWEEP_INTERVAL ? { interval: env.SHOAL_SWEEP_INTERVAL } : {}),
-      ...(env.SHOAL_SWEEP_LEASE ? { lease: env.SHOAL_SWEEP_LEASE } : {}),
+      ...(interval !== undefined ? { interval } : {}),
+      ...(lease !== undefined ? { lease } : {}),
     };
   }
   if (env.SHOAL_NODE_ID) out.nodeId = env.SHOAL_NODE_ID;

@@ -156,7 +156,7 @@ export function portNumber(setting: string, raw: string, allowZero: boolean, fla
   return fail(flag, `${setting} must be a port number from ${allowZero ? 0 : 1} to 65535, got "${raw}"`);
 }
 
-/** A duration ("30s", "500ms", a bare number of ms), named by the flag or variable it came from. */
+/** A duration ("30s", "500ms"; a unit is required), named by the flag or variable it came from. */
 export function durationValue(setting: string, raw: string, flag = setting.startsWith('--')): number {
   try {
     return parseDuration(raw, setting);

@@ -95,6 +95,12 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   });
   setting('session settings', () => {
     const c = resolveNodeSession(app, env);
+    // Values a node accepts but no one means: every session would end right after its request.
+    const implausible = implausibleTimeouts(c.idleMs, c.absoluteMs);
+    if (implausible) {
+      fail(`session settings: ${implausible.what}`, implausible.fix);
+      return undefined;
+    }
     return `idle ${c.idleMs / 1000} s, absolute ${c.absoluteMs / 1000} s, at most ${c.maxSize} bytes`;
   });
   setting('SHOAL_COOKIE_SECURE', () => {
@@ -163,6 +169,31 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   }
   print(problems ? `${problems} problem(s) found` : 'no problems found: web nodes and gateways would start with this');
   return problems ? 1 : 0;
+}
+
+/** Session timeouts a node runs with but that end sessions before anyone could use them. */
+function implausibleTimeouts(idleMs: number, absoluteMs: number): { what: string; fix: string } | undefined {
+  const where = (name: string, option: string) =>
+    `set ${name} (or session.${option} in the app module) with its unit, e.g. ${name}=${name.includes('IDLE') ? '30m' : '12h'}`;
+  if (idleMs < 1000) {
+    return {
+      what: `the idle timeout is ${idleMs / 1000} s, so every session ends ${idleMs / 1000} s after its last request`,
+      fix: where('SHOAL_IDLE_TIMEOUT', 'idleTimeout'),
+    };
+  }
+  if (absoluteMs < 1000) {
+    return {
+      what: `the absolute timeout is ${absoluteMs / 1000} s, so every session ends ${absoluteMs / 1000} s after it starts`,
+      fix: where('SHOAL_ABSOLUTE_TIMEOUT', 'absoluteTimeout'),
+    };
+  }
+  if (absoluteMs < idleMs) {
+    return {
+      what: `the absolute timeout (${absoluteMs / 1000} s) is shorter than the idle timeout (${idleMs / 1000} s), which then never applies`,
+      fix: 'make SHOAL_ABSOLUTE_TIMEOUT longer than SHOAL_IDLE_TIMEOUT (defaults 12h and 30m)',
+    };
+  }
+  return undefined;
 }
 
 /** The secrets the app module's own session settings give (both tiers use them instead of SHOAL_SECRETS). */

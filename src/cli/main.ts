@@ -168,9 +168,11 @@ async function main(argv: string[]): Promise<number> {
 
 /** What web and gateway nodes both start from: the app module, the settings in the environment, where to listen. */
 async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port: number, host: string | undefined) {
+  // The settings first: a bad SHOAL_* value is reported before the app module is loaded.
+  const config = nodeConfigFromEnv(process.env, role);
   return {
     app: await loadAppModule(requireApp(app)),
-    config: nodeConfigFromEnv(process.env, role),
+    config,
     port,
     host: host ?? process.env.HOST ?? '127.0.0.1',
   };

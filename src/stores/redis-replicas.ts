@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { metrics } from '../core/metrics.js';
 
@@ -23,7 +24,7 @@ export interface ReplicaWait {
 }
 
 /**
- * `waitForReplicas` from the options, or from the URL's `?waitReplicas=N&waitTimeout=MS`; checked
+ * `waitForReplicas` from the options, or from the URL's `?waitReplicas=N&waitTimeout=100ms`; checked
  * before any connection is opened, so a bad value leaves nothing to clean up.
  */
 export function replicaWaitOf(
@@ -32,8 +33,12 @@ export function replicaWaitOf(
   given: Redis | Cluster | undefined,
 ): ReplicaWait | undefined {
   const query = new URLSearchParams(/\?([^#]*)/.exec(url ?? '')?.[1] ?? '');
+  // A duration with its unit, as every duration read from configuration: "100" could be ms or s.
   const fromUrl = query.has('waitReplicas')
-    ? { replicas: Number(query.get('waitReplicas')), timeoutMs: Number(query.get('waitTimeout') ?? 100) }
+    ? {
+        replicas: Number(query.get('waitReplicas')),
+        timeoutMs: parseDuration(query.get('waitTimeout') ?? '100ms', 'the waitTimeout in the store URL'),
+      }
     : undefined;
   const wait = option ?? fromUrl;
   if (!wait) return undefined;
@@ -50,7 +55,7 @@ export function replicaWaitOf(
   }
   if (!Number.isInteger(wait.timeoutMs) || wait.timeoutMs < 1 || wait.timeoutMs > 10_000) {
     throw new ConfigError(
-      `redis store: waitTimeout must be a number of milliseconds from 1 to 10000 (got ${String(wait.timeoutMs)}), e.g. &waitTimeout=100`,
+      `redis store: waitTimeout must be from 1ms to 10s (got ${String(wait.timeoutMs)} ms), e.g. &waitTimeout=100ms`,
     );
   }
   return wait;

@@ -57,7 +57,7 @@ export interface RedisStoreOptions extends StoreOptions {
   buckets?: number;
   /** How long ended sessions' data outlives their end, for the end handler to read. Default 1 hour. */
   graceMs?: number;
-  /** Answer each write once this many replicas have it (WAIT); also `?waitReplicas=1&waitTimeout=100`. See redis-replicas.ts. */
+  /** Answer each write once this many replicas have it (WAIT); also `?waitReplicas=1&waitTimeout=100ms`. See redis-replicas.ts. */
   waitForReplicas?: ReplicaWait;
 }
 

@@ -189,9 +189,9 @@ describe('shoal doctor', () => {
   }, 30_000);
 
   it.each([
-    ['SHOAL_IDLE_TIMEOUT', 'bogus', /idleTimeout "bogus" is not a duration/],
-    ['SHOAL_ABSOLUTE_TIMEOUT', '-5', /absoluteTimeout "-5" is not a duration/],
-    ['SHOAL_SWEEP_INTERVAL', 'zz', /sweep\.interval "zz" is not a duration/],
+    ['SHOAL_IDLE_TIMEOUT', 'bogus', /SHOAL_IDLE_TIMEOUT "bogus" is not a duration/],
+    ['SHOAL_ABSOLUTE_TIMEOUT', '-5', /SHOAL_ABSOLUTE_TIMEOUT "-5" is not a duration/],
+    ['SHOAL_SWEEP_INTERVAL', 'zz', /SHOAL_SWEEP_INTERVAL "zz" is not a duration/],
     ['SHOAL_MAX_SIZE', 'abc', /SHOAL_MAX_SIZE must be a positive whole number/],
     ['SHOAL_ENCRYPTION_KEYS', 'notbase64', /encryption key #1/],
   ])('fails the session setting %s=%s, as a web node refuses it', async (name, value, message) => {

@@ -75,7 +75,7 @@ for (const store of stores) {
         SHOAL_ENCRYPTION_KEYS: KEY,
         SHOAL_MAX_SIZE: String(MAX_SIZE),
         SHOAL_LOCK_WAIT: '3s',
-        SHOAL_SWEEP_INTERVAL: '250',
+        SHOAL_SWEEP_INTERVAL: '250ms',
       });
       // The test's own view of the backend: what is really stored, bypassing the session layer.
       raw = await createStore(store.url, { namespace });
@@ -323,7 +323,7 @@ for (const store of stores) {
         SHOAL_STORE: store.url,
         SHOAL_NAMESPACE: namespace,
         SHOAL_ABSOLUTE_TIMEOUT: '2s',
-        SHOAL_SWEEP_INTERVAL: '250',
+        SHOAL_SWEEP_INTERVAL: '250ms',
       });
       const browser = new CookieJar();
       const t0 = Date.now();

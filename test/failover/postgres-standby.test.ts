@@ -36,7 +36,7 @@ describe.skipIf(skip)('failover: PostgreSQL primary and standby on a multi-host 
 
   it('writes go to the primary, and to the promoted standby after the primary dies, with nothing acknowledged lost', async () => {
     pair = await startPostgresPair();
-    const url = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.primary.port}/postgres?timeout=1000`;
+    const url = `postgres://postgres@127.0.0.1:${pair.standby.port},127.0.0.1:${pair.primary.port}/postgres?timeout=1000ms`;
     const store = await createStore(url);
     const bus = await createBus(url, { namespace: `pgpair${Date.now()}` });
     try {

@@ -93,7 +93,7 @@ describe.skipIf(skip !== undefined)(
       // Each zone's nodes ask their own zone's sentinel first: one in a cut zone costs a connect timeout per reconnect.
       const env = (zone: string) => ({
         ...process.env,
-        SHOAL_STORE: `${redis.urlFrom(`zone-${zone}`)}?waitReplicas=1&waitTimeout=${WAIT_REPLICA_MS}`,
+        SHOAL_STORE: `${redis.urlFrom(`zone-${zone}`)}?waitReplicas=1&waitTimeout=${WAIT_REPLICA_MS}ms`,
         SHOAL_BUS: redis.urlFrom(`zone-${zone}`),
         SHOAL_SECRETS: SECRET,
         SHOAL_COOKIE_SECURE: 'false',

@@ -12,7 +12,7 @@ import {
 import { freePort } from '../helpers/processes.js';
 
 /**
- * `?waitReplicas=1&waitTimeout=MS` on a real primary with one real replica: each session write is
+ * `?waitReplicas=1&waitTimeout=<duration>` on a real primary with one real replica: each session write is
  * answered once the replica has it, and when the replica stops answering (SIGSTOP) a write is
  * answered after the timeout anyway and counted as `timeout`; writes meanwhile share that wait,
  * and after it are answered without waiting (`skipped`) until the primary lists the replica again.
@@ -83,7 +83,7 @@ describe.skipIf(skip)('redis store waitReplicas', () => {
   });
 
   it('answers a write once the replica has it', async () => {
-    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}`);
+    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}ms`);
     try {
       const before = await waits('confirmed');
       expect(await store.create(session('wait-a'))).toBe(true);
@@ -101,7 +101,7 @@ describe.skipIf(skip)('redis store waitReplicas', () => {
   });
 
   it('answers after the timeout when the replica does not confirm, and counts it', async () => {
-    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}`);
+    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}ms`);
     replica.child.kill('SIGSTOP');
     try {
       const before = await waits('timeout');
@@ -116,7 +116,7 @@ describe.skipIf(skip)('redis store waitReplicas', () => {
   });
 
   it('holds writes and reads for one timeout, not one per write, while the replica does not confirm', async () => {
-    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}`);
+    const store = await createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=${WAIT_MS}ms`);
     replica.child.kill('SIGSTOP');
     try {
       const before = { timeout: await waits('timeout'), skipped: await waits('skipped') };
@@ -154,7 +154,7 @@ describe.skipIf(skip)('redis store waitReplicas', () => {
       /^redis store: waitReplicas must be an integer from 1 to 16 \(got 0\)/,
     );
     await expect(createStore(`redis://127.0.0.1:${primary}?waitReplicas=1&waitTimeout=soon`)).rejects.toThrow(
-      /waitTimeout must be a number of milliseconds/,
+      /the waitTimeout in the store URL "soon" is not a duration/,
     );
     await expect(createStore('redis+cluster://127.0.0.1:1?waitReplicas=1')).rejects.toThrow(/not with Redis Cluster/);
   });

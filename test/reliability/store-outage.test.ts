@@ -41,7 +41,7 @@ describe('?timeout= on a store URL', () => {
       url: 'postgres://u:p%40ss@db/x?sslmode=require&application_name=a%20b',
       timeoutMs: 2000,
     });
-    expect(takeTimeout('sqlite:.shoal/shoal.db?timeout=250')).toEqual({
+    expect(takeTimeout('sqlite:.shoal/shoal.db?timeout=250ms')).toEqual({
       url: 'sqlite:.shoal/shoal.db',
       timeoutMs: 250,
     });
@@ -53,6 +53,7 @@ describe('?timeout= on a store URL', () => {
     expect(() => takeTimeout('redis://h:6379?timeout=soon')).toThrow(ConfigError);
     expect(() => takeTimeout('redis://h:6379?timeout=soon')).toThrow(/SHOAL_STORE.*not a duration/);
     expect(() => takeTimeout('redis://h:6379?timeout=0')).toThrow(/above 0/);
+    expect(() => takeTimeout('redis://h:6379?timeout=500')).toThrow(/"500" has no unit: write 500s, 500m or 500ms/);
   });
 });
 

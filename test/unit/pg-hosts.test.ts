@@ -20,7 +20,7 @@ describe('PostgreSQL URLs with several hosts', () => {
   });
 
   it('names every host, and no password, when none can be reached', async () => {
-    const store = await createStore('postgres://u:secret@127.0.0.1:1,127.0.0.1:2/db?timeout=500');
+    const store = await createStore('postgres://u:secret@127.0.0.1:1,127.0.0.1:2/db?timeout=500ms');
     try {
       const err = await store.load('x', Date.now()).catch((e: unknown) => e);
       expect(String(err)).toMatch(/127\.0\.0\.1:1,127\.0\.0\.1:2\/db/);

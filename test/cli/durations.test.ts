@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStore, parseDuration } from 'shoal';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/processes.js';
+
+/**
+ * A duration read from the environment, a flag or a URL needs its unit: "5" could be 5 ms or 5 s,
+ * and taken as milliseconds it ends every session at once. Numbers in code stay milliseconds.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'shoal-durations-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const env = (more: Record<string, string>) => ({
+  SHOAL_STORE: `sqlite:${join(dir, 'durations.db')}`,
+  SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
+  SHOAL_ORIGINS: 'http://localhost:8080',
+  ...more,
+});
+
+describe('durations from outside the code', () => {
+  it('parseDuration refuses text without a unit and keeps numbers as milliseconds', () => {
+    expect(() => parseDuration('5', 'SHOAL_IDLE_TIMEOUT')).toThrow(
+      /^SHOAL_IDLE_TIMEOUT "5" has no unit: write 5s, 5m or 5ms \(units ms, s, m, h, d\)$/,
+    );
+    expect(parseDuration(5)).toBe(5);
+    expect(parseDuration('0')).toBe(0);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('1.5s')).toBe(1500);
+  });
+
+  it('a store URL ?timeout= needs a unit', async () => {
+    await expect(createStore('memory:?timeout=500')).rejects.toThrow(
+      /the timeout in SHOAL_STORE "memory:\?timeout=500" "500" has no unit: write 500s, 500m or 500ms/,
+    );
+  });
+
+  it('doctor fails SHOAL_IDLE_TIMEOUT=5 by name, and an idle timeout under a second', async () => {
+    const bare = await runCli(['doctor'], { env: env({ SHOAL_IDLE_TIMEOUT: '5' }) });
+    expect(bare.stdout).toMatch(/^FAIL {2}session settings: SHOAL_IDLE_TIMEOUT "5" has no unit: write 5s, 5m or 5ms/m);
+    expect(bare.stdout).not.toMatch(/no problems found/);
+    expect(bare.code).toBe(1);
+    const tiny = await runCli(['doctor'], { env: env({ SHOAL_IDLE_TIMEOUT: '500ms', SHOAL_ABSOLUTE_TIMEOUT: '2s' }) });
+    expect(tiny.stdout).toMatch(
+      /^FAIL {2}session settings: the idle timeout is 0\.5 s, so every session ends 0\.5 s after its last request/m,
+    );
+    expect(tiny.stdout).toMatch(/^ {6}fix: .*e\.g\. SHOAL_IDLE_TIMEOUT=30m/m);
+    expect(tiny.code).toBe(1);
+  }, 60_000);
+
+  it('doctor fails an absolute timeout shorter than the idle one', async () => {
+    const r = await runCli(['doctor'], { env: env({ SHOAL_IDLE_TIMEOUT: '30m', SHOAL_ABSOLUTE_TIMEOUT: '10m' }) });
+    expect(r.stdout).toMatch(
+      /^FAIL {2}session settings: the absolute timeout \(600 s\) is shorter than the idle timeout \(1800 s\)/m,
+    );
+    expect(r.code).toBe(1);
+  }, 30_000);
+
+  it('doctor fails a proxy timeout and a drain setting without a unit', async () => {
+    const r = await runCli(['doctor'], {
+      env: env({
+        SHOAL_CONNECT_PROXY_URL: 'http://127.0.0.1:8000/shoal/connect',
+        SHOAL_CONNECT_PROXY_TIMEOUT: '3000',
+        SHOAL_DRAIN_WINDOW: '10',
+      }),
+    });
+    expect(r.stdout).toMatch(
+      /^FAIL {2}.*SHOAL_CONNECT_PROXY_TIMEOUT "3000" has no unit: write 3000s, 3000m or 3000ms/m,
+    );
+    expect(r.stdout).toMatch(/^FAIL {2}SHOAL_DRAIN_WINDOW "10" has no unit: write 10s, 10m or 10ms/m);
+    expect(r.code).toBe(1);
+  }, 30_000);
+
+  it('a web node refuses a flag or a variable without a unit, in one line', async () => {
+    const port = String(await freePort());
+    const flag = await runCli(['web', '--app', 'nope.mjs', '--port', port, '--drain-timeout', '30'], { env: env({}) });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr.trim()).toBe(
+      'shoal: --drain-timeout "30" has no unit: write 30s, 30m or 30ms (units ms, s, m, h, d)',
+    );
+    const variable = await runCli(['web', '--app', 'nope.mjs', '--port', port], {
+      env: env({ SHOAL_IDLE_TIMEOUT: '5' }),
+    });
+    expect(variable.code).toBe(78);
+    expect(variable.stderr.trim()).toBe(
+      'shoal: SHOAL_IDLE_TIMEOUT "5" has no unit: write 5s, 5m or 5ms (units ms, s, m, h, d)',
+    );
+  }, 60_000);
+});
