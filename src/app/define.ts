@@ -1,9 +1,11 @@
 import type { RequestListener } from 'node:http';
 import type { Bus } from '../bus/contract.js';
+import { checkKnownKeys, type KeyShape } from '../core/did-you-mean.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import type { ConnectProxyOptions } from '../realtime/connect-proxy.js';
 import type { AuthorizeContext } from '../realtime/gateway.js';
+import { REALTIME_OPTION_SHAPES } from '../realtime/gateway-options.js';
 import type { KeepSessionAlive } from '../realtime/keep-alive.js';
 import type { EventMap, Publisher } from '../realtime/publisher.js';
 import type { RequestContext, RequestLimits, RpcHandler, RpcProxyOptions } from '../realtime/rpc-types.js';
@@ -11,7 +13,7 @@ import type { SubscribeProxyOptions } from '../realtime/subscribe-proxy.js';
 import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
 import type { SessionManager } from '../session/manager.js';
-import type { SessionOptions, SessionSchema } from '../session/options.js';
+import { checkSessionKeys, SESSION_OPTION_KEYS, type SessionOptions, type SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
 
 export type { AuthorizeContext };
@@ -136,7 +138,41 @@ export function defineApp<T extends SessionSchema = SessionSchema, E extends Eve
   app: AppDefinition<T, E>,
 ): AppDefinition<T, E> {
   checkApp(app, 'defineApp()');
+  checkAppKeys(app);
   return app;
+}
+
+type Keys<O> = Record<keyof Required<O>, true | KeyShape>;
+
+const REALTIME_APP_KEYS = {
+  ...REALTIME_OPTION_SHAPES,
+  authorize: true,
+  origins: true,
+  keepSessionAlive: true,
+  rpc: true,
+  connectionInfo: true,
+  canPublish: true,
+} as const satisfies Keys<RealtimeApp>;
+
+const APP_KEYS = {
+  // A function of the node's context is checked when a node calls it (appSessionOptions).
+  session: SESSION_OPTION_KEYS,
+  client: SESSION_OPTION_KEYS,
+  realtime: REALTIME_APP_KEYS,
+  web: true,
+} as const satisfies Keys<AppDefinition>;
+
+/**
+ * Refuses a key the definition does not take, at any depth ("unknown option session.idleTimout; did
+ * you mean idleTimeout?"): plain JavaScript would otherwise leave the setting it meant at its default.
+ */
+export function checkAppKeys(app: unknown): void {
+  checkKnownKeys(app, APP_KEYS);
+}
+
+/** The session settings a definition's `session` function returned, checked as defineApp checks an object. */
+export function checkAppSessionKeys(session: unknown): void {
+  checkSessionKeys(session, 'session.');
 }
 
 /**

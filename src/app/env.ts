@@ -1,3 +1,4 @@
+import { nearestName } from '../core/did-you-mean.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { SessionOptions } from '../session/options.js';
@@ -99,4 +100,58 @@ export function nodeConfigFromEnv(env: NodeJS.ProcessEnv, role: NodeConfig['role
     namespace: env.SHOAL_NAMESPACE || undefined,
     session: sessionOptionsFromEnv(env),
   };
+}
+
+/** Every SHOAL_* variable the shoal command reads (docs/getting-started.md#6-configuration and the commands' --help). */
+export const SHOAL_VARIABLES: readonly string[] = [
+  'SHOAL_STORE',
+  'SHOAL_BUS',
+  'SHOAL_NAMESPACE',
+  'SHOAL_NODE_ID',
+  'SHOAL_SECRETS',
+  'SHOAL_ENCRYPTION_KEYS',
+  'SHOAL_IDLE_TIMEOUT',
+  'SHOAL_ABSOLUTE_TIMEOUT',
+  'SHOAL_SWEEP_INTERVAL',
+  'SHOAL_SWEEP_LEASE',
+  'SHOAL_MAX_SIZE',
+  'SHOAL_COOKIE_SECURE',
+  'SHOAL_LOG_LEVEL',
+  'SHOAL_ORIGINS',
+  'SHOAL_PUBLISH_KEY',
+  'SHOAL_KEEP_SESSION_ALIVE',
+  'SHOAL_MAX_CONNECTIONS_PER_SESSION',
+  'SHOAL_MAX_CONNECTIONS_PER_USER',
+  'SHOAL_TOKEN_SECRET',
+  'SHOAL_TOKEN_JWKS_URL',
+  'SHOAL_TOKEN_AUDIENCE',
+  'SHOAL_TOKEN_ISSUER',
+  'SHOAL_CONNECT_PROXY_URL',
+  'SHOAL_CONNECT_PROXY_HEADERS',
+  'SHOAL_CONNECT_PROXY_TIMEOUT',
+  'SHOAL_SUBSCRIBE_PROXY_URL',
+  'SHOAL_SUBSCRIBE_PROXY_TIMEOUT',
+  'SHOAL_RPC_PROXY_URL',
+  'SHOAL_RPC_PROXY_TIMEOUT',
+  'SHOAL_DRAIN_TIMEOUT',
+  'SHOAL_DRAIN_DELAY',
+  'SHOAL_DRAIN_WINDOW',
+  'SHOAL_DASHBOARD_TOKEN',
+  'SHOAL_DASHBOARD_NODES',
+];
+
+/**
+ * SHOAL_* variables shoal does not read, each with the setting it is likely a misspelling of (or
+ * undefined: then it may be the app's own, as SHOAL_DEMO_SHIP_DELAY is the demo's).
+ */
+export function unknownShoalVariables(env: NodeJS.ProcessEnv): Array<{ name: string; near: string | undefined }> {
+  return Object.keys(env)
+    .filter((name) => name.startsWith('SHOAL_') && !SHOAL_VARIABLES.includes(name))
+    .sort()
+    .map((name) => ({ name, near: nearestName(name, SHOAL_VARIABLES) }));
+}
+
+/** The line that names a misspelt SHOAL_* variable (one with a near setting); doctor and node startup say the same. */
+export function misspeltVariableMessage(name: string, near: string): string {
+  return `${name} is not a shoal setting, so it is ignored; did you mean ${near}?`;
 }

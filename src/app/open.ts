@@ -12,6 +12,8 @@ import {
   type AppDefinition,
   type AppSessionOptions,
   checkApp,
+  checkAppKeys,
+  checkAppSessionKeys,
   checkNodeConfig,
   type NodeContext,
   type RealtimeApp,
@@ -56,6 +58,7 @@ export async function openApp<T extends SessionSchema>(
   config: NodeConfig,
 ): Promise<OpenedApp<T>> {
   checkApp(app, 'openApp()');
+  checkAppKeys(app);
   checkNodeConfig(config, 'openApp()');
   const storeUrl = config.store ?? DEFAULT_STORE_URL;
   const busUrl = config.bus ?? busUrlFor(storeUrl);
@@ -109,7 +112,9 @@ export function appSessionOptions<T extends SessionSchema>(
   app: AppDefinition<T>,
   ctx: NodeContext,
 ): AppSessionOptions<T> {
-  return (typeof app.session === 'function' ? app.session(ctx) : app.session) ?? {};
+  const own = (typeof app.session === 'function' ? app.session(ctx) : app.session) ?? {};
+  checkAppSessionKeys(own);
+  return own;
 }
 
 /** The node's settings under the app's own: the definition wins, cookie attributes one by one. */

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { AppDefinition } from '../app/define.js';
+import { type AppDefinition, checkAppKeys } from '../app/define.js';
 import { ConfigError } from '../core/errors.js';
 import { importDefault } from './ts-loader.js';
 
@@ -21,6 +21,12 @@ export async function loadApp(path: string): Promise<AppDefinition> {
     throw new ConfigError(
       `${path} must default-export defineApp({ web(ctx) { … return handler } }) from 'shoal' — see docs/getting-started.md#the-app-module`,
     );
+  }
+  // defineApp() checks its keys; a plain object default export is checked here.
+  try {
+    checkAppKeys(app);
+  } catch (err) {
+    throw new ConfigError(`${path}: ${(err as Error).message}`, { cause: err });
   }
   return app as AppDefinition;
 }

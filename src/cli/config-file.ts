@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ShoalConfig } from '../app/config.js';
+import { nearestName } from '../core/did-you-mean.js';
 import { ConfigError } from '../core/errors.js';
 import { ensureTypeScript, importDefault } from './ts-loader.js';
 
@@ -27,7 +28,13 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
   const config = loaded as Record<string, unknown>;
   const unknown = Object.keys(config).filter((k) => !KEYS.has(k));
   if (unknown.length) {
-    throw new ConfigError(`${path}: unknown setting(s) ${unknown.join(', ')}; allowed: ${[...KEYS].join(', ')}`);
+    const [one] = unknown;
+    const near = unknown.length === 1 && one ? nearestName(one, KEYS) : undefined;
+    throw new ConfigError(
+      near
+        ? `${path}: unknown setting ${one}; did you mean ${near}?`
+        : `${path}: unknown setting(s) ${unknown.join(', ')}; allowed: ${[...KEYS].join(', ')}`,
+    );
   }
   // The same bounds as the flags: at least one web node, a port a balancer can listen on.
   for (const [key, min, max] of [

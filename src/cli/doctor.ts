@@ -1,5 +1,5 @@
 import type { AppDefinition } from '../app/define.js';
-import { listFromEnv } from '../app/env.js';
+import { listFromEnv, misspeltVariableMessage, unknownShoalVariables } from '../app/env.js';
 import { resolveNodeSession } from '../app/node-session.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import { redact } from '../core/url.js';
@@ -68,7 +68,11 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     warn('no app module given (--app, or app in shoal.config): not checked that it loads');
   }
 
-  // 2. Settings every node reads before it opens anything.
+  // 2. Settings every node reads before it opens anything; a misspelt name leaves its setting at the default.
+  for (const { name, near } of unknownShoalVariables(env)) {
+    if (near) fail(misspeltVariableMessage(name, near), `rename it to ${near}`);
+    else warn(`${name} is not a shoal setting: fine if your app reads it, else remove it`);
+  }
   const appSecrets = appSessionSecrets(app, env);
   setting('SHOAL_SECRETS', () => {
     const secrets = listFromEnv(env.SHOAL_SECRETS) ?? [];

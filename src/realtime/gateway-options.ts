@@ -1,4 +1,5 @@
 import type { Bus } from '../bus/contract.js';
+import { checkKnownKeys, type KeyShape } from '../core/did-you-mean.js';
 import { defaultLogger, type Logger, type LogLine, lineWriter } from '../core/logger.js';
 import type { MetricsOption } from '../core/metrics.js';
 import { checkReadable } from '../session/attribute-values.js';
@@ -106,6 +107,59 @@ export interface GatewayOptions {
    * `false` nowhere (/metrics answers 404). The same option as a session manager's and a store's.
    */
   metrics?: MetricsOption;
+}
+
+type Keys<O> = Record<keyof Required<O>, true | KeyShape>;
+
+/** The keys of the options objects a gateway and an app's `realtime` share, for unknown-key checks. */
+export const REALTIME_OPTION_SHAPES = {
+  tokens: {
+    secret: true,
+    jwksUrl: true,
+    audience: true,
+    issuer: true,
+    clockToleranceSec: true,
+    jwksTimeoutMs: true,
+  } satisfies Keys<TokenOptions>,
+  connectProxy: { url: true, headers: true, timeoutMs: true } satisfies Keys<ConnectProxyOptions>,
+  subscribeProxy: { url: true, timeoutMs: true } satisfies Keys<SubscribeProxyOptions>,
+  rpcProxy: { url: true, timeoutMs: true, headers: true } satisfies Keys<RpcProxyOptions>,
+  requestLimits: {
+    maxBytes: true,
+    perSecond: true,
+    maxInFlight: true,
+    maxHistory: true,
+    handlerTimeoutMs: true,
+  } satisfies Keys<RequestLimits>,
+} as const;
+
+const GATEWAY_OPTION_KEYS = {
+  ...REALTIME_OPTION_SHAPES,
+  id: true,
+  bus: true,
+  sessions: true,
+  origins: true,
+  authorize: true,
+  rpc: true,
+  connectionInfo: true,
+  canPublish: true,
+  publishKey: true,
+  maxMessageBytes: true,
+  maxBufferedBytes: true,
+  rateLimit: true,
+  heartbeatMs: true,
+  canaryMs: true,
+  maxConnectionsPerSession: true,
+  maxConnectionsPerUser: true,
+  keepSessionAlive: true,
+  presence: { heartbeatMs: true, ttlMs: true },
+  logger: true,
+  metrics: true,
+} as const satisfies Keys<GatewayOptions>;
+
+/** Refuses an option createGateway() does not take, naming the nearest one it does. */
+export function checkGatewayKeys(o: unknown): void {
+  checkKnownKeys(o, GATEWAY_OPTION_KEYS);
 }
 
 /** The options with every default applied: what the gateway's parts are built from. */

@@ -11,7 +11,7 @@ import { Connections } from './connections.js';
 import { applyControl } from './control.js';
 import { CONTROL_CHANNEL } from './control-commands.js';
 import { type GatewayMetrics, gatewayMetrics } from './gateway-metrics.js';
-import { type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
+import { checkGatewayKeys, type GatewayOptions, resolveGatewayOptions } from './gateway-options.js';
 import { createHttpRoutes } from './http-routes.js';
 import { KeepAlive } from './keep-alive.js';
 import { subscribeOwnChannels } from './own-subscriptions.js';
@@ -49,6 +49,7 @@ export interface Gateway {
  * (http-routes.ts), presence and the canary.
  */
 export async function createGateway(o: GatewayOptions): Promise<Gateway> {
+  checkGatewayKeys(o);
   const metrics = gatewayMetrics(registryOf(o.metrics));
   const s = resolveGatewayOptions(o, `gw-${randomUUID().slice(0, 8)}`, metrics);
   const { id, bus } = s;

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { checkKnownKeys, type KeyShape } from '../core/did-you-mean.js';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
@@ -112,6 +113,41 @@ export interface SessionOptions<T extends SessionSchema = SessionSchema> {
   nearCache?: NearCacheOptions | false;
 }
 
+type Keys<O> = Record<keyof Required<O>, true | KeyShape>;
+
+/** Every option of a session manager, nested ones by their own keys: what unknown keys are checked against. */
+export const SESSION_OPTION_KEYS = {
+  store: true,
+  secrets: true,
+  cookie: { name: true, secure: true, sameSite: true, maxAge: true } satisfies Keys<
+    NonNullable<SessionOptions['cookie']>
+  >,
+  idleTimeout: true,
+  absoluteTimeout: true,
+  touchInterval: true,
+  updateRetries: true,
+  validate: true,
+  onSessionStart: true,
+  onSessionEnd: true,
+  sweep: { interval: true, lease: true, enabled: true } satisfies Keys<NonNullable<SessionOptions['sweep']>>,
+  nodeId: true,
+  metrics: true,
+  storeLabel: true,
+  logger: true,
+  maxSize: true,
+  encryption: { keys: true, allowPlaintext: true } satisfies Keys<EncryptionOptions>,
+  scope: true,
+  nearCache: { maxEntries: true, maxBytes: true } satisfies Keys<NearCacheOptions>,
+} as const satisfies Keys<SessionOptions>;
+
+/**
+ * Refuses a session option that is not one ("unknown option session.idleTimout; did you mean
+ * idleTimeout?"): misspelt in plain JavaScript, it would leave the setting it meant at its default.
+ */
+export function checkSessionKeys(o: unknown, where = ''): void {
+  checkKnownKeys(o, SESSION_OPTION_KEYS, where);
+}
+
 /** Settings resolved once per manager; frozen, so nothing can change them under a running node. */
 export interface SessionConfig<T extends SessionSchema = SessionSchema> {
   readonly secrets: readonly string[];
@@ -156,6 +192,7 @@ export interface SessionContext<T extends SessionSchema = SessionSchema> {
 
 export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): SessionContext<T> {
   const call = checkStore(o);
+  checkSessionKeys(o);
   checkShapes(o as SessionOptions<SessionSchema>, call);
   const logger = o.logger ?? defaultLogger();
   const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));

@@ -41,7 +41,10 @@ describe('shoal.config', () => {
 
   it('refuses unknown settings, bad numbers and non-SHOAL env with a message naming them', async () => {
     await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { wbe: 3 };'))).rejects.toThrow(
-      /unknown setting\(s\) wbe/,
+      /unknown setting wbe; did you mean web\?/,
+    );
+    await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { xyz: 3, abc: 1 };'))).rejects.toThrow(
+      /unknown setting\(s\) xyz, abc; allowed: app, web, gateways, port, env/,
     );
     await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { web: -1 };'))).rejects.toThrow(
       /web must be a whole number from 1 to 1000, got -1/,
