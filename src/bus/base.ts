@@ -154,7 +154,7 @@ export class BusBase {
           : result === 'not-published'
             ? ' The message was not published; sending it again is safe.'
             : '';
-      throw new BusUnavailableError(this.label, `${what} failed: ${detail}.${said} ${advice}, or raise timeoutMs.`, {
+      throw new BusUnavailableError(this.label, `${what} failed: ${detail}.${said} ${advice}.`, {
         cause: err,
         ...(result ? { outcome: result } : {}),
       });

@@ -1,7 +1,9 @@
 import type { AppDefinition } from '../app/define.js';
 import { listFromEnv, misspeltVariableMessage, unknownShoalVariables } from '../app/env.js';
 import { resolveNodeSession } from '../app/node-session.js';
+import { backendOf } from '../core/backend-url.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
+import { refusedByServer } from '../core/refused.js';
 import { redact } from '../core/url.js';
 import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
@@ -151,21 +153,25 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   const storeUrl = env.SHOAL_STORE || DEFAULT_STORE_URL;
   const busUrl = busUrlFromEnv(env);
   await reach('session store', storeUrl, () => createStore(storeUrl, { timeoutMs: 3000 }), { ok, fail });
-  await reach(
-    `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
-    busUrl,
-    // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
-    // ones the nodes use, as they would.
-    async () =>
-      (await import('../bus/index.js')).createBus(busUrl, {
-        timeoutMs: 3000,
-        ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
-      }),
-    { ok, fail },
-  );
+  // A store URL of no known kind (redis//host: a missing colon) implies no bus: its error is the whole story.
+  const storeKnown = backendOf(storeUrl) !== undefined;
+  if (env.SHOAL_BUS || storeKnown) {
+    await reach(
+      `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
+      busUrl,
+      // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
+      // ones the nodes use, as they would.
+      async () =>
+        (await import('../bus/index.js')).createBus(busUrl, {
+          timeoutMs: 3000,
+          ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
+        }),
+      { ok, fail },
+    );
+  }
 
   // 4. Web nodes and gateways must meet on one bus and read one cookie.
-  if (/^sqlite:/i.test(busUrl) && !/^sqlite:/i.test(storeUrl)) {
+  if (storeKnown && /^sqlite:/i.test(busUrl) && !/^sqlite:/i.test(storeUrl)) {
     warn(
       `the bus is ${redact(busUrl)}, a file only processes on this machine share, while the store is ${redact(storeUrl)}: ` +
         'set SHOAL_BUS to a shared bus (redis://, postgres://, nats://, amqp://) if web nodes or gateways run elsewhere',
@@ -257,20 +263,25 @@ async function reach(
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     const message = (err as Error).message;
+    const variable = what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS';
     // A malformed URL or a missing client library: the message says what to do. Otherwise it is down.
-    const down = !(err instanceof ShoalError) || /UNAVAILABLE$/.test(err.code);
+    const unavailable = err instanceof ShoalError && /UNAVAILABLE$/.test(err.code);
+    const down = !(err instanceof ShoalError) || unavailable;
     // A server that answers while what it holds does not (NATS: JetStream without a meta leader, a stream
-    // without a leader): the message says what to start, and starting "it" would mislead.
+    // without a leader): the message says what to start, and starting "it" would mislead. So would it for
+    // a server that refused the user, password or database the URL names.
     const serverAnswers = /answers, but/.test(message);
-    const fix =
-      down && !serverAnswers
-        ? `start it, or point ${what.startsWith('session') ? 'SHOAL_STORE' : 'SHOAL_BUS'} at one that runs`
+    const fix = refusedByServer(err)
+      ? `the server answered and refused the user, password or database in ${variable}: correct them (or create the role or database)`
+      : down && !serverAnswers
+        ? `start it, or point ${variable} at one that runs`
         : undefined;
     // A message that starts with the URL itself (a database Redis refused) need not repeat it.
     const said = message.startsWith(`${redact(url)}: `) ? message.slice(redact(url).length + 2) : message;
-    r.fail(
-      `${what} ${redact(url)}: ${said}${cause instanceof Error && !message.includes(cause.message) ? ` (${cause.message})` : ''}`,
-      fix,
-    );
+    // The cause, unless the message already tells it in shoal's words (a store's or bus's unavailable
+    // error does: the client library's own text, e.g. ioredis's maxRetriesPerRequest, only misleads).
+    const more =
+      cause instanceof Error && !unavailable && !message.includes(cause.message) ? ` (${cause.message})` : '';
+    r.fail(`${what} ${redact(url)}: ${said}${more}`, fix);
   }
 }

@@ -3,6 +3,7 @@ import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { assertPlainTable, boundedQuery, hearPoolErrors } from '../core/pg.js';
 import { parsePgHosts, pgForHosts } from '../core/pg-hosts.js';
+import { refusedByServer } from '../core/refused.js';
 import type {
   ClaimOptions,
   CommitOptions,
@@ -98,11 +99,11 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
       return await run<R>(text, values);
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      throw new StoreUnavailableError(
-        'postgres',
-        `${op} failed (${reason}). Check that PostgreSQL at ${where} is running and reachable and that SHOAL_STORE points at it.`,
-        { cause: err },
-      );
+      // A server that answered and refused the role, password or database is running: the URL is what to fix.
+      const check = refusedByServer(err)
+        ? `PostgreSQL at ${where} answered and refused it: check the user, password and database in SHOAL_STORE`
+        : `Check that PostgreSQL at ${where} is running and reachable and that SHOAL_STORE points at it`;
+      throw new StoreUnavailableError('postgres', `${op} failed (${reason}). ${check}.`, { cause: err });
     }
   };
 

@@ -125,7 +125,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const failed = (what: string, err: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
       'redis',
-      `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or raise timeoutMs.`,
+      `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or allow it more time with ?timeout= on the store URL (e.g. ?timeout=5s).`,
       { cause: err },
     );
   /**

@@ -1,0 +1,59 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { freePort } from '../helpers/processes.js';
+
+/** What doctor says about a store it cannot use: the cause in shoal's words, and a fix that fits it. */
+const postgresSkip = await engineSkipReason('postgres');
+const dir = mkdtempSync(join(tmpdir(), 'shoal-doctor-backends-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const env = (more: Record<string, string>) => ({
+  SHOAL_STORE: `sqlite:${join(dir, 'store.db')}`,
+  SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
+  SHOAL_ORIGINS: 'http://localhost:8080',
+  ...more,
+});
+
+describe('doctor on stores it cannot use', () => {
+  it('an unreachable Redis: no client-library internals, and the URL setting to raise', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const r = await runCli(['doctor'], { env: env({ SHOAL_STORE: url, SHOAL_BUS: 'memory:' }) });
+    const line = r.stdout.split('\n').find((l) => l.startsWith('FAIL  session store')) ?? '';
+    expect(line).toMatch(/Check that Redis is running and reachable/);
+    expect(line).not.toMatch(/maxRetriesPerRequest|max retries per request|timeoutMs/);
+    expect(line).toMatch(/\?timeout=/);
+    expect(r.stdout).toMatch(/^ {6}fix: start it, or point SHOAL_STORE at one that runs$/m);
+    expect(r.code).toBe(1);
+  }, 30_000);
+
+  it.skipIf(postgresSkip !== undefined)(
+    'a PostgreSQL role that does not exist: fix the credentials, not "start it"',
+    async () => {
+      const url = new URL(ENGINE_URLS.postgres);
+      url.username = 'nobody_shoal_doctor';
+      url.password = '';
+      const r = await runCli(['doctor'], { env: env({ SHOAL_STORE: url.href, SHOAL_BUS: 'memory:' }) });
+      expect(r.stdout).toMatch(
+        /^FAIL {2}session store postgres:\/\/nobody_shoal_doctor@.*(role|password|authentication)/m,
+      );
+      expect(r.stdout).not.toMatch(/fix: start it/);
+      expect(r.stdout).toMatch(
+        /^ {6}fix: the server answered and refused the user, password or database in SHOAL_STORE: correct them/m,
+      );
+      expect(r.code).toBe(1);
+    },
+    30_000,
+  );
+
+  it('a malformed store URL is reported alone, without a warning about the bus it would imply', async () => {
+    const r = await runCli(['doctor'], { env: env({ SHOAL_STORE: 'redis//127.0.0.1:6379' }) });
+    expect(r.stdout).toMatch(/^FAIL {2}session store redis\/\/127\.0\.0\.1:6379: /m);
+    expect(r.stdout).not.toMatch(/the bus is sqlite/);
+    expect(r.stdout).not.toMatch(/message bus/);
+    expect(r.code).toBe(1);
+  }, 30_000);
+});
