@@ -129,8 +129,11 @@ export interface AppDefinition<T extends SessionSchema = SessionSchema, E extend
   /** Turns on the client scope (its own cookie and store namespace "client"). */
   client?: Omit<ClientScopeOptions, 'store'> | true;
   realtime?: RealtimeApp;
-  /** Builds the web tier's request handler. Called once per web node. */
-  web(ctx: WebContext<T, E>): WebNode | RequestListener | Promise<WebNode | RequestListener>;
+  /**
+   * Builds the web tier's request handler. Called once per web node. A definition without it runs
+   * on `shoal gateway` only: gateways for an app written in another language (docs/server-api.md).
+   */
+  web?(ctx: WebContext<T, E>): WebNode | RequestListener | Promise<WebNode | RequestListener>;
 }
 
 /** The default export of an app module: `export default defineApp({ session, realtime, web })`. */
@@ -176,18 +179,20 @@ export function checkAppSessionKeys(session: unknown): void {
 }
 
 /**
- * Plain JavaScript can hand over a definition without web(ctx), which a web node would only trip
- * on as "definition.web is not a function". `call` names the function that was given it.
+ * Plain JavaScript can hand over something that is no definition, or a web that is no function,
+ * which a node would only trip on as "definition.web is not a function". `call` names the function
+ * that was given it; `needsWeb` when it runs a web node, which calls web(ctx).
  */
-export function checkApp(app: unknown, call: string): void {
-  const web = typeof app === 'object' && app !== null ? (app as { web?: unknown }).web : undefined;
+export function checkApp(app: unknown, call: string, needsWeb = false): void {
+  const given = typeof app === 'object' && app !== null ? (app as { web?: unknown; realtime?: unknown }) : undefined;
+  const web = given?.web;
   if (typeof web === 'function') return;
-  const got =
-    typeof app !== 'object' || app === null
-      ? `got ${kindOf(app)}`
-      : `its web is ${web === undefined ? 'missing' : kindOf(web)}`;
+  // Gateways only: realtime rules and no web(), for an app whose pages another server answers.
+  if (!needsWeb && web === undefined && given?.realtime !== undefined) return;
+  const got = given ? `its web is ${web === undefined ? 'missing' : kindOf(web)}` : `got ${kindOf(app)}`;
+  const gatewaysOnly = needsWeb ? '' : ', or defineApp({ realtime: { … } }) for one that runs on gateways only';
   throw new ConfigError(
-    `${call} needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module); ${got}`,
+    `${call} needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module)${gatewaysOnly}; ${got}`,
   );
 }
 

@@ -21,12 +21,14 @@ export async function createWebNode<T extends SessionSchema>(
   definition: AppDefinition<T>,
   config: Omit<NodeConfig, 'role'>,
 ): Promise<RunnableWebNode<T>> {
-  checkApp(definition, 'createWebNode()');
+  checkApp(definition, 'createWebNode()', true);
   checkNodeConfig(config, 'createWebNode()');
   const app = await openApp(definition, { ...config, role: 'web' });
   let web: WebNode;
   try {
-    const built = await definition.web({
+    // checkApp made sure of it; the type leaves web() optional for gateway-only definitions.
+    const build = definition.web as NonNullable<AppDefinition<T>['web']>;
+    const built = await build({
       nodeId: config.nodeId,
       env: config.env,
       sessions: app.sessions,

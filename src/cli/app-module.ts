@@ -6,7 +6,8 @@ import { importDefault } from './ts-loader.js';
 
 /**
  * Loads the app module `shoal start|web|gateway --app <module>` names: its default export is
- * `defineApp({ session, realtime, web })`, read the same way by web nodes and gateways.
+ * `defineApp({ session, realtime, web })`, read the same way by web nodes and gateways. A module
+ * without web() is for gateways only: requireWeb() says so where a web node would run it.
  */
 export async function loadApp(path: string): Promise<AppDefinition> {
   const url = pathToFileURL(isAbsolute(path) ? path : resolve(process.cwd(), path)).href;
@@ -17,9 +18,11 @@ export async function loadApp(path: string): Promise<AppDefinition> {
     throw new ConfigError(`could not load the app module ${path}: ${(err as Error).message}`, { cause: err });
   }
   const app = exported as Partial<AppDefinition> | undefined;
-  if (!app || typeof app.web !== 'function') {
+  // web() is what a web node runs; a module for gateways only may leave it out (docs/server-api.md).
+  const gatewaysOnly = app?.web === undefined && app?.realtime !== undefined;
+  if (typeof app !== 'object' || app === null || (typeof app.web !== 'function' && !gatewaysOnly)) {
     throw new ConfigError(
-      `${path} must default-export defineApp({ web(ctx) { … return handler } }) from 'shoal' — see docs/getting-started.md#the-app-module`,
+      `${path} must default-export defineApp({ web(ctx) { … return handler } }) from 'shoal', or defineApp({ realtime: { … } }) for gateways only — see docs/getting-started.md#the-app-module`,
     );
   }
   // defineApp() checks its keys; a plain object default export is checked here.
@@ -29,4 +32,12 @@ export async function loadApp(path: string): Promise<AppDefinition> {
     throw new ConfigError(`${path}: ${(err as Error).message}`, { cause: err });
   }
   return app as AppDefinition;
+}
+
+/** A web node runs web(ctx): a gateway-only module is refused with what to add. */
+export function requireWeb(app: AppDefinition, path: string): AppDefinition {
+  if (typeof app.web === 'function') return app;
+  throw new ConfigError(
+    `${path} has no web(ctx), so it runs on shoal gateway only: add web(ctx) { … return handler } to its defineApp({ … }) to run it on shoal web (docs/getting-started.md#the-app-module)`,
+  );
 }

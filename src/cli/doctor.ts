@@ -62,7 +62,8 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     try {
       await ensureTypeScript(o.app);
       app = await loadApp(o.app);
-      ok(`app module ${o.app} loads${app.realtime ? ' (with realtime rules for gateways)' : ''}`);
+      const gatewaysOnly = typeof app.web !== 'function' ? ', for gateways only: no web(), which shoal web needs' : '';
+      ok(`app module ${o.app} loads${app.realtime ? ` (with realtime rules for gateways${gatewaysOnly})` : ''}`);
     } catch (err) {
       fail((err as Error).message.split('\n')[0] ?? String(err));
     }

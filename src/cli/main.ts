@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { AppDefinition } from '../app/define.js';
 import { misspeltVariableMessage, nodeConfigFromEnv, unknownShoalVariables } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import {
@@ -68,12 +69,14 @@ Ops dashboard at /_shoal/, off unless SHOAL_DASHBOARD_TOKEN is set:
   --dashboard-nodes <list>   the nodes it shows, role/name=http://host:port, comma-separated
                              (env SHOAL_DASHBOARD_NODES), e.g. web/web-1=http://10.0.0.5:3000;
                              empty: this node alone. No kill buttons outside shoal start.`,
-  gateway: `Usage: shoal gateway --app <module> [--port 3100] [--host 0.0.0.0]
+  gateway: `Usage: shoal gateway [--app <module>] [--port 3100] [--host 0.0.0.0]
 
 Runs one realtime gateway: WebSocket and SSE clients authenticated by the web
 session cookie, fed by the bus. Rooms are authorized by the app module's
 realtime.authorize(session, channel). SIGTERM closes sockets with 1012 spread
-over the drain window, then exits.
+over the drain window, then exits. The module needs no web(); without --app the
+gateway runs on SHOAL_* settings alone (an app in another language: SHOAL_TOKEN_SECRET,
+SHOAL_CONNECT_PROXY_URL, SHOAL_SUBSCRIBE_PROXY_URL, SHOAL_RPC_PROXY_URL; docs/server-api.md).
 
   SHOAL_ORIGINS        allowed page origins, comma-separated, as the browser sends them
                        (e.g. https://app.example.com, http://127.0.0.1:8080) (required)
@@ -175,7 +178,7 @@ async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port
   // The settings first: a bad SHOAL_* value is reported before the app module is loaded.
   const config = nodeConfigFromEnv(process.env, role);
   return {
-    app: await loadAppModule(requireApp(app)),
+    app: await nodeApp(role, app),
     config,
     port,
     host: host ?? process.env.HOST ?? '127.0.0.1',
@@ -187,6 +190,23 @@ function drainOnSignal(node: { drain(): Promise<unknown> }): void {
   const stop = () => void node.drain().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+}
+
+/**
+ * The definition a node runs. A web node needs a module with web(ctx); a gateway runs a module
+ * without one, or none at all: its settings (origins, tokens, the connect, subscribe and RPC
+ * proxies) all come from SHOAL_* variables too, which is how an app in another language runs it.
+ */
+async function nodeApp(role: 'web' | 'gateway', app: string | undefined): Promise<AppDefinition> {
+  if (role === 'gateway' && !app) {
+    console.error(
+      'shoal: no app module (--app): this gateway runs on its SHOAL_* settings alone (docs/server-api.md#gateways-without-a-node-app)',
+    );
+    return { realtime: {} };
+  }
+  const path = requireApp(app);
+  const loaded = await loadAppModule(path);
+  return role === 'web' ? (await import('./app-module.js')).requireWeb(loaded, path) : loaded;
 }
 
 /** The app module, through tsx when it is TypeScript (see ts-loader.ts). */

@@ -123,7 +123,7 @@ describe('app definitions from plain JavaScript', () => {
     const attempt = () => loosely(defineApp, {});
     expect(attempt).toThrow(ConfigError);
     expect(attempt).toThrow(
-      "defineApp() needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module); its web is missing",
+      "defineApp() needs an app with web(ctx), which builds the request handler: defineApp({ web(ctx) { … return handler } }) from 'shoal' (docs/getting-started.md#the-app-module), or defineApp({ realtime: { … } }) for one that runs on gateways only; its web is missing",
     );
     expect(() => loosely(defineApp, { web: 'handler.js' })).toThrow(/; its web is a string$/);
     expect(() => loosely(defineApp)).toThrow(/; got nothing$/);
