@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -97,11 +97,31 @@ describe('npm pack', () => {
     for (const file of deployLinks) expect(paths(), file).toContain(file);
   });
 
+  it('ships every file the shipped docs point to, or they say it is in the source repository', () => {
+    const shipped = paths();
+    const has = (p: string) => shipped.has(p) || [...shipped].some((q) => q.startsWith(p.endsWith('/') ? p : `${p}/`));
+    const missing: string[] = [];
+    for (const doc of [...shipped].filter((p) => p.endsWith('.md'))) {
+      const text = readFileSync(join(ROOT, doc), 'utf8').replace(/^```[\s\S]*?^```/gm, '');
+      // A paragraph that says the file is in the source repository (not the package) may name it.
+      for (const paragraph of text.split(/\n\s*\n/)) {
+        if (/source repository/.test(paragraph)) continue;
+        const links = [...paragraph.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)]
+          .map((m) => m[1] as string)
+          .filter((t) => !/^[a-z]+:/i.test(t))
+          .map((t) => posix.normalize(posix.join(posix.dirname(doc), t)));
+        const named = [...paragraph.matchAll(/`((?:deploy\/[\w./-]+)|Dockerfile)`/g)].map((m) => m[1] as string);
+        for (const target of [...links, ...named]) if (!has(target)) missing.push(`${doc} → ${target}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('leaves sources, tests, examples and local state out', () => {
     const stray = [...paths()].filter(
       (p) =>
         /^(src|test|examples|bench|node_modules|\.shoal|\.ci|coverage|test-results)\//.test(p) ||
-        (p.startsWith('deploy/') && !p.startsWith('deploy/nginx/')) ||
+        (p.startsWith('deploy/') && !/^deploy\/(nginx|k8s)\//.test(p)) ||
         (p.startsWith('docs/') && !/\.(md|json)$/.test(p)),
     );
     expect(stray).toEqual([]);
