@@ -61,7 +61,7 @@ async function run(options: BenchOptions, log: (line: string) => void) {
     nodes = await startNodes(nodeCount, {
       ...spec,
       name: 'probe',
-      env: { ...spec.env, SHOAL_IDLE_TIMEOUT: '2s', SHOAL_SWEEP_INTERVAL: String(sweepIntervalMs) },
+      env: { ...spec.env, SHOAL_IDLE_TIMEOUT: '2s', SHOAL_SWEEP_INTERVAL: `${sweepIntervalMs}ms` },
     });
     log(`${nodeCount} probe nodes up; writing ${count} sessions`);
     // One deadline for all, far enough ahead that every session exists before it passes.

@@ -44,7 +44,7 @@ async function startProbes(
           SHOAL_STORE: url,
           SHOAL_NAMESPACE: namespace,
           SHOAL_SECRETS: SECRET,
-          SHOAL_SWEEP_INTERVAL: String(sweepMs(i)),
+          SHOAL_SWEEP_INTERVAL: `${sweepMs(i)}ms`,
           ...env,
         },
       }),
