@@ -1,22 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliScratch, runCli } from '../helpers/cli.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { freePort } from '../helpers/processes.js';
 
 /** What doctor says about a store it cannot use: the cause in shoal's words, and a fix that fits it. */
 const postgresSkip = await engineSkipReason('postgres');
-const dir = mkdtempSync(join(tmpdir(), 'shoal-doctor-backends-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const env = (more: Record<string, string>) => ({
-  SHOAL_STORE: `sqlite:${join(dir, 'store.db')}`,
-  SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
-  SHOAL_ORIGINS: 'http://localhost:8080',
-  ...more,
-});
+const { env } = cliScratch('doctor-backends');
 
 describe('doctor on stores it cannot use', () => {
   it('an unreachable Redis: no client-library internals, and the URL setting to raise', async () => {

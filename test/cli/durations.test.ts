@@ -1,24 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createStore, parseDuration } from 'shoal';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliScratch, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
 
 /**
  * A duration read from the environment, a flag or a URL needs its unit: "5" could be 5 ms or 5 s,
  * and taken as milliseconds it ends every session at once. Numbers in code stay milliseconds.
  */
-const dir = mkdtempSync(join(tmpdir(), 'shoal-durations-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const env = (more: Record<string, string>) => ({
-  SHOAL_STORE: `sqlite:${join(dir, 'durations.db')}`,
-  SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
-  SHOAL_ORIGINS: 'http://localhost:8080',
-  ...more,
-});
+const { env } = cliScratch('durations');
 
 describe('durations from outside the code', () => {
   it('parseDuration refuses text without a unit and keeps numbers as milliseconds', () => {

@@ -1,20 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliScratch, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
 
 /** A misspelt option or variable used to be ignored without a word; now it is named, with the nearest known one. */
-const dir = mkdtempSync(join(tmpdir(), 'shoal-unknown-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const env = (more: Record<string, string>) => ({
-  SHOAL_STORE: `sqlite:${join(dir, 'unknown.db')}`,
-  SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
-  SHOAL_ORIGINS: 'http://localhost:8080',
-  ...more,
-});
+const { dir, env } = cliScratch('unknown');
 
 describe('misspelt names', () => {
   it('doctor fails an app module with a misspelt option, plain object or defineApp', async () => {

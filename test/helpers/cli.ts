@@ -1,4 +1,8 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll } from 'vitest';
 import { BUILT_ENV, CLI, ROOT } from './processes.js';
 
 export interface CliResult {
@@ -32,4 +36,25 @@ export function runCli(
       },
     );
   });
+}
+
+/**
+ * A scratch directory for one CLI test file (removed after it), and the environment a node needs there
+ * (a SQLite store in it, a secret, an origin), plus the test's own settings.
+ */
+export function cliScratch(name: string): {
+  dir: string;
+  env: (more?: Record<string, string>) => Record<string, string>;
+} {
+  const dir = mkdtempSync(join(tmpdir(), `shoal-${name}-`));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    dir,
+    env: (more = {}) => ({
+      SHOAL_STORE: `sqlite:${join(dir, `${name}.db`)}`,
+      SHOAL_SECRETS: 'a-test-secret-of-at-least-32-characters-0123456789',
+      SHOAL_ORIGINS: 'http://localhost:8080',
+      ...more,
+    }),
+  };
 }
