@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
+import { positiveFlag } from './lib/options.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
 import { load, login, median, ROUTES, type Route } from './lib/session-load.js';
@@ -34,16 +35,10 @@ const { values } = parseArgs({
 const impls = (values.impls as string).split(',') as ImplName[];
 for (const name of impls)
   if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
-const requests = positive('requests');
-const rounds = positive('rounds');
-const connections = positive('connections');
-const siteCount = positive('sites');
-
-function positive(name: keyof typeof values): number {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
-  return n;
-}
+const requests = positiveFlag(values, 'requests');
+const rounds = positiveFlag(values, 'rounds');
+const connections = positiveFlag(values, 'connections');
+const siteCount = positiveFlag(values, 'sites');
 
 interface Sample {
   bytesPerRequest: number;

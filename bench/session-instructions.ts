@@ -25,6 +25,7 @@ import { parseArgs, promisify } from 'node:util';
 import { peerScript } from './lib/build.js';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
+import { positiveFlag } from './lib/options.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
 import { load, login, median, ROUTES, type Route } from './lib/session-load.js';
@@ -45,16 +46,10 @@ for (const name of impls) {
   if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
   if (name === 'shoal') throw new Error(`--impls: "${name}" is not a scenario-1 peer (use express-shoal)`);
 }
-const requests = positive('requests');
-const warmup = positive('warmup');
-const rounds = positive('rounds');
-const connections = positive('connections');
-
-function positive(name: keyof typeof values): number {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
-  return n;
-}
+const requests = positiveFlag(values, 'requests');
+const warmup = positiveFlag(values, 'warmup');
+const rounds = positiveFlag(values, 'rounds');
+const connections = positiveFlag(values, 'connections');
 
 const run = promisify(execFile);
 const control = (pid: number, ...args: string[]) => run('callgrind_control', [...args, String(pid)]);

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { peerScript } from './lib/build.js';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { owe, ROOT, startNode } from './lib/nodes.js';
+import { positiveFlag } from './lib/options.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
 import { load, login, median, ROUTES, type Route } from './lib/session-load.js';
@@ -42,16 +43,10 @@ const { values } = parseArgs({
 const impls = (values.impls as string).split(',') as ImplName[];
 for (const name of impls)
   if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
-const requests = positive('requests');
-const warmup = positive('warmup');
-const rounds = positive('rounds');
-const connections = positive('connections');
-
-function positive(name: keyof typeof values): number {
-  const n = Number(values[name]);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
-  return n;
-}
+const requests = positiveFlag(values, 'requests');
+const warmup = positiveFlag(values, 'warmup');
+const rounds = positiveFlag(values, 'rounds');
+const connections = positiveFlag(values, 'connections');
 
 interface Round {
   survived: number;

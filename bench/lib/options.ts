@@ -63,3 +63,10 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2), env: Node
   };
   return { options, only: values.only ?? [] };
 }
+
+/** A `--name` flag of a diagnostic's own parseArgs values that must be a positive integer. */
+export function positiveFlag(values: Record<string, unknown>, name: string): number {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${values[name]}"`);
+  return n;
+}
