@@ -1,5 +1,5 @@
 import { nearestName } from '../core/did-you-mean.js';
-import { parseDuration } from '../core/duration.js';
+import { parseDuration, parsePositiveDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import type { SessionOptions } from '../session/options.js';
 import type { NodeConfig } from './open.js';
@@ -38,6 +38,12 @@ export function durationFromEnv(env: NodeJS.ProcessEnv, name: string): number | 
   return value ? parseDuration(value, name) : undefined;
 }
 
+/** durationFromEnv for a setting that must be longer than 0. */
+function positiveDurationFromEnv(env: NodeJS.ProcessEnv, name: string, example: string): number | undefined {
+  const value = env[name];
+  return value ? parsePositiveDuration(value, name, example) : undefined;
+}
+
 /** SHOAL_LOG_LEVEL (pino's levels: fatal, error, warn, info, debug, trace, silent); default info. */
 export function logLevelFromEnv(env: NodeJS.ProcessEnv): string {
   return env.SHOAL_LOG_LEVEL || 'info';
@@ -58,12 +64,12 @@ export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv): Partial<SessionOp
   const keys = encryptionKeysFromEnv(env.SHOAL_ENCRYPTION_KEYS);
   if (keys) out.encryption = { keys };
   // Parsed here, so an error names the variable to fix rather than the option it feeds.
-  const idle = durationFromEnv(env, 'SHOAL_IDLE_TIMEOUT');
+  const idle = positiveDurationFromEnv(env, 'SHOAL_IDLE_TIMEOUT', '30m');
   if (idle !== undefined) out.idleTimeout = idle;
-  const absolute = durationFromEnv(env, 'SHOAL_ABSOLUTE_TIMEOUT');
+  const absolute = positiveDurationFromEnv(env, 'SHOAL_ABSOLUTE_TIMEOUT', '12h');
   if (absolute !== undefined) out.absoluteTimeout = absolute;
-  const interval = durationFromEnv(env, 'SHOAL_SWEEP_INTERVAL');
-  const lease = durationFromEnv(env, 'SHOAL_SWEEP_LEASE');
+  const interval = positiveDurationFromEnv(env, 'SHOAL_SWEEP_INTERVAL', '250ms');
+  const lease = positiveDurationFromEnv(env, 'SHOAL_SWEEP_LEASE', '30s');
   if (interval !== undefined || lease !== undefined) {
     out.sweep = {
       ...(interval !== undefined ? { interval } : {}),

@@ -29,3 +29,13 @@ export function parseDuration(value: string | number, setting = 'duration'): num
   }
   return Math.round(amount * (UNITS[unit] ?? 1));
 }
+
+/**
+ * parseDuration for a setting where 0 means nothing works (a session idle timeout of 0 ends every
+ * session as it starts, and its first write then fails): refused at start, naming the setting.
+ */
+export function parsePositiveDuration(value: string | number, setting: string, example: string): number {
+  const ms = parseDuration(value, setting);
+  if (ms > 0) return ms;
+  throw new ConfigError(`${setting} must be longer than 0 (got ${JSON.stringify(value)}), e.g. ${example}`);
+}

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { checkKnownKeys, type KeyShape } from '../core/did-you-mean.js';
-import { parseDuration } from '../core/duration.js';
+import { parseDuration, parsePositiveDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { defaultLogger, type Logger } from '../core/logger.js';
@@ -197,7 +197,7 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
   const logger = o.logger ?? defaultLogger();
   const events = new SessionEvents((err, event) => logger.warn({ err, event }, `a session ${event} listener failed`));
   const secure = o.cookie?.secure ?? true;
-  const idleMs = parseDuration(o.idleTimeout ?? '30m', 'idleTimeout');
+  const idleMs = parsePositiveDuration(o.idleTimeout ?? '30m', 'idleTimeout', "'30m'");
   const scope = o.scope ?? 'session';
   const config: SessionConfig<T> = Object.freeze({
     secrets: Object.freeze([...secretList(o.secrets)]),
@@ -206,15 +206,15 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     sameSite: sameSiteOf(o.cookie?.sameSite) ?? 'Lax',
     maxAge: o.cookie?.maxAge,
     idleMs,
-    absoluteMs: parseDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout'),
+    absoluteMs: parsePositiveDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout', "'12h'"),
     touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
     updateRetries: o.updateRetries ?? 20,
     validate: Object.freeze({ ...o.validate }) as SessionValidators<T>,
     onSessionStart: o.onSessionStart,
     onSessionEnd: o.onSessionEnd,
     sweepEnabled: o.sweep?.enabled ?? true,
-    sweepIntervalMs: parseDuration(o.sweep?.interval ?? 250, 'sweep.interval'),
-    sweepLeaseMs: parseDuration(o.sweep?.lease ?? '30s', 'sweep.lease'),
+    sweepIntervalMs: parsePositiveDuration(o.sweep?.interval ?? 250, 'sweep.interval', "'250ms'"),
+    sweepLeaseMs: parsePositiveDuration(o.sweep?.lease ?? '30s', 'sweep.lease', "'30s'"),
     nodeId: o.nodeId ?? `${hostname()}:${process.pid}`,
     maxSize: resolveMaxSize(o.maxSize),
     scope,

@@ -1,4 +1,4 @@
-import { createStore, parseDuration } from 'shoal';
+import { createStore, defineSession, parseDuration } from 'shoal';
 import { describe, expect, it } from 'vitest';
 import { cliScratch, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
@@ -61,6 +61,24 @@ describe('durations from outside the code', () => {
     expect(r.stdout).toMatch(/^FAIL {2}SHOAL_DRAIN_WINDOW "10" has no unit: write 10s, 10m or 10ms/m);
     expect(r.code).toBe(1);
   }, 30_000);
+
+  it('a session timeout of 0 is refused at start, from code and from the environment', async () => {
+    // Accepted, it ended every session as it started, and each first write then failed with a 500.
+    const store = await createStore('memory:');
+    const secrets = ['a-test-secret-of-at-least-32-characters-0123456789'];
+    expect(() => defineSession({ store, secrets, idleTimeout: 0 })).toThrow(
+      /^idleTimeout must be longer than 0 \(got 0\), e\.g\. '30m'$/,
+    );
+    expect(() => defineSession({ store, secrets, absoluteTimeout: '0' })).toThrow(
+      /^absoluteTimeout must be longer than 0/,
+    );
+    expect(() => defineSession({ store, secrets, sweep: { interval: 0 } })).toThrow(/^sweep\.interval must be longer/);
+    const port = String(await freePort());
+    const r = await runCli(['web', '--app', 'nope.mjs', '--port', port], { env: env({ SHOAL_IDLE_TIMEOUT: '0' }) });
+    expect(r.code).toBe(78);
+    expect(r.stderr.trim()).toBe('shoal: SHOAL_IDLE_TIMEOUT must be longer than 0 (got "0"), e.g. 30m');
+    await store.close();
+  }, 60_000);
 
   it('a web node refuses a flag or a variable without a unit, in one line', async () => {
     const port = String(await freePort());
