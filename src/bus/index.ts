@@ -2,6 +2,7 @@ import { backendOf, sqlitePathOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { redact } from '../core/url.js';
+import { takeTimeout } from '../core/url-timeout.js';
 import type { Bus, BusOptions } from './contract.js';
 
 export type { Bus, BusMessage, BusOptions, Position, PublishInput, ReadResult } from './contract.js';
@@ -33,6 +34,12 @@ export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptio
       `createBus() takes a bus URL string, e.g. createBus('redis://127.0.0.1:6379'), or none for ${DEFAULT_BUS_URL}; got ${kindOf(url)}`,
     );
   }
+  // `?timeout=` as on a store URL (the bus defaults to the store's URL): how long a bus call may take.
+  const taken = takeTimeout(url, 'bus');
+  if (taken.timeoutMs !== undefined && options.timeoutMs === undefined) {
+    options = { ...options, timeoutMs: taken.timeoutMs };
+  }
+  url = taken.url;
   switch (backendOf(url)) {
     case 'memory':
       return (await import('./memory.js')).memoryBus(options);

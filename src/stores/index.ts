@@ -1,12 +1,13 @@
 import { resolve } from 'node:path';
 import { backendOf, sqlitePathOf } from '../core/backend-url.js';
-import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { registryOf } from '../core/metrics.js';
 import { redact } from '../core/url.js';
+import { takeTimeout } from '../core/url-timeout.js';
 import type { SessionStore, StoreOptions } from './contract.js';
 
+export { takeTimeout } from '../core/url-timeout.js';
 export type { SessionStore, StoreOptions } from './contract.js';
 
 /** The embedded default: one SQLite file shared by every process on this machine. */
@@ -58,21 +59,4 @@ async function openBackend(url: string, options: StoreOptions): Promise<SessionS
         `SHOAL_STORE "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, redis://host:6379, rediss://…, redis+cluster://h1:6379,h2:6379, redis+sentinel://h1:26379,h2:26379/mymaster, postgres://user@host/db, memcached://host:11211`,
       );
   }
-}
-
-/**
- * Splits `timeout=<duration>` off a store URL's query. Only that parameter is removed, and the rest
- * of the URL is left byte for byte as it was, so drivers see exactly what they would have without it.
- */
-export function takeTimeout(url: string): { url: string; timeoutMs?: number } {
-  const q = url.indexOf('?');
-  if (q < 0) return { url };
-  const params = url.slice(q + 1).split('&');
-  const keep = params.filter((p) => !p.startsWith('timeout='));
-  if (keep.length === params.length) return { url };
-  const value = decodeURIComponent(params.find((p) => p.startsWith('timeout='))?.slice('timeout='.length) ?? '');
-  const timeoutMs = parseDuration(value, `the timeout in SHOAL_STORE "${redact(url)}"`);
-  if (timeoutMs <= 0)
-    throw new ConfigError(`the timeout in SHOAL_STORE "${redact(url)}" must be above 0, e.g. ?timeout=2s`);
-  return { url: url.slice(0, q) + (keep.length ? `?${keep.join('&')}` : ''), timeoutMs };
 }

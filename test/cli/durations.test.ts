@@ -1,4 +1,4 @@
-import { createStore, defineSession, parseDuration } from 'shoal';
+import { createBus, createStore, defineSession, parseDuration } from 'shoal';
 import { describe, expect, it } from 'vitest';
 import { cliScratch, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/processes.js';
@@ -20,10 +20,17 @@ describe('durations from outside the code', () => {
     expect(parseDuration('1.5s')).toBe(1500);
   });
 
-  it('a store URL ?timeout= needs a unit', async () => {
+  it('a store or bus URL ?timeout= needs a unit', async () => {
     await expect(createStore('memory:?timeout=500')).rejects.toThrow(
-      /the timeout in SHOAL_STORE "memory:\?timeout=500" "500" has no unit: write 500s, 500m or 500ms/,
+      /^the store URL's \?timeout= "500" has no unit: write 500s, 500m or 500ms/,
     );
+    // The bus defaults to the store's URL, so its ?timeout= is read the same way, not ignored.
+    await expect(createBus('memory:?timeout=2')).rejects.toThrow(
+      /^the bus URL's \?timeout= "2" has no unit: write 2s, 2m or 2ms/,
+    );
+    await expect(createBus('memory:?timeout=abc')).rejects.toThrow(/^the bus URL's \?timeout= "abc" is not a duration/);
+    const bus = await createBus('memory:?timeout=2s');
+    await bus.close();
   });
 
   it('doctor fails SHOAL_IDLE_TIMEOUT=5 by name, and an idle timeout under a second', async () => {

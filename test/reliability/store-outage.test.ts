@@ -51,7 +51,9 @@ describe('?timeout= on a store URL', () => {
 
   it('refuses a timeout that is not a positive duration, naming the setting', () => {
     expect(() => takeTimeout('redis://h:6379?timeout=soon')).toThrow(ConfigError);
-    expect(() => takeTimeout('redis://h:6379?timeout=soon')).toThrow(/SHOAL_STORE.*not a duration/);
+    expect(() => takeTimeout('redis://h:6379?timeout=soon')).toThrow(
+      /^the store URL's \?timeout= "soon" is not a duration/,
+    );
     expect(() => takeTimeout('redis://h:6379?timeout=0')).toThrow(/above 0/);
     expect(() => takeTimeout('redis://h:6379?timeout=500')).toThrow(/"500" has no unit: write 500s, 500m or 500ms/);
   });
