@@ -161,3 +161,10 @@ export function unknownShoalVariables(env: NodeJS.ProcessEnv): Array<{ name: str
 export function misspeltVariableMessage(name: string, near: string): string {
   return `${name} is not a shoal setting, so it is ignored; did you mean ${near}?`;
 }
+
+/** Prints a warning for each misspelt SHOAL_* variable (what a node, or `shoal start`, says as it starts). */
+export function warnMisspeltVariables(env: NodeJS.ProcessEnv): void {
+  for (const { name, near } of unknownShoalVariables(env)) {
+    if (near) console.error(`shoal: warning: ${misspeltVariableMessage(name, near)}`);
+  }
+}

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AppDefinition } from '../app/define.js';
-import { misspeltVariableMessage, nodeConfigFromEnv, unknownShoalVariables } from '../app/env.js';
+import { nodeConfigFromEnv, warnMisspeltVariables } from '../app/env.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
 import {
   durationValue,
@@ -172,9 +172,7 @@ async function main(argv: string[]): Promise<number> {
 /** What web and gateway nodes both start from: the app module, the settings in the environment, where to listen. */
 async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port: number, host: string | undefined) {
   // A misspelt variable is ignored by everything below: say so before anything else can fail.
-  for (const { name, near } of unknownShoalVariables(process.env)) {
-    if (near) console.error(`shoal: warning: ${misspeltVariableMessage(name, near)}`);
-  }
+  warnMisspeltVariables(process.env);
   // The settings first: a bad SHOAL_* value is reported before the app module is loaded.
   const config = nodeConfigFromEnv(process.env, role);
   return {

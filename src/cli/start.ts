@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
+import { warnMisspeltVariables } from '../app/env.js';
 import { backendOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { listen } from '../core/http.js';
@@ -35,6 +36,8 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
  * a node that could not start (78 for a configuration error), after stopping the others.
  */
 export async function startCluster(o: StartOptions): Promise<number> {
+  // Said here too, where --quiet keeps it: a misspelt SHOAL_STORE is what leaves the cluster on SQLite.
+  warnMisspeltVariables(process.env);
   const store = process.env.SHOAL_STORE ?? DEFAULT_STORE_URL;
   if (backendOf(store) === 'memory' && o.web + o.gateways > 1) {
     // Each process would keep its own sessions: the cluster would hand out sessions no other node knows.

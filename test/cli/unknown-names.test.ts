@@ -48,6 +48,20 @@ describe('misspelt names', () => {
     expect(r.code).toBe(78);
   }, 30_000);
 
+  it('shoal start warns once, before any node starts, and --quiet keeps the warning', async () => {
+    const app = join(dir, 'start.app.mjs');
+    writeFileSync(app, 'export default { web: () => (req, res) => res.end() };\n');
+    // A memory store across 2 nodes stops the cluster before a node starts: what is printed is start's own.
+    const r = await runCli(['start', '--app', app, '--web', '2', '--port', String(await freePort()), '--quiet'], {
+      env: env({ SHOAL_STROE: 'redis://127.0.0.1:6379', SHOAL_STORE: 'memory:' }),
+    });
+    const warnings = r.stderr.match(
+      /^shoal: warning: SHOAL_STROE is not a shoal setting.*did you mean SHOAL_STORE\?$/gm,
+    );
+    expect(warnings, r.stderr).toHaveLength(1);
+    expect(r.stderr).toMatch(/SHOAL_STORE=memory: keeps sessions inside one process/);
+  }, 30_000);
+
   it('shoal.config refuses a misspelt setting with the nearest one', async () => {
     const cwd = mkdtempSync(join(dir, 'config-'));
     writeFileSync(join(cwd, 'shoal.config.mjs'), 'export default { gatways: 2 };\n');
