@@ -1,5 +1,7 @@
 import type { Bus } from '../bus/contract.js';
 import { checkKnownKeys, type KeyShape } from '../core/did-you-mean.js';
+import { ConfigError } from '../core/errors.js';
+import { kindOf } from '../core/kind-of.js';
 import { defaultLogger, type Logger, type LogLine, lineWriter } from '../core/logger.js';
 import type { MetricsOption } from '../core/metrics.js';
 import { checkReadable } from '../session/attribute-values.js';
@@ -219,18 +221,33 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
       limits: resolveRequestLimits(o.requestLimits),
       publisher: createPublisher(o.bus),
     },
-    maxMessageBytes: o.maxMessageBytes ?? 64 * 1024,
-    maxBufferedBytes: o.maxBufferedBytes ?? 1024 * 1024,
-    rateLimit: o.rateLimit ?? 50,
-    heartbeatMs: o.heartbeatMs ?? 20_000,
-    canaryMs: o.canaryMs ?? 1000,
+    maxMessageBytes: positive(o.maxMessageBytes, 'maxMessageBytes', 64 * 1024),
+    maxBufferedBytes: positive(o.maxBufferedBytes, 'maxBufferedBytes', 1024 * 1024),
+    rateLimit: positive(o.rateLimit, 'rateLimit', 50),
+    heartbeatMs: positive(o.heartbeatMs, 'heartbeatMs', 20_000),
+    canaryMs: positive(o.canaryMs, 'canaryMs', 1000),
     // A bad limit is a configuration error, thrown before anything is subscribed or started.
     limits: new ConnectionLimits(
       o.maxConnectionsPerSession ?? DEFAULT_MAX_CONNECTIONS_PER_SESSION,
       o.maxConnectionsPerUser ?? DEFAULT_MAX_CONNECTIONS_PER_USER,
     ),
     keepSessionAlive: o.keepSessionAlive ?? 'open',
-    presence: { heartbeatMs: o.presence?.heartbeatMs ?? 5000, ttlMs: o.presence?.ttlMs ?? 15_000 },
+    presence: {
+      heartbeatMs: positive(o.presence?.heartbeatMs, 'presence.heartbeatMs', 5000),
+      ttlMs: positive(o.presence?.ttlMs, 'presence.ttlMs', 15_000),
+    },
     log,
   };
+}
+
+/**
+ * A numeric option, or its default. Types catch a string here, plain JavaScript does not: "5" would
+ * reach a timer or a comparison and misbehave quietly, so it is refused at start instead.
+ */
+function positive(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value;
+  throw new ConfigError(
+    `createGateway(): ${name} must be a number above 0${name.endsWith('Ms') ? ' (milliseconds)' : ''}, got ${typeof value === 'string' ? JSON.stringify(value) : kindOf(value)}`,
+  );
 }

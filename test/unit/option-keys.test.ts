@@ -3,7 +3,7 @@
  * setting it meant keeps its default. Every options object names its unknown keys, with the nearest
  * known one.
  */
-import { ConfigError, createStore, defineApp, defineClientScope, defineSession } from 'shoal';
+import { ConfigError, createBus, createStore, defineApp, defineClientScope, defineSession } from 'shoal';
 import { createGateway } from 'shoal/gateway';
 import { describe, expect, it } from 'vitest';
 
@@ -67,5 +67,29 @@ describe('unknown option keys', () => {
     await expect(loosely(createGateway, { bus: {}, sessions: {}, origin: ['http://a.example'] })).rejects.toThrow(
       /^unknown option origin; did you mean origins\?$/,
     );
+  });
+});
+
+describe('numeric gateway options', () => {
+  it('createGateway refuses a string or a non-positive number where a number goes, naming it', async () => {
+    const bus = await createBus('memory:');
+    const store = await createStore('memory:');
+    const sessions = defineSession({ store, secrets, cookie: { secure: false } });
+    const base = { bus, sessions, origins: ['http://a.example'] };
+    try {
+      await expect(loosely(createGateway, { ...base, heartbeatMs: '5' })).rejects.toThrow(
+        /^createGateway\(\): heartbeatMs must be a number above 0 \(milliseconds\), got "5"$/,
+      );
+      await expect(loosely(createGateway, { ...base, presence: { ttlMs: 0 } })).rejects.toThrow(
+        /^createGateway\(\): presence\.ttlMs must be a number above 0/,
+      );
+      await expect(loosely(createGateway, { ...base, rateLimit: Number.NaN })).rejects.toThrow(
+        /^createGateway\(\): rateLimit must be a number above 0, got /,
+      );
+    } finally {
+      await sessions.close();
+      await store.close();
+      await bus.close();
+    }
   });
 });
