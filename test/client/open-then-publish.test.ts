@@ -234,9 +234,9 @@ const all = Array.from({ length: MESSAGES }, (_, i) => i + 1);
 describe.each(kinds)('$name bus: messages published right after open', (kind) => {
   describe.skipIf(kind.skip)('', () => {
     for (const transport of ['sse', 'websocket'] as const) {
-      it.skipIf(kind.delayMs === undefined)(
-        `${transport}: every one arrives, the bus delayed`,
-        async () => {
+      // In-process buses (memory, SQLite) have no connection to slow down: no delayed variant.
+      if (kind.delayMs !== undefined)
+        it(`${transport}: every one arrives, the bus delayed`, async () => {
           const s = setups.get(kind.name) as Setup;
           s.proxy?.latency(kind.delayMs ?? 0);
           try {
@@ -247,9 +247,7 @@ describe.each(kinds)('$name bus: messages published right after open', (kind) =>
           } finally {
             s.proxy?.clear();
           }
-        },
-        60_000,
-      );
+        }, 60_000);
 
       it(`${transport}: every one arrives, ${PLAIN_ROUNDS} rounds`, async () => {
         const s = setups.get(kind.name) as Setup;
