@@ -1,3 +1,4 @@
+import { nearestName } from './did-you-mean.js';
 import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 
@@ -10,6 +11,13 @@ export function takeTimeout(url: string, what: 'store' | 'bus' = 'store'): { url
   const q = url.indexOf('?');
   if (q < 0) return { url };
   const params = url.slice(q + 1).split('&');
+  for (const param of params) {
+    // A misspelt timeout would reach the driver, which ignores it: the default would apply unsaid.
+    const name = param.split('=', 1)[0] ?? '';
+    if (name !== 'timeout' && nearestName(name, ['timeout'])) {
+      throw new ConfigError(`the ${what} URL's ?${name}= is not a setting shoal reads; did you mean ?timeout=?`);
+    }
+  }
   const keep = params.filter((p) => !p.startsWith('timeout='));
   if (keep.length === params.length) return { url };
   const value = decodeURIComponent(params.find((p) => p.startsWith('timeout='))?.slice('timeout='.length) ?? '');

@@ -29,6 +29,11 @@ describe('durations from outside the code', () => {
       /^the bus URL's \?timeout= "2" has no unit: write 2s, 2m or 2ms/,
     );
     await expect(createBus('memory:?timeout=abc')).rejects.toThrow(/^the bus URL's \?timeout= "abc" is not a duration/);
+    // A misspelt one is named rather than passed to the driver, which would ignore it.
+    await expect(createStore('memory:?tiemout=2s')).rejects.toThrow(
+      /^the store URL's \?tiemout= is not a setting shoal reads; did you mean \?timeout=\?$/,
+    );
+    await expect(createBus('memory:?a=1&timeOut=2s')).rejects.toThrow(/^the bus URL's \?timeOut= is not a setting/);
     const bus = await createBus('memory:?timeout=2s');
     await bus.close();
   });
