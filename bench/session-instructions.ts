@@ -4,7 +4,7 @@
  * Redis run outside it). An instruction count does not move with what else the machine runs, as CPU
  * time does, so a change to the hot path shows here on a busy 2-core machine too.
  *
- * `npx tsx bench/session-instructions.ts [--impls express-shoal,express-session,bare,express-floor,fastify-shoal,…] [--requests 1000]
+ * `npx tsx bench/session-instructions.ts [--impls shoal,express-shoal,express-session,bare,express-floor,fastify-shoal,…] [--requests 1000]
  * [--warmup 2000] [--rounds 3] [--connections 10] [--tsx]`
  *
  * Each server runs as `valgrind --tool=callgrind --instr-atstart=no node --single-threaded …` (normal
@@ -22,7 +22,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { peerScript } from './lib/build.js';
+import { peerScript, shoalScript } from './lib/build.js';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
 import { positiveFlag } from './lib/options.js';
@@ -44,7 +44,6 @@ const { values } = parseArgs({
 const impls = (values.impls as string).split(',') as ImplName[];
 for (const name of impls) {
   if (!IMPLS[name]) throw new Error(`--impls: unknown server "${name}"; one of ${Object.keys(IMPLS).join(', ')}`);
-  if (name === 'shoal') throw new Error(`--impls: "${name}" is not a scenario-1 peer (use express-shoal)`);
 }
 const requests = positiveFlag(values, 'requests');
 const warmup = positiveFlag(values, 'warmup');
@@ -111,9 +110,13 @@ const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
 try {
   for (const name of impls) {
     const impl = IMPLS[name];
-    const script = impl.script.endsWith('.ts')
-      ? await peerScript({ tsx: values.tsx as boolean }, impl.script)
-      : impl.script;
+    const tsx = { tsx: values.tsx as boolean };
+    const script =
+      name === 'shoal'
+        ? await shoalScript(tsx)
+        : impl.script.endsWith('.ts')
+          ? await peerScript(tsx, impl.script)
+          : impl.script;
     const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--single-threaded'] });
     // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
     // request failed that way would only be noise here. (express-session's client has no timeout.)
