@@ -18,10 +18,12 @@ import { peerScript, shoalScript } from './lib/build.js';
 import { json, mapLimit, RoundRobinBrowser } from './lib/client.js';
 import { processCpuMs, redisCounters } from './lib/cpu.js';
 import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
+import { cpuPlan } from './lib/cpus.js';
 import { IMPLS, type Impl, type ImplName, implSpec } from './lib/impls.js';
 import { type LoadResult, type LoadSpec, measure } from './lib/measure.js';
 import { type BenchNode, owe, startDelayProxy, startNode } from './lib/nodes.js';
 import type { BenchOptions } from './lib/options.js';
+import { benchRedis } from './lib/private-redis.js';
 import { cleanupRun, medianPingMs, newRunId, redisUnavailable } from './lib/redis.js';
 import { fmt, table } from './lib/results.js';
 import { isMain, main, type Scenario } from './lib/scenario.js';
@@ -95,6 +97,10 @@ export interface SessionHttpData {
   rounds: number;
   /** How the shoal probe ran: compiled JavaScript (default) or TypeScript through tsx. */
   shoalRuntime: 'compiled' | 'tsx';
+  /** Which cores the processes ran on (bench/lib/cpus.ts). */
+  cpus: string;
+  /** A Redis server of the run's own (pinned with the load generator), or the shared one. */
+  redis: 'private' | 'shared';
   levels: Level[];
   /** Every measured run, in the order they ran. */
   runs: Array<{ impl: ImplName; route: RouteName; connections: number; round: number; result: Measured }>;
@@ -294,13 +300,14 @@ async function measureWithCosts(
   warmupS: number,
   pid: number,
   redis: Redis,
+  launcher: string[],
   proxyPid?: number,
 ): Promise<Measured> {
-  if (warmupS > 0) await measure({ ...spec, durationS: warmupS });
+  if (warmupS > 0) await measure({ ...spec, durationS: warmupS }, launcher);
   const proxy0 = proxyPid === undefined ? undefined : processCpuMs(proxyPid);
   const cpu0 = processCpuMs(pid);
   const redis0 = await redisCounters(redis);
-  const result = await measure(spec);
+  const result = await measure(spec, launcher);
   const cpu1 = processCpuMs(pid);
   const proxy1 = proxyPid === undefined ? undefined : processCpuMs(proxyPid);
   const redis1 = await redisCounters(redis);
@@ -344,21 +351,25 @@ interface Variant {
 }
 
 async function run(variant: Variant, options: BenchOptions, log: (line: string) => void) {
-  const down = await redisUnavailable(options.redisUrl);
+  const cpus = cpuPlan(options.pin);
+  // Pinned, Redis runs on the others' cores too: a private server, so the shared one's core does not matter.
+  const privateRedis = cpus.pinned ? await benchRedis(options.redisUrl, cpus.others) : undefined;
+  const redisUrl = privateRedis?.url ?? options.redisUrl;
+  const down = await redisUnavailable(redisUrl);
   if (down) throw new Error(down);
   const runId = newRunId();
-  const paid = owe(() => cleanupRun(options.redisUrl, runId));
+  const paid = owe(() => cleanupRun(redisUrl, runId));
   const levels = variant.levels(options);
   // BENCH_IMPLS=shoal,bare: a quicker loop over some of the servers (ratios with a missing one read NaN).
   const only = process.env.BENCH_IMPLS?.split(',');
   const impls = only ? variant.impls.filter((name) => only.includes(name)) : variant.impls;
-  const proxy = variant.delayMs > 0 ? await startDelayProxy(options.redisUrl, variant.delayMs) : undefined;
-  const serverRedisUrl = proxy?.url ?? options.redisUrl;
+  const proxy = variant.delayMs > 0 ? await startDelayProxy(redisUrl, variant.delayMs, cpus.others) : undefined;
+  const serverRedisUrl = proxy?.url ?? redisUrl;
   const measuredRttMs = await medianPingMs(serverRedisUrl);
   log(`Redis round trip seen by the servers: ${fmt(measuredRttMs, 2)} ms (median PING)`);
   const profileDir = options.profile ? await mkdtemp(join(tmpdir(), `${runId}-profile-`)) : undefined;
   const shoal = await shoalScript(options);
-  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1 });
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const problems: string[] = [];
   const nodes = new Map<ImplName, BenchNode>();
   const data: SessionHttpData = {
@@ -369,6 +380,8 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
     warmupS: options.warmupS,
     rounds: options.rounds,
     shoalRuntime: options.tsx ? 'tsx' : 'compiled',
+    cpus: cpus.description,
+    redis: privateRedis?.private ? 'private' : 'shared',
     levels: [],
     runs: [],
     roundTrips: variant.roundTrips,
@@ -380,7 +393,8 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
       const impl = IMPLS[name];
       const script =
         name === 'shoal' ? shoal : impl.script.endsWith('.ts') ? await peerScript(options, impl.script) : undefined;
-      nodes.set(name, await startNode(implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script })));
+      const spec = implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script });
+      nodes.set(name, await startNode({ ...spec, launcher: cpus.server }));
     }
     log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);
 
@@ -416,7 +430,7 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
                 ? { body: WRITE_PREFIX, varyBody: true, headers: { 'content-type': 'text/plain' } }
                 : {}),
             };
-            const result = await measureWithCosts(spec, options.warmupS, node.pid, redis, proxy?.pid);
+            const result = await measureWithCosts(spec, options.warmupS, node.pid, redis, cpus.others, proxy?.pid);
             data.runs.push({ impl: name, route, connections, round, result });
             log(
               `${connections} conn, round ${round + 1}/${options.rounds} ${name} ${route}: ${fmt(result.requestsPerSec)} req/s, ` +
@@ -463,9 +477,10 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
     proxy?.stop();
     redis.disconnect();
     paid();
-    await cleanupRun(options.redisUrl, runId).catch((err: Error) =>
+    await cleanupRun(redisUrl, runId).catch((err: Error) =>
       problems.push(`cleanup of ${runId} failed: ${err.message}`),
     );
+    privateRedis?.stop();
   }
   data.loadAverage = [load0, loadavg()[0] as number];
   if (profileDir) {
@@ -523,9 +538,12 @@ function render(d: SessionHttpData): string {
       (d.proxyDelayMs > 0 ? remoteText(d) : `Redis on loopback (median PING ${fmt(d.measuredRttMs, 2)} ms). `) +
       `Each connection is one logged-in browser; writes send a ~64-byte text body that differs on every request. ` +
       `shoal runs as ${d.shoalRuntime === 'tsx' ? 'TypeScript through tsx' : 'compiled JavaScript'}. ` +
+      `Cores: ${d.cpus}. ` +
       `Server CPU per request comes from /proc around each measured run, and the machine's load average (uptime) ` +
       `was ${d.loadAverage?.map((x) => fmt(x, 2)).join(' → ') ?? 'not recorded'} (start → end). ${d.roundTrips} ` +
-      'Redis counters are in the JSON only: the Redis is shared.',
+      (d.redis === 'private'
+        ? 'Redis is a private redis-server of this run; its counters are in the JSON.'
+        : 'Redis counters are in the JSON only: the Redis is shared.'),
     '',
     table(
       [

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { launched } from './cpus.js';
 import { nodeArgsFor, ROOT, spawnTracked } from './nodes.js';
 
 export interface LoadSpec {
@@ -28,9 +29,13 @@ export interface LoadResult {
 
 const LOAD_SCRIPT = join(ROOT, 'bench', 'lib', 'load.mjs');
 
-/** Runs autocannon in a separate process against `spec.url` and returns its summary. */
-export async function measure(spec: LoadSpec): Promise<LoadResult> {
-  const child = spawnTracked(process.execPath, [...nodeArgsFor(LOAD_SCRIPT), JSON.stringify(spec)], {
+/**
+ * Runs autocannon in a separate process against `spec.url` and returns its summary; under `launcher`
+ * (e.g. `taskset -c 0`) when given.
+ */
+export async function measure(spec: LoadSpec, launcher: string[] = []): Promise<LoadResult> {
+  const [command, args] = launched(launcher, process.execPath, [...nodeArgsFor(LOAD_SCRIPT), JSON.stringify(spec)]);
+  const child = spawnTracked(command, args, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

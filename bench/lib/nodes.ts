@@ -1,7 +1,7 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
-
 // The repository root and a kernel-picked free loopback port: the same helpers the tests use.
 import { captureOutput, freePort, ROOT } from '../../test/helpers/processes.js';
+import { launched } from './cpus.js';
 
 export { freePort, ROOT };
 
@@ -141,13 +141,17 @@ export async function stopNodes(nodes: BenchNode[]): Promise<void> {
 export async function startDelayProxy(
   redisUrl: string,
   oneWayDelayMs: number,
+  launcher: string[] = [],
 ): Promise<{ url: string; pid: number; stop(): void }> {
   const target = new URL(redisUrl);
-  const child = spawnTracked(
-    process.execPath,
-    [...nodeArgsFor('bench/lib/delay-proxy.ts'), target.hostname, target.port || '6379', String(oneWayDelayMs)],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const proxyArgs = [
+    ...nodeArgsFor('bench/lib/delay-proxy.ts'),
+    target.hostname,
+    target.port || '6379',
+    String(oneWayDelayMs),
+  ];
+  const [command, args] = launched(launcher, process.execPath, proxyArgs);
+  const child = spawnTracked(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('delay proxy did not start within 20 s')), 20_000);

@@ -21,6 +21,8 @@ export interface BenchOptions {
   profile: boolean;
   /** Run the shoal probe through tsx instead of compiled JavaScript (what `npm run probe` does). */
   tsx: boolean;
+  /** Throughput scenarios: the server under test on a core of its own (bench/lib/cpus.ts); `--no-pin` to share. */
+  pin: boolean;
   resultsDir: string;
   redisUrl: string;
 }
@@ -29,6 +31,7 @@ const FLAGS = {
   quick: { type: 'boolean', default: false },
   profile: { type: 'boolean', default: false },
   tsx: { type: 'boolean', default: false },
+  pin: { type: 'boolean' },
   duration: { type: 'string' },
   warmup: { type: 'string' },
   connections: { type: 'string' },
@@ -39,7 +42,7 @@ const FLAGS = {
 } as const;
 
 export function parseBenchArgs(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env) {
-  const { values } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false });
+  const { values } = parseArgs({ args: argv, options: FLAGS, allowPositionals: false, allowNegative: true });
   const quick = values.quick;
   const num = (flag: string | undefined, envName: string, full: number, smoke: number, min: number): number => {
     const raw = flag ?? env[envName];
@@ -58,6 +61,7 @@ export function parseBenchArgs(argv: string[] = process.argv.slice(2), env: Node
     nodes: Math.floor(num(values.nodes, 'BENCH_NODES', 3, 3, 1)),
     profile: values.profile || env.BENCH_PROFILE === '1',
     tsx: values.tsx || env.BENCH_TSX === '1',
+    pin: values.pin ?? env.BENCH_PIN !== '0',
     resultsDir: env.BENCH_RESULTS_DIR ?? join(ROOT, 'bench', 'results'),
     redisUrl: env.BENCH_REDIS ?? env.SHOAL_TEST_REDIS ?? 'redis://127.0.0.1:6379/0',
   };

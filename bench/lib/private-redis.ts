@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { launched } from './cpus.js';
 import { freePort, ROOT, spawnTracked } from './nodes.js';
 
 export interface BenchRedis {
@@ -27,14 +28,22 @@ function hasRedisServer(): boolean {
  * a private server makes trivially clean. Falls back to `sharedUrl` when redis-server is
  * not installed (the numbers then say so).
  */
-export async function benchRedis(sharedUrl: string): Promise<BenchRedis> {
+export async function benchRedis(sharedUrl: string, launcher: string[] = []): Promise<BenchRedis> {
   if (!hasRedisServer()) return { url: sharedUrl, pid: null, private: false, stop: () => {} };
   const port = await freePort();
-  const child = spawnTracked(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const [command, args] = launched(launcher, 'redis-server', [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'yes',
+  ]);
+  const child = spawnTracked(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   const url = `redis://127.0.0.1:${port}/0`;
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => {});
