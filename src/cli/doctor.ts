@@ -11,6 +11,8 @@ import { originsProblem } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
+import { endsUnsupported } from '../session/lifecycle.js';
+import type { SessionConfig } from '../session/options.js';
 import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
@@ -100,8 +102,10 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     warn,
     fail,
   });
+  let sessionConfig: SessionConfig | undefined;
   setting('session settings', () => {
     const c = resolveNodeSession(app, env);
+    sessionConfig = c;
     // Values a node accepts but no one means: every session would end right after its request.
     const implausible = implausibleTimeouts(c.idleMs, c.absoluteMs);
     if (implausible) {
@@ -153,7 +157,20 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   // 3. The backends, as the nodes would open them.
   const storeUrl = env.SHOAL_STORE || DEFAULT_STORE_URL;
   const busUrl = busUrlFromEnv(env);
-  await reach('session store', storeUrl, () => createStore(storeUrl, { timeoutMs: 3000 }), { ok, fail });
+  await reach(
+    'session store',
+    storeUrl,
+    () => createStore(storeUrl, { timeoutMs: 3000 }),
+    { ok, fail },
+    (store) =>
+      // What a web node refuses at start, once it has the store: onSessionEnd where ends cannot be listed.
+      sessionConfig?.onSessionEnd && !store.capabilities.lifecycle
+        ? {
+            what: `session store ${redact(storeUrl)}: ${endsUnsupported(store.kind)}`,
+            fix: `point SHOAL_STORE at a sqlite:, redis:// or postgres:// store, or drop onSessionEnd from the app's session options`,
+          }
+        : undefined,
+  );
   // A store URL of no known kind (redis//host: a missing colon) implies no bus: its error is the whole story.
   const storeKnown = backendOf(storeUrl) !== undefined;
   if (env.SHOAL_BUS || storeKnown) {
@@ -246,21 +263,26 @@ function checkOrigins(
   r.ok(`SHOAL_ORIGINS: ${origins.join(', ')}`);
 }
 
-async function reach(
+async function reach<B extends Backend>(
   what: string,
   url: string,
-  open: () => Promise<Backend>,
+  open: () => Promise<B>,
   r: { ok(s: string): void; fail(s: string, fix?: string): void },
+  /** What a node would refuse about this backend once it answers (a capability the app needs). */
+  refusal?: (backend: B) => { what: string; fix: string } | undefined,
 ): Promise<void> {
   const started = Date.now();
   try {
     const backend = await open();
+    let refused: { what: string; fix: string } | undefined;
     try {
       await backend.ping();
+      refused = refusal?.(backend);
     } finally {
       await backend.close();
     }
-    r.ok(`${what} ${redact(url)} answered in ${Date.now() - started} ms`);
+    if (refused) r.fail(refused.what, refused.fix);
+    else r.ok(`${what} ${redact(url)} answered in ${Date.now() - started} ms`);
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     const message = (err as Error).message;

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliScratch, runCli } from '../helpers/cli.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
@@ -5,7 +7,8 @@ import { freePort } from '../helpers/processes.js';
 
 /** What doctor says about a store it cannot use: the cause in shoal's words, and a fix that fits it. */
 const postgresSkip = await engineSkipReason('postgres');
-const { env } = cliScratch('doctor-backends');
+const memcachedSkip = await engineSkipReason('memcached');
+const { dir, env } = cliScratch('doctor-backends');
 
 describe('doctor on stores it cannot use', () => {
   it('an unreachable Redis: no client-library internals, and the URL setting to raise', async () => {
@@ -45,4 +48,30 @@ describe('doctor on stores it cannot use', () => {
     expect(r.stdout).not.toMatch(/message bus/);
     expect(r.code).toBe(1);
   }, 30_000);
+
+  it.skipIf(memcachedSkip !== undefined)(
+    'onSessionEnd on memcached: refused as a web node would refuse it, not "no problems found"',
+    async () => {
+      const app = join(dir, 'ends.app.mjs');
+      writeFileSync(app, `export default { session: { onSessionEnd() {} }, web: () => (req, res) => res.end() };\n`);
+      const r = await runCli(['doctor', '--app', app], {
+        env: env({ SHOAL_STORE: ENGINE_URLS.memcached, SHOAL_BUS: 'memory:' }),
+      });
+      expect(r.stdout).toMatch(
+        /^FAIL {2}session store memcached:\/\/[^:]+:\d+: onSessionEnd needs a store that can list ended sessions; the memcached store cannot/m,
+      );
+      expect(r.stdout).toMatch(/^ {6}fix: point SHOAL_STORE at a sqlite:, redis:\/\/ or postgres:\/\/ store/m);
+      expect(r.stdout).not.toMatch(/no problems found/);
+      expect(r.code).toBe(1);
+
+      // The same store without the handler is fine: memcached itself is not the problem.
+      const plain = join(dir, 'plain.app.mjs');
+      writeFileSync(plain, `export default { web: () => (req, res) => res.end() };\n`);
+      const fine = await runCli(['doctor', '--app', plain], {
+        env: env({ SHOAL_STORE: ENGINE_URLS.memcached, SHOAL_BUS: 'memory:' }),
+      });
+      expect(fine.stdout).toMatch(/^ok {4}session store memcached:/m);
+    },
+    30_000,
+  );
 });
