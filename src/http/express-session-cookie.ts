@@ -128,6 +128,14 @@ export class SessionCookie {
 }
 
 /**
+ * What a request can change in its session's cookie: everything but `expires`, which touch()
+ * sets from originalMaxAge at the end of every request anyway. Equal shapes, equal Set-Cookie.
+ */
+export function cookieShape(cookie: SessionCookie): string {
+  return JSON.stringify({ ...cookie.data, expires: undefined });
+}
+
+/**
  * The id in a cookie express-session signed (`s:<id>.<mac>`, cookie-signature's HMAC-SHA256), or
  * null. Only used to move sessions an express-session store wrote (`migrateFrom`).
  */

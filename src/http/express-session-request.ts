@@ -8,7 +8,13 @@ import { type SessionManager, sessionContext } from '../session/manager.js';
 import type { SessionStartContext } from '../session/options.js';
 import { createRecord } from '../session/records.js';
 import { rotateAway, type Session } from '../session/session.js';
-import { type CookieOptions, SessionCookie, type StoredCookie, unsignLegacy } from './express-session-cookie.js';
+import {
+  type CookieOptions,
+  cookieShape,
+  SessionCookie,
+  type StoredCookie,
+  unsignLegacy,
+} from './express-session-cookie.js';
 import { DropInSession, type SessionControl } from './express-session-object.js';
 import type { LegacyStore } from './express-session-options.js';
 import { COOKIE, propertyOf, same, texts, withoutCookie } from './express-session-texts.js';
@@ -62,6 +68,8 @@ export class RequestSession implements SessionControl {
   #stored = new Map<string, string>();
   /** Property → JSON text when the request began (or the session was generated), `cookie` excluded. */
   #original = new Map<string, string>();
+  /** cookieShape() of the cookie as the store holds it (or as it was made, when it holds none). */
+  #storedCookie = '';
   /** express-session's savedHash is set: #stored is what a save wrote (or what was read, without resave). */
   #savedValid = false;
   #touched = false;
@@ -106,7 +114,7 @@ export class RequestSession implements SessionControl {
     const isNew = this.#cookieId !== this.#id;
     const shouldSave = !this.#c.saveUninitialized && !this.#savedValid && isNew ? modified : !saved;
     if (shouldSave) await this.#write(sess, current);
-    else if (this.#exists && !isNew) await this.#shoal?.commit(); // nothing changed: a (throttled) touch
+    else if (this.#exists && !isNew) await this.#touch(sess, current);
     const setCookie = isNew
       ? this.#c.saveUninitialized || modified
       : this.#c.rolling || (sess.cookie.expires != null && modified);
@@ -158,6 +166,17 @@ export class RequestSession implements SessionControl {
     this.#c.logger.error({ err, op: what }, `req.session.${what}() failed and no callback was given`);
   }
 
+  /**
+   * No property to save: a (throttled) touch, which writes nothing. But a cookie the request
+   * changed ("remember me" sets only cookie.maxAge, or an attribute) is stored, as express-session's
+   * store.touch() keeps it, so the next request on any node, and rolling's renewed cookie, have it.
+   * The properties are then the ones stored, so the write is the cookie alone.
+   */
+  async #touch(sess: DropInSession, current: Map<string, string>): Promise<void> {
+    if (cookieShape(sess.cookie) !== this.#storedCookie) await this.#write(sess, current);
+    else await this.#shoal?.commit();
+  }
+
   /** A new, empty session under a new id (or `id`), not stored until it is saved. */
   #generate(start: boolean, id = newSessionId()): void {
     this.#id = id;
@@ -189,6 +208,7 @@ export class RequestSession implements SessionControl {
       if (key !== COOKIE) object[key] = value;
     }
     this.#original = withoutCookie(this.#stored);
+    this.#storedCookie = cookieShape(cookie);
     this.#savedValid = !this.#c.resave;
     this.#setObject(object);
   }
@@ -229,6 +249,7 @@ export class RequestSession implements SessionControl {
       if (shoal.id !== this.#id) this.#adopt(shoal.id);
     }
     this.#stored = all;
+    this.#storedCookie = cookieShape(sess.cookie);
     // A Session commits once; later changes in this request go through a fresh one.
     this.#shoal = this.#c.manager.openId(this.#id, this.#ctx);
   }

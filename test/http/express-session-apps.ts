@@ -33,7 +33,7 @@ export type CommonOptions = Pick<
 /** express-session's req.session, typed loosely (this repository's Express types carry shoal's own Session). */
 type Loose = Record<string, unknown> & {
   id: string;
-  cookie: { maxAge: number | null; originalMaxAge: number | null; expires: Date | null };
+  cookie: Record<string, unknown> & { maxAge: number | null; originalMaxAge: number | null; expires: Date | null };
   save(cb?: (err?: unknown) => void): void;
   reload(cb: (err?: unknown) => void): void;
   destroy(cb?: (err?: unknown) => void): void;
@@ -133,7 +133,21 @@ export async function startApp(impl: Impl, options: CommonOptions, shared: Share
     // (express-session itself answers 3599999 for a 3600000 maxAge when a millisecond ticks over).
     const minutes = c.maxAge === null ? null : Math.round(c.maxAge / 60_000);
     const originalMaxAge = c.originalMaxAge === null ? null : Math.round(c.originalMaxAge / 1000);
-    res.json({ minutes, originalMaxAge, expires: c.expires ? 'date' : null });
+    const { httpOnly, secure, sameSite, domain, path } = c;
+    res.json({ minutes, originalMaxAge, expires: c.expires ? 'date' : null, httpOnly, secure, sameSite, domain, path });
+  });
+  /** "Remember me" alone: the cookie changes, no property does. */
+  app.post('/remember-only', (req, res) => {
+    sess(req).cookie.maxAge = Number(req.query.ms);
+    res.json({ ok: true });
+  });
+  /** Cookie attributes alone, from the query (`true`/`false` as booleans). */
+  app.post('/cookie-set', (req, res) => {
+    const c = sess(req).cookie;
+    for (const [key, value] of Object.entries(req.query)) {
+      c[key] = value === 'true' ? true : value === 'false' ? false : String(value);
+    }
+    res.json({ ok: true });
   });
   app.post('/remember', (req, res) => {
     sess(req).cookie.maxAge = Number(req.query.ms);

@@ -178,6 +178,74 @@ describe('express-session as the reference: the drop-in observes the same', () =
     expect((r['express-session'] as Observation[])[1]?.setCookie).toContain('Expires in ~3600s');
   });
 
+  it('a cookie change alone ("remember me", no property written) is kept, with every resave/saveUninitialized/rolling', async () => {
+    const long = 'Expires in ~2592000s';
+    for (const resave of [false, true]) {
+      for (const saveUninitialized of [false, true]) {
+        for (const rolling of [false, true]) {
+          const options = { resave, saveUninitialized, rolling, cookie: { maxAge: 3_600_000 } };
+          const r = await both(options, async (open) => {
+            const known = open();
+            const fresh = open();
+            return [
+              await known.send('POST', '/views'),
+              await known.send('POST', '/remember-only?ms=2592000000'),
+              await known.send('GET', '/cookie'),
+              await known.send('GET', '/untouched'),
+              await known.send('POST', '/views'),
+              // The same on a session's very first request.
+              await fresh.send('POST', '/remember-only?ms=2592000000'),
+              await fresh.send('GET', '/cookie'),
+              await fresh.send('POST', '/views'),
+            ];
+          });
+          const label = JSON.stringify({ resave, saveUninitialized, rolling });
+          expect({ label, observed: r.shoal }).toEqual({ label, observed: r['express-session'] });
+          const obs = r['express-session'] as Observation[];
+          expect(obs[2]?.body, label).toMatchObject({ minutes: 43_200, originalMaxAge: 2_592_000 });
+          expect(obs[4]?.setCookie, label).toContain(long);
+          if (rolling)
+            expect(
+              [obs[1], obs[3]].map((o) => o?.setCookie?.includes(long)),
+              label,
+            ).toEqual([true, true]);
+        }
+      }
+    }
+  });
+
+  it('cookie attributes changed alone are kept, and reach another server on the same store', async () => {
+    const options = { ...base, rolling: true, cookie: { maxAge: 60_000 } };
+    const r = await both(
+      options,
+      async (open, apps) => {
+        const b = open();
+        await b.send('POST', '/views');
+        const out = [await b.send('POST', '/cookie-set?httpOnly=false&sameSite=strict&domain=127.0.0.1')];
+        const other = new Browser(apps[1] as App);
+        other.cookies = new Map(b.cookies);
+        out.push(await other.send('GET', '/cookie'), await other.send('POST', '/remember-only?ms=7200000'));
+        out.push(await b.send('GET', '/untouched'), await b.send('POST', '/cookie-set?secure=true'));
+        out.push(await other.send('GET', '/cookie'), await b.send('GET', '/untouched'));
+        return out;
+      },
+      2,
+    );
+    expect(r.shoal).toEqual(r['express-session']);
+    const obs = r['express-session'] as Observation[];
+    expect(obs[1]?.body).toMatchObject({ httpOnly: false, sameSite: 'strict', domain: '127.0.0.1' });
+    expect(obs[3]?.setCookie).toEqual([
+      'Domain=127.0.0.1',
+      'Expires in ~7200s',
+      'Path=/',
+      'SameSite=Strict',
+      'name=connect.sid',
+    ]);
+    // A Secure cookie is not sent over plain HTTP: not on the response that set it, nor later.
+    expect(obs[5]?.body).toMatchObject({ secure: true });
+    expect([obs[4]?.setCookie, obs[6]?.setCookie]).toEqual([null, null]);
+  });
+
   it('regenerate: a new id, no data, a new cookie; the old cookie no longer reaches the data', async () => {
     const r = await both(base, async (open) => {
       const b = open();

@@ -1,9 +1,15 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import express, { type Request } from 'express';
+import { createStore } from 'shoal';
 import { session } from 'shoal/express-session';
 import { memoryStore } from 'shoal/stores/memory';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
+import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { listen, type Served } from '../helpers/listen.js';
 
 /**
@@ -75,3 +81,139 @@ describe('express-session drop-in: a cookie that outlives the idle timeout', () 
     expect(long.warnings).toEqual([]);
   });
 });
+
+/**
+ * "Remember me" sets only `req.session.cookie.maxAge` (no property written). express-session keeps
+ * it (its store.touch() stores the cookie), so the next request and rolling's renewed cookie have
+ * it. The drop-in keeps it on every store, for every node, and writes nothing for a request that
+ * leaves the cookie as it was.
+ */
+const dir = mkdtempSync(join(tmpdir(), 'shoal-remember-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const stores = [
+  { name: 'sqlite', url: `sqlite:${join(dir, 'remember.db')}`, skip: undefined },
+  { name: 'redis', url: ENGINE_URLS.redis, skip: await engineSkipReason('redis') },
+];
+const MONTH = 30 * 24 * 3600_000;
+
+type Full = Loose & { cookie: Record<string, unknown>; views?: number };
+const full = (req: Request) => (req as unknown as { session: Full }).session;
+
+/** One server of the app, on its own connection to the shared store; counts the store writes it makes. */
+async function server(url: string, namespace: string, rolling: boolean) {
+  const store = await createStore(url, { namespace });
+  const writes = { count: 0 };
+  const commit = store.commit.bind(store);
+  store.commit = (...args) => {
+    writes.count++;
+    return commit(...args);
+  };
+  const middleware = session({
+    secret: SECRET,
+    store,
+    resave: false,
+    saveUninitialized: false,
+    rolling,
+    idleTimeout: '30d',
+    cookie: { maxAge: 3600_000 },
+  });
+  const web = express();
+  web.use(middleware);
+  web.post('/login', (req, res) => {
+    full(req).user = 'ann';
+    res.json({ ok: true });
+  });
+  web.post('/remember', (req, res) => {
+    full(req).cookie.maxAge = MONTH;
+    res.json({ ok: true });
+  });
+  web.post('/cookie-set', (req, res) => {
+    for (const [key, value] of Object.entries(req.query)) {
+      full(req).cookie[key] = value === 'false' ? false : String(value);
+    }
+    res.json({ ok: true });
+  });
+  web.post('/view', (req, res) => {
+    full(req).views = (full(req).views ?? 0) + 1;
+    res.json({ ok: true });
+  });
+  web.get('/me', (req, res) => {
+    const { maxAge, sameSite, httpOnly } = full(req).cookie as { maxAge: number } & Record<string, unknown>;
+    res.json({ user: full(req).user ?? null, hours: Math.round(maxAge / 3600_000), sameSite, httpOnly });
+  });
+  const served = await listen(createServer(web));
+  servers.push({
+    url: '',
+    close: () =>
+      served
+        .close()
+        .then(() => middleware.close())
+        .then(() => store.close()),
+  });
+  return { url: served.url, writes };
+}
+
+async function cluster(url: string, rolling: boolean) {
+  const namespace = `remember-${randomUUID().slice(0, 8)}`;
+  return [await server(url, namespace, rolling), await server(url, namespace, rolling)] as const;
+}
+
+/** Hours until the Set-Cookie's Expires, or null when the response sent no cookie. */
+function cookieHours(res: Response): number | null {
+  const line = res.headers.getSetCookie()[0];
+  const expires = line && /Expires=([^;]+)/.exec(line)?.[1];
+  return expires ? Math.round((Date.parse(expires) - Date.now()) / 3600_000) : null;
+}
+
+for (const store of stores) {
+  describe.skipIf(store.skip !== undefined)(`express-session drop-in: remember me alone, ${store.name} store`, () => {
+    it('is kept: another node reads it on the next request, and the next cookie sent has it', async () => {
+      const [a, b] = await cluster(store.url, false);
+      const browser = new CookieJar();
+      expect(cookieHours(await browser.fetch(`${a.url}/login`, { method: 'POST' }))).toBe(1);
+      // Not modified, so no cookie on this response: express-session sends none either.
+      expect(cookieHours(await browser.fetch(`${a.url}/remember`, { method: 'POST' }))).toBeNull();
+      const me = await browser.fetch(`${b.url}/me`);
+      expect(await me.json()).toMatchObject({ user: 'ann', hours: 720 });
+      expect(cookieHours(await browser.fetch(`${b.url}/view`, { method: 'POST' }))).toBe(720);
+      expect(cookieHours(await browser.fetch(`${a.url}/view`, { method: 'POST' }))).toBe(720);
+    });
+
+    it('with rolling, every following response renews the cookie for the remembered maxAge, on any node', async () => {
+      const [a, b] = await cluster(store.url, true);
+      const browser = new CookieJar();
+      await browser.fetch(`${a.url}/login`, { method: 'POST' });
+      expect(cookieHours(await browser.fetch(`${a.url}/remember`, { method: 'POST' }))).toBe(720);
+      expect(cookieHours(await browser.fetch(`${b.url}/me`))).toBe(720);
+      expect(cookieHours(await browser.fetch(`${a.url}/me`))).toBe(720);
+      expect(cookieHours(await browser.fetch(`${b.url}/me`))).toBe(720);
+    });
+
+    it('a cookie attribute changed alone reaches the other node', async () => {
+      const [a, b] = await cluster(store.url, true);
+      const browser = new CookieJar();
+      await browser.fetch(`${a.url}/login`, { method: 'POST' });
+      await browser.fetch(`${a.url}/cookie-set?sameSite=strict&httpOnly=false`, { method: 'POST' });
+      const res = await browser.fetch(`${b.url}/me`);
+      expect(await res.json()).toMatchObject({ sameSite: 'strict', httpOnly: false });
+      const line = res.headers.getSetCookie()[0] ?? '';
+      expect(line).toMatch(/SameSite=Strict/);
+      expect(line).not.toMatch(/HttpOnly/);
+    });
+
+    it('a request that leaves the cookie as it was writes nothing to the store', async () => {
+      for (const rolling of [false, true]) {
+        const nodes = await cluster(store.url, rolling);
+        const browser = new CookieJar();
+        await browser.fetch(`${nodes[0].url}/login`, { method: 'POST' });
+        await browser.fetch(`${nodes[0].url}/remember`, { method: 'POST' });
+        const writes = () => nodes[0].writes.count + nodes[1].writes.count;
+        const before = writes();
+        for (let i = 0; i < 10; i++) await browser.fetch(`${nodes[i % 2]?.url}/me`);
+        expect(writes() - before).toBe(0);
+        await browser.fetch(`${nodes[1].url}/cookie-set?sameSite=strict`, { method: 'POST' });
+        expect(writes() - before).toBe(1);
+      }
+    });
+  });
+}
