@@ -91,6 +91,9 @@ export class SessionCookie {
   set maxAge(ms: number | null) {
     if (ms !== null && ms !== undefined && typeof ms !== 'number') throw new TypeError('maxAge must be a number');
     this.expires = typeof ms === 'number' ? new Date(Date.now() + ms) : null;
+    // The expires setter reads the clock again and can come out a millisecond short (express-session
+    // does); kept exact, a touch never looks like a new lifetime that has to be stored.
+    this.originalMaxAge = typeof ms === 'number' ? ms : null;
   }
 
   get data(): StoredCookie {

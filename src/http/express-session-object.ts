@@ -38,11 +38,7 @@ export class DropInSession {
   }
 
   resetMaxAge(): this {
-    const { originalMaxAge } = this.cookie;
-    this.cookie.maxAge = originalMaxAge;
-    // The maxAge setter reads the clock twice and can come out a millisecond short; kept exact,
-    // a touch never looks like a change of lifetime that has to be stored.
-    this.cookie.originalMaxAge = originalMaxAge;
+    this.cookie.maxAge = this.cookie.originalMaxAge;
     return this;
   }
 
