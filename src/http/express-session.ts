@@ -4,6 +4,7 @@
  * stop losing writes when requests race: only the properties a request changed are saved.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseDuration } from '../core/duration.js';
 import { defaultLogger } from '../core/logger.js';
 import { SessionManager } from '../session/manager.js';
 import type { SessionStore } from '../stores/contract.js';
@@ -45,14 +46,15 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
   const ownsStore = typeof options.store !== 'object';
   const opened: Promise<SessionStore> =
     typeof options.store === 'string' ? createStore(options.store) : Promise.resolve(options.store ?? memoryStore());
+  // Read here, so that `idleTimeout: '90d'` raises absoluteTimeout's default just as 90 days in ms does.
+  const idleMs = parseDuration(idleTimeout, 'idleTimeout');
   const ready = opened.then((store) => {
-    const idleMs = typeof idleTimeout === 'number' ? idleTimeout : undefined;
     return new SessionManager({
       store,
       secrets,
       cookie: { name: options.name ?? options.key ?? 'connect.sid', secure: false },
       idleTimeout,
-      absoluteTimeout: options.absoluteTimeout ?? Math.max(30 * DAY_MS, idleMs ?? 0),
+      absoluteTimeout: options.absoluteTimeout ?? Math.max(30 * DAY_MS, idleMs),
       ...(options.onSessionEnd ? { onSessionEnd: options.onSessionEnd } : {}),
       ...(options.encryption !== undefined ? { encryption: options.encryption } : {}),
       ...(options.maxSize !== undefined ? { maxSize: options.maxSize } : {}),

@@ -217,3 +217,14 @@ for (const store of stores) {
     });
   });
 }
+
+describe('express-session drop-in: idleTimeout given as text', () => {
+  it("raises absoluteTimeout's default to it, as a number does", async () => {
+    for (const idleTimeout of ['90d', 90 * 24 * 3600_000]) {
+      const middleware = session({ secret: SECRET, store: memoryStore(), idleTimeout });
+      const { config } = await middleware.ready;
+      await middleware.close();
+      expect(config.absoluteMs).toBe(90 * 24 * 3600_000);
+    }
+  });
+});
