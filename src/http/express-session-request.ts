@@ -324,9 +324,10 @@ function legacyGet(store: LegacyStore, id: string): Promise<Record<string, unkno
 }
 
 /**
- * A per-session `cookie.maxAge` longer than the idle timeout ("remember me") keeps the cookie in the
- * browser after the server has ended the session: express-session + connect-redis give each session
- * its cookie's lifetime, shoal gives every session `idleTimeout`. Said once, when it first happens.
+ * A per-session `cookie.maxAge` longer than the idle timeout ("remember me") is kept with the
+ * session and sent to the browser, but the server ends the session after `idleTimeout` without a
+ * request: express-session + connect-redis give each session its cookie's lifetime, shoal gives
+ * every session `idleTimeout`. Said once, when such a cookie is first sent, with the value to set.
  */
 function warnIfCookieOutlives(c: DropInConfig, maxAge: number | null): void {
   const idleMs = c.manager.config.idleMs;
@@ -334,6 +335,19 @@ function warnIfCookieOutlives(c: DropInConfig, maxAge: number | null): void {
   c.warnedLongCookie = true;
   c.logger.warn(
     { maxAge, idleTimeout: idleMs },
-    `shoal/express-session: a session's cookie.maxAge (${maxAge} ms) is longer than idleTimeout (${idleMs} ms): the browser keeps the cookie, but the session ends after ${idleMs} ms without a request. Set idleTimeout to the longest maxAge you give a session, e.g. session({ idleTimeout: '30d', … })`,
+    `shoal/express-session: a session's cookie.maxAge (${maxAge} ms) is longer than idleTimeout (${idleMs} ms): the browser keeps the cookie that long, but the session ends after ${idleMs} ms without a request and the user is signed out. Set idleTimeout to the longest maxAge you give a session, e.g. session({ idleTimeout: ${durationText(maxAge)}, … })`,
   );
+}
+
+/** `'30d'`, `'12h'`…: the largest unit that states `ms` (rounded up to a second) exactly. */
+function durationText(ms: number): string {
+  const s = Math.ceil(ms / 1000);
+  for (const [unit, size] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (s % size === 0) return `'${s / size}${unit}'`;
+  }
+  return `'${s}s'`;
 }

@@ -48,7 +48,8 @@ async function app(idleTimeout?: string) {
   web.use(middleware);
   web.post('/login', (req, res) => {
     sess(req).user = 'ann';
-    if (req.query.remember === '1') sess(req).cookie.maxAge = 30 * 24 * 3600_000;
+    const remember = req.query.remember;
+    if (remember) sess(req).cookie.maxAge = remember === '1' ? 30 * 24 * 3600_000 : Number(remember);
     res.json({ ok: true });
   });
   const served = await listen(createServer(web));
@@ -70,6 +71,18 @@ describe('express-session drop-in: a cookie that outlives the idle timeout', () 
     expect(warnings[0]?.msg).toMatch(
       /cookie\.maxAge \(2592000000 ms\) is longer than idleTimeout \(60000 ms\).*idleTimeout: '30d'/,
     );
+  });
+
+  it('suggests the idleTimeout that covers the cookie', async () => {
+    for (const [ms, text] of [
+      [36 * 3600_000, "'36h'"],
+      [90 * 24 * 3600_000, "'90d'"],
+      [61_500, "'62s'"],
+    ] as const) {
+      const { served, warnings } = await app();
+      await new CookieJar().fetch(`${served.url}/login?remember=${ms}`, { method: 'POST' });
+      expect(warnings[0]?.msg).toContain(`session({ idleTimeout: ${text}, … })`);
+    }
   });
 
   it('says nothing when no session outlives it', async () => {
