@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumSkipReason, launchChromium } from '../helpers/chromium.js';
+import { chromiumSkipReason, launchChromium, pageProblems } from '../helpers/chromium.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { freePortRun, ROOT } from '../helpers/processes.js';
 
@@ -169,11 +169,14 @@ describe.skipIf(skip)('demo app in Chromium on a local cluster', () => {
   it('a web node and a gateway are killed from the dashboard; cart and chat keep working', async () => {
     await scenario('kill', async () => {
       dash = await ops.newPage();
+      const problems = pageProblems(dash);
       await dash.goto(`${base}/_shoal/`);
       await dash.getByLabel('Dashboard token (SHOAL_DASHBOARD_TOKEN)').fill(DASHBOARD_TOKEN);
       await dash.getByRole('button', { name: 'Open' }).click();
       await expect.poll(() => dash.locator('#nodes tbody tr').count(), { timeout: 10_000 }).toBe(5);
       await expect.poll(() => dash.getByTestId('state-gateway-2').textContent()).toBe('ready');
+      // Loaded, token and all, without a failed request or an error in the console.
+      expect(problems()).toEqual([]);
 
       const held = (await a1.getByTestId('gateway').getAttribute('data-gateway')) as string;
       const other = held === 'gateway-1' ? 'gateway-2' : 'gateway-1';

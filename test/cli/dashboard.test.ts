@@ -10,6 +10,7 @@ import { createDashboard, type DashboardState, dashboardNodesFromEnv } from '../
 import { parsePrometheus, summarize } from '../../src/cli/dashboard-metrics.js';
 import { bucketIncrease, counterIncrease, histogramQuantile, mergeBuckets } from '../../src/cli/dashboard-ui/math.js';
 import { gatewayMetrics } from '../../src/realtime/gateway-metrics.js';
+import { chromiumSkipReason, launchChromium, pageProblems } from '../helpers/chromium.js';
 import { type DevCluster, startDevCluster } from '../helpers/dev-cluster.js';
 import { freePort } from '../helpers/processes.js';
 
@@ -284,15 +285,11 @@ describe('dashboard in the dev cluster (shoal start)', () => {
   const TOKEN = 'dev-cluster-dashboard-token';
   let cluster: DevCluster | undefined;
   let dir = '';
+  let port = 0;
 
-  afterAll(async () => {
-    await cluster?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('the balancer answers /_shoal/ (with kill buttons); its web nodes leave /_shoal/ to the app', async () => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shoal-dash-start-'));
-    const port = await freePortPair();
+    port = await freePortPair();
     const db = `sqlite:${join(dir, 'dev.db')}`;
     cluster = await startDevCluster({
       app: 'examples/probe/shoal.app.ts',
@@ -307,7 +304,15 @@ describe('dashboard in the dev cluster (shoal start)', () => {
         SHOAL_DASHBOARD_TOKEN: TOKEN,
       },
     });
-    const base = cluster.url;
+  }, 40_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the balancer answers /_shoal/ (with kill buttons); its web nodes leave /_shoal/ to the app', async () => {
+    const base = (cluster as DevCluster).url;
     const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
 
     expect((await fetch(`${base}/_shoal/api/state`)).status).toBe(401);
@@ -324,5 +329,28 @@ describe('dashboard in the dev cluster (shoal start)', () => {
     const direct = await fetch(`http://127.0.0.1:${port + 1}/_shoal/api/state`, auth);
     expect(direct.status).toBe(404);
     expect(direct.headers.get('x-shoal-node')).toBe('web-1');
-  }, 40_000);
+  });
+
+  // The app behind the balancer has no icon (the probe answers 404, as most apps do): the page must
+  // not send the browser looking for one there.
+  it.skipIf(chromiumSkipReason())(
+    'the page loads in Chromium without a failed request or a console error',
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        const problems = pageProblems(page);
+        await page.goto(`${(cluster as DevCluster).url}/_shoal/`);
+        await page.getByLabel('Dashboard token (SHOAL_DASHBOARD_TOKEN)').fill(TOKEN);
+        await page.getByRole('button', { name: 'Open' }).click();
+        await expect.poll(() => page.getByTestId('state-web-1').textContent(), { timeout: 10_000 }).toBe('ready');
+        // A browser asks for an icon after the page has loaded: give it the time to have asked.
+        await page.waitForTimeout(1000);
+        expect(problems()).toEqual([]);
+      } finally {
+        await browser.close();
+      }
+    },
+    30_000,
+  );
 });

@@ -4,7 +4,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { build } from 'esbuild';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { skipBecause } from './engines.js';
 import { ROOT } from './processes.js';
 
@@ -44,4 +44,24 @@ export async function buildSdkBundle(file: string): Promise<void> {
     write: false,
   });
   writeFileSync(file, out.outputFiles[0]?.text ?? '');
+}
+
+/**
+ * Watches `page` from now on and returns what went wrong on it: requests that failed or were answered
+ * 4xx/5xx, console errors (how Chromium reports a failed load the page did not ask for itself, such as
+ * its icon), uncaught exceptions. A page that works says nothing.
+ */
+export function pageProblems(page: Page): () => string[] {
+  const problems: string[] = [];
+  page.on('requestfailed', (r) =>
+    problems.push(`request failed: ${r.method()} ${r.url()} (${r.failure()?.errorText})`),
+  );
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`answered ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()} (${m.location().url})`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  return () => [...problems];
 }

@@ -227,9 +227,15 @@ function dashboardClient(config: PageConfig): void {
   }
 
   async function tick(): Promise<void> {
+    // Without the token every poll would be a 401, each one an error in the browser's console: the page
+    // waits for the form instead.
+    if (config.tokenRequired && !token) return;
     try {
       const res = await fetch(`${config.base}/api/state`, { headers: headers(), signal: AbortSignal.timeout(5000) });
       if (res.status === 401) {
+        // Refused once; asking again with the same token would only be refused again.
+        token = '';
+        sessionStorage.removeItem('shoal-dashboard-token');
         $('summary').textContent = 'This dashboard needs its token.';
         askToken();
         return;
@@ -249,7 +255,10 @@ function dashboardClient(config: PageConfig): void {
   const loop = () => {
     void tick().finally(() => setTimeout(loop, config.pollMs));
   };
-  if (config.tokenRequired && !token) askToken();
+  if (config.tokenRequired && !token) {
+    $('summary').textContent = 'This dashboard needs its token.';
+    askToken();
+  }
   loop();
 }
 
