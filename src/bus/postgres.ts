@@ -1,20 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import type { ClientConfig, Pool } from 'pg';
+import type { ClientConfig } from 'pg';
 import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
-import { assertPlainTable, hearPoolErrors } from '../core/pg.js';
+import { assertPlainTable, hearPoolErrors, pgPoolOf } from '../core/pg.js';
 import { parsePgHosts, pgForHosts } from '../core/pg-hosts.js';
+import type { PgPool } from '../core/pg-pool.js';
 import { BusBase } from './base.js';
 import type { Bus, BusMessage, BusOptions } from './contract.js';
 import { pgListener } from './postgres-listen.js';
 import { pgQuery, unavailable } from './postgres-pool.js';
 import { notifyChannel, postgresBusSql } from './postgres-sql.js';
 
+export type { PgPool } from '../core/pg-pool.js';
+
 export interface PostgresBusOptions extends BusOptions {
   /** postgres://user:pass@host:5432/db (ignored for queries when `pool` is given). */
   url?: string;
-  /** A pool the app already has; close() leaves it open. The LISTEN connection uses its settings. */
-  pool?: Pool;
+  /** A pg Pool the app already has; close() leaves it open. The LISTEN connection uses its settings. */
+  pool?: PgPool;
   /** Table prefix: `<table>_log` and `<table>_channels`; default shoal_bus. */
   table?: string;
   /** How long a row past the history window stays for listeners that lag behind; default 30 s. */
@@ -59,11 +62,12 @@ export async function postgresBus(options: PostgresBusOptions): Promise<Bus> {
     await importOptional<PgModule>('pg', 'The PostgreSQL message bus (SHOAL_BUS=postgres://…)'),
     hosts,
   );
-  const connection: ClientConfig = options.pool
-    ? { ...options.pool.options }
+  const given = options.pool && pgPoolOf(options.pool);
+  const connection: ClientConfig = given
+    ? { ...given.options }
     : { connectionString: hosts.url, connectionTimeoutMillis: timeoutMs, keepAlive: true };
-  const owned = options.pool === undefined;
-  const pool = options.pool ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
+  const owned = given === undefined;
+  const pool = given ?? new pg.Pool({ ...connection, max: 10, query_timeout: timeoutMs });
   hearPoolErrors(pool, owned);
 
   const subscribed = new Map<string, Subscription>();

@@ -1,5 +1,11 @@
 import type { Pool, PoolClient, QueryResult, QueryResultRow } from 'pg';
 import { ConfigError } from './errors.js';
+import type { PgPool } from './pg-pool.js';
+
+/** The pool an app gave (typed without pg's types in the public options, pg-pool.ts) as the pg Pool it is. */
+export function pgPoolOf(pool: PgPool): Pool {
+  return pool as unknown as Pool;
+}
 
 /** Table names are spliced into SQL, so only plain identifiers are accepted. */
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;

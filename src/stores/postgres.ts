@@ -1,8 +1,9 @@
 import type { Pool, QueryResultRow } from 'pg';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
-import { assertPlainTable, boundedQuery, hearPoolErrors } from '../core/pg.js';
+import { assertPlainTable, boundedQuery, hearPoolErrors, pgPoolOf } from '../core/pg.js';
 import { parsePgHosts, pgForHosts } from '../core/pg-hosts.js';
+import type { PgPool } from '../core/pg-pool.js';
 import { refusedByServer } from '../core/refused.js';
 import type {
   ClaimOptions,
@@ -19,11 +20,13 @@ import type {
 import { withLifecycle } from './lifecycle.js';
 import { postgresSql } from './postgres-sql.js';
 
+export type { PgPool } from '../core/pg-pool.js';
+
 export interface PostgresStoreOptions extends StoreOptions {
   /** postgres://user:pass@host:5432/db (ignored when `pool` is given). */
   url?: string;
-  /** A pool the app already has; close() leaves it open. Give it a connectionTimeoutMillis. */
-  pool?: Pool;
+  /** A pg Pool the app already has; close() leaves it open. Give it a connectionTimeoutMillis. */
+  pool?: PgPool;
   /** Session table; the lock table and fencing sequence take it as a prefix. */
   table?: string;
   /** Pool size when the store creates its own pool. */
@@ -88,7 +91,7 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
   assertPlainTable(table, 'postgres store');
   const sql = postgresSql(table);
   const owned = options.pool === undefined;
-  const pool = options.pool ?? (await createPool(options, timeoutMs));
+  const pool = options.pool ? pgPoolOf(options.pool) : await createPool(options, timeoutMs);
   const where = options.url ? describeServer(options.url) : 'the configured server';
   let closed = false;
   const run = boundedQuery(pool, timeoutMs, sql.schema);

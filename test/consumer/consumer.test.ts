@@ -39,7 +39,9 @@ let project: ConsumerProject;
 const redisSkip = await engineSkipReason('redis');
 
 beforeAll(async () => {
-  project = await createConsumerProject(redisSkip ? [] : ['ioredis']);
+  // The clients of the Redis and PostgreSQL backends, as their docs say to install them (pg without
+  // @types/pg), and the frameworks of the adapters: what the type check of each entry point may need.
+  project = await createConsumerProject(['ioredis', 'pg', 'fastify', 'hono']);
 }, 300_000);
 
 afterAll(() => {
@@ -162,6 +164,59 @@ describe('the installed package', () => {
     );
     // tsc names each error's file (the first line of each file names its origin in the docs).
     await project.exec(join(project.dir, 'node_modules/.bin/tsc'), ['-p', '.']);
+  }, 120_000);
+
+  it('each entry point typechecks on its own with skipLibCheck off, needing only the packages it is for', async () => {
+    // A user's strict project that checks every declaration file it loads, and imports one entry point.
+    const tsconfig = {
+      compilerOptions: {
+        ...STRICT_TSCONFIG.compilerOptions,
+        skipLibCheck: false,
+        verbatimModuleSyntax: true,
+        types: ['node'],
+      },
+    };
+    // The optional packages and type packages an entry point may load: those of the backend or framework
+    // it is for. Any other one it reached would be one its user must install to compile it.
+    const optional = ['pg', '@types/pg', 'ioredis', 'nats', 'amqplib', '@types/amqplib', 'memjs', '@types/memjs'];
+    const frameworks = ['@types/express', 'fastify', 'hono'];
+    // Dependencies whose types are packages of their own, which nobody is told to install.
+    const untyped = ['@types/ws', '@types/better-sqlite3'];
+    const needs: Record<string, string[]> = {
+      'shoal/express': ['@types/express'],
+      'shoal/fastify': ['fastify'],
+      'shoal/hono': ['hono'],
+      'shoal/stores/redis': ['ioredis'],
+      'shoal/bus/redis': ['ioredis'],
+    };
+    const tsc = join(project.dir, 'node_modules/.bin/tsc');
+    const files = entryPoints().map((entry) => {
+      const file = `types-${entry.replaceAll('/', '-')}.ts`;
+      writeFileSync(
+        join(project.dir, file),
+        `import * as entry from '${entry}';\nexport const used: unknown = entry;\n`,
+      );
+      return { entry, file };
+    });
+    const config = (name: string, include: string[]) => {
+      writeFileSync(join(project.dir, name), JSON.stringify({ ...tsconfig, files: include }));
+      return name;
+    };
+    // What each one loads on its own (resolved, not checked: cheap). A package it needs and the project
+    // lacks is no file here but an error below.
+    for (const { entry, file } of files) {
+      const listed = await project.exec(tsc, ['-p', config('types-one.json', [file]), '--listFilesOnly']);
+      const packages = new Set([...listed.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((m) => m[1]));
+      const reached = [...optional, ...frameworks, ...untyped].filter((p) => packages.has(p));
+      expect({ entry, reached }).toEqual({ entry, reached: needs[entry] ?? [] });
+    }
+    // All of them checked at once: a declaration file of shoal's that names types the project lacks fails
+    // here (pg is installed as its docs say, without @types/pg; nats, amqplib and memjs are not installed).
+    const all = config(
+      'types-all.json',
+      files.map((f) => f.file),
+    );
+    await project.exec(tsc, ['-p', all]);
   }, 120_000);
 
   it('exposes only the documented entry points', async () => {
