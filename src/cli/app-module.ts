@@ -38,6 +38,6 @@ export async function loadApp(path: string): Promise<AppDefinition> {
 export function requireWeb(app: AppDefinition, path: string): AppDefinition {
   if (typeof app.web === 'function') return app;
   throw new ConfigError(
-    `${path} has no web(ctx), so it runs on shoal gateway only: add web(ctx) { … return handler } to its defineApp({ … }) to run it on shoal web (docs/getting-started.md#the-app-module)`,
+    `${path} has no web(ctx), so it runs on shoal gateway only: add web(ctx) { … return handler } to its defineApp({ … }) to run it on shoal web, or run its gateways alone (shoal start --web 0) (docs/getting-started.md#the-app-module)`,
   );
 }

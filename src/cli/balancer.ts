@@ -20,6 +20,12 @@ export interface BalancerOptions {
    * nodes, as behind nginx.
    */
   gateways?: () => Upstream[];
+  /**
+   * With no web node in the cluster (`shoal start --web 0`: gateways for a backend in another language),
+   * plain HTTP requests to these paths go to the gateways too: their server API (POST /publish, …).
+   * Any other request is answered 503 saying that the cluster has no web nodes.
+   */
+  gatewayPaths?: readonly string[];
   onError?: (err: Error, upstream: Upstream) => void;
   /**
    * A connection to an upstream not established within this is treated like a refused one: the upstream
@@ -54,13 +60,22 @@ export function createBalancer(options: BalancerOptions): Server {
   const connectTimeout = (upstream: Upstream) =>
     new Error(`${upstream.name} (${upstream.host}:${upstream.port}) did not accept within ${connectTimeoutMs} ms`);
 
+  const gatewayPaths = new Set(options.gatewayPaths ?? []);
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, tried: Set<Upstream>) => {
-    const sse = options.gateways && isGatewayStream(req.url);
-    const pool = sse ? (options.gateways?.() ?? []) : options.web();
-    const upstream = pick(pool, sse ? gatewayTurn++ : webTurn++, tried);
+    const web = options.web();
+    const path = req.url?.split('?', 1)[0] ?? '';
+    const toGateway = options.gateways && (isGatewayStream(req.url) || (web.length === 0 && gatewayPaths.has(path)));
+    const pool = toGateway ? (options.gateways?.() ?? []) : web;
+    const upstream = pick(pool, toGateway ? gatewayTurn++ : webTurn++, tried);
     if (!upstream) {
+      if (pool.length === 0) {
+        // Not a node that is down for a moment: there is none to wait for, so no Retry-After.
+        res.writeHead(503, { 'content-type': 'text/plain' });
+        res.end(toGateway ? NO_GATEWAYS : noWebNodes([...gatewayPaths]));
+        return;
+      }
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
-      res.end(`no ${sse ? 'gateway' : 'web'} node is ready\n`);
+      res.end(`no ${toGateway ? 'gateway' : 'web'} node is ready\n`);
       return;
     }
     const headers = { ...req.headers, 'x-forwarded-for': req.socket.remoteAddress ?? '', 'x-forwarded-proto': 'http' };
@@ -149,9 +164,13 @@ export function createBalancer(options: BalancerOptions): Server {
     client.on('close', close);
     const tried = new Set<Upstream>();
     const attempt = () => {
-      const upstream = pick(options.gateways?.() ?? [], gatewayTurn++, tried);
+      const pool = options.gateways?.() ?? [];
+      const upstream = pick(pool, gatewayTurn++, tried);
       if (!upstream) {
-        client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n');
+        const why = pool.length === 0 ? NO_GATEWAYS : 'no gateway node is ready\n';
+        client.end(
+          `HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(why)}\r\nconnection: close\r\n\r\n${why}`,
+        );
         return;
       }
       let tunnelled = false;
@@ -183,6 +202,13 @@ export function createBalancer(options: BalancerOptions): Server {
     attempt();
   });
   return server;
+}
+
+const NO_GATEWAYS = 'this cluster runs no gateway (shoal start --gateways 0): WebSocket and /sse have nowhere to go\n';
+
+function noWebNodes(gatewayPaths: string[]): string {
+  const served = ['WebSocket', '/sse', ...gatewayPaths].join(', ');
+  return `this cluster runs no web node (shoal start --web 0): only the gateways' paths are served here (${served})\n`;
 }
 
 /** `/sse` with any query: the gateways' event stream (the path nginx routes to them). */

@@ -36,9 +36,9 @@ export async function loadConfigFile(dir = process.cwd()): Promise<{ path: strin
         : `${path}: unknown setting(s) ${unknown.join(', ')}; allowed: ${[...KEYS].join(', ')}`,
     );
   }
-  // The same bounds as the flags: at least one web node, a port a balancer can listen on.
+  // The same bounds as the flags: a port a balancer can listen on; 0 web nodes runs gateways alone.
   for (const [key, min, max] of [
-    ['web', 1, 1000],
+    ['web', 0, 1000],
     ['gateways', 0, 1000],
     ['port', 1, 65_535],
   ] as const) {

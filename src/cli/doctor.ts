@@ -64,7 +64,10 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     try {
       await ensureTypeScript(o.app);
       app = await loadApp(o.app);
-      const gatewaysOnly = typeof app.web !== 'function' ? ', for gateways only: no web(), which shoal web needs' : '';
+      const gatewaysOnly =
+        typeof app.web !== 'function'
+          ? ', for gateways only: no web(), which shoal web needs; shoal start runs no web node for it'
+          : '';
       ok(`app module ${o.app} loads${app.realtime ? ` (with realtime rules for gateways${gatewaysOnly})` : ''}`);
     } catch (err) {
       fail((err as Error).message.split('\n')[0] ?? String(err));

@@ -41,11 +41,11 @@ Flags win over SHOAL_* variables, which win over the file.`,
   start: `Usage: shoal start --app <module> [--web N] [--gateways M] [--port 8080] [--quiet]
 
 Runs a local cluster on this machine: a round-robin dev balancer on --port (no
-sticky sessions) in front of N web nodes, restarting any that crash.
+sticky sessions) in front of N web nodes and M gateways, restarting any that crash.
 
-  --app <module>   the app module (default-exports defineApp({ web }))
-  --web <N>        web nodes (default 3)
-  --gateways <M>   realtime gateway nodes (default 0 until the app has realtime)
+  --app <module>   the app module (default-exports defineApp({ web, realtime }))
+  --web <N>        web nodes (default 3; 0 when the app module has no web())
+  --gateways <M>   realtime gateway nodes (default 0; 2 when the app module has no web())
   --port <p>       balancer port (default 8080); nodes use the ports after it
   --host <h>       balancer address (default 127.0.0.1)
   -q, --quiet      print only the cluster's status lines, not the nodes' output
@@ -53,6 +53,10 @@ sticky sessions) in front of N web nodes, restarting any that crash.
 Every line a node prints (the app's console.log and console.error, stack traces,
 shoal's JSON logs) is shown behind the node's name, "web-1 | …", on stdout or
 stderr as the node wrote it; the names are coloured on a terminal.
+
+With no web nodes (--web 0: the pages come from a backend in another language),
+the balancer sends WebSocket upgrades, /sse and the gateways' server API (POST
+/publish, …) to the gateways and answers any other request 503, saying why.
 
 A node that cannot start (a bad SHOAL_* value, an app module that does not load)
 stops the cluster with its error; a node whose store does not answer stays up,
@@ -113,12 +117,33 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./doctor.js')).doctor(process.env, { app });
     case 'start': {
       // Every value is checked before anything starts: a typo must not become a cluster of 0 nodes.
-      const web = values.web === undefined ? (config.web ?? 3) : wholeNumber('--web', values.web, 1, MAX_NODES);
-      const gateways =
-        values.gateways === undefined
-          ? (config.gateways ?? 0)
-          : wholeNumber('--gateways', values.gateways, 0, MAX_NODES);
+      let web = values.web === undefined ? config.web : wholeNumber('--web', values.web, 0, MAX_NODES);
+      let gateways =
+        values.gateways === undefined ? config.gateways : wholeNumber('--gateways', values.gateways, 0, MAX_NODES);
       const port = values.port === undefined ? (config.port ?? 8080) : portNumber('--port', values.port, false);
+      let path: string | undefined;
+      let gatewaysOnly = false;
+      if (web === undefined) {
+        // Not said: an app with web() gets 3 web nodes; one without (the gateways of a backend in another
+        // language) runs as gateways alone, 2 unless told, rather than 3 web nodes that cannot start.
+        path = requireAppFile(app, values.app !== undefined);
+        const { readAppShape } = await import('./app-shape.js');
+        gatewaysOnly = !(await readAppShape(path)).web;
+        web = gatewaysOnly ? 0 : 3;
+        gateways ??= gatewaysOnly ? 2 : 0;
+      }
+      gateways ??= 0;
+      if (web + gateways === 0) {
+        // Named as the user set it: a flag, shoal.config, or left to the default.
+        const said = (name: 'web' | 'gateways') =>
+          values[name] !== undefined ? `--${name} 0` : config[name] !== undefined ? `${name}: 0 in shoal.config` : '';
+        const given = [said('web'), said('gateways') || 'no --gateways'].filter(Boolean).join(' and ');
+        const message = gatewaysOnly
+          ? `the app module ${path} has no web(ctx), so shoal start runs gateways only, and ${said('gateways')} leaves none: give --gateways 1 or more, or add web(ctx) to the app module`
+          : `${given} start no node: give --web N for web nodes, --gateways M for realtime gateways, or both`;
+        const fromFlags = values.web !== undefined || values.gateways !== undefined;
+        throw fromFlags ? new UsageError(message) : new ConfigError(message);
+      }
       if (port + web + gateways > 65_535) {
         throw new UsageError(
           `--port ${port} leaves no room for ${web + gateways} nodes on the ports after it: pick a port below ${65_535 - web - gateways}`,
@@ -126,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const { startCluster } = await import('./start.js');
       return startCluster({
-        app: requireAppFile(app, values.app !== undefined),
+        app: path ?? requireAppFile(app, values.app !== undefined),
         web,
         gateways,
         port,

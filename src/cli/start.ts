@@ -7,6 +7,7 @@ import { backendOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { listen } from '../core/http.js';
 import { redact } from '../core/url.js';
+import { SERVER_API_PATHS } from '../realtime/openapi.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { DEFAULT_STORE_URL } from '../stores/index.js';
 import { EXIT_CONFIG } from './args.js';
@@ -29,7 +30,7 @@ const DEV_SECRET_FILE = '.shoal/dev-secret';
 
 /**
  * `shoal start`: the whole cluster on one machine. One balancer on --port,
- * N web nodes then M gateways on the following ports, all on the same store and bus, so a laptop sees
+ * N web nodes (none for an app whose pages another server answers) then M gateways on the following ports, all on the same store and bus, so a laptop sees
  * what production sees: any request may land on any node. Every line a node writes is printed behind
  * its name (`web-1 | …`), on stdout or stderr as the node wrote it, unless `quiet`.
  * Resolves with the exit code once the cluster has stopped: 0 after SIGINT/SIGTERM, else that of
@@ -110,6 +111,8 @@ export async function startCluster(o: StartOptions): Promise<number> {
   const balancer = createBalancer({
     web: () => supervisor.members.filter((m) => m.role === 'web'),
     gateways: () => supervisor.members.filter((m) => m.role === 'gateway'),
+    // With --web 0 the backend is elsewhere and calls the gateways' server API: through the balancer too.
+    gatewayPaths: ['/request', '/openapi.json', ...SERVER_API_PATHS],
   });
   // The ops dashboard answers /_shoal/ on the balancer itself; its kill buttons signal the supervised nodes.
   mountDashboard(
@@ -130,6 +133,7 @@ export async function startCluster(o: StartOptions): Promise<number> {
   });
   status(`balancer listening on ${url}`);
   status(`store ${redact(env.SHOAL_STORE as string)} · bus ${redact(env.SHOAL_BUS as string)}`);
+  if (o.web === 0) status('no web nodes: the balancer serves the gateways alone (WebSocket, /sse, the server API)');
   supervisor.start();
 
   let stopping = false;

@@ -47,7 +47,7 @@ describe('shoal.config', () => {
       /unknown setting\(s\) xyz, abc; allowed: app, web, gateways, port, env/,
     );
     await expect(loadConfigFile(dirWith('shoal.config.mjs', 'export default { web: -1 };'))).rejects.toThrow(
-      /web must be a whole number from 1 to 1000, got -1/,
+      /web must be a whole number from 0 to 1000, got -1/,
     );
     await expect(
       loadConfigFile(dirWith('shoal.config.mjs', `export default { env: { PATH: '/tmp' } };`)),

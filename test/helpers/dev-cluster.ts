@@ -19,8 +19,9 @@ export interface DevCluster {
  */
 export async function startDevCluster(o: {
   app: string;
-  web: number;
-  gateways: number;
+  /** --web and --gateways; left out, the command line does not give them (shoal start picks). */
+  web?: number;
+  gateways?: number;
   port: number;
   env: Record<string, string>;
   timeoutMs?: number;
@@ -31,7 +32,11 @@ export async function startDevCluster(o: {
   /** More options for `shoal start` (--quiet). */
   args?: string[];
 }): Promise<DevCluster> {
-  const args = ['start', '--app', o.app, '--web', String(o.web), '--gateways', String(o.gateways), ...(o.args ?? [])];
+  const counts = [
+    ...(o.web === undefined ? [] : ['--web', String(o.web)]),
+    ...(o.gateways === undefined ? [] : ['--gateways', String(o.gateways)]),
+  ];
+  const args = ['start', '--app', o.app, ...counts, ...(o.args ?? [])];
   const child = spawn(process.execPath, [...(o.cli ?? [CLI]), ...args, '--port', String(o.port)], {
     cwd: o.cwd ?? ROOT,
     detached: true,
