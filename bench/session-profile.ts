@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { peerScript } from './lib/build.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
+import { cpuPlan } from './lib/cpus.js';
 import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { owe, ROOT, startNode } from './lib/nodes.js';
 import { cleanupRun, newRunId, redisUnavailable } from './lib/redis.js';
@@ -46,12 +47,17 @@ if (down) throw new Error(down);
 const runId = newRunId();
 const paid = owe(() => cleanupRun(values.redis as string, runId));
 const dir = await mkdtemp(join(tmpdir(), `${runId}-profile-`));
+// The server alone on a core, as in scenario 1: its samples are then its own work, not the scheduler's.
+const cpus = cpuPlan(true);
 const load0 = loadavg()[0] as number;
 let report: string;
 try {
   const script = impl.script.endsWith('.ts') ? await peerScript({ tsx: false }, impl.script) : impl.script;
   const flags = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', String(values.interval)];
-  const node = await startNode(implSpec(impl, values.redis as string, runId, { script, nodeFlags: flags }));
+  const node = await startNode({
+    ...implSpec(impl, values.redis as string, runId, { script, nodeFlags: flags }),
+    launcher: cpus.server,
+  });
   try {
     const cookies = await login(node, runId, impl.stateful, connections);
     await load(node, route, cookies, requests);
@@ -68,7 +74,7 @@ try {
     '',
     `\`npx tsx bench/session-profile.ts --impl ${name} --route ${route} --requests ${requests} ` +
       `--connections ${connections} --interval ${values.interval}\`, node ${process.version}, ` +
-      `load average ${fmt(load0, 2)} → ${fmt(loadavg()[0] as number, 2)}.`,
+      `load average ${fmt(load0, 2)} → ${fmt(loadavg()[0] as number, 2)}; ${cpus.description}.`,
     '',
     profileMarkdown(summary).replace(` (\`${summary.file}\`)`, ''),
     '',
