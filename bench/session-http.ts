@@ -214,6 +214,10 @@ function computeRatios(runs: Run[], rounds: number, variant: Variant): Ratio[] {
       ),
     );
     if (bare && impls.includes(bare))
+      out.push(
+        ratio(`express-shoal / ${bare}, read route`, (r) => rps('express-shoal', 'read', r) / rps(bare, 'read', r)),
+      );
+    if (bare && impls.includes(bare))
       for (const route of Object.keys(ROUTES) as RouteName[])
         out.push(
           ratio(
