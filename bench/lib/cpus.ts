@@ -40,8 +40,17 @@ function hasTaskset(): boolean {
  * at once, so it never takes the server's core either.
  */
 export function cpuPlan(pin: boolean): CpuPlan {
+  if (!pin) return UNPINNED;
+  // Once made, the same plan for every scenario of the run: this process is on fewer cores by then.
+  planned ??= makePlan();
+  return planned;
+}
+
+let planned: CpuPlan | undefined;
+
+function makePlan(): CpuPlan {
   const cores = availableParallelism();
-  if (!pin || cores < 2 || !hasTaskset()) return UNPINNED;
+  if (cores < 2 || !hasTaskset()) return UNPINNED;
   const server = String(cores - 1);
   const others = cores === 2 ? '0' : `0-${cores - 2}`;
   execFileSync('taskset', ['-a', '-p', '-c', others, String(process.pid)], { stdio: 'ignore' });

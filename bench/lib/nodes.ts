@@ -78,8 +78,8 @@ export interface NodeSpec {
 export async function startNode(spec: NodeSpec): Promise<BenchNode> {
   const port = await freePort();
   const nodeArgs = [...(spec.nodeFlags ?? []), ...nodeArgsFor(spec.script), '--port', String(port)];
-  const [command = process.execPath, ...launcherArgs] = spec.launcher ?? [];
-  const child = spawnTracked(command, spec.launcher ? [...launcherArgs, process.execPath, ...nodeArgs] : nodeArgs, {
+  const [command, args] = launched(spec.launcher ?? [], process.execPath, nodeArgs);
+  const child = spawnTracked(command, args, {
     cwd: ROOT,
     env: { ...process.env, SHOAL_NODE_ID: spec.name, ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
