@@ -208,7 +208,7 @@ const NO_GATEWAYS = 'this cluster runs no gateway (shoal start --gateways 0): We
 
 function noWebNodes(gatewayPaths: string[]): string {
   const served = ['WebSocket', '/sse', ...gatewayPaths].join(', ');
-  return `this cluster runs no web node (shoal start --web 0): only the gateways' paths are served here (${served})\n`;
+  return `this cluster runs no web node (the app module has no web(), or --web 0 was given): only the gateways' paths are served here (${served})\n`;
 }
 
 /** `/sse` with any query: the gateways' event stream (the path nginx routes to them). */

@@ -353,4 +353,27 @@ describe('dashboard in the dev cluster (shoal start)', () => {
     },
     30_000,
   );
+
+  it.skipIf(chromiumSkipReason())(
+    'a wrong token is said to be refused, and the form asks again',
+    async () => {
+      const browser = await launchChromium();
+      try {
+        const page = await browser.newPage();
+        await page.goto(`${(cluster as DevCluster).url}/_shoal/`);
+        await expect.poll(() => page.locator('#summary').textContent()).toBe('This dashboard needs its token.');
+        await page.getByLabel('Dashboard token (SHOAL_DASHBOARD_TOKEN)').fill('not-the-token');
+        await page.getByRole('button', { name: 'Open' }).click();
+        await expect
+          .poll(() => page.locator('#summary').textContent(), { timeout: 10_000 })
+          .toBe('That token was refused: enter the dashboard token (SHOAL_DASHBOARD_TOKEN).');
+        await page.getByLabel('Dashboard token (SHOAL_DASHBOARD_TOKEN)').fill(TOKEN);
+        await page.getByRole('button', { name: 'Open' }).click();
+        await expect.poll(() => page.getByTestId('state-web-1').textContent(), { timeout: 10_000 }).toBe('ready');
+      } finally {
+        await browser.close();
+      }
+    },
+    30_000,
+  );
 });

@@ -65,7 +65,7 @@ describe('shoal start without web nodes', () => {
     expect(page.status).toBe(503);
     expect(page.headers.get('retry-after')).toBeNull();
     expect(await page.text()).toMatch(
-      /^this cluster runs no web node \(shoal start --web 0\): only the gateways' paths/,
+      /^this cluster runs no web node \(the app module has no web\(\), or --web 0 was given\): only the gateways' paths/,
     );
 
     // The gateways' own paths: the event stream (no session: a stream that says so), the server API, WebSocket.
@@ -92,7 +92,7 @@ describe('shoal start without web nodes', () => {
     expect(c.stdout()).toMatch(/ready: 1 nodes behind/);
     const page = await fetch(`${c.url}/cart`, { method: 'POST', body: '{}' });
     expect(page.status).toBe(503);
-    expect(await page.text()).toMatch(/no web node \(shoal start --web 0\)/);
+    expect(await page.text()).toMatch(/no web node \(the app module has no web\(\), or --web 0 was given\)/);
     const sse = await fetch(`${c.url}/sse`, { headers: { origin: c.url } });
     expect(sse.headers.get('x-shoal-upstream')).toBe('gateway-1');
     await sse.body?.cancel();

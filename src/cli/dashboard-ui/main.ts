@@ -234,9 +234,12 @@ function dashboardClient(config: PageConfig): void {
       const res = await fetch(`${config.base}/api/state`, { headers: headers(), signal: AbortSignal.timeout(5000) });
       if (res.status === 401) {
         // Refused once; asking again with the same token would only be refused again.
+        const refused = token !== '';
         token = '';
         sessionStorage.removeItem('shoal-dashboard-token');
-        $('summary').textContent = 'This dashboard needs its token.';
+        $('summary').textContent = refused
+          ? 'That token was refused: enter the dashboard token (SHOAL_DASHBOARD_TOKEN).'
+          : 'This dashboard needs its token.';
         askToken();
         return;
       }
