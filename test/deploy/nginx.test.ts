@@ -290,8 +290,22 @@ describe.skipIf(skip !== undefined)(`nginx (${version}) in front of 3 web nodes 
           r.end >= events.killSentAt
         );
       };
-      const excused = failed.filter(excusable);
-      const unexcused = failed.filter((r) => !excusable(r));
+      // Also excusable, and counted apart: a request nginx sent on a connection it opened in the instant
+      // the drained node closed its listener. The kernel resets the connections still in the accept queue
+      // when a listener closes, and nginx does not replay a POST it has sent (a node that had taken it
+      // might have applied it). No node read such a request; it is allowed only in that instant.
+      const listenerClosedAt = events.termSentAt + DRAIN_DELAY_MS;
+      const resetAtListenerClose = (r: RequestRecord) => {
+        const line = log.get(r.id);
+        return (
+          line?.status === 502 &&
+          line.upstream.split(/,\s*/).at(-1) === `127.0.0.1:${b.port}` &&
+          r.start >= listenerClosedAt - 50 &&
+          r.start <= listenerClosedAt + 250
+        );
+      };
+      const excused = failed.filter((r) => excusable(r) || resetAtListenerClose(r));
+      const unexcused = failed.filter((r) => !excusable(r) && !resetAtListenerClose(r));
       const retriedByNginx = [...log.values()].filter((l) => l.status === 200 && l.upstream.includes(',')).length;
       const drainMs = Number(events.drained?.ms);
 
@@ -301,6 +315,7 @@ describe.skipIf(skip !== undefined)(`nginx (${version}) in front of 3 web nodes 
         requests: result.records.length,
         failed: failed.length,
         excused: excused.length,
+        resetAtListenerClose: failed.filter(resetAtListenerClose).length,
         retriedByNginx,
         killWindowMs: events.killedAt - events.killSentAt,
         drainMs,
