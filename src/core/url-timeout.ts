@@ -3,6 +3,21 @@ import { parseDuration } from './duration.js';
 import { ConfigError } from './errors.js';
 
 /**
+ * Every query parameter a store or bus URL of shoal's takes (each driver reads its own; the rest of
+ * the query goes to the client library). One within two edits of these is taken for a typo of it.
+ */
+const SHOAL_URL_PARAMS = [
+  'timeout',
+  'waitReplicas',
+  'waitTimeout',
+  'sentinelUsername',
+  'sentinelPassword',
+  'replicas',
+  'noRandomize',
+  'partitions',
+];
+
+/**
  * Splits `timeout=<duration>` off a store's (or a bus's) URL query. Only that parameter is removed,
  * and the rest of the URL is left byte for byte as it was, so drivers see exactly what they would
  * have without it.
@@ -12,11 +27,13 @@ export function takeTimeout(url: string, what: 'store' | 'bus' = 'store'): { url
   if (q < 0) return { url };
   const params = url.slice(q + 1).split('&');
   for (const param of params) {
-    // A misspelt timeout would reach the driver, which ignores it: the default would apply unsaid.
+    // A misspelt setting would reach the driver, which ignores it: the default would apply unsaid
+    // (?waitReplica=1 would drop the replica wait, ?tiemout=2s the timeout).
     const name = param.split('=', 1)[0] ?? '';
-    if (name !== 'timeout' && nearestName(name, ['timeout'])) {
-      throw new ConfigError(`the ${what} URL's ?${name}= is not a setting shoal reads; did you mean ?timeout=?`);
-    }
+    if (SHOAL_URL_PARAMS.includes(name)) continue;
+    const near = nearestName(name, SHOAL_URL_PARAMS);
+    if (near)
+      throw new ConfigError(`the ${what} URL's ?${name}= is not a setting shoal reads; did you mean ?${near}=?`);
   }
   const keep = params.filter((p) => !p.startsWith('timeout='));
   if (keep.length === params.length) return { url };

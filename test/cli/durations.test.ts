@@ -34,6 +34,12 @@ describe('durations from outside the code', () => {
       /^the store URL's \?tiemout= is not a setting shoal reads; did you mean \?timeout=\?$/,
     );
     await expect(createBus('memory:?a=1&timeOut=2s')).rejects.toThrow(/^the bus URL's \?timeOut= is not a setting/);
+    // The same for every setting shoal reads from a URL: a lost ?waitReplicas= would drop the replica wait.
+    await expect(createStore('memory:?waitReplica=1')).rejects.toThrow(
+      /^the store URL's \?waitReplica= is not a setting shoal reads; did you mean \?waitReplicas=\?$/,
+    );
+    await expect(createBus('memory:?norandomize=1')).rejects.toThrow(/did you mean \?noRandomize=\?$/);
+    await expect(createBus('memory:?replica=3')).rejects.toThrow(/did you mean \?replicas=\?$/);
     const bus = await createBus('memory:?timeout=2s');
     await bus.close();
   });
