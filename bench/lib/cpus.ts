@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { hasCommand } from './has-command.js';
 
 /**
  * Which cores a throughput run's processes may use. Pinned, the server under test has a core of its
@@ -25,15 +26,6 @@ const UNPINNED: CpuPlan = {
   description: 'not pinned: every process may run on every core',
 };
 
-function hasTaskset(): boolean {
-  try {
-    execFileSync('taskset', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The plan for this machine: the last core for the server, the others for the rest, when asked
  * to pin and the machine has two cores or more and `taskset`. This process moves to the others
@@ -50,7 +42,7 @@ let planned: CpuPlan | undefined;
 
 function makePlan(): CpuPlan {
   const cores = availableParallelism();
-  if (cores < 2 || !hasTaskset()) return UNPINNED;
+  if (cores < 2 || !hasCommand('taskset')) return UNPINNED;
   const server = String(cores - 1);
   const others = cores === 2 ? '0' : `0-${cores - 2}`;
   execFileSync('taskset', ['-a', '-p', '-c', others, String(process.pid)], { stdio: 'ignore' });

@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { launched } from './cpus.js';
+import { hasCommand } from './has-command.js';
 import { freePort, ROOT, spawnTracked } from './nodes.js';
 
 export interface BenchRedis {
@@ -12,15 +12,6 @@ export interface BenchRedis {
   stop(): void;
 }
 
-function hasRedisServer(): boolean {
-  try {
-    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A throwaway redis-server on a free loopback port, no persistence: realtime scenarios
  * read INFO commandstats and Redis CPU, which on the shared Redis would include every
@@ -29,7 +20,7 @@ function hasRedisServer(): boolean {
  * not installed (the numbers then say so).
  */
 export async function benchRedis(sharedUrl: string, launcher: string[] = []): Promise<BenchRedis> {
-  if (!hasRedisServer()) return { url: sharedUrl, pid: null, private: false, stop: () => {} };
+  if (!hasCommand('redis-server')) return { url: sharedUrl, pid: null, private: false, stop: () => {} };
   const port = await freePort();
   const [command, args] = launched(launcher, 'redis-server', [
     '--port',
