@@ -14,10 +14,10 @@ import { EXIT_CONFIG } from './args.js';
 import { createBalancer } from './balancer.js';
 import { createDashboard, mountDashboard } from './dashboard.js';
 import { nodeOutputWriter } from './node-output.js';
-import { type ChildSpec, type StartFailure, Supervisor } from './supervisor.js';
+import { type ChildSpec, READINESS_POLL_MS, type StartFailure, Supervisor } from './supervisor.js';
 
-/** Twice the dev balancer's readiness poll (supervisor.ts): it stops picking a draining node by then. */
-const DEV_DRAIN_DELAY = '1s';
+/** Twice the supervisor's readiness poll: the dev balancer stops picking a draining node by then. */
+const DEV_DRAIN_DELAY = `${2 * READINESS_POLL_MS}ms`;
 
 export interface StartOptions {
   app: string;
@@ -55,8 +55,8 @@ export async function startCluster(o: StartOptions): Promise<number> {
     SHOAL_BUS: busUrlFromEnv({ ...process.env, SHOAL_STORE: store }),
     SHOAL_SECRETS: process.env.SHOAL_SECRETS ?? devSecret(),
     SHOAL_COOKIE_SECURE: process.env.SHOAL_COOKIE_SECURE ?? 'false', // the dev balancer speaks plain HTTP
-    // The dev balancer polls readiness every 500 ms: a node stopped with SIGTERM keeps serving past
-    // that before it closes anything, or a request written into a connection it closes is lost.
+    // The dev balancer follows the nodes' readiness: a node stopped with SIGTERM keeps serving past the
+    // next poll before it closes anything, or a request written into a connection it closes is lost.
     SHOAL_DRAIN_DELAY: process.env.SHOAL_DRAIN_DELAY || DEV_DRAIN_DELAY,
     // The balancer serves the dashboard (with kill buttons) for the whole cluster; the nodes do not
     // serve one of their own. Empty, not unset, so a shoal.config file's value does not fill it in again.

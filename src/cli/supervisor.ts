@@ -22,6 +22,8 @@ export interface Member extends Upstream {
 
 /** How long a node may run without being ready before the supervisor says why it is not. */
 const SLOW_START_MS = 15_000;
+/** How often every node's /readyz is asked: the balancer's pool follows the answers. */
+export const READINESS_POLL_MS = 500;
 
 /** How much of a node's latest output is kept to say why it failed. */
 const TAIL_CHARS = 4000;
@@ -96,7 +98,7 @@ export class Supervisor {
       this.members.push(member);
       this.#spawn(spec, member);
     }
-    this.#timer = setInterval(() => void this.#poll(), 500);
+    this.#timer = setInterval(() => void this.#poll(), READINESS_POLL_MS);
   }
 
   /** Sends a signal to one node (the dashboard's kill buttons use it). */
