@@ -204,7 +204,8 @@ export function createBalancer(options: BalancerOptions): Server {
   return server;
 }
 
-const NO_GATEWAYS = 'this cluster runs no gateway (shoal start --gateways 0): WebSocket and /sse have nowhere to go\n';
+const NO_GATEWAYS =
+  'this cluster runs no gateway (--gateways 0, the default for an app module with web()): WebSocket and /sse have nowhere to go; give shoal start --gateways N\n';
 
 function noWebNodes(gatewayPaths: string[]): string {
   const served = ['WebSocket', '/sse', ...gatewayPaths].join(', ');
