@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { peerScript, shoalScript } from './lib/build.js';
+import { implScript } from './lib/build.js';
 import { json, mapLimit, RoundRobinBrowser } from './lib/client.js';
 import { processCpuMs, redisCounters } from './lib/cpu.js';
 import { type ProfileSummary, profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
@@ -372,7 +372,6 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
   const measuredRttMs = await medianPingMs(serverRedisUrl);
   log(`Redis round trip seen by the servers: ${fmt(measuredRttMs, 2)} ms (median PING)`);
   const profileDir = options.profile ? await mkdtemp(join(tmpdir(), `${runId}-profile-`)) : undefined;
-  const shoal = await shoalScript(options);
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
   const problems: string[] = [];
   const nodes = new Map<ImplName, BenchNode>();
@@ -395,9 +394,8 @@ async function run(variant: Variant, options: BenchOptions, log: (line: string) 
     for (const name of impls) {
       const flags = name === variant.roles.shoal && profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
       const impl = IMPLS[name];
-      const script =
-        name === 'shoal' ? shoal : impl.script.endsWith('.ts') ? await peerScript(options, impl.script) : undefined;
-      const spec = implSpec(IMPLS[name], serverRedisUrl, runId, { nodeFlags: flags, script });
+      const script = await implScript(options, impl);
+      const spec = implSpec(impl, serverRedisUrl, runId, { nodeFlags: flags, script });
       nodes.set(name, await startNode({ ...spec, launcher: cpus.server }));
     }
     log(`servers up: ${[...nodes].map(([n, node]) => `${n} ${node.url} (pid ${node.pid})`).join(', ')}`);

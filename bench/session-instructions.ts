@@ -22,7 +22,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { peerScript, shoalScript } from './lib/build.js';
+import { implScript } from './lib/build.js';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { type BenchNode, owe, ROOT, startNode } from './lib/nodes.js';
 import { positiveFlag } from './lib/options.js';
@@ -110,13 +110,7 @@ const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
 try {
   for (const name of impls) {
     const impl = IMPLS[name];
-    const tsx = { tsx: values.tsx as boolean };
-    const script =
-      name === 'shoal'
-        ? await shoalScript(tsx)
-        : impl.script.endsWith('.ts')
-          ? await peerScript(tsx, impl.script)
-          : impl.script;
+    const script = await implScript({ tsx: values.tsx as boolean }, impl);
     const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--single-threaded'] });
     // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
     // request failed that way would only be noise here. (express-session's client has no timeout.)

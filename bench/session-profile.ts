@@ -15,7 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { peerScript } from './lib/build.js';
+import { implScript } from './lib/build.js';
 import { profileMarkdown, summarizeProfile } from './lib/cpuprofile.js';
 import { cpuPlan } from './lib/cpus.js';
 import { IMPLS, type ImplName, implSpec } from './lib/impls.js';
@@ -52,7 +52,7 @@ const cpus = cpuPlan(true);
 const load0 = loadavg()[0] as number;
 let report: string;
 try {
-  const script = impl.script.endsWith('.ts') ? await peerScript({ tsx: false }, impl.script) : impl.script;
+  const script = await implScript({ tsx: false }, impl);
   const flags = ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', String(values.interval)];
   const node = await startNode({
     ...implSpec(impl, values.redis as string, runId, { script, nodeFlags: flags }),

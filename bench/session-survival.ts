@@ -18,7 +18,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { peerScript } from './lib/build.js';
+import { implScript } from './lib/build.js';
 import { bareOf, IMPLS, type ImplName, implSpec } from './lib/impls.js';
 import { owe, ROOT, startNode } from './lib/nodes.js';
 import { positiveFlag } from './lib/options.js';
@@ -79,7 +79,7 @@ const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
 try {
   for (const name of impls) {
     const impl = IMPLS[name];
-    const script = impl.script.endsWith('.ts') ? await peerScript({ tsx: false }, impl.script) : impl.script;
+    const script = await implScript({ tsx: false }, impl);
     const log = join(dir, `${name}.log`);
     const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--trace-gc-nvp'] });
     // The trace goes to a file of its own: it is long, and startNode keeps only an output's tail.

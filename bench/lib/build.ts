@@ -91,6 +91,14 @@ export async function peerScript(options: { tsx: boolean }, script: string): Pro
   return join(BUILD_DIR, script.replace(/\.ts$/, '.js'));
 }
 
+/**
+ * The script a scenario-1 server runs: a TypeScript one (the probe, a peer over src/) compiled, or
+ * through tsx with `--tsx`; a plain JavaScript peer as it is.
+ */
+export async function implScript(options: { tsx: boolean }, impl: { script: string }): Promise<string> {
+  return impl.script.endsWith('.ts') ? peerScript(options, impl.script) : impl.script;
+}
+
 /** The express-session drop-in peer (bench/peers/drop-in-app.ts). */
 export async function dropInScript(options: { tsx: boolean }): Promise<string> {
   return peerScript(options, 'bench/peers/drop-in-app.ts');
