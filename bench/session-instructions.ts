@@ -18,7 +18,7 @@
  * Writes bench/results/session-instructions.md.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -38,6 +38,10 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '10' },
     tsx: { type: 'boolean', default: false },
+    /** Keep the callgrind dumps (and, with --perf-map, node's /tmp/perf-<pid>.map) in this directory. */
+    keep: { type: 'string' },
+    /** Run node with --perf-basic-prof, so bench/instructions-by-function.ts can name JIT code. */
+    'perf-map': { type: 'boolean', default: false },
     redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
 });
@@ -101,7 +105,8 @@ const down = await redisUnavailable(values.redis as string);
 if (down) throw new Error(down);
 const runId = newRunId();
 const paid = owe(() => cleanupRun(values.redis as string, runId));
-const dir = await mkdtemp(join(tmpdir(), `${runId}-callgrind-`));
+const dir = values.keep ?? (await mkdtemp(join(tmpdir(), `${runId}-callgrind-`)));
+if (values.keep) await mkdir(dir, { recursive: true });
 const load0 = loadavg();
 /** Instructions per request, per "impl route", one entry per round; and of them outside the garbage collector. */
 const results = new Map<string, number[]>();
@@ -111,7 +116,8 @@ try {
   for (const name of impls) {
     const impl = IMPLS[name];
     const script = await implScript({ tsx: values.tsx as boolean }, impl);
-    const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags: ['--single-threaded'] });
+    const nodeFlags = ['--single-threaded', ...(values['perf-map'] ? ['--perf-basic-prof'] : [])];
+    const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags });
     // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
     // request failed that way would only be noise here. (express-session's client has no timeout.)
     // The floor peer reads the same ?timeout= as shoal's store.
@@ -144,7 +150,7 @@ try {
           outsideGc.set(key(name, route), [...(outsideGc.get(key(name, route)) ?? []), mutator]);
           console.log(
             `${name} ${route} round ${round + 1}/${rounds}: ${fmt(perRequest)} instructions/request, ` +
-              `${fmt(mutator)} outside the garbage collector`,
+              `${fmt(mutator)} outside the garbage collector${values.keep ? ` (${join(dir, `cg.${node.pid}.${dump.n}`)})` : ''}`,
           );
         }
     } finally {
@@ -154,7 +160,7 @@ try {
 } finally {
   await cleanupRun(values.redis as string, runId);
   paid();
-  await rm(dir, { recursive: true, force: true });
+  if (!values.keep) await rm(dir, { recursive: true, force: true });
 }
 
 const k = (n: number) => `${fmt(n / 1000, 1)} k`;
