@@ -1,5 +1,6 @@
 import { ServerResponse } from 'node:http';
 import { sessionFailure, writeFailure } from './failure.js';
+import { FrameworkPrototype } from './framework-prototype.js';
 
 type Cookies = string | string[] | undefined;
 type Method = (this: ServerResponse, ...args: unknown[]) => unknown;
@@ -37,6 +38,8 @@ class Hold implements ResponseHold {
     /** What finish is called with. */
     readonly arg: unknown,
     readonly onError: (err: unknown) => void,
+    /** Called with `arg` once the hold is over, the commit done or failed. */
+    readonly onRelease: ((arg: unknown) => void) | undefined,
     readonly originals: Methods,
     /** The methods set on the response itself to hold it, taken off again on release; null when held by its prototype. */
     readonly own: Methods | null,
@@ -74,19 +77,22 @@ export function commitBeforeHeaders<A = undefined>(
   onError: (err: unknown) => void = ignore,
   /** Handed to `finish`: a module-level finish and its argument cost no closure per request. */
   arg?: A,
+  /** Called with `arg` once the hold is over (the commit done or failed), before the response goes on. */
+  onRelease?: (arg: A) => void,
 ): ResponseHold {
+  const released = onRelease as ((arg: unknown) => void) | undefined;
   const run = finish as (arg: unknown, status: number) => Promise<Cookies> | string[];
-  const shared = frameworkPrototype(res);
+  const shared = responses.of(res);
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
     // A second hold on one response (two session middlewares) wraps the first, as below.
     if (reachesShared(res) && !sharedHolds.has(res)) {
-      const hold = new Hold(run, arg, onError, sharedOriginals.get(shared) as Methods, null);
+      const hold = new Hold(run, arg, onError, released, sharedOriginals.get(shared) as Methods, null);
       sharedHolds.set(res, hold);
       return hold;
     }
   }
-  const hold: Hold = new Hold(run, arg, onError, methodsOf(res), {
+  const hold: Hold = new Hold(run, arg, onError, released, methodsOf(res), {
     writeHead: (...args): unknown => intercept(res, hold, WRITE_HEAD, args),
     write: (...args): unknown => intercept(res, hold, WRITE, args),
     end: (...args): unknown => intercept(res, hold, END, args),
@@ -113,33 +119,28 @@ const sharedHolds = new WeakMap<ServerResponse, Hold>();
 /** Prototypes whose methods hold, with the methods they had before. */
 const sharedOriginals = new WeakMap<object, Methods>();
 
-/** The last response prototype looked at, and its answer: an app's responses all share one. */
-let lastOwn: object | null = null;
-let lastFramework: object | undefined;
+/** Responses' framework prototype: the one their methods are held by. */
+const responses = new FrameworkPrototype(ServerResponse.prototype);
+/** The last response prototype reachesShared() looked at, and whether its chain answers the held methods. */
+let lastReachesFor: object | null = null;
+let lastReaches = false;
 
-/** The prototype just above node's ServerResponse.prototype in the response's chain, if any. */
-function frameworkPrototype(res: ServerResponse): object | undefined {
-  const own = Object.getPrototypeOf(res) as object | null;
-  // A prototype's own chain is not changed once responses are made from it: remembered, not walked again.
-  if (own === lastOwn) return lastFramework;
-  let below: object | undefined;
-  let found: object | undefined;
-  for (let p = own; p; p = Object.getPrototypeOf(p) as object | null) {
-    if (p === ServerResponse.prototype) {
-      found = below;
-      break;
-    }
-    below = p;
-  }
-  lastOwn = own;
-  lastFramework = found;
-  return found;
-}
-
-/** Whether the response's methods are the shared held ones (nothing in front of them). */
+/**
+ * Whether the response's methods are the shared held ones (nothing in front of them): none of its
+ * own, and its prototype's are ours. Asked of the response with hasOwn, not by reading the methods:
+ * Express gives every response a map of its own, so each read of a method off one misses V8's caches
+ * and walks the prototype chain in the runtime, ~2,500 instructions apiece; an own-property check is
+ * answered from the response's descriptors without leaving the builtin.
+ */
 function reachesShared(res: ServerResponse): boolean {
-  const r = res as unknown as Methods;
-  return r.end === sharedEnd && r.write === sharedWrite && r.writeHead === sharedWriteHead;
+  if (Object.hasOwn(res, 'end') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'writeHead')) return false;
+  const own = Object.getPrototypeOf(res) as Methods;
+  if (own !== lastReachesFor) {
+    // Between the response and the held prototype (an app's own), nothing may override them either.
+    lastReaches = own.end === sharedEnd && own.write === sharedWrite && own.writeHead === sharedWriteHead;
+    lastReachesFor = own;
+  }
+  return lastReaches;
 }
 
 function holdPrototype(proto: object): void {
@@ -150,7 +151,7 @@ function holdPrototype(proto: object): void {
 /** The methods a response of a held prototype reaches once its hold is over, or when it has none. */
 function passedOn(res: ServerResponse, hold: Hold | undefined): Methods {
   // A response of a held prototype that went by no session (a route mounted before it) passes straight on.
-  return hold ? hold.originals : (sharedOriginals.get(frameworkPrototype(res) as object) as Methods);
+  return hold ? hold.originals : (sharedOriginals.get(responses.of(res) as object) as Methods);
 }
 
 // The held methods pass `arguments` straight on when nothing is held (the optimising compiler
@@ -214,6 +215,7 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
  */
 function release(res: ServerResponse, hold: Hold): void {
   hold.released = true;
+  hold.onRelease?.(hold.arg);
   if (!hold.own) {
     // A released hold passes everything on, as no hold does. Deleted rather than left to the
     // response's death: the hold reaches the response back (its scopes' start context holds the
