@@ -1,7 +1,7 @@
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { startContext } from './start-context.js';
+import { type HeldRequest, startContext } from './start-context.js';
 
 /** A request's session and, when the app configured one, its client scope, with their managers. */
 export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
@@ -9,6 +9,8 @@ export interface Scopes<T extends SessionSchema, C extends SessionSchema> {
   client: Session<C> | undefined;
   sessions: SessionManager<T>;
   clients: SessionManager<C> | undefined;
+  /** The session's start context: it reads the request if a session is started. */
+  start: HeldRequest<unknown>;
 }
 
 /** Opens a request's scopes; the user agent and address are read only if a session is created (see startContext). */
@@ -20,12 +22,8 @@ export function openScopes<T extends SessionSchema, C extends SessionSchema, R>(
   userAgent: (request: R) => string | undefined,
   ip: (request: R) => string | undefined,
 ): Scopes<T, C> {
-  return {
-    session: sessions.open(cookieHeader, startContext(request, userAgent, ip)),
-    client: clients?.open(cookieHeader),
-    sessions,
-    clients,
-  };
+  const start = startContext(request, userAgent, ip);
+  return { session: sessions.open(cookieHeader, start), client: clients?.open(cookieHeader), sessions, clients, start };
 }
 
 /** commitScopesNow() of scopes by their own managers: a module-level function, so no closure per request. */

@@ -10,18 +10,25 @@ export function startContext<R>(
   request: R,
   userAgent: (request: R) => string | undefined,
   ip: (request: R) => string | undefined,
-): SessionStartContext {
+): RequestStart<R> {
   // The readers are each adapter's module-level functions of its request: no closures per request.
-  return new LazyStartContext(request, userAgent, ip);
+  return new RequestStart(request, userAgent, ip);
+}
+
+/** A start context's hold on its request, for an adapter that keeps the session off the request. */
+export interface HeldRequest<R> {
+  letGo(): void;
+  hold(request: R): void;
 }
 
 /**
  * A class rather than an object literal with a getter: V8 builds such a literal through a runtime
  * call on every evaluation, a visible share of a session read; the class's getter lives on its prototype.
  */
-class LazyStartContext<R> implements SessionStartContext {
+export class RequestStart<R> implements SessionStartContext, HeldRequest<R> {
   #summary: string | undefined = undefined;
-  readonly #request: R;
+  /** null once let go of (see letGo). */
+  #request: R | null;
   readonly #userAgent: (request: R) => string | undefined;
   readonly #ip: (request: R) => string | undefined;
 
@@ -32,8 +39,26 @@ class LazyStartContext<R> implements SessionStartContext {
   }
 
   get client(): string {
-    this.#summary ??= clientSummary(this.#userAgent(this.#request), this.#ip(this.#request));
+    if (this.#summary !== undefined) return this.#summary;
+    const request = this.#request;
+    if (request === null) return clientSummary(undefined, undefined);
+    this.#summary = clientSummary(this.#userAgent(request), this.#ip(request));
     return this.#summary;
+  }
+
+  /**
+   * Stops holding the request. An adapter that keeps a request's session in a WeakMap keyed by the
+   * request lets go once the commit is over: an entry whose value reaches its key keeps the whole
+   * request alive through the young-generation collections. A session started after that reads
+   * the request again through hold(), or gets the summary of an unknown client.
+   */
+  letGo(): void {
+    this.#request = null;
+  }
+
+  /** Holds the request again (it was reached through it after letGo). */
+  hold(request: R): void {
+    this.#request = request;
   }
 }
 
