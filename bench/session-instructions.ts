@@ -40,7 +40,7 @@ const { values } = parseArgs({
     tsx: { type: 'boolean', default: false },
     /** Keep the callgrind dumps (and, with --perf-map, node's /tmp/perf-<pid>.map) in this directory. */
     keep: { type: 'string' },
-    /** Run node with --perf-basic-prof, so bench/instructions-by-function.ts can name JIT code. */
+    /** Run node with --perf-basic-prof, so bench/instructions-by-function.ts can name JIT code in the kept dumps. */
     'perf-map': { type: 'boolean', default: false },
     redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
   },
