@@ -19,7 +19,7 @@ import {
 } from './options.js';
 import { OutageLog } from './outage-log.js';
 import { fetchRecord, plainRecord } from './records.js';
-import { persistentUntil, Session } from './session.js';
+import { recordMeta, Session } from './session.js';
 import { KeyRing } from './signing.js';
 
 /**
@@ -173,12 +173,12 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   setCookieHeader(session: Session<T>): string | undefined {
     switch (session.cookieAction) {
       case 'set': {
-        const until = persistentUntil(session);
+        const meta = recordMeta(session);
         // A session with its own lifetime keeps its cookie (persistent) for as long as it can live.
         const attrs =
-          until === undefined
+          meta?.idleMs === undefined
             ? this.#cookieAttrs
-            : { ...this.#cookieAttrs, maxAge: Math.max(1, Math.floor((until - Date.now()) / 1000)) };
+            : { ...this.#cookieAttrs, maxAge: Math.max(1, Math.floor((meta.absoluteDeadline - Date.now()) / 1000)) };
         return serializeCookie(this.config.cookieName, this.#keys.sign(session.id as string), attrs);
       }
       case 'clear':

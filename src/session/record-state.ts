@@ -1,6 +1,13 @@
 import { SessionGoneError, SessionValueError } from '../core/errors.js';
 import { newSessionId } from '../core/ids.js';
-import type { CommitOptions, CommitResult, LifetimeChange, SessionDelta, StoredSession } from '../stores/contract.js';
+import type {
+  CommitOptions,
+  CommitResult,
+  LifetimeChange,
+  SessionDelta,
+  SessionMeta,
+  StoredSession,
+} from '../stores/contract.js';
 import type { SessionContext, SessionStartContext } from './options.js';
 import { createRecord, fetchRecord, type LoadedRecord, sealValues } from './records.js';
 
@@ -39,10 +46,9 @@ export class RecordState {
     return this.#state === 'live';
   }
 
-  /** When the session has a lifetime of its own: its absolute deadline, which its cookie lasts until. */
-  get persistentUntil(): number | undefined {
-    const meta = this.#loaded?.record.meta;
-    return meta?.idleMs === undefined ? undefined : meta.absoluteDeadline;
+  /** The meta of the record loaded or created, if any (this request's own copy). */
+  get meta(): SessionMeta | undefined {
+    return this.#loaded?.record.meta;
   }
 
   /**

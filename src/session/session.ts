@@ -1,6 +1,7 @@
 import { ConfigError, ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
+import type { SessionMeta } from '../stores/contract.js';
 import { PendingChanges } from './changes.js';
 import { decodeValue, encodeValue, validateValue } from './codec.js';
 import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
@@ -14,11 +15,11 @@ export type { CookieAction };
 type Key<T> = keyof T & string;
 
 /**
- * When the session has a lifetime of its own, the time its cookie lasts until (its absolute
- * deadline); undefined otherwise. For the manager's Set-Cookie; not part of the package API. Set by
- * Session's static block, which may read its private state: no per-request cost.
+ * The meta of the record a request's session loaded or created, if any (its own copy). For the
+ * library's own adapters (the manager's cookie, the express-session drop-in); not part of the
+ * package API. Set by Session's static block, which may read its private state: no per-request cost.
  */
-export let persistentUntil: (session: Session) => number | undefined;
+export let recordMeta: (session: Session) => SessionMeta | undefined;
 
 /**
  * One request's view of a session. Loads lazily (an untouched session costs no
@@ -325,7 +326,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   }
 
   static {
-    persistentUntil = (session) => session.#r.persistentUntil;
+    recordMeta = (session) => session.#r.meta;
   }
 }
 
