@@ -49,6 +49,7 @@ export type { RequestSession, SessionData } from './session/data.js';
 export type { EncryptionOptions } from './session/encryption.js';
 export type { SessionEvents } from './session/events.js';
 export type { EndedSnapshot, EndInfo, SessionEndHandler } from './session/lifecycle.js';
+export type { SessionLifetime } from './session/lifetime.js';
 export type { LockContext, LockOptions } from './session/lock.js';
 export { defineSession, type SessionInfo, SessionManager } from './session/manager.js';
 export type {

@@ -118,8 +118,9 @@ app.post('/set/:key', async (req, res, next) => {
   try {
     const now = Date.now();
     const text = JSON.stringify(typeof req.body === 'string' ? req.body : '');
-    // COMMIT's ARGV: id, now, idleDeadline, expectedRev, userMode, userId, graceMs, nDel, nSet, nIncr, fields.
-    const argv = [id, now, now + IDLE_MS, '', '', '', GRACE_MS, 0, 1, 0, `a:${req.params.key}`, text];
+    // COMMIT's ARGV: id, now, idleDeadline, expectedRev, userMode, userId, graceMs, lifeMode, idleMs,
+    // absoluteMs, nDel, nSet, nIncr, fields.
+    const argv = [id, now, now + IDLE_MS, '', '', '', GRACE_MS, '', '', '', 0, 1, 0, `a:${req.params.key}`, text];
     const reply = await script(COMMIT, [hashKey(id), dueKey(id)], argv);
     if (reply[0] !== 'ok') {
       res.status(409).json({ error: String(reply[0]) });

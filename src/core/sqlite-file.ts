@@ -37,18 +37,20 @@ export interface SqliteFile {
 
 /**
  * Opens (creating its directory) the SQLite file at `path` in WAL mode with
- * busy_timeout = timeoutMs, and creates `schema` in it.
+ * busy_timeout = timeoutMs, and creates `schema` in it. `migrate` then brings tables an
+ * earlier version created up to date, in the same write transaction.
  */
 export async function openSqliteFile(
   path: string,
   timeoutMs: number,
   schema: string,
   role: SqliteRole,
+  migrate?: (db: BetterSqlite3.Database) => void,
 ): Promise<SqliteFile> {
   const anonymous = path.trim() === '' || path.trim() === ':memory:';
   const file = anonymous ? ':memory:' : resolve(path);
   const label = `sqlite (${file})`;
-  const db = await open(file, anonymous, timeoutMs, schema, role);
+  const db = await open(file, anonymous, timeoutMs, schema, role, migrate);
   return {
     db,
     anonymous,
@@ -70,6 +72,7 @@ async function open(
   timeoutMs: number,
   schema: string,
   role: SqliteRole,
+  migrate: ((db: BetterSqlite3.Database) => void) | undefined,
 ): Promise<BetterSqlite3.Database> {
   const { default: Database } = await importOptional<{ default: typeof BetterSqlite3 }>(
     'better-sqlite3',
@@ -94,7 +97,12 @@ async function open(
     opened.pragma('journal_mode = WAL');
     opened.pragma('synchronous = NORMAL');
     // Several processes may start on a fresh file at once: the write lock makes the DDL run once, in turn.
-    opened.transaction(() => opened.exec(schema)).immediate();
+    opened
+      .transaction(() => {
+        opened.exec(schema);
+        migrate?.(opened);
+      })
+      .immediate();
     return opened;
   } catch (err) {
     db?.close();

@@ -4,10 +4,11 @@ import { newSessionId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { checkCommitSize } from '../session/codec.js';
 import { readCookie } from '../session/cookie.js';
+import { MAX_LIFETIME_MS, resolveLifetime } from '../session/lifetime.js';
 import { type SessionManager, sessionContext } from '../session/manager.js';
 import type { SessionStartContext } from '../session/options.js';
 import { createRecord } from '../session/records.js';
-import { rotateAway, type Session } from '../session/session.js';
+import { recordMeta, rotateAway, type Session } from '../session/session.js';
 import {
   type CookieOptions,
   cookieShape,
@@ -40,8 +41,6 @@ export interface DropInConfig {
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
   logger: Logger;
-  /** Whether a cookie outliving the server's idle timeout was already reported (once per middleware). */
-  warnedLongCookie: boolean;
 }
 
 /**
@@ -73,6 +72,8 @@ export class RequestSession implements SessionControl {
   /** express-session's savedHash is set: #stored is what a save wrote (or what was read, without resave). */
   #savedValid = false;
   #touched = false;
+  /** The session's own idle length as the store holds it (undefined: the manager's idleTimeout). */
+  #storedIdle: number | undefined;
   /** An express-session store entry to destroy once its data lives in shoal. */
   #legacyId: string | null = null;
   #object!: DropInSession;
@@ -120,7 +121,6 @@ export class RequestSession implements SessionControl {
       : this.#c.rolling || (sess.cookie.expires != null && modified);
     if (!setCookie || !this.#exists) return [];
     if (sess.cookie.secure && !this.#secure()) return [];
-    warnIfCookieOutlives(this.#c, sess.cookie.originalMaxAge);
     return [sess.cookie.serialize(this.#c.name, this.#c.manager.sign(this.#id))];
   }
 
@@ -173,8 +173,33 @@ export class RequestSession implements SessionControl {
    * The properties are then the ones stored, so the write is the cookie alone.
    */
   async #touch(sess: DropInSession, current: Map<string, string>): Promise<void> {
-    if (cookieShape(sess.cookie) !== this.#storedCookie) await this.#write(sess, current);
-    else await this.#shoal?.commit();
+    if (cookieShape(sess.cookie) !== this.#storedCookie) return this.#write(sess, current);
+    const shoal = this.#shoal;
+    if (!shoal) return;
+    // A session stored before its lifetime followed its cookie gets it now, once.
+    const follows = this.#followCookie(shoal, sess.cookie);
+    await shoal.commit();
+    if (follows && shoal.id !== null) this.#storedIdle = this.#idleFor(sess.cookie);
+  }
+
+  /**
+   * The server-side idle length a cookie asks for: its maxAge when that is longer than the
+   * manager's idleTimeout ("remember me"; at most 400 days), else none of its own. connect-redis
+   * gives each session its cookie's lifetime the same way, as the TTL of every save.
+   */
+  #idleFor(cookie: SessionCookie): number | undefined {
+    const maxAge = cookie.originalMaxAge;
+    if (maxAge === null || !(maxAge > this.#c.manager.config.idleMs)) return undefined;
+    return Math.min(Math.round(maxAge), MAX_LIFETIME_MS);
+  }
+
+  /** Gives the session the lifetime its cookie asks for, when the store holds another; true when it did. */
+  #followCookie(shoal: Session, cookie: SessionCookie): boolean {
+    const idle = this.#idleFor(cookie);
+    if (idle === this.#storedIdle) return false;
+    // absolute left out: the longer of absoluteTimeout and idle.
+    shoal.setLifetime(idle === undefined ? null : { idle });
+    return true;
   }
 
   /** A new, empty session under a new id (or `id`), not stored until it is saved. */
@@ -189,6 +214,7 @@ export class RequestSession implements SessionControl {
     this.#exists = false;
     this.#shoal = null;
     this.#stored = new Map();
+    this.#storedIdle = undefined;
     this.#setObject(new DropInSession(this, this.#req, this.#id, this.#newCookie()));
   }
 
@@ -196,6 +222,7 @@ export class RequestSession implements SessionControl {
     this.#id = this.#originalId = id;
     this.#exists = true;
     this.#shoal = shoal;
+    this.#storedIdle = recordMeta(shoal)?.idleMs;
     const stored = values[COOKIE];
     const cookie =
       typeof stored === 'object' && stored !== null
@@ -234,11 +261,12 @@ export class RequestSession implements SessionControl {
     const all = new Map(current);
     all.set(COOKIE, JSON.stringify(sess.cookie));
     if (!this.#exists) {
-      await this.#create(all);
+      await this.#create(all, this.#idleFor(sess.cookie));
     } else {
       const shoal = this.#shoal ?? this.#c.manager.openId(this.#id, this.#ctx);
       for (const [key, text] of all) if (this.#stored.get(key) !== text) shoal.set(key, propertyOf(sess, key));
       for (const key of this.#stored.keys()) if (!all.has(key)) shoal.delete(key);
+      this.#followCookie(shoal, sess.cookie);
       await shoal.commit();
       if (shoal.id === null) {
         // Ended elsewhere (logout on another node, expiry) while this request ran: never brought back.
@@ -250,15 +278,17 @@ export class RequestSession implements SessionControl {
     }
     this.#stored = all;
     this.#storedCookie = cookieShape(sess.cookie);
+    this.#storedIdle = this.#idleFor(sess.cookie);
     // A Session commits once; later changes in this request go through a fresh one.
     this.#shoal = this.#c.manager.openId(this.#id, this.#ctx);
   }
 
-  async #create(all: Map<string, string>): Promise<void> {
+  async #create(all: Map<string, string>, idle: number | undefined): Promise<void> {
     const context = sessionContext(this.#c.manager);
     const texts = Object.fromEntries(all);
     checkCommitSize(texts, context.config.maxSize);
-    await createRecord(context, this.#id, texts, null, this.#ctx.client);
+    const lifetime = idle === undefined ? undefined : resolveLifetime({ idle }, context.config);
+    await createRecord(context, this.#id, texts, null, this.#ctx.client, lifetime);
     this.#exists = true;
     if (this.#legacyId) await this.#dropLegacy(this.#legacyId);
   }
@@ -321,33 +351,4 @@ function legacyGet(store: LegacyStore, id: string): Promise<Record<string, unkno
     const r = store.get(id, (err, session) => (err ? reject(err) : resolve(session ?? null)));
     if (r instanceof Promise) r.then((s: unknown) => resolve((s as Record<string, unknown>) ?? null), reject);
   });
-}
-
-/**
- * A per-session `cookie.maxAge` longer than the idle timeout ("remember me") is kept with the
- * session and sent to the browser, but the server ends the session after `idleTimeout` without a
- * request: express-session + connect-redis give each session its cookie's lifetime, shoal gives
- * every session `idleTimeout`. Said once, when such a cookie is first sent, with the value to set.
- */
-function warnIfCookieOutlives(c: DropInConfig, maxAge: number | null): void {
-  const idleMs = c.manager.config.idleMs;
-  if (c.warnedLongCookie || maxAge === null || maxAge <= idleMs) return;
-  c.warnedLongCookie = true;
-  c.logger.warn(
-    { maxAge, idleTimeout: idleMs },
-    `shoal/express-session: a session's cookie.maxAge (${maxAge} ms) is longer than idleTimeout (${idleMs} ms): the browser keeps the cookie that long, but the session ends after ${idleMs} ms without a request and the user is signed out. Set idleTimeout to the longest maxAge you give a session, e.g. session({ idleTimeout: ${durationText(maxAge)}, … })`,
-  );
-}
-
-/** `'30d'`, `'12h'`…: the largest unit that states `ms` (rounded up to a second) exactly. */
-function durationText(ms: number): string {
-  const s = Math.ceil(ms / 1000);
-  for (const [unit, size] of [
-    ['d', 86_400],
-    ['h', 3600],
-    ['m', 60],
-  ] as const) {
-    if (s % size === 0) return `'${s / size}${unit}'`;
-  }
-  return `'${s}s'`;
 }

@@ -80,7 +80,6 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       proxy: options.proxy,
       migrateFrom: options.migrateFrom,
       logger: options.logger ?? defaultLogger(),
-      warnedLongCookie: false,
     };
     return config;
   });

@@ -1,4 +1,4 @@
-import type { SessionDelta } from '../stores/contract.js';
+import type { LifetimeChange, SessionDelta } from '../stores/contract.js';
 import { checkCommitSize, encodeValue } from './codec.js';
 
 /** A value handed out by get(), with the text it was decoded from, to spot in-place mutation. */
@@ -24,6 +24,8 @@ export class PendingChanges {
    */
   #texts: Map<string, string> | undefined;
   userId: string | null | undefined = undefined;
+  /** setLifetime(): the session's own lifetime to store (idleMs null: back to the manager's). */
+  lifetime: LifetimeChange | undefined = undefined;
 
   /** Values this request read from the store, with their texts. */
   get read(): ReadonlyMap<string, ReadValue> {
@@ -91,6 +93,7 @@ export class PendingChanges {
     this.#texts?.clear();
     this.#del?.clear();
     this.userId = undefined;
+    this.lifetime = undefined;
   }
 
   /** JSON texts of everything to write, size-checked; null when nothing changed. */
@@ -115,11 +118,12 @@ export class PendingChanges {
       }
     if (set) checkCommitSize(set, maxSize);
     const hasDel = this.#del !== undefined && this.#del.size > 0;
-    if (!set && !hasDel && this.userId === undefined) return null;
+    if (!set && !hasDel && this.userId === undefined && this.lifetime === undefined) return null;
     const delta: SessionDelta = {};
     if (set) delta.set = set;
     if (hasDel) delta.del = [...(this.#del as Set<string>)];
     if (this.userId !== undefined) delta.userId = this.userId;
+    if (this.lifetime !== undefined) delta.lifetime = this.lifetime;
     return delta;
   }
 }

@@ -19,7 +19,7 @@ import {
 } from './options.js';
 import { OutageLog } from './outage-log.js';
 import { fetchRecord, plainRecord } from './records.js';
-import { Session } from './session.js';
+import { recordMeta, Session } from './session.js';
 import { KeyRing } from './signing.js';
 
 /**
@@ -147,7 +147,8 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
 
   /**
    * Refreshes a session's idle deadline without writing its data (gateways call it on socket
-   * activity; throttle it to config.touchMs). Resolves to false when the session is gone.
+   * activity; throttle it to config.touchMs). A session with a lifetime of its own (setLifetime)
+   * slides by its own idle length: the store knows it. Resolves to false when the session is gone.
    */
   async touch(id: string, now = Date.now()): Promise<boolean> {
     return this.#services.store.touch(id, now, now + this.config.idleMs);
@@ -171,8 +172,15 @@ export class SessionManager<T extends SessionSchema = SessionSchema> {
   /** The Set-Cookie value the response needs after commit(), or undefined. */
   setCookieHeader(session: Session<T>): string | undefined {
     switch (session.cookieAction) {
-      case 'set':
-        return serializeCookie(this.config.cookieName, this.#keys.sign(session.id as string), this.#cookieAttrs);
+      case 'set': {
+        const meta = recordMeta(session);
+        // A session with its own lifetime keeps its cookie (persistent) for as long as it can live.
+        const attrs =
+          meta?.idleMs === undefined
+            ? this.#cookieAttrs
+            : { ...this.#cookieAttrs, maxAge: Math.max(1, Math.floor((meta.absoluteDeadline - Date.now()) / 1000)) };
+        return serializeCookie(this.config.cookieName, this.#keys.sign(session.id as string), attrs);
+      }
       case 'clear':
         return clearCookie(this.config.cookieName, this.#cookieAttrs);
       default:

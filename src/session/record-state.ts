@@ -1,6 +1,13 @@
 import { SessionGoneError, SessionValueError } from '../core/errors.js';
 import { newSessionId } from '../core/ids.js';
-import type { CommitOptions, CommitResult, SessionDelta, StoredSession } from '../stores/contract.js';
+import type {
+  CommitOptions,
+  CommitResult,
+  LifetimeChange,
+  SessionDelta,
+  SessionMeta,
+  StoredSession,
+} from '../stores/contract.js';
 import type { SessionContext, SessionStartContext } from './options.js';
 import { createRecord, fetchRecord, type LoadedRecord, sealValues } from './records.js';
 
@@ -39,6 +46,11 @@ export class RecordState {
     return this.#state === 'live';
   }
 
+  /** The meta of the record loaded or created, if any (this request's own copy). */
+  get meta(): SessionMeta | undefined {
+    return this.#loaded?.record.meta;
+  }
+
   /**
    * Not an async function: one returning the load's promise would wrap it in a second promise and
    * resolve that through a thenable job, two extra turns and their allocations on every session read.
@@ -67,8 +79,9 @@ export class RecordState {
     attributes: Record<string, string>,
     userId: string | null = null,
     announce = true,
+    lifetime?: LifetimeChange,
   ): Promise<LoadedRecord> {
-    const loaded = await createRecord(this.#c, newSessionId(), attributes, userId, this.#ctx.client);
+    const loaded = await createRecord(this.#c, newSessionId(), attributes, userId, this.#ctx.client, lifetime);
     this.#id = loaded.record.id;
     this.#loaded = loaded;
     this.#state = 'live';
@@ -86,6 +99,8 @@ export class RecordState {
     if (!delta) return this.#maybeTouch();
     const before = this.#state;
     if (before !== 'live' && before !== 'unknown') return this.#commitElsewhere(delta, before);
+    // A new lifetime changes the cookie, whose Max-Age counts from the session's start: read it first.
+    if (delta.lifetime && !this.#loaded) return this.ensureLoaded().then(() => this.commit(delta));
     const id = this.#id as string;
     let sealed: SessionDelta;
     let pending: Promise<CommitResult>;
@@ -118,7 +133,7 @@ export class RecordState {
       }
       return;
     }
-    await this.create(delta.set ?? {}, delta.userId ?? null);
+    await this.create(delta.set ?? {}, delta.userId ?? null, true, delta.lifetime);
   }
 
   /** Applies a delta now, creating the session first when there is none. */
@@ -155,9 +170,24 @@ export class RecordState {
     if (r.status !== 'ok') return r.status;
     this.#id = id;
     this.#state = 'live';
-    if (this.#loaded && this.#loaded.record.id === id) this.#loaded.record.meta.rev = r.rev;
+    if (this.#loaded && this.#loaded.record.id === id) {
+      this.#loaded.record.meta.rev = r.rev;
+      if (sealed.lifetime) this.#newLifetime(this.#loaded.record, sealed.lifetime);
+    }
     this.#c.services.nearCache?.committed(id, r.rev, sealed, r.values);
     return r;
+  }
+
+  /** A lifetime the store just applied: this request's meta follows, and the cookie is sent again when it changed. */
+  #newLifetime(record: StoredSession, lifetime: LifetimeChange): void {
+    const meta = record.meta;
+    const idleMs = lifetime.idleMs ?? undefined;
+    const absoluteDeadline = meta.createdAt + lifetime.absoluteMs;
+    if (meta.idleMs === idleMs && meta.absoluteDeadline === absoluteDeadline) return;
+    meta.absoluteDeadline = absoluteDeadline;
+    if (idleMs === undefined) delete meta.idleMs;
+    else meta.idleMs = idleMs;
+    this.cookie = 'set';
   }
 
   /** Ends the session on every node (reason "destroyed"). */
@@ -186,14 +216,18 @@ export class RecordState {
   /** Whether a commit with nothing to write would still refresh the idle deadline (touchInterval passed). */
   touchDue(now = Date.now()): boolean {
     const r = this.#loaded?.record;
-    return this.#state === 'live' && r !== undefined && now - r.meta.lastSeenAt >= this.#c.config.touchMs;
+    if (this.#state !== 'live' || r === undefined) return false;
+    const own = r.meta.idleMs;
+    // A session with a shorter idle of its own is touched as often as the manager's default would be for it.
+    const every = own === undefined ? this.#c.config.touchMs : Math.min(this.#c.config.touchMs, Math.floor(own / 10));
+    return now - r.meta.lastSeenAt >= every;
   }
 
   async #maybeTouch(): Promise<void> {
     const now = Date.now();
     if (!this.touchDue(now)) return;
     const r = this.#loaded?.record as StoredSession;
-    await this.#c.services.store.touch(r.id, now, now + this.#c.config.idleMs);
+    await this.#c.services.store.touch(r.id, now, now + (r.meta.idleMs ?? this.#c.config.idleMs));
   }
 }
 

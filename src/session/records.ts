@@ -1,5 +1,5 @@
 import { SessionGoneError } from '../core/errors.js';
-import type { StoredSession } from '../stores/contract.js';
+import type { LifetimeChange, StoredSession } from '../stores/contract.js';
 import type { NearCacheEntry } from './near-cache.js';
 import type { SessionContext, SessionServices } from './options.js';
 
@@ -69,6 +69,7 @@ export function sealValues(s: SessionServices, id: string, texts: Record<string,
 /**
  * Stores a brand-new session under `id` (never an id a cookie brought: the caller generated it).
  * `attributes` are JSON texts. The near cache keeps it, so the request's next read is a rev check.
+ * `lifetime`: the session's own (setLifetime, or carried over by a rotation), else the manager's timeouts.
  */
 export async function createRecord(
   ctx: SessionContext,
@@ -76,22 +77,25 @@ export async function createRecord(
   attributes: Record<string, string>,
   userId: string | null,
   client: string | undefined,
+  lifetime?: LifetimeChange,
 ): Promise<LoadedRecord> {
   const now = Date.now();
   const { config, services } = ctx;
+  const idleMs = lifetime?.idleMs ?? undefined;
   const record: StoredSession = {
     id,
     meta: {
       createdAt: now,
       lastSeenAt: now,
-      idleDeadline: now + config.idleMs,
-      absoluteDeadline: now + config.absoluteMs,
+      idleDeadline: now + (idleMs ?? config.idleMs),
+      absoluteDeadline: now + (lifetime ? lifetime.absoluteMs : config.absoluteMs),
       userId,
       rev: 1,
       client,
     },
     attributes: sealValues(services, id, attributes),
   };
+  if (idleMs !== undefined) record.meta.idleMs = idleMs;
   if (!(await services.store.create(record))) {
     throw new SessionGoneError(
       'a freshly generated session id already exists in the store; the random source is broken',

@@ -1,8 +1,10 @@
 import { ConfigError, ConflictError, SessionGoneError, SessionValueError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
+import type { SessionMeta } from '../stores/contract.js';
 import { PendingChanges } from './changes.js';
 import { decodeValue, encodeValue, validateValue } from './codec.js';
+import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
 import { type CookieAction, notANumber, RecordState } from './record-state.js';
@@ -11,6 +13,13 @@ import { type LoadedRecord, plainValue } from './records.js';
 export type { CookieAction };
 
 type Key<T> = keyof T & string;
+
+/**
+ * The meta of the record a request's session loaded or created, if any (its own copy). For the
+ * library's own adapters (the manager's cookie, the express-session drop-in); not part of the
+ * package API. Set by Session's static block, which may read its private state: no per-request cost.
+ */
+export let recordMeta: (session: Session) => SessionMeta | undefined;
 
 /**
  * One request's view of a session. Loads lazily (an untouched session costs no
@@ -68,6 +77,19 @@ export class Session<T extends SessionSchema = SessionSchema> {
       );
     }
     this.#changes.userId = userId;
+  }
+
+  /**
+   * Gives this session a lifetime of its own ("remember me"): `idle` replaces the manager's
+   * idleTimeout and `absolute` its absoluteTimeout (counted from when the session started), for
+   * every later request on every node, gateway activity included, and across regenerate(). The
+   * cookie becomes persistent, lasting until the absolute deadline. Left out, `idle` is the
+   * manager's idleTimeout and `absolute` the longer of absoluteTimeout and `idle`; `null` goes back
+   * to the manager's timeouts. Written with the request's other changes; bad input throws a
+   * SessionValueError here and records nothing.
+   */
+  setLifetime(lifetime: SessionLifetime | null): void {
+    this.#changes.lifetime = resolveLifetime(lifetime, this.#c.config);
   }
 
   async get<K extends Key<T>>(key: K): Promise<T[K] | undefined> {
@@ -263,8 +285,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
       for (const key of keys) if (!this.#changes.set.has(key)) this.#changes.remove(key);
     }
     const userId = this.#changes.userId === undefined ? (loaded?.record.meta.userId ?? null) : this.#changes.userId;
-    // Rotation moves a session rather than starting one (just as it is not an end).
-    await this.#r.create(attributes, userId, loaded === null);
+    // Rotation moves a session rather than starting one (just as it is not an end), lifetime included.
+    const lifetime = loaded ? lifetimeOf(loaded.record.meta) : undefined;
+    await this.#r.create(attributes, userId, loaded === null, lifetime);
     if (loaded) await rotateAway(this.#c as SessionContext, loaded.record.id);
   }
 
@@ -300,6 +323,10 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   #validate(key: string, value: unknown): unknown {
     return validateValue(this.#c.config.validate[key as Key<T>], key, value);
+  }
+
+  static {
+    recordMeta = (session) => session.#r.meta;
   }
 }
 

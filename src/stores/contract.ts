@@ -25,6 +25,12 @@ export interface SessionMeta {
   rev: number;
   /** Short free-text summary of the client (user agent / IP) for listSessions(). */
   client?: string | undefined;
+  /**
+   * The session's own idle length (session.setLifetime), when it has one: commits and touches slide
+   * `idleDeadline` to `now + idleMs`, whatever deadline the caller passes. Absent: the caller's (the
+   * manager's idleTimeout). A record stored by an earlier version has none.
+   */
+  idleMs?: number | undefined;
 }
 
 export interface StoredSession {
@@ -42,11 +48,24 @@ export interface SessionDelta {
   incr?: Record<string, number>;
   /** undefined = unchanged, null = clear */
   userId?: string | null;
+  /** undefined = unchanged: gives the session a lifetime of its own (or back to the caller's). */
+  lifetime?: LifetimeChange;
+}
+
+/** A session's lifetime as session.setLifetime() sets it; applied with the commit's other changes. */
+export interface LifetimeChange {
+  /** Stored as `meta.idleMs`, and the idle deadline slides by it from this commit on; null removes it. */
+  idleMs: number | null;
+  /** The absolute deadline becomes `createdAt + absoluteMs`. */
+  absoluteMs: number;
 }
 
 export interface CommitOptions {
   now: number;
-  /** New idle deadline (a commit is activity). Never beyond absoluteDeadline's meaning: load still checks both. */
+  /**
+   * New idle deadline (a commit is activity), unless the session has its own idle length
+   * (`meta.idleMs`): then `now + idleMs`. Never beyond absoluteDeadline's meaning: load still checks both.
+   */
   idleDeadline: number;
   /** When given, apply only if the stored rev equals it (compare-and-swap). */
   expectedRev?: number;
@@ -126,7 +145,10 @@ export interface SessionStore {
   loadIfChanged?(id: string, now: number, knownRev: number): Promise<ConditionalLoad | null>;
   /** Applies a delta atomically: all of it or none; bumps rev by exactly 1; never recreates a destroyed session. */
   commit(id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult>;
-  /** Slides the idle deadline without touching data or rev. false when the session is gone. */
+  /**
+   * Slides the idle deadline to `idleDeadline` (to `now + meta.idleMs` when the session has its own
+   * idle length) without touching data or rev. false when the session is gone.
+   */
   touch(id: string, now: number, idleDeadline: number): Promise<boolean>;
   /**
    * Ends the session now (logout): load/commit refuse it from here on, on every node.
@@ -206,6 +228,25 @@ export function expiryReason(meta: SessionMeta): EndReason {
 /** The time at which a live session ends if nothing happens. */
 export function endsAt(meta: SessionMeta): number {
   return Math.min(meta.idleDeadline, meta.absoluteDeadline);
+}
+
+/**
+ * The deadlines after a commit or touch at `now`: the session's own idle length when it has one
+ * (or `change` gives one), else the caller's idle deadline; `change` also moves the absolute deadline.
+ * For the stores that compute the new meta themselves; Redis and PostgreSQL do the same in the backend.
+ */
+export function slide(
+  meta: Pick<SessionMeta, 'createdAt' | 'absoluteDeadline' | 'idleMs'>,
+  change: LifetimeChange | undefined,
+  now: number,
+  idleDeadline: number,
+): { idleMs: number | undefined; idleDeadline: number; absoluteDeadline: number } {
+  const idleMs = change ? (change.idleMs ?? undefined) : meta.idleMs;
+  return {
+    idleMs,
+    idleDeadline: idleMs === undefined ? idleDeadline : now + idleMs,
+    absoluteDeadline: change ? meta.createdAt + change.absoluteMs : meta.absoluteDeadline,
+  };
 }
 
 /** Parses a stored value for incr: a finite JSON number or undefined. */

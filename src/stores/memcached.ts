@@ -10,6 +10,7 @@ import {
   type SessionMeta,
   type SessionStore,
   type StoreOptions,
+  slide,
 } from './contract.js';
 import { applyDelta } from './delta.js';
 import { withLifecycle } from './lifecycle.js';
@@ -129,13 +130,10 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
         }
         const applied = applyDelta(doc.attributes, doc.meta.userId, delta);
         if ('status' in applied) return { result: applied };
-        const meta: SessionMeta = {
-          ...doc.meta,
-          rev: rev + 1,
-          lastSeenAt: options.now,
-          idleDeadline: options.idleDeadline,
-          userId: applied.userId,
-        };
+        const meta = withDeadlines(
+          { ...doc.meta, rev: rev + 1, lastSeenAt: options.now, userId: applied.userId },
+          slide(doc.meta, delta.lifetime, options.now, options.idleDeadline),
+        );
         return {
           result: { status: 'ok', rev: meta.rev, values: applied.values },
           write: writeSession({ meta, attributes: applied.attributes }),
@@ -148,7 +146,8 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
       return update(sessionKey(id), `session ${hashId(id)}`, (text): Step<boolean> => {
         const doc = liveDoc(text, now);
         if (!doc) return { result: false };
-        return { result: true, write: writeSession({ ...doc, meta: { ...doc.meta, lastSeenAt: now, idleDeadline } }) };
+        const meta = withDeadlines({ ...doc.meta, lastSeenAt: now }, slide(doc.meta, undefined, now, idleDeadline));
+        return { result: true, write: writeSession({ ...doc, meta }) };
       });
     },
 
@@ -205,6 +204,14 @@ export async function memcachedStore(options: MemcachedStoreOptions): Promise<Se
       mc.close();
     },
   } satisfies SessionStore);
+}
+
+/** `meta` with the deadlines (and own idle length) a commit or touch worked out. */
+function withDeadlines(meta: SessionMeta, to: ReturnType<typeof slide>): SessionMeta {
+  const out: SessionMeta = { ...meta, idleDeadline: to.idleDeadline, absoluteDeadline: to.absoluteDeadline };
+  if (to.idleMs === undefined) delete out.idleMs;
+  else out.idleMs = to.idleMs;
+  return out;
 }
 
 function decode<T>(text: string, what: string): T {

@@ -9,8 +9,10 @@ import {
   isLive,
   type LockGrant,
   type SessionDelta,
+  type SessionMeta,
   type SessionStore,
   type StoredSession,
+  slide,
 } from './contract.js';
 import { applyDelta } from './delta.js';
 import { withLifecycle } from './lifecycle.js';
@@ -81,7 +83,7 @@ export function memoryStore(): SessionStore {
       s.meta.userId = applied.userId;
       s.meta.rev += 1;
       s.meta.lastSeenAt = options.now;
-      s.meta.idleDeadline = options.idleDeadline;
+      moveDeadlines(s.meta, slide(s.meta, delta.lifetime, options.now, options.idleDeadline));
       return { status: 'ok', rev: s.meta.rev, values: applied.values };
     },
 
@@ -89,7 +91,7 @@ export function memoryStore(): SessionStore {
       const e = live(id, now);
       if (!e) return false;
       e.session.meta.lastSeenAt = now;
-      e.session.meta.idleDeadline = idleDeadline;
+      moveDeadlines(e.session.meta, slide(e.session.meta, undefined, now, idleDeadline));
       return true;
     },
 
@@ -146,4 +148,11 @@ export function memoryStore(): SessionStore {
       locks.clear();
     },
   } satisfies SessionStore);
+}
+
+function moveDeadlines(meta: SessionMeta, to: ReturnType<typeof slide>): void {
+  meta.idleDeadline = to.idleDeadline;
+  meta.absoluteDeadline = to.absoluteDeadline;
+  if (to.idleMs === undefined) delete meta.idleMs;
+  else meta.idleMs = to.idleMs;
 }

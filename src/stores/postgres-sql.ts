@@ -13,7 +13,7 @@ import { serialisedSchema } from '../core/pg.js';
 /** A JSON number (what `incr` accepts), surrounding whitespace allowed as JSON does. */
 const JSON_NUMBER = String.raw`^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?\s*$`;
 
-const META = 'id, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client';
+const META = 'id, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client, idle_ms';
 
 export interface PostgresSql {
   schema: string;
@@ -51,11 +51,20 @@ export function postgresSql(table: string): PostgresSql {
   user_id           text,
   rev               bigint  NOT NULL,
   client            text,
+  idle_ms           bigint,
   ended_reason      text    CHECK (ended_reason IN ('idle-timeout', 'absolute-timeout', 'destroyed')),
   claim_until       bigint,
   attempt           integer NOT NULL DEFAULT 0,
   PRIMARY KEY (namespace, id)
 );
+-- Columns added since the first version: a table an earlier version created gets them here. Looked up
+-- first: ALTER TABLE takes an exclusive lock on a busy table even when it has nothing to add.
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_attribute
+      WHERE attrelid = '${t}'::regclass AND attname = 'idle_ms' AND NOT attisdropped) THEN
+    ALTER TABLE ${t} ADD COLUMN idle_ms bigint;
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS "${table}_live_ends" ON ${t} (namespace, ends_at) WHERE ended_reason IS NULL;
 CREATE INDEX IF NOT EXISTS "${table}_ended_claim" ON ${t} (namespace, claim_until) WHERE ended_reason IS NOT NULL;
 CREATE INDEX IF NOT EXISTS "${table}_user" ON ${t} (namespace, user_id) WHERE user_id IS NOT NULL;
@@ -72,8 +81,8 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
     ),
 
     insert: `INSERT INTO ${t}
-      (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client)
-    VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10)
+      (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client, idle_ms)
+    VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11)
     ON CONFLICT (namespace, id) DO NOTHING`,
 
     load: `SELECT ${META}, attributes FROM ${t} WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
@@ -89,6 +98,8 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
     // is a number. The final SELECT says which of those failed.
     // $3 del · $4 set · $5/$6 incr keys/amounts (in call order, so the first
     // bad key is reported) · $7 change user? · $8 user · $9 expected rev · $10 now · $11 idle deadline
+    // $12 new lifetime? · $13 its idle length (null: none of its own) · $14 its absolute length.
+    // The idle deadline slides by the session's own idle length when it has one, else to $11.
     commit: `WITH cur AS MATERIALIZED (
       SELECT rev, ${live('$10::bigint')} AS live, (attributes - $3::text[]) || $4::jsonb AS base
       FROM ${t} WHERE namespace = $1 AND id = $2 FOR UPDATE
@@ -108,7 +119,10 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
         THEN n::bigint::text ELSE n::text END), '{}') AS v FROM sums
     ), upd AS (
       UPDATE ${t} SET attributes = cur.base || vals.v, rev = ${t}.rev + 1,
-        last_seen_at = $10, idle_deadline = $11,
+        last_seen_at = $10,
+        idle_deadline = coalesce($10::bigint + CASE WHEN $12::boolean THEN $13::bigint ELSE ${t}.idle_ms END, $11::bigint),
+        idle_ms = CASE WHEN $12::boolean THEN $13::bigint ELSE ${t}.idle_ms END,
+        absolute_deadline = CASE WHEN $12::boolean THEN ${t}.created_at + $14::bigint ELSE ${t}.absolute_deadline END,
         user_id = CASE WHEN $7::boolean THEN $8::text ELSE ${t}.user_id END
       FROM cur, vals
       WHERE ${t}.namespace = $1 AND ${t}.id = $2 AND cur.live
@@ -119,7 +133,7 @@ CREATE SEQUENCE IF NOT EXISTS ${fencing};`,
       vals.v AS vals
     FROM cur, vals`,
 
-    touch: `UPDATE ${t} SET last_seen_at = $3, idle_deadline = $4
+    touch: `UPDATE ${t} SET last_seen_at = $3, idle_deadline = coalesce($3::bigint + idle_ms, $4::bigint)
     WHERE namespace = $1 AND id = $2 AND ${live('$3')}`,
 
     // The row stays as the snapshot for onSessionEnd; claim_until 0 makes it due now.

@@ -43,6 +43,8 @@ interface SessionMetaRow extends QueryResultRow {
   user_id: string | null;
   rev: string;
   client: string | null;
+  /** null: no lifetime of its own (and every row an earlier version wrote). */
+  idle_ms: string | null;
 }
 
 interface SessionRow extends SessionMetaRow {
@@ -77,6 +79,7 @@ const toSession = (r: SessionRow): StoredSession => ({
     userId: r.user_id,
     rev: Number(r.rev),
     client: r.client ?? undefined,
+    ...(r.idle_ms === null ? {} : { idleMs: Number(r.idle_ms) }),
   },
   attributes: r.attributes,
 });
@@ -127,6 +130,7 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
         m.userId,
         m.rev,
         m.client ?? null,
+        m.idleMs ?? null,
       ]);
       return rowCount === 1;
     },
@@ -160,6 +164,9 @@ export async function postgresStore(options: PostgresStoreOptions): Promise<Sess
         options.expectedRev ?? null,
         options.now,
         options.idleDeadline,
+        delta.lifetime !== undefined,
+        delta.lifetime?.idleMs ?? null,
+        delta.lifetime?.absoluteMs ?? null,
       ]);
       const row = rows[0];
       if (!row?.live) return { status: 'gone' };

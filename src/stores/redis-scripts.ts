@@ -52,17 +52,20 @@ return 1
 
 /**
  * KEYS: hash, due · ARGV: id, now, idleDeadline, expectedRev|'', userMode (''|set|clear), userId,
- * graceMs, nDel, nSet, nIncr, then del fields, set field/value pairs, incr field/amount pairs.
- * Everything is validated before the first write, so a refusal writes nothing.
+ * graceMs, lifeMode (''|set|clear), idleMs, absoluteMs, nDel, nSet, nIncr, then del fields, set
+ * field/value pairs, incr field/amount pairs. Everything is validated before the first write, so a
+ * refusal writes nothing. The idle deadline slides by the session's own idle length (m:life) when it
+ * has one, else to ARGV[3]; lifeMode sets or removes m:life and moves m:abs to m:created + absoluteMs.
+ * Replies {'ok', rev, absoluteDeadline, user ('' unless lifeMode), incr field/value…}.
  */
 export const COMMIT = script(`
 local h, now = KEYS[1], tonumber(ARGV[2])
-local m = live(h, now)
+local m = live(h, now, 'm:life', 'm:created')
 if not m then return {'gone'} end
 if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= m.rev then return {'conflict', m.rev} end
-local nDel, nSet, nIncr = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local nDel, nSet, nIncr = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local dels, sets, incrs = {}, {}, {}
-local i = 11
+local i = 14
 for _ = 1, nDel do dels[ARGV[i]] = true; i = i + 1 end
 local setFrom = i
 for _ = 1, nSet do sets[ARGV[i]] = ARGV[i + 1]; i = i + 2 end
@@ -82,12 +85,27 @@ for j = setFrom, setFrom + 2 * nSet - 1, 2 do redis.call('HSET', h, ARGV[j], ARG
 for j = 1, #incrs, 2 do redis.call('HSET', h, incrs[j], incrs[j + 1]) end
 if ARGV[5] == 'set' then redis.call('HSET', h, 'm:user', ARGV[6])
 elseif ARGV[5] == 'clear' then redis.call('HDEL', h, 'm:user') end
+local own, abs, user = m.fields[5], m.abs, ''
+if ARGV[8] ~= '' then
+  abs = tonumber(m.fields[6]) + tonumber(ARGV[10])
+  if ARGV[8] == 'set' then
+    own = ARGV[9]
+    redis.call('HSET', h, 'm:life', own)
+  else
+    own = false
+    redis.call('HDEL', h, 'm:life')
+  end
+  redis.call('HSET', h, 'm:abs', fmt(abs))
+  user = redis.call('HGET', h, 'm:user') or ''
+end
+local idle = ARGV[3]
+if own then idle = fmt(now + tonumber(own)) end
 local rev = redis.call('HINCRBY', h, 'm:rev', 1)
-redis.call('HSET', h, 'm:seen', ARGV[2], 'm:idle', ARGV[3])
-local endAt = math.min(tonumber(ARGV[3]), m.abs)
+redis.call('HSET', h, 'm:seen', ARGV[2], 'm:idle', idle)
+local endAt = math.min(tonumber(idle), abs)
 redis.call('PEXPIREAT', h, fmt(endAt + tonumber(ARGV[7])))
 redis.call('ZADD', KEYS[2], endAt, ARGV[1])
-local out = {'ok', rev, tostring(m.abs)}
+local out = {'ok', rev, fmt(abs), user}
 for j = 1, #incrs do out[#out + 1] = incrs[j] end
 return out
 `);
@@ -95,23 +113,25 @@ return out
 /**
  * KEYS: hash · ARGV: now, knownRev. load() that skips the attributes when the rev is the caller's:
  * false when not live (same rules as load), {'unchanged', meta fields…} when m:rev = knownRev,
- * {'changed', {field, value, …}} otherwise. Meta order: rev, idle, abs, created, seen, user, client.
+ * {'changed', {field, value, …}} otherwise. Meta order: rev, idle, abs, created, seen, user, client, life.
  */
 export const LOAD_IF_CHANGED = script(`
 local h = KEYS[1]
-local s = live(h, tonumber(ARGV[1]), 'm:created', 'm:seen', 'm:user', 'm:client')
+local s = live(h, tonumber(ARGV[1]), 'm:created', 'm:seen', 'm:user', 'm:client', 'm:life')
 if not s then return false end
 if s.rev ~= tonumber(ARGV[2]) then return {'changed', redis.call('HGETALL', h)} end
 local m = s.fields
-return {'unchanged', m[1], m[2], m[3], m[5], m[6], m[7], m[8]}
+return {'unchanged', m[1], m[2], m[3], m[5], m[6], m[7], m[8], m[9]}
 `);
 
-/** KEYS: hash, due · ARGV: id, now, idleDeadline, graceMs */
+/** KEYS: hash, due · ARGV: id, now, idleDeadline, graceMs. A session with its own idle length (m:life) slides by it. */
 export const TOUCH = script(`
-local m = live(KEYS[1], tonumber(ARGV[2]))
+local m = live(KEYS[1], tonumber(ARGV[2]), 'm:life')
 if not m then return 0 end
-redis.call('HSET', KEYS[1], 'm:seen', ARGV[2], 'm:idle', ARGV[3])
-local endAt = math.min(tonumber(ARGV[3]), m.abs)
+local idle = ARGV[3]
+if m.fields[5] then idle = fmt(tonumber(ARGV[2]) + tonumber(m.fields[5])) end
+redis.call('HSET', KEYS[1], 'm:seen', ARGV[2], 'm:idle', idle)
+local endAt = math.min(tonumber(idle), m.abs)
 redis.call('PEXPIREAT', KEYS[1], fmt(endAt + tonumber(ARGV[4])))
 redis.call('ZADD', KEYS[2], endAt, ARGV[1])
 return 1

@@ -35,6 +35,8 @@ export function parseSession(id: string, hash: Record<string, string>): StoredSe
     rev: storedNumber(hash['m:rev']),
   };
   if (hash['m:client'] !== undefined) meta.client = hash['m:client'];
+  // A session's own idle length (setLifetime); hashes written by earlier versions have none.
+  if (hash['m:life'] !== undefined) meta.idleMs = Number(hash['m:life']);
   return { id, meta, attributes };
 }
 
@@ -64,8 +66,9 @@ export function fnv1a(s: string): number {
 }
 
 /**
- * ARGV of the COMMIT script: id, now, idleDeadline, expectedRev|'', userMode, userId, graceMs, the three
- * counts, then del fields, set field/value pairs, incr field/amount pairs. One array, filled in place.
+ * ARGV of the COMMIT script: id, now, idleDeadline, expectedRev|'', userMode, userId, graceMs, lifeMode,
+ * idleMs, absoluteMs, the three counts, then del fields, set field/value pairs, incr field/amount pairs.
+ * One array, filled in place.
  */
 export function commitArgs(
   id: string,
@@ -74,6 +77,7 @@ export function commitArgs(
   graceMs: number,
 ): (string | number)[] {
   const userMode = delta.userId === undefined ? '' : delta.userId === null ? 'clear' : 'set';
+  const life = delta.lifetime;
   const args: (string | number)[] = [
     id,
     options.now,
@@ -82,11 +86,14 @@ export function commitArgs(
     userMode,
     delta.userId ?? '',
     graceMs,
+    life === undefined ? '' : life.idleMs === null ? 'clear' : 'set',
+    life?.idleMs ?? '',
+    life?.absoluteMs ?? '',
     0,
     0,
     0,
   ];
-  const counts = 7;
+  const counts = 10;
   if (delta.del) for (const k of delta.del) args.push(`a:${k}`);
   args[counts] = args.length - counts - 3;
   const setStart = args.length;
@@ -111,10 +118,13 @@ export function commitRefusal(reply: (string | number)[]): CommitResult | undefi
   return undefined;
 }
 
-/** An 'ok' COMMIT reply: 'ok', rev, absoluteDeadline, then the incremented fields and their values. */
+/**
+ * An 'ok' COMMIT reply: 'ok', rev, absoluteDeadline, the user after a lifetime change ('' otherwise),
+ * then the incremented fields and their values.
+ */
 export function commitSuccess(reply: (string | number)[]): CommitResult {
   const values: Record<string, string> = {};
-  for (let i = 3; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
+  for (let i = 4; i + 1 < reply.length; i += 2) values[String(reply[i]).slice(2)] = String(reply[i + 1]);
   return { status: 'ok', rev: Number(reply[1]), values };
 }
 

@@ -79,7 +79,17 @@ function isCommandTimeout(err: unknown): boolean {
   return err instanceof Error && err.message === 'Command timed out';
 }
 
-const META_FIELDS = ['m:created', 'm:seen', 'm:idle', 'm:abs', 'm:user', 'm:rev', 'm:client', 'm:ended'] as const;
+const META_FIELDS = [
+  'm:created',
+  'm:seen',
+  'm:idle',
+  'm:abs',
+  'm:user',
+  'm:rev',
+  'm:client',
+  'm:life',
+  'm:ended',
+] as const;
 
 /**
  * Redis / Valkey store: one hash per session (field per attribute), every mutation one
@@ -210,7 +220,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const indexUser = (userId: string, id: string, until: number) =>
     run('user index', USER_ADD, [userKey(userId)], [id, Math.max(1, Math.ceil(until + graceMs - Date.now()))]);
 
-  /** A commit that (re)indexes its user, or waits for replicas. */
+  /** A commit that (re)indexes its user, moves its lifetime, or waits for replicas. */
   const commitIndexed = async (id: string, delta: SessionDelta, options: CommitOptions): Promise<CommitResult> => {
     if (typeof delta.userId === 'string') await indexUser(delta.userId, id, options.idleDeadline);
     const reply = (await run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs))) as (
@@ -219,8 +229,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     )[];
     const refused = commitRefusal(reply);
     if (refused) return refused;
-    // The set must outlive the session's absolute deadline, known only now.
-    if (typeof delta.userId === 'string') await indexUser(delta.userId, id, Number(reply[2]));
+    // The set must outlive the session's absolute deadline, known only now (a new lifetime may have moved it).
+    const user = typeof delta.userId === 'string' ? delta.userId : String(reply[3] ?? '');
+    if (user !== '') await indexUser(user, id, Number(reply[2]));
     const result = commitSuccess(reply);
     await replicated?.('commit');
     return result;
@@ -246,6 +257,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       );
       if (meta.userId !== null) fields.push('m:user', meta.userId);
       if (meta.client !== undefined) fields.push('m:client', meta.client);
+      if (meta.idleMs !== undefined) fields.push('m:life', String(meta.idleMs));
       if (meta.userId !== null) await indexUser(meta.userId, id, meta.absoluteDeadline);
       const args = [id, end, end + graceMs, Date.now() - graceMs, ...fields];
       const created = (await run('create', CREATE, hashAndDue(id), args)) === 1;
@@ -271,7 +283,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
         // The script already refused ended and expired sessions; only a hash without m:rev is left.
         return session ? { status: 'changed', session } : null;
       }
-      const [, rev, idle, abs, created, seen, user, client] = reply;
+      const [, rev, idle, abs, created, seen, user, client, life] = reply;
       const hash: Record<string, string> = {
         'm:rev': String(rev),
         'm:idle': String(idle),
@@ -281,14 +293,15 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       };
       if (user != null) hash['m:user'] = user;
       if (client != null) hash['m:client'] = client;
+      if (life != null) hash['m:life'] = life;
       const meta = parseSession(id, hash)?.meta;
       return meta ? { status: 'unchanged', meta } : null;
     },
 
     commit(id, delta, options): Promise<CommitResult> {
-      // Most commits index no user and wait for no replica: one script, its reply read by a plain
-      // function, no async frame.
-      if (typeof delta.userId === 'string' || replicated) return commitIndexed(id, delta, options);
+      // Most commits index no user, keep their lifetime and wait for no replica: one script, its
+      // reply read by a plain function, no async frame.
+      if (typeof delta.userId === 'string' || delta.lifetime || replicated) return commitIndexed(id, delta, options);
       return run('commit', COMMIT, hashAndDue(id), commitArgs(id, delta, options, graceMs)).then(commitOutcome);
     },
 

@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS shoal_sessions (
   user_id           TEXT,
   rev               INTEGER NOT NULL,
   client            TEXT,
+  idle_ms           INTEGER,
   ended_reason      TEXT,
   claim_until       INTEGER,
   attempt           INTEGER NOT NULL DEFAULT 0,
@@ -41,25 +42,35 @@ CREATE TABLE IF NOT EXISTS shoal_fencing (
 );
 `;
 
+/**
+ * Columns added after a table was first created, with their type: a file an earlier version made
+ * gets them on open (sqlite.ts). A row without a value reads as an earlier version wrote it.
+ */
+export const ADDED_COLUMNS: readonly (readonly [name: string, type: string])[] = [['idle_ms', 'INTEGER']];
+
 const LIVE = 'ended_reason IS NULL AND idle_deadline > @now AND absolute_deadline > @now';
 const META =
-  'id, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client, ended_reason, attempt';
+  'id, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev, client, idle_ms, ended_reason, attempt';
+/** The idle deadline a touch sets: the session's own idle length when it has one, else the caller's. */
+const TOUCHED_IDLE = 'COALESCE(@now + idle_ms, @idleDeadline)';
 
 export const SQL = {
   insert: `INSERT INTO shoal_sessions
-      (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, ends_at, user_id, rev, client)
+      (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, ends_at, user_id, rev,
+       client, idle_ms)
     VALUES (@ns, @id, @attributes, @createdAt, @lastSeenAt, @idleDeadline, @absoluteDeadline,
-      MIN(@idleDeadline, @absoluteDeadline), @userId, @rev, @client)
+      MIN(@idleDeadline, @absoluteDeadline), @userId, @rev, @client, @idleMs)
     ON CONFLICT (namespace, id) DO NOTHING`,
   loadLive: `SELECT ${META}, attributes FROM shoal_sessions WHERE namespace = @ns AND id = @id AND ${LIVE}`,
   // attributes is NOT NULL, so NULL here means "rev is the caller's" (the text is neither copied nor parsed).
   loadIfChanged: `SELECT ${META}, CASE WHEN rev = @knownRev THEN NULL ELSE attributes END AS attributes
     FROM shoal_sessions WHERE namespace = @ns AND id = @id AND ${LIVE}`,
   update: `UPDATE shoal_sessions SET attributes = @attributes, user_id = @userId, rev = @rev,
-      last_seen_at = @now, idle_deadline = @idleDeadline, ends_at = MIN(@idleDeadline, absolute_deadline)
+      last_seen_at = @now, idle_deadline = @idleDeadline, absolute_deadline = @absoluteDeadline, idle_ms = @idleMs,
+      ends_at = MIN(@idleDeadline, @absoluteDeadline)
     WHERE namespace = @ns AND id = @id`,
-  touch: `UPDATE shoal_sessions SET last_seen_at = @now, idle_deadline = @idleDeadline,
-      ends_at = MIN(@idleDeadline, absolute_deadline)
+  touch: `UPDATE shoal_sessions SET last_seen_at = @now, idle_deadline = ${TOUCHED_IDLE},
+      ends_at = MIN(${TOUCHED_IDLE}, absolute_deadline)
     WHERE namespace = @ns AND id = @id AND ${LIVE}`,
   // Kept as a snapshot for onSessionEnd; due at once so the next sweep claims it.
   destroy: `UPDATE shoal_sessions SET ended_reason = 'destroyed', ends_at = MIN(ends_at, @now), claim_until = NULL
@@ -103,6 +114,8 @@ export interface SessionRow {
   user_id: string | null;
   rev: number;
   client: string | null;
+  /** null: no lifetime of its own (and every row an earlier version wrote). */
+  idle_ms: number | null;
   ended_reason: string | null;
   attempt: number;
 }

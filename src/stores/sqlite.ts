@@ -1,19 +1,21 @@
+import type BetterSqlite3 from 'better-sqlite3';
 import { StoreUnavailableError } from '../core/errors.js';
 import { openSqliteFile, type SqliteRole } from '../core/sqlite-file.js';
-import type {
-  CommitOptions,
-  CommitResult,
-  EndedSession,
-  EndReason,
-  LockGrant,
-  SessionDelta,
-  SessionStore,
-  StoredSession,
-  StoreOptions,
+import {
+  type CommitOptions,
+  type CommitResult,
+  type EndedSession,
+  type EndReason,
+  type LockGrant,
+  type SessionDelta,
+  type SessionStore,
+  type StoredSession,
+  type StoreOptions,
+  slide,
 } from './contract.js';
 import { applyDelta } from './delta.js';
 import { withLifecycle } from './lifecycle.js';
-import { SCHEMA, type SessionRow, SQL } from './sqlite-sql.js';
+import { ADDED_COLUMNS, SCHEMA, type SessionRow, SQL } from './sqlite-sql.js';
 
 export interface SqliteStoreOptions extends StoreOptions {
   /** Database file; its directory is created when missing. ":memory:" keeps it private to this process. */
@@ -41,7 +43,7 @@ const ROLE: SqliteRole = {
 export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionStore> {
   const ns = options.namespace ?? 'session';
   const timeoutMs = Math.min(0x7fffffff, Math.max(0, Math.round(options.timeoutMs ?? 5000)));
-  const { db, anonymous, guard } = await openSqliteFile(options.path, timeoutMs, SCHEMA, ROLE);
+  const { db, anonymous, guard } = await openSqliteFile(options.path, timeoutMs, SCHEMA, ROLE, addColumns);
   const immediate = <A extends unknown[], R>(fn: (...args: A) => R) => {
     const t = db.transaction(fn);
     return (...args: A): R => guard(() => t.immediate(...args));
@@ -52,7 +54,15 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     loadLive: db.prepare<Live, SessionRow>(SQL.loadLive),
     loadIfChanged: db.prepare<Live & { knownRev: number }, SessionRow>(SQL.loadIfChanged),
     update: db.prepare<
-      Key & { attributes: string; userId: string | null; rev: number; now: number; idleDeadline: number }
+      Key & {
+        attributes: string;
+        userId: string | null;
+        rev: number;
+        now: number;
+        idleDeadline: number;
+        absoluteDeadline: number;
+        idleMs: number | null;
+      }
     >(SQL.update),
     touch: db.prepare<Live & { idleDeadline: number }>(SQL.touch),
     destroy: db.prepare<Live>(SQL.destroy),
@@ -81,6 +91,7 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
       userId: m.userId,
       rev: m.rev,
       client: m.client ?? null,
+      idleMs: m.idleMs ?? null,
     });
     return info.changes === 1;
   });
@@ -92,6 +103,12 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
     const applied = applyDelta(decodeAttributes(row.attributes), row.user_id, delta);
     if ('status' in applied) return applied;
     const rev = row.rev + 1;
+    const to = slide(
+      { createdAt: row.created_at, absoluteDeadline: row.absolute_deadline, idleMs: row.idle_ms ?? undefined },
+      delta.lifetime,
+      o.now,
+      o.idleDeadline,
+    );
     s.update.run({
       ns,
       id,
@@ -99,7 +116,9 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
       userId: applied.userId,
       rev,
       now: o.now,
-      idleDeadline: o.idleDeadline,
+      idleDeadline: to.idleDeadline,
+      absoluteDeadline: to.absoluteDeadline,
+      idleMs: to.idleMs ?? null,
     });
     return { status: 'ok', rev, values: applied.values };
   });
@@ -171,6 +190,16 @@ export async function sqliteStore(options: SqliteStoreOptions): Promise<SessionS
   } satisfies SessionStore);
 }
 
+/** A table an earlier version created gets the columns added since (in the schema's write transaction). */
+function addColumns(db: BetterSqlite3.Database): void {
+  const have = new Set(
+    (db.prepare('PRAGMA table_info(shoal_sessions)').all() as { name: string }[]).map((column) => column.name),
+  );
+  for (const [name, type] of ADDED_COLUMNS) {
+    if (!have.has(name)) db.exec(`ALTER TABLE shoal_sessions ADD COLUMN ${name} ${type}`);
+  }
+}
+
 function decodeAttributes(text: string | null | undefined): Record<string, string> {
   return text === undefined || text === null ? {} : (JSON.parse(text) as Record<string, string>);
 }
@@ -191,6 +220,7 @@ function toSession(row: SessionRow): StoredSession {
       userId: row.user_id,
       rev: row.rev,
       client: row.client ?? undefined,
+      ...(row.idle_ms === null ? {} : { idleMs: row.idle_ms }),
     },
     attributes: decodeAttributes(row.attributes),
   };

@@ -500,6 +500,149 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
       });
     });
 
+    describe('a lifetime of its own (remember me)', () => {
+      const maxAge = (setCookie: string | undefined) => {
+        const m = /Max-Age=(\d+)/.exec(setCookie ?? '');
+        return m ? Number(m[1]) : null;
+      };
+
+      it('set at login, it holds on every node: reads, write-only commits, the throttled touch and manager.touch slide by it', async () => {
+        const { a, b } = rig({ idleTimeout: 300, touchInterval: 0 });
+        const remembered = await seed(a, { cart: ['x'] });
+        const login = await request(b, remembered.cookie, async (s) => {
+          await s.regenerate({ keepData: true });
+          s.setUser('ann');
+          s.setLifetime({ idle: 5000, absolute: '1m' });
+        });
+        const id = login.session.id;
+        expect(maxAge(login.setCookie)).toBeGreaterThanOrEqual(59);
+        expect(maxAge(login.setCookie)).toBeLessThanOrEqual(60);
+        const ordinary = await request(a, undefined, (s) => s.set('cart', ['y']));
+        expect(ordinary.setCookie).toMatch(/^shoal\.sid=/);
+        expect(maxAge(ordinary.setCookie)).toBeNull();
+        const ownIdle = async () => ((await stored(id))?.meta.idleDeadline ?? 0) - Date.now();
+        expect((await stored(id))?.meta.idleMs).toBe(5000);
+        await sleep(400); // past the manager's idle timeout
+        expect((await request(a, login.cookie, (s) => s.get('cart'))).result).toEqual(['x']);
+        expect(await ownIdle()).toBeGreaterThan(4000); // the read's touch slid it by 5 s, not 300 ms
+        await sleep(400);
+        const blind = await request(b, login.cookie, (s) => s.set('step', 2)); // never loads the session
+        expect(blind.setCookie).toBeUndefined();
+        expect(await ownIdle()).toBeGreaterThan(4000);
+        await sleep(400);
+        expect(await b.touch(id as string)).toBe(true); // a gateway's socket activity
+        expect(await ownIdle()).toBeGreaterThan(4500);
+        await sleep(400);
+        expect((await request(b, login.cookie, (s) => s.all())).result).toEqual({ cart: ['x'], step: 2 });
+        // The ordinary session of the same age ended after the manager's 300 ms.
+        const late = await request(b, ordinary.cookie, (s) => s.get('cart'));
+        expect(late.result).toBeUndefined();
+        expect(late.setCookie).toMatch(/Max-Age=0/);
+      });
+
+      it('set before the session exists, it is created with it; regenerate keeps it; null goes back to the defaults', async () => {
+        const { a, b } = rig({ idleTimeout: '30m', absoluteTimeout: '12h' });
+        const HOUR = 3_600_000;
+        // A lifetime alone is nothing to keep: no session, no cookie.
+        const alone = await request(a, undefined, (s) => s.setLifetime({ idle: '1d' }));
+        expect(alone.session.id).toBeNull();
+        expect(alone.setCookie).toBeUndefined();
+        const first = await request(a, undefined, (s) => {
+          s.setLifetime({ idle: '1d' });
+          s.set('a', 1);
+        });
+        const created = await stored(first.session.id);
+        // absolute left out: the longer of absoluteTimeout (12h) and idle (1d).
+        expect(created?.meta.idleMs).toBe(24 * HOUR);
+        expect((created?.meta.absoluteDeadline ?? 0) - (created?.meta.createdAt ?? 0)).toBe(24 * HOUR);
+        expect(maxAge(first.setCookie)).toBeGreaterThan(24 * 3600 - 5);
+        const rotated = await request(b, first.cookie, (s) => s.regenerate({ keepData: true }));
+        expect(rotated.session.id).not.toBe(first.session.id);
+        const moved = await stored(rotated.session.id);
+        expect(moved?.meta.idleMs).toBe(24 * HOUR);
+        expect((moved?.meta.absoluteDeadline ?? 0) - (moved?.meta.createdAt ?? 0)).toBe(24 * HOUR);
+        expect(maxAge(rotated.setCookie)).toBeGreaterThan(24 * 3600 - 5);
+        expect(await stored(first.session.id)).toBeNull();
+        // Set again with the same values: written, but the cookie need not be sent again.
+        const same = await request(a, rotated.cookie, (s) => s.setLifetime({ idle: '1d' }));
+        expect(same.setCookie).toBeUndefined();
+        const back = await request(a, rotated.cookie, (s) => s.setLifetime(null));
+        const plain = await stored(rotated.session.id);
+        expect(plain?.meta.idleMs).toBeUndefined();
+        expect((plain?.meta.absoluteDeadline ?? 0) - (plain?.meta.createdAt ?? 0)).toBe(12 * HOUR);
+        expect(plain?.meta.idleDeadline ?? 0).toBeLessThanOrEqual(Date.now() + 30 * 60_000);
+        // The cookie is sent again, ending with the browser session as the manager's cookie does.
+        expect(back.setCookie).toMatch(/^shoal\.sid=/);
+        expect(maxAge(back.setCookie)).toBeNull();
+        expect((await request(b, back.cookie, (s) => s.get('a'))).result).toBe(1);
+      });
+
+      it('refuses a bad lifetime at the call with a one-line SessionValueError saying what to do, and writes nothing', async () => {
+        const { a, calls, reset } = rig();
+        const { cookie, id } = await seed(a, { a: 1 });
+        const before = await stored(id);
+        const bad: [unknown, RegExp][] = [
+          [{ idle: -1 }, /idle must be a duration longer than 0.*got -1/],
+          [{ idle: 0 }, /idle must be a duration longer than 0.*got 0/],
+          [{ absolute: '0s' }, /absolute must be a duration longer than 0.*got "0s"/],
+          [{ idle: 'soon' }, /idle must be a duration longer than 0, such as '30d'.*got "soon"/],
+          [{ idle: '5' }, /got "5"/],
+          [{ idle: Number.NaN }, /got NaN/],
+          [{ idle: '30d', absolute: '7d' }, /idle \("30d"\) is longer than absolute \("7d"\).*leave absolute out/],
+          [{ idle: '401d' }, /longer than 400 days/],
+          [{}, /needs idle and\/or absolute/],
+          [{ idleTimeout: '30d' }, /does not know "idleTimeout"/],
+          ['30d', /takes \{ idle, absolute \}/],
+        ];
+        const s = a.open(cookie);
+        for (const [lifetime, message] of bad) {
+          let thrown: unknown;
+          try {
+            s.setLifetime(lifetime as Parameters<typeof s.setLifetime>[0]);
+          } catch (err) {
+            thrown = err;
+          }
+          expect(thrown, JSON.stringify(lifetime)).toBeInstanceOf(SessionValueError);
+          const text = (thrown as Error).message;
+          expect(text).toMatch(message);
+          expect(text).toMatch(/^session\.setLifetime\(\).*nothing was changed$/);
+          expect(text).not.toContain('\n');
+        }
+        reset();
+        await s.commit();
+        expect(calls).toEqual([]);
+        expect(a.setCookieHeader(s)).toBeUndefined();
+        expect(await stored(id)).toEqual(before);
+      });
+
+      it('ends with idle-timeout at its own idle deadline and absolute-timeout at its own absolute one', async (ctx) => {
+        if (!nodes.a.capabilities.lifecycle) return ctx.skip('the store cannot list ended sessions: no onSessionEnd');
+        const ends: { id: string; reason: string }[] = [];
+        const { a, b } = rig({
+          idleTimeout: '1h',
+          sweep: { enabled: true, interval: '1h' },
+          onSessionEnd: (snapshot, { reason }) => {
+            ends.push({ id: snapshot.id, reason });
+          },
+        });
+        const idle = await request(a, undefined, (s) => {
+          s.set('who', 'idle');
+          s.setLifetime({ idle: 300 });
+        });
+        const absolute = await request(b, undefined, (s) => {
+          s.set('who', 'absolute');
+          s.setLifetime({ absolute: 300 });
+        });
+        const ids = [idle.session.id, absolute.session.id];
+        await sleep(500);
+        for (let round = 0; round < 10; round++) await Promise.all([a.sweep(), b.sweep()]);
+        expect(ends.filter((e) => ids.includes(e.id)).sort((x, y) => x.reason.localeCompare(y.reason))).toEqual([
+          { id: absolute.session.id, reason: 'absolute-timeout' },
+          { id: idle.session.id, reason: 'idle-timeout' },
+        ]);
+      });
+    });
+
     describe('cookies', () => {
       it('accepts a cookie signed by a rotated-out secret while the ring still holds it, and not after', async () => {
         const oldSecret = newSecret();

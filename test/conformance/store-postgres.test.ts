@@ -11,7 +11,7 @@ const skip = await engineSkipReason('postgres');
 const url = ENGINE_URLS.postgres;
 const run = randomBytes(4).toString('hex');
 const table = `shoal_test_${run}`;
-const tables = [table, `${table}_race`, `${table}_proxy`];
+const tables = [table, `${table}_race`, `${table}_proxy`, `${table}_earlier`];
 
 afterAll(async () => {
   if (skip) return;
@@ -41,6 +41,53 @@ describe.skipIf(skip !== undefined)('postgres store specifics', () => {
     const s = sessionFixture();
     expect(await stores[0]?.create(s)).toBe(true);
     expect(await stores[2]?.load(s.id, Date.now())).not.toBeNull();
+  });
+
+  it('adds the columns a table made by an earlier version lacks, and serves the sessions it holds', async () => {
+    const earlier = `${table}_earlier`;
+    const t = Date.now();
+    const id = sessionFixture().id;
+    const admin = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      // The session table as the first version created it, with one of its sessions.
+      await admin.query(`CREATE TABLE "${earlier}" (
+        namespace text NOT NULL, id text NOT NULL, attributes jsonb NOT NULL DEFAULT '{}',
+        created_at bigint NOT NULL, last_seen_at bigint NOT NULL, idle_deadline bigint NOT NULL,
+        absolute_deadline bigint NOT NULL,
+        ends_at bigint GENERATED ALWAYS AS (least(idle_deadline, absolute_deadline)) STORED,
+        user_id text, rev bigint NOT NULL, client text,
+        ended_reason text CHECK (ended_reason IN ('idle-timeout', 'absolute-timeout', 'destroyed')),
+        claim_until bigint, attempt integer NOT NULL DEFAULT 0, PRIMARY KEY (namespace, id))`);
+      await admin.query(
+        `INSERT INTO "${earlier}" (namespace, id, attributes, created_at, last_seen_at, idle_deadline, absolute_deadline, user_id, rev)
+         VALUES ('session', $1, '{"a":"1"}', $2, $2, $3, $4, 'ann', 1)`,
+        [id, t, t + 3_600_000, t + 7_200_000],
+      );
+      const [store, second] = await Promise.all([open({ table: earlier }), open({ table: earlier })]);
+      const loaded = await second.load(id, t);
+      expect(loaded?.attributes).toEqual({ a: '1' });
+      expect(loaded?.meta).toMatchObject({ userId: 'ann', idleDeadline: t + 3_600_000 });
+      expect(loaded?.meta.idleMs).toBeUndefined();
+      // Without an idle length of its own, the caller's deadline applies, as it did.
+      await store.commit(id, { set: { b: '2' } }, { now: t + 10, idleDeadline: t + 500 });
+      expect((await second.load(id, t + 10))?.meta.idleDeadline).toBe(t + 500);
+      await store.commit(
+        id,
+        { lifetime: { idleMs: 3_600_000, absoluteMs: 10_800_000 } },
+        { now: t + 20, idleDeadline: t + 500 },
+      );
+      expect((await second.load(id, t + 1000))?.meta).toMatchObject({
+        idleMs: 3_600_000,
+        absoluteDeadline: t + 10_800_000,
+      });
+      const { rows } = await admin.query(
+        `SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = $1 AND column_name = 'idle_ms'`,
+        [earlier],
+      );
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('keeps the "session" and "client" namespaces apart in one table', async () => {

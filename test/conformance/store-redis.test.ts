@@ -170,6 +170,26 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     expect(await raw.pttl(userKey ?? '')).toBeGreaterThan(HOUR);
   });
 
+  it('a lifetime that moves the absolute deadline keeps the user index, and the hash, as long as the session', async () => {
+    const store = await open();
+    const user = `u-${randomUUID()}`;
+    const t = Date.now();
+    const s = sessionFixture({ userId: user, createdAt: t, idleDeadline: t + 1000, absoluteDeadline: t + 2000 });
+    await store.create(s);
+    const r = await store.commit(
+      s.id,
+      { lifetime: { idleMs: 30 * 24 * HOUR, absoluteMs: 90 * 24 * HOUR } },
+      { now: t, idleDeadline: t + 1000 },
+    );
+    expect(r.status).toBe('ok');
+    const [userKey] = await scanKeys(raw, `${keyPrefix}:*:u:{${user}}`);
+    expect(await raw.pttl(userKey ?? '')).toBeGreaterThan(89 * 24 * HOUR);
+    const [hashKey] = await keysOf(s.id);
+    expect(await raw.pttl(hashKey ?? '')).toBeGreaterThan(29 * 24 * HOUR);
+    expect(await raw.hget(hashKey ?? '', 'm:life')).toBe(String(30 * 24 * HOUR));
+    expect((await store.listByUser(user, t + 5000)).map((x) => x.meta.idleMs)).toEqual([30 * 24 * HOUR]);
+  });
+
   it('reloads its scripts after SCRIPT FLUSH', async () => {
     const store = await open();
     const s = sessionFixture();

@@ -97,6 +97,50 @@ describe('sqlite store specifics', () => {
     await store.close();
   });
 
+  it('adds the columns a table made by an earlier version lacks, and serves the sessions it holds', async () => {
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'earlier.db');
+    const t = Date.now();
+    const id = sessionFixture().id;
+    // The session table as the first version created it, with one of its sessions.
+    const earlier = new Database(file);
+    earlier.exec(`CREATE TABLE shoal_sessions (
+      namespace TEXT NOT NULL, id TEXT NOT NULL, attributes TEXT NOT NULL, created_at INTEGER NOT NULL,
+      last_seen_at INTEGER NOT NULL, idle_deadline INTEGER NOT NULL, absolute_deadline INTEGER NOT NULL,
+      ends_at INTEGER NOT NULL, user_id TEXT, rev INTEGER NOT NULL, client TEXT, ended_reason TEXT,
+      claim_until INTEGER, attempt INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (namespace, id))`);
+    earlier
+      .prepare(
+        `INSERT INTO shoal_sessions (namespace, id, attributes, created_at, last_seen_at, idle_deadline,
+          absolute_deadline, ends_at, user_id, rev, client) VALUES ('session', ?, '{"a":"1"}', ?, ?, ?, ?, ?, 'ann', 1, NULL)`,
+      )
+      .run(id, t, t, t + HOUR, t + 2 * HOUR, t + HOUR);
+    earlier.close();
+    const [store, second] = [await open({ path: file }), await open({ path: file })];
+    const loaded = await second.load(id, t);
+    expect(loaded?.attributes).toEqual({ a: '1' });
+    expect(loaded?.meta).toMatchObject({ userId: 'ann', idleDeadline: t + HOUR, absoluteDeadline: t + 2 * HOUR });
+    expect(loaded?.meta.idleMs).toBeUndefined();
+    // Without an idle length of its own, the caller's deadline applies, as it did.
+    await store.commit(id, { set: { b: '2' } }, { now: t + 10, idleDeadline: t + 500 });
+    expect((await second.load(id, t + 10))?.meta.idleDeadline).toBe(t + 500);
+    await store.commit(
+      id,
+      { lifetime: { idleMs: HOUR, absoluteMs: 3 * HOUR } },
+      { now: t + 20, idleDeadline: t + 500 },
+    );
+    expect((await second.load(id, t + 1000))?.meta).toMatchObject({ idleMs: HOUR, absoluteDeadline: t + 3 * HOUR });
+    const columns = new Database(file, { readonly: true });
+    try {
+      const names = (columns.prepare('PRAGMA table_info(shoal_sessions)').all() as { name: string }[]).map(
+        (c) => c.name,
+      );
+      expect(names.filter((n) => n === 'idle_ms')).toEqual(['idle_ms']);
+    } finally {
+      columns.close();
+    }
+  });
+
   it('works on a private in-memory database', async () => {
     const store = await open({ path: ':memory:' });
     expect(store.capabilities.shared).toBe(false);

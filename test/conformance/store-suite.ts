@@ -268,6 +268,7 @@ export function describeStoreConformance(name: string, fixture: StoreFixture, sk
     });
 
     describeLoadIfChanged(open);
+    describeLifetime(open);
     describeUserIndex(open);
     describeLifecycle(open);
     describeLocks(open);
@@ -347,6 +348,108 @@ function describeLoadIfChanged(open: Open): void {
     // Just before the deadline both are still served.
     expect((await store.loadIfChanged(idle.id, t + 999, 1))?.status).toBe('unchanged');
     expect((await store.loadIfChanged(absolute.id, t + 999, 0))?.status).toBe('changed');
+  });
+}
+
+function describeLifetime(open: Open): void {
+  it("a session's own idle length (meta.idleMs) is kept, and commits and touches from any client slide by it, not by the caller's deadline", async () => {
+    const [a, b] = [await open(), await open()];
+    const t = Date.now();
+    const s = sessionFixture({ idleMs: 10_000, idleDeadline: t + 10_000, absoluteDeadline: t + HOUR });
+    const plain = sessionFixture({ idleDeadline: t + 10_000 });
+    await a.create(s);
+    await a.create(plain);
+    expect((await b.load(s.id, t))?.meta.idleMs).toBe(10_000);
+    expect((await b.load(plain.id, t))?.meta.idleMs).toBeUndefined();
+    // A client that never loaded the session passes the deadline its own default gives.
+    expect((await b.commit(s.id, { set: { a: '1' } }, { now: t + 100, idleDeadline: t + 600 })).status).toBe('ok');
+    expect((await a.load(s.id, t + 200))?.meta).toMatchObject({ idleMs: 10_000, idleDeadline: t + 10_100, rev: 2 });
+    expect(await b.touch(s.id, t + 300, t + 800)).toBe(true);
+    expect((await a.load(s.id, t + 300))?.meta).toMatchObject({ idleDeadline: t + 10_300, lastSeenAt: t + 300 });
+    // Past the caller's deadline, still served: its own idle length is what counts.
+    expect(await a.load(s.id, t + 5000)).not.toBeNull();
+    // A record without one takes the caller's deadline, as before.
+    expect(await b.touch(plain.id, t + 300, t + 800)).toBe(true);
+    expect((await a.load(plain.id, t + 300))?.meta.idleDeadline).toBe(t + 800);
+    if (a.loadIfChanged) {
+      expect(await a.loadIfChanged(s.id, t + 400, 2)).toMatchObject({ status: 'unchanged', meta: { idleMs: 10_000 } });
+      expect(await a.loadIfChanged(s.id, t + 400, 1)).toMatchObject({
+        status: 'changed',
+        session: { meta: { idleMs: 10_000 } },
+      });
+    }
+  });
+
+  it('a commit with a lifetime sets the idle length and moves the absolute deadline from createdAt; idleMs null removes it', async () => {
+    const [a, b] = [await open(), await open()];
+    const t = Date.now();
+    const s = sessionFixture({ createdAt: t, idleDeadline: t + 1000, absoluteDeadline: t + 2000 }, { a: '1' });
+    await a.create(s);
+    const set = await b.commit(
+      s.id,
+      { set: { b: '2' }, lifetime: { idleMs: 60_000, absoluteMs: 5 * HOUR } },
+      { now: t + 10, idleDeadline: t + 1010 },
+    );
+    expect(set).toMatchObject({ status: 'ok', rev: 2 });
+    const long = await a.load(s.id, t + 20);
+    expect(long?.meta).toMatchObject({ idleMs: 60_000, idleDeadline: t + 60_010, absoluteDeadline: t + 5 * HOUR });
+    expect(long?.attributes).toEqual({ a: '1', b: '2' });
+    // Both old deadlines have passed; the new ones keep it.
+    expect(await a.load(s.id, t + 30_000)).not.toBeNull();
+    expect(await b.touch(s.id, t + 30_000, t + 30_500)).toBe(true);
+    expect((await a.load(s.id, t + 30_000))?.meta.idleDeadline).toBe(t + 90_000);
+    const back = await b.commit(
+      s.id,
+      { lifetime: { idleMs: null, absoluteMs: HOUR } },
+      { now: t + 40_000, idleDeadline: t + 41_000 },
+    );
+    expect(back).toMatchObject({ status: 'ok', rev: 3 });
+    const plain = await a.load(s.id, t + 40_000);
+    expect(plain?.meta.idleMs).toBeUndefined();
+    expect(plain?.meta).toMatchObject({ idleDeadline: t + 41_000, absoluteDeadline: t + HOUR });
+    expect(await a.load(s.id, t + 41_000)).toBeNull();
+    // A refused commit moves nothing.
+    const gone = await b.commit(
+      s.id,
+      { lifetime: { idleMs: HOUR, absoluteMs: 2 * HOUR } },
+      { now: t + 42_000, idleDeadline: t + 43_000 },
+    );
+    expect(gone).toEqual({ status: 'gone' });
+  });
+
+  it('a lifetime change under compare-and-swap conflicts like any other change, writing nothing', async () => {
+    const store = await open();
+    const t = Date.now();
+    const s = sessionFixture({ createdAt: t });
+    await store.create(s);
+    const stale = await store.commit(
+      s.id,
+      { lifetime: { idleMs: 60_000, absoluteMs: 5 * HOUR } },
+      { now: t, idleDeadline: t + 1000, expectedRev: 7 },
+    );
+    expect(stale).toEqual({ status: 'conflict', rev: 1 });
+    expect((await store.load(s.id, t))?.meta).toEqual(s.meta);
+  });
+
+  it('ends a session with its own lifetime at its idle deadline (idle-timeout) or its absolute one (absolute-timeout)', async (ctx) => {
+    const [a, b] = [await open(), await open()];
+    if (!a.capabilities.lifecycle) return ctx.skip();
+    const t = Date.now();
+    const idle = sessionFixture({ createdAt: t, idleDeadline: t + HOUR });
+    const absolute = sessionFixture({ createdAt: t, idleDeadline: t + HOUR });
+    for (const s of [idle, absolute]) await a.create(s);
+    await b.commit(idle.id, { lifetime: { idleMs: 50, absoluteMs: HOUR } }, { now: t, idleDeadline: t + HOUR });
+    await b.commit(absolute.id, { lifetime: { idleMs: HOUR, absoluteMs: 50 } }, { now: t, idleDeadline: t + HOUR });
+    const mine = new Set([idle.id, absolute.id]);
+    const reasons = new Map<string, string>();
+    for (let round = 0; round < 10 && reasons.size < 2; round++) {
+      for (const e of await a.claimEnded({ now: t + 100, limit: 1000, leaseMs: 60_000, owner: 'x' })) {
+        if (mine.has(e.snapshot.id)) reasons.set(e.snapshot.id, e.reason);
+      }
+    }
+    expect(reasons.get(idle.id)).toBe('idle-timeout');
+    expect(reasons.get(absolute.id)).toBe('absolute-timeout');
+    for (const id of mine) await a.ackEnded(id);
   });
 }
 
