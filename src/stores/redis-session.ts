@@ -36,7 +36,7 @@ export function parseSession(id: string, hash: Record<string, string>): StoredSe
   };
   if (hash['m:client'] !== undefined) meta.client = hash['m:client'];
   // A session's own idle length (setLifetime); hashes written by earlier versions have none.
-  if (hash['m:life'] !== undefined) meta.idleMs = Number(hash['m:life']);
+  if (hash['m:life'] !== undefined) meta.idleMs = storedNumber(hash['m:life']);
   return { id, meta, attributes };
 }
 
