@@ -291,25 +291,31 @@ export class RequestSession implements SessionControl {
     const legacy = unsignLegacy(raw, this.#c.secrets);
     if (!legacy) return false;
     const id = movedSessionId(legacy);
-    if (await this.#openMoved(id)) return true;
-    const data = await legacyGet(this.#c.migrateFrom as LegacyStore, legacy.id);
-    if (data && (await this.#createMoved(id, data))) await this.#dropLegacy(legacy.id);
-    // Created here, or by a request that raced this one (which deleted the old entry only after).
-    if (!(await this.#openMoved(id))) this.#generate(true);
+    const found = await this.#openMoved(id);
+    if (found === 'absent') {
+      const data = await legacyGet(this.#c.migrateFrom as LegacyStore, legacy.id);
+      if (data && (await this.#createMoved(id, data))) await this.#dropLegacy(legacy.id);
+      // Created here, or by a request that raced this one (which deleted the old entry only after).
+      if ((await this.#openMoved(id)) === 'opened') return true;
+    } else if (found === 'opened') {
+      return true;
+    }
+    this.#generate(true);
     return true;
   }
 
-  /** The moved session, when it is live and was moved within MOVE_WINDOW_MS. */
-  async #openMoved(id: string): Promise<boolean> {
+  /** Opens the moved session if it is live and moved within MOVE_WINDOW_MS; 'spent' if it moved longer ago. */
+  async #openMoved(id: string): Promise<'opened' | 'spent' | 'absent'> {
     const context = sessionContext(this.#c.manager);
     const found = await fetchRecord(context.services, id);
-    if (!found || Date.now() - found.record.meta.createdAt >= MOVE_WINDOW_MS) return false;
+    if (!found) return 'absent';
+    if (Date.now() - found.record.meta.createdAt >= MOVE_WINDOW_MS) return 'spent';
     const shoal = this.#c.manager.openId(id, this.#ctx);
-    if (!(await shoal.load())) return false;
+    if (!(await shoal.load())) return 'absent';
     this.#inflate(id, shoal, await shoal.all());
     this.#cookieId = id;
     this.#moved = true;
-    return true;
+    return 'opened';
   }
 
   /** Stores the old session's data under the moved id; false when a racing request already did (or it ended). */
