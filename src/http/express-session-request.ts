@@ -282,8 +282,8 @@ export class RequestSession implements SessionControl {
    * (movedSessionId), so every request that presents the cookie, on any node and in any order,
    * creates or finds the same session, and the old entry is deleted only once that session exists:
    * a request that finds the old entry gone finds the moved session instead. After
-   * MOVE_WINDOW_MS the old cookie leads nowhere, and a session that ended (logout, rotation) is
-   * never brought back by it: the store refuses to create an id it has ended.
+   * MOVE_WINDOW_MS the old cookie leads nowhere. A moved session that ended (logout, rotation) is
+   * not brought back by it: its old entry is gone, and the store refuses to create an id it ended.
    */
   async #migrate(header: string | undefined): Promise<boolean> {
     const [raw, ...more] = readCookie(header, this.#c.name);
