@@ -139,10 +139,11 @@ export function cookieShape(cookie: SessionCookie): string {
 }
 
 /**
- * The id in a cookie express-session signed (`s:<id>.<mac>`, cookie-signature's HMAC-SHA256), or
- * null. Only used to move sessions an express-session store wrote (`migrateFrom`).
+ * The id in a cookie express-session signed (`s:<id>.<mac>`, cookie-signature's HMAC-SHA256), and
+ * the secret that signed it, or null. Only used to move sessions an express-session store wrote
+ * (`migrateFrom`).
  */
-export function unsignLegacy(raw: string, secrets: readonly string[]): string | null {
+export function unsignLegacy(raw: string, secrets: readonly string[]): { id: string; secret: string } | null {
   let value: string;
   try {
     value = decodeURIComponent(raw);
@@ -157,7 +158,21 @@ export function unsignLegacy(raw: string, secrets: readonly string[]): string | 
   const given = Buffer.from(signed.slice(dot + 1));
   for (const secret of secrets) {
     const mac = Buffer.from(createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, ''));
-    if (mac.length === given.length && timingSafeEqual(mac, given)) return id;
+    if (mac.length === given.length && timingSafeEqual(mac, given)) return { id, secret };
   }
   return null;
+}
+
+/**
+ * The shoal id an express-session session moves to: the same on every node and for every request
+ * that presents the old cookie, so requests racing to move it agree through the store's
+ * create-if-absent. Keyed with the secret that signed the old cookie, so only the server can
+ * derive it, and only from a cookie it signed; labelled, so it is unrelated to any cookie signature.
+ */
+export function movedSessionId(legacy: { id: string; secret: string }): string {
+  return createHmac('sha256', legacy.secret)
+    .update(`shoal/express-session migrateFrom\0${legacy.id}`)
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url');
 }

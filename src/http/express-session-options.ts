@@ -56,7 +56,9 @@ export interface ExpressSessionOptions {
   /**
    * An express-session store (e.g. connect-redis' RedisStore) whose sessions move over on a browser's
    * first request after the switch: its `s:`-signed cookie is verified with `secret`, the data is
-   * copied into a new shoal session (new id) and the old entry is destroyed.
+   * copied into a new shoal session and the old entry is destroyed. The new id is derived from the
+   * old one (keyed with the secret), so a browser's parallel first requests, on any node, all land
+   * in that one session; the old cookie leads to it for a minute after the move, then nowhere.
    */
   migrateFrom?: LegacyStore;
 }

@@ -7,11 +7,12 @@ import { readCookie } from '../session/cookie.js';
 import { MAX_LIFETIME_MS, resolveLifetime } from '../session/lifetime.js';
 import { type SessionManager, sessionContext } from '../session/manager.js';
 import type { SessionStartContext } from '../session/options.js';
-import { createRecord } from '../session/records.js';
+import { createRecord, fetchRecord, insertRecord } from '../session/records.js';
 import { recordMeta, rotateAway, type Session } from '../session/session.js';
 import {
   type CookieOptions,
   cookieShape,
+  movedSessionId,
   SessionCookie,
   type StoredCookie,
   unsignLegacy,
@@ -19,6 +20,12 @@ import {
 import { DropInSession, type SessionControl } from './express-session-object.js';
 import type { LegacyStore } from './express-session-options.js';
 import { COOKIE, propertyOf, same, texts, withoutCookie } from './express-session-texts.js';
+
+/**
+ * How long after a session moved from an express-session store its old cookie still leads to it:
+ * for the requests the browser sent before the new cookie reached it. After that, nowhere.
+ */
+const MOVE_WINDOW_MS = 60_000;
 
 /** The request as the drop-in sees it (Express's getters when there, plain node:http otherwise). */
 export type DropInRequest = IncomingMessage & {
@@ -74,8 +81,8 @@ export class RequestSession implements SessionControl {
   #touched = false;
   /** The session's own idle length as the store holds it (undefined: the manager's idleTimeout). */
   #storedIdle: number | undefined;
-  /** An express-session store entry to destroy once its data lives in shoal. */
-  #legacyId: string | null = null;
+  /** Reached through an express-session cookie (migrateFrom): the response sends the shoal cookie. */
+  #moved = false;
   #object!: DropInSession;
 
   constructor(config: DropInConfig, req: DropInRequest, ctx: SessionStartContext, cookieOptions: CookieOptions) {
@@ -118,7 +125,7 @@ export class RequestSession implements SessionControl {
     else if (this.#exists && !isNew) await this.#touch(sess, current);
     const setCookie = isNew
       ? this.#c.saveUninitialized || modified
-      : this.#c.rolling || (sess.cookie.expires != null && modified);
+      : this.#moved || this.#c.rolling || (sess.cookie.expires != null && modified);
     if (!setCookie || !this.#exists) return [];
     if (sess.cookie.secure && !this.#secure()) return [];
     return [sess.cookie.serialize(this.#c.name, this.#c.manager.sign(this.#id))];
@@ -290,7 +297,6 @@ export class RequestSession implements SessionControl {
     const lifetime = idle === undefined ? undefined : resolveLifetime({ idle }, context.config);
     await createRecord(context, this.#id, texts, null, this.#ctx.client, lifetime);
     this.#exists = true;
-    if (this.#legacyId) await this.#dropLegacy(this.#legacyId);
   }
 
   /** The store replaced a session that ended mid-request by a new one (see Session.commit). */
@@ -300,29 +306,70 @@ export class RequestSession implements SessionControl {
     this.#req.sessionID = id;
   }
 
-  /** An express-session cookie whose session the old store still has: its data becomes a new session here. */
+  /**
+   * An express-session cookie whose session the old store has (or had a moment ago): the request
+   * gets the shoal session it moves to. The moved session's id is derived from the old one
+   * (movedSessionId), so every request that presents the cookie, on any node and in any order,
+   * creates or finds the same session, and the old entry is deleted only once that session exists:
+   * a request that finds the old entry gone finds the moved session instead. After
+   * MOVE_WINDOW_MS the old cookie leads nowhere. A moved session that ended (logout, rotation) is
+   * not brought back by it: its old entry is gone, and the store refuses to create an id it ended.
+   */
   async #migrate(header: string | undefined): Promise<boolean> {
     const [raw, ...more] = readCookie(header, this.#c.name);
     if (raw === undefined || more.length > 0) return false;
-    const legacyId = unsignLegacy(raw, this.#c.secrets);
-    if (!legacyId) return false;
-    const data = await legacyGet(this.#c.migrateFrom as LegacyStore, legacyId);
-    this.#generate(true);
-    if (!data) return true;
-    const object = this.#object;
-    for (const [key, value] of Object.entries(data)) {
-      if (key === COOKIE && typeof value === 'object' && value !== null) {
-        object.cookie = SessionCookie.fromStored(value as StoredCookie);
-      } else if (key !== COOKIE) {
-        object[key] = value;
-      }
+    const legacy = unsignLegacy(raw, this.#c.secrets);
+    if (!legacy) return false;
+    const id = movedSessionId(legacy);
+    const found = await this.#openMoved(id);
+    if (found === 'absent') {
+      const data = await legacyGet(this.#c.migrateFrom as LegacyStore, legacy.id);
+      if (data && (await this.#createMoved(id, data))) await this.#dropLegacy(legacy.id);
+      // Created here, or by a request that raced this one (which deleted the old entry only after).
+      if ((await this.#openMoved(id)) === 'opened') return true;
+    } else if (found === 'opened') {
+      return true;
     }
-    this.#legacyId = legacyId;
+    this.#generate(true);
     return true;
   }
 
+  /** Opens the moved session if it is live and moved within MOVE_WINDOW_MS; 'spent' if it moved longer ago. */
+  async #openMoved(id: string): Promise<'opened' | 'spent' | 'absent'> {
+    const context = sessionContext(this.#c.manager);
+    const found = await fetchRecord(context.services, id);
+    if (!found) return 'absent';
+    if (Date.now() - found.record.meta.createdAt >= MOVE_WINDOW_MS) return 'spent';
+    const shoal = this.#c.manager.openId(id, this.#ctx);
+    if (!(await shoal.load())) return 'absent';
+    this.#inflate(id, shoal, await shoal.all());
+    this.#cookieId = id;
+    this.#moved = true;
+    return 'opened';
+  }
+
+  /** Stores the old session's data under the moved id; false when a racing request already did (or it ended). */
+  async #createMoved(id: string, data: Record<string, unknown>): Promise<boolean> {
+    const stored = data[COOKIE];
+    const cookie =
+      typeof stored === 'object' && stored !== null
+        ? SessionCookie.fromStored(stored as StoredCookie)
+        : this.#newCookie();
+    const values: Record<string, string> = {};
+    for (const [key, value] of Object.entries(data)) {
+      const text = key === COOKIE ? undefined : JSON.stringify(value);
+      if (text !== undefined) values[key] = text;
+    }
+    values[COOKIE] = JSON.stringify(cookie);
+    const context = sessionContext(this.#c.manager);
+    checkCommitSize(values, context.config.maxSize);
+    // A "remember me" cookie moves with its server-side lifetime, as a session saved here gets it.
+    const idle = this.#idleFor(cookie);
+    const lifetime = idle === undefined ? undefined : resolveLifetime({ idle }, context.config);
+    return (await insertRecord(context, id, values, null, this.#ctx.client, lifetime)) !== null;
+  }
+
   async #dropLegacy(id: string): Promise<void> {
-    this.#legacyId = null;
     try {
       await new Promise<void>((resolve, reject) => {
         const done = (err?: unknown) => (err ? reject(err) : resolve());

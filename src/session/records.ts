@@ -79,6 +79,28 @@ export async function createRecord(
   client: string | undefined,
   lifetime?: LifetimeChange,
 ): Promise<LoadedRecord> {
+  const created = await insertRecord(ctx, id, attributes, userId, client, lifetime);
+  if (!created) {
+    throw new SessionGoneError(
+      'a freshly generated session id already exists in the store; the random source is broken',
+    );
+  }
+  return created;
+}
+
+/**
+ * createRecord() for an id that other requests may create at the same moment (a session moved
+ * from an express-session store, whose id is derived from the old one): null when the id is
+ * already taken, live or ended.
+ */
+export async function insertRecord(
+  ctx: SessionContext,
+  id: string,
+  attributes: Record<string, string>,
+  userId: string | null,
+  client: string | undefined,
+  lifetime?: LifetimeChange,
+): Promise<LoadedRecord | null> {
   const now = Date.now();
   const { config, services } = ctx;
   const idleMs = lifetime?.idleMs ?? undefined;
@@ -96,11 +118,7 @@ export async function createRecord(
     attributes: sealValues(services, id, attributes),
   };
   if (idleMs !== undefined) record.meta.idleMs = idleMs;
-  if (!(await services.store.create(record))) {
-    throw new SessionGoneError(
-      'a freshly generated session id already exists in the store; the random source is broken',
-    );
-  }
+  if (!(await services.store.create(record))) return null;
   const entry = services.nearCache?.created(record) ?? null;
   // The caller keeps its own meta (commits update its rev) and shares the cached attributes.
   return { record: entry ? { ...record, meta: { ...record.meta }, attributes: entry.attributes } : record, entry };

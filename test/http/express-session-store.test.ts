@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { RedisStore } from 'connect-redis';
 import express, { type Request } from 'express';
@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import type { SessionStore } from 'shoal';
 import { createStore } from 'shoal';
 import { ShoalStore, session } from 'shoal/express-session';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { listen, type Served } from '../helpers/listen.js';
@@ -36,9 +36,12 @@ afterAll(async () => {
 });
 
 /** The usual express-session app; only the store differs. */
-async function expressSessionApp(store: expressSession.Store): Promise<Served> {
+async function expressSessionApp(
+  store: expressSession.Store,
+  cookie: expressSession.CookieOptions = {},
+): Promise<Served> {
   const app = express();
-  app.use(expressSession({ secret: SECRET, store, resave: false, saveUninitialized: false }));
+  app.use(expressSession({ secret: SECRET, store, resave: false, saveUninitialized: false, cookie }));
   app.post('/views', (req, res) => {
     const s = sess(req);
     s.views = ((s.views as number | undefined) ?? 0) + 1;
@@ -130,6 +133,11 @@ describe.skipIf(skip !== undefined)('moving from express-session + connect-redis
       s.views = ((s.views as number | undefined) ?? 0) + 1;
       res.json({ views: s.views });
     });
+    app.post('/logout', (req, res, next) => {
+      (req as unknown as { session: { destroy(cb: (err?: unknown) => void): void } }).session.destroy((err) =>
+        err ? next(err) : res.json({ ok: true }),
+      );
+    });
     const after = await listen(createServer(app));
     servers.push(after);
 
@@ -142,9 +150,84 @@ describe.skipIf(skip !== undefined)('moving from express-session + connect-redis
       views: 3,
       passport: { user: 'u-alice' },
     });
-    // The old cookie was moved once: replayed, it reaches nothing.
-    const replay = await fetch(`${after.url}/read`, { headers: { cookie: legacyCookie } });
-    expect(await replay.json()).toEqual({});
+    // A request the browser sent with the old cookie before the new one reached it lands in the
+    // moved session, and gets the same new cookie.
+    const inFlight = await fetch(`${after.url}/read`, { headers: { cookie: legacyCookie } });
+    expect(await inFlight.json()).toEqual({ views: 3, passport: { user: 'u-alice' } });
+    expect(inFlight.headers.getSetCookie().map((line) => line.split(';')[0])).toEqual([browser.cookie]);
+    // A minute after the move, the old cookie reaches nothing.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 61_000);
+      const replay = await fetch(`${after.url}/read`, { headers: { cookie: legacyCookie } });
+      expect(await replay.json()).toEqual({});
+      expect(replay.headers.getSetCookie()).toEqual([]);
+      expect(await (await browser.fetch(`${after.url}/read`)).json()).toEqual({
+        views: 3,
+        passport: { user: 'u-alice' },
+      });
+    } finally {
+      vi.useRealTimers();
+    }
+
+    // Logged out right after the move: the old cookie does not bring the session back, even within the minute.
+    const other = new CookieJar();
+    for (let i = 0; i < 2; i++) await (await other.fetch(`${before.url}/views`, { method: 'POST' })).text();
+    const otherLegacy = other.cookie;
+    expect(await (await other.fetch(`${after.url}/read`)).json()).toEqual({ views: 2, passport: { user: 'u-alice' } });
+    expect(await (await other.fetch(`${after.url}/logout`, { method: 'POST' })).json()).toEqual({ ok: true });
+    const afterLogout = await fetch(`${after.url}/read`, { headers: { cookie: otherLegacy } });
+    expect(await afterLogout.json()).toEqual({});
+    expect(afterLogout.headers.getSetCookie()).toEqual([]);
+
+    // A cookie express-session did not sign (another secret) moves nothing and reaches nothing.
+    const third = new CookieJar();
+    for (let i = 0; i < 2; i++) await (await third.fetch(`${before.url}/views`, { method: 'POST' })).text();
+    const legacyId = decodeURIComponent(third.cookie.split('=')[1] ?? '')
+      .slice(2)
+      .split('.')[0] as string;
+    const forged = `connect.sid=${encodeURIComponent(`s:${legacyId}.${signature(legacyId, 'x'.repeat(40))}`)}`;
+    const forgedAnswer = await fetch(`${after.url}/read`, { headers: { cookie: forged } });
+    expect(await forgedAnswer.json()).toEqual({});
+    expect(await redis.keys(`${run}:sess:*`)).toHaveLength(1); // still there, for the real cookie
+    expect(await (await third.fetch(`${after.url}/read`)).json()).toEqual({ views: 2, passport: { user: 'u-alice' } });
     redis.disconnect();
   });
 });
+
+describe.skipIf(skip !== undefined)('moving a "remember me" session', () => {
+  it("gives the moved session its cookie's lifetime on the server at once, as connect-redis gave it its TTL", async () => {
+    const client = createClient({ url: ENGINE_URLS.redis });
+    await client.connect();
+    closers.push(() => client.close());
+    const legacy = new RedisStore({ client, prefix: `${run}:remember:` });
+    const thirtyDays = 30 * 86_400_000;
+    const before = await expressSessionApp(legacy, { maxAge: thirtyDays });
+    const browser = new CookieJar();
+    await (await browser.fetch(`${before.url}/views`, { method: 'POST' })).text();
+
+    const store = await createStore(ENGINE_URLS.redis, { namespace: `${run}-remember` });
+    const middleware = session({ secret: SECRET, store, resave: false, saveUninitialized: false, migrateFrom: legacy });
+    closers.push(() => middleware.close());
+    const app = express();
+    app.use(middleware);
+    app.get('/read', (req, res) => {
+      res.json({ views: sess(req).views });
+    });
+    const after = await listen(createServer(app));
+    servers.push(after);
+
+    expect(await (await browser.fetch(`${after.url}/read`)).json()).toEqual({ views: 1 });
+    // The drop-in's cookie is shoal's: <id>.<signature>.
+    const id = (browser.cookie.split('=')[1] ?? '').split('.')[0] as string;
+    const moved = await store.load(id, Date.now());
+    expect(moved?.meta.idleMs).toBe(thirtyDays);
+    expect(moved?.meta.rev).toBe(1); // given with the move, not by a second write
+    expect(moved?.meta.idleDeadline).toBeGreaterThan(Date.now() + thirtyDays - 60_000);
+  });
+});
+
+/** cookie-signature's MAC, as express-session signs its cookie. */
+function signature(id: string, secret: string): string {
+  return createHmac('sha256', secret).update(id).digest('base64').replace(/=+$/, '');
+}
