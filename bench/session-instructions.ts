@@ -116,7 +116,9 @@ try {
   for (const name of impls) {
     const impl = IMPLS[name];
     const script = await implScript({ tsx: values.tsx as boolean }, impl);
-    const nodeFlags = ['--single-threaded', ...(values['perf-map'] ? ['--perf-basic-prof'] : [])];
+    // --perf-basic-prof also writes V8's code log: into the dump directory, not the working one.
+    const perfMap = ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(dir, `v8-${name}.log`)}`];
+    const nodeFlags = ['--single-threaded', ...(values['perf-map'] ? perfMap : [])];
     const spec = implSpec(impl, values.redis as string, runId, { script, nodeFlags });
     // Under callgrind a loaded machine can stall the event loop past shoal's 2 s store timeout: a
     // request failed that way would only be noise here. (express-session's client has no timeout.)
