@@ -1,5 +1,11 @@
 import type { AppDefinition } from '../app/define.js';
-import { listFromEnv, misspeltVariableMessage, unknownShoalVariables } from '../app/env.js';
+import {
+  listFromEnv,
+  misspeltVariableMessage,
+  placeholderSecrets,
+  placeholderSecretsMessage,
+  unknownShoalVariables,
+} from '../app/env.js';
 import { resolveNodeSession } from '../app/node-session.js';
 import { backendOf } from '../core/backend-url.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
@@ -9,6 +15,7 @@ import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { originsProblem } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { checkPublishKey } from '../realtime/publish-key.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { endsUnsupported } from '../session/lifecycle.js';
@@ -81,6 +88,15 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     if (near) fail(misspeltVariableMessage(name, near), `rename it to ${near}`);
     else warn(`${name} is not a shoal setting: fine if your app reads it, else remove it`);
   }
+  const placeholders = placeholderSecrets(env);
+  if (placeholders.length) {
+    const what = placeholderSecretsMessage(placeholders);
+    if (env.NODE_ENV === 'production') fail(what);
+    else warn(`${what}; under NODE_ENV=production web nodes and gateways refuse to start with it`);
+  }
+  setting('SHOAL_PUBLISH_KEY', () =>
+    checkPublishKey(env.SHOAL_PUBLISH_KEY, 'SHOAL_PUBLISH_KEY') ? "the gateways' HTTP server API is on" : undefined,
+  );
   const appSecrets = appSessionSecrets(app, env);
   setting('SHOAL_SECRETS', () => {
     const secrets = listFromEnv(env.SHOAL_SECRETS) ?? [];
