@@ -315,9 +315,11 @@ async function reach<B extends Backend>(
     const serverAnswers = /answers, but/.test(message);
     const fix = refusedByServer(err)
       ? `the server answered and refused the user, password or database in ${variable}: correct them (or create the role or database)`
-      : down && !serverAnswers
-        ? `start it, or point ${variable} at one that runs`
-        : undefined;
+      : message.includes('know no master named')
+        ? `write the master name the sentinels monitor after the hosts in ${variable} (redis+sentinel://host:26379,…/<master name>)`
+        : down && !serverAnswers
+          ? `start it, or point ${variable} at one that runs`
+          : undefined;
     // A message that starts with the URL itself (a database Redis refused) need not repeat it.
     const said = message.startsWith(`${redact(url)}: `) ? message.slice(redact(url).length + 2) : message;
     // The cause, unless the message already tells it in shoal's words (a store's or bus's unavailable
