@@ -24,6 +24,7 @@ import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
+import { fullCoverageWarning } from './doctor-cluster.js';
 import { ensureTypeScript } from './ts-loader.js';
 import { webDashboardSettings } from './web-dashboard.js';
 
@@ -205,6 +206,13 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
         }),
       { ok, fail },
     );
+  }
+
+  // A Redis Cluster that stops serving every slot while one master fails over.
+  for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
+    if (!/^rediss?\+cluster:/i.test(url)) continue;
+    const strict = await fullCoverageWarning(url, 3000);
+    if (strict) warn(strict);
   }
 
   // 4. Web nodes and gateways must meet on one bus and read one cookie.
