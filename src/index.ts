@@ -8,6 +8,7 @@ export {
   defineApp,
   type NodeContext,
   type RealtimeApp,
+  type RealtimeSchema,
   type WebContext,
   type WebNode,
 } from './app/define.js';

@@ -12,6 +12,7 @@ import type { RequestContext, RequestLimits, RpcHandler, RpcProxyOptions } from 
 import type { SubscribeProxyOptions } from '../realtime/subscribe-proxy.js';
 import type { TokenOptions } from '../realtime/tokens.js';
 import type { ClientScopeOptions } from '../session/client-scope.js';
+import type { SessionData } from '../session/data.js';
 import type { SessionManager } from '../session/manager.js';
 import { checkSessionKeys, SESSION_OPTION_KEYS, type SessionOptions, type SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
@@ -62,15 +63,25 @@ export interface WebNode {
   close?(): Promise<void>;
 }
 
-/** The app's realtime rules, read by `shoal gateway --app <module>`. */
-export interface RealtimeApp {
+/**
+ * The schema the realtime hooks of `defineApp<T>()` read `who.attributes` by: `T` when the app
+ * names one, else the `SessionData` it declares (`declare module 'shoal' { interface SessionData … }`).
+ */
+export type RealtimeSchema<T extends SessionSchema> = SessionSchema extends T ? SessionData & SessionSchema : T;
+
+/**
+ * The app's realtime rules, read by `shoal gateway --app <module>`. `T` types `who.attributes` in
+ * `authorize` and `connectionInfo`: inside `defineApp<T>()` it is the app's schema.
+ */
+export interface RealtimeApp<T extends SessionSchema = SessionData & SessionSchema> {
   /**
    * May this session join this channel? `user:<own id>` and `session:<own id>` are
    * always allowed and other `user:`/`session:` channels never; everything else is up to you.
-   * `session.attributes` are the session's values as `session.get()` returns them (typed by
-   * SessionData); one that cannot be decoded denies the join, and the gateway logs why.
+   * `session.attributes` are the session's values as `session.get()` returns them (typed by the
+   * schema of `defineApp<Schema>()`, else SessionData); one that cannot be decoded denies the join,
+   * and the gateway logs why.
    */
-  authorize?(session: AuthorizeContext, channel: string): boolean | Promise<boolean>;
+  authorize?(session: AuthorizeContext<T>, channel: string): boolean | Promise<boolean>;
   /** Page origins allowed to open realtime connections, added to SHOAL_ORIGINS. */
   origins?: string[];
   /**
@@ -112,7 +123,7 @@ export interface RealtimeApp {
    * JSON. `who` is what `authorize` gets. A connection token's `info` claim or the connect proxy's
    * `info` takes its place.
    */
-  connectionInfo?(who: AuthorizeContext): unknown;
+  connectionInfo?(who: AuthorizeContext<T>): unknown;
   /** May this client publish `event` on `channel` (`client.publish`)? Unset: clients may not publish. */
   canPublish?(ctx: RequestContext, channel: string, event: string): boolean | Promise<boolean>;
   /** Bounds on client requests (rpc, publish, history) per connection. */
@@ -128,7 +139,7 @@ export interface AppDefinition<T extends SessionSchema = SessionSchema, E extend
   session?: AppSessionOptions<T> | ((ctx: NodeContext) => AppSessionOptions<T>);
   /** Turns on the client scope (its own cookie and store namespace "client"). */
   client?: Omit<ClientScopeOptions, 'store'> | true;
-  realtime?: RealtimeApp;
+  realtime?: RealtimeApp<RealtimeSchema<T>>;
   /**
    * Builds the web tier's request handler. Called once per web node. A definition without it runs
    * on `shoal gateway` only: gateways for an app written in another language (docs/server-api.md).

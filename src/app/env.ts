@@ -91,12 +91,52 @@ export function sessionOptionsFromEnv(env: NodeJS.ProcessEnv): Partial<SessionOp
   return out;
 }
 
+/** What the shipped deploy files (deploy/k8s/secret.yaml) put in every secret, to be replaced. */
+export const PLACEHOLDER_MARKER = 'CHANGE-ME';
+
+/** The variables that hold secrets or keys (the store and bus URLs may hold a password). */
+const SECRET_VARIABLES = [
+  'SHOAL_SECRETS',
+  'SHOAL_ENCRYPTION_KEYS',
+  'SHOAL_PUBLISH_KEY',
+  'SHOAL_TOKEN_SECRET',
+  'SHOAL_DASHBOARD_TOKEN',
+  'SHOAL_STORE',
+  'SHOAL_BUS',
+] as const;
+
+/** The secret variables that still hold a deploy file's placeholder: they were never replaced. */
+export function placeholderSecrets(env: NodeJS.ProcessEnv): string[] {
+  return SECRET_VARIABLES.filter((name) => env[name]?.includes(PLACEHOLDER_MARKER));
+}
+
+/** The line that names them; doctor and node startup say the same. */
+export function placeholderSecretsMessage(names: readonly string[]): string {
+  return (
+    `${names.join(', ')} still ${names.length === 1 ? 'holds' : 'hold'} the placeholder "${PLACEHOLDER_MARKER}" ` +
+    'of the shipped deploy files, which anyone can read: replace it where the nodes read it (a secret or ' +
+    "key with a random one, e.g. `openssl rand -base64 32`; a URL with your server's real password)"
+  );
+}
+
+/**
+ * Refuses, under NODE_ENV=production, secrets that still hold a deploy file's placeholder: a node
+ * would otherwise sign cookies, or accept server API calls, with a key everyone has.
+ */
+export function refusePlaceholderSecrets(env: NodeJS.ProcessEnv): void {
+  if (env.NODE_ENV !== 'production') return;
+  const names = placeholderSecrets(env);
+  if (names.length) throw new ConfigError(placeholderSecretsMessage(names));
+}
+
 /**
  * A node's whole configuration from SHOAL_* variables: SHOAL_STORE, SHOAL_BUS (default: the
  * store's URL when that backend is also a bus), SHOAL_NAMESPACE, SHOAL_NODE_ID and the session
- * settings above. Web nodes and gateways call this with the same environment and agree.
+ * settings above. Web nodes and gateways call this with the same environment and agree. Under
+ * NODE_ENV=production a secret that still holds the deploy files' placeholder (CHANGE-ME) is refused.
  */
 export function nodeConfigFromEnv(env: NodeJS.ProcessEnv, role: NodeConfig['role'], nodeId?: string): NodeConfig {
+  refusePlaceholderSecrets(env);
   return {
     role,
     nodeId: env.SHOAL_NODE_ID || nodeId || `${role}-${process.pid}`,

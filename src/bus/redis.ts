@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../core/errors.js';
 import { openRedis } from '../core/redis-client.js';
 import { type LuaScript, runScript } from '../core/redis-script.js';
+import { redisAdvice } from '../core/redis-sentinel-name.js';
 import { settleWithin } from '../core/timing.js';
 import { redact } from '../core/url.js';
 import { BusBase, type BusDriver, type LogRange } from './base.js';
@@ -40,7 +41,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   };
   const base = new BusBase(options, {
     label: `redis (${where})`,
-    advice: 'Check that Redis is running and reachable',
+    advice: () => redisAdvice(lastError, 'Check that Redis is running and reachable'),
     lastError: () => lastError,
   });
   const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;

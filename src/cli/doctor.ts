@@ -1,5 +1,11 @@
 import type { AppDefinition } from '../app/define.js';
-import { listFromEnv, misspeltVariableMessage, unknownShoalVariables } from '../app/env.js';
+import {
+  listFromEnv,
+  misspeltVariableMessage,
+  placeholderSecrets,
+  placeholderSecretsMessage,
+  unknownShoalVariables,
+} from '../app/env.js';
 import { resolveNodeSession } from '../app/node-session.js';
 import { backendOf } from '../core/backend-url.js';
 import { ConfigError, ShoalError } from '../core/errors.js';
@@ -9,6 +15,7 @@ import { limitFromEnv } from '../realtime/connection-limits.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { originsProblem } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { checkPublishKey } from '../realtime/publish-key.js';
 import { busUrlFromEnv } from '../realtime/realtime.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { endsUnsupported } from '../session/lifecycle.js';
@@ -17,6 +24,7 @@ import { KeyRing } from '../session/signing.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
+import { fullCoverageWarning } from './doctor-cluster.js';
 import { ensureTypeScript } from './ts-loader.js';
 import { webDashboardSettings } from './web-dashboard.js';
 
@@ -81,6 +89,15 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     if (near) fail(misspeltVariableMessage(name, near), `rename it to ${near}`);
     else warn(`${name} is not a shoal setting: fine if your app reads it, else remove it`);
   }
+  const placeholders = placeholderSecrets(env);
+  if (placeholders.length) {
+    const what = placeholderSecretsMessage(placeholders);
+    if (env.NODE_ENV === 'production') fail(what);
+    else warn(`${what}; under NODE_ENV=production web nodes and gateways refuse to start with it`);
+  }
+  setting('SHOAL_PUBLISH_KEY', () =>
+    checkPublishKey(env.SHOAL_PUBLISH_KEY, 'SHOAL_PUBLISH_KEY') ? "the gateways' HTTP server API is on" : undefined,
+  );
   const appSecrets = appSessionSecrets(app, env);
   setting('SHOAL_SECRETS', () => {
     const secrets = listFromEnv(env.SHOAL_SECRETS) ?? [];
@@ -191,6 +208,13 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     );
   }
 
+  // A Redis Cluster that stops serving every slot while one master fails over.
+  for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
+    if (!/^rediss?\+cluster:/i.test(url)) continue;
+    const strict = await fullCoverageWarning(url, 3000);
+    if (strict) warn(strict);
+  }
+
   // 4. Web nodes and gateways must meet on one bus and read one cookie.
   if (storeKnown && /^sqlite:/i.test(busUrl) && !/^sqlite:/i.test(storeUrl)) {
     warn(
@@ -299,9 +323,11 @@ async function reach<B extends Backend>(
     const serverAnswers = /answers, but/.test(message);
     const fix = refusedByServer(err)
       ? `the server answered and refused the user, password or database in ${variable}: correct them (or create the role or database)`
-      : down && !serverAnswers
-        ? `start it, or point ${variable} at one that runs`
-        : undefined;
+      : message.includes('know no master named')
+        ? `write the master name the sentinels monitor after the hosts in ${variable} (redis+sentinel://host:26379,…/<master name>)`
+        : down && !serverAnswers
+          ? `start it, or point ${variable} at one that runs`
+          : undefined;
     // A message that starts with the URL itself (a database Redis refused) need not repeat it.
     const said = message.startsWith(`${redact(url)}: `) ? message.slice(redact(url).length + 2) : message;
     // The cause, unless the message already tells it in shoal's words (a store's or bus's unavailable

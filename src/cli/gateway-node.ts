@@ -9,6 +9,7 @@ import { createGateway } from '../realtime/gateway.js';
 import { keepSessionAliveFromEnv } from '../realtime/keep-alive.js';
 import { allowedOrigins } from '../realtime/origin.js';
 import { connectProxyFromEnv, rpcProxyFromEnv, subscribeProxyFromEnv } from '../realtime/proxy-env.js';
+import { checkPublishKey } from '../realtime/publish-key.js';
 import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import type { RunningNode } from './web-node.js';
 
@@ -60,6 +61,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
   const connectProxy = connectProxyFromEnv(env, o.app.realtime?.connectProxy);
   const subscribeProxy = subscribeProxyFromEnv(env, o.app.realtime?.subscribeProxy, !!o.app.realtime?.authorize);
   const rpcProxy = rpcProxyFromEnv(env, o.app.realtime?.rpcProxy);
+  const publishKey = checkPublishKey(env.SHOAL_PUBLISH_KEY, 'SHOAL_PUBLISH_KEY');
   const rt = o.app.realtime;
   // The same definition and configuration as the web nodes: the same store, bus, secrets and cookie.
   const app = await openApp(o.app, { ...o.config, role: 'gateway', logger });
@@ -71,7 +73,7 @@ export async function runGatewayNode(o: GatewayNodeOptions): Promise<RunningNode
     sessions,
     origins,
     ...(authorize ? { authorize } : {}),
-    publishKey: env.SHOAL_PUBLISH_KEY || undefined,
+    publishKey,
     ...(keepSessionAlive !== undefined ? { keepSessionAlive } : {}),
     ...(tokens ? { tokens } : {}),
     ...(connectProxy ? { connectProxy } : {}),

@@ -86,7 +86,8 @@ SHOAL_CONNECT_PROXY_URL, SHOAL_SUBSCRIBE_PROXY_URL, SHOAL_RPC_PROXY_URL; docs/se
                        (e.g. https://app.example.com, http://127.0.0.1:8080) (required)
   SHOAL_BUS            message bus URL (default: the store's if it is sqlite/redis/postgres,
                        else sqlite:.shoal/shoal.db) — the web nodes must use the same
-  SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>"
+  SHOAL_PUBLISH_KEY    enables POST /publish with "Authorization: Bearer <key>" (16+ characters,
+                       e.g. openssl rand -base64 32)
   SHOAL_DRAIN_WINDOW   how long the drain spreads the closes over (default 10s)
   SHOAL_KEEP_SESSION_ALIVE  open (default: an open connection keeps its session alive),
                        inbound (only frames from the client) or off (only web requests)`,

@@ -63,6 +63,13 @@ export class MissingDependencyError extends ShoalError {
 /** The session store could not be reached or answered with an error. */
 export class StoreUnavailableError extends ShoalError {
   override name = 'StoreUnavailableError';
+  /** 503, as http-errors names it: Express's default handler and typical app error handlers answer with it. */
+  readonly status = 503;
+  readonly statusCode = 503;
+  /** A server error: the message (a backend's address, timings) is not for the client (http-errors' rule for 5xx). */
+  readonly expose = false;
+  /** Headers Express's default handler (finalhandler) sets on the answer: the client may retry soon. */
+  readonly headers: Readonly<Record<string, string>> = { 'Retry-After': '1' };
   constructor(store: string, message: string, options?: { cause?: unknown }) {
     super('ERR_SHOAL_STORE_UNAVAILABLE', `session store ${store}: ${message}`, options);
   }
@@ -110,6 +117,13 @@ export type PublishOutcome = 'unknown' | 'not-published';
 /** The message bus could not be reached or answered with an error. */
 export class BusUnavailableError extends ShoalError {
   override name = 'BusUnavailableError';
+  /** 503, as http-errors names it: Express's default handler and typical app error handlers answer with it. */
+  readonly status = 503;
+  readonly statusCode = 503;
+  /** A server error: the message (a backend's address, timings) is not for the client (http-errors' rule for 5xx). */
+  readonly expose = false;
+  /** Headers Express's default handler (finalhandler) sets on the answer: the client may retry soon. */
+  readonly headers: Readonly<Record<string, string>> = { 'Retry-After': '1' };
   /**
    * Set when a publish failed (`bus.publish`, `realtime.to(…).send(…)`): whether the message may
    * still be delivered. Unset for other calls (read, subscribe, ping).

@@ -2,6 +2,7 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { withDeadline } from './deadline.js';
 import { ConfigError } from './errors.js';
 import { importOptional } from './lazy-import.js';
+import { SentinelMasterNameError, sentinelNameErrors } from './redis-sentinel-name.js';
 
 /** host:port of one server a URL lists. */
 export interface HostPort {
@@ -145,8 +146,29 @@ export async function openRedis(
     ...extra,
   };
   let client: Redis | Cluster;
+  let report = onError;
   if (target.kind === 'single') client = new ioredis.Redis(url, settings);
   else if (target.kind === 'sentinel') {
+    // A wrong master name is a configuration mistake the sentinels name: say so, not "unreachable".
+    report = sentinelNameErrors(
+      {
+        name: target.name,
+        sentinels: target.sentinels,
+        timeoutMs,
+        open: (s) =>
+          new ioredis.Redis({
+            host: s.host,
+            port: s.port,
+            ...(target.sentinelUsername ? { username: target.sentinelUsername } : {}),
+            ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
+            ...(target.tls ? { tls: {} } : {}),
+            connectTimeout: timeoutMs,
+            maxRetriesPerRequest: 0,
+            retryStrategy: () => null,
+          }),
+      },
+      onError,
+    );
     client = new ioredis.Redis({
       ...settings,
       sentinels: target.sentinels,
@@ -187,10 +209,10 @@ export async function openRedis(
     };
     client = new ioredis.Cluster(target.nodes, options);
   }
-  client.on('error', onError);
+  client.on('error', report);
   const db = target.kind === 'cluster' ? 0 : target.db;
   // Database 0 needs no SELECT, so only another one can be refused.
-  if (db !== 0) await refuseMissingDatabase(client as Redis, db, redactUrl(url), timeoutMs, onError);
+  if (db !== 0) await refuseMissingDatabase(client as Redis, db, redactUrl(url), timeoutMs, report);
   return client;
 }
 
@@ -265,6 +287,8 @@ async function databaseRefusal(
 
 /** A failed call's message, plus the last connection error when that one says something else. */
 export function failureDetail(err: unknown, lastError: Error | undefined): string {
+  // The sentinels' own answer says why better than "no answer within": the name is wrong.
+  if (lastError instanceof SentinelMasterNameError) return lastError.message;
   // ioredis's words for "the connection dropped and the command was not retried" name its own option.
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'

@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import { isStoreUrl, STORE_SCHEMES } from '../core/backend-url.js';
+import { nearestName } from '../core/did-you-mean.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import type { Logger } from '../core/logger.js';
@@ -92,8 +94,6 @@ const REFUSED: Record<string, string> = {
     'shoal issues 128-bit random ids itself and never takes one from elsewhere; remove genid (keep what it encoded in a session property)',
 };
 
-const STORE_SCHEMES = ['memory:', 'sqlite:', 'redis:', 'rediss:', 'postgres:', 'postgresql:', 'memcached:'];
-
 /** Checks the options at start; every refusal names the option and says what to do. */
 export function checkOptions(options: ExpressSessionOptions): void {
   if (typeof options !== 'object' || options === null) {
@@ -104,8 +104,9 @@ export function checkOptions(options: ExpressSessionOptions): void {
     const refused = REFUSED[key];
     if (refused) throw new ConfigError(`shoal/express-session does not support the "${key}" option: ${refused}`);
     if (!SUPPORTED.has(key)) {
+      const near = nearestName(key, SUPPORTED);
       throw new ConfigError(
-        `shoal/express-session does not know the "${key}" option; see docs/adapters.md#express-session-drop-in for the supported ones`,
+        `shoal/express-session does not know the "${key}" option; ${near ? `did you mean "${near}"?` : 'see docs/adapters.md#express-session-drop-in for the supported ones'}`,
       );
     }
   }
@@ -121,7 +122,7 @@ export function checkOptions(options: ExpressSessionOptions): void {
     throw new ConfigError(`shoal/express-session: "unset" must be "keep" or "destroy", got ${String(options.unset)}`);
   }
   if (typeof options.cookie === 'object' && options.cookie !== null) checkCookie(options.cookie);
-  if (typeof options.store === 'string' && !STORE_SCHEMES.some((s) => (options.store as string).startsWith(s))) {
+  if (typeof options.store === 'string' && !isStoreUrl(options.store)) {
     throw new ConfigError(
       `shoal/express-session: "store" URL has an unknown scheme; use one of ${STORE_SCHEMES.join(' ')} (or pass a shoal store)`,
     );

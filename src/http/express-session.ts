@@ -20,6 +20,8 @@ export { type CookieOptions, SessionCookie, type StoredCookie } from './express-
 export { DropInSession } from './express-session-object.js';
 export type { ExpressSessionOptions, LegacyStore } from './express-session-options.js';
 export { ShoalStore, type ShoalStoreOptions } from './express-session-store.js';
+// The error handler for the routes after the drop-in: 503 + Retry-After when the store is down.
+export { type SessionErrorHandler, sessionErrors } from './session-errors.js';
 
 const DAY_MS = 86_400_000;
 

@@ -1,6 +1,6 @@
 import { IncomingMessage } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
-import { BusUnavailableError, ConfigError, LockTimeoutError, StoreUnavailableError } from '../core/errors.js';
+import { ConfigError, LockTimeoutError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
 import type { RequestSession } from '../session/data.js';
 import type { LockContext, LockOptions } from '../session/lock.js';
@@ -8,10 +8,11 @@ import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
-import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
+import { lockFailure, writeFailure } from './failure.js';
 import { FrameworkPrototype } from './framework-prototype.js';
 import { checkManager, looksLikeRequest } from './misuse.js';
 import { commitOpenScopes, openScopes, type Scopes } from './scopes.js';
+import { sessionErrors as handleSessionErrors } from './session-errors.js';
 import { userAgentOf } from './start-context.js';
 
 /** The lock a route holds through sessionLock(name). */
@@ -183,17 +184,5 @@ export function clientOf<C extends SessionSchema>(req: { client?: Session }, _ma
  * closed, never anonymous), and 409 when a session.lock() in a handler timed out.
  */
 export function sessionErrors(...misuse: unknown[]): ErrorRequestHandler {
-  // Registered itself, Express would take it for plain middleware that never calls next: every request would hang.
-  if (misuse.length > 0) {
-    throw new ConfigError('sessionErrors is a factory: register app.use(sessionErrors()), after your routes');
-  }
-  return (err, _req, res, next) => {
-    // Half an answer cannot be replaced: Express's own handler cuts the connection.
-    if (res.headersSent) return next(err);
-    if (err instanceof LockTimeoutError) return writeFailure(res, lockFailure(err));
-    // A publish while the bus fails over is as retryable as a store call: 503, never a 500.
-    if (err instanceof BusUnavailableError) return writeFailure(res, busFailure(err));
-    if (!(err instanceof StoreUnavailableError)) return next(err);
-    writeFailure(res, sessionFailure(err));
-  };
+  return handleSessionErrors(...misuse);
 }

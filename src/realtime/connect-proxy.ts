@@ -53,6 +53,8 @@ function verdictOf(body: unknown): ProxyVerdict {
   if (!Array.isArray(channels) || !channels.every(isValidChannel)) return { failed: 'malformed' };
   const info = checkConnectionInfo(b.info);
   if ('error' in info) return { failed: 'malformed' };
+  const session = b.session ?? null;
+  if (session !== null && (typeof session !== 'string' || session === '')) return { failed: 'malformed' };
   return {
     identity: {
       source: 'proxy',
@@ -62,6 +64,7 @@ function verdictOf(body: unknown): ProxyVerdict {
       granted: channels,
       expiresAt: null,
       info: info.info,
+      ...(session !== null ? { appSession: session } : {}),
     },
   };
 }

@@ -7,6 +7,7 @@ import { withConnectionInfo } from './connection-info.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { GatewaySettings } from './gateway-options.js';
 import type { Identity } from './identity.js';
+import { sessionChannel } from './session-channel.js';
 import { TokenExpiry } from './token-expiry.js';
 
 /**
@@ -15,6 +16,8 @@ import { TokenExpiry } from './token-expiry.js';
  */
 export class Connections {
   readonly #all = new Set<Connection>();
+  /** Connect-proxy connections by the session channel of the app's session id their proxy answer named. */
+  readonly #byAppSession = new Map<string, Set<Connection>>();
   #seq = 0;
   #heartbeat: NodeJS.Timeout | undefined;
   /** Token connections close with 4411 when their token expires unrefreshed. */
@@ -36,6 +39,11 @@ export class Connections {
   /** The live set, for passes that do not end connections while iterating. */
   values(): IterableIterator<Connection> {
     return this.#all.values();
+  }
+
+  /** The connections whose connect-proxy answer named the session this channel (`session:<hash>`) stands for. */
+  ofAppSession(channel: string): Connection[] {
+    return [...(this.#byAppSession.get(channel) ?? [])];
   }
 
   /** A copy: ending connections while iterating it is safe. */
@@ -68,6 +76,12 @@ export class Connections {
       this.end(slow, CloseCode.SlowConsumer, 'send queue overflow');
     });
     this.#all.add(c);
+    if (who.appSession !== undefined) {
+      const channel = sessionChannel(who.appSession);
+      const same = this.#byAppSession.get(channel);
+      if (same) same.add(c);
+      else this.#byAppSession.set(channel, new Set([c]));
+    }
     this.s.limits.add(sessionId, userId);
     this.metrics.connections.set(this.#all.size);
     this.expiry.schedule(c);
@@ -87,6 +101,12 @@ export class Connections {
     if (!c.markClosed()) return;
     this.registry.leaveAll(c);
     this.#all.delete(c);
+    if (c.identity.appSession !== undefined) {
+      const channel = sessionChannel(c.identity.appSession);
+      const same = this.#byAppSession.get(channel);
+      same?.delete(c);
+      if (same?.size === 0) this.#byAppSession.delete(channel);
+    }
     this.expiry.cancel(c);
     // Exactly once per connection (markClosed guards it), so the count cannot leak.
     this.s.limits.remove(c.sessionId, c.userId);

@@ -38,11 +38,13 @@ async function run(p: GatewayParts, command: ControlCommand): Promise<void> {
 /**
  * The local connections a target names: every connection joins its session's channel and,
  * when signed in, its user's channel, so the channel's members are the target's connections.
+ * A session also names the connect-proxy connections whose answer gave that session id.
  */
 function targeted(p: GatewayParts, target: WireTarget): Connection[] {
   const members = [...(p.registry.members(target.channel) ?? [])];
   if (!target.channel.startsWith('session:')) return members;
-  return members.filter((c) => c.sessionId !== null && sessionChannel(c.sessionId) === target.channel);
+  const own = members.filter((c) => c.sessionId !== null && sessionChannel(c.sessionId) === target.channel);
+  return [...own, ...p.connections.ofAppSession(target.channel)];
 }
 
 async function reauthorize(p: GatewayParts, channel: string): Promise<void> {

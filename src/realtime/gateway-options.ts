@@ -18,6 +18,7 @@ import {
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { KeepSessionAlive } from './keep-alive.js';
 import { allowedOrigins } from './origin.js';
+import { checkPublishKey } from './publish-key.js';
 import { createPublisher, type Publisher } from './publisher.js';
 import {
   type RequestContext,
@@ -75,7 +76,10 @@ export interface GatewayOptions {
   canPublish?: ((ctx: RequestContext, channel: string, event: string) => boolean | Promise<boolean>) | undefined;
   /** Bounds on `rpc`, `pub` and `history` frames per connection. */
   requestLimits?: RequestLimits | undefined;
-  /** Bearer key for POST /publish (producers in other languages). Unset: the endpoint answers 404. */
+  /**
+   * Bearer key for POST /publish and the rest of the server API (producers in other languages), at
+   * least 16 characters. Unset: the endpoints answer 404.
+   */
   publishKey?: string | undefined;
   maxMessageBytes?: number;
   maxBufferedBytes?: number;
@@ -212,7 +216,7 @@ export function resolveGatewayOptions(o: GatewayOptions, defaultId: string, metr
     tokens: createTokenVerifier(o.tokens),
     connectProxy: o.connectProxy,
     connectionInfo: o.connectionInfo,
-    publishKey: o.publishKey,
+    publishKey: checkPublishKey(o.publishKey, 'publishKey'),
     requests: {
       handlers: o.rpc ?? {},
       proxy: o.rpcProxy,

@@ -19,6 +19,11 @@ export interface Identity {
   readonly expiresAt: number | null;
   /** What the connection shows others in presence answers (see connection-info.ts); null for nothing. */
   readonly info: unknown;
+  /**
+   * The app's own session id, when a connect proxy's answer named one: `{session}` control commands
+   * (disconnect, unsubscribe) reach the connection by it as they reach a cookie connection by its shoal session.
+   */
+  readonly appSession?: string;
 }
 
 export function sessionIdentity(session: SessionValues): Identity {

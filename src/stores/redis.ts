@@ -4,6 +4,7 @@ import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
 import { failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
+import { redisAdvice } from '../core/redis-sentinel-name.js';
 import { writesPerTurn } from '../core/redis-writes.js';
 import { redact } from '../core/url.js';
 import {
@@ -135,7 +136,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const failed = (what: string, err: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
       'redis',
-      `${what} failed at ${where}: ${failureDetail(err, lastError)}. Check that Redis is running and reachable, or allow it more time with ?timeout= on the store URL (e.g. ?timeout=5s).`,
+      `${what} failed at ${where}: ${failureDetail(err, lastError)}. ${redisAdvice(lastError, 'Check that Redis is running and reachable, or allow it more time with ?timeout= on the store URL (e.g. ?timeout=5s)')}.`,
       { cause: err },
     );
   /**

@@ -9,7 +9,8 @@ import { type NodeProcess, startNode, stopAll } from '../helpers/processes.js';
 
 /**
  * The problem shoal exists for: three nodes behind a round-robin balancer, one
- * browser, 100 concurrent writes. express-session + connect-redis keeps ~2 of them.
+ * browser, 100 concurrent writes. express-session + connect-redis keeps 2–34 of them, by machine
+ * (bench/concurrency.ts).
  */
 const dir = mkdtempSync(join(tmpdir(), 'shoal-cluster-'));
 const SECRET = 'cluster-test-secret-0123456789abcdefghijkl';

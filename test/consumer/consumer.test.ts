@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -217,6 +217,48 @@ describe('the installed package', () => {
       files.map((f) => f.file),
     );
     await project.exec(tsc, ['-p', all]);
+  }, 120_000);
+
+  it('the drop-in and its sessionErrors() typecheck beside @types/express-session, without shoal/express', async () => {
+    // An express-session app's own project: @types/express-session listed, its SessionData declared,
+    // every declaration file checked (skipLibCheck off shows the TS2717 a second req.session would cause).
+    const sub = join(project.dir, 'dropin-types');
+    cpSync(join(ROOT, 'node_modules/@types/express-session'), join(sub, 'node_modules/@types/express-session'), {
+      recursive: true,
+    });
+    writeFileSync(
+      join(sub, 'app.ts'),
+      `import express from 'express';
+import { session, sessionErrors } from 'shoal/express-session';
+
+declare module 'express-session' {
+  interface SessionData { views: number }
+}
+const app = express();
+app.use(session({ secret: ['x'.repeat(40)], resave: false, saveUninitialized: false }));
+app.get('/', (req, res) => {
+  req.session.views = (req.session.views ?? 0) + 1;
+  req.session.save((err) => res.json({ views: req.session.views, failed: err !== undefined }));
+});
+app.use(sessionErrors());
+`,
+    );
+    writeFileSync(
+      join(sub, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          ...STRICT_TSCONFIG.compilerOptions,
+          skipLibCheck: false,
+          exactOptionalPropertyTypes: true,
+          types: ['node', 'express-session'],
+        },
+        files: ['app.ts'],
+      }),
+    );
+    const tsc = join(project.dir, 'node_modules/.bin/tsc');
+    const listed = await project.exec(tsc, ['-p', join(sub, 'tsconfig.json'), '--listFilesOnly']);
+    expect(listed).not.toMatch(/shoal\/dist\/http\/express\.d\.ts/);
+    await project.exec(tsc, ['-p', join(sub, 'tsconfig.json')]);
   }, 120_000);
 
   it('exposes only the documented entry points', async () => {

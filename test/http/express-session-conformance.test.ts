@@ -397,6 +397,21 @@ describe('where shoal is deliberately different (each listed in docs/adapters.md
     expect(() => session({ secret: SECRET, cookie: { encode: String } as never })).toThrow(/cookie option "encode"/);
   });
 
+  it('a misspelt option names the one meant; an unknown store scheme lists every store scheme', async () => {
+    const { session } = await import('shoal/express-session');
+    expect(() => session({ secret: SECRET, resav: false } as never)).toThrow(
+      /does not know the "resav" option; did you mean "resave"\?/,
+    );
+    expect(() => session({ secret: SECRET, store: 'mysql://x' })).toThrow(
+      /redis\+cluster: .*redis\+sentinel: .*postgres: .*memcached:/,
+    );
+    // The Redis Cluster and Sentinel forms are store URLs (opened lazily: nothing is reached here).
+    for (const store of ['redis+cluster://127.0.0.1:1', 'redis+sentinel://127.0.0.1:1/mymaster']) {
+      const mw = session({ secret: SECRET, store, resave: false, saveUninitialized: false });
+      await mw.close();
+    }
+  });
+
   it('onSessionEnd with a store that cannot list ended sessions is refused at start, not on every request', async () => {
     const { session } = await import('shoal/express-session');
     const { createStore } = await import('shoal');
