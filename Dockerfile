@@ -10,6 +10,9 @@ FROM node:20-slim AS build
 WORKDIR /src
 # The sources come before `npm ci`: its `prepare` script compiles them (dist/).
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# What `prepare` (scripts/build.mjs) reads besides src/: the build script and the OpenAPI document it copies.
+COPY scripts ./scripts
+COPY docs/server-api.openapi.json ./docs/
 COPY src ./src
 RUN npm ci --no-audit --no-fund
 COPY examples ./examples

@@ -268,6 +268,22 @@ describe('Dockerfile', () => {
     expect(runtime).not.toMatch(/npm (ci|install)/);
   });
 
+  it('copies what `npm ci` runs before it: prepare builds with scripts/build.mjs, which reads the OpenAPI document', () => {
+    const build = must(stages[0]);
+    const beforeCi = build.slice(0, build.search(/^RUN npm ci/m));
+    const copied = [...beforeCi.matchAll(/^COPY (.+)$/gm)].flatMap((m) => must(m[1]).split(/\s+/).slice(0, -1));
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.prepare).toBe('npm run build');
+    const script = must(/^node (\S+)/.exec(must(pkg.scripts.build))?.[1]);
+    const covers = (file: string) => copied.some((c) => c === file || file.startsWith(`${c.replace(/\/$/, '')}/`));
+    expect(covers(script), `${script} is copied before npm ci`).toBe(true);
+    for (const file of [...read(script).matchAll(/'((?:docs|src|tsconfig)[^']*\.(?:json|css))'/g)].map((m) =>
+      must(m[1]),
+    )) {
+      expect(covers(file), `${file} (read by ${script}) is copied before npm ci`).toBe(true);
+    }
+  });
+
   it('runs as a non-root user, health-checks /healthz and starts bin/shoal.js', () => {
     const user = /^USER (\S+)/m.exec(runtime)?.[1];
     expect(user).toBeDefined();
