@@ -30,10 +30,11 @@ const STRICT_TSCONFIG = {
 
 /**
  * Bounds that catch a stray directory (tests, sources, a build cache) landing in the package. Unpacked,
- * half of it is source maps and ~0.3 MB the shipped docs; src/ alone would add ~1.2 MB.
+ * half of it is source maps and ~0.35 MB the shipped docs; src/ alone would add ~1.2 MB (~0.3 MB packed),
+ * which these bounds still catch from the package's 1.0 MB packed / 3.5 MB unpacked of today.
  */
-const MAX_TARBALL_BYTES = 1_000_000;
-const MAX_UNPACKED_BYTES = 3_500_000;
+const MAX_TARBALL_BYTES = 1_150_000;
+const MAX_UNPACKED_BYTES = 4_000_000;
 
 let project: ConsumerProject;
 const redisSkip = await engineSkipReason('redis');
