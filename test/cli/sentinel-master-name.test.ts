@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createBus, createStore } from 'shoal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { binariesSkipReason } from '../failover/fixtures/engine-process.js';
+import { MASTER_NAME, type SentinelFixture, startSentinel } from '../failover/fixtures/redis-sentinel.js';
 import { runCli } from '../helpers/cli.js';
 import { BUILT_ENV, CLI, captureOutput, freePort, ROOT } from '../helpers/processes.js';
-import { binariesSkipReason } from './fixtures/engine-process.js';
-import { MASTER_NAME, type SentinelFixture, startSentinel } from './fixtures/redis-sentinel.js';
 
 /**
  * A URL whose master name the sentinels do not monitor (a typo): the sentinels are up and answer "No
