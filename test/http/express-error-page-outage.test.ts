@@ -1,9 +1,10 @@
 import { createServer } from 'node:http';
 import express from 'express';
-import { createStore, defineSession, type SessionManager, type SessionStore, StoreUnavailableError } from 'shoal';
+import { defineSession, type SessionManager } from 'shoal';
 import { session, sessionErrors } from 'shoal/express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, type Served } from '../helpers/listen.js';
+import { type StoreOutage, storeDownWhen } from '../helpers/switchable-store.js';
 
 /**
  * A route that wrote to the session and then failed with a client error: Express's own error page
@@ -13,21 +14,10 @@ import { listen, type Served } from '../helpers/listen.js';
 const SECRET = 'error-page-secret-0123456789abcdefghijklmnop';
 let sessions: SessionManager;
 let served: Served;
-let down = false;
+const outage: StoreOutage = { down: false };
 
 beforeAll(async () => {
-  const real = await createStore('memory:');
-  // Every call fails as a real driver's does while its backend is down.
-  const store = new Proxy(real, {
-    get(target, prop) {
-      const member = Reflect.get(target, prop, target) as unknown;
-      if (typeof member !== 'function') return member;
-      return (...args: unknown[]) =>
-        down
-          ? Promise.reject(new StoreUnavailableError(target.kind, 'connection refused (injected by the test)'))
-          : (member as (...a: unknown[]) => unknown).apply(target, args);
-    },
-  }) as SessionStore;
+  const store = await storeDownWhen(outage);
   sessions = defineSession({ store, secrets: [SECRET], cookie: { secure: false }, sweep: { enabled: false } });
   const app = express();
   app.use(session(sessions));
@@ -46,7 +36,7 @@ afterAll(async () => {
 
 describe("Express's error page over a store outage", () => {
   it('answers 503 Service Unavailable with the JSON body', async () => {
-    down = true;
+    outage.down = true;
     try {
       const res = await fetch(`${served.url}/fail`, { method: 'POST', signal: AbortSignal.timeout(5000) });
       expect(res.status).toBe(503);
@@ -54,7 +44,7 @@ describe("Express's error page over a store outage", () => {
       expect(res.headers.get('retry-after')).toBe('1');
       expect(((await res.json()) as { error: string }).error).toBe('ERR_SHOAL_STORE_UNAVAILABLE');
     } finally {
-      down = false;
+      outage.down = false;
     }
   });
 });

@@ -1,9 +1,10 @@
 import { createServer } from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
-import { BusUnavailableError, createStore, type SessionStore, StoreUnavailableError } from 'shoal';
+import { BusUnavailableError } from 'shoal';
 import { type SessionMiddleware, session, sessionErrors } from 'shoal/express-session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listen, type Served } from '../helpers/listen.js';
+import { type StoreOutage, storeDownWhen } from '../helpers/switchable-store.js';
 
 /**
  * The drop-in hands a store failure to next(err), as express-session does. Whatever error handler
@@ -11,31 +12,17 @@ import { listen, type Served } from '../helpers/listen.js';
  * point, an app's handler that reads err.status, or none (Express's default handler).
  */
 const SECRET = 'drop-in-store-down-secret-0123456789abcdef';
-let down = false;
+const outage: StoreOutage = { down: false };
 const closers: (() => Promise<void>)[] = [];
 afterAll(async () => {
   for (const close of closers) await close();
 });
 
-async function failingStore(): Promise<SessionStore> {
-  const real = await createStore('memory:');
-  return new Proxy(real, {
-    get(target, prop) {
-      const member = Reflect.get(target, prop, target) as unknown;
-      if (typeof member !== 'function') return member;
-      return (...args: unknown[]) =>
-        down
-          ? Promise.reject(new StoreUnavailableError(target.kind, 'connection refused (injected by the test)'))
-          : (member as (...a: unknown[]) => unknown).apply(target, args);
-    },
-  }) as SessionStore;
-}
-
 /** An app on the drop-in whose routes read the session, with `handler` last (or none). */
 async function app(handler: ErrorRequestHandler | ReturnType<typeof sessionErrors> | undefined) {
   const mw: SessionMiddleware = session({
     secret: [SECRET],
-    store: await failingStore(),
+    store: await storeDownWhen(outage),
     resave: false,
     saveUninitialized: true,
     cookie: { secure: false },
@@ -60,11 +47,11 @@ async function visitWhileDown(served: Served): Promise<Response> {
   const first = await fetch(served.url);
   expect(first.status).toBe(200);
   const cookie = (first.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  down = true;
+  outage.down = true;
   try {
     return await fetch(served.url, { headers: { cookie }, signal: AbortSignal.timeout(5000) });
   } finally {
-    down = false;
+    outage.down = false;
   }
 }
 
