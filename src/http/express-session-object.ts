@@ -12,24 +12,41 @@ export interface SessionControl {
   report(err: unknown, what: string): void;
 }
 
+/** Gives a session object the id its session was stored under after all (see RequestSession). */
+export let renameSession: (session: DropInSession, id: string) => void;
+
 /**
  * `req.session`: a plain object whose own properties are the session's data, as with
  * express-session (`req.session.views++`, `delete req.session.cart`, `Object.keys(req.session)`).
- * `id` and `req` are non-enumerable, the methods live on the prototype, and the link to
- * the request is private, so none of them is ever taken for data.
+ * `id`, `req` and the methods live on the prototype, over private fields, so none of them is ever
+ * taken for data (and making one costs no property definitions).
  */
 export class DropInSession {
-  declare readonly id: string;
-  declare readonly req: IncomingMessage;
   cookie: SessionCookie;
   [property: string]: unknown;
   readonly #control: SessionControl;
+  readonly #req: IncomingMessage;
+  #id: string;
+
+  static {
+    renameSession = (session, id) => {
+      session.#id = id;
+    };
+  }
 
   constructor(control: SessionControl, req: IncomingMessage, id: string, cookie: SessionCookie) {
-    Object.defineProperty(this, 'id', { value: id, enumerable: false });
-    Object.defineProperty(this, 'req', { value: req, enumerable: false });
     this.#control = control;
+    this.#req = req;
+    this.#id = id;
     this.cookie = cookie;
+  }
+
+  get id(): string {
+    return this.#id;
+  }
+
+  get req(): IncomingMessage {
+    return this.#req;
   }
 
   /** Resets the cookie's expiry to a full maxAge (the cookie is sent again if rolling or modified). */

@@ -2,13 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { newSessionId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import { checkCommitSize } from '../session/codec.js';
+import { checkCommitSize, decodeValue } from '../session/codec.js';
 import { readCookie } from '../session/cookie.js';
 import { MAX_LIFETIME_MS, resolveLifetime } from '../session/lifetime.js';
 import { type SessionManager, sessionContext } from '../session/manager.js';
 import type { SessionStartContext } from '../session/options.js';
 import { createRecord, fetchRecord, insertRecord } from '../session/records.js';
-import { recordMeta, rotateAway, type Session } from '../session/session.js';
+import { recordMeta, recordTexts, rotateAway, type Session } from '../session/session.js';
 import {
   type CookieOptions,
   cookieShape,
@@ -17,15 +17,19 @@ import {
   type StoredCookie,
   unsignLegacy,
 } from './express-session-cookie.js';
-import { DropInSession, type SessionControl } from './express-session-object.js';
+import { DropInSession, renameSession, type SessionControl } from './express-session-object.js';
 import type { LegacyStore } from './express-session-options.js';
 import { COOKIE, propertyOf, same, texts, withoutCookie } from './express-session-texts.js';
+import { RequestSlot } from './request-slot.js';
 
 /**
  * How long after a session moved from an express-session store its old cookie still leads to it:
  * for the requests the browser sent before the new cookie reached it. After that, nowhere.
  */
 const MOVE_WINDOW_MS = 60_000;
+
+/** `req.sessionID`, kept off Express's requests (see RequestSlot). */
+const sessionIdSlot = new RequestSlot<string>('sessionID', (id) => id);
 
 /** The request as the drop-in sees it (Express's getters when there, plain node:http otherwise). */
 export type DropInRequest = IncomingMessage & {
@@ -100,7 +104,7 @@ export class RequestSession implements SessionControl {
     this.#cookieId = id ?? undefined;
     if (id) {
       const shoal = this.#c.manager.openId(id, this.#ctx);
-      if (await shoal.load()) return this.#inflate(id, shoal, await shoal.all());
+      if (await shoal.load()) return this.#inflate(id, shoal);
     }
     this.#generate(true);
   }
@@ -141,7 +145,7 @@ export class RequestSession implements SessionControl {
     if (!shoal || !(await shoal.load())) throw new Error('failed to load session');
     const original = this.#original;
     const originalId = this.#originalId;
-    this.#inflate(this.#id, shoal, await shoal.all());
+    this.#inflate(this.#id, shoal);
     // As express-session: reload replaces the data, not the request's starting point.
     this.#original = original;
     this.#originalId = originalId;
@@ -225,21 +229,28 @@ export class RequestSession implements SessionControl {
     this.#setObject(new DropInSession(this, this.#req, this.#id, this.#newCookie()));
   }
 
-  #inflate(id: string, shoal: Session, values: Record<string, unknown>): void {
+  /**
+   * Makes req.session of a session just loaded. The stored texts are decoded here rather than read
+   * through the Session (which would track each object read, to re-encode it at the commit), and
+   * kept as they are: they are the JSON the properties are compared with at the end.
+   */
+  #inflate(id: string, shoal: Session): void {
     this.#id = this.#originalId = id;
     this.#exists = true;
     this.#shoal = shoal;
     this.#storedIdle = recordMeta(shoal)?.idleMs;
-    const stored = values[COOKIE];
+    const texts = recordTexts(shoal) ?? {};
+    const storedCookie = texts[COOKIE] === undefined ? undefined : decodeValue(COOKIE, texts[COOKIE]);
     const cookie =
-      typeof stored === 'object' && stored !== null
-        ? SessionCookie.fromStored(stored as StoredCookie)
+      typeof storedCookie === 'object' && storedCookie !== null
+        ? SessionCookie.fromStored(storedCookie as StoredCookie)
         : this.#newCookie(); // a session written through shoal's own API has no cookie record
     const object = new DropInSession(this, this.#req, id, cookie);
     this.#stored = new Map();
-    for (const [key, value] of Object.entries(values)) {
-      this.#stored.set(key, JSON.stringify(value));
-      if (key !== COOKIE) object[key] = value;
+    for (const key of Object.keys(texts)) {
+      const text = texts[key] as string;
+      this.#stored.set(key, text);
+      if (key !== COOKIE) object[key] = decodeValue(key, text);
     }
     this.#original = withoutCookie(this.#stored);
     this.#storedCookie = cookieShape(cookie);
@@ -250,7 +261,11 @@ export class RequestSession implements SessionControl {
   #setObject(object: DropInSession): void {
     this.#object = object;
     this.#req.session = object;
-    this.#req.sessionID = object.id;
+    this.#setId(object.id);
+  }
+
+  #setId(id: string): void {
+    if (!sessionIdSlot.keep(this.#req, id)) this.#req.sessionID = id;
   }
 
   #newCookie(): SessionCookie {
@@ -302,8 +317,8 @@ export class RequestSession implements SessionControl {
   /** The store replaced a session that ended mid-request by a new one (see Session.commit). */
   #adopt(id: string): void {
     this.#id = id;
-    Object.defineProperty(this.#object, 'id', { value: id });
-    this.#req.sessionID = id;
+    renameSession(this.#object, id);
+    this.#setId(id);
   }
 
   /**
@@ -342,7 +357,7 @@ export class RequestSession implements SessionControl {
     if (Date.now() - found.record.meta.createdAt >= MOVE_WINDOW_MS) return 'spent';
     const shoal = this.#c.manager.openId(id, this.#ctx);
     if (!(await shoal.load())) return 'absent';
-    this.#inflate(id, shoal, await shoal.all());
+    this.#inflate(id, shoal);
     this.#cookieId = id;
     this.#moved = true;
     return 'opened';

@@ -90,9 +90,9 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
   const handle = async (c: DropInConfig, req: DropInRequest, res: ServerResponse): Promise<boolean> => {
     const cookieOptions = typeof cookie === 'function' ? cookie(req) : cookie;
     if (typeof cookie === 'function') checkCookie(cookieOptions);
-    // As express-session: no session outside the cookie's path.
-    const path = (req.originalUrl ?? req.url ?? '/').split('?')[0] ?? '/';
-    if (!path.startsWith(cookieOptions.path ?? '/')) return false;
+    // As express-session: no session outside the cookie's path (every path is inside '/', the default).
+    const cookiePath = cookieOptions.path ?? '/';
+    if (cookiePath !== '/' && !pathOf(req).startsWith(cookiePath)) return false;
     const ctx = startContext(req, userAgentOf, addressOf);
     const request = new RequestSession(c, req, ctx, cookieOptions as CookieOptions);
     await request.open();
@@ -106,7 +106,8 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 
   const middleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
     const r = req as DropInRequest;
-    if (r.session) {
+    // Asked of the request's own properties first: reading a name an Express request lacks walks its whole prototype chain.
+    if (Object.hasOwn(r, 'session') && r.session) {
       next(); // already handled (the middleware mounted twice)
       return;
     }
@@ -126,6 +127,11 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 }
 
 export default session;
+
+/** The request's path, its query left out. */
+function pathOf(req: DropInRequest): string {
+  return (req.originalUrl ?? req.url ?? '/').split('?')[0] ?? '/';
+}
 
 /** Express's req.ip (its trust-proxy setting applied) when there is one, else the socket's address. */
 function addressOf(req: IncomingMessage): string | undefined {

@@ -1,4 +1,3 @@
-import { IncomingMessage } from 'node:http';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { ConfigError, LockTimeoutError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
@@ -9,8 +8,8 @@ import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
 import { commitBeforeHeaders } from './commit-before-headers.js';
 import { lockFailure, writeFailure } from './failure.js';
-import { FrameworkPrototype } from './framework-prototype.js';
 import { checkManager, looksLikeRequest } from './misuse.js';
+import { RequestSlot } from './request-slot.js';
 import { commitOpenScopes, openScopes, type Scopes } from './scopes.js';
 import { sessionErrors as handleSessionErrors } from './session-errors.js';
 import { userAgentOf } from './start-context.js';
@@ -56,8 +55,7 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     const scopes = openScopes(manager, clients, req.headers.cookie, req, userAgentOf, ipOf);
     // node's requests have a `client` of their own already (the socket's old alias): replacing it adds nothing.
     if (scopes.client) req.client = scopes.client as unknown as Session;
-    if (keptOff(req)) {
-      requestScopes.set(req, scopes);
+    if (sessionSlot.keep(req, scopes)) {
       commitBeforeHeaders(res, commitOpenScopes, undefined, scopes, letRequestGo);
     } else {
       req.session = scopes.session as unknown as RequestSession;
@@ -70,51 +68,19 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
 // ---- req.session, kept off the request
 
 /**
- * Express moves every request onto its app's prototype, and in V8 a property added to an object
- * after that makes a map of its own for that one object: setting req.session cost ~15,000
- * instructions a request, a fifth of the session layer's own work on a read. So on Express's
- * requests the scopes are kept in a WeakMap, and `session` is an accessor on the request prototype
- * Express shares between its apps. A request that already has a `session` of its own (another
- * middleware set one) gets a plain property, as elsewhere.
+ * On Express's requests `req.session` is an accessor reading the request's scopes (see RequestSlot).
+ * Once the commit is over the start context stops holding the request, so the kept value does not
+ * reach its key; reading req.session afterwards holds it again, for a session started after the
+ * response (it still records its client).
  */
 type RequestScopes = Scopes<SessionSchema, SessionSchema>;
-const requestScopes = new WeakMap<object, RequestScopes>();
-const requests = new FrameworkPrototype(IncomingMessage.prototype);
-/** Request prototypes given the accessor. */
-const withAccessors = new WeakSet<object>();
+const sessionSlot = new RequestSlot<RequestScopes>('session', (scopes, req) => {
+  scopes.start.hold(req);
+  return scopes.session;
+});
 
-/** Whether this request's scopes go in requestScopes (its prototype given the accessors first). */
-function keptOff(req: Request): boolean {
-  const shared = requests.of(req);
-  if (shared === undefined || Object.hasOwn(req, 'session')) return false;
-  if (!withAccessors.has(shared)) {
-    // Something else defined one there: leave it be, and set the request's own.
-    if (Object.hasOwn(shared, 'session')) return false;
-    Object.defineProperty(shared, 'session', { get: sessionOfRequest, set: setOwnSession, configurable: true });
-    withAccessors.add(shared);
-  }
-  return true;
-}
-
-/**
- * Once the commit is over the start context stops holding the request, so the WeakMap entry's value
- * does not reach its key: such an entry keeps the whole request alive through the young-generation
- * collections. Reading req.session afterwards holds it again, for a session started after the response.
- */
 function letRequestGo(scopes: RequestScopes): void {
   scopes.start.letGo();
-}
-
-function sessionOfRequest(this: object): unknown {
-  const scopes = requestScopes.get(this);
-  if (scopes === undefined) return undefined;
-  scopes.start.hold(this);
-  return scopes.session;
-}
-
-// Assigned by the app or another middleware (`req.session = …`): a property of that request's own, as without the accessors.
-function setOwnSession(this: object, value: unknown): void {
-  Object.defineProperty(this, 'session', { value, writable: true, enumerable: true, configurable: true });
 }
 
 function ipOf(req: Request): string | undefined {

@@ -46,6 +46,11 @@ export class RecordState {
     return this.#state === 'live';
   }
 
+  /** The record loaded or created, if any. */
+  get loaded(): LoadedRecord | null {
+    return this.#loaded;
+  }
+
   /** The meta of the record loaded or created, if any (this request's own copy). */
   get meta(): SessionMeta | undefined {
     return this.#loaded?.record.meta;

@@ -8,7 +8,7 @@ import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
 import { type CookieAction, notANumber, RecordState } from './record-state.js';
-import { type LoadedRecord, plainValue } from './records.js';
+import { type LoadedRecord, plainRecord, plainValue } from './records.js';
 
 export type { CookieAction };
 
@@ -20,6 +20,13 @@ type Key<T> = keyof T & string;
  * package API. Set by Session's static block, which may read its private state: no per-request cost.
  */
 export let recordMeta: (session: Session) => SessionMeta | undefined;
+
+/**
+ * The attributes of the record a request's session loaded, as JSON texts (decrypted), read without
+ * being tracked as reads: for the express-session drop-in, which decodes them and tracks changes
+ * itself. Undefined before a load, or when there was no session to load.
+ */
+export let recordTexts: (session: Session) => Readonly<Record<string, string>> | undefined;
 
 /**
  * One request's view of a session. Loads lazily (an untouched session costs no
@@ -327,6 +334,10 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   static {
     recordMeta = (session) => session.#r.meta;
+    recordTexts = (session) => {
+      const loaded = session.#r.loaded;
+      return loaded ? plainRecord(session.#c.services, loaded).attributes : undefined;
+    };
   }
 }
 
