@@ -52,6 +52,8 @@ export interface DropInConfig {
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
   logger: Logger;
+  /** What a failed end-of-request commit is reported with (made once: no closure per request). */
+  reportCommitFailure: (err: unknown) => void;
 }
 
 /**
@@ -301,8 +303,8 @@ export class RequestSession implements SessionControl {
     this.#stored = all;
     this.#storedCookie = cookieShape(sess.cookie);
     this.#storedIdle = this.#idleFor(sess.cookie);
-    // A Session commits once; later changes in this request go through a fresh one.
-    this.#shoal = this.#c.manager.openId(this.#id, this.#ctx);
+    // A Session commits once; a later write in this request opens a fresh one. A touch needs none: this write slid the deadline.
+    this.#shoal = null;
   }
 
   async #create(all: Map<string, string>, idle: number | undefined): Promise<void> {

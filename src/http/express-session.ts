@@ -71,6 +71,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 
   let config: DropInConfig | undefined;
   const configured = ready.then((manager) => {
+    const logger = options.logger ?? defaultLogger();
     config = {
       manager,
       name: manager.cookieName,
@@ -81,7 +82,9 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       unsetDestroy: options.unset === 'destroy',
       proxy: options.proxy,
       migrateFrom: options.migrateFrom,
-      logger: options.logger ?? defaultLogger(),
+      logger,
+      reportCommitFailure: (err) =>
+        logger.error({ err }, 'saving the session failed; the client got an error response instead'),
     };
     return config;
   });
@@ -96,11 +99,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     const ctx = startContext(req, userAgentOf, addressOf);
     const request = new RequestSession(c, req, ctx, cookieOptions as CookieOptions);
     await request.open();
-    commitBeforeHeaders(
-      res,
-      () => request.finish(),
-      (err) => c.logger.error({ err }, 'saving the session failed; the client got an error response instead'),
-    );
+    commitBeforeHeaders(res, finishRequest, c.reportCommitFailure, request);
     return true;
   };
 
@@ -127,6 +126,11 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 }
 
 export default session;
+
+/** A module-level finish, handed its request: no closure per request. */
+function finishRequest(request: RequestSession): Promise<string[]> {
+  return request.finish();
+}
 
 /** The request's path, its query left out. */
 function pathOf(req: DropInRequest): string {
