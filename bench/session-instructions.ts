@@ -62,7 +62,7 @@ async function dumped(
   dir: string,
   pid: number,
   after: number,
-): Promise<{ n: number; instructions: number; gc: number }> {
+): Promise<{ n: number; instructions: number; gc: number; compilers: number }> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const numbers = (await readdir(dir))
@@ -74,7 +74,7 @@ async function dumped(
     if (numbers.length > 0) {
       const text = await readFile(join(dir, `cg.${pid}.${n}`), 'utf8');
       const summary = /^summary:\s+(\d+)/m.exec(text)?.[1];
-      if (summary) return { n, instructions: Number(summary), gc: await gcInstructions(join(dir, `cg.${pid}.${n}`)) };
+      if (summary) return { n, instructions: Number(summary), ...(await gcAndCompilers(join(dir, `cg.${pid}.${n}`))) };
     }
     if (Date.now() > deadline) throw new Error(`callgrind wrote no dump for pid ${pid} in ${dir}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -89,16 +89,28 @@ async function dumped(
 const GC_FUNCTION =
   /Scaveng|MarkCompact|Marking|Sweeper|Evacuat|v8::internal::Heap::|heap::base::|HeapObject::SizeFromMap|GCTracer|MemoryChunk|MemoryAllocator|PagedSpace|SemiSpace|NewSpace|LargeObjectSpace|RememberedSet|SlotSet|TypedSlots|Pretenuring|Ephemeron|WeakObjects|MinorGC|ArrayBufferSweeper|LiveObjectRange|RecordMigratedSlot|PointersUpdating|StringTableCleaner|IterateObjectCache|RecordWrite/;
 
-/** Instructions of a dump spent in the garbage collector, from callgrind_annotate's self cost per function. */
-async function gcInstructions(file: string): Promise<number> {
+/**
+ * V8's compilers (the optimising one, Maglev, Sparkplug, the parser and bytecode generator) and
+ * deoptimisation, by function name: a function compiled (or thrown away and compiled again) during
+ * a round, rather than before it, lands there once. They move a round's total nearly as much as a
+ * major collection, and say nothing about what a request costs once its code is compiled.
+ */
+const COMPILER_FUNCTION =
+  /v8::internal::compiler::|v8::internal::maglev::|v8::internal::baseline::|v8::internal::interpreter::|v8::internal::Parser|v8::internal::Scanner|v8::internal::Deoptimizer|v8::internal::Compiler::|v8::internal::Assembler|v8::internal::RelocIterator|v8::internal::SourcePositionTable|v8::internal::wasm::|Builtins_CompileLazy|v8::internal::Zone::/;
+
+/** Instructions of a dump spent in the garbage collector, and in the compilers, from callgrind_annotate's self cost per function. */
+async function gcAndCompilers(file: string): Promise<{ gc: number; compilers: number }> {
   const { stdout } = await run('callgrind_annotate', ['--threshold=100', file], { maxBuffer: 256 * 1024 * 1024 });
   let gc = 0;
+  let compilers = 0;
   for (const line of stdout.split('\n')) {
     const m = /^\s*([\d,]+) \([\s\d.]+%\)\s+(.*)$/.exec(line);
-    if (m?.[1] && m[2] && !m[2].startsWith('PROGRAM TOTALS') && GC_FUNCTION.test(m[2]))
-      gc += Number(m[1].replaceAll(',', ''));
+    if (!m?.[1] || !m[2] || m[2].startsWith('PROGRAM TOTALS')) continue;
+    const count = Number(m[1].replaceAll(',', ''));
+    if (GC_FUNCTION.test(m[2])) gc += count;
+    else if (COMPILER_FUNCTION.test(m[2])) compilers += count;
   }
-  return gc;
+  return { gc, compilers };
 }
 
 const down = await redisUnavailable(values.redis as string);
@@ -111,6 +123,8 @@ const load0 = loadavg();
 /** Instructions per request, per "impl route", one entry per round; and of them outside the garbage collector. */
 const results = new Map<string, number[]>();
 const outsideGc = new Map<string, number[]>();
+/** And outside both the garbage collector and the compilers: a request's work once its code is compiled. */
+const steady = new Map<string, number[]>();
 const key = (impl: ImplName, route: Route) => `${impl} ${route}`;
 try {
   for (const name of impls) {
@@ -150,9 +164,11 @@ try {
           const mutator = (dump.instructions - dump.gc) / requests;
           results.set(key(name, route), [...(results.get(key(name, route)) ?? []), perRequest]);
           outsideGc.set(key(name, route), [...(outsideGc.get(key(name, route)) ?? []), mutator]);
+          const compiled = (dump.instructions - dump.gc - dump.compilers) / requests;
+          steady.set(key(name, route), [...(steady.get(key(name, route)) ?? []), compiled]);
           console.log(
             `${name} ${route} round ${round + 1}/${rounds}: ${fmt(perRequest)} instructions/request, ` +
-              `${fmt(mutator)} outside the garbage collector${values.keep ? ` (${join(dir, `cg.${node.pid}.${dump.n}`)})` : ''}`,
+              `${fmt(mutator)} outside the garbage collector, ${fmt(compiled)} outside it and the compilers${values.keep ? ` (${join(dir, `cg.${node.pid}.${dump.n}`)})` : ''}`,
           );
         }
     } finally {
@@ -184,6 +200,8 @@ const rows = impls.flatMap((impl) =>
       aboveBare(of(results, impl), withBare ? of(results, bare) : []),
       spread(of(outsideGc, impl)),
       aboveBare(of(outsideGc, impl), withBare ? of(outsideGc, bare) : []),
+      spread(of(steady, impl)),
+      aboveBare(of(steady, impl), withBare ? of(steady, bare) : []),
     ];
   }),
 );
@@ -200,7 +218,8 @@ const report = [
     '"above bare": the median minus that of the bare server of the same framework (Express, Fastify, node:http or Hono), in brackets the widest that difference can be given both spreads. ' +
     'User-space instructions of the server process (JIT code, V8, Node, libuv, OpenSSL), not the kernel’s. ' +
     '"Outside the GC": the same less what V8\'s garbage collector ran (by function name, see GC_FUNCTION); ' +
-    'it spreads less, since a major collection falls into one round and not the next.',
+    'it spreads less, since a major collection falls into one round and not the next. ' +
+    '"Outside the GC and the compilers": less V8\'s compilers and deoptimiser too (COMPILER_FUNCTION), what a request costs once its code is compiled.',
   '',
   table(
     [
@@ -210,6 +229,8 @@ const report = [
       'above bare (same framework)',
       'outside the GC / request',
       'outside the GC, above bare',
+      'outside the GC and compilers / request',
+      'outside the GC and compilers, above bare',
     ],
     rows,
   ),
