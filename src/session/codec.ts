@@ -1,6 +1,18 @@
 import { SessionValueError } from '../core/errors.js';
 
 /**
+ * Refuses "__proto__" as an attribute name: wherever attributes are held as a plain object (a store's
+ * record, a JSON body, a spread), assigning that key sets the object's prototype instead of a field.
+ */
+export function checkAttributeName(key: string): void {
+  if (key === '__proto__') {
+    throw new SessionValueError(
+      '"__proto__" cannot be a session attribute name: it is the prototype of every object that holds attributes; choose another name',
+    );
+  }
+}
+
+/**
  * Attribute values travel as JSON text; undefined is not JSON, so it means "delete".
  * `maxSize` is the size budget in bytes of the JSON text (see SessionOptions.maxSize).
  */

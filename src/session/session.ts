@@ -3,7 +3,7 @@ import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import type { SessionMeta } from '../stores/contract.js';
 import { PendingChanges } from './changes.js';
-import { decodeValue, encodeValue, validateValue } from './codec.js';
+import { checkAttributeName, decodeValue, encodeValue, validateValue } from './codec.js';
 import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
@@ -142,6 +142,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   /** Sets an attribute; written when the request ends, merged field by field with concurrent requests. */
   set<K extends Key<T>>(key: K, value: T[K]): void {
+    checkAttributeName(key);
     if (value === undefined) {
       this.delete(key);
       return;
@@ -161,6 +162,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * with bounded retries): just as correct, slower on a hot key, and it may throw ConflictError.
    */
   async increment<K extends Key<T>>(key: K, by = 1): Promise<number> {
+    checkAttributeName(key);
     // NaN, Infinity or a string would reach the store and leave text there that is not JSON.
     if (typeof by !== 'number' || !Number.isFinite(by)) throw badAmount(key, by);
     if (this.#c.services.cipher) {
@@ -187,6 +189,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * after the configured number of attempts.
    */
   async update<K extends Key<T>>(key: K, fn: (current: T[K] | undefined) => T[K]): Promise<T[K]> {
+    checkAttributeName(key);
     const retries = this.#c.config.updateRetries;
     const { set, del } = this.#changes;
     for (let attempt = 0; attempt < retries; attempt++) {
