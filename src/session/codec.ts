@@ -13,6 +13,29 @@ export function checkAttributeName(key: string): void {
 }
 
 /**
+ * What JSON.stringify would turn into something else without a word: NaN and ±Infinity become null,
+ * a Map, Set or typed array an empty or index-keyed object. Only the value itself is looked at, not
+ * what it contains: a whole walk would cost every commit, and these are what a counter or a cache
+ * put straight into a session are.
+ */
+export function lossyKind(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : String(value);
+  if (value instanceof Map) return 'a Map';
+  if (value instanceof Set) return 'a Set';
+  if (ArrayBuffer.isView(value)) return 'a typed array or Buffer';
+  return undefined;
+}
+
+/** Refuses a value JSON would store as something else, before it replaces what the session holds. */
+export function checkLossless(key: string, value: unknown): void {
+  const kind = lossyKind(value);
+  if (kind === undefined) return;
+  throw new SessionValueError(
+    `session attribute "${key}" cannot be stored: ${kind} is not JSON and would be stored as ${typeof value === 'number' ? 'null' : 'something else'}; nothing was written. Store a finite number, or convert it (e.g. [...map] or Array.from(set)).`,
+  );
+}
+
+/**
  * Attribute values travel as JSON text; undefined is not JSON, so it means "delete".
  * `maxSize` is the size budget in bytes of the JSON text (see SessionOptions.maxSize).
  */

@@ -3,7 +3,7 @@ import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import type { SessionMeta } from '../stores/contract.js';
 import { PendingChanges } from './changes.js';
-import { checkAttributeName, decodeValue, encodeValue, validateValue } from './codec.js';
+import { checkAttributeName, checkLossless, decodeValue, encodeValue, validateValue } from './codec.js';
 import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
@@ -148,6 +148,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
       return;
     }
     const checked = this.#validate(key, value);
+    checkLossless(key, checked);
     // Fail here, at the caller, rather than at commit; the text is kept for the commit.
     this.#changes.write(key, checked, encodeValue(key, checked, this.#c.config.maxSize));
   }
@@ -204,6 +205,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
             ? undefined
             : this.#validate(key, decodeValue(key, original));
       const next = this.#validate(key, fn(current as T[K] | undefined)) as T[K];
+      checkLossless(key, next);
       const text = encodeValue(key, next, this.#c.config.maxSize);
       const r = await this.#r.commitTo(base.record.id, { set: { [key]: text } }, base.record.meta.rev);
       if (typeof r !== 'string') {
