@@ -76,6 +76,12 @@ export class Session<T extends SessionSchema = SessionSchema> {
         `session.setUser(userId) takes the user's id as a string (String(user.id)) or null; got ${kindOf(userId)}`,
       );
     }
+    // Stores keep "" as no user, so it would read as signed in for this request and signed out after it.
+    if (userId === '') {
+      throw new SessionValueError(
+        "session.setUser(userId) got an empty string, which is no user: pass the user's id, or null to sign the session out",
+      );
+    }
     this.#changes.userId = userId;
   }
 

@@ -317,6 +317,17 @@ export function describeSessionConformance(name: string, connectStore: ConnectSt
             `session.setUser(userId) takes the user's id as a string (String(user.id)) or null; got ${got}`,
           );
         }
+        const empty = await request(a, cookie, (s) => {
+          try {
+            s.setUser('');
+          } catch (err) {
+            return err;
+          }
+        });
+        expect(empty.result).toBeInstanceOf(SessionValueError);
+        expect((empty.result as Error).message).toBe(
+          "session.setUser(userId) got an empty string, which is no user: pass the user's id, or null to sign the session out",
+        );
         const after = await stored(id);
         expect(after?.meta.userId).toBe('alice');
         expect(after?.meta.rev).toBe(before?.meta.rev);
