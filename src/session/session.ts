@@ -7,7 +7,7 @@ import { checkAttributeName, checkLossless, decodeValue, encodeValue, validateVa
 import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
-import { type CookieAction, notANumber, RecordState } from './record-state.js';
+import { type CookieAction, IncrementRefused, RecordState } from './record-state.js';
 import { type LoadedRecord, plainValue } from './records.js';
 
 export type { CookieAction };
@@ -175,8 +175,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     if (this.#c.services.cipher) {
       const next = await this.update(key, (current) => {
         if (current === undefined) return by as T[K];
-        if (typeof current !== 'number') throw notANumber(key);
-        if (!Number.isFinite(current + by)) throw badAmount(key, by);
+        if (typeof current !== 'number' || !Number.isFinite(current + by)) throw incrementRefusal(key, by, current);
         return (current + by) as T[K];
       });
       return next as number;
@@ -184,7 +183,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
     const { set, del } = this.#changes;
     const pending = set.has(key) ? { [key]: encodeValue(key, set.get(key)) } : undefined;
     // A delete earlier in this request goes first (the store applies del, set, incr), so the count restarts at 0.
-    const r = await this.#r.apply({ del: del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } });
+    const r = await this.#r
+      .apply({ del: del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } })
+      .catch((err: unknown) => this.#whyNoIncrement(key, by, err));
     const text = r.values[key] ?? '0';
     this.#changes.settled(key, Number(text), text);
     return Number(text);
@@ -332,6 +333,24 @@ export class Session<T extends SessionSchema = SessionSchema> {
     return this.#committing;
   }
 
+  /**
+   * A store refuses an increment with one answer for two causes (the value is not a number, or the
+   * sum would not be finite): on that error path only, the stored value says which, for the message.
+   */
+  async #whyNoIncrement(key: string, by: number, err: unknown): Promise<never> {
+    if (!(err instanceof IncrementRefused)) throw err;
+    const loaded = await this.#r.reload().catch(() => null);
+    const text = loaded ? plainValue(this.#c.services, loaded, key) : undefined;
+    let current: unknown;
+    try {
+      current = text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      throw err;
+    }
+    if (current === undefined) throw err;
+    throw incrementRefusal(key, by, current);
+  }
+
   #validate(key: string, value: unknown): unknown {
     return validateValue(this.#c.config.validate[key as Key<T>], key, value);
   }
@@ -339,6 +358,18 @@ export class Session<T extends SessionSchema = SessionSchema> {
   static {
     recordMeta = (session) => session.#r.meta;
   }
+}
+
+/** Why increment() could not add `by` to the value the session holds: not a number, or a sum past the largest. */
+function incrementRefusal(key: string, by: number, current: unknown): SessionValueError {
+  if (typeof current === 'number') {
+    return new SessionValueError(
+      `session.increment("${key}", ${by}) would take "${key}" (${current}) past the largest number; nothing was written`,
+    );
+  }
+  return new SessionValueError(
+    `session.increment("${key}") needs a number, but "${key}" holds ${kindOf(current)}; nothing was written`,
+  );
 }
 
 /** increment() given an amount that is not a finite number, or one that would take the total past one. */
