@@ -30,9 +30,11 @@ export function lossyKind(value: unknown): string | undefined {
 export function checkLossless(key: string, value: unknown): void {
   const kind = lossyKind(value);
   if (kind === undefined) return;
-  throw new SessionValueError(
-    `session attribute "${key}" cannot be stored: ${kind} is not JSON and would be stored as ${typeof value === 'number' ? 'null' : 'something else'}; nothing was written. Store a finite number, or convert it (e.g. [...map] or Array.from(set)).`,
-  );
+  const fix =
+    typeof value === 'number'
+      ? 'would be stored as null; nothing was written. Store a finite number, or delete the key'
+      : 'would be stored as an empty or index-keyed object; nothing was written. Convert it first, e.g. [...map], [...set] or Array.from(bytes)';
+  throw new SessionValueError(`session attribute "${key}" cannot be stored: ${kind} is not JSON and ${fix}.`);
 }
 
 /**
