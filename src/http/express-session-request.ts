@@ -19,7 +19,7 @@ import {
 } from './express-session-cookie.js';
 import { DropInSession, renameSession, type SessionControl } from './express-session-object.js';
 import type { LegacyStore } from './express-session-options.js';
-import { COOKIE, propertyOf, same, texts, withoutCookie } from './express-session-texts.js';
+import { COOKIE, same, storedForm, texts, withoutCookie } from './express-session-texts.js';
 import { RequestSlot } from './request-slot.js';
 
 /**
@@ -288,7 +288,7 @@ export class RequestSession implements SessionControl {
       await this.#create(all, this.#idleFor(sess.cookie));
     } else {
       const shoal = this.#shoal ?? this.#c.manager.openId(this.#id, this.#ctx);
-      for (const [key, text] of all) if (this.#stored.get(key) !== text) shoal.set(key, propertyOf(sess, key));
+      for (const [key, text] of all) if (this.#stored.get(key) !== text) shoal.set(key, storedForm(sess, key, text));
       for (const key of this.#stored.keys()) if (!all.has(key)) shoal.delete(key);
       this.#followCookie(shoal, sess.cookie);
       await shoal.commit();

@@ -1,3 +1,4 @@
+import { lossyKind } from '../session/codec.js';
 import type { DropInSession } from './express-session-object.js';
 
 /** The property express-session keeps the cookie under; shoal stores it like any other. */
@@ -33,4 +34,13 @@ export function same(current: Map<string, string>, other: Map<string, string>): 
 
 export function propertyOf(sess: DropInSession, key: string): unknown {
   return key === COOKIE ? sess.cookie.data : sess[key];
+}
+
+/**
+ * A property as the session stores it. express-session keeps whatever JSON makes of a value (NaN as
+ * null, a Map as {}), where shoal's own set() refuses such a value: the drop-in passes JSON's form on.
+ */
+export function storedForm(sess: DropInSession, key: string, text: string): unknown {
+  const value = propertyOf(sess, key);
+  return lossyKind(value) === undefined ? value : JSON.parse(text);
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Bus, BusMessage } from '../bus/contract.js';
+import { nearestName } from '../core/did-you-mean.js';
 import { hasBearer, sendJson } from '../core/http.js';
 import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
 import { BadCallError, broadcast } from './server-calls.js';
@@ -15,6 +16,7 @@ export async function readServerCall(
   res: ServerResponse,
   key: string | undefined,
   shape: string,
+  fields: readonly string[],
 ): Promise<Record<string, unknown> | undefined> {
   if (!key) {
     sendJson(res, 404, { error: 'the HTTP server API is disabled: set SHOAL_PUBLISH_KEY on the gateway' });
@@ -34,11 +36,33 @@ export async function readServerCall(
     }
     chunks.push(chunk as Buffer);
   }
+  let body: unknown;
   try {
-    const body: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    if (typeof body === 'object' && body !== null && !Array.isArray(body)) return body as Record<string, unknown>;
+    body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch {}
-  sendJson(res, 400, { error: `body must be a JSON object: ${shape}` });
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    sendJson(res, 400, { error: `body must be a JSON object: ${shape}` });
+    return;
+  }
+  const unknown = unknownField(body as Record<string, unknown>, fields);
+  if (unknown !== undefined) {
+    sendJson(res, 400, { error: unknown });
+    return;
+  }
+  return body as Record<string, unknown>;
+}
+
+/**
+ * Why a body is refused for a field the call does not read, or undefined: a misspelt "data" or
+ * "limit" would otherwise be dropped without a word, publishing null or reading the default.
+ */
+function unknownField(body: Record<string, unknown>, fields: readonly string[]): string | undefined {
+  for (const key of Object.keys(body)) {
+    if (fields.includes(key)) continue;
+    const near = nearestName(key, fields);
+    return `unknown field "${key}"; ${near ? `did you mean "${near}"?` : `the fields are ${fields.join(', ')}`}`;
+  }
+  return undefined;
 }
 
 /**
@@ -59,6 +83,7 @@ export async function handlePublish(
     res,
     key,
     '{"channel": "..." or "channels": [...], "event": "...", "data": …}',
+    ['channel', 'channels', 'event', 'data'],
   );
   if (!body) return;
   if (body.channels !== undefined) {

@@ -10,6 +10,7 @@ const ANSWER_TIMEOUT_MS = 1000;
 export const QUERIES = new ServerCallTable({
   '/presence': {
     shape: '{"channel": "...", "clients"?: true}',
+    fields: ['channel', 'clients'],
     status: 200,
     answer: async (bus: Bus, b: Record<string, unknown>) => {
       if (b.clients !== undefined && typeof b.clients !== 'boolean') {
@@ -20,6 +21,7 @@ export const QUERIES = new ServerCallTable({
   },
   '/presence_stats': {
     shape: '{"channel": "..."}',
+    fields: ['channel'],
     status: 200,
     answer: async (bus: Bus, b: Record<string, unknown>) => {
       const p = await queryPresence(bus, appChannel(b.channel), { timeoutMs: ANSWER_TIMEOUT_MS });
@@ -28,12 +30,14 @@ export const QUERIES = new ServerCallTable({
   },
   '/history': {
     shape: '{"channel": "...", "limit"?: n, "since"?: {"epoch": "...", "offset": n}}',
+    fields: ['channel', 'limit', 'since'],
     status: 200,
     answer: async (bus: Bus, b: Record<string, unknown>) =>
       readHistory(bus, b.channel, { limit: b.limit, since: b.since }),
   },
   '/channels': {
     shape: '{"pattern"?: "prefix"}',
+    fields: ['pattern'],
     status: 200,
     answer: async (bus: Bus, b: Record<string, unknown>) => {
       if (b.pattern !== undefined && typeof b.pattern !== 'string') {

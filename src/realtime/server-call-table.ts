@@ -8,6 +8,8 @@ import { BadCallError } from './server-calls.js';
 export interface ServerCall {
   /** What the body must look like, said when it is not a JSON object. */
   readonly shape: string;
+  /** The body's fields; any other is refused with 400, as a typo would otherwise be ignored. */
+  readonly fields: readonly string[];
   /** The status of a successful answer: 200 for a read, 202 for a command put on the bus. */
   readonly status: 200 | 202;
   /** The answer's body; a BadCallError is the caller's mistake and answered 400 with its message. */
@@ -28,7 +30,7 @@ export class ServerCallTable<P extends string> {
 
   async handle(path: P, req: IncomingMessage, res: ServerResponse, bus: Bus, key: string | undefined): Promise<void> {
     const call = this.calls[path];
-    const body = await readServerCall(req, res, key, call.shape);
+    const body = await readServerCall(req, res, key, call.shape, call.fields);
     if (!body) return;
     let answer: unknown;
     try {

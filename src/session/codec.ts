@@ -1,6 +1,43 @@
 import { SessionValueError } from '../core/errors.js';
 
 /**
+ * Refuses "__proto__" as an attribute name: wherever attributes are held as a plain object (a store's
+ * record, a JSON body, a spread), assigning that key sets the object's prototype instead of a field.
+ */
+export function checkAttributeName(key: string): void {
+  if (key === '__proto__') {
+    throw new SessionValueError(
+      '"__proto__" cannot be a session attribute name: it is the prototype of every object that holds attributes; choose another name',
+    );
+  }
+}
+
+/**
+ * What JSON.stringify would turn into something else without a word: NaN and ±Infinity become null,
+ * a Map, Set or typed array an empty or index-keyed object. Only the value itself is looked at, not
+ * what it contains: a whole walk would cost every commit, and these are what a counter or a cache
+ * put straight into a session are.
+ */
+export function lossyKind(value: unknown): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : String(value);
+  if (value instanceof Map) return 'a Map';
+  if (value instanceof Set) return 'a Set';
+  if (ArrayBuffer.isView(value)) return 'a typed array or Buffer';
+  return undefined;
+}
+
+/** Refuses a value JSON would store as something else, before it replaces what the session holds. */
+export function checkLossless(key: string, value: unknown): void {
+  const kind = lossyKind(value);
+  if (kind === undefined) return;
+  const fix =
+    typeof value === 'number'
+      ? 'would be stored as null; nothing was written. Store a finite number, or delete the key'
+      : 'would be stored as an empty or index-keyed object; nothing was written. Convert it first, e.g. [...map], [...set] or Array.from(bytes)';
+  throw new SessionValueError(`session attribute "${key}" cannot be stored: ${kind} is not JSON and ${fix}.`);
+}
+
+/**
  * Attribute values travel as JSON text; undefined is not JSON, so it means "delete".
  * `maxSize` is the size budget in bytes of the JSON text (see SessionOptions.maxSize).
  */

@@ -209,7 +209,8 @@ export function resolveSession<T extends SessionSchema>(o: SessionOptions<T>): S
     absoluteMs: parsePositiveDuration(o.absoluteTimeout ?? '12h', 'absoluteTimeout', "'12h'"),
     touchMs: parseDuration(o.touchInterval ?? Math.min(Math.floor(idleMs / 10), 60_000), 'touchInterval'),
     updateRetries: o.updateRetries ?? 20,
-    validate: Object.freeze({ ...o.validate }) as SessionValidators<T>,
+    // No prototype: a key such as "toString" or "constructor" must not find Object's methods as its validator.
+    validate: Object.freeze(Object.assign(Object.create(null), o.validate)) as SessionValidators<T>,
     onSessionStart: o.onSessionStart,
     onSessionEnd: o.onSessionEnd,
     sweepEnabled: o.sweep?.enabled ?? true,

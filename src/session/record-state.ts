@@ -236,8 +236,11 @@ export class RecordState {
   }
 }
 
+/** The store's refusal of an increment: session.increment() looks at the stored value to say which cause it was. */
+export class IncrementRefused extends SessionValueError {}
+
 export function notANumber(key: string): SessionValueError {
-  return new SessionValueError(
+  return new IncrementRefused(
     `session.increment("${key}") needs a number, but "${key}" holds something else (or the total would pass the largest number); nothing was written`,
   );
 }

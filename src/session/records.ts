@@ -40,7 +40,8 @@ function cachedRecord(loaded: LoadedRecord | null): LoadedRecord | null {
 /** A stored attribute as JSON text (decrypted when encryption is on). */
 export function plainValue(s: SessionServices, loaded: LoadedRecord, key: string): string | undefined {
   const { record, entry } = loaded;
-  const stored = record.attributes[key];
+  // Own keys only: "toString" or "__proto__" on a session without them is absent, not Object's.
+  const stored = Object.hasOwn(record.attributes, key) ? record.attributes[key] : undefined;
   const cipher = s.cipher;
   if (stored === undefined || !cipher) return stored;
   const decrypt = () => cipher.decrypt(record.id, key, stored);

@@ -3,11 +3,11 @@ import { kindOf } from '../core/kind-of.js';
 import { fullJitter, sleep } from '../core/timing.js';
 import type { SessionMeta } from '../stores/contract.js';
 import { PendingChanges } from './changes.js';
-import { decodeValue, encodeValue, validateValue } from './codec.js';
+import { checkAttributeName, checkLossless, decodeValue, encodeValue, validateValue } from './codec.js';
 import { lifetimeOf, resolveLifetime, type SessionLifetime } from './lifetime.js';
 import { acquireLock, type HeldLock, type LockContext, type LockOptions } from './lock.js';
 import type { SessionContext, SessionSchema, SessionStartContext } from './options.js';
-import { type CookieAction, notANumber, RecordState } from './record-state.js';
+import { type CookieAction, IncrementRefused, RecordState } from './record-state.js';
 import { type LoadedRecord, plainRecord, plainValue } from './records.js';
 
 export type { CookieAction };
@@ -83,6 +83,12 @@ export class Session<T extends SessionSchema = SessionSchema> {
         `session.setUser(userId) takes the user's id as a string (String(user.id)) or null; got ${kindOf(userId)}`,
       );
     }
+    // Stores keep "" as no user, so it would read as signed in for this request and signed out after it.
+    if (userId === '') {
+      throw new SessionValueError(
+        "session.setUser(userId) got an empty string, which is no user: pass the user's id, or null to sign the session out",
+      );
+    }
     this.#changes.userId = userId;
   }
 
@@ -149,11 +155,13 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   /** Sets an attribute; written when the request ends, merged field by field with concurrent requests. */
   set<K extends Key<T>>(key: K, value: T[K]): void {
+    checkAttributeName(key);
     if (value === undefined) {
       this.delete(key);
       return;
     }
     const checked = this.#validate(key, value);
+    checkLossless(key, checked);
     // Fail here, at the caller, rather than at commit; the text is kept for the commit.
     this.#changes.write(key, checked, encodeValue(key, checked, this.#c.config.maxSize));
   }
@@ -168,13 +176,13 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * with bounded retries): just as correct, slower on a hot key, and it may throw ConflictError.
    */
   async increment<K extends Key<T>>(key: K, by = 1): Promise<number> {
+    checkAttributeName(key);
     // NaN, Infinity or a string would reach the store and leave text there that is not JSON.
     if (typeof by !== 'number' || !Number.isFinite(by)) throw badAmount(key, by);
     if (this.#c.services.cipher) {
       const next = await this.update(key, (current) => {
         if (current === undefined) return by as T[K];
-        if (typeof current !== 'number') throw notANumber(key);
-        if (!Number.isFinite(current + by)) throw badAmount(key, by);
+        if (typeof current !== 'number' || !Number.isFinite(current + by)) throw incrementRefusal(key, by, current);
         return (current + by) as T[K];
       });
       return next as number;
@@ -182,7 +190,9 @@ export class Session<T extends SessionSchema = SessionSchema> {
     const { set, del } = this.#changes;
     const pending = set.has(key) ? { [key]: encodeValue(key, set.get(key)) } : undefined;
     // A delete earlier in this request goes first (the store applies del, set, incr), so the count restarts at 0.
-    const r = await this.#r.apply({ del: del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } });
+    const r = await this.#r
+      .apply({ del: del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } })
+      .catch((err: unknown) => this.#whyNoIncrement(key, by, err));
     const text = r.values[key] ?? '0';
     this.#changes.settled(key, Number(text), text);
     return Number(text);
@@ -194,6 +204,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
    * after the configured number of attempts.
    */
   async update<K extends Key<T>>(key: K, fn: (current: T[K] | undefined) => T[K]): Promise<T[K]> {
+    checkAttributeName(key);
     const retries = this.#c.config.updateRetries;
     const { set, del } = this.#changes;
     for (let attempt = 0; attempt < retries; attempt++) {
@@ -208,6 +219,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
             ? undefined
             : this.#validate(key, decodeValue(key, original));
       const next = this.#validate(key, fn(current as T[K] | undefined)) as T[K];
+      checkLossless(key, next);
       const text = encodeValue(key, next, this.#c.config.maxSize);
       const r = await this.#r.commitTo(base.record.id, { set: { [key]: text } }, base.record.meta.rev);
       if (typeof r !== 'string') {
@@ -328,6 +340,24 @@ export class Session<T extends SessionSchema = SessionSchema> {
     return this.#committing;
   }
 
+  /**
+   * A store refuses an increment with one answer for two causes (the value is not a number, or the
+   * sum would not be finite): on that error path only, the stored value says which, for the message.
+   */
+  async #whyNoIncrement(key: string, by: number, err: unknown): Promise<never> {
+    if (!(err instanceof IncrementRefused)) throw err;
+    const loaded = await this.#r.reload().catch(() => null);
+    const text = loaded ? plainValue(this.#c.services, loaded, key) : undefined;
+    let current: unknown;
+    try {
+      current = text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      throw err;
+    }
+    if (current === undefined) throw err;
+    throw incrementRefusal(key, by, current);
+  }
+
   #validate(key: string, value: unknown): unknown {
     return validateValue(this.#c.config.validate[key as Key<T>], key, value);
   }
@@ -339,6 +369,18 @@ export class Session<T extends SessionSchema = SessionSchema> {
       return loaded ? plainRecord(session.#c.services, loaded).attributes : undefined;
     };
   }
+}
+
+/** Why increment() could not add `by` to the value the session holds: not a number, or a sum past the largest. */
+function incrementRefusal(key: string, by: number, current: unknown): SessionValueError {
+  if (typeof current === 'number') {
+    return new SessionValueError(
+      `session.increment("${key}", ${by}) would take "${key}" (${current}) past the largest number; nothing was written`,
+    );
+  }
+  return new SessionValueError(
+    `session.increment("${key}") needs a number, but "${key}" holds ${kindOf(current)}; nothing was written`,
+  );
 }
 
 /** increment() given an amount that is not a finite number, or one that would take the total past one. */

@@ -307,6 +307,22 @@ export function describeSessionSecurity(name: string, connectStore: ConnectStore
         expect((await request(b, r.cookie, (s) => s.all())).result).toEqual({ cart: ['x'] });
       });
 
+      it('says why increment() refused, as without encryption: a value that is not a number, or a sum too large', async () => {
+        const { a } = rig({ encryption: { keys: [newKey()] } });
+        const { cookie } = await seed(a, { word: 'abc', n: Number.MAX_VALUE });
+        const word = await request(a, cookie, (s) => s.increment('word').catch((e: unknown) => (e as Error).message));
+        expect(word.result).toBe(
+          'session.increment("word") needs a number, but "word" holds a string; nothing was written',
+        );
+        const n = await request(a, cookie, (s) =>
+          s.increment('n', Number.MAX_VALUE).catch((e: unknown) => (e as Error).message),
+        );
+        expect(n.result).toBe(
+          `session.increment("n", ${Number.MAX_VALUE}) would take "n" (${Number.MAX_VALUE}) past the largest number; nothing was written`,
+        );
+        expect((await request(a, cookie, (s) => s.get('n'))).result).toBe(Number.MAX_VALUE);
+      });
+
       it('hands onSessionEnd the decrypted attributes', async (ctx) => {
         if (!nodes.a.capabilities.lifecycle) ctx.skip(`the ${nodes.a.kind} store has no lifecycle capability`);
         // Its own namespace: this sweep must not claim other tests' sessions.

@@ -207,6 +207,20 @@ describe.skipIf(skip)('the HTTP server API on two gateways over redis', () => {
     await refused('/channels', { pattern: 5 }, /pattern must be a string/);
   });
 
+  it('refuses a field a call does not take, naming the one meant, and publishes nothing', async () => {
+    const before = await call<{ offset: number }>('/history', { channel: 'room:typo', limit: 1 });
+    await refused(
+      '/publish',
+      { channel: 'room:typo', event: 'x', date: { a: 1 } },
+      /^unknown field "date"; did you mean "data"\?$/,
+    );
+    await refused('/history', { channel: 'room:typo', limt: 5 }, /^unknown field "limt"; did you mean "limit"\?$/);
+    await refused('/disconnect', { user: 'u', reson: 'bye' }, /^unknown field "reson"; did you mean "reason"\?$/);
+    await refused('/channels', { prefix: 'room:' }, /^unknown field "prefix"; the fields are pattern$/);
+    for (const path of SERVER_API_PATHS) await refused(path, { zzzzzzzz: 1 }, /^unknown field "zzzzzzzz"/);
+    expect((await call<{ offset: number }>('/history', { channel: 'room:typo', limit: 1 })).offset).toBe(before.offset);
+  });
+
   it('every call needs the key and a JSON object body', async () => {
     for (const path of SERVER_API_PATHS) {
       expect((await post(gw2, path, {}, null)).status).toBe(401);
@@ -222,7 +236,20 @@ describe.skipIf(skip)('the OpenAPI document', () => {
     openapi: string;
     paths: Record<
       string,
-      Record<string, { requestBody?: { content: Record<string, { examples?: Record<string, { value: unknown }> }> } }>
+      Record<
+        string,
+        {
+          requestBody?: {
+            content: Record<
+              string,
+              {
+                examples?: Record<string, { value: unknown }>;
+                schema?: { additionalProperties?: boolean; properties?: Record<string, unknown> };
+              }
+            >;
+          };
+        }
+      >
     >;
   }
   let doc: Doc;
@@ -245,6 +272,18 @@ describe.skipIf(skip)('the OpenAPI document', () => {
     expect(Object.keys(doc.paths).sort()).toEqual([...SERVER_API_PATHS, '/openapi.json'].sort());
     // A path the document does not name is not served.
     expect((await post(gw1, '/publish_many', {})).status).toBe(404);
+  });
+
+  it('names in each request schema exactly the fields the gateway takes', async () => {
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const schema = ops.post?.requestBody?.content['application/json']?.schema;
+      if (!schema) continue;
+      expect(schema.additionalProperties, path).toBe(false);
+      for (const field of Object.keys(schema.properties ?? {})) {
+        const res = await post(gw2, path, { [field]: null });
+        expect(((await res.json()) as { error?: string }).error ?? '', `${path} ${field}`).not.toMatch(/unknown field/);
+      }
+    }
   });
 
   it('has example bodies the real gateway accepts', async () => {
