@@ -58,9 +58,12 @@ export async function load(
   });
   const failed = result.non2xx + result.errors + result.timeouts;
   if (failed > 0) {
-    throw new Error(
-      `${node.name} ${route}: ${failed} of ${amount} requests failed (statuses ${JSON.stringify(result.statusCodeStats)}; ` +
-        `${result.errors} errors; ${result.timeouts} timeouts)`,
+    throw Object.assign(
+      new Error(
+        `${node.name} ${route}: ${failed} of ${amount} requests failed (statuses ${JSON.stringify(result.statusCodeStats)}; ` +
+          `${result.errors} errors; ${result.timeouts} timeouts)`,
+      ),
+      { onlyConnectionErrors: result.non2xx === 0 && result.timeouts === 0 },
     );
   }
 }
