@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,11 +203,22 @@ describe('the installed package', () => {
       writeFileSync(join(project.dir, name), JSON.stringify({ ...tsconfig, files: include }));
       return name;
     };
-    // What each one loads on its own (resolved, not checked: cheap). A package it needs and the project
-    // lacks is no file here but an error below.
-    for (const { entry, file } of files) {
-      const listed = await project.exec(tsc, ['-p', config('types-one.json', [file]), '--listFilesOnly']);
-      const packages = new Set([...listed.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((m) => m[1]));
+    // What each one loads on its own (resolved, not checked: cheap): what `tsc --listFilesOnly` lists for
+    // a project of that one file, for all of them in one process (test/consumer/list-files.mjs). A
+    // package it needs and the project lacks is no file here but an error below.
+    const configs = files.map(({ file }, i) => config(`types-one-${i}.json`, [file]));
+    copyFileSync(join(ROOT, 'test/consumer/list-files.mjs'), join(project.dir, 'list-files.mjs'));
+    const printed = await project.exec(process.execPath, ['list-files.mjs', ...configs]);
+    const lists = JSON.parse(printed.split('\n').find((l) => l.startsWith('{')) ?? printed) as Record<string, string[]>;
+    for (const [i, { entry, file }] of files.entries()) {
+      const listed = lists[configs[i] as string] ?? [];
+      expect(
+        listed.some((f) => f.endsWith(`/${file}`)),
+        `${entry}: ${file} in its own program`,
+      ).toBe(true);
+      const packages = new Set(
+        listed.flatMap((f) => [...f.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((m) => m[1])),
+      );
       const reached = [...optional, ...frameworks, ...untyped].filter((p) => packages.has(p));
       expect({ entry, reached }).toEqual({ entry, reached: needs[entry] ?? [] });
     }
