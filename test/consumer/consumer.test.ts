@@ -207,8 +207,7 @@ describe('the installed package', () => {
     // a project of that one file, for all of them in one process (test/consumer/list-files.mjs). A
     // package it needs and the project lacks is no file here but an error below.
     const configs = files.map(({ file }, i) => config(`types-one-${i}.json`, [file]));
-    copyFileSync(join(ROOT, 'test/consumer/list-files.mjs'), join(project.dir, 'list-files.mjs'));
-    const printed = await project.exec(process.execPath, ['list-files.mjs', ...configs]);
+    const printed = await project.exec(process.execPath, [listFiles(), ...configs]);
     const lists = JSON.parse(printed.split('\n').find((l) => l.startsWith('{')) ?? printed) as Record<string, string[]>;
     for (const [i, { entry, file }] of files.entries()) {
       const listed = lists[configs[i] as string] ?? [];
@@ -268,9 +267,15 @@ app.use(sessionErrors());
       }),
     );
     const tsc = join(project.dir, 'node_modules/.bin/tsc');
-    const listed = await project.exec(tsc, ['-p', join(sub, 'tsconfig.json'), '--listFilesOnly']);
-    expect(listed).not.toMatch(/shoal\/dist\/http\/express\.d\.ts/);
-    await project.exec(tsc, ['-p', join(sub, 'tsconfig.json')]);
+    // What `tsc --listFilesOnly` lists for it (test/consumer/list-files.mjs).
+    const config = join(sub, 'tsconfig.json');
+    const printed = await project.exec(process.execPath, [listFiles(), config]);
+    const listed = (
+      JSON.parse(printed.split('\n').find((l) => l.startsWith('{')) ?? printed) as Record<string, string[]>
+    )[config];
+    expect(listed?.some((f) => f.endsWith('/dropin-types/app.ts'))).toBe(true);
+    expect(listed?.join('\n')).not.toMatch(/shoal\/dist\/http\/express\.d\.ts/);
+    await project.exec(tsc, ['-p', config]);
   }, 120_000);
 
   it('exposes only the documented entry points', async () => {
@@ -283,6 +288,16 @@ app.use(sessionErrors());
     await expect(load('shoal/dist/index.js')).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   }, 60_000);
 });
+
+/**
+ * test/consumer/list-files.mjs copied into the project (so it loads the project's TypeScript): what
+ * `tsc -p <config> --listFilesOnly` lists, for several configs in one process.
+ */
+function listFiles(): string {
+  const path = join(project.dir, 'list-files.mjs');
+  copyFileSync(join(ROOT, 'test/consumer/list-files.mjs'), path);
+  return path;
+}
 
 /** Every entry point of the exports map but the manifest itself. */
 function entryPoints(): string[] {
