@@ -27,6 +27,19 @@ const alias = Object.entries(tsconfig.compilerOptions.paths)
 const EXCLUSIVE = ['test/failover/**/*.test.ts', 'test/multihost/**/*.test.ts'];
 
 /**
+ * Files under test/failover/ that start a cluster of their own but time nothing under a fault: the
+ * conformance suites and `shoal doctor` on a Redis Cluster, appends racing on a NATS cluster, and the
+ * replicas of a NATS stream (a server is killed there, but only what doctor then says is checked).
+ * They run with the shared files, on ports of their own, instead of holding the machine alone.
+ */
+const UNTIMED_CLUSTERS = [
+  'test/failover/redis-cluster-conformance.test.ts',
+  'test/failover/redis-cluster-doctor.test.ts',
+  'test/failover/nats-racing-appends.test.ts',
+  'test/failover/nats-replicas.test.ts',
+];
+
+/**
  * A worker runs its test files one after another in one process (isolate: false): starting a process
  * and importing the library again for each of ~120 files took ~140 s of the workers' time in one full
  * run (vitest's prepare and collect), 18–29 s this way. Tests leave nothing behind that the next file
@@ -60,8 +73,8 @@ export default defineConfig({
         test: {
           ...shared,
           name: 'shared',
-          include: ['test/**/*.test.ts'],
-          exclude: EXCLUSIVE,
+          // Every test file but those EXCLUSIVE names, plus UNTIMED_CLUSTERS.
+          include: ['test/*.test.ts', 'test/!(failover|multihost)/**/*.test.ts', ...UNTIMED_CLUSTERS],
           sequence: { groupOrder: 0 },
         },
       },
@@ -71,6 +84,7 @@ export default defineConfig({
           ...shared,
           name: 'exclusive',
           include: EXCLUSIVE,
+          exclude: UNTIMED_CLUSTERS,
           poolOptions: { forks: { singleFork: true } },
           sequence: { groupOrder: 1 },
         },

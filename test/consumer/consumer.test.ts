@@ -1,4 +1,4 @@
-import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,11 +203,21 @@ describe('the installed package', () => {
       writeFileSync(join(project.dir, name), JSON.stringify({ ...tsconfig, files: include }));
       return name;
     };
-    // What each one loads on its own (resolved, not checked: cheap). A package it needs and the project
-    // lacks is no file here but an error below.
-    for (const { entry, file } of files) {
-      const listed = await project.exec(tsc, ['-p', config('types-one.json', [file]), '--listFilesOnly']);
-      const packages = new Set([...listed.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((m) => m[1]));
+    // What each one loads on its own (resolved, not checked: cheap): what `tsc --listFilesOnly` lists for
+    // a project of that one file, for all of them in one process (test/consumer/list-files.mjs). A
+    // package it needs and the project lacks is no file here but an error below.
+    const configs = files.map(({ file }, i) => config(`types-one-${i}.json`, [file]));
+    const printed = await project.exec(process.execPath, [listFiles(), ...configs]);
+    const lists = JSON.parse(printed.split('\n').find((l) => l.startsWith('{')) ?? printed) as Record<string, string[]>;
+    for (const [i, { entry, file }] of files.entries()) {
+      const listed = lists[configs[i] as string] ?? [];
+      expect(
+        listed.some((f) => f.endsWith(`/${file}`)),
+        `${entry}: ${file} in its own program`,
+      ).toBe(true);
+      const packages = new Set(
+        listed.flatMap((f) => [...f.matchAll(/\/node_modules\/((?:@[^/]+\/)?[^/]+)\//g)].map((m) => m[1])),
+      );
       const reached = [...optional, ...frameworks, ...untyped].filter((p) => packages.has(p));
       expect({ entry, reached }).toEqual({ entry, reached: needs[entry] ?? [] });
     }
@@ -257,9 +267,15 @@ app.use(sessionErrors());
       }),
     );
     const tsc = join(project.dir, 'node_modules/.bin/tsc');
-    const listed = await project.exec(tsc, ['-p', join(sub, 'tsconfig.json'), '--listFilesOnly']);
-    expect(listed).not.toMatch(/shoal\/dist\/http\/express\.d\.ts/);
-    await project.exec(tsc, ['-p', join(sub, 'tsconfig.json')]);
+    // What `tsc --listFilesOnly` lists for it (test/consumer/list-files.mjs).
+    const config = join(sub, 'tsconfig.json');
+    const printed = await project.exec(process.execPath, [listFiles(), config]);
+    const listed = (
+      JSON.parse(printed.split('\n').find((l) => l.startsWith('{')) ?? printed) as Record<string, string[]>
+    )[config];
+    expect(listed?.some((f) => f.endsWith('/dropin-types/app.ts'))).toBe(true);
+    expect(listed?.join('\n')).not.toMatch(/shoal\/dist\/http\/express\.d\.ts/);
+    await project.exec(tsc, ['-p', config]);
   }, 120_000);
 
   it('exposes only the documented entry points', async () => {
@@ -272,6 +288,16 @@ app.use(sessionErrors());
     await expect(load('shoal/dist/index.js')).rejects.toThrow(/ERR_PACKAGE_PATH_NOT_EXPORTED/);
   }, 60_000);
 });
+
+/**
+ * test/consumer/list-files.mjs copied into the project (so it loads the project's TypeScript): what
+ * `tsc -p <config> --listFilesOnly` lists, for several configs in one process.
+ */
+function listFiles(): string {
+  const path = join(project.dir, 'list-files.mjs');
+  copyFileSync(join(ROOT, 'test/consumer/list-files.mjs'), path);
+  return path;
+}
 
 /** Every entry point of the exports map but the manifest itself. */
 function entryPoints(): string[] {
