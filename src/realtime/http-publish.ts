@@ -3,6 +3,7 @@ import type { Bus, BusMessage } from '../bus/contract.js';
 import { hasBearer, sendJson } from '../core/http.js';
 import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
 import { BadCallError, broadcast } from './server-calls.js';
+import { sessionChannel } from './session-channel.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -42,7 +43,7 @@ export async function readServerCall(
 }
 
 /**
- * POST /publish {channel, event, data} or {channels: [...], event, data} with "Authorization:
+ * POST /publish {channel | session, event, data} or {channels: [...], event, data} with "Authorization:
  * Bearer <key>": for producers that are not Node (a Python worker, a cron job in Go…). `data` is
  * optional and published as null when left out, as the Node publisher does with undefined: an
  * event may be a signal with no payload (docs/server-api.md and its OpenAPI document say so).
@@ -58,11 +59,13 @@ export async function handlePublish(
     req,
     res,
     key,
-    '{"channel": "..." or "channels": [...], "event": "...", "data": …}',
+    '{"channel": "..." or "channels": [...] or "session": "...", "event": "...", "data": …}',
   );
   if (!body) return;
+  const targets = ['channel', 'channels', 'session'].filter((name) => body[name] !== undefined);
+  if (targets.length > 1)
+    return reply(400, { error: `give one of "channel", "channels" or "session", not ${targets.join(' and ')}` });
   if (body.channels !== undefined) {
-    if (body.channel !== undefined) return reply(400, { error: 'give either "channel" or "channels", not both' });
     let sent: BusMessage[];
     try {
       sent = await broadcast(bus, body.channels, body.event, body.data);
@@ -71,6 +74,14 @@ export async function handlePublish(
       throw err;
     }
     return reply(202, { publications: sent.map((m) => ({ channel: m.channel, epoch: m.epoch, offset: m.offset })) });
+  }
+  if (body.session !== undefined) {
+    if (typeof body.session !== 'string' || !body.session) {
+      return reply(400, { error: 'session must be a non-empty string: the raw session id' });
+    }
+    // The channel is named after the id's hash (session-channel.ts): a producer in another language
+    // gives the id as it knows it, as for /disconnect, rather than computing the name.
+    body.channel = sessionChannel(body.session);
   }
   if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
   if (isInternalChannel(body.channel)) {
