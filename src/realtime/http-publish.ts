@@ -63,8 +63,9 @@ export async function handlePublish(
   );
   if (!body) return;
   const targets = ['channel', 'channels', 'session'].filter((name) => body[name] !== undefined);
-  if (targets.length > 1)
+  if (targets.length > 1) {
     return reply(400, { error: `give one of "channel", "channels" or "session", not ${targets.join(' and ')}` });
+  }
   if (body.channels !== undefined) {
     let sent: BusMessage[];
     try {
@@ -75,21 +76,19 @@ export async function handlePublish(
     }
     return reply(202, { publications: sent.map((m) => ({ channel: m.channel, epoch: m.epoch, offset: m.offset })) });
   }
-  if (body.session !== undefined) {
-    if (typeof body.session !== 'string' || !body.session) {
-      return reply(400, { error: 'session must be a non-empty string: the raw session id' });
-    }
-    // The channel is named after the id's hash (session-channel.ts): a producer in another language
-    // gives the id as it knows it, as for /disconnect, rather than computing the name.
-    body.channel = sessionChannel(body.session);
+  if (body.session !== undefined && (typeof body.session !== 'string' || !body.session)) {
+    return reply(400, { error: 'session must be a non-empty string: the raw session id' });
   }
-  if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
-  if (isInternalChannel(body.channel)) {
-    return reply(403, { error: `channel "${body.channel}" is internal to shoal: publish to your own channels` });
+  // A session's channel is named after its id's hash (session-channel.ts): a producer in another
+  // language gives the id as it knows it, as for /disconnect, rather than computing the name.
+  const channel = typeof body.session === 'string' ? sessionChannel(body.session) : body.channel;
+  if (!isValidChannel(channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
+  if (isInternalChannel(channel)) {
+    return reply(403, { error: `channel "${channel}" is internal to shoal: publish to your own channels` });
   }
   if (typeof body.event !== 'string' || !body.event || body.event.startsWith(INTERNAL_EVENT_PREFIX)) {
     return reply(400, { error: `event must be a non-empty string not starting with "${INTERNAL_EVENT_PREFIX}"` });
   }
-  const m = await bus.publish(body.channel, { event: body.event, data: JSON.stringify(body.data ?? null) });
+  const m = await bus.publish(channel, { event: body.event, data: JSON.stringify(body.data ?? null) });
   reply(202, { channel: m.channel, epoch: m.epoch, offset: m.offset });
 }
