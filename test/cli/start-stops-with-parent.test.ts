@@ -110,19 +110,6 @@ describe('shoal start stops its cluster', () => {
     await expectStopped(c, port);
   }, 120_000);
 
-  it('when shoal start itself is killed outright: its nodes notice and exit', async () => {
-    const port = await freePortRun(3);
-    const c = await startVia(process.execPath, [CLI, 'start'], port);
-    const gateway = Number(/gateway-1\s+ready pid (\d+)/.exec(c.output())?.[1]);
-    expect(alive(gateway), c.output()).toBe(true);
-    c.child.kill('SIGKILL');
-    await eventually(() => !alive(c.web) && !alive(gateway), {
-      timeoutMs: 30_000,
-      intervalMs: 100,
-      message: 'the nodes to exit',
-    });
-  }, 120_000);
-
   it.each(['SIGINT', 'SIGHUP'] as const)(
     'on %s to shoal start itself, as before',
     async (signal) => {
