@@ -209,25 +209,11 @@ async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port
   };
 }
 
-/**
- * SIGTERM or SIGINT drains the node, then the process exits. So does the end of the parent that
- * started it with an IPC channel (`shoal start`'s supervisor does): a supervisor that is killed
- * outright (SIGKILL, a crash) cannot stop its nodes, and they would keep its ports.
- */
+/** SIGTERM or SIGINT drains the node, then the process exits. */
 function drainOnSignal(node: { drain(): Promise<unknown> }): void {
-  let draining = false;
-  const stop = () => {
-    if (draining) return;
-    draining = true;
-    void node.drain().then(() => process.exit(0));
-  };
+  const stop = () => void node.drain().then(() => process.exit(0));
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
-  if (process.channel) {
-    // The channel only tells the parent is gone: it must not keep the process alive by itself.
-    process.channel.unref();
-    process.once('disconnect', stop);
-  }
 }
 
 /**

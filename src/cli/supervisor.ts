@@ -125,9 +125,7 @@ export class Supervisor {
   #spawn(spec: ChildSpec, member: Member): void {
     const child = spawn(process.execPath, [...process.execArgv, ...spec.args], {
       env: spec.env,
-      // The IPC channel carries nothing: it closes when this process ends however it ends, and the node
-      // then drains and exits (main.ts) rather than keep running without a supervisor.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.#children.set(spec.name, child);
     this.#spawnedAt.set(spec.name, Date.now());
