@@ -14,6 +14,7 @@ import { EXIT_CONFIG } from './args.js';
 import { createBalancer } from './balancer.js';
 import { createDashboard, mountDashboard } from './dashboard.js';
 import { nodeOutputWriter } from './node-output.js';
+import { watchParent } from './parent-watch.js';
 import { type ChildSpec, READINESS_POLL_MS, type StartFailure, Supervisor } from './supervisor.js';
 
 /** Twice the supervisor's readiness poll: the dev balancer stops picking a draining node by then. */
@@ -142,10 +143,16 @@ export async function startCluster(o: StartOptions): Promise<number> {
   if (o.web === 0) status('no web nodes: the balancer serves the gateways alone (WebSocket, /sse, the server API)');
   supervisor.start();
 
+  // npx does not pass SIGTERM on (parent-watch.ts): the cluster stops when what started it has gone.
+  const stopWatchingParent = watchParent((parent) => {
+    status(`the process that started shoal start (pid ${parent}) is gone`);
+    void shutdown(0);
+  });
   let stopping = false;
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
+    stopWatchingParent();
     status(code ? 'stopping every node (SIGTERM)…' : 'stopping: draining every node (SIGTERM)…');
     balancer.close();
     balancer.closeAllConnections();
@@ -155,6 +162,8 @@ export async function startCluster(o: StartOptions): Promise<number> {
   };
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));
+  // A closed terminal: Node's default for SIGHUP would end this process alone and leave the nodes running.
+  process.once('SIGHUP', () => void shutdown(0));
   return finished;
 }
 

@@ -15,7 +15,7 @@ import { sessionChannel } from './session-channel.js';
  * the app's `authorize` to answer.
  */
 export async function mayJoin(who: Identity, channel: string, authorize: AuthorizeHook | undefined): Promise<boolean> {
-  if (who.sessionId !== null && channel === sessionChannel(who.sessionId)) return true;
+  if (isOwnSessionChannel(who, channel)) return true;
   if (who.userId && channel === userChannel(who.userId)) return true;
   if (isPersonalChannel(channel) || isInternalChannel(channel)) return false;
   if (who.granted.includes(channel)) return true;
@@ -23,12 +23,25 @@ export async function mayJoin(who: Identity, channel: string, authorize: Authori
   return authorize(authorizeContext(who), channel);
 }
 
-/** The channels an identity's connections join without asking. */
-export function ownChannels(who: Identity): string[] {
+/**
+ * The session channels an identity belongs to: its shoal session's, and the one of the app's own
+ * session id a connect proxy answered, so `realtime.to({ session })` reaches a connection by either
+ * id, joined and resumed like any channel (ordered, with offsets, replayed on another gateway).
+ */
+function ownSessionChannels(who: Identity): string[] {
   return [
     ...(who.sessionId !== null ? [sessionChannel(who.sessionId)] : []),
-    ...(who.userId ? [userChannel(who.userId)] : []),
+    ...(who.appSession !== undefined ? [sessionChannel(who.appSession)] : []),
   ];
+}
+
+function isOwnSessionChannel(who: Identity, channel: string): boolean {
+  return channel.startsWith('session:') && ownSessionChannels(who).includes(channel);
+}
+
+/** The channels an identity's connections join without asking. */
+export function ownChannels(who: Identity): string[] {
+  return [...ownSessionChannels(who), ...(who.userId ? [userChannel(who.userId)] : [])];
 }
 
 /**

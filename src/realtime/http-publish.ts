@@ -4,6 +4,7 @@ import { nearestName } from '../core/did-you-mean.js';
 import { hasBearer, sendJson } from '../core/http.js';
 import { CHANNEL_RULE, INTERNAL_EVENT_PREFIX, isInternalChannel, isValidChannel } from '../protocol/channels.js';
 import { BadCallError, broadcast } from './server-calls.js';
+import { sessionChannel } from './session-channel.js';
 
 const MAX_BODY = 256 * 1024;
 
@@ -66,7 +67,7 @@ function unknownField(body: Record<string, unknown>, fields: readonly string[]):
 }
 
 /**
- * POST /publish {channel, event, data} or {channels: [...], event, data} with "Authorization:
+ * POST /publish {channel | session, event, data} or {channels: [...], event, data} with "Authorization:
  * Bearer <key>": for producers that are not Node (a Python worker, a cron job in Go…). `data` is
  * optional and published as null when left out, as the Node publisher does with undefined: an
  * event may be a signal with no payload (docs/server-api.md and its OpenAPI document say so).
@@ -82,12 +83,15 @@ export async function handlePublish(
     req,
     res,
     key,
-    '{"channel": "..." or "channels": [...], "event": "...", "data": …}',
-    ['channel', 'channels', 'event', 'data'],
+    '{"channel": "..." or "channels": [...] or "session": "...", "event": "...", "data": …}',
+    ['channel', 'channels', 'session', 'event', 'data'],
   );
   if (!body) return;
+  const targets = ['channel', 'channels', 'session'].filter((name) => body[name] !== undefined);
+  if (targets.length > 1) {
+    return reply(400, { error: `give one of "channel", "channels" or "session", not ${targets.join(' and ')}` });
+  }
   if (body.channels !== undefined) {
-    if (body.channel !== undefined) return reply(400, { error: 'give either "channel" or "channels", not both' });
     let sent: BusMessage[];
     try {
       sent = await broadcast(bus, body.channels, body.event, body.data);
@@ -97,13 +101,19 @@ export async function handlePublish(
     }
     return reply(202, { publications: sent.map((m) => ({ channel: m.channel, epoch: m.epoch, offset: m.offset })) });
   }
-  if (!isValidChannel(body.channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
-  if (isInternalChannel(body.channel)) {
-    return reply(403, { error: `channel "${body.channel}" is internal to shoal: publish to your own channels` });
+  if (body.session !== undefined && (typeof body.session !== 'string' || !body.session)) {
+    return reply(400, { error: 'session must be a non-empty string: the raw session id' });
+  }
+  // A session's channel is named after its id's hash (session-channel.ts): a producer in another
+  // language gives the id as it knows it, as for /disconnect, rather than computing the name.
+  const channel = typeof body.session === 'string' ? sessionChannel(body.session) : body.channel;
+  if (!isValidChannel(channel)) return reply(400, { error: `channel must be ${CHANNEL_RULE}` });
+  if (isInternalChannel(channel)) {
+    return reply(403, { error: `channel "${channel}" is internal to shoal: publish to your own channels` });
   }
   if (typeof body.event !== 'string' || !body.event || body.event.startsWith(INTERNAL_EVENT_PREFIX)) {
     return reply(400, { error: `event must be a non-empty string not starting with "${INTERNAL_EVENT_PREFIX}"` });
   }
-  const m = await bus.publish(body.channel, { event: body.event, data: JSON.stringify(body.data ?? null) });
+  const m = await bus.publish(channel, { event: body.event, data: JSON.stringify(body.data ?? null) });
   reply(202, { channel: m.channel, epoch: m.epoch, offset: m.offset });
 }

@@ -118,7 +118,7 @@ describe.skipIf(skip)('the HTTP server API on two gateways over redis', () => {
     await refused(
       '/publish',
       { channel: 'room:ok1', channels: ['room:ok1'], event: 'e' },
-      /either "channel" or "channels"/,
+      /give one of "channel", "channels" or "session", not channel and channels/,
     );
     expect((await publisher.history('room:ok1')).offset).toBe(0);
     await expect(publisher.broadcast(['room:ok1', 'no way'], 'e', 1)).rejects.toThrow(/channels\[1\]/);
