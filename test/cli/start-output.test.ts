@@ -182,7 +182,9 @@ describe('shoal start prints what its nodes print', () => {
     expect(stdout).toMatch(/^web-1 \| last words E1$/m);
     expect(stdout.match(/last words E1/g)).toHaveLength(1); // the exit line does not repeat the tail
     // Before the exit line; only the supervisor's own status lines (a health check seeing the node go) may come between.
-    expect(stdout).toMatch(/web-1 \| last words E1\n(\[shoal \d\d:\d\d:\d\d\] web-1 .*\n)*?\[shoal \d\d:\d\d:\d\d\] web-1\s+exited :\d+ — code 3\n/);
+    expect(stdout).toMatch(
+      /web-1 \| last words E1\n(\[shoal \d\d:\d\d:\d\d\] web-1 .*\n)*?\[shoal \d\d:\d\d:\d\d\] web-1\s+exited :\d+ — code 3\n/,
+    );
   }, 60_000);
 
   it('--quiet prints only the status lines, and an exit with an error still shows the tail of its output', async () => {
