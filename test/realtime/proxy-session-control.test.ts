@@ -1,12 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createPublisher } from 'shoal';
-import { redisBus } from 'shoal/bus/redis';
-import { memoryStore } from 'shoal/stores/memory';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { PUBLISH_KEY, type RunningGateway, realtimeCluster, subscribed } from './fixture.js';
-import { appServer, json } from './proxy-helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type RunningGateway, subscribed } from './fixture.js';
+import { proxySessionGateways, serverCall } from './proxy-session-cluster.js';
 import type { TestClient } from './ws-client.js';
 
 /**
@@ -14,41 +10,18 @@ import type { TestClient } from './ws-client.js';
  * proxy's answer; POST /disconnect and /unsubscribe {session} then reach that session's connections
  * on every gateway, as they reach a cookie connection's shoal session.
  */
-const skip = await engineSkipReason('redis');
-const ns = `psc-${randomUUID().slice(0, 8)}`;
-const cluster = realtimeCluster({
-  store: memoryStore(),
-  openBus: () => redisBus({ url: ENGINE_URLS.redis, namespace: ns }),
-});
+// The app answers with its session id; "bad" stands for an app that answers a session that is not a string.
+const { skip, cluster, gateways } = await proxySessionGateways((sid) =>
+  sid === 'bad'
+    ? { user: 'eve', session: 42 }
+    : { user: sid.split('.')[0], session: `py-${sid}`, channels: ['team:1'] },
+);
 let gw1: RunningGateway;
 let gw2: RunningGateway;
-let closeApp: () => Promise<void> = async () => {};
-
-beforeAll(async () => {
-  if (skip) return;
-  // APPSID=<user>.<device>: the app's own session cookie; its id is what the app answers as `session`.
-  const app = await appServer((req, res) => {
-    const sid = /APPSID=([\w.]+)/.exec(req.headers.cookie ?? '')?.[1];
-    if (!sid) return json(res, { error: { code: 4501, reason: 'sign in first' } });
-    if (sid === 'bad') return json(res, { user: 'eve', session: 42 });
-    json(res, { user: sid.split('.')[0], session: `py-${sid}`, channels: ['team:1'] });
-  });
-  closeApp = app.close;
-  const connectProxy = { url: app.url, timeoutMs: 2000 };
-  gw1 = await cluster.gateway({ connectProxy });
-  gw2 = await cluster.gateway({ connectProxy });
+beforeAll(() => {
+  [gw1, gw2] = gateways as [RunningGateway, RunningGateway];
 });
-afterAll(async () => {
-  await cluster.close();
-  await closeApp();
-});
-
-const post = (g: RunningGateway, path: string, body: unknown) =>
-  fetch(`${g.http}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_KEY}` },
-    body: JSON.stringify(body),
-  });
+const post = serverCall;
 
 const closedWithin = (c: TestClient, ms: number) => Promise.race([c.closed, sleep(ms).then(() => null)]);
 

@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createPublisher } from 'shoal';
-import { redisBus } from 'shoal/bus/redis';
-import { memoryStore } from 'shoal/stores/memory';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeCursors, type ServerMessage } from '../../src/protocol/index.js';
 import { sessionChannel } from '../../src/realtime/publisher.js';
-import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
-import { isMsg, ORIGIN, PUBLISH_KEY, type RunningGateway, realtimeCluster, sleep, until } from './fixture.js';
-import { appServer, json } from './proxy-helpers.js';
+import { isMsg, ORIGIN, type RunningGateway, sleep, until } from './fixture.js';
+import { proxySessionGateways, serverCall } from './proxy-session-cluster.js';
 import { openSse, type SseStream, type TestClient } from './ws-client.js';
 
 /**
@@ -16,40 +13,16 @@ import { openSse, type SseStream, type TestClient } from './ws-client.js';
  * {session}) then reaches the connections it named, on every gateway, over WebSocket and SSE, in
  * order and resumable on another gateway, as it reaches a cookie connection's shoal session.
  */
-const skip = await engineSkipReason('redis');
-const ns = `psp-${randomUUID().slice(0, 8)}`;
-const cluster = realtimeCluster({
-  store: memoryStore(),
-  openBus: () => redisBus({ url: ENGINE_URLS.redis, namespace: ns }),
-});
+const { skip, cluster, gateways } = await proxySessionGateways((sid) => ({
+  user: sid.split('.')[0],
+  session: `py-${sid}`,
+}));
 let gw1: RunningGateway;
 let gw2: RunningGateway;
-let closeApp: () => Promise<void> = async () => {};
-
-beforeAll(async () => {
-  if (skip) return;
-  // APPSID=<user>.<device>: the app's own session cookie; its id is what the app answers as `session`.
-  const app = await appServer((req, res) => {
-    const sid = /APPSID=([\w.-]+)/.exec(req.headers.cookie ?? '')?.[1];
-    if (!sid) return json(res, { error: { code: 4501, reason: 'sign in first' } });
-    json(res, { user: sid.split('.')[0], session: `py-${sid}` });
-  });
-  closeApp = app.close;
-  const connectProxy = { url: app.url, timeoutMs: 2000 };
-  gw1 = await cluster.gateway({ connectProxy });
-  gw2 = await cluster.gateway({ connectProxy });
+beforeAll(() => {
+  [gw1, gw2] = gateways as [RunningGateway, RunningGateway];
 });
-afterAll(async () => {
-  await cluster.close();
-  await closeApp();
-});
-
-const publish = (g: RunningGateway, body: unknown) =>
-  fetch(`${g.http}/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_KEY}` },
-    body: JSON.stringify(body),
-  });
+const publish = (g: RunningGateway, body: unknown) => serverCall(g, '/publish', body);
 
 const sse = (g: RunningGateway, sid: string, headers: Record<string, string> = {}) =>
   openSse(`${g.http}/sse`, { cookie: `APPSID=${sid}`, origin: ORIGIN, ...headers });
