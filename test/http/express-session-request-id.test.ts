@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import express from 'express';
+import { createStore } from 'shoal';
 import { session } from 'shoal/express-session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar } from '../helpers/cookie-jar.js';
@@ -10,7 +12,8 @@ import { listen, type Served } from '../helpers/listen.js';
  * prototype; a property added to each request costs it a map of its own in V8), and `req.session.id`
  * and `.req` on the session's prototype. Apps must see what express-session gives them: the id
  * everywhere the request goes, the new one after regenerate(), an id the app assigns itself, a
- * sub-app and a second app, and no `id` or `req` among the session's data.
+ * sub-app and a second app, and no `id` or `req` among the session's data. The drop-in decodes the
+ * stored texts itself, so encryption at rest is checked here too.
  */
 const SECRET = 'drop-in-request-id-test-secret-0123456789';
 type Loose = Record<string, unknown> & { id: string; req: unknown; regenerate(cb: (err?: unknown) => void): void };
@@ -125,5 +128,55 @@ describe('req.sessionID and req.session.id on Express', () => {
   it('gives a session inside the cookie path only', async () => {
     expect(await (await fetch(`${plainPath.url}/app/x`)).json()).toMatchObject({ session: 'some' });
     expect(await (await fetch(`${plainPath.url}/other`)).json()).toEqual({ id: null, session: 'none' });
+  });
+});
+
+describe('the drop-in with encryption at rest', () => {
+  it('stores no plaintext, and reads every property back as written, a nested change included', async () => {
+    const store = await createStore('memory:');
+    const m = session({
+      secret: SECRET,
+      store,
+      resave: false,
+      saveUninitialized: false,
+      encryption: { keys: [randomBytes(32).toString('base64')] },
+    });
+    middlewares.push(m);
+    const a = express();
+    a.use(express.json());
+    a.use(m);
+    a.post('/put', (req, res) => {
+      Object.assign(sess(req), req.body as object);
+      res.json({ id: idOf(req) });
+    });
+    a.post('/push', (req, res) => {
+      (sess(req).cart as { items: string[] }).items.push('card-secret-2');
+      res.json({ ok: true });
+    });
+    a.get('/all', (req, res) => {
+      const { cookie: _cookie, ...data } = sess(req);
+      res.json(data);
+    });
+    const served = await listen(createServer(a));
+    try {
+      const jar = new CookieJar();
+      const put = await jar.fetch(`${served.url}/put`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ card: 'card-secret-1', cart: { items: ['a'] }, n: 1 }),
+      });
+      const { id } = (await put.json()) as { id: string };
+      await jar.fetch(`${served.url}/push`, { method: 'POST' });
+      expect(await (await jar.fetch(`${served.url}/all`)).json()).toEqual({
+        card: 'card-secret-1',
+        cart: { items: ['a', 'card-secret-2'] },
+        n: 1,
+      });
+      const raw = await store.load(id, Date.now());
+      expect(Object.keys(raw?.attributes ?? {}).sort()).toEqual(['card', 'cart', 'cookie', 'n']);
+      for (const text of Object.values(raw?.attributes ?? {})) expect(text).not.toMatch(/secret|items/);
+    } finally {
+      await served.close();
+    }
   });
 });
