@@ -47,94 +47,101 @@ const stores: [string, () => SessionStore | Promise<SessionStore>, string | unde
   ],
 ];
 
-describe.each(stores)('a remembered session kept busy only by a gateway socket (%s store)', (_name, open, skip) => {
-  const ended: { id: string; reason: string }[] = [];
-  let cluster: ReturnType<typeof realtimeCluster>;
-  let gw: RunningGateway;
-  let store: SessionStore;
-  let stopRealtime: () => Promise<void> = async () => {};
+// The stores run side by side: each test mostly waits out idle periods.
+describe.concurrent.each(stores)(
+  'a remembered session kept busy only by a gateway socket (%s store)',
+  (_name, open, skip) => {
+    const ended: { id: string; reason: string }[] = [];
+    let cluster: ReturnType<typeof realtimeCluster>;
+    let gw: RunningGateway;
+    let store: SessionStore;
+    let stopRealtime: () => Promise<void> = async () => {};
 
-  beforeAll(async () => {
-    if (skip) return;
-    const busNamespace = ns();
-    store = await open();
-    cluster = realtimeCluster({
-      store,
-      openBus: () => redisBus({ url: ENGINE_URLS.redis, namespace: busNamespace }),
-      session: {
-        idleTimeout: IDLE_MS,
-        touchInterval: TOUCH_MS,
-        sweep: { enabled: true, interval: 100 },
-        ...(store.capabilities.lifecycle
-          ? {
-              onSessionEnd: (s: EndedSnapshot, info: EndInfo) => {
-                ended.push({ id: s.id, reason: info.reason });
-              },
-            }
-          : {}),
-      },
+    beforeAll(async () => {
+      if (skip) return;
+      const busNamespace = ns();
+      store = await open();
+      cluster = realtimeCluster({
+        store,
+        openBus: () => redisBus({ url: ENGINE_URLS.redis, namespace: busNamespace }),
+        session: {
+          idleTimeout: IDLE_MS,
+          touchInterval: TOUCH_MS,
+          sweep: { enabled: true, interval: 100 },
+          ...(store.capabilities.lifecycle
+            ? {
+                onSessionEnd: (s: EndedSnapshot, info: EndInfo) => {
+                  ended.push({ id: s.id, reason: info.reason });
+                },
+              }
+            : {}),
+        },
+      });
+      // The web node's link: a session that ends closes its sockets on every gateway.
+      const realtime = createRealtime({ bus: await cluster.bus(), sessions: cluster.web });
+      stopRealtime = () => realtime.close();
+      gw = await cluster.gateway({ keepSessionAlive: 'open' });
     });
-    // The web node's link: a session that ends closes its sockets on every gateway.
-    const realtime = createRealtime({ bus: await cluster.bus(), sessions: cluster.web });
-    stopRealtime = () => realtime.close();
-    gw = await cluster.gateway({ keepSessionAlive: 'open' });
-  });
-  afterAll(async () => {
-    await stopRealtime();
-    await cluster?.close();
-  });
+    afterAll(async () => {
+      await stopRealtime();
+      await cluster?.close();
+    });
 
-  /** A signed-in session, remembered (a lifetime of its own) or not; no web request touches it after this. */
-  async function signIn(user: string, remember: boolean): Promise<{ id: string; cookie: string }> {
-    const s = cluster.web.open(undefined);
-    s.setUser(user);
-    if (remember) s.setLifetime({ idle: OWN_IDLE_MS, absolute: '1h' });
-    await s.commit();
-    const id = s.id as string;
-    return { id, cookie: `${cluster.web.cookieName}=${cluster.web.sign(id)}` };
-  }
+    /** A signed-in session, remembered (a lifetime of its own) or not; no web request touches it after this. */
+    async function signIn(user: string, remember: boolean): Promise<{ id: string; cookie: string }> {
+      const s = cluster.web.open(undefined);
+      s.setUser(user);
+      if (remember) s.setLifetime({ idle: OWN_IDLE_MS, absolute: '1h' });
+      await s.commit();
+      const id = s.id as string;
+      return { id, cookie: `${cluster.web.cookieName}=${cluster.web.sign(id)}` };
+    }
 
-  const sseClose = async (s: SseStream) => JSON.parse((await s.waitFor((e) => e.event === 'close', 100)).data);
-  const stillOpen = (c: TestClient) => c.ws.readyState === c.ws.OPEN;
+    const sseClose = async (s: SseStream) => JSON.parse((await s.waitFor((e) => e.event === 'close', 100)).data);
+    const stillOpen = (c: TestClient) => c.ws.readyState === c.ws.OPEN;
 
-  it.skipIf(skip)(
-    'stays alive over WebSocket and over SSE while the ordinary sessions end and their sockets close with 4001',
-    async () => {
-      const remembered = await signIn('rita', true);
-      const rememberedOverSse = await signIn('rita', true);
-      const ordinary = await signIn('otto', false);
-      const ordinaryOverSse = await signIn('otto', false);
-      const sse = (cookie: string) => openSse(`${gw.http}/sse`, { cookie, origin: ORIGIN });
-      const [ws, wsOrdinary] = await Promise.all([
-        cluster.client(gw.url, remembered.cookie),
-        cluster.client(gw.url, ordinary.cookie),
-      ]);
-      const [stream, streamOrdinary] = await Promise.all([sse(rememberedOverSse.cookie), sse(ordinaryOverSse.cookie)]);
-      await Promise.all([ws, wsOrdinary].map((c) => c.waitFor((m) => m.type === 'hello')));
+    it.skipIf(skip)(
+      'stays alive over WebSocket and over SSE while the ordinary sessions end and their sockets close with 4001',
+      async () => {
+        const remembered = await signIn('rita', true);
+        const rememberedOverSse = await signIn('rita', true);
+        const ordinary = await signIn('otto', false);
+        const ordinaryOverSse = await signIn('otto', false);
+        const sse = (cookie: string) => openSse(`${gw.http}/sse`, { cookie, origin: ORIGIN });
+        const [ws, wsOrdinary] = await Promise.all([
+          cluster.client(gw.url, remembered.cookie),
+          cluster.client(gw.url, ordinary.cookie),
+        ]);
+        const [stream, streamOrdinary] = await Promise.all([
+          sse(rememberedOverSse.cookie),
+          sse(ordinaryOverSse.cookie),
+        ]);
+        await Promise.all([ws, wsOrdinary].map((c) => c.waitFor((m) => m.type === 'hello')));
 
-      // The ordinary sessions end at their idle deadline, between two touches; their sockets are closed.
-      expect(await wsOrdinary.closed).toMatchObject({ code: 4001 });
-      await streamOrdinary.ended;
-      expect(await sseClose(streamOrdinary)).toMatchObject({ code: 4001 });
-      if (store.capabilities.lifecycle) {
-        await until(
-          () => ended.filter((e) => e.id === ordinary.id || e.id === ordinaryOverSse.id).length === 2,
-          3000,
-          'onSessionEnd for both ordinary sessions',
-        );
-        expect(ended.filter((e) => e.reason !== 'idle-timeout')).toEqual([]);
-      }
-      for (const id of [ordinary.id, ordinaryOverSse.id]) expect(await cluster.web.load(id)).toBeNull();
+        // The ordinary sessions end at their idle deadline, between two touches; their sockets are closed.
+        expect(await wsOrdinary.closed).toMatchObject({ code: 4001 });
+        await streamOrdinary.ended;
+        expect(await sseClose(streamOrdinary)).toMatchObject({ code: 4001 });
+        if (store.capabilities.lifecycle) {
+          await until(
+            () => ended.filter((e) => e.id === ordinary.id || e.id === ordinaryOverSse.id).length === 2,
+            3000,
+            'onSessionEnd for both ordinary sessions',
+          );
+          expect(ended.filter((e) => e.reason !== 'idle-timeout')).toEqual([]);
+        }
+        for (const id of [ordinary.id, ordinaryOverSse.id]) expect(await cluster.web.load(id)).toBeNull();
 
-      await sleep(KEPT_FOR_MS);
-      expect(stillOpen(ws)).toBe(true);
-      expect(stream.events.some((e) => e.event === 'close')).toBe(false);
-      for (const id of [remembered.id, rememberedOverSse.id]) {
-        expect(await cluster.web.load(id), `session ${id}`).not.toBeNull();
-        expect(ended.map((e) => e.id)).not.toContain(id);
-      }
-      stream.close();
-    },
-    KEPT_FOR_MS + 15_000,
-  );
-});
+        await sleep(KEPT_FOR_MS);
+        expect(stillOpen(ws)).toBe(true);
+        expect(stream.events.some((e) => e.event === 'close')).toBe(false);
+        for (const id of [remembered.id, rememberedOverSse.id]) {
+          expect(await cluster.web.load(id), `session ${id}`).not.toBeNull();
+          expect(ended.map((e) => e.id)).not.toContain(id);
+        }
+        stream.close();
+      },
+      KEPT_FOR_MS + 15_000,
+    );
+  },
+);
