@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { CLI, captureOutput, freePortRun, ROOT } from '../helpers/processes.js';
 
@@ -28,8 +28,9 @@ writeFileSync(
 
 const SECRET = 'a-test-secret-of-at-least-32-characters-0123456789';
 const started: ChildProcess[] = [];
-afterEach(() => {
-  // Whatever is left of a cluster (its own process group) is killed, whichever way the test went.
+afterAll(() => {
+  // Whatever is left of a cluster (its own process group) is killed, whichever way the tests went
+  // (after them all: they run side by side).
   for (const child of started.splice(0)) {
     try {
       if (child.pid) process.kill(-child.pid, 'SIGKILL');
@@ -91,7 +92,8 @@ async function expectStopped(c: { output: () => string; web: number; supervisor:
   await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
 }
 
-describe('shoal start stops its cluster', () => {
+// Side by side: each test mostly waits for a cluster to start and to drain.
+describe.concurrent('shoal start stops its cluster', () => {
   it('when npx is killed (npx shoal start & kill $!): it notices its parent is gone', async () => {
     const port = await freePortRun(3);
     const c = await startVia('npx', ['shoal', 'start'], port);
