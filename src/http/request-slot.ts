@@ -23,6 +23,8 @@ export class RequestSlot<V> {
   readonly #requests = new FrameworkPrototype(IncomingMessage.prototype);
   /** Request prototypes given the accessor. */
   readonly #withAccessor = new WeakSet<object>();
+  /** The accessor's getter: the value kept for `this` request, as `read` answers it. */
+  readonly #get: (this: object) => unknown;
 
   constructor(
     readonly name: string,
@@ -35,8 +37,6 @@ export class RequestSlot<V> {
       return value === undefined ? undefined : read(value, this);
     };
   }
-
-  readonly #get: (this: object) => unknown;
 
   /** Keeps `value` as the request's; false when the request must be given a plain property instead. */
   keep(request: object, value: V): boolean {

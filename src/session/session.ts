@@ -383,7 +383,7 @@ function incrementRefusal(key: string, by: number, current: unknown): SessionVal
   );
 }
 
-/** increment() given an amount that is not a finite number, or one that would take the total past one. */
+/** increment() given an amount that is not a finite number (a sum past the largest is incrementRefusal's). */
 function badAmount(key: string, by: unknown): SessionValueError {
   const got = typeof by === 'number' ? String(by) : kindOf(by);
   return new SessionValueError(
