@@ -32,6 +32,14 @@ const numbers = (frames: ServerMessage[], channel: string) =>
   frames.filter(isMsg(channel)).map((m) => [m.offset, (m.data as { i: number }).i]);
 const isSubscribed = (channel: string) => (m: ServerMessage) => m.type === 'subscribed' && m.channel === channel;
 
+/** Waits until the WebSocket and the SSE stream each have as many of `channel`'s messages as `expected`, then compares both. */
+async function expectOnBoth(ws: TestClient, stream: SseStream, channel: string, expected: number[][], what: string) {
+  await until(() => numbers(ws.messages, channel).length === expected.length, 3000, `${what} over WebSocket`);
+  await until(() => numbers(framesOf(stream), channel).length === expected.length, 3000, `${what} over SSE`);
+  expect(numbers(ws.messages, channel)).toEqual(expected);
+  expect(numbers(framesOf(stream), channel)).toEqual(expected);
+}
+
 /** Each run uses its own app session ids, so its session channels start empty (offset 1). */
 const fresh = (user: string) => `${user}.${randomUUID().slice(0, 8)}`;
 
@@ -59,10 +67,7 @@ describe.skipIf(skip)('publishing to a connect-proxy session', () => {
       [3, 3],
       [4, 4],
     ];
-    await until(() => numbers(ws.messages, channel).length === 4, 3000, 'four messages over WebSocket');
-    await until(() => numbers(framesOf(stream), channel).length === 4, 3000, 'four messages over SSE');
-    expect(numbers(ws.messages, channel)).toEqual(all);
-    expect(numbers(framesOf(stream), channel)).toEqual(all);
+    await expectOnBoth(ws, stream, channel, all, 'four messages');
     // The same user's other device has a session channel of its own.
     await sleep(200);
     expect(other.messages.filter((m) => m.type === 'msg')).toEqual([]);
@@ -101,10 +106,7 @@ describe.skipIf(skip)('publishing to a connect-proxy session', () => {
       [4, 4],
       [5, 5],
     ];
-    await until(() => numbers(second.messages, channel).length === 4, 3000, 'the replay and one more over WebSocket');
-    await until(() => numbers(framesOf(secondSse), channel).length === 4, 3000, 'the replay and one more over SSE');
-    expect(numbers(second.messages, channel)).toEqual(rest);
-    expect(numbers(framesOf(secondSse), channel)).toEqual(rest);
+    await expectOnBoth(second, secondSse, channel, rest, 'the replay and one more');
     secondSse.close();
   });
 
