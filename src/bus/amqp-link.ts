@@ -30,6 +30,8 @@ export class AmqpLink {
   private cached = new Map<string, Promise<Channel>>();
   private idleTx: Channel[] = [];
   private retry: NodeJS.Timeout | undefined;
+  /** Per lock queue, the turn of the newest caller on this connection (withLock). */
+  private held = new Map<string, Promise<void>>();
 
   constructor(
     private readonly lib: Amqplib,
@@ -161,9 +163,27 @@ export class AmqpLink {
 
   /**
    * Runs `fn` while holding a cluster-wide lock: an exclusive queue, which the broker lets
-   * one connection declare at a time and deletes when that connection dies.
+   * one connection declare at a time and deletes when that connection dies. The broker does not
+   * keep apart two callers on this one connection, so they also wait their turn here.
    */
   async withLock<T>(queue: string, deadline: number, fn: () => Promise<T>): Promise<T> {
+    const before = this.held.get(queue) ?? Promise.resolve();
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const turn = before.then(() => mine);
+    this.held.set(queue, turn);
+    try {
+      await before;
+      return await this.withBrokerLock(queue, deadline, fn);
+    } finally {
+      release();
+      if (this.held.get(queue) === turn) this.held.delete(queue);
+    }
+  }
+
+  private async withBrokerLock<T>(queue: string, deadline: number, fn: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const ch = await (await this.ready()).createChannel();
       ch.on('error', () => undefined);

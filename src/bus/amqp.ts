@@ -125,20 +125,34 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
     }
     return p;
   };
-  const known = new Set<number>();
+  /**
+   * Partitions whose log this client has seen exist, or is making sure of. Calls on one partition
+   * share one check: two of them making a missing log at once would each put a token in its queue,
+   * and a partition with two tokens gives out every offset twice, under two epochs.
+   */
+  const known = new Map<number, Promise<void>>();
+  const ensured = (index: number, names: PartitionLog['names'], deadline: number): Promise<void> => {
+    let made = known.get(index);
+    if (!made) {
+      made = ensureLog(link, names, registry, retention, deadline);
+      known.set(index, made);
+      made.catch(() => {
+        if (known.get(index) === made) known.delete(index);
+      });
+    }
+    return made;
+  };
   /** Makes the partition's log exist (once per client), then runs `op`; a log deleted meanwhile is made again once. */
   const withLog = async <T>(index: number, deadline: number, op: (p: PartitionLog) => Promise<T>): Promise<T> => {
     const p = logOf(index);
     for (let attempt = 0; ; attempt++) {
-      if (!known.has(index)) {
-        await ensureLog(link, p.names, registry, retention, deadline);
-        known.add(index);
-      }
+      const made = ensured(index, p.names, deadline);
+      await made;
       try {
         return await op(p);
       } catch (err) {
         if ((err as { code?: number }).code !== 404 || attempt > 0) throw err;
-        known.delete(index);
+        if (known.get(index) === made) known.delete(index);
         p.view.invalidate();
       }
     }

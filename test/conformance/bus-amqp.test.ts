@@ -19,6 +19,7 @@ describeBusConformance(
   {
     connect: (options) => amqpBus({ url, namespace, ...options }),
     connectDown: () => amqpBus({ url: 'amqp://guest:guest@127.0.0.1:1', namespace, timeoutMs: 300 }),
+    dropNamespace: (ns) => dropAmqpNamespace(url, ns),
   },
   skip,
 );

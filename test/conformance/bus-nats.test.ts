@@ -32,6 +32,11 @@ describeBusConformance(
   {
     connect: (options) => natsBus({ url, namespace, ...options }),
     connectDown: () => natsBus({ url: 'nats://127.0.0.1:1', namespace, timeoutMs: 300 }),
+    async dropNamespace(ns) {
+      const nc = await connect({ servers: `${target.hostname}:${target.port || 4222}` });
+      await (await nc.jetstreamManager()).streams.delete(streamName(ns)).catch(() => false);
+      await nc.close();
+    },
   },
   skip,
 );

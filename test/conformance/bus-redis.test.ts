@@ -24,6 +24,11 @@ describeBusConformance(
   {
     connect: (options) => redisBus({ url, namespace, ...options }),
     connectDown: () => redisBus({ url: 'redis://127.0.0.1:1', namespace, timeoutMs: 300 }),
+    async dropNamespace(ns) {
+      const raw = new Redis(url, { maxRetriesPerRequest: 1 });
+      await deleteKeys(raw, `shoal:{${ns}:*`);
+      await raw.quit();
+    },
   },
   skip,
 );

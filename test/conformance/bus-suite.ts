@@ -10,6 +10,8 @@ import { closedAfterAll } from '../helpers/opener.js';
 export interface BusFixtureOptions {
   /** The history window the suite needs for one test; a fixture passes it to the bus it opens. */
   historySize?: number;
+  /** A namespace no client has used yet, instead of the fixture's own; dropped with dropNamespace(). */
+  namespace?: string;
 }
 
 export interface BusFixture {
@@ -23,6 +25,8 @@ export interface BusFixture {
    * then only with BusUnavailableError, within the same bound.
    */
   connectDown?(): Promise<Bus>;
+  /** Removes what the backend keeps for a namespace the suite passed to connect(). */
+  dropNamespace?(namespace: string): Promise<void>;
 }
 
 const NO_HISTORY = 'this bus declares capabilities.history = false';
@@ -296,6 +300,40 @@ export function describeBusConformance(name: string, fixture: BusFixture, skipRe
       expect(sent.every((m) => m.epoch === empty.epoch)).toBe(true);
       expect(await c.position(ch)).toEqual({ epoch: empty.epoch, offset: 3 });
       expect(await a.position(ch)).toEqual({ epoch: empty.epoch, offset: 3 });
+    });
+
+    it('gives one epoch and offsets from 1 when a client first uses 40 channels of a new namespace at once', async () => {
+      // Whatever the backend makes on a namespace's or a channel's first use, many calls from one
+      // client making it at once must make it once: made twice, a channel's offsets go out twice.
+      const namespace = `fresh-${run}`;
+      const [first, publisher] = [await open({ namespace }), await open({ namespace })];
+      try {
+        const channels = Array.from({ length: 40 }, (_, i) => channel(`fresh-${i}`));
+        const [starts] = await Promise.all([
+          Promise.all(channels.map((ch) => first.position(ch))),
+          Promise.all(channels.slice(0, 10).map((ch) => first.subscribe(ch))),
+        ]);
+        const sent = await Promise.all(
+          channels.map(async (ch) => [
+            await publisher.publish(ch, { event: 'e', data: '1' }),
+            await publisher.publish(ch, { event: 'e', data: '2' }),
+          ]),
+        );
+        for (const [i, ch] of channels.entries()) {
+          const epoch = starts[i]?.epoch;
+          expect({ ch, start: starts[i]?.offset, sent: sent[i]?.map((m) => [m.epoch === epoch, m.offset]) }).toEqual({
+            ch,
+            start: 0,
+            sent: [
+              [true, 1],
+              [true, 2],
+            ],
+          });
+        }
+      } finally {
+        await Promise.allSettled([first.close(), publisher.close()]);
+        await fixture.dropNamespace?.(namespace);
+      }
     });
 
     it('read(after) returns exactly the messages after the offset; limit; future offsets; wrong epoch', async (ctx) => {
