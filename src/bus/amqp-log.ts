@@ -100,9 +100,26 @@ export const freshToken = (seq: number): Token => ({
   recent: [],
 });
 
+/**
+ * basic.get. When the broker refuses it (no such queue), amqplib rejects with the raw close
+ * frame, not an Error: it is turned into one that says what the broker said, with the reply
+ * code as `code`, as amqplib's other calls fail.
+ */
+export async function getOne(ch: Channel, queue: string, noAck: boolean): Promise<Message | false> {
+  try {
+    return await ch.get(queue, { noAck });
+  } catch (err) {
+    const frame = (err as { fields?: { replyCode?: unknown; replyText?: unknown } } | null)?.fields;
+    if (err instanceof Error || typeof frame?.replyCode !== 'number') throw err;
+    throw Object.assign(new Error(`Operation failed: BasicGet; ${frame.replyCode} (${String(frame.replyText)})`), {
+      code: frame.replyCode,
+    });
+  }
+}
+
 /** Takes the token off its queue (unacked), waiting for its holder to put it back; resolves null at the deadline. */
 export async function takeToken(ch: Channel, queue: string, deadline: number): Promise<Message | null> {
-  const now = await ch.get(queue, { noAck: false });
+  const now = await getOne(ch, queue, false);
   if (now) return now;
   return new Promise<Message | null>((resolve, reject) => {
     let settled = false;

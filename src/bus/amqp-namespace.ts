@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import type { Amqplib } from './amqp-link.js';
-import { logNamesForKey } from './amqp-log.js';
+import { getOne, logNamesForKey } from './amqp-log.js';
 import { parsePartitions } from './amqp-partition.js';
 
 /**
@@ -19,7 +19,7 @@ export async function dropAmqpNamespace(url: string, namespace: string): Promise
     const keys = new Set<string>();
     await ch.assertQueue(registry, { durable: true });
     for (let i = 0; i < 1_000_000; i++) {
-      const m = await ch.get(registry, { noAck: true });
+      const m = await getOne(ch, registry, true);
       if (!m) break;
       keys.add(m.content.toString('utf8'));
     }

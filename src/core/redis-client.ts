@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { withDeadline } from './deadline.js';
 import { ConfigError } from './errors.js';
@@ -295,7 +296,10 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
       ? 'the connection was lost before an answer came'
       : err instanceof Error
         ? err.message
-        : String(err);
+        : // A client library that rejects with a plain object (amqplib does with some broker replies).
+          typeof err === 'object' && err !== null
+          ? inspect(err, { breakLength: Number.POSITIVE_INFINITY, depth: 3 })
+          : String(err);
   const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
   return `${detail}${last}`;
 }

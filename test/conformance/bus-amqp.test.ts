@@ -74,6 +74,22 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
     expect(await bus.publish(ch, { event: 'e', data: '2' })).toMatchObject({ epoch: after.epoch, offset: 1 });
   });
 
+  it('makes its log again when it was deleted under it, with no other client to make it first', async () => {
+    const bus = await open();
+    const ch = channel();
+    const first = await bus.publish(ch, { event: 'e', data: '1' });
+    const raw = await amqplib.connect(url);
+    const rc = await raw.createChannel();
+    const names = logNames(namespace, ch);
+    await rc.deleteQueue(names.token);
+    await rc.deleteQueue(names.stream);
+    await raw.close();
+    // The broker refuses the token's basic.get with "no queue": the log is made again, under a new epoch.
+    const again = await bus.publish(ch, { event: 'e', data: '2' });
+    expect(again.epoch).not.toBe(first.epoch);
+    expect(again.offset).toBe(1);
+  });
+
   it(
     'loses nothing published while its connection is cut: it reconnects, re-binds and catches up in order',
     () => expectCatchUpAfterCut(url, { subscriber: (via) => open({ url: via }), publisher: () => open() }, 15_000),

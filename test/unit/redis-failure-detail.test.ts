@@ -20,4 +20,11 @@ describe('what a Redis failure says', () => {
       'NOPERM this user has no permissions',
     );
   });
+
+  it('says what a client library rejected with when it is not an Error (amqplib does so with some broker replies)', () => {
+    const frame = { fields: { replyCode: 404, replyText: "NOT_FOUND - no queue 'q'" } };
+    const detail = failureDetail(frame, undefined);
+    expect(detail).toContain("NOT_FOUND - no queue 'q'");
+    expect(detail).not.toContain('[object Object]');
+  });
 });
