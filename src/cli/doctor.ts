@@ -177,36 +177,43 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   // 3. The backends, as the nodes would open them.
   const storeUrl = env.SHOAL_STORE || DEFAULT_STORE_URL;
   const busUrl = busUrlFromEnv(env);
-  await reach(
-    'session store',
-    storeUrl,
-    () => createStore(storeUrl, { timeoutMs: 3000 }),
-    { ok, fail },
-    (store) =>
-      // What a web node refuses at start, once it has the store: onSessionEnd where ends cannot be listed.
-      sessionConfig?.onSessionEnd && !store.capabilities.lifecycle
-        ? {
-            what: `session store ${redact(storeUrl)}: ${endsUnsupported(store.kind)}`,
-            fix: `point SHOAL_STORE at a sqlite:, redis:// or postgres:// store, or drop onSessionEnd from the app's session options`,
-          }
-        : undefined,
-  );
+  // Both are tried at once (a backend that does not answer takes its whole timeout); their lines print in order.
+  const storeReport = reported({ ok, fail });
+  const busReport = reported({ ok, fail });
   // A store URL of no known kind (redis//host: a missing colon) implies no bus: its error is the whole story.
   const storeKnown = backendOf(storeUrl) !== undefined;
-  if (env.SHOAL_BUS || storeKnown) {
-    await reach(
-      `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
-      busUrl,
-      // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
-      // ones the nodes use, as they would.
-      async () =>
-        (await import('../bus/index.js')).createBus(busUrl, {
-          timeoutMs: 3000,
-          ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
-        }),
-      { ok, fail },
-    );
-  }
+  await Promise.all([
+    reach(
+      'session store',
+      storeUrl,
+      () => createStore(storeUrl, { timeoutMs: 3000 }),
+      storeReport,
+      (store) =>
+        // What a web node refuses at start, once it has the store: onSessionEnd where ends cannot be listed.
+        sessionConfig?.onSessionEnd && !store.capabilities.lifecycle
+          ? {
+              what: `session store ${redact(storeUrl)}: ${endsUnsupported(store.kind)}`,
+              fix: `point SHOAL_STORE at a sqlite:, redis:// or postgres:// store, or drop onSessionEnd from the app's session options`,
+            }
+          : undefined,
+    ),
+    env.SHOAL_BUS || storeKnown
+      ? reach(
+          `message bus${env.SHOAL_BUS ? '' : ' (SHOAL_BUS unset: the default)'}`,
+          busUrl,
+          // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
+          // ones the nodes use, as they would.
+          async () =>
+            (await import('../bus/index.js')).createBus(busUrl, {
+              timeoutMs: 3000,
+              ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
+            }),
+          busReport,
+        )
+      : undefined,
+  ]);
+  storeReport.print();
+  busReport.print();
 
   // A Redis Cluster that stops serving every slot while one master fails over.
   for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
@@ -290,11 +297,25 @@ function checkOrigins(
   r.ok(`SHOAL_ORIGINS: ${origins.join(', ')}`);
 }
 
+type Report = { ok(s: string): void; fail(s: string, fix?: string): void };
+
+/** A report whose lines wait until print(), so checks run at once still print in a fixed order. */
+function reported(to: Report): Report & { print(): void } {
+  const lines: Array<() => void> = [];
+  return {
+    ok: (s) => lines.push(() => to.ok(s)),
+    fail: (s, fix) => lines.push(() => to.fail(s, fix)),
+    print: () => {
+      for (const line of lines.splice(0)) line();
+    },
+  };
+}
+
 async function reach<B extends Backend>(
   what: string,
   url: string,
   open: () => Promise<B>,
-  r: { ok(s: string): void; fail(s: string, fix?: string): void },
+  r: Report,
   /** What a node would refuse about this backend once it answers (a capability the app needs). */
   refusal?: (backend: B) => { what: string; fix: string } | undefined,
 ): Promise<void> {
