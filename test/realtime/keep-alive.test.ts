@@ -31,7 +31,8 @@ function feed(publish: () => Promise<unknown>): () => void {
   };
 }
 
-describe('keepSessionAlive: open (default)', () => {
+// Every test waits out idle timeouts on sessions and channels of its own: they run side by side.
+describe('keepSessionAlive: open (default)', { concurrent: true }, () => {
   const cluster = realtimeCluster({ store: memoryStore(), session: { idleTimeout: IDLE_MS } });
   afterAll(() => cluster.close());
 
@@ -94,7 +95,7 @@ describe('keepSessionAlive: open (default)', () => {
   });
 });
 
-describe('keepSessionAlive: inbound', () => {
+describe('keepSessionAlive: inbound', { concurrent: true }, () => {
   const cluster = realtimeCluster({ store: memoryStore(), session: { idleTimeout: IDLE_MS } });
   afterAll(() => cluster.close());
 
@@ -137,7 +138,7 @@ describe('keepSessionAlive: inbound', () => {
   });
 });
 
-describe('memcached (no lifecycle index, no expiry announcement)', () => {
+describe('memcached (no lifecycle index, no expiry announcement)', { concurrent: true }, () => {
   let skip: string | undefined;
   let store: SessionStore | undefined;
   let cluster: ReturnType<typeof realtimeCluster> | undefined;
