@@ -92,7 +92,7 @@ export default defineConfig({
           name: 'failover',
           include: FAILOVER,
           exclude: UNTIMED_CLUSTERS,
-          poolOptions: { forks: { maxForks: 2 } },
+          // No singleFork: as many at once as the run's maxWorkers.
           sequence: { groupOrder: 1 },
         },
       },
