@@ -144,22 +144,29 @@ export async function takeToken(ch: Channel, queue: string, deadline: number): P
   });
 }
 
-async function exists(link: AmqpLink, names: LogNames): Promise<boolean> {
+/**
+ * 'missing' when the token or the stream queue is gone; 'doubled' when the token queue holds more
+ * than one token, as a log made twice at once by one client of an earlier version left it: every
+ * token holder then gives out the same offsets, so the log is only fit to be made again.
+ */
+async function logState(link: AmqpLink, names: LogNames): Promise<'ok' | 'missing' | 'doubled'> {
   return link
     .temp(async (ch) => {
-      await ch.checkQueue(names.token);
+      const token = await ch.checkQueue(names.token);
       await ch.checkQueue(names.stream);
-      return true;
+      // Ready tokens only: one held by a client is not counted, so 2+ here are 2+ tokens.
+      return token.messageCount > 1 ? ('doubled' as const) : ('ok' as const);
     })
     .catch((err: unknown) => {
-      if ((err as { code?: number }).code === 404) return false;
+      if ((err as { code?: number }).code === 404) return 'missing' as const;
       throw err;
     });
 }
 
 /**
- * Makes the partition's log if it is missing or broken (token or stream gone: new epoch).
- * The stream is declared last, so a crash half-way leaves "missing", never "half there".
+ * Makes the partition's log if it is missing or broken (token or stream gone, or more than one
+ * token): a new epoch, whose clients reload. The stream is declared last, so a crash half-way
+ * leaves "missing", never "half there".
  */
 export async function ensureLog(
   link: AmqpLink,
@@ -168,10 +175,11 @@ export async function ensureLog(
   retention: { maxAgeS: number },
   deadline: number,
 ): Promise<void> {
-  if (await exists(link, names)) return;
+  if ((await logState(link, names)) === 'ok') return;
   await link.withLock(names.lock, deadline, async () => {
-    if (await exists(link, names)) return;
+    if ((await logState(link, names)) === 'ok') return;
     await link.tempConfirm(async (ch) => {
+      // Deleting the token queue also drops a token held meanwhile: its holder's ack or requeue finds no queue.
       await ch.deleteQueue(names.stream);
       await ch.deleteQueue(names.token);
       await ch.assertQueue(names.token, { durable: true });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { amqpBus, dropAmqpNamespace } from '../../src/bus/amqp.js';
-import { logNames, routingKey } from '../../src/bus/amqp-log.js';
+import { freshToken, logNames, routingKey, tokenBody } from '../../src/bus/amqp-log.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { busOpener, describeBusConformance, expectCatchUpAfterCut, expectRacingOffsets, sleep } from './bus-suite.js';
 
@@ -88,6 +88,31 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
     const again = await bus.publish(ch, { event: 'e', data: '2' });
     expect(again.epoch).not.toBe(first.epoch);
     expect(again.offset).toBe(1);
+  });
+
+  it('makes a log holding two tokens (a log made twice at once by an earlier version) again, under a new epoch', async () => {
+    const bus = await open();
+    const ch = channel();
+    const first = await bus.publish(ch, { event: 'e', data: '1' });
+    const raw = await amqplib.connect(url);
+    try {
+      const rc = await raw.createChannel();
+      const names = logNames(namespace, ch);
+      rc.sendToQueue(names.token, tokenBody(freshToken(0)), { persistent: true });
+      await rc.checkQueue(names.token);
+      // A client new to the partition finds two tokens where one belongs.
+      const fresh = await open();
+      const sent = [];
+      for (let i = 2; i <= 4; i++) sent.push(await fresh.publish(ch, { event: 'e', data: String(i) }));
+      expect(sent.map((m) => m.offset)).toEqual([1, 2, 3]);
+      expect(new Set(sent.map((m) => m.epoch)).size).toBe(1);
+      expect(sent[0]?.epoch).not.toBe(first.epoch);
+      expect((await rc.checkQueue(names.token)).messageCount).toBe(1);
+      // The client that used the old log follows the new epoch.
+      expect(await bus.publish(ch, { event: 'e', data: '5' })).toMatchObject({ epoch: sent[0]?.epoch, offset: 4 });
+    } finally {
+      await raw.close();
+    }
   });
 
   it(
