@@ -56,16 +56,21 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
     expect(await waiting).toMatchObject({ offset: 2 });
   });
 
-  it('starts a new epoch when the log is deleted on the broker', async () => {
-    const bus = await open();
-    const ch = channel();
-    const first = await bus.publish(ch, { event: 'e', data: '1' });
+  /** Deletes the queues of the channel's partition log behind every client's back, as an operator might. */
+  async function deleteLog(ch: string): Promise<void> {
     const raw = await amqplib.connect(url);
     const rc = await raw.createChannel();
     const names = logNames(namespace, ch);
     await rc.deleteQueue(names.token);
     await rc.deleteQueue(names.stream);
     await raw.close();
+  }
+
+  it('starts a new epoch when the log is deleted on the broker', async () => {
+    const bus = await open();
+    const ch = channel();
+    const first = await bus.publish(ch, { event: 'e', data: '1' });
+    await deleteLog(ch);
     const fresh = await open();
     const after = await fresh.read(ch, 1, { epoch: first.epoch });
     expect(after).toMatchObject({ messages: [], complete: false });
@@ -78,12 +83,7 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
     const bus = await open();
     const ch = channel();
     const first = await bus.publish(ch, { event: 'e', data: '1' });
-    const raw = await amqplib.connect(url);
-    const rc = await raw.createChannel();
-    const names = logNames(namespace, ch);
-    await rc.deleteQueue(names.token);
-    await rc.deleteQueue(names.stream);
-    await raw.close();
+    await deleteLog(ch);
     // The broker refuses the token's basic.get with "no queue": the log is made again, under a new epoch.
     const again = await bus.publish(ch, { event: 'e', data: '2' });
     expect(again.epoch).not.toBe(first.epoch);
