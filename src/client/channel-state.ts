@@ -25,6 +25,11 @@ export class ChannelCursors {
     return this.#cursors.get(channel);
   }
 
+  /** Where delivery of a channel the client has no position in yet starts (hello's `starts`). */
+  start(channel: string, at: Cursor): void {
+    if (!this.#cursors.has(channel)) this.#cursors.set(channel, { epoch: at.epoch, offset: at.offset });
+  }
+
   delete(channel: string): void {
     this.#cursors.delete(channel);
   }

@@ -164,7 +164,7 @@ export class Client<E extends EventMap = EventMap> implements ShoalClient<E> {
       case 'hello': {
         const { type: _hello, ...hello } = m;
         this.#hello = { ...hello, channels: [...m.channels] };
-        this.#channels.joinedByGateway(m.channels);
+        this.#channels.joinedByGateway(m.channels, m.starts);
         if (m.expires !== undefined) this.#tokens?.schedule(m.expires, () => this.#refresh());
         // Open once the gateway admitted the session: a socket it accepts only to close (4401, 4429) never is.
         this.#setState('open');

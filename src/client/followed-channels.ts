@@ -1,4 +1,4 @@
-import type { ServerMessage } from '../protocol/index.js';
+import type { Cursor, ServerMessage } from '../protocol/index.js';
 import { ChannelCursors } from './channel-state.js';
 import { type Listeners, safeCall } from './emitter.js';
 import { Follows } from './follows.js';
@@ -69,9 +69,17 @@ export class FollowedChannels {
     for (const ch of [...this.#asked.requested]) if (!this.#follows.wants(ch)) this.#leave(ch);
   }
 
-  /** The channels the gateway joined on its own (hello). */
-  joinedByGateway(channels: readonly string[]): void {
+  /**
+   * From hello: the channels the gateway joined on its own, and where each channel joined without a
+   * cursor starts. That start is the cursor from now on: an SSE stream reopened for a channel
+   * subscribed next, or a reconnect, before its `subscribed` resumes from it. Without it the channel
+   * would be asked for afresh, and start past what was published since hello.
+   */
+  joinedByGateway(channels: readonly string[], starts: Readonly<Record<string, Cursor>> = {}): void {
     this.#asked.own = new Set(channels);
+    for (const [channel, start] of Object.entries(starts)) {
+      if (this.#follows.wants(channel)) this.#cursors.start(channel, start);
+    }
   }
 
   /** A channel frame; false for any other. */

@@ -93,7 +93,10 @@ export type ClientMessage =
 export type ServerMessage =
   /**
    * `session` is a hash of the session id, null for a connection opened with a token; `expires`
-   * (seconds since the epoch) is when its token expires, absent without one.
+   * (seconds since the epoch) is when its token expires, absent without one. `starts`: for each
+   * channel the connection joins without a cursor (`channels=`, its own `session:`/`user:`
+   * channels), where delivery starts: the client's cursor from now on, so a reconnect or an SSE
+   * reopen before that channel's `subscribed` resumes from there instead of starting it afresh.
    */
   | {
       type: 'hello';
@@ -102,6 +105,7 @@ export type ServerMessage =
       session: string | null;
       channels: string[];
       expires?: number;
+      starts?: Record<string, Cursor>;
     }
   /** The answer to `refresh`: the connection now lives until `expires` (seconds since the epoch). */
   | { type: 'refreshed'; expires: number }

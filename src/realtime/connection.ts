@@ -121,12 +121,14 @@ export class Connection {
     this.#held = { hello, frames: [], bytes: 0 };
   }
 
-  /** Sends the held hello, then what was held, in order. */
-  release(): void {
+  /** Sends the held hello, with where each channel joined without a cursor starts, then what was held, in order. */
+  release(starts?: ReadonlyMap<string, Cursor>): void {
     const held = this.#held;
     if (!held) return;
     this.#held = null;
-    this.send(held.hello);
+    this.send(
+      starts?.size && held.hello.type === 'hello' ? { ...held.hello, starts: Object.fromEntries(starts) } : held.hello,
+    );
     for (const { frame, id } of held.frames) this.#write(frame, () => id);
   }
 

@@ -46,7 +46,7 @@ export async function resumeChannels(
     fresh.map(async (channel): Promise<[string, Cursor]> => [channel, await deps.registry.bus.position(channel)]),
   );
   for (const [channel, start] of starts) cursors.set(channel, start);
-  c.release();
+  c.release(new Map(starts));
   for (const channel of wanted) {
     if (c.closed) break;
     if (!allowed.get(channel)) {

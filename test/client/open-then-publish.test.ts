@@ -209,8 +209,16 @@ function clientOf(s: Setup, transport: TransportName): ShoalClient<Events> {
   });
 }
 
-/** One round: subscribe at connect time, publish as soon as the client is open; what arrived, and the resets. */
-async function round(s: Setup, transport: TransportName): Promise<{ got: number[]; resets: number; cursor: unknown }> {
+/**
+ * One round: subscribe at connect time, publish as soon as the client is open; what arrived, and the
+ * resets. With `thenSubscribe`, the page subscribes to one more channel at `open`, before the publishes:
+ * over SSE that reopens the stream, before the first channel's `subscribed` may have arrived.
+ */
+async function round(
+  s: Setup,
+  transport: TransportName,
+  thenSubscribe = false,
+): Promise<{ got: number[]; resets: number; cursor: unknown }> {
   const room = `room:${randomUUID().slice(0, 8)}`;
   const rt = clientOf(s, transport);
   const got: number[] = [];
@@ -218,6 +226,10 @@ async function round(s: Setup, transport: TransportName): Promise<{ got: number[
   try {
     rt.on('reset', () => resets++);
     rt.subscribe(room, (m) => got.push(m.data.n));
+    if (thenSubscribe)
+      rt.on('state', (state) => {
+        if (state === 'open') rt.subscribe(`${room}-next`, () => {});
+      });
     await eventually(() => rt.state === 'open', { timeoutMs: 10_000, message: `${transport} open` });
     const publisher = createPublisher<Events>(s.publisherBus);
     for (let n = 1; n <= MESSAGES; n++) await publisher.to(room).send('chat', { n });
@@ -251,6 +263,14 @@ describe.concurrent.each(kinds)('$name bus: messages published right after open'
             s.proxy?.clear();
           }
         }, 60_000);
+
+      it(`${transport}: every one arrives, another channel subscribed at open`, async () => {
+        const s = setups.get(kind.name) as Setup;
+        for (let r = 1; r <= 3; r++) {
+          const outcome = await round(s, transport, true);
+          expect({ round: r, ...outcome }).toMatchObject({ round: r, got: all, resets: 0 });
+        }
+      }, 60_000);
 
       it(`${transport}: every one arrives, ${PLAIN_ROUNDS} rounds`, async () => {
         const s = setups.get(kind.name) as Setup;
