@@ -56,8 +56,8 @@ export class AmqpLink {
       // noDelay: without it every tx.commit waits out a 40 ms delayed-ACK round.
       conn = await this.lib.connect(this.url, { noDelay: true, timeout: this.timeoutMs });
     } catch (err) {
-      this.lastError = err;
-      throw err;
+      this.lastError = explainRefusal(err, this.url);
+      throw this.lastError;
     }
     conn.on('error', (err: unknown) => {
       this.lastError = err;
@@ -211,4 +211,28 @@ export class AmqpLink {
     this.conn = undefined;
     if (conn) await conn.close().catch(() => undefined);
   }
+}
+
+/**
+ * RabbitMQ ends the handshake with a connection.close when the URL's virtual host does not exist or
+ * the user may not use it, which amqplib reports as "Expected ConnectionOpenOk; got <ConnectionClose…>".
+ * That says which virtual host, and that the broker answered: it is running, the URL needs correcting.
+ */
+function explainRefusal(err: unknown, url: string): unknown {
+  if (!(err instanceof Error) || !/Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message)) return err;
+  const vhost = decodeURIComponent(new URL(url).pathname.slice(1)) || '/';
+  return new Error(
+    `RabbitMQ refused the virtual host "${vhost}" (the URL's path): it does not exist, or the user has no permissions on it`,
+    { cause: err },
+  );
+}
+
+/** What to do about a bus call that failed, given the connection's last error. */
+export function amqpAdvice(lastError: unknown): string {
+  const text = lastError instanceof Error ? lastError.message : '';
+  if (/refused the virtual host/.test(text))
+    return 'Correct the virtual host in the URL, or create it and give the user permissions on it (rabbitmqctl add_vhost, set_permissions)';
+  if (/ACCESS[_-]REFUSED/.test(text))
+    return 'RabbitMQ answered and refused the user or password in the URL: correct them, or create the user (rabbitmqctl add_user, set_permissions)';
+  return 'Check that RabbitMQ is running and reachable';
 }

@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
 import { settleWithin } from '../core/timing.js';
-import { AmqpLink, type Amqplib } from './amqp-link.js';
+import { AmqpLink, type Amqplib, amqpAdvice } from './amqp-link.js';
 import { decode, ensureLog, logNamesForKey, routingKey, scanStream } from './amqp-log.js';
 import { connectionUrl } from './amqp-namespace.js';
 import { parsePartitions, partitionKey, partitionOf } from './amqp-partition.js';
@@ -46,7 +46,7 @@ export async function amqpBus(options: AmqpBusOptions): Promise<Bus> {
   let linkError = (): unknown => undefined;
   const base = new BusBase(options, {
     label,
-    advice: 'Check that RabbitMQ is running and reachable',
+    advice: () => amqpAdvice(linkError()),
     lastError: () => linkError(),
   });
   const { namespace: ns, historySize, historyTtlMs: ttlMs, timeoutMs } = base;

@@ -229,7 +229,11 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
         'set SHOAL_BUS to a shared bus (redis://, postgres://, nats://, amqp://) if web nodes or gateways run elsewhere',
     );
   }
-  print(problems ? `${problems} problem(s) found` : 'no problems found: web nodes and gateways would start with this');
+  print(
+    problems
+      ? `${problems} problem${problems === 1 ? '' : 's'} found`
+      : 'no problems found: web nodes and gateways would start with this',
+  );
   return problems ? 1 : 0;
 }
 
@@ -340,10 +344,10 @@ async function reach<B extends Backend>(
     const down = !(err instanceof ShoalError) || unavailable;
     // A server that answers while what it holds does not (NATS: JetStream without a meta leader, a stream
     // without a leader): the message says what to start, and starting "it" would mislead. So would it for
-    // a server that refused the user, password or database the URL names.
+    // a server that refused the user, password, database or virtual host the URL names.
     const serverAnswers = /answers, but/.test(message);
     const fix = refusedByServer(err)
-      ? `the server answered and refused the user, password or database in ${variable}: correct them (or create the role or database)`
+      ? `the server answered and refused the user, password, database or virtual host in ${variable}: correct them (or create them on the server)`
       : message.includes('know no master named')
         ? `write the master name the sentinels monitor after the hosts in ${variable} (redis+sentinel://host:26379,…/<master name>)`
         : down && !serverAnswers

@@ -6,8 +6,9 @@ const PG_REFUSALS: Record<string, string> = {
   '42501': 'the privileges', // insufficient_privilege
 };
 
-/** Refusals in other servers' words: Redis (NOAUTH, WRONGPASS), NATS (Authorization Violation), RabbitMQ (ACCESS_REFUSED). */
-const REFUSED_TEXT = /\b(NOAUTH|WRONGPASS|Authorization Violation|ACCESS[_-]REFUSED|authentication failed)\b/i;
+/** Refusals in other servers' words: Redis (NOAUTH, WRONGPASS), NATS (Authorization Violation), RabbitMQ (ACCESS_REFUSED, a virtual host). */
+const REFUSED_TEXT =
+  /\b(NOAUTH|WRONGPASS|Authorization Violation|ACCESS[_-]REFUSED|authentication failed|refused the virtual host)\b/i;
 
 /**
  * True when a backend answered and refused the credentials, the role or the database a URL names,

@@ -34,7 +34,7 @@ describe('doctor on stores it cannot use', () => {
       );
       expect(r.stdout).not.toMatch(/fix: start it/);
       expect(r.stdout).toMatch(
-        /^ {6}fix: the server answered and refused the user, password or database in SHOAL_STORE: correct them/m,
+        /^ {6}fix: the server answered and refused the user, password, database or virtual host in SHOAL_STORE: correct them/m,
       );
       expect(r.code).toBe(1);
     },

@@ -38,6 +38,24 @@ describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
     }
   });
 
+  it('says when RabbitMQ refuses the virtual host or the password: the URL needs correcting, not the broker starting', async () => {
+    const noVhost = new URL(url);
+    noVhost.pathname = '/shoal-no-such-vhost';
+    const wrongPassword = new URL(url);
+    wrongPassword.password = 'not-the-password';
+    for (const [bad, said, todo] of [
+      [noVhost, /refused the virtual host "shoal-no-such-vhost"/, /Correct the virtual host in the URL, or create it/],
+      [wrongPassword, /ACCESS_REFUSED/, /refused the user or password in the URL/],
+    ] as const) {
+      const bus = await open({ url: bad.href, timeoutMs: 2000 });
+      const err = (await bus.ping().catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(said);
+      expect(err.message).toMatch(todo);
+      expect(err.message).not.toMatch(/running and reachable|ConnectionOpenOk/);
+      expect(err.message).not.toContain('not-the-password');
+    }
+  });
+
   it('gives strictly consecutive offsets to 4 clients racing on one channel', async () => {
     await expectRacingOffsets(open, channel());
   });
