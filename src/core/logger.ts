@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { type DestinationStream, type Logger as PinoLogger, pino, stdSerializers } from 'pino';
 
 /**
@@ -26,7 +27,42 @@ export function createLogger(
     base: { pid: process.pid, ...bindings },
     serializers: { err: stdSerializers.errWithCause },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? stdoutLines());
+}
+
+/** How long one line may wait on a full stdout pipe (its reader busy) before it is dropped. */
+const FULL_PIPE_WAIT_MS = 1000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * stdout, one synchronous write per line as pino's default destination does, but a line with no
+ * reader left (EPIPE: the `shoal start` that read a node's output was killed) is dropped, and so is
+ * every later one. pino's default retries such a write forever, blocking the process: a gateway
+ * then never finished draining on SIGTERM. A reader that is only slow (EAGAIN) is waited for, up to
+ * FULL_PIPE_WAIT_MS a line.
+ */
+function stdoutLines(fd = 1): DestinationStream {
+  let gone = false;
+  return {
+    write(line: string) {
+      if (gone) return;
+      let rest = Buffer.from(line);
+      const giveUpAt = Date.now() + FULL_PIPE_WAIT_MS;
+      while (rest.length > 0) {
+        try {
+          rest = rest.subarray(writeSync(fd, rest));
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if ((code === 'EAGAIN' || code === 'EBUSY') && Date.now() < giveUpAt) {
+            Atomics.wait(pause, 0, 0, 10);
+            continue;
+          }
+          if (code === 'EPIPE' || code === 'EBADF') gone = true;
+          return;
+        }
+      }
+    },
+  };
 }
 
 let fallback: Logger | undefined;
