@@ -154,6 +154,8 @@ export const SHOAL_VARIABLES: readonly string[] = [
   'SHOAL_BUS',
   'SHOAL_NAMESPACE',
   'SHOAL_NODE_ID',
+  // Set by shoal start for the nodes it runs: the process whose loss drains them.
+  'SHOAL_SUPERVISOR_PID',
   'SHOAL_SECRETS',
   'SHOAL_ENCRYPTION_KEYS',
   'SHOAL_IDLE_TIMEOUT',

@@ -209,11 +209,28 @@ async function nodeBasics(role: 'web' | 'gateway', app: string | undefined, port
   };
 }
 
-/** SIGTERM or SIGINT drains the node, then the process exits. */
+/**
+ * SIGTERM or SIGINT drains the node, then the process exits. So does the loss of the `shoal start`
+ * that runs it (SHOAL_SUPERVISOR_PID, its parent): killed with SIGKILL, it could not stop its nodes,
+ * which would keep their ports and serve on with no balancer in front.
+ */
 function drainOnSignal(node: { drain(): Promise<unknown> }): void {
-  const stop = () => void node.drain().then(() => process.exit(0));
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void node.drain().then(() => process.exit(0));
+  };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  if (process.env.SHOAL_SUPERVISOR_PID === String(process.ppid)) {
+    void import('./parent-watch.js').then(({ watchParent }) =>
+      watchParent((parent) => {
+        console.error(`shoal: shoal start (pid ${parent}) is gone: draining`);
+        stop();
+      }),
+    );
+  }
 }
 
 /**

@@ -80,7 +80,9 @@ export async function startCluster(o: StartOptions): Promise<number> {
       const name = `${role}-${i + 1}`;
       const port = firstPort + i;
       const args = [entry, role, '--app', o.app, '--port', String(port)];
-      return { name, role, port, args, env: { ...roleEnv, SHOAL_NODE_ID: name } };
+      // SHOAL_SUPERVISOR_PID: the node drains if this process goes away without stopping it (SIGKILL).
+      const nodeEnv = { ...roleEnv, SHOAL_NODE_ID: name, SHOAL_SUPERVISOR_PID: String(process.pid) };
+      return { name, role, port, args, env: nodeEnv };
     });
   // Web nodes take the ports right after the balancer's, gateways the ones after them.
   const specs = [

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -78,6 +78,20 @@ async function startVia(command: string, args: string[], port: number) {
   return { child, output, web, supervisor };
 }
 
+/** The pids of `pid`'s child processes, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The parent pid is the 2nd field after the command name, which is in parentheses and may hold spaces.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch {}
+  }
+  return out;
+}
+
 /** The cluster drained and stopped: `shoal start` and its node are gone, the balancer's port is free. */
 async function expectStopped(c: { output: () => string; web: number; supervisor: number }, port: number) {
   await eventually(() => !alive(c.supervisor) && !alive(c.web), {
@@ -110,6 +124,23 @@ describe.concurrent('shoal start stops its cluster', () => {
     expect(c.supervisor).not.toBe(c.child.pid);
     c.child.kill('SIGKILL');
     await expectStopped(c, port);
+  }, 120_000);
+
+  it('when shoal start itself is killed with SIGKILL: its nodes see it gone, drain and exit', async () => {
+    const port = await freePortRun(3);
+    const c = await startVia(process.execPath, [CLI, 'start'], port);
+    const nodes = childrenOf(c.supervisor);
+    expect(nodes).toContain(c.web);
+    expect(nodes.length).toBe(2); // web-1 and gateway-1
+    c.child.kill('SIGKILL');
+    await eventually(() => nodes.every((pid) => !alive(pid)), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      message: 'the nodes to exit',
+    });
+    // Nothing answers where web-1 and gateway-1 listened.
+    for (const nodePort of [port + 1, port + 2])
+      await expect(fetch(`http://127.0.0.1:${nodePort}/healthz`)).rejects.toThrow();
   }, 120_000);
 
   it.each(['SIGINT', 'SIGHUP'] as const)(
