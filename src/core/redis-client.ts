@@ -293,7 +293,9 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
   // ioredis's words for "the connection dropped and the command was not retried" name its own option.
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'
-      ? 'the connection was lost before an answer came'
+      ? (lastError as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED'
+        ? 'no connection could be made: nothing accepts connections there'
+        : 'the connection was lost before an answer came'
       : err instanceof Error
         ? err.message
         : // A client library that rejects with a plain object (amqplib does with some broker replies).

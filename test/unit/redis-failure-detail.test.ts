@@ -15,6 +15,13 @@ describe('what a Redis failure says', () => {
     expect(detail).not.toMatch(/maxRetriesPerRequest/);
   });
 
+  it('says a refused connection was never made, rather than lost', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    expect(failureDetail(new MaxRetriesPerRequestError(1), refused)).toBe(
+      'no connection could be made: nothing accepts connections there (last connection error: connect ECONNREFUSED 127.0.0.1:1)',
+    );
+  });
+
   it('keeps any other error as it is', () => {
     expect(failureDetail(new Error('NOPERM this user has no permissions'), undefined)).toBe(
       'NOPERM this user has no permissions',
