@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, StoreUnavailableError } from '../../src/core/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
@@ -136,7 +136,7 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     const buckets = new Set((await scanKeys(raw, `${prefix}:*:due`)).map((k) => k));
     expect(buckets.size).toBeGreaterThan(8); // 40 ids spread over most of the 16 buckets
     // MONITOR on its own connection sees every command the store sends while it claims.
-    const monitor = await raw.duplicate().monitor();
+    const monitor = await startMonitor(raw);
     const scripts: string[][] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
       if (/^(evalsha|eval)$/i.test(args[0] ?? '') && args.some((a) => a.startsWith(`${prefix}:`))) scripts.push(args);
@@ -297,3 +297,24 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await proxy.close();
   });
 });
+
+/**
+ * A MONITOR connection of its own. Other test files' commands reaching it before the MONITOR's own OK
+ * make ioredis fail it ("Command queue state error"): it is closed and another one tried.
+ */
+async function startMonitor(r: Redis): Promise<Redis> {
+  for (let attempt = 1; ; attempt++) {
+    // What ioredis's monitor() does, keeping the connection to close when it fails.
+    const m = r.duplicate({ monitor: true, lazyConnect: false } as RedisOptions);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        m.once('error', reject);
+        m.once('monitoring', () => resolve());
+      });
+      return m;
+    } catch (err) {
+      m.disconnect();
+      if (attempt >= 5) throw err;
+    }
+  }
+}
