@@ -19,19 +19,12 @@ const alias = Object.entries(tsconfig.compilerOptions.paths)
   }));
 
 /**
- * Tests that measure time under faults run after everything else. Zone cuts (test/multihost/) get the
- * machine to themselves, one at a time. The rest run two files at a time; most of their time is spent
- * waiting on servers and timers, not on a core. The bench smoke run is among them: at 4 connections it
- * checks that every scenario runs and writes its report, not how fast.
+ * Tests that measure time under faults (failover bounds, zone cuts) get the machine to themselves:
+ * they run one at a time, after everything else. The rest run two files at a time; most of their
+ * time is spent waiting on servers and timers, not on a core. The bench smoke run is among them: at
+ * 4 connections it checks that every scenario runs and writes its report, not how fast.
  */
-const EXCLUSIVE = ['test/multihost/**/*.test.ts'];
-
-/**
- * Failover tests time recovery from a fault against bounds of seconds (a promoted replica, a new
- * stream leader) and mostly wait on the election, each on a cluster and ports of its own: they run
- * after the shared files, two at a time (the machine stayed ~60 % busy), before the zone cuts.
- */
-const FAILOVER = ['test/failover/**/*.test.ts'];
+const EXCLUSIVE = ['test/failover/**/*.test.ts', 'test/multihost/**/*.test.ts'];
 
 /**
  * Files under test/failover/ that start a cluster of their own but time nothing under a fault: the
@@ -89,21 +82,11 @@ export default defineConfig({
         resolve: { alias },
         test: {
           ...shared,
-          name: 'failover',
-          include: FAILOVER,
-          exclude: UNTIMED_CLUSTERS,
-          // No singleFork: as many at once as the run's maxWorkers.
-          sequence: { groupOrder: 1 },
-        },
-      },
-      {
-        resolve: { alias },
-        test: {
-          ...shared,
           name: 'exclusive',
           include: EXCLUSIVE,
+          exclude: UNTIMED_CLUSTERS,
           poolOptions: { forks: { singleFork: true } },
-          sequence: { groupOrder: 2 },
+          sequence: { groupOrder: 1 },
         },
       },
     ],
