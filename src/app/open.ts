@@ -1,5 +1,6 @@
 import type { Bus } from '../bus/contract.js';
-import { busUrlFor, createBus } from '../bus/index.js';
+import { busFromUrl } from '../bus/from-url.js';
+import { busUrlFor } from '../bus/index.js';
 import type { Logger } from '../core/logger.js';
 import { redact } from '../core/url.js';
 import { createRealtime, type Realtime } from '../realtime/realtime.js';
@@ -7,6 +8,7 @@ import { defineClientScope } from '../session/client-scope.js';
 import { SessionManager } from '../session/manager.js';
 import type { SessionOptions, SessionSchema } from '../session/options.js';
 import type { SessionStore } from '../stores/contract.js';
+import { storeFromUrl } from '../stores/from-url.js';
 import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
 import {
   type AppDefinition,
@@ -70,14 +72,20 @@ export async function openApp<T extends SessionSchema>(
     for (const thing of opened.reverse()) await thing.close().catch(() => {});
   };
   try {
-    const store = own.store ?? (await createStore(storeUrl, { namespace: config.namespace ?? 'session' }));
+    const store =
+      own.store ??
+      (await storeFromUrl(storeUrl, { namespace: config.namespace ?? 'session' }, urlSource(config, 'store')));
     if (!own.store) opened.push(store);
     // The namespace that keeps apps' sessions apart on a shared backend keeps their messages apart too:
     // otherwise one app's realtime.to({ user }) would reach the same user id's sockets of another.
-    const bus = await createBus(busUrl, {
-      ...(config.logger ? { logger: config.logger } : {}),
-      ...(config.namespace ? { namespace: config.namespace } : {}),
-    });
+    const bus = await busFromUrl(
+      busUrl,
+      {
+        ...(config.logger ? { logger: config.logger } : {}),
+        ...(config.namespace ? { namespace: config.namespace } : {}),
+      },
+      urlSource(config, 'bus'),
+    );
     opened.push(bus);
     const sessions = new SessionManager<T>({
       ...options,
@@ -106,6 +114,16 @@ export async function openApp<T extends SessionSchema>(
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * What names the node's store or bus URL when its scheme is unknown: the variable when the URL is the
+ * one the node's environment holds (nodeConfigFromEnv read it there, and that is what to correct),
+ * else the setting the code passed it in.
+ */
+function urlSource(config: NodeConfig, key: 'store' | 'bus'): string {
+  const variable = key === 'store' ? 'SHOAL_STORE' : 'SHOAL_BUS';
+  return config[key] !== undefined && config.env?.[variable] === config[key] ? variable : `the node config's ${key}`;
 }
 
 export function appSessionOptions<T extends SessionSchema>(

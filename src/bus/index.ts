@@ -1,9 +1,8 @@
-import { backendOf, sqlitePathOf } from '../core/backend-url.js';
+import { backendOf } from '../core/backend-url.js';
 import { ConfigError } from '../core/errors.js';
 import { kindOf } from '../core/kind-of.js';
-import { redact } from '../core/url.js';
-import { takeTimeout } from '../core/url-timeout.js';
 import type { Bus, BusOptions } from './contract.js';
+import { busFromUrl } from './from-url.js';
 
 export type { Bus, BusMessage, BusOptions, Position, PublishInput, ReadResult } from './contract.js';
 
@@ -27,6 +26,7 @@ export function busUrlFor(storeUrl: string | undefined): string {
  * `amqp://…` / `amqps://…` (docs/deploying.md has the table). A NATS stream gets `?replicas` replicas,
  * by default one per server listed, at most 3; an existing one is brought to an asked `?replicas`.
  * Each backend module is imported only when used, so apps install only the client they need.
+ * An unknown scheme's error names `createBus(url)`, what the URL was given to.
  */
 export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptions = {}): Promise<Bus> {
   if (typeof url !== 'string') {
@@ -34,30 +34,5 @@ export async function createBus(url: string = DEFAULT_BUS_URL, options: BusOptio
       `createBus() takes a bus URL string, e.g. createBus('redis://127.0.0.1:6379'), or none for ${DEFAULT_BUS_URL}; got ${kindOf(url)}`,
     );
   }
-  // `?timeout=` as on a store URL (the bus defaults to the store's URL): how long a bus call may take.
-  const taken = takeTimeout(url, 'bus');
-  if (taken.timeoutMs !== undefined && options.timeoutMs === undefined) {
-    options = { ...options, timeoutMs: taken.timeoutMs };
-  }
-  url = taken.url;
-  switch (backendOf(url)) {
-    case 'memory':
-      return (await import('./memory.js')).memoryBus(options);
-    case 'sqlite':
-      return (await import('./sqlite.js')).sqliteBus({ path: sqlitePathOf(url), ...options });
-    case 'redis':
-      return (await import('./redis.js')).redisBus({ url, ...options });
-    case 'postgres':
-      return (await import('./postgres.js')).postgresBus({ url, ...options });
-    case 'nats':
-      return (await import('./nats.js')).natsBus({ url, ...options });
-    case 'amqp':
-      return (await import('./amqp.js')).amqpBus({ url, ...options });
-    default:
-      throw new ConfigError(
-        `SHOAL_BUS "${redact(url)}" has an unknown scheme. Use one of: sqlite:.shoal/shoal.db, memory:, ` +
-          'redis://host:6379, rediss://…, redis+cluster://h1:6379,h2:6379, redis+sentinel://h1:26379,h2:26379/mymaster, ' +
-          'postgres://user@host/db, nats://host:4222, amqp://user:pass@host:5672, amqps://…',
-      );
-  }
+  return busFromUrl(url, options, 'createBus(url):');
 }

@@ -21,7 +21,8 @@ import { tokenOptionsFromEnv } from '../realtime/token-env.js';
 import { endsUnsupported } from '../session/lifecycle.js';
 import type { SessionConfig } from '../session/options.js';
 import { KeyRing } from '../session/signing.js';
-import { createStore, DEFAULT_STORE_URL } from '../stores/index.js';
+import { storeFromUrl } from '../stores/from-url.js';
+import { DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
 import { fullCoverageWarning } from './doctor-cluster.js';
@@ -186,7 +187,7 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     reach(
       'session store',
       storeUrl,
-      () => createStore(storeUrl, { timeoutMs: 3000 }),
+      () => storeFromUrl(storeUrl, { timeoutMs: 3000 }, 'SHOAL_STORE'),
       storeReport,
       (store) =>
         // What a web node refuses at start, once it has the store: onSessionEnd where ends cannot be listed.
@@ -204,10 +205,11 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
           // Under the nodes' namespace: a bus that makes its resources on first use (a NATS stream) makes the
           // ones the nodes use, as they would.
           async () =>
-            (await import('../bus/index.js')).createBus(busUrl, {
-              timeoutMs: 3000,
-              ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}),
-            }),
+            (await import('../bus/from-url.js')).busFromUrl(
+              busUrl,
+              { timeoutMs: 3000, ...(env.SHOAL_NAMESPACE ? { namespace: env.SHOAL_NAMESPACE } : {}) },
+              'SHOAL_BUS',
+            ),
           busReport,
         )
       : undefined,

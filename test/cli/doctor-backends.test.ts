@@ -43,7 +43,10 @@ describe('doctor on stores it cannot use', () => {
 
   it('a malformed store URL is reported alone, without a warning about the bus it would imply', async () => {
     const r = await runCli(['doctor'], { env: env({ SHOAL_STORE: 'redis//127.0.0.1:6379' }) });
-    expect(r.stdout).toMatch(/^FAIL {2}session store redis\/\/127\.0\.0\.1:6379: /m);
+    // Named by the variable it came from: what to correct.
+    expect(r.stdout).toMatch(
+      /^FAIL {2}session store redis\/\/127\.0\.0\.1:6379: SHOAL_STORE "redis\/\/127\.0\.0\.1:6379" has an unknown scheme/m,
+    );
     expect(r.stdout).not.toMatch(/the bus is sqlite/);
     expect(r.stdout).not.toMatch(/message bus/);
     expect(r.code).toBe(1);
