@@ -286,6 +286,14 @@ async function databaseRefusal(
   return new ConfigError(`${refused}; ${which}`, { cause: err });
 }
 
+/**
+ * Whether the last connection attempt was refused: nothing listens at the host and port, so no
+ * timeout would help; Redis must be started there, or the URL must name where it runs.
+ */
+export function connectionRefused(lastError: Error | undefined): boolean {
+  return (lastError as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+}
+
 /** A failed call's message, plus the last connection error when that one says something else. */
 export function failureDetail(err: unknown, lastError: Error | undefined): string {
   // The sentinels' own answer says why better than "no answer within": the name is wrong.
@@ -293,7 +301,7 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
   // ioredis's words for "the connection dropped and the command was not retried" name its own option.
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'
-      ? (lastError as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED'
+      ? connectionRefused(lastError)
         ? 'no connection could be made: nothing accepts connections there'
         : 'the connection was lost before an answer came'
       : err instanceof Error

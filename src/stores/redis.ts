@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
-import { failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
+import { connectionRefused, failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
 import { redisAdvice } from '../core/redis-sentinel-name.js';
 import { writesPerTurn } from '../core/redis-writes.js';
@@ -93,6 +93,16 @@ const META_FIELDS = [
 ] as const;
 
 /**
+ * What to do when a call failed. A refused connection is a Redis that is not running or a URL that
+ * names the wrong host or port: more time would not help. Otherwise Redis may only be slow.
+ */
+function storeAdvice(lastError: Error | undefined): string {
+  return connectionRefused(lastError)
+    ? 'Start Redis there, or correct the host and port in the store URL'
+    : 'Check that Redis is running and reachable, or allow it more time with ?timeout= on the store URL (e.g. ?timeout=5s)';
+}
+
+/**
  * Redis / Valkey store: one hash per session (field per attribute), every mutation one
  * Lua script, a per-bucket sorted set as the expiry index, a set per user. Works on
  * Redis Cluster and on managed Redis (no CONFIG, KEYS, SCAN or keyspace notifications).
@@ -136,7 +146,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const failed = (what: string, err: unknown): StoreUnavailableError =>
     new StoreUnavailableError(
       'redis',
-      `${what} failed at ${where}: ${failureDetail(err, lastError)}. ${redisAdvice(lastError, 'Check that Redis is running and reachable, or allow it more time with ?timeout= on the store URL (e.g. ?timeout=5s)')}.`,
+      `${what} failed at ${where}: ${failureDetail(err, lastError)}. ${redisAdvice(lastError, storeAdvice(lastError))}.`,
       { cause: err },
     );
   /**

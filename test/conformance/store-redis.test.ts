@@ -5,6 +5,7 @@ import { ConfigError, StoreUnavailableError } from '../../src/core/errors.js';
 import { redisStore } from '../../src/stores/redis.js';
 import { ENGINE_URLS, engineSkipReason, redisUrlWithDatabase } from '../helpers/engines.js';
 import { faultProxy, targetOf, viaProxy } from '../helpers/fault-proxy.js';
+import { freePort } from '../helpers/processes.js';
 import { deleteKeys, scanKeys } from '../helpers/redis-keys.js';
 import { describeStoreConformance, sessionFixture, storeOpener } from './store-suite.js';
 
@@ -257,6 +258,8 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     for (const r of [load, script]) {
       expect(r.err).toBeInstanceOf(StoreUnavailableError);
       expect((r.err as Error).message).toContain(`no answer within ${timeoutMs} ms`);
+      // A server that holds the connection but does not answer may only be slow: more time may help.
+      expect((r.err as Error).message).toContain('allow it more time with ?timeout= on the store URL');
       expect(r.ms).toBeGreaterThanOrEqual(timeoutMs - 20);
       expect(r.ms).toBeLessThan(timeoutMs + 300);
     }
@@ -275,6 +278,16 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     }
     expect(after?.status).toBe('ok');
     await proxy.close();
+  });
+
+  it('says to start Redis or correct the URL when nothing accepts connections, not to allow more time', async () => {
+    const store = await open({ url: `redis://127.0.0.1:${await freePort()}`, timeoutMs: 300 });
+    const err = await store.ping().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect((err as Error).message).toMatch(
+      /ECONNREFUSED.*\. Start Redis there, or correct the host and port in the store URL\.$/,
+    );
+    expect((err as Error).message).not.toContain('?timeout=');
   });
 
   it('fails fast while Redis is unreachable and recovers by itself when it is back', async () => {
