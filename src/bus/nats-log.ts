@@ -89,23 +89,31 @@ export function natsLog(o: NatsLogSettings) {
   let down = false;
   /** The server said it has no JetStream (no responders to its API, or not enabled for the account). */
   let noJetStream = false;
+  /** The last connection was refused: nothing listens where the URL points. */
+  let refused = false;
   // First connection is retried on demand; once up, the client reconnects by itself.
   const connectOnce = async (): Promise<Link> => {
     phase = 'server';
     down = false;
     noJetStream = false;
-    const nc = await nats.connect({
-      servers: o.servers,
-      user: o.user,
-      pass: o.pass,
-      ...(o.tls ? { tls: {} } : {}),
-      noRandomize: o.noRandomize,
-      timeout: timeoutMs,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      pingInterval: 10_000,
-      name: `shoal-bus ${ns}`,
-    });
+    refused = false;
+    const nc = await nats
+      .connect({
+        servers: o.servers,
+        user: o.user,
+        pass: o.pass,
+        ...(o.tls ? { tls: {} } : {}),
+        noRandomize: o.noRandomize,
+        timeout: timeoutMs,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        pingInterval: 10_000,
+        name: `shoal-bus ${ns}`,
+      })
+      .catch((err: unknown) => {
+        refused = isConnectionRefused(err);
+        throw refused ? refusedError(err, o.servers.length) : err;
+      });
     void nc.closed().then((err) => {
       if (err) lastError = err;
     });
@@ -401,6 +409,8 @@ export function natsLog(o: NatsLogSettings) {
     lastError: () => lastError,
     /** What to check after a failed call, from how far the connection got and whether it is up. */
     advice(): string {
+      if (phase === 'server' && refused)
+        return 'Start nats-server there with JetStream (nats-server -js), or correct the host and port in the bus URL';
       if (phase === 'server') return 'Check that nats-server is running and reachable';
       if (phase === 'jetstream' && noJetStream) return 'Check that nats-server runs with JetStream enabled (-js)';
       if (phase === 'jetstream') {
@@ -438,6 +448,23 @@ function missingStream(err: unknown): boolean {
 function describe(err: unknown): string {
   const api = (err as { api_error?: { description?: string } } | null)?.api_error?.description;
   return api ?? (err instanceof Error ? err.message : String(err));
+}
+
+/** nats.js's error when the server it tried last refused the connection: nothing listens there. */
+function isConnectionRefused(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'CONNECTION_REFUSED';
+}
+
+/**
+ * nats.js says only "CONNECTION_REFUSED": said in the words the other buses use, so the message
+ * (whose bus label names the URL) tells that no connection was made rather than one lost.
+ */
+function refusedError(err: unknown, servers: number): Error {
+  const why =
+    servers > 1
+      ? 'no connection could be made to any of the servers the URL lists; the last one tried refused it'
+      : 'no connection could be made: nothing accepts connections there';
+  return new Error(`${why} (CONNECTION_REFUSED)`, { cause: err });
 }
 
 /** The JetStream API error code of a failure, if it is one. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { natsBus, streamName, token } from '../../src/bus/nats.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
 import { eventually } from '../helpers/eventually.js';
+import { freePort } from '../helpers/processes.js';
 import {
   busOpener,
   collect,
@@ -51,6 +52,17 @@ describe.skipIf(skip !== undefined)('nats bus specifics', () => {
     await nc.close();
   });
   const channel = () => `c-${randomUUID()}`;
+
+  it('says, when nothing accepts connections, where and to start nats-server or correct the URL', async () => {
+    const port = await freePort();
+    const bus = await open({ url: `nats://shoal:secret-pass@127.0.0.1:${port}`, timeoutMs: 1000 });
+    const err = (await bus.ping().catch((e: unknown) => e)) as Error;
+    expect(err.message).toBe(
+      `message bus nats (nats://127.0.0.1:${port}): ping failed: no connection could be made: nothing accepts connections there (CONNECTION_REFUSED). ` +
+        'Start nats-server there with JetStream (nats-server -js), or correct the host and port in the bus URL.',
+    );
+    expect(err.message).not.toContain('secret-pass');
+  });
 
   it('encodes channel names into single, distinct subject tokens', () => {
     const names = ['a', 'a.b', 'a*', 'a>', 'a b', 'ü', 'a=2E', '', '=', 'user:42'];
