@@ -218,7 +218,7 @@ export class AmqpLink {
  * the user may not use it, which amqplib reports as "Expected ConnectionOpenOk; got <ConnectionClose…>".
  * That says which virtual host, and that the broker answered: it is running, the URL needs correcting.
  */
-function explainRefusal(err: unknown, url: string): unknown {
+export function explainRefusal(err: unknown, url: string): unknown {
   if (!(err instanceof Error) || !/Expected ConnectionOpenOk; got <ConnectionClose/.test(err.message)) return err;
   const vhost = decodeURIComponent(new URL(url).pathname.slice(1)) || '/';
   return new Error(

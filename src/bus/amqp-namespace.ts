@@ -1,17 +1,19 @@
-import { ConfigError } from '../core/errors.js';
+import { BusUnavailableError, ConfigError } from '../core/errors.js';
 import { importOptional } from '../core/lazy-import.js';
-import type { Amqplib } from './amqp-link.js';
+import { failureDetail } from '../core/redis-client.js';
+import { type Amqplib, amqpAdvice, explainRefusal } from './amqp-link.js';
 import { getOne, logNamesForKey } from './amqp-log.js';
 import { parsePartitions } from './amqp-partition.js';
 
 /**
  * Deletes everything a namespace made on the broker: every partition's token and stream
  * queue (and those of the earlier one-pair-per-channel layout), the registry and the exchange. For tests and decommissioning; live clients of
- * the namespace lose their history (their next publish starts a new epoch).
+ * the namespace lose their history (their next publish starts a new epoch). A broker it cannot reach
+ * fails it with BusUnavailableError, worded as the bus's own calls are.
  */
 export async function dropAmqpNamespace(url: string, namespace: string): Promise<void> {
   const lib = await importOptional<Amqplib>('amqplib', 'The AMQP (RabbitMQ) message bus');
-  const conn = await lib.connect(url);
+  const conn = await connectFor(lib, url, `dropAmqpNamespace(url, "${namespace}")`);
   try {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined);
@@ -32,6 +34,26 @@ export async function dropAmqpNamespace(url: string, namespace: string): Promise
     await ch.deleteExchange(`shoal.${namespace}`);
   } finally {
     await conn.close();
+  }
+}
+
+/**
+ * Connects as the bus does, and fails as it does when the broker is down or refuses the URL: a
+ * BusUnavailableError that names the broker and what to check, not amqplib's bare "connect ECONNREFUSED".
+ */
+async function connectFor(lib: Amqplib, raw: string, what: string): Promise<Awaited<ReturnType<Amqplib['connect']>>> {
+  const { url, label } = connectionUrl(raw);
+  try {
+    return await lib.connect(url);
+  } catch (err) {
+    const explained = explainRefusal(err, url);
+    throw new BusUnavailableError(
+      label,
+      `${what} failed: ${failureDetail(explained, undefined)}. ${amqpAdvice(explained)}.`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 

@@ -3,7 +3,9 @@ import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { amqpBus, dropAmqpNamespace } from '../../src/bus/amqp.js';
 import { freshToken, logNames, routingKey, tokenBody } from '../../src/bus/amqp-log.js';
+import { BusUnavailableError } from '../../src/core/errors.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
+import { freePort } from '../helpers/processes.js';
 import { busOpener, describeBusConformance, expectCatchUpAfterCut, expectRacingOffsets, sleep } from './bus-suite.js';
 
 const skip = await engineSkipReason('amqp');
@@ -23,6 +25,21 @@ describeBusConformance(
   },
   skip,
 );
+
+describe('dropAmqpNamespace', () => {
+  it('says, when the broker is down, where and what to check, as the bus does, not a bare ECONNREFUSED', async () => {
+    const port = await freePort();
+    const err = await dropAmqpNamespace(`amqp://guest:secret-pass@127.0.0.1:${port}`, namespace).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BusUnavailableError);
+    expect((err as Error).message).toBe(
+      `message bus amqp (127.0.0.1:${port}): dropAmqpNamespace(url, "${namespace}") failed: connect ECONNREFUSED 127.0.0.1:${port}. ` +
+        'Check that RabbitMQ is running and reachable.',
+    );
+    expect((err as Error).message).not.toContain('secret-pass');
+  });
+});
 
 describe.skipIf(skip !== undefined)('amqp bus specifics', () => {
   const open = busOpener((extra: Partial<Parameters<typeof amqpBus>[0]>) => amqpBus({ url, namespace, ...extra }));
