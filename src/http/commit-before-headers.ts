@@ -16,6 +16,25 @@ interface Methods {
   end: Method;
 }
 
+/**
+ * What a response is held for, given by each adapter once (a module-level object or one per
+ * middleware), so a request's hold costs no closures: `arg` is the request's own state.
+ */
+export interface HeldCommit<A> {
+  /**
+   * Starts the commit as the handler begins its response, given the status it left. Undefined when
+   * there is nothing to wait for (most reads): the response then goes straight through, with no
+   * queue and no extra turn.
+   */
+  start(arg: A, status: number): Promise<unknown> | undefined;
+  /** The Set-Cookie values the response needs once the commit is over, given what start's promise gave. */
+  cookies(arg: A, committed: unknown): Cookies;
+  /** Told when the commit failed and the response became an error. */
+  failed?(err: unknown): void;
+  /** Called once the hold is over (the commit done or failed), before the response goes on. */
+  released?(arg: A): void;
+}
+
 /** What an adapter may ask of a response's hold. */
 export interface ResponseHold {
   /** The handler began its response (wrote the head, a chunk, or ended it); it may still be held. */
@@ -33,13 +52,9 @@ class Hold implements ResponseHold {
   /** Method, arguments, method, arguments, …: made only when the commit is asynchronous. */
   queue: unknown[] | null = null;
   constructor(
-    /** Called with `arg` and the response's status as the handler left it. */
-    readonly finish: (arg: unknown, status: number) => Promise<Cookies> | string[],
-    /** What finish is called with. */
+    readonly commit: HeldCommit<unknown>,
+    /** What the commit's functions are called with. */
     readonly arg: unknown,
-    readonly onError: (err: unknown) => void,
-    /** Called with `arg` once the hold is over, the commit done or failed. */
-    readonly onRelease: ((arg: unknown) => void) | undefined,
     readonly originals: Methods,
     /** The methods set on the response itself to hold it, taken off again on release; null when held by its prototype. */
     readonly own: Methods | null,
@@ -51,16 +66,16 @@ class Hold implements ResponseHold {
 }
 
 /**
- * Holds a node:http response's headers until `finish` (the session commit)
- * has completed, then replays what the handler did. This is what makes a write
- * visible to the next request on any node: the client cannot have the response
- * before the store has the data.
+ * Holds a node:http response's headers until the commit (`commit.start`, the session's) has
+ * completed, then replays what the handler did. This is what makes a write visible to the next
+ * request on any node: the client cannot have the response before the store has the data.
  *
  * If the commit fails and nothing was sent yet, the handler's response is
  * replaced by a 503 (store unavailable) or 500 with a JSON body saying why.
  *
- * `finish` answers without a promise when there was nothing to commit (most reads): then the
- * response goes straight through, with no queue and no extra turn.
+ * The commit's own promise is what the hold waits on: the cookies are asked for once it settled,
+ * rather than carried by a further promise, which would cost every write another turn and the
+ * objects that live through its round trip.
  *
  * Two ways to hold, the same behaviour:
  * - A response built on a prototype of a framework's own (Express's response, shared by all its
@@ -71,28 +86,19 @@ class Hold implements ResponseHold {
  *   something mounted earlier already wrapped, a compressor say) it is held by methods set on the
  *   response itself, around whatever is there.
  */
-export function commitBeforeHeaders<A = undefined>(
-  res: ServerResponse,
-  finish: (arg: A, status: number) => Promise<Cookies> | string[],
-  onError: (err: unknown) => void = ignore,
-  /** Handed to `finish`: a module-level finish and its argument cost no closure per request. */
-  arg?: A,
-  /** Called with `arg` once the hold is over (the commit done or failed), before the response goes on. */
-  onRelease?: (arg: A) => void,
-): ResponseHold {
-  const released = onRelease as ((arg: unknown) => void) | undefined;
-  const run = finish as (arg: unknown, status: number) => Promise<Cookies> | string[];
+export function commitBeforeHeaders<A>(res: ServerResponse, commit: HeldCommit<A>, arg: A): ResponseHold {
+  const spec = commit as HeldCommit<unknown>;
   const shared = responses.of(res);
   if (shared) {
     if (!sharedOriginals.has(shared)) holdPrototype(shared);
     // A second hold on one response (two session middlewares) wraps the first, as below.
     if (reachesShared(res) && !sharedHolds.has(res)) {
-      const hold = new Hold(run, arg, onError, released, sharedOriginals.get(shared) as Methods, null);
+      const hold = new Hold(spec, arg, sharedOriginals.get(shared) as Methods, null);
       sharedHolds.set(res, hold);
       return hold;
     }
   }
-  const hold: Hold = new Hold(run, arg, onError, released, methodsOf(res), {
+  const hold: Hold = new Hold(spec, arg, methodsOf(res), {
     writeHead: (...args): unknown => intercept(res, hold, WRITE_HEAD, args),
     write: (...args): unknown => intercept(res, hold, WRITE, args),
     end: (...args): unknown => intercept(res, hold, END, args),
@@ -100,8 +106,6 @@ export function commitBeforeHeaders<A = undefined>(
   Object.assign(res, hold.own);
   return hold;
 }
-
-function ignore(): void {}
 
 function methodsOf(o: object): Methods {
   const m = o as Methods;
@@ -186,21 +190,26 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
   if (hold.released) return hold.original(op).apply(res, args);
   if (!hold.started) {
     hold.started = true;
-    let done: ReturnType<Hold['finish']>;
+    let done: Promise<unknown> | undefined;
     try {
-      done = hold.finish(hold.arg, op === WRITE_HEAD && typeof args[0] === 'number' ? args[0] : res.statusCode);
+      done = hold.commit.start(hold.arg, op === WRITE_HEAD && typeof args[0] === 'number' ? args[0] : res.statusCode);
     } catch (err) {
       fail(res, hold, err);
       return op === WRITE ? true : res;
     }
-    if (Array.isArray(done)) {
-      release(res, hold);
-      setCookies(res, done);
-      return hold.original(op).apply(res, op === WRITE_HEAD && done.length ? keepSessionHeaders(res, args) : args);
+    if (done === undefined) {
+      let cookies: Cookies;
+      try {
+        cookies = committed(res, hold, undefined);
+      } catch (err) {
+        failed(res, hold, err);
+        return op === WRITE ? true : res;
+      }
+      return hold.original(op).apply(res, op === WRITE_HEAD && cookies?.length ? keepSessionHeaders(res, args) : args);
     }
     hold.queue = [];
     done.then(
-      (cookies) => replay(res, hold, cookies),
+      (value) => replay(res, hold, value),
       (err: unknown) => fail(res, hold, err),
     );
   }
@@ -215,7 +224,7 @@ function intercept(res: ServerResponse, hold: Hold, op: Op, args: unknown[]): un
  */
 function release(res: ServerResponse, hold: Hold): void {
   hold.released = true;
-  hold.onRelease?.(hold.arg);
+  hold.commit.released?.(hold.arg);
   if (!hold.own) {
     // A released hold passes everything on, as no hold does. Deleted rather than left to the
     // response's death: the hold reaches the response back (its scopes' start context holds the
@@ -239,9 +248,30 @@ function setCookies(res: ServerResponse, cookies: Cookies): void {
   }
 }
 
-function replay(res: ServerResponse, hold: Hold, cookies: Cookies): void {
-  release(res, hold);
+/**
+ * The commit is over: the hold ends and the response gets the session's cookies, asked for now
+ * (what the commit did decides them). Returns them, for a caller about to pass a writeHead on.
+ */
+function committed(res: ServerResponse, hold: Hold, value: unknown): Cookies {
+  let cookies: Cookies;
+  try {
+    cookies = hold.commit.cookies(hold.arg, value);
+  } finally {
+    release(res, hold);
+  }
   setCookies(res, cookies);
+  return cookies;
+}
+
+function replay(res: ServerResponse, hold: Hold, value: unknown): void {
+  let cookies: Cookies;
+  try {
+    cookies = committed(res, hold, value);
+  } catch (err) {
+    hold.queue = null;
+    failed(res, hold, err);
+    return;
+  }
   const queue = hold.queue as unknown[];
   hold.queue = null;
   // A replayed call that calls another held method (end writing the head) goes straight through, in order.
@@ -298,7 +328,12 @@ function keepSessionHeaders(res: ServerResponse, args: unknown[]): unknown[] {
 function fail(res: ServerResponse, hold: Hold, err: unknown): void {
   release(res, hold);
   hold.queue = null;
-  hold.onError(err);
+  failed(res, hold, err);
+}
+
+/** The commit failed (its hold already released): the response becomes the error, or is cut if it began. */
+function failed(res: ServerResponse, hold: Hold, err: unknown): void {
+  hold.commit.failed?.(err);
   if (res.headersSent) {
     res.destroy(err as Error);
     return;

@@ -9,6 +9,7 @@ import { type SessionManager, sessionContext } from '../session/manager.js';
 import type { SessionStartContext } from '../session/options.js';
 import { createRecord, fetchRecord, insertRecord } from '../session/records.js';
 import { recordMeta, recordTexts, rotateAway, type Session } from '../session/session.js';
+import type { HeldCommit } from './commit-before-headers.js';
 import {
   type CookieOptions,
   cookieShape,
@@ -52,8 +53,8 @@ export interface DropInConfig {
   proxy: boolean | undefined;
   migrateFrom: LegacyStore | undefined;
   logger: Logger;
-  /** What a failed end-of-request commit is reported with (made once: no closure per request). */
-  reportCommitFailure: (err: unknown) => void;
+  /** The end-of-request commit, a failure of it logged (made once: no closure per request). */
+  commit: HeldCommit<RequestSession>;
 }
 
 /**

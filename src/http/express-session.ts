@@ -83,8 +83,11 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
       proxy: options.proxy,
       migrateFrom: options.migrateFrom,
       logger,
-      reportCommitFailure: (err) =>
-        logger.error({ err }, 'saving the session failed; the client got an error response instead'),
+      commit: {
+        start: finishRequest,
+        cookies: finishedCookies,
+        failed: (err) => logger.error({ err }, 'saving the session failed; the client got an error response instead'),
+      },
     };
     return config;
   });
@@ -99,7 +102,7 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
     const ctx = startContext(req, userAgentOf, addressOf);
     const request = new RequestSession(c, req, ctx, cookieOptions as CookieOptions);
     await request.open();
-    commitBeforeHeaders(res, finishRequest, c.reportCommitFailure, request);
+    commitBeforeHeaders(res, c.commit, request);
     return true;
   };
 
@@ -127,9 +130,13 @@ export function session(options: ExpressSessionOptions): SessionMiddleware {
 
 export default session;
 
-/** A module-level finish, handed its request: no closure per request. */
+/** The request's finish, for commitBeforeHeaders: it gives the cookies to send. */
 function finishRequest(request: RequestSession): Promise<string[]> {
   return request.finish();
+}
+
+function finishedCookies(_request: RequestSession, cookies: unknown): string[] {
+  return cookies as string[];
 }
 
 /** The request's path, its query left out. */

@@ -6,11 +6,11 @@ import type { LockContext, LockOptions } from '../session/lock.js';
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { commitBeforeHeaders } from './commit-before-headers.js';
+import { commitBeforeHeaders, type HeldCommit } from './commit-before-headers.js';
 import { lockFailure, writeFailure } from './failure.js';
 import { checkManager, looksLikeRequest } from './misuse.js';
 import { RequestSlot } from './request-slot.js';
-import { commitOpenScopes, openScopes, type Scopes } from './scopes.js';
+import { openScopes, type Scopes, scopesCommit } from './scopes.js';
 import { sessionErrors as handleSessionErrors } from './session-errors.js';
 import { userAgentOf } from './start-context.js';
 
@@ -56,10 +56,10 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
     // node's requests have a `client` of their own already (the socket's old alias): replacing it adds nothing.
     if (scopes.client) req.client = scopes.client as unknown as Session;
     if (sessionSlot.keep(req, scopes)) {
-      commitBeforeHeaders(res, commitOpenScopes, undefined, scopes, letRequestGo);
+      commitBeforeHeaders(res, commitLettingGo, scopes);
     } else {
       req.session = scopes.session as unknown as RequestSession;
-      commitBeforeHeaders(res, commitOpenScopes, undefined, scopes);
+      commitBeforeHeaders(res, scopesCommit, scopes);
     }
     next();
   };
@@ -79,9 +79,11 @@ const sessionSlot = new RequestSlot<RequestScopes>('session', (scopes, req) => {
   return scopes.session;
 });
 
-function letRequestGo(scopes: RequestScopes): void {
-  scopes.start.letGo();
-}
+/** The scopes' commit, letting go of the request once it is over (see RequestStart.letGo). */
+const commitLettingGo: HeldCommit<RequestScopes> = {
+  ...scopesCommit,
+  released: (scopes) => scopes.start.letGo(),
+};
 
 function ipOf(req: Request): string | undefined {
   return req.ip;

@@ -3,10 +3,10 @@ import { BusUnavailableError, LockTimeoutError, StoreUnavailableError } from '..
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
-import { commitBeforeHeaders, type ResponseHold } from './commit-before-headers.js';
+import { commitBeforeHeaders, type HeldCommit, type ResponseHold } from './commit-before-headers.js';
 import { busFailure, lockFailure, sessionFailure, writeFailure } from './failure.js';
 import { checkManager } from './misuse.js';
-import { commitOpenScopes, openScopes } from './scopes.js';
+import { openScopes, type Scopes, scopesCommit } from './scopes.js';
 import { userAgentOf } from './start-context.js';
 
 export interface NodeSessionOptions<C extends SessionSchema = never> {
@@ -50,12 +50,14 @@ export function nodeSessions<T extends SessionSchema, C extends SessionSchema = 
   checkManager(manager, 'nodeSessions(sessions)');
   if (options.client !== undefined) checkManager(options.client, 'nodeSessions(sessions, { client: clients })');
   const onError = options.onError ?? (() => {});
+  // The scopes' commit, telling onError when it failed: made once, not per request.
+  const commit: HeldCommit<Scopes<SessionSchema, SessionSchema>> = { ...scopesCommit, failed: onError };
   const clients = new WeakMap<IncomingMessage, Session<C>>();
 
   /** Opens the request's scopes and holds its response until they are committed. */
   const open = (req: IncomingMessage, res: ServerResponse) => {
     const scopes = openScopes(manager, options.client, req.headers.cookie, req, userAgentOf, addressOf);
-    return { scopes, hold: commitBeforeHeaders(res, commitOpenScopes, onError, scopes) };
+    return { scopes, hold: commitBeforeHeaders(res, commit, scopes) };
   };
   const attach = (req: IncomingMessage, res: ServerResponse): Session<T> => {
     const { scopes } = open(req, res);

@@ -1,6 +1,7 @@
 import type { SessionManager } from '../session/manager.js';
 import type { SessionSchema } from '../session/options.js';
 import type { Session } from '../session/session.js';
+import type { HeldCommit } from './commit-before-headers.js';
 import { type HeldRequest, startContext } from './start-context.js';
 
 /** A request's session and, when the app configured one, its client scope, with their managers. */
@@ -26,13 +27,15 @@ export function openScopes<T extends SessionSchema, C extends SessionSchema, R>(
   return { session: sessions.open(cookieHeader, start), client: clients?.open(cookieHeader), sessions, clients, start };
 }
 
-/** commitScopesNow() of scopes by their own managers: a module-level function, so no closure per request. */
-export function commitOpenScopes<T extends SessionSchema, C extends SessionSchema>(
-  scopes: Scopes<T, C>,
-  status: number,
-): string[] | Promise<string[]> {
-  return commitScopesNow(scopes.sessions, scopes.clients, scopes, status);
-}
+/**
+ * The commit of a request's scopes for commitBeforeHeaders, by the scopes' own managers: one object
+ * for every request, so a hold costs no closure.
+ */
+export const scopesCommit: HeldCommit<Scopes<SessionSchema, SessionSchema>> = {
+  start: (scopes, status) =>
+    status >= 500 ? undefined : pendingCommit(scopes.session, scopes.clients && scopes.client),
+  cookies: (scopes) => cookiesOf(scopes.sessions, scopes.clients, scopes),
+};
 
 /**
  * Commits the session, then the client scope (skipped if the session failed:
@@ -52,20 +55,23 @@ export function commitScopesNow<T extends SessionSchema, C extends SessionSchema
   scopes: Scopes<T, C>,
   status: number,
 ): string[] | Promise<string[]> {
-  if (status >= 500) return cookiesOf(sessions, clients, scopes);
-  const own = scopes.session.commitIfNeeded();
-  if (own) return own.then(() => afterSession(sessions, clients, scopes));
-  return afterSession(sessions, clients, scopes);
+  const pending = status >= 500 ? undefined : pendingCommit(scopes.session, clients && scopes.client);
+  if (pending) return pending.then(() => cookiesOf(sessions, clients, scopes));
+  return cookiesOf(sessions, clients, scopes);
 }
 
-function afterSession<T extends SessionSchema, C extends SessionSchema>(
-  sessions: SessionManager<T>,
-  clients: SessionManager<C> | undefined,
-  scopes: Scopes<T, C>,
-): string[] | Promise<string[]> {
-  const client = clients && scopes.client ? scopes.client.commitIfNeeded() : undefined;
-  if (client) return client.then(() => cookiesOf(sessions, clients, scopes));
-  return cookiesOf(sessions, clients, scopes);
+/**
+ * The session's commit, then the client scope's: undefined when neither has anything to write. With
+ * no client scope it is the session's own promise, not a further one chained to it.
+ */
+function pendingCommit(
+  session: { commitIfNeeded(): Promise<void> | undefined },
+  client: { commitIfNeeded(): Promise<void> | undefined } | undefined,
+): Promise<void> | undefined {
+  const own = session.commitIfNeeded();
+  if (!client) return own;
+  if (own) return own.then(() => client.commitIfNeeded());
+  return client.commitIfNeeded();
 }
 
 function cookiesOf<T extends SessionSchema, C extends SessionSchema>(
