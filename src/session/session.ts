@@ -107,7 +107,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
 
   async get<K extends Key<T>>(key: K): Promise<T[K] | undefined> {
     const changes = this.#changes;
-    if (changes.del.has(key) || changes.set.has(key) || changes.read.has(key)) return this.#known(key, null) as T[K];
+    if (changes.del.has(key) || changes.wrote(key) || changes.read.has(key)) return this.#known(key, null) as T[K];
     return this.#fromStore(key, await this.#r.ensureLoaded()) as T[K] | undefined;
   }
 
@@ -122,7 +122,8 @@ export class Session<T extends SessionSchema = SessionSchema> {
     // Plain loops, no closure or key array: a read route typically calls this once per request.
     const stored = loaded?.record.attributes;
     if (stored) for (const key of Object.keys(stored)) this.#put(out, key, loaded);
-    for (const key of this.#changes.set.keys()) if (!stored || !Object.hasOwn(stored, key)) this.#put(out, key, loaded);
+    for (const key of this.#changes.writtenKeys())
+      if (!stored || !Object.hasOwn(stored, key)) this.#put(out, key, loaded);
     return out;
   }
 
@@ -135,7 +136,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
   #known(key: string, loaded: LoadedRecord | null): unknown {
     const changes = this.#changes;
     if (changes.del.has(key)) return undefined;
-    if (changes.set.has(key)) return changes.set.get(key);
+    if (changes.wrote(key)) return changes.written(key);
     const seen = changes.read.get(key);
     if (seen) return seen.value;
     return this.#fromStore(key, loaded);
@@ -187,11 +188,11 @@ export class Session<T extends SessionSchema = SessionSchema> {
       });
       return next as number;
     }
-    const { set, del } = this.#changes;
-    const pending = set.has(key) ? { [key]: encodeValue(key, set.get(key)) } : undefined;
+    const changes = this.#changes;
+    const pending = changes.wrote(key) ? { [key]: encodeValue(key, changes.written(key)) } : undefined;
     // A delete earlier in this request goes first (the store applies del, set, incr), so the count restarts at 0.
     const r = await this.#r
-      .apply({ del: del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } })
+      .apply({ del: changes.del.has(key) ? [key] : undefined, set: pending, incr: { [key]: by } })
       .catch((err: unknown) => this.#whyNoIncrement(key, by, err));
     const text = r.values[key] ?? '0';
     this.#changes.settled(key, Number(text), text);
@@ -206,15 +207,15 @@ export class Session<T extends SessionSchema = SessionSchema> {
   async update<K extends Key<T>>(key: K, fn: (current: T[K] | undefined) => T[K]): Promise<T[K]> {
     checkAttributeName(key);
     const retries = this.#c.config.updateRetries;
-    const { set, del } = this.#changes;
+    const changes = this.#changes;
     for (let attempt = 0; attempt < retries; attempt++) {
       const base = (await this.#r.reload()) ?? (await this.#r.create({}));
       const original = plainValue(this.#c.services, base, key);
       // This request's own pending set/delete of the key is what it last "wrote", so fn starts from it.
-      const current = del.has(key)
+      const current = changes.del.has(key)
         ? undefined
-        : set.has(key)
-          ? set.get(key)
+        : changes.wrote(key)
+          ? changes.written(key)
           : original === undefined
             ? undefined
             : this.#validate(key, decodeValue(key, original));
@@ -301,7 +302,7 @@ export class Session<T extends SessionSchema = SessionSchema> {
     }
     if (!options.keepData) {
       this.#changes.forgetReads();
-      for (const key of keys) if (!this.#changes.set.has(key)) this.#changes.remove(key);
+      for (const key of keys) if (!this.#changes.wrote(key)) this.#changes.remove(key);
     }
     const userId = this.#changes.userId === undefined ? (loaded?.record.meta.userId ?? null) : this.#changes.userId;
     // Rotation moves a session rather than starting one (just as it is not an end), lifetime included.
