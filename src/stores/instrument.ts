@@ -14,7 +14,7 @@ const TIMED = STORE_OPERATIONS;
  *
  * Every session request makes one or two store calls, so this runs on the hot path: each
  * operation's series are bound once (on first use, so /metrics lists only series that
- * happened), and a call allocates nothing beyond its own promise. `performance` comes from
+ * happened), and a call allocates nothing beyond its handlers on the store's promise. `performance` comes from
  * node:perf_hooks: the global one is an accessor, looked up through a slow path on every call.
  */
 export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionStore {
@@ -25,12 +25,11 @@ export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionSt
     if (typeof store[op] !== 'function') continue; // an optional capability the store lacks stays absent
     const fn = store[op] as (...args: unknown[]) => Promise<unknown>;
     const series = new OpSeries(m, op);
-    const settled = (result: unknown, start: number): unknown => {
+    const settled = (result: unknown, start: number): void => {
       series.done(start, true);
       if (op === 'commit' && (result as { status?: string }).status === 'conflict') m.sessionConflicts.inc();
       if (op === 'claimEnded')
         for (const e of result as Array<{ reason: string }>) m.sweeperClaims.inc({ reason: e.reason });
-      return result;
     };
     (wrapped as unknown as Record<string, unknown>)[op] = function (this: unknown) {
       const start = performance.now();
@@ -44,13 +43,20 @@ export function instrumentStore(store: SessionStore, m: ShoalMetrics): SessionSt
         series.done(start, false);
         return Promise.reject(err);
       }
-      return pending.then(
-        (result) => settled(result, start),
-        (err: unknown) => {
-          series.done(start, false);
-          throw err;
+      // Timed beside the caller's handlers rather than in front of them: the caller's then() attaches
+      // to the store's own promise, not to one more made here, a turn less on every call. Nothing
+      // thrown here may reach that promise's chain of its own, unhandled.
+      pending.then(
+        (result) => {
+          try {
+            settled(result, start);
+          } catch {
+            // a result the metrics cannot read is the caller's to see, not a failed call
+          }
         },
+        () => series.done(start, false),
       );
+      return pending;
     };
   }
   return wrapped;
