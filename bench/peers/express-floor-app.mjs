@@ -20,7 +20,7 @@
  * Env: SHOAL_STORE=redis://…[?timeout=60s], SHOAL_NAMESPACE, SHOAL_SECRETS. Flags: --port, --host.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { CALLS_BOUNDED_BY_CALLER, openRedis } from '../../dist/core/redis-client.js';
+import { openRedis } from '../../dist/core/redis-client.js';
 import { writesPerTurn } from '../../dist/core/redis-writes.js';
 import { takeTimeout } from '../../dist/stores/index.js';
 import { COMMIT, CREATE } from '../../dist/stores/redis-scripts.js';
@@ -44,7 +44,7 @@ const ABSOLUTE_MS = 12 * 3_600_000;
 
 // The connection shoal's Redis store opens, through the same function and with the same extra setting,
 // so the floor's client cannot drift from the store's.
-const client = await openRedis(url, 'The floor peer', timeoutMs, () => {}, CALLS_BOUNDED_BY_CALLER);
+const client = await openRedis(url, 'The floor peer', timeoutMs, () => {});
 const batch = writesPerTurn(client);
 
 const tags = Array.from({ length: BUCKETS }, (_, b) => `shoal:{${ns}:${b}}`);

@@ -121,13 +121,6 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * Settings for a connection whose every call its caller bounds in time itself (the session store's
- * DeadlineQueue): no ioredis command timeout, which would give each command a timer of its own, a
- * Timeout object set and cleared per call, living as long as the call.
- */
-export const CALLS_BOUNDED_BY_CALLER: RedisOptions = { commandTimeout: undefined };
-
-/**
  * A Redis connection the store or the bus opens for itself: one server, a Cluster or the primary
  * behind Sentinel, as the URL says. `extra` adds a caller's own settings; connection errors go to
  * `onError` (failures surface per call, and without a listener ioredis would print every reconnect error).

@@ -2,13 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
-import {
-  CALLS_BOUNDED_BY_CALLER,
-  connectionRefused,
-  failureDetail,
-  openRedis,
-  parseRedisUrl,
-} from '../core/redis-client.js';
+import { connectionRefused, failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
 import { redisAdvice } from '../core/redis-sentinel-name.js';
 import { writesPerTurn } from '../core/redis-writes.js';
@@ -78,9 +72,9 @@ function liveSession(id: string, hash: Record<string, string>, now: number): Sto
 }
 
 /**
- * The store's own connection has no ioredis command timeout (see CALLS_BOUNDED_BY_CALLER); a client an
- * app hands in may. Its timeout counts from when a command is written, the store's deadline from when
- * the call is made; when ioredis's comes first, the caller is told the same thing.
+ * ioredis's own command timeout (the connection's `commandTimeout`, the same timeoutMs) counts from when a
+ * command is written; the store's deadline, from when the call is made, usually comes first. When
+ * ioredis's comes first, the caller is told the same thing.
  */
 function isCommandTimeout(err: unknown): boolean {
   return err instanceof Error && err.message === 'Command timed out';
@@ -142,7 +136,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       'The Redis session store',
       timeoutMs,
       remember,
-      cluster ? { ...CALLS_BOUNDED_BY_CALLER, enableAutoPipelining: true } : CALLS_BOUNDED_BY_CALLER,
+      cluster ? { enableAutoPipelining: true } : {},
     );
   }
   // Commands issued in one event-loop turn go out in one write: a write syscall per command was

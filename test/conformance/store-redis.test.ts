@@ -280,25 +280,6 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     await proxy.close();
   });
 
-  it('gives the calls in flight on its own connection one timer between them, not one each', async () => {
-    // Every call is bounded by the store's own deadline queue; a timer per command as well (ioredis's
-    // commandTimeout) would cost each call a Timeout set and cleared, alive through its round trip.
-    const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
-    const timeoutMs = 1_000;
-    const store = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs });
-    const s = sessionFixture();
-    expect(await store.create(s)).toBe(true);
-    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
-    proxy.blackhole();
-    const before = timers();
-    const calls = Array.from({ length: 200 }, () => store.load(s.id, Date.now()).catch((e: unknown) => e));
-    await new Promise((r) => setImmediate(r));
-    expect(timers() - before).toBeLessThanOrEqual(2);
-    for (const err of await Promise.all(calls)) expect(err).toBeInstanceOf(StoreUnavailableError);
-    proxy.clear();
-    await proxy.close();
-  });
-
   it('says to start Redis or correct the URL when nothing accepts connections, not to allow more time', async () => {
     const store = await open({ url: `redis://127.0.0.1:${await freePort()}`, timeoutMs: 300 });
     const err = await store.ping().catch((e: unknown) => e);
