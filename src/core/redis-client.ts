@@ -3,6 +3,7 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import { withDeadline } from './deadline.js';
 import { ConfigError } from './errors.js';
 import { importOptional } from './lazy-import.js';
+import { NotSentError } from './redis-ready.js';
 import { SentinelMasterNameError, sentinelNameErrors } from './redis-sentinel-name.js';
 
 /** host:port of one server a URL lists. */
@@ -304,12 +305,14 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
       ? connectionRefused(lastError)
         ? 'no connection could be made: nothing accepts connections there'
         : 'the connection was lost before an answer came'
-      : err instanceof Error
-        ? err.message
-        : // A client library that rejects with a plain object (amqplib does with some broker replies).
-          typeof err === 'object' && err !== null
-          ? inspect(err, { breakLength: Number.POSITIVE_INFINITY, depth: 3 })
-          : String(err);
+      : err instanceof NotSentError && connectionRefused(lastError)
+        ? 'no connection could be made: nothing accepts connections there; nothing was sent'
+        : err instanceof Error
+          ? err.message
+          : // A client library that rejects with a plain object (amqplib does with some broker replies).
+            typeof err === 'object' && err !== null
+            ? inspect(err, { breakLength: Number.POSITIVE_INFINITY, depth: 3 })
+            : String(err);
   const last = lastError && lastError.message !== detail ? ` (last connection error: ${lastError.message})` : '';
   return `${detail}${last}`;
 }

@@ -3,6 +3,7 @@ import { DeadlineQueue } from '../core/deadlines.js';
 import { ConfigError, StoreUnavailableError } from '../core/errors.js';
 import { registryOf } from '../core/metrics.js';
 import { connectionRefused, failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
+import { NotSentError, ReadyGate, type ReadyWaiter } from '../core/redis-ready.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
 import { redisAdvice } from '../core/redis-sentinel-name.js';
 import { writesPerTurn } from '../core/redis-writes.js';
@@ -156,9 +157,17 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
    */
   const deadlines = new DeadlineQueue(timeoutMs);
   const noAnswer = () => new Error(`no answer within ${timeoutMs} ms`);
+  const notConnected = () => new NotSentError(`not connected within ${timeoutMs} ms, so not sent`);
+  const gate = new ReadyGate(client);
+  /** Whether a command sent now goes out on the connection, not into ioredis's offline queue (see ReadyGate). */
+  const sendable = (): boolean => client.status === 'ready';
+  /**
+   * Answers a call within its deadline: `pending` is the command sent, or, when the connection was not
+   * ready, what sends it, which waits at the gate within the same deadline (never sent once it passed).
+   */
   const bounded = <T, R = T>(
     what: string,
-    pending: Promise<T>,
+    pending: Promise<T> | (() => Promise<T>),
     script: LuaScript | null,
     keys: string[],
     args: (string | number)[],
@@ -166,7 +175,11 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     read?: (answer: T) => R,
   ): Promise<R> =>
     new Promise<R>((resolve, reject) => {
-      const deadline = deadlines.add(() => reject(failed(what, noAnswer())));
+      let waiting: ReadyWaiter | null = null;
+      const deadline = deadlines.add(() => {
+        if (waiting) gate.cancel(waiting);
+        reject(failed(what, waiting ? notConnected() : noAnswer()));
+      });
       let fallback = script;
       const settled = (value: T) => {
         deadlines.settle(deadline);
@@ -184,8 +197,9 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
         resolve(answer);
       };
       const refused = (err: unknown) => {
-        if (fallback && isNoScript(err)) {
-          // Script cache flushed or a fresh server (failover): send the source once, same deadline.
+        // Script cache flushed or a fresh server (failover): send the source once, same deadline; only on
+        // a ready connection, or the EVAL could wait in ioredis's queue past the deadline.
+        if (fallback && isNoScript(err) && sendable()) {
           const source = fallback;
           fallback = null;
           let again: Promise<T>;
@@ -201,9 +215,33 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
         deadlines.settle(deadline);
         reject(failed(what, isCommandTimeout(err) ? noAnswer() : err));
       };
-      pending.then(settled, refused);
+      if (typeof pending !== 'function') {
+        pending.then(settled, refused);
+        return;
+      }
+      const send = pending;
+      waiting = {
+        send: () => {
+          waiting = null;
+          let sent: Promise<T>;
+          try {
+            batch();
+            sent = send();
+          } catch (err) {
+            refused(err);
+            return;
+          }
+          sent.then(settled, refused);
+        },
+        fail: (err) => {
+          waiting = null;
+          refused(err);
+        },
+      };
+      gate.wait(waiting);
     });
   const call = <T>(what: string, op: () => Promise<T>): Promise<T> => {
+    if (!sendable()) return bounded(what, op, null, NO_KEYS, NO_KEYS);
     let pending: Promise<T>;
     try {
       batch();
@@ -220,6 +258,8 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     args: (string | number)[],
     read?: (answer: unknown) => R,
   ): Promise<R> => {
+    if (!sendable())
+      return bounded(what, () => sendScript(client, script, keys, args, false), script, keys, args, read);
     let pending: Promise<unknown>;
     try {
       batch();
@@ -299,6 +339,8 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
 
     // Not an async function: a session read is this one call, its answer read as it settles, no async frame around it.
     load(id, now) {
+      const read = (hash: Record<string, string>) => liveSession(id, hash, now);
+      if (!sendable()) return bounded('load', () => client.hgetall(sessionKey(id)), null, NO_KEYS, NO_KEYS, read);
       let pending: Promise<Record<string, string>>;
       try {
         batch();
@@ -306,7 +348,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
       } catch (err) {
         return Promise.reject(failed('load', err));
       }
-      return bounded('load', pending, null, NO_KEYS, NO_KEYS, (hash) => liveSession(id, hash, now));
+      return bounded('load', pending, null, NO_KEYS, NO_KEYS, read);
     },
 
     async loadIfChanged(id, now, knownRev) {
@@ -417,6 +459,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     async close() {
+      gate.close();
       if (!owned) return;
       try {
         await call('close', () => client.quit());

@@ -290,6 +290,43 @@ describe.skipIf(skip !== undefined)('redis store specifics', () => {
     expect((err as Error).message).not.toContain('?timeout=');
   });
 
+  it('never sends later a write it answered as failed while Redis was unreachable', async () => {
+    // A command made while the connection is down used to wait in ioredis's offline queue and go out
+    // once Redis was back: a write answered 503 landed over a newer one answered 200 meanwhile.
+    const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
+    const cut = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs: 500 });
+    const direct = await open({});
+    const s = sessionFixture();
+    expect(await direct.create(s)).toBe(true);
+    const setColor = (store: typeof direct, color: string) =>
+      store.commit(
+        s.id,
+        { set: { color: JSON.stringify(color) } },
+        { now: Date.now(), idleDeadline: Date.now() + HOUR },
+      );
+    expect((await cut.load(s.id, Date.now()))?.id).toBe(s.id);
+    await proxy.down();
+    // Long enough for ioredis to back off between attempts to connect: a command made then waits for
+    // the next attempt, which comes after the call's 500 ms and finds Redis back.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const failed = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => setColor(cut, `old-${i}`).catch((e: unknown) => e)),
+    );
+    for (const err of failed) expect(err).toBeInstanceOf(StoreUnavailableError);
+    await proxy.up();
+    expect((await setColor(direct, 'new')).status).toBe('ok');
+    // The cut store connects again (its own calls succeed), then has every chance to send what it queued.
+    let back = false;
+    for (let i = 0; i < 50 && !back; i++) {
+      back = (await cut.load(s.id, Date.now()).catch(() => null)) !== null;
+      if (!back) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(back).toBe(true);
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await direct.load(s.id, Date.now()))?.attributes.color).toBe(JSON.stringify('new'));
+    await proxy.close();
+  });
+
   it('fails fast while Redis is unreachable and recovers by itself when it is back', async () => {
     const proxy = await faultProxy(targetOf(ENGINE_URLS.redis));
     const store = await open({ url: viaProxy(ENGINE_URLS.redis, proxy), timeoutMs: 500 });

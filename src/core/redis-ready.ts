@@ -1,0 +1,81 @@
+import type { EventEmitter } from 'node:events';
+
+/**
+ * A call that was never sent: the connection was not ready, and its next attempt to connect failed
+ * (or it was closed). Nothing of the call reached Redis.
+ */
+export class NotSentError extends Error {
+  override name = 'NotSentError';
+}
+
+/** A call waiting for the connection: `send` once it is ready, `fail` once an attempt to connect failed. */
+export interface ReadyWaiter {
+  send(): void;
+  fail(err: Error): void;
+}
+
+/**
+ * Where calls made while a Redis connection is not ready wait for it, instead of in ioredis's offline
+ * queue. A queued command goes out when the connection comes back, even after its caller's deadline
+ * passed and the caller was told the call failed: a session write answered 503 would land seconds later,
+ * over writes made and answered since. A waiter is sent once the connection is ready, failed when a
+ * second attempt to connect since it began waiting fails (as ioredis fails queued commands after one
+ * retry; the second error is also the one that says most, e.g. the names a Sentinel knows), and taken
+ * back by a caller whose deadline passes first, so it is never sent at all.
+ */
+export class ReadyGate {
+  /** Waiters that have seen no failed attempt yet, and those that have seen one. */
+  #fresh = new Set<ReadyWaiter>();
+  #retried = new Set<ReadyWaiter>();
+  readonly #client: EventEmitter;
+  readonly #ready = (): void => {
+    for (const waiter of this.#take(this.#fresh, this.#retried)) waiter.send();
+  };
+  readonly #failed = (err: Error): void => {
+    const failing = this.#take(this.#retried);
+    this.#retried = this.#fresh;
+    this.#fresh = new Set();
+    if (failing.length > 0) notSent(failing, err);
+  };
+  readonly #ended = (): void => notSent(this.#take(this.#fresh, this.#retried), new Error('the connection was closed'));
+
+  constructor(client: EventEmitter) {
+    this.#client = client;
+    client.on('ready', this.#ready);
+    client.on('error', this.#failed);
+    client.on('end', this.#ended);
+  }
+
+  wait(waiter: ReadyWaiter): void {
+    this.#fresh.add(waiter);
+  }
+
+  /** The caller gave up (its deadline passed): the waiter is neither sent nor failed. */
+  cancel(waiter: ReadyWaiter): void {
+    this.#fresh.delete(waiter);
+    this.#retried.delete(waiter);
+  }
+
+  /** Stops listening to the connection (a client the store was given outlives it); waiters fail. */
+  close(): void {
+    this.#client.off('ready', this.#ready);
+    this.#client.off('error', this.#failed);
+    this.#client.off('end', this.#ended);
+    this.#ended();
+  }
+
+  /** The waiters of these sets, taken off first: sending one may make further calls wait. */
+  #take(...sets: Set<ReadyWaiter>[]): ReadyWaiter[] {
+    const waiters: ReadyWaiter[] = [];
+    for (const set of sets) {
+      waiters.push(...set);
+      set.clear();
+    }
+    return waiters;
+  }
+}
+
+function notSent(waiters: ReadyWaiter[], err: Error): void {
+  const error = new NotSentError(`not sent: ${err.message}`, { cause: err });
+  for (const waiter of waiters) waiter.fail(error);
+}
