@@ -38,6 +38,12 @@ declare global {
 export interface ExpressSessionOptions<C extends SessionSchema> {
   /** A client-scope manager (defineClientScope): `req.client` holds long-lived per-browser data. */
   client?: SessionManager<C>;
+  /**
+   * Told when a request's commit failed and its response became a 503 (store unavailable) or 500
+   * instead of the handler's: the failure happens as the response leaves, past Express's error
+   * handlers, so this is where to log or count it.
+   */
+  onError?: (err: unknown) => void;
 }
 
 /**
@@ -51,15 +57,24 @@ export function session<T extends SessionSchema, C extends SessionSchema = Sessi
   checkManager(manager, 'app.use(session(sessions))');
   const clients = options.client;
   if (clients !== undefined) checkManager(clients, 'session(sessions, { client: clients })');
+  const onError = options.onError;
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new ConfigError(
+      `session(sessions, { onError }) takes a function called with the error of a failed commit, e.g. { onError: (err) => logger.error(err) }; got ${kindOf(onError)}`,
+    );
+  }
+  // Made once per middleware: a request's hold costs no closure.
+  const lettingGo = onError ? { ...commitLettingGo, failed: onError } : commitLettingGo;
+  const plain = onError ? { ...scopesCommit, failed: onError } : scopesCommit;
   return (req, res, next) => {
     const scopes = openScopes(manager, clients, req.headers.cookie, req, userAgentOf, ipOf);
     // node's requests have a `client` of their own already (the socket's old alias): replacing it adds nothing.
     if (scopes.client) req.client = scopes.client as unknown as Session;
     if (sessionSlot.keep(req, scopes)) {
-      commitBeforeHeaders(res, commitLettingGo, scopes);
+      commitBeforeHeaders(res, lettingGo, scopes);
     } else {
       req.session = scopes.session as unknown as RequestSession;
-      commitBeforeHeaders(res, scopesCommit, scopes);
+      commitBeforeHeaders(res, plain, scopes);
     }
     next();
   };
