@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,11 +25,18 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function runBench(script: string, args: string[]): Promise<{ code: number | null; output: string }> {
+/** A results directory of the test's own: the benchmarks run side by side, and each rewrites latest.md. */
+function resultsDir(name: string): string {
+  const own = join(dir, name);
+  mkdirSync(own, { recursive: true });
+  return own;
+}
+
+function runBench(out: string, script: string, args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script, '--quick', ...args], {
       cwd: ROOT,
-      env: { ...process.env, BENCH_RESULTS_DIR: dir, BENCH_REDIS: ENGINE_URLS.redis },
+      env: { ...process.env, BENCH_RESULTS_DIR: out, BENCH_REDIS: ENGINE_URLS.redis },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output = captureOutput(child);
@@ -42,15 +49,17 @@ function runBench(script: string, args: string[]): Promise<{ code: number | null
   });
 }
 
-function report<T>(name: string): ScenarioReport<T> {
-  return JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as ScenarioReport<T>;
+function report<T>(out: string, name: string): ScenarioReport<T> {
+  return JSON.parse(readFileSync(join(out, `${name}.json`), 'utf8')) as ScenarioReport<T>;
 }
 
-describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
+// Side by side: each waits mostly on its own servers and load, and checks counts, never speed.
+describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', { concurrent: true }, () => {
   it('concurrency: shoal keeps every concurrent write and increment; express-session is measured', async () => {
-    const { code, output } = await runBench('bench/concurrency.ts', ['--requests', '20']);
+    const out = resultsDir('concurrency');
+    const { code, output } = await runBench(out, 'bench/concurrency.ts', ['--requests', '20']);
     expect(code, output).toBe(0);
-    const r = report<ConcurrencyData>('concurrency');
+    const r = report<ConcurrencyData>(out, 'concurrency');
     expect(r.quick).toBe(true);
     expect(r.problems).toEqual([]);
     expect(r.data.requests).toBe(20);
@@ -65,11 +74,12 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
     expect(peer?.keysKept).toBeLessThanOrEqual(20);
     expect(peer?.finalCount).toBeGreaterThanOrEqual(1);
     expect(peer?.finalCount).toBeLessThanOrEqual(20);
-    expect(readFileSync(join(dir, 'latest.md'), 'utf8')).toContain('<!-- bench:concurrency -->');
+    expect(readFileSync(join(out, 'latest.md'), 'utf8')).toContain('<!-- bench:concurrency -->');
   }, 120_000);
 
   it('session-http (loopback, through a delay proxy, on Fastify, node:http and Hono): every server answers with 2xx; rates, latencies, CPU, session-layer CPU and ratios are written', async () => {
-    const { code, output } = await runBench('bench/session-http.ts', ['--duration', '0.5', '--connections', '4']);
+    const out = resultsDir('session-http');
+    const { code, output } = await runBench(out, 'bench/session-http.ts', ['--duration', '0.5', '--connections', '4']);
     expect(code, output).toBe(0);
     for (const [name, connections, delay, impls] of [
       ['session-http', 4, 0, ['shoal', 'express-shoal', 'express-session', 'bare', 'drop-in', 'express-floor']],
@@ -79,7 +89,7 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
       ['session-http-node', 4, 0, ['node-shoal', 'node-bare']],
       ['session-http-hono', 4, 0, ['hono-shoal', 'hono-bare']],
     ] as const) {
-      const r = report<SessionHttpData>(name);
+      const r = report<SessionHttpData>(out, name);
       expect(r.problems).toEqual([]);
       expect(r.data).toMatchObject({ impls, proxyDelayMs: delay, durationS: 0.5 });
       expect(r.data.levels.map((l) => l.connections)).toEqual([connections]);
@@ -116,9 +126,8 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
       expect(level.layer.length).toBe(bare ? 2 * (impls.length - 1) : 0);
       for (const c of level.layer) expect(c.perRound.every(Number.isFinite), `${c.impl} ${c.route}`).toBe(true);
     }
-    const latest = readFileSync(join(dir, 'latest.md'), 'utf8');
+    const latest = readFileSync(join(out, 'latest.md'), 'utf8');
     for (const name of [
-      'concurrency',
       'session-http',
       'session-http-remote-redis',
       'session-http-fastify',
@@ -130,14 +139,16 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
 
   it('realtime scenarios 3–7 (one run of bench/run.ts): deliveries counted, nothing lost, every session ended once', async () => {
     const realtime = ['fanout', 'memory', 'reconnect-storm', 'bus-latency', 'lifecycle-lag'];
+    const out = resultsDir('realtime');
     const { code, output } = await runBench(
+      out,
       'bench/run.ts',
       realtime.flatMap((name) => ['--only', name]),
     );
     expect(code, output).toBe(0);
-    for (const name of realtime) expect(report(name).problems, name).toEqual([]);
+    for (const name of realtime) expect(report(out, name).problems, name).toEqual([]);
 
-    const fanout = report<FanoutData>('fanout').data;
+    const fanout = report<FanoutData>(out, 'fanout').data;
     for (const system of ['shoal', 'socketio', 'ws'] as const) {
       for (const sockets of fanout.sizes.sockets) {
         const row = fanout.saturation.find((r) => r.system === system && r.sockets === sockets);
@@ -153,7 +164,7 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
     }
     expect(fanout.targets.map((t) => t.name).join('\n')).toMatch(/shoal \/ raw ws[\s\S]*shoal \/ Socket\.IO[\s\S]*p99/);
 
-    const memory = report<MemoryData>('memory').data;
+    const memory = report<MemoryData>(out, 'memory').data;
     expect(memory.rows.map((r) => r.system)).toEqual(['shoal', 'socketio', 'ws']);
     for (const r of memory.rows) {
       expect(r.connections).toBe(memory.connections);
@@ -161,13 +172,13 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
       expect(Number.isFinite(r.perConnection.rss)).toBe(true);
     }
 
-    const storm = report<StormData>('reconnect-storm').data;
+    const storm = report<StormData>(out, 'reconnect-storm').data;
     expect(storm).toMatchObject({ resumed: storm.browsers, lost: 0, duplicates: 0, notRecovered: 0, elsewhere: 0 });
     expect(storm.resumeMs.p99).toBeGreaterThanOrEqual(storm.resumeMs.p50);
     // Every browser's reconnect loaded its session once.
     expect(Object.fromEntries(storm.redisCommands).hgetall).toBeGreaterThanOrEqual(storm.browsers);
 
-    const bus = report<BusLatencyData>('bus-latency').data;
+    const bus = report<BusLatencyData>(out, 'bus-latency').data;
     expect(bus.rows.map((r) => r.bus)).toEqual(['sqlite', 'sqlite', 'redis']);
     for (const r of bus.rows) {
       expect(r.published).toBeGreaterThan(0);
@@ -175,11 +186,11 @@ describe.skipIf(skip !== undefined)('benchmarks (--quick smoke run)', () => {
       expect(r.latency.p99Ms).toBeGreaterThanOrEqual(r.latency.p50Ms);
     }
 
-    const lifecycle = report<LifecycleData>('lifecycle-lag').data;
+    const lifecycle = report<LifecycleData>(out, 'lifecycle-lag').data;
     expect(lifecycle).toMatchObject({ ended: lifecycle.sessions, missing: 0, duplicates: 0, wrongReason: 0 });
     expect(lifecycle.lagMs.p50).toBeGreaterThanOrEqual(0);
 
-    const latest = readFileSync(join(dir, 'latest.md'), 'utf8');
+    const latest = readFileSync(join(out, 'latest.md'), 'utf8');
     for (const name of realtime) expect(latest).toContain(`<!-- bench:${name} -->`);
   }, 150_000);
 });
