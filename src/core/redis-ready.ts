@@ -18,29 +18,36 @@ export interface ReadyWaiter {
  * Where calls made while a Redis connection is not ready wait for it, instead of in ioredis's offline
  * queue. A queued command goes out when the connection comes back, even after its caller's deadline
  * passed and the caller was told the call failed: a session write answered 503 would land seconds later,
- * over writes made and answered since. A waiter is sent once the connection is ready, failed when a
- * second attempt to connect since it began waiting fails (as ioredis fails queued commands after one
- * retry; the second error is also the one that says most, e.g. the names a Sentinel knows), and taken
- * back by a caller whose deadline passes first, so it is never sent at all.
+ * over writes made and answered since. A waiter is sent once the connection is ready, failed as soon as
+ * an attempt to connect fails, and taken back by a caller whose deadline passes first, so it is never sent
+ * at all.
+ *
+ * An attempt whose error `waitsForMore` accepts fails nobody yet: the next one will say more (the
+ * sentinels' "no such master" first comes without the names they know, which are asked for meanwhile).
  */
 export class ReadyGate {
-  /** Waiters that have seen no failed attempt yet, and those that have seen one. */
+  /** Waiters that have seen no failed attempt yet, and those that have seen one their error let wait. */
   #fresh = new Set<ReadyWaiter>();
   #retried = new Set<ReadyWaiter>();
   readonly #client: EventEmitter;
+  readonly #waitsForMore: (err: Error) => boolean;
   readonly #ready = (): void => {
     for (const waiter of this.#take(this.#fresh, this.#retried)) waiter.send();
   };
   readonly #failed = (err: Error): void => {
-    const failing = this.#take(this.#retried);
-    this.#retried = this.#fresh;
-    this.#fresh = new Set();
-    if (failing.length > 0) notSent(failing, err);
+    if (this.#waitsForMore(err)) {
+      notSent(this.#take(this.#retried), err);
+      this.#retried = this.#fresh;
+      this.#fresh = new Set();
+      return;
+    }
+    notSent(this.#take(this.#fresh, this.#retried), err);
   };
   readonly #ended = (): void => notSent(this.#take(this.#fresh, this.#retried), new Error('the connection was closed'));
 
-  constructor(client: EventEmitter) {
+  constructor(client: EventEmitter, waitsForMore: (err: Error) => boolean = () => false) {
     this.#client = client;
+    this.#waitsForMore = waitsForMore;
     client.on('ready', this.#ready);
     client.on('error', this.#failed);
     client.on('end', this.#ended);
@@ -76,6 +83,7 @@ export class ReadyGate {
 }
 
 function notSent(waiters: ReadyWaiter[], err: Error): void {
+  if (waiters.length === 0) return;
   const error = new NotSentError(`not sent: ${err.message}`, { cause: err });
   for (const waiter of waiters) waiter.fail(error);
 }

@@ -36,6 +36,11 @@ export class SentinelMasterNameError extends Error {
   }
 }
 
+/** Whether a connection error is the sentinels saying they monitor no master by the URL's name. */
+export function isUnknownMasterName(err: Error): boolean {
+  return NO_SUCH_MASTER.test(err.message);
+}
+
 /** The advice for a failed Redis call: the master name when the sentinels said it is wrong, else `otherwise`. */
 export function redisAdvice(lastError: Error | undefined, otherwise: string): string {
   return lastError instanceof SentinelMasterNameError ? lastError.advice : otherwise;

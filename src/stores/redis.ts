@@ -5,7 +5,7 @@ import { registryOf } from '../core/metrics.js';
 import { connectionRefused, failureDetail, openRedis, parseRedisUrl } from '../core/redis-client.js';
 import { NotSentError, ReadyGate, type ReadyWaiter } from '../core/redis-ready.js';
 import { isNoScript, type LuaScript, sendScript } from '../core/redis-script.js';
-import { redisAdvice } from '../core/redis-sentinel-name.js';
+import { isUnknownMasterName, redisAdvice } from '../core/redis-sentinel-name.js';
 import { writesPerTurn } from '../core/redis-writes.js';
 import { redact } from '../core/url.js';
 import {
@@ -158,7 +158,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
   const deadlines = new DeadlineQueue(timeoutMs);
   const noAnswer = () => new Error(`no answer within ${timeoutMs} ms`);
   const notConnected = () => new NotSentError(`not connected within ${timeoutMs} ms, so not sent`);
-  const gate = new ReadyGate(client);
+  const gate = new ReadyGate(client, isUnknownMasterName);
   /** Whether a command sent now goes out on the connection, not into ioredis's offline queue (see ReadyGate). */
   const sendable = (): boolean => client.status === 'ready';
   /**
