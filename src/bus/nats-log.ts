@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { JetStreamClient, JetStreamManager, MsgRequest, NatsConnection, StreamConfig } from 'nats';
 import { ConfigError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { NOTHING_LISTENS } from '../core/redis-client.js';
 import { sleep } from '../core/timing.js';
 import type { BusMessage } from './contract.js';
 import { positiveInt } from './history.js';
@@ -463,7 +464,7 @@ function refusedError(err: unknown, servers: number): Error {
   const why =
     servers > 1
       ? 'no connection could be made to any of the servers the URL lists; the last one tried refused it'
-      : 'no connection could be made: nothing accepts connections there';
+      : NOTHING_LISTENS;
   return new Error(`${why} (CONNECTION_REFUSED)`, { cause: err });
 }
 

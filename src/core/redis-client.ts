@@ -295,6 +295,9 @@ export function connectionRefused(lastError: Error | undefined): boolean {
   return (lastError as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
 }
 
+/** What a call that found nothing listening at the host and port says, on every backend that can tell. */
+export const NOTHING_LISTENS = 'no connection could be made: nothing accepts connections there';
+
 /** A failed call's message, plus the last connection error when that one says something else. */
 export function failureDetail(err: unknown, lastError: Error | undefined): string {
   // The sentinels' own answer says why better than "no answer within": the name is wrong.
@@ -303,10 +306,10 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'
       ? connectionRefused(lastError)
-        ? 'no connection could be made: nothing accepts connections there'
+        ? NOTHING_LISTENS
         : 'the connection was lost before an answer came'
       : err instanceof NotSentError && connectionRefused(lastError)
-        ? 'no connection could be made: nothing accepts connections there; nothing was sent'
+        ? `${NOTHING_LISTENS}; nothing was sent`
         : err instanceof Error
           ? err.message
           : // A client library that rejects with a plain object (amqplib does with some broker replies).

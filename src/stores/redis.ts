@@ -338,6 +338,7 @@ export async function redisStore(options: RedisStoreOptions): Promise<SessionSto
     },
 
     // Not an async function: a session read is this one call, its answer read as it settles, no async frame around it.
+    // Sent here rather than through call(): on a ready connection that takes no closure to make the command.
     load(id, now) {
       const read = (hash: Record<string, string>) => liveSession(id, hash, now);
       if (!sendable()) return bounded('load', () => client.hgetall(sessionKey(id)), null, NO_KEYS, NO_KEYS, read);
