@@ -1,7 +1,7 @@
 import type { Bus, BusMessage } from '../bus/contract.js';
 import { isInternalChannel, isPersonalChannel } from '../protocol/channels.js';
 import type { Cursor } from '../protocol/messages.js';
-import { type Connection, frameOf } from './connection.js';
+import { type ChannelState, type Connection, frameOf } from './connection.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { Presence } from './presence.js';
 import type { PresenceClientWire } from './presence-wire.js';
@@ -40,16 +40,35 @@ export class ChannelRegistry {
     }
   }
 
-  async join(c: Connection, channel: string, from?: Cursor): Promise<void> {
+  /**
+   * Joins a channel: false when it did not, because a join of it is already in flight (that one
+   * answers) or the channel was left before the join answered.
+   */
+  async join(c: Connection, channel: string, from?: Cursor): Promise<boolean> {
+    const state = this.enter(c, channel);
+    return state !== null && this.complete(c, channel, state, from);
+  }
+
+  /**
+   * The synchronous half of a join: the connection is a member from here on, so a server command
+   * or a last leave elsewhere sees it, and live messages wait in its place. Null when it already
+   * is a member (a second `sub` while the first is in flight: the first answers).
+   */
+  enter(c: Connection, channel: string): ChannelState | null {
     let set = this.#members.get(channel);
     if (!set) {
       set = new Set();
       this.#members.set(channel, set);
     }
-    if (set.has(c)) return; // a second `sub` while the first is in flight: the first answers
+    if (set.has(c)) return null;
     // Membership first, so a concurrent last leave cannot unsubscribe the bus under this join.
     set.add(c);
     if (c.userId && !isPersonalChannel(channel)) this.presence.join(channel, c.userId);
+    return c.enter(channel);
+  }
+
+  /** The rest of a join begun with enter(): the bus subscription, then the connection's start. */
+  async complete(c: Connection, channel: string, state: ChannelState, from?: Cursor): Promise<boolean> {
     try {
       let subscribed = this.#subscriptions.get(channel);
       if (!subscribed) {
@@ -59,11 +78,14 @@ export class ChannelRegistry {
       }
       // Until the bus delivers live messages, a position read now could miss the ones in between.
       await subscribed;
-      if (c.closed) return this.leave(c, channel);
-      await c.join(channel, from);
+      if (c.closed) {
+        this.leave(c, channel);
+        return false;
+      }
+      return (await c.join(channel, from, state)) !== null;
     } catch (err) {
       // Half-joined state would buffer live messages forever: undo it, the client may retry.
-      this.leave(c, channel);
+      if (c.channels.get(channel) === state) this.leave(c, channel);
       throw err;
     }
   }

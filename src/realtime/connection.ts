@@ -13,7 +13,8 @@ export interface Transport {
   close(code: number, reason: string): void;
 }
 
-interface ChannelState {
+export interface ChannelState {
+  /** '' until the join reads where delivery starts. */
   epoch: string;
   offset: number;
   /** While replaying history, live messages wait here (then deduplicated by offset). */
@@ -154,18 +155,34 @@ export class Connection {
   }
 
   /**
-   * Joins a channel. Without `from`, delivery starts after the current position.
-   * With `from`, everything after it is replayed first when history still has it.
-   * Resolves to what the client is told in `subscribed`.
+   * A channel's place, made before its join reads where delivery starts: live messages wait in
+   * it, server commands see the connection in the channel, and a leave before the join answers
+   * cancels the join.
    */
-  async join(channel: string, from?: Cursor): Promise<{ epoch: string; offset: number; recovered: boolean }> {
+  enter(channel: string): ChannelState {
     const state: ChannelState = { epoch: '', offset: 0, pending: [], presence: false };
     this.channels.set(channel, state);
     this.#lastChannel = undefined;
+    return state;
+  }
+
+  /**
+   * Joins a channel. Without `from`, delivery starts after the current position.
+   * With `from`, everything after it is replayed first when history still has it.
+   * Resolves to what the client is told in `subscribed`; null when the channel was left while
+   * the join read (the client was told `unsubscribed` then, and hears nothing more of it).
+   */
+  async join(
+    channel: string,
+    from?: Cursor,
+    state = this.enter(channel),
+  ): Promise<{ epoch: string; offset: number; recovered: boolean } | null> {
+    if (this.channels.get(channel) !== state) return null;
     let recovered = false;
     let replay: BusMessage[] = [];
     if (from) {
       const r = await this.#readAll(channel, from);
+      if (this.channels.get(channel) !== state) return null;
       if (r) {
         recovered = true;
         state.epoch = r.epoch;
@@ -175,6 +192,7 @@ export class Connection {
     }
     if (!recovered) {
       const pos = await this.bus.position(channel);
+      if (this.channels.get(channel) !== state) return null;
       state.epoch = pos.epoch;
       state.offset = pos.offset;
     }

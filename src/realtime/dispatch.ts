@@ -71,6 +71,8 @@ async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessag
     if (expiresAt !== false) scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
   }
   if (joined) {
+    // A join still in flight (no epoch read yet) answers on its own.
+    if (joined.epoch === '') return;
     c.send({ type: 'subscribed', channel: m.channel, epoch: joined.epoch, offset: joined.offset, recovered: true });
     return;
   }
@@ -79,8 +81,8 @@ async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessag
   if (m.token !== undefined) {
     const expiresAt = await subscriptionTokenGrants(p, c, m.channel, m.token);
     if (expiresAt === false) return;
-    await p.registry.join(c, m.channel, m.from);
-    scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
+    // Not when a server command removed it while it joined.
+    if (await p.registry.join(c, m.channel, m.from)) scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
     return;
   }
   if (!(await mayJoin(who, m.channel, p.s.authorize))) {

@@ -2,7 +2,7 @@ import { isValidChannel } from '../protocol/channels.js';
 import { type Cursor, decodeCursors } from '../protocol/messages.js';
 import { mayJoin, ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
-import type { Connection, Transport } from './connection.js';
+import type { ChannelState, Connection, Transport } from './connection.js';
 import type { GatewayOptions } from './gateway-options.js';
 import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
@@ -26,7 +26,8 @@ export interface ResumeRequest {
  * it, after its bus subscription: what was published since hello would be behind that start,
  * lost with no gap for the client to see. So the channels' positions are read first, hello is
  * sent, and each such channel is joined from its position, as a resume: history replays what
- * came in between.
+ * came in between. The connection is a member of every channel before hello, so what the server
+ * does to it once the client is open (an unsubscribe, a disconnect by user) reaches it.
  */
 export async function resumeChannels(
   c: Connection,
@@ -46,14 +47,22 @@ export async function resumeChannels(
     fresh.map(async (channel): Promise<[string, Cursor]> => [channel, await deps.registry.bus.position(channel)]),
   );
   for (const [channel, start] of starts) cursors.set(channel, start);
+  if (c.closed) return;
+  // Members before hello: a server command sent once the client is open finds it in every
+  // channel it asked for, and cancels a join still in flight.
+  const entered = new Map<string, ChannelState>();
+  for (const channel of wanted) {
+    const state = allowed.get(channel) ? deps.registry.enter(c, channel) : null;
+    if (state) entered.set(channel, state);
+  }
   c.release(new Map(starts));
   for (const channel of wanted) {
     if (c.closed) break;
-    if (!allowed.get(channel)) {
+    const state = entered.get(channel);
+    if (state) await deps.registry.complete(c, channel, state, cursors.get(channel));
+    else if (!allowed.get(channel)) {
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
-      continue;
     }
-    await deps.registry.join(c, channel, cursors.get(channel));
   }
   for (const channel of req.params.get('presence')?.split(',') ?? []) {
     if (c.closed || !c.followPresence(channel)) continue;
