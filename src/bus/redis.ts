@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../core/errors.js';
 import { openRedis } from '../core/redis-client.js';
+import { ReadyGate, sendWhenReady } from '../core/redis-ready.js';
 import { type LuaScript, runScript } from '../core/redis-script.js';
-import { redisAdvice } from '../core/redis-sentinel-name.js';
+import { isUnknownMasterName, redisAdvice } from '../core/redis-sentinel-name.js';
 import { settleWithin } from '../core/timing.js';
 import { redact } from '../core/url.js';
 import { BusBase, type BusDriver, type LogRange } from './base.js';
@@ -51,6 +52,9 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
   }
   const client: Redis | Cluster =
     options.client ?? (await openRedis(options.url ?? '', 'The Redis message bus', timeoutMs, remember));
+  // Publishes wait for the connection here, not in ioredis's offline queue: one queued there goes out
+  // when Redis is back, after its caller was told it failed, and is delivered after later messages.
+  const gate = new ReadyGate(client, isUnknownMasterName);
 
   // One hash tag per channel: the script's keys and the sharded pub/sub channel share a slot.
   const keysOf = (channel: string) => {
@@ -170,13 +174,21 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     kind: 'redis',
     capabilities: { history: true, shared: true },
 
-    async append(channel, input) {
+    reportsSends: true,
+    async append(channel, input, deadline, attempt) {
       const command = await publishCommand();
       const publishedAt = Date.now();
       const body = JSON.stringify([input.event, input.data, publishedAt]);
       const { live } = keysOf(channel);
       const args = [historySize, publishedAt, input.event, input.data, live, command, body];
-      const [epoch, offset] = (await run(PUBLISH, channel, args)) as [string, number];
+      const [epoch, offset] = (await sendWhenReady(gate, client, deadline, () => {
+        attempt.sent = true;
+        return run(PUBLISH, channel, args).catch((err: Error) => {
+          // Refused (READONLY on a demoted primary, OOM): the script stored nothing of the message.
+          if (err.name === 'ReplyError') attempt.sent = false;
+          throw err;
+        });
+      })) as [string, number];
       return { channel, epoch, offset: Number(offset), event: input.event, data: input.data, publishedAt };
     },
 
@@ -224,6 +236,7 @@ export async function redisBus(options: RedisBusOptions): Promise<Bus> {
     },
 
     async close() {
+      gate.close();
       for (const channel of delivery.channels) delivery.drop(channel);
       const quit = async (c: Redis | Cluster) => {
         await settleWithin(c.quit(), timeoutMs);

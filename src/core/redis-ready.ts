@@ -87,3 +87,37 @@ function notSent(waiters: ReadyWaiter[], err: Error): void {
   const error = new NotSentError(`not sent: ${err.message}`, { cause: err });
   for (const waiter of waiters) waiter.fail(error);
 }
+
+/**
+ * Sends now on a ready connection, or once it is ready: rejects with NotSentError, and never sends,
+ * when an attempt to connect fails first or `deadline` (epoch ms) passes first. For calls off the
+ * hot path; the session store keeps its own single-promise version (stores/redis.ts).
+ */
+export function sendWhenReady<T>(
+  gate: ReadyGate,
+  client: { readonly status: string },
+  deadline: number,
+  send: () => Promise<T>,
+): Promise<T> {
+  if (client.status === 'ready') return send();
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => {
+        gate.cancel(waiter);
+        reject(new NotSentError(`not connected within the deadline, so not sent (the connection is ${client.status})`));
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    const waiter: ReadyWaiter = {
+      send: () => {
+        clearTimeout(timer);
+        send().then(resolve, reject);
+      },
+      fail: (err) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    };
+    gate.wait(waiter);
+  });
+}

@@ -127,6 +127,8 @@ async function publishThrough(
   const published: BusMessage[] = [];
   const slow: string[] = [];
   let rejected = 0;
+  /** Rejected publishes the bus said were not published: none of them may ever be delivered. */
+  const notPublished = new Set<string>();
   let faulted = false;
   let afterRecovery = 0;
   let stop = false;
@@ -146,6 +148,7 @@ async function publishThrough(
       } catch (err) {
         expect(err).toBeInstanceOf(BusUnavailableError);
         rejected++;
+        if ((err as BusUnavailableError).outcome === 'not-published') notPublished.add(id);
         await sleep(20);
       }
       const took = Date.now() - started;
@@ -196,10 +199,12 @@ async function publishThrough(
   const offsets = received.map((m) => m.offset);
   const gaps = offsets.filter((o, i) => i > 0 && o !== (offsets[i - 1] as number) + 1);
   const lateLanded = got.size - [...got].filter((id) => publishedIds.has(id)).length;
+  const landedNotPublished = [...got].filter((id) => notPublished.has(id));
   console.info(
     `[bus ${label}] published ${published.length}, rejected ${rejected} ` +
-      `(${lateLanded} of those landed anyway), received ${received.length}`,
+      `(${notPublished.size} said not published; ${lateLanded} of those rejected landed anyway), received ${received.length}`,
   );
+  expect(landedNotPublished, 'delivered although the bus said not published').toEqual([]);
   expect(lost, 'lost').toEqual([]);
   expect(unexpected, 'unexpected').toEqual([]);
   expect(gaps, `offsets ${offsets.slice(0, 5).join(',')}…`).toEqual([]);
