@@ -8,13 +8,14 @@
 # ---- build: compile the library (dist/) and the app module (to plain JS) ----
 FROM node:20-slim AS build
 WORKDIR /src
-# The sources come before `npm ci`: its `prepare` script compiles them (dist/).
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-# What `prepare` (scripts/build.mjs) reads besides src/: the build script and the OpenAPI document it copies.
+# Dependencies first: `npm ci` builds nothing, so a change to the sources does not reinstall them.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+# What `npm run build` (scripts/build.mjs) reads: the sources, the configs, the OpenAPI document it copies.
+COPY tsconfig.json tsconfig.build.json ./
 COPY scripts ./scripts
 COPY docs/server-api.openapi.json ./docs/
 COPY src ./src
-RUN npm ci --no-audit --no-fund
 COPY examples ./examples
 # The app module is compiled with the files it imports, keeping its relative paths
 # (../../src/…); the runtime stage points src/ at dist/ so both load the same modules.

@@ -66,6 +66,16 @@ describe('npm pack', () => {
     }
   });
 
+  it('asks nothing to run at install: no install script and no prepare in the packed package.json', () => {
+    // npm lists, and npm 12 blocks, a dependency's install scripts until the app approves them; `prepare`
+    // counts for a tarball or git dependency. The package ships built, so it needs none.
+    const manifest = JSON.parse(readFileSync(join(project.dir, 'node_modules/shoal/package.json'), 'utf8')) as {
+      scripts?: Record<string, string>;
+    };
+    const atInstall = ['preinstall', 'install', 'postinstall', 'prepare'].filter((s) => manifest.scripts?.[s]);
+    expect(atInstall).toEqual([]);
+  });
+
   it('ships every file the exports map and bin name', () => {
     const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
       exports: Record<string, string | Record<string, string>>;

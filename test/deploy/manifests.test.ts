@@ -268,19 +268,25 @@ describe('Dockerfile', () => {
     expect(runtime).not.toMatch(/npm (ci|install)/);
   });
 
-  it('copies what `npm ci` runs before it: prepare builds with scripts/build.mjs, which reads the OpenAPI document', () => {
+  it('installs dependencies before it copies the sources, and copies everything the build reads before it builds', () => {
     const build = must(stages[0]);
-    const beforeCi = build.slice(0, build.search(/^RUN npm ci/m));
-    const copied = [...beforeCi.matchAll(/^COPY (.+)$/gm)].flatMap((m) => must(m[1]).split(/\s+/).slice(0, -1));
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.prepare).toBe('npm run build');
+    // No install-time build: npm asks dependents installing from a tarball or git to approve a `prepare`.
+    expect(pkg.scripts.prepare).toBeUndefined();
+    const beforeCi = build.slice(0, build.search(/^RUN npm ci/m));
+    const copiedBeforeCi = [...beforeCi.matchAll(/^COPY (.+)$/gm)].flatMap((m) => must(m[1]).split(/\s+/).slice(0, -1));
+    expect(copiedBeforeCi.sort()).toEqual(['package-lock.json', 'package.json']);
+    const beforeBuild = build.slice(0, build.search(/^RUN npm run build/m));
+    const copied = [...beforeBuild.matchAll(/^COPY (.+)$/gm)].flatMap((m) => must(m[1]).split(/\s+/).slice(0, -1));
     const script = must(/^node (\S+)/.exec(must(pkg.scripts.build))?.[1]);
     const covers = (file: string) => copied.some((c) => c === file || file.startsWith(`${c.replace(/\/$/, '')}/`));
-    expect(covers(script), `${script} is copied before npm ci`).toBe(true);
+    for (const file of ['src/index.ts', 'tsconfig.json', 'tsconfig.build.json', script]) {
+      expect(covers(file), `${file} is copied before npm run build`).toBe(true);
+    }
     for (const file of [...read(script).matchAll(/'((?:docs|src|tsconfig)[^']*\.(?:json|css))'/g)].map((m) =>
       must(m[1]),
     )) {
-      expect(covers(file), `${file} (read by ${script}) is copied before npm ci`).toBe(true);
+      expect(covers(file), `${file} (read by ${script}) is copied before npm run build`).toBe(true);
     }
   });
 
