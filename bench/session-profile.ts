@@ -3,15 +3,16 @@
  * goes, by function and by area (shoal's files, each npm package, node internals, the garbage collector).
  *
  * `npx tsx bench/session-profile.ts [--impl express-shoal] [--route write] [--requests 20000]
- * [--connections 10] [--interval 100]`
+ * [--connections 10] [--interval 100] [--keep DIR]`
  *
  * The server runs natively (shoal compiled, as in production) with `--cpu-prof` sampling every
  * `--interval` µs; after one login per connection it answers `--requests` requests of the route and
  * stops. Start-up and the logins are in the profile too, a small share next to the requests.
  * Shares of busy time move little with machine load; milliseconds do.
- * Writes bench/results/session-profile-<impl>-<route>.md.
+ * Writes bench/results/session-profile-<impl>-<route>.md; `--keep DIR` also copies the .cpuprofile
+ * there (for Chrome DevTools, or to compare two servers function by function).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '10' },
     interval: { type: 'string', default: '100' },
     redis: { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    keep: { type: 'string' },
   },
 });
 const name = values.impl as ImplName;
@@ -65,6 +67,10 @@ try {
     await node.stop();
   }
   const all = await summarizeProfile(dir, 15, 1000);
+  if (values.keep) {
+    await mkdir(values.keep, { recursive: true });
+    await cp(all.file, join(values.keep, `${name}-${route}.cpuprofile`));
+  }
   const summary = { ...all, byArea: all.byArea.slice(0, 15) };
   const own = all.byArea.filter((a) => a.name.startsWith('/src/'));
   const metricsLib = all.byArea.find((a) => a.name === 'npm: prom-client');
