@@ -13,6 +13,9 @@ export interface Transport {
   close(code: number, reason: string): void;
 }
 
+/** The reason `unsubscribed` gives when a server command (`realtime.unsubscribe`, POST /unsubscribe) removed the connection. */
+export const REMOVED_BY_SERVER = 'removed by the server';
+
 export interface ChannelState {
   /** '' until the join reads where delivery starts. */
   epoch: string;
@@ -122,8 +125,25 @@ export class Connection {
     this.#held = { hello, frames: [], bytes: 0 };
   }
 
+  /**
+   * Channels a server command removed the connection from while it was still opening, before it
+   * joined them (their authorization was still being decided): resumeChannels does not join them.
+   * Kept until hello; by then the connection is a member of every channel it will join.
+   */
+  #removedWhileOpening: Set<string> | null = new Set();
+
+  /** Records a server command's removal from a channel not joined yet (nothing once the connection is open). */
+  removeWhileOpening(channel: string): void {
+    this.#removedWhileOpening?.add(channel);
+  }
+
+  removedWhileOpening(channel: string): boolean {
+    return this.#removedWhileOpening?.has(channel) === true;
+  }
+
   /** Sends the held hello, with where each channel joined without a cursor starts, then what was held, in order. */
   release(starts?: ReadonlyMap<string, Cursor>): void {
+    this.#removedWhileOpening = null;
     const held = this.#held;
     if (!held) return;
     this.#held = null;

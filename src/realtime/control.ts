@@ -1,6 +1,6 @@
 import { CloseCode } from '../protocol/messages.js';
 import { currentIdentity, mayJoin } from './access.js';
-import type { Connection } from './connection.js';
+import { type Connection, REMOVED_BY_SERVER } from './connection.js';
 import { type ControlCommand, parseCommand, type WireTarget } from './control-commands.js';
 import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
@@ -25,9 +25,12 @@ async function run(p: GatewayParts, command: ControlCommand): Promise<void> {
       return;
     case 'unsubscribe':
       for (const c of targeted(p, command.target)) {
-        if (!c.channels.has(command.channel)) continue;
-        p.registry.leave(c, command.channel);
-        c.send({ type: 'unsubscribed', channel: command.channel, reason: 'removed by the server' });
+        // Still opening, its authorization of the channel in flight: it will not join it (resumeChannels).
+        if (!c.channels.has(command.channel)) c.removeWhileOpening(command.channel);
+        else {
+          p.registry.leave(c, command.channel);
+          c.send({ type: 'unsubscribed', channel: command.channel, reason: REMOVED_BY_SERVER });
+        }
       }
       return;
     case 'reauthorize':

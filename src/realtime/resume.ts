@@ -2,7 +2,7 @@ import { isValidChannel } from '../protocol/channels.js';
 import { type Cursor, decodeCursors } from '../protocol/messages.js';
 import { mayJoin, ownChannels } from './access.js';
 import type { ChannelRegistry } from './channels.js';
-import type { ChannelState, Connection, Transport } from './connection.js';
+import { type ChannelState, type Connection, REMOVED_BY_SERVER, type Transport } from './connection.js';
 import type { GatewayOptions } from './gateway-options.js';
 import type { Identity } from './identity.js';
 import type { GatewayParts } from './parts.js';
@@ -26,8 +26,14 @@ export interface ResumeRequest {
  * it, after its bus subscription: what was published since hello would be behind that start,
  * lost with no gap for the client to see. So the channels' positions are read first, hello is
  * sent, and each such channel is joined from its position, as a resume: history replays what
- * came in between. The connection is a member of every channel before hello, so what the server
- * does to it once the client is open (an unsubscribe, a disconnect by user) reaches it.
+ * came in between.
+ *
+ * What the server does to the connection while it opens reaches it. It is a member of its own
+ * user and session channels from the start, before any await, so a command that names the user
+ * or the session (a disconnect, an unsubscribe) finds it as soon as the socket is open; of each
+ * other channel once allowed, before hello. An unsubscribe that comes while a channel's
+ * authorization is still being decided is kept by the connection (`removedWhileOpening`): that
+ * channel is not joined, and the client hears `unsubscribed`.
  */
 export async function resumeChannels(
   c: Connection,
@@ -36,31 +42,42 @@ export async function resumeChannels(
   deps: { registry: ChannelRegistry; presence: Presence; authorize: GatewayOptions['authorize'] },
 ): Promise<void> {
   const cursors = decodeCursors(req.lastEventId ?? req.params.get('resume') ?? undefined);
-  const wanted = new Set([...ownChannels(who), ...cursors.keys(), ...(req.params.get('channels')?.split(',') ?? [])]);
-  const allowed = new Map<string, boolean>();
+  const own = ownChannels(who);
+  const wanted = new Set([...own, ...cursors.keys(), ...(req.params.get('channels')?.split(',') ?? [])]);
+  const entered = new Map<string, ChannelState>();
+  const enter = (channel: string) => {
+    const state = deps.registry.enter(c, channel);
+    if (state) entered.set(channel, state);
+  };
+  for (const channel of own) enter(channel);
+  /** Allowed, refused, or taken away by the server before it was joined. */
+  const verdicts = new Map<string, 'allowed' | 'forbidden' | 'removed'>();
   for (const channel of wanted) {
     if (c.closed) return;
-    allowed.set(channel, isValidChannel(channel) && (await mayJoin(who, channel, deps.authorize)));
+    if (entered.has(channel)) {
+      verdicts.set(channel, 'allowed');
+      continue;
+    }
+    const allowed = isValidChannel(channel) && (await mayJoin(who, channel, deps.authorize));
+    if (c.closed) return;
+    const verdict = !allowed ? 'forbidden' : c.removedWhileOpening(channel) ? 'removed' : 'allowed';
+    verdicts.set(channel, verdict);
+    if (verdict === 'allowed') enter(channel);
   }
-  const fresh = [...wanted].filter((channel) => allowed.get(channel) && !cursors.has(channel));
+  const fresh = [...entered.keys()].filter((channel) => !cursors.has(channel));
   const starts = await Promise.all(
     fresh.map(async (channel): Promise<[string, Cursor]> => [channel, await deps.registry.bus.position(channel)]),
   );
   for (const [channel, start] of starts) cursors.set(channel, start);
   if (c.closed) return;
-  // Members before hello: a server command sent once the client is open finds it in every
-  // channel it asked for, and cancels a join still in flight.
-  const entered = new Map<string, ChannelState>();
-  for (const channel of wanted) {
-    const state = allowed.get(channel) ? deps.registry.enter(c, channel) : null;
-    if (state) entered.set(channel, state);
-  }
-  c.release(new Map(starts));
+  c.release(new Map(starts.filter(([channel]) => c.channels.has(channel))));
   for (const channel of wanted) {
     if (c.closed) break;
     const state = entered.get(channel);
+    const verdict = verdicts.get(channel);
     if (state) await deps.registry.complete(c, channel, state, cursors.get(channel));
-    else if (!allowed.get(channel)) {
+    else if (verdict === 'removed') c.send({ type: 'unsubscribed', channel, reason: REMOVED_BY_SERVER });
+    else if (verdict === 'forbidden') {
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
     }
   }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { redisBus } from '../../src/bus/redis.js';
 import { type ClientState, connect as connectSdk, type WebSocketConstructor } from '../../src/client/index.js';
-import { CloseCode } from '../../src/protocol/index.js';
+import { CloseCode, type ServerMessage } from '../../src/protocol/index.js';
 import { createPublisher, type Publisher } from '../../src/realtime/publisher.js';
 import { memoryStore } from '../../src/stores/memory.js';
 import { ENGINE_URLS, engineSkipReason } from '../helpers/engines.js';
@@ -28,8 +28,25 @@ let gw1: RunningGateway;
 let gw2: RunningGateway;
 let publisher: Publisher;
 
-const authorize = (s: { userId: string | null }, channel: string) =>
-  channel === 'room:vip' ? vip.has(s.userId ?? '') : channel.startsWith('room:');
+/** room:slow-* takes this long to authorize: a command can land while it is decided. */
+const SLOW_AUTHORIZE_MS = 300;
+const authorize = async (s: { userId: string | null }, channel: string) => {
+  if (channel.startsWith('room:slow-')) await sleep(SLOW_AUTHORIZE_MS);
+  return channel === 'room:vip' ? vip.has(s.userId ?? '') : channel.startsWith('room:');
+};
+
+/**
+ * A raw WebSocket that runs `atOpen` as the socket opens, before the gateway's hello: what a client
+ * (or the app, right after a login) may do as soon as it sees the socket open.
+ */
+function openingWith(url: string, cookie: string, atOpen: () => Promise<void>) {
+  const ws = new WebSocket(url, { headers: { cookie, origin: ORIGIN }, perMessageDeflate: false });
+  const frames: ServerMessage[] = [];
+  ws.on('message', (data) => frames.push(JSON.parse(data.toString()) as ServerMessage));
+  const sent = new Promise<void>((resolve, reject) => ws.once('open', () => atOpen().then(resolve, reject)));
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  return { ws, frames, sent, closed };
+}
 
 beforeAll(async () => {
   if (skip) return;
@@ -109,6 +126,46 @@ describe.skipIf(skip)('server-side control across two gateways on a redis bus', 
     expect(c.messages.filter(isMsg(last))).toEqual([]);
     // Told once it left, never after that it joined.
     expect(c.messages.filter((m) => m.type === 'subscribed' && m.channel === last)).toEqual([]);
+  });
+
+  it('disconnects a user whose socket just opened, before the gateway said hello', async () => {
+    const runs = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const user = `ivy-${i}`;
+        const { cookie } = await cluster.login(user);
+        const c = openingWith(`${gw1.url}?channels=room:i`, cookie, () => publisher.disconnect({ user }));
+        await c.sent;
+        return Promise.race([c.closed, sleep(3000).then(() => null)]);
+      }),
+    );
+    expect(runs).toEqual(Array.from({ length: 8 }, () => CloseCode.Disconnected));
+  });
+
+  it('unsubscribes a socket that just opened from a channel it asked for, also while that channel is authorized', async () => {
+    for (const channel of ['room:j29', 'room:slow-j']) {
+      const { cookie } = await cluster.login('jay');
+      const rooms = [...Array.from({ length: 30 }, (_, i) => `room:j${i}`), 'room:slow-j'];
+      const c = openingWith(`${gw2.url}?channels=${rooms.join(',')}`, cookie, () =>
+        publisher.unsubscribe({ user: 'jay' }, channel),
+      );
+      await c.sent;
+      await until(
+        () => c.frames.some((m) => m.type === 'unsubscribed' && m.channel === channel),
+        3000 + SLOW_AUTHORIZE_MS,
+        `unsubscribed from ${channel}`,
+      );
+      const other = channel === 'room:j29' ? 'room:slow-j' : 'room:j29';
+      await until(() => c.frames.some(subscribed(other)), 3000, `subscribed to ${other}`);
+      await publisher.to(channel).send('after', { n: 1 });
+      await publisher.to(other).send('after', { n: 1 });
+      await until(() => c.frames.some(isMsg(other)), 3000, `a message on ${other}`);
+      await sleep(100);
+      expect(c.frames.filter((m) => 'channel' in m && m.channel === channel).map((m) => m.type)).toEqual([
+        'unsubscribed',
+      ]);
+      expect(c.frames[0]?.type).toBe('hello');
+      c.ws.terminate();
+    }
   });
 
   it('reauthorize removes subscribers no longer allowed, now, on both gateways; allowed ones stay', async () => {
