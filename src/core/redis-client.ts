@@ -303,10 +303,12 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
   // The sentinels' own answer says why better than "no answer within": the name is wrong.
   if (lastError instanceof SentinelMasterNameError) return lastError.message;
   // ioredis's words for "the connection dropped and the command was not retried" name its own option.
+  // The command was sent on a connection that then closed (calls made while not ready wait at the
+  // ReadyGate, never in ioredis's queue), so "no connection could be made" alone would say too little.
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'
       ? connectionRefused(lastError)
-        ? NOTHING_LISTENS
+        ? `the connection was lost before an answer came, and ${NOTHING_LISTENS.replace('no connection', 'no new one')}`
         : 'the connection was lost before an answer came'
       : err instanceof NotSentError && connectionRefused(lastError)
         ? `${NOTHING_LISTENS}; nothing was sent`

@@ -1,5 +1,11 @@
 import { type ServerResponse, STATUS_CODES } from 'node:http';
-import { BusUnavailableError, LockTimeoutError, ShoalError, StoreUnavailableError } from '../core/errors.js';
+import {
+  BusUnavailableError,
+  LockTimeoutError,
+  type PublishOutcome,
+  ShoalError,
+  StoreUnavailableError,
+} from '../core/errors.js';
 
 /** A complete replacement response, independent of any framework's response type. */
 export interface FailureResponse {
@@ -56,14 +62,22 @@ export function busFailure(err: BusUnavailableError): FailureResponse {
     headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'retry-after': '1' },
     body: JSON.stringify({
       error: err.code,
-      // `outcome: 'unknown'`: the publish was sent and not answered; it may still be delivered (a retry may deliver it twice).
-      message:
-        err.outcome === 'unknown'
-          ? 'The message bus did not answer in time; the message may still be delivered. Retry shortly.'
-          : 'The message bus is unavailable. Retry shortly.',
+      message: busFailureMessage(err.outcome),
       ...(err.outcome ? { outcome: err.outcome } : {}),
     }),
   };
+}
+
+/** What a 503 for a failed bus call says, by what a failed publish did (the web nodes' and the gateways' alike). */
+export function busFailureMessage(outcome: PublishOutcome | undefined): string {
+  switch (outcome) {
+    case 'unknown':
+      return 'The message was sent and the bus did not confirm it: it may still be delivered, and sending it again may deliver it twice.';
+    case 'not-published':
+      return 'The message bus is unavailable and the message was not published; sending it again after Retry-After is safe.';
+    default:
+      return 'The message bus is unavailable. Retry shortly.';
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BusUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, StoreUnavailableError } from '../core/errors.js';
 import { answerHealth, sendJson } from '../core/http.js';
+import { busFailureMessage } from '../http/failure.js';
 import { CloseCode } from '../protocol/messages.js';
 import { forwardedHeaders } from './app-call.js';
 import { allowOrigin, answerPreflight } from './cors.js';
@@ -39,8 +40,8 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
     } catch (err) {
       p.s.log({ level: 'error', msg: 'gateway request failed', gateway: p.s.id, err: String(err) });
       // Retryable, as a web node's answer to a store or bus outage is: a publish that could not be
-      // stored in time is a 503 the caller may send again after Retry-After. `outcome: 'unknown'`:
-      // it was sent and not answered, so it may still be delivered, and sending it again may deliver it twice.
+      // stored in time is a 503 the caller may send again after Retry-After; its outcome says whether
+      // that may deliver it twice.
       const outcome = err instanceof BusUnavailableError ? err.outcome : undefined;
       if (!res.headersSent)
         sendJson(
@@ -49,9 +50,11 @@ export function createHttpRoutes(p: GatewayParts): (req: IncomingMessage, res: S
           {
             error: 'unavailable',
             message:
-              outcome === 'unknown'
-                ? 'the bus did not answer in time; the message may still be delivered; retry'
-                : 'the session store or bus failed; retry',
+              err instanceof BusUnavailableError
+                ? busFailureMessage(outcome)
+                : err instanceof StoreUnavailableError
+                  ? 'The session store is unavailable. Retry shortly.'
+                  : 'The gateway could not complete the request. Retry shortly.',
             ...(outcome ? { outcome } : {}),
           },
           { 'retry-after': '1' },

@@ -73,7 +73,7 @@ async function run(s: Session, op: string, q: URLSearchParams): Promise<Record<s
     case 'publish':
       // What realtime.to(…).send(…) throws when the bus cannot take the message in time.
       s.set(key, value);
-      throw new BusUnavailableError('nats (test)', 'publish failed: no answer within 2000 ms');
+      throw new BusUnavailableError('nats (test)', 'publish failed: no answer within 2000 ms', { outcome: 'unknown' });
     case 'fail':
       // The route fails after changing the session: a server error, nothing of it may stick.
       s.set(key, value);
@@ -402,6 +402,9 @@ describe.each(adapters)('$name adapter', ({ serve }) => {
       expect(r.headers.get('retry-after')).toBe('1');
       expect(r.headers.get('content-type')).toMatch(/^application\/json/);
       expect(r.body.error).toBe('ERR_SHOAL_BUS_UNAVAILABLE');
+      // Sent and not confirmed: the client is told that sending it again may deliver it twice.
+      expect(r.body.outcome).toBe('unknown');
+      expect(r.body.message).toMatch(/may still be delivered, and sending it again may deliver it twice/);
       expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example');
       expect(r.headers.get('cache-control')).toBe('no-store');
     });

@@ -788,6 +788,10 @@ describe('readiness', () => {
     });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
+    // Nothing was handed to the bus: the caller is told that sending it again is safe.
+    const body = (await res.json()) as { outcome?: string; message?: string };
+    expect(body.outcome).toBe('not-published');
+    expect(body.message).toMatch(/bus is unavailable and the message was not published; sending it again .* is safe/);
   });
 
   it('drain closes sockets with 1012 and refuses new handshakes with 503', async () => {

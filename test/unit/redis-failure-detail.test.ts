@@ -15,10 +15,10 @@ describe('what a Redis failure says', () => {
     expect(detail).not.toMatch(/maxRetriesPerRequest/);
   });
 
-  it('says a refused connection was never made, rather than lost', () => {
+  it('says a connection lost and refused since, not only that none could be made (the command had been sent)', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
     expect(failureDetail(new MaxRetriesPerRequestError(1), refused)).toBe(
-      'no connection could be made: nothing accepts connections there (last connection error: connect ECONNREFUSED 127.0.0.1:1)',
+      'the connection was lost before an answer came, and no new one could be made: nothing accepts connections there (last connection error: connect ECONNREFUSED 127.0.0.1:1)',
     );
   });
 
