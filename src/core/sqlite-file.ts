@@ -115,6 +115,14 @@ function openError(file: string, timeoutMs: number, err: unknown, role: SqliteRo
   if (typeof e.code === 'string' && e.code.startsWith('SQLITE_BUSY'))
     return translate(`sqlite (${file})`, timeoutMs, err, role);
   if (!e.code?.startsWith('SQLITE_') && /bindings|NODE_MODULE_VERSION|\.node\b|dlopen/i.test(String(e.message))) {
+    if (/Could not locate the bindings file/.test(String(e.message))) {
+      // The list of every path tried follows on further lines: the first says it all.
+      return new ConfigError(
+        "better-sqlite3 is installed but its native addon was never built: its install script did not run (installed with --ignore-scripts, or by an npm that runs a dependency's install script only once the app allows it). " +
+          `Run: npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3 (npm before 11.16: npm rebuild better-sqlite3), or ${role.addonFallback}.`,
+        { cause: err },
+      );
+    }
     return new ConfigError(
       `better-sqlite3 is installed but its native addon did not load for Node ${process.version} (${e.message}). ` +
         `Run: npm rebuild better-sqlite3 (a C++ toolchain is needed when no prebuilt binary matches), or ${role.addonFallback}.`,

@@ -1,4 +1,4 @@
-import { copyFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -161,6 +161,26 @@ describe('npm pack', () => {
 });
 
 describe('the installed package', () => {
+  it("says in one line what to run when better-sqlite3's install script never ran", async () => {
+    // As after `npm install --ignore-scripts`, or an npm that runs no dependency's install script until allowed.
+    const built = join(project.dir, 'node_modules/better-sqlite3/build');
+    const hidden = `${built}.hidden`;
+    renameSync(built, hidden);
+    try {
+      writeFileSync(
+        join(project.dir, 'no-addon.mjs'),
+        `import { createStore } from 'shoal';
+try { await createStore('sqlite://./no-addon.db'); console.log('opened'); } catch (err) { console.log(err.message); }`,
+      );
+      const said = (await project.exec(process.execPath, ['no-addon.mjs'])).trim();
+      expect(said.split('\n')).toHaveLength(1);
+      expect(said).toMatch(/native addon was never built: its install script did not run/);
+      expect(said).toMatch(/Run: npm install-scripts approve better-sqlite3 && npm rebuild better-sqlite3/);
+    } finally {
+      renameSync(hidden, built);
+    }
+  }, 60_000);
+
   it('every ```ts block of README.md and docs/*.md compiles under strict against it', async () => {
     const blocks = typescriptBlocks(ROOT);
     expect(blocks.map((b) => b.file)).toContain('getting-started/app.ts');
