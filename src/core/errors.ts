@@ -114,6 +114,18 @@ export class LockTimeoutError extends ShoalError {
  */
 export type PublishOutcome = 'unknown' | 'not-published';
 
+/** What a 503 for a failed bus call says, by what a failed publish did (web nodes and gateways alike). */
+export function busFailureMessage(outcome: PublishOutcome | undefined): string {
+  switch (outcome) {
+    case 'unknown':
+      return 'The message was sent and the bus did not confirm it: it may still be delivered, and sending it again may deliver it twice.';
+    case 'not-published':
+      return 'The message bus is unavailable and the message was not published; sending it again after Retry-After is safe.';
+    default:
+      return 'The message bus is unavailable. Retry shortly.';
+  }
+}
+
 /** The message bus could not be reached or answered with an error. */
 export class BusUnavailableError extends ShoalError {
   override name = 'BusUnavailableError';

@@ -1,8 +1,8 @@
 import { type ServerResponse, STATUS_CODES } from 'node:http';
 import {
   BusUnavailableError,
+  busFailureMessage,
   LockTimeoutError,
-  type PublishOutcome,
   ShoalError,
   StoreUnavailableError,
 } from '../core/errors.js';
@@ -66,18 +66,6 @@ export function busFailure(err: BusUnavailableError): FailureResponse {
       ...(err.outcome ? { outcome: err.outcome } : {}),
     }),
   };
-}
-
-/** What a 503 for a failed bus call says, by what a failed publish did (the web nodes' and the gateways' alike). */
-export function busFailureMessage(outcome: PublishOutcome | undefined): string {
-  switch (outcome) {
-    case 'unknown':
-      return 'The message was sent and the bus did not confirm it: it may still be delivered, and sending it again may deliver it twice.';
-    case 'not-published':
-      return 'The message bus is unavailable and the message was not published; sending it again after Retry-After is safe.';
-    default:
-      return 'The message bus is unavailable. Retry shortly.';
-  }
 }
 
 /**

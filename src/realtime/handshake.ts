@@ -39,7 +39,8 @@ export type Verdict =
  */
 export async function authenticate(
   req: IncomingMessage,
-  requireOrigin: boolean,
+  /** What the connect proxy is told; WebSocket handshakes and SSE requests need an Origin, an SSE stream may lack one. */
+  as: 'ws' | 'sse-stream' | 'sse-request',
   o: {
     sessions: SessionManager;
     origins: readonly string[];
@@ -49,13 +50,14 @@ export async function authenticate(
   },
 ): Promise<Verdict> {
   if (o.draining) return { refuse: 503, reason: 'draining' };
+  const requireOrigin = as !== 'sse-stream';
   const token = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
   if (!checkOrigin(req.headers.origin, o.origins, requireOrigin && token === null)) {
     return { refuse: 403, reason: 'origin' };
   }
   if (token !== null) return tokenIdentity(token, o.tokens);
   if (o.connectProxy) {
-    const v = await askConnectProxy(o.connectProxy, req, requireOrigin ? 'ws' : 'sse');
+    const v = await askConnectProxy(o.connectProxy, req, as === 'ws' ? 'ws' : 'sse');
     if ('identity' in v) return v;
     if ('refused' in v) return { proxy: v.refused };
     return {

@@ -19,7 +19,7 @@ let seq = 0;
  * requests, per session or user.
  */
 export async function handleRequestPost(p: GatewayParts, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const verdict = await authenticate(req, true, {
+  const verdict = await authenticate(req, 'sse-request', {
     sessions: p.s.sessions,
     origins: p.s.origins,
     draining: false,

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BusUnavailableError, StoreUnavailableError } from '../core/errors.js';
+import { BusUnavailableError, busFailureMessage, StoreUnavailableError } from '../core/errors.js';
 import { answerHealth, sendJson } from '../core/http.js';
-import { busFailureMessage } from '../http/failure.js';
 import { CloseCode } from '../protocol/messages.js';
 import { forwardedHeaders } from './app-call.js';
 import { allowOrigin, answerPreflight } from './cors.js';
@@ -88,7 +87,7 @@ async function browserRoute(
 async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerResponse, params: URLSearchParams) {
   const rejected = (status: number, reason: string) =>
     p.metrics.handshakeRejected.inc({ transport: 'sse', status: String(status), reason });
-  const session = await authenticate(req, false, {
+  const session = await authenticate(req, 'sse-stream', {
     sessions: p.s.sessions,
     origins: p.s.origins,
     draining: p.state.draining,

@@ -31,7 +31,7 @@ export function createWsUpgrade(p: GatewayParts): {
         tokens: p.s.tokens,
         connectProxy: p.s.connectProxy,
       };
-      authenticate(req, true, o).then(
+      authenticate(req, 'ws', o).then(
         (session) => {
           if (session === 'no-session') {
             // Accepted only to close it: a refused handshake reaches the page as 1006 (a network

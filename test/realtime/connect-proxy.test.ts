@@ -36,6 +36,20 @@ describe('connect proxy', () => {
     expect(JSON.parse(app.seen[0]?.body ?? '')).toEqual({ transport: 'ws' });
   });
 
+  it('tells the app which transport asks: an SSE stream and an SSE request say sse', async () => {
+    const { app, gw } = await setup();
+    const stream = await openSse(`${gw.http}/sse`, { cookie: 'JSESSIONID=alice1', origin: ORIGIN });
+    cleanup.push(async () => stream.close());
+    await stream.waitFor((e) => e.data.includes('"hello"'));
+    const res = await fetch(`${gw.http}/sse`, {
+      method: 'POST',
+      headers: { cookie: 'JSESSIONID=alice1', origin: ORIGIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'history', id: 1, channel: 'user:alice' }),
+    });
+    expect(res.status).toBe(200);
+    expect(app.seen.map((r) => JSON.parse(r.body))).toEqual([{ transport: 'sse' }, { transport: 'sse' }]);
+  });
+
   it('forwards only the Cookie header and the allowlisted headers', async () => {
     const { app, gw } = await setup();
     const c = await connect(gw.url, { cookie: 'JSESSIONID=alice1', origin: ORIGIN });
