@@ -32,7 +32,7 @@ export const CloseCode = {
   RateLimited: 4029,
   /** Heartbeat not answered in time. */
   Timeout: 4000,
-  /** The client sent something that is not this protocol. */
+  /** The client sent a binary frame, which is not this protocol (a text frame it cannot use is answered with `error`). */
   ProtocolError: 4400,
   /**
    * The app disconnected this connection from the server side (`publisher.disconnect`, or
@@ -116,7 +116,10 @@ export type ServerMessage =
    * reload the channel's state, then continue from `epoch`/`offset`.
    */
   | { type: 'subscribed'; channel: string; epoch: string; offset: number; recovered: boolean }
-  /** The answer to `unsub`; with `reason`, the server removed the connection from the channel (do not rejoin). */
+  /**
+   * The answer to `unsub`; with `reason`, the server removed the connection from the channel: do not
+   * rejoin on your own, except after "token expired", with a fresh subscription token.
+   */
   | { type: 'unsubscribed'; channel: string; reason?: string }
   /**
    * Everyone in the channel; on a change, also who `joined` and who `left` since the last list

@@ -54,7 +54,7 @@ export class ChannelRegistry {
    * or a last leave elsewhere sees it, and live messages wait in its place. Null when it already
    * is a member (a second `sub` while the first is in flight: the first answers).
    */
-  enter(c: Connection, channel: string): ChannelState | null {
+  enter(c: Connection, channel: string, at?: Cursor): ChannelState | null {
     let set = this.#members.get(channel);
     if (!set) {
       set = new Set();
@@ -64,7 +64,7 @@ export class ChannelRegistry {
     // Membership first, so a concurrent last leave cannot unsubscribe the bus under this join.
     set.add(c);
     if (c.userId && !isPersonalChannel(channel)) this.presence.join(channel, c.userId);
-    return c.enter(channel);
+    return c.enter(channel, at);
   }
 
   /** The rest of a join begun with enter(): the bus subscription, then the connection's start. */

@@ -17,12 +17,14 @@ export interface Transport {
 export const REMOVED_BY_SERVER = 'removed by the server';
 
 export interface ChannelState {
-  /** '' until the join reads where delivery starts. */
+  /** '' while a join does not know where delivery starts yet (a `sub` without `from`, being read). */
   epoch: string;
   offset: number;
   /** While replaying history, live messages wait here (then deduplicated by offset). */
   pending: BusMessage[] | null;
   presence: boolean;
+  /** The join has told the client `subscribed`: a second `sub` now answers where the channel is. */
+  answered: boolean;
 }
 
 /**
@@ -170,7 +172,10 @@ export class Connection {
   /** SSE event id: every channel's position, so Last-Event-ID resumes all of them. */
   cursorId(): string {
     const cursors = new Map<string, Cursor>();
-    for (const [ch, s] of this.channels) cursors.set(ch, { epoch: s.epoch, offset: s.offset });
+    for (const [ch, s] of this.channels) {
+      // A join that does not know its start yet has no cursor to give.
+      if (s.epoch !== '') cursors.set(ch, { epoch: s.epoch, offset: s.offset });
+    }
     return encodeCursors(cursors);
   }
 
@@ -179,8 +184,15 @@ export class Connection {
    * it, server commands see the connection in the channel, and a leave before the join answers
    * cancels the join.
    */
-  enter(channel: string): ChannelState {
-    const state: ChannelState = { epoch: '', offset: 0, pending: [], presence: false };
+  enter(channel: string, at?: Cursor): ChannelState {
+    // `at`, where the join will start, is the client's cursor meanwhile (an SSE event id carries it).
+    const state: ChannelState = {
+      epoch: at?.epoch ?? '',
+      offset: at?.offset ?? 0,
+      pending: [],
+      presence: false,
+      answered: false,
+    };
     this.channels.set(channel, state);
     this.#lastChannel = undefined;
     return state;
@@ -217,6 +229,7 @@ export class Connection {
       state.offset = pos.offset;
     }
     const answer = { epoch: state.epoch, offset: state.offset, recovered };
+    state.answered = true;
     this.send({ type: 'subscribed', channel, ...answer });
     const pending = state.pending ?? [];
     state.pending = null;

@@ -71,8 +71,8 @@ async function subscribe(p: GatewayParts, c: Connection, m: Extract<ClientMessag
     if (expiresAt !== false) scheduleSubscriptionExpiry(p, c, m.channel, expiresAt);
   }
   if (joined) {
-    // A join still in flight (no epoch read yet) answers on its own.
-    if (joined.epoch === '') return;
+    // A join still in flight answers on its own.
+    if (!joined.answered) return;
     c.send({ type: 'subscribed', channel: m.channel, epoch: joined.epoch, offset: joined.offset, recovered: true });
     return;
   }

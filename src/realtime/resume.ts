@@ -41,12 +41,12 @@ export async function resumeChannels(
   req: ResumeRequest,
   deps: { registry: ChannelRegistry; presence: Presence; authorize: GatewayOptions['authorize'] },
 ): Promise<void> {
-  const cursors = decodeCursors(req.lastEventId ?? req.params.get('resume') ?? undefined);
+  const cursors = decodeCursors(req.lastEventId || req.params.get('resume') || undefined);
   const own = ownChannels(who);
-  const wanted = new Set([...own, ...cursors.keys(), ...(req.params.get('channels')?.split(',') ?? [])]);
+  const wanted = new Set([...own, ...cursors.keys(), ...listParam(req.params, 'channels')]);
   const entered = new Map<string, ChannelState>();
   const enter = (channel: string) => {
-    const state = deps.registry.enter(c, channel);
+    const state = deps.registry.enter(c, channel, cursors.get(channel));
     if (state) entered.set(channel, state);
   };
   for (const channel of own) enter(channel);
@@ -68,7 +68,15 @@ export async function resumeChannels(
   const starts = await Promise.all(
     fresh.map(async (channel): Promise<[string, Cursor]> => [channel, await deps.registry.bus.position(channel)]),
   );
-  for (const [channel, start] of starts) cursors.set(channel, start);
+  for (const [channel, start] of starts) {
+    cursors.set(channel, start);
+    const state = entered.get(channel);
+    // Where it starts is its cursor from now on, also in an SSE event id sent before its join is done.
+    if (state?.epoch === '') {
+      state.epoch = start.epoch;
+      state.offset = start.offset;
+    }
+  }
   if (c.closed) return;
   c.release(new Map(starts.filter(([channel]) => c.channels.has(channel))));
   for (const channel of wanted) {
@@ -81,10 +89,15 @@ export async function resumeChannels(
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
     }
   }
-  for (const channel of req.params.get('presence')?.split(',') ?? []) {
+  for (const channel of listParam(req.params, 'presence')) {
     if (c.closed || !c.followPresence(channel)) continue;
     c.send({ type: 'presence', channel, users: deps.presence.list(channel) });
   }
+}
+
+/** A comma-separated list parameter; empty entries (`channels=`, `a,,b`) are no channels. */
+function listParam(params: URLSearchParams, name: string): string[] {
+  return (params.get(name) ?? '').split(',').filter((entry) => entry !== '');
 }
 
 /**

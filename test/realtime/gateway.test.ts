@@ -517,6 +517,26 @@ describe('SSE', () => {
     second.close();
   });
 
+  it('resumes from resume= when Last-Event-ID is sent empty, and takes an empty channels= entry for none', async () => {
+    const { cookie } = await login('nora');
+    const channel = 'room:sse-empty-id';
+    const first = await openSse(`${main.http}/sse?channels=${channel}`, { cookie });
+    await first.waitFor(
+      (e) => dataOf(e).type === 'subscribed' && (dataOf(e) as { channel: string }).channel === channel,
+    );
+    await publisher.to(channel).send('n', { i: 1 });
+    const one = await first.waitFor((e) => dataOf(e).type === 'msg');
+    first.close();
+    await publisher.to(channel).send('n', { i: 2 });
+    // A client that keeps its cursors itself: resume= on the URL, and an empty Last-Event-ID header.
+    const again = await openSse(`${main.http}/sse?channels=,&resume=${one.id}`, { cookie, 'last-event-id': '' });
+    await again.waitFor((e) => dataOf(e).type === 'msg' && (dataOf(e) as { data: { i: number } }).data.i === 2);
+    const acks = again.events.map(dataOf).filter((m) => m.type === 'subscribed' && m.channel === channel);
+    expect(acks).toMatchObject([{ recovered: true, offset: 1 }]);
+    expect(again.events.map(dataOf).filter((m) => m.type === 'error')).toEqual([]);
+    again.close();
+  });
+
   it('ends SSE without a session with a close event (4401) and refuses a foreign Origin (403)', async () => {
     for (const cookie of [undefined, `${web.cookieName}=abc.def`]) {
       const anon = await openSse(`${main.http}/sse?channels=room:lobby`, cookie ? { cookie } : {});
