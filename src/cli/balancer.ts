@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { isWebSocketUpgrade, serveAsPlainRequest } from '../core/upgrade.js';
 
 const MAX_BODY = 16 * 1024 * 1024;
 
@@ -15,7 +16,7 @@ export interface BalancerOptions {
   web: () => Upstream[];
   /**
    * WebSocket upgrades and `/sse` go here; web nodes otherwise. The same split as
-   * deploy/nginx/shoal.conf (`/ws`, `/sse`), except that every upgrade goes to a gateway:
+   * deploy/nginx/shoal.conf (`/ws`, `/sse`), except that every WebSocket upgrade goes to a gateway:
    * web nodes serve no WebSocket. An app's own event stream on another path reaches the web
    * nodes, as behind nginx.
    */
@@ -155,6 +156,8 @@ export function createBalancer(options: BalancerOptions): Server {
   });
 
   server.on('upgrade', (req, client: Socket, head: Buffer) => {
+    // Another protocol offered (h2c, as Java's HttpClient does on every request): a web request all the same.
+    if (!isWebSocketUpgrade(req)) return serveAsPlainRequest(server, req, client, head);
     let up: Socket | undefined;
     const close = () => {
       up?.destroy();

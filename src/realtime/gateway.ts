@@ -4,6 +4,7 @@ import type { BusMessage } from '../bus/contract.js';
 import { listen } from '../core/http.js';
 import { registryOf } from '../core/metrics.js';
 import { sleep } from '../core/timing.js';
+import { isWebSocketUpgrade, serveAsPlainRequest } from '../core/upgrade.js';
 import { CloseCode } from '../protocol/messages.js';
 import { Canary } from './canary.js';
 import { ChannelRegistry } from './channels.js';
@@ -110,7 +111,9 @@ export async function createGateway(o: GatewayOptions): Promise<Gateway> {
   const routes = createHttpRoutes(parts);
   const server = createServer((req, res) => void routes(req, res));
   const ws = createWsUpgrade(parts);
-  server.on('upgrade', ws.onUpgrade);
+  server.on('upgrade', (req, socket, head) =>
+    isWebSocketUpgrade(req) ? ws.onUpgrade(req, socket, head) : serveAsPlainRequest(server, req, socket, head),
+  );
   connections.startHeartbeat();
   keepAlive.start(() => connections.values());
 

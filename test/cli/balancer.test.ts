@@ -1,10 +1,17 @@
 import { spawn } from 'node:child_process';
-import { createServer as createHttpServer, get, type Server } from 'node:http';
+import {
+  createServer as createHttpServer,
+  get,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createBalancer, type Upstream } from '../../src/cli/balancer.js';
+import { requestOfferingH2c } from '../helpers/h2c-offer.js';
 
 /**
  * A blackholed upstream on loopback: a listener whose thread never runs accept() (its event loop is
@@ -343,5 +350,22 @@ describe('dev balancer routing', () => {
     expect(await via('/events', { accept: 'text/event-stream' })).toBe('web');
     expect(await via('/ws/sse', { accept: 'text/event-stream' })).toBe('web'); // nginx routes only = /sse
     expect(await via('/')).toBe('web');
+  });
+
+  it('serves a request offering h2c (Java’s HttpClient) as the web or gateway request it is, not as a WebSocket', async () => {
+    const echo = (name: string) => (req: IncomingMessage, res: ServerResponse) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c;
+      });
+      req.on('end', () => res.end(`${name} ${req.method} ${req.url} ${body} upgrade=${req.headers.upgrade ?? 'none'}`));
+    };
+    const web = await node('web', echo('web'));
+    const gw = await node('gw', echo('gateway'));
+    const addr = await balancer({ web: () => [web.upstream], gateways: () => [gw.upstream] });
+    const login = await requestOfferingH2c(`http://${addr}/login`, 'POST', {}, 'user=ada');
+    expect(login).toMatchObject({ status: 200, body: 'web POST /login user=ada upgrade=none' });
+    const sse = await requestOfferingH2c(`http://${addr}/sse`, 'POST', {}, '{"type":"history"}');
+    expect(sse).toMatchObject({ status: 200, body: 'gateway POST /sse {"type":"history"} upgrade=none' });
   });
 });

@@ -10,6 +10,7 @@ import { createRealtime } from '../../src/realtime/realtime.js';
 import { SessionManager } from '../../src/session/manager.js';
 import type { SessionStore } from '../../src/stores/contract.js';
 import { memoryStore } from '../../src/stores/memory.js';
+import { requestOfferingH2c } from '../helpers/h2c-offer.js';
 import { freePort } from '../helpers/processes.js';
 import {
   isMsg,
@@ -197,7 +198,8 @@ describe('channels', () => {
       await c.waitFor((m) => m.type === 'error' && m.code === 'forbidden' && m.channel === channel);
     }
     c.send({ type: 'sub', channel: 'room:kitchen' });
-    await c.waitFor(subscribed('room:kitchen'));
+    // No `from`: nothing was asked back, so nothing is missing.
+    expect(await c.waitFor(subscribed('room:kitchen'))).toMatchObject({ recovered: true });
     await publisher.to('room:secret-b').send('leak', 1);
     await publisher.to('room:kitchen').send('ok', 2);
     await c.waitFor(isMsg('room:kitchen'));
@@ -727,6 +729,16 @@ describe('HTTP publish', () => {
     expect(ok.status).toBe(202);
     expect(await ok.json()).toMatchObject({ channel: 'room:http', offset: 1 });
     expect(await c.waitFor(isMsg('room:http'))).toMatchObject({ event: 'from-python', data: { ok: 1 } });
+    // Java's HttpClient offers h2c on every plain-http request: the offer is declined, the request served.
+    const fromJava = await requestOfferingH2c(
+      `${main.http}/publish`,
+      'POST',
+      { authorization: `Bearer ${PUBLISH_KEY}`, 'content-type': 'application/json' },
+      JSON.stringify({ channel: 'room:http', event: 'from-java', data: { ok: 2 } }),
+    );
+    expect(fromJava.status).toBe(202);
+    expect(JSON.parse(fromJava.body)).toMatchObject({ channel: 'room:http', offset: 2 });
+    expect(await c.waitFor((m) => isMsg('room:http')(m) && m.event === 'from-java')).toMatchObject({ data: { ok: 2 } });
     const reserved = await fetch(`${main.http}/publish`, {
       method: 'POST',
       headers: { authorization: `Bearer ${PUBLISH_KEY}` },
