@@ -210,25 +210,26 @@ export class Connection {
     state = this.enter(channel),
   ): Promise<{ epoch: string; offset: number; recovered: boolean } | null> {
     if (this.channels.get(channel) !== state) return null;
-    let recovered = false;
+    let replayed = false;
     let replay: BusMessage[] = [];
     if (from) {
       const r = await this.#readAll(channel, from);
       if (this.channels.get(channel) !== state) return null;
       if (r) {
-        recovered = true;
+        replayed = true;
         state.epoch = r.epoch;
         state.offset = r.after;
         replay = r.messages;
       }
     }
-    if (!recovered) {
+    if (!replayed) {
       const pos = await this.bus.position(channel);
       if (this.channels.get(channel) !== state) return null;
       state.epoch = pos.epoch;
       state.offset = pos.offset;
     }
-    const answer = { epoch: state.epoch, offset: state.offset, recovered };
+    // Without `from` nothing was asked back, so nothing is missing: every message after the position follows.
+    const answer = { epoch: state.epoch, offset: state.offset, recovered: replayed || !from };
     state.answered = true;
     this.send({ type: 'subscribed', channel, ...answer });
     const pending = state.pending ?? [];
