@@ -134,7 +134,7 @@ export type ServerMessage =
  * Parses one client frame; returns an error string instead of throwing (bad input is routine),
  * with the frame's `id` when it was a request that can be answered with a `reply`.
  */
-export function parseClientMessage(text: string): ClientMessage | { error: string; id?: number } {
+export function parseClientMessage(text: string): ClientMessage | { error: string; id?: number; channel?: string } {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -145,7 +145,7 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
   const m = raw as Record<string, unknown>;
   switch (m.type) {
     case 'sub': {
-      if (!isValidChannel(m.channel)) return { error: 'sub needs a valid channel name' };
+      if (!isValidChannel(m.channel)) return { error: 'sub needs a valid channel name', ...named(m.channel) };
       if (m.token !== undefined && !isTokenText(m.token)) return { error: TOKEN_RULE };
       const token = m.token === undefined ? {} : { token: m.token as string };
       if (m.from === undefined) return { type: 'sub', channel: m.channel, ...token };
@@ -155,7 +155,7 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
     }
     case 'unsub':
     case 'presence':
-      if (!isValidChannel(m.channel)) return { error: `${m.type} needs a valid channel name` };
+      if (!isValidChannel(m.channel)) return { error: `${m.type} needs a valid channel name`, ...named(m.channel) };
       return { type: m.type, channel: m.channel };
     case 'ping':
       return Number.isSafeInteger(m.id) ? { type: 'ping', id: m.id as number } : { type: 'ping' };
@@ -165,6 +165,11 @@ export function parseClientMessage(text: string): ClientMessage | { error: strin
       if (isRequestType(m.type)) return parseRequest(m);
       return { error: `unknown message type ${JSON.stringify(String(m.type)).slice(0, 40)}` };
   }
+}
+
+/** The channel a refused frame named, when it is a string of a sane length: the client can tell which frame it was. */
+function named(channel: unknown): { channel?: string } {
+  return typeof channel === 'string' && channel.length <= 1000 ? { channel } : {};
 }
 
 const MAX_TOKEN = 8192;

@@ -19,7 +19,14 @@ async function handle(p: GatewayParts, c: Connection, text: string): Promise<voi
   const m = parseClientMessage(text);
   if ('error' in m) {
     p.metrics.protocolErrors.inc();
-    if (m.id === undefined) return c.send({ type: 'error', code: 'protocol', message: m.error });
+    if (m.id === undefined) {
+      return c.send({
+        type: 'error',
+        code: 'protocol',
+        message: m.error,
+        ...(m.channel !== undefined ? { channel: m.channel } : {}),
+      });
+    }
     // A request with an id gets its reply, so the caller's promise settles.
     p.metrics.requestErrors.inc({ type: 'request', code: 'bad_request' });
     c.send({ type: 'reply', id: m.id, error: { code: 'bad_request', message: m.error } });

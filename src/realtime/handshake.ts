@@ -87,7 +87,14 @@ async function tokenIdentity(token: string, tokens: TokenVerifier): Promise<Verd
   };
 }
 
-export function statusText(status: number): string {
+/** What an HTTP refusal of a connect or an SSE request says in its JSON body. */
+export function refusalText(reason: 'origin' | 'draining'): string {
+  return reason === 'origin'
+    ? "origin not allowed: the page's Origin must be one of the gateway's origins (SHOAL_ORIGINS)"
+    : 'the gateway is draining for a restart: connect again, to another gateway';
+}
+
+function statusText(status: number): string {
   return ({ 403: 'Forbidden', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
 }
 

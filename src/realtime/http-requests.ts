@@ -4,7 +4,7 @@ import { parseClientMessage } from '../protocol/messages.js';
 import { isRequestType, type ReplyMessage, type RequestMessage } from '../protocol/requests.js';
 import { forwardedHeaders } from './app-call.js';
 import { answerRequest, type Caller, RequestBounds } from './client-requests.js';
-import { authenticate, countProxyRefusal } from './handshake.js';
+import { authenticate, countProxyRefusal, refusalText } from './handshake.js';
 import type { GatewayParts } from './parts.js';
 
 /** Bounds per session (or user) for POST /request, forgotten wholesale past this many callers. */
@@ -27,7 +27,7 @@ export async function handleRequestPost(p: GatewayParts, req: IncomingMessage, r
     connectProxy: p.s.connectProxy,
   });
   if (verdict === 'no-session') return sendJson(res, 401, { error: 'no session: sign in, then call again' });
-  if ('refuse' in verdict) return sendJson(res, verdict.refuse, { error: verdict.reason });
+  if ('refuse' in verdict) return sendJson(res, verdict.refuse, { error: refusalText(verdict.reason) });
   if ('token' in verdict) {
     p.metrics.tokenRefusals.inc({ stage: 'connect', reason: verdict.token.reason });
     return sendJson(res, 401, { error: verdict.token.message, code: verdict.token.code });

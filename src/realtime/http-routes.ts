@@ -4,7 +4,7 @@ import { answerHealth, sendJson } from '../core/http.js';
 import { CloseCode } from '../protocol/messages.js';
 import { forwardedHeaders } from './app-call.js';
 import { allowOrigin, answerPreflight } from './cors.js';
-import { authenticate, countProxyRefusal, NO_SESSION_REASON, statusText } from './handshake.js';
+import { authenticate, countProxyRefusal, NO_SESSION_REASON, refusalText } from './handshake.js';
 import { CONTROLS } from './http-control.js';
 import { handlePublish } from './http-publish.js';
 import { QUERIES } from './http-query.js';
@@ -106,7 +106,7 @@ async function openSse(p: GatewayParts, req: IncomingMessage, res: ServerRespons
   }
   if ('refuse' in session) {
     rejected(session.refuse, session.reason);
-    return sendJson(res, session.refuse, { error: statusText(session.refuse) });
+    return sendJson(res, session.refuse, { error: refusalText(session.reason) });
   }
   if ('token' in session) {
     const { code, reason, message } = session.token;

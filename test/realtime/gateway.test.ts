@@ -401,7 +401,10 @@ describe('limits', () => {
     c.send({ type: 'launch-missiles' });
     await c.waitFor((m) => m.type === 'error' && m.code === 'protocol' && /unknown message type/.test(m.message));
     c.send({ type: 'sub', channel: 'bad channel name!' });
-    await c.waitFor((m) => m.type === 'error' && m.code === 'protocol' && /valid channel/.test(m.message));
+    // Named, so a client with several subs in flight knows which one it was.
+    expect(
+      await c.waitFor((m) => m.type === 'error' && m.code === 'protocol' && /valid channel/.test(m.message)),
+    ).toMatchObject({ channel: 'bad channel name!' });
     c.send([1, 2]);
     c.send({ type: 'ping', id: 42 });
     expect(await c.waitFor((m) => m.type === 'pong')).toEqual({ type: 'pong', id: 42 });
@@ -556,6 +559,16 @@ describe('SSE', () => {
     const foreign = await openSse(`${main.http}/sse`, { cookie, origin: 'https://evil.net' });
     expect(foreign.status).toBe(403);
     foreign.close();
+    // The stream and a request frame refuse alike, saying why.
+    const request = await fetch(`${main.http}/sse`, {
+      method: 'POST',
+      headers: { cookie, origin: 'https://evil.net', 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'history', id: 1, channel: 'room:lobby' }),
+    });
+    expect(request.status).toBe(403);
+    expect(await request.json()).toEqual({
+      error: "origin not allowed: the page's Origin must be one of the gateway's origins (SHOAL_ORIGINS)",
+    });
   });
 });
 

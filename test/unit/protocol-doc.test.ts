@@ -160,16 +160,16 @@ describe('docs/protocol.md', () => {
     const msg = '{"type":"msg","channel":"room:42","epoch":"k3f9x2","offset":17,"event":"e","data":1}';
     sse.sendMessage(msg, () => 'CURSORS');
     sse.sendMessage('{"type":"pong"}', () => 'CURSORS');
-    sse.close(1012, 'gateway draining');
+    sse.close(1012, 'gateway restarting');
     for (const listener of onClose) listener(); // stops its heartbeat timer
     expect(written).toBe(
       `retry: 1000\n\nid: CURSORS\ndata: ${msg}\n\ndata: {"type":"pong"}\n\n` +
-        'event: close\ndata: {"code":1012,"reason":"gateway draining"}\n\n',
+        'event: close\ndata: {"code":1012,"reason":"gateway restarting"}\n\n',
     );
     const sseSection = section('Endpoints and transports');
     for (const line of ['retry: 1000', 'event: ping', 'data: {"every":20000}', 'event: close']) {
       expect(sseSection).toContain(line);
     }
-    expect(sseSection).toContain('data: {"code":1012,"reason":"gateway draining"}');
+    expect(sseSection).toContain('data: {"code":1012,"reason":"gateway restarting"}');
   });
 });
