@@ -31,6 +31,22 @@ describe.skipIf(skip !== undefined)('failover: Redis Sentinel', () => {
       durationMs: 12_000,
       faultAtMs: 3000,
       fault: () => primary.kill('SIGKILL'),
+    }).catch((err: unknown) => {
+      // What the sentinels did about the dead primary: whether, and when, they promoted the replica.
+      const events = (sentinel?.sentinels ?? []).map(
+        (s) =>
+          `${s.name}: ${s
+            .output()
+            .split('\n')
+            .filter((line) =>
+              /[+-](sdown|odown|try-failover|elected-leader|failover|switch-master|vote|new-epoch)/.test(line),
+            )
+            .map((line) => line.replace(/^\d+:X /, '').slice(0, 120))
+            .join(' · ')}`,
+      );
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\nsentinels: ${events.join('\n')}`, {
+        cause: err,
+      });
     });
     printFigures(figures);
     expect((await sentinel.primary()).port).not.toBe(primary.port);
