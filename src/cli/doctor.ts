@@ -26,6 +26,7 @@ import { DEFAULT_STORE_URL } from '../stores/index.js';
 import { loadApp } from './app-module.js';
 import { durationValue, portNumber } from './args.js';
 import { fullCoverageWarning } from './doctor-cluster.js';
+import { sentinelReplicaWarning } from './doctor-sentinel.js';
 import { ensureTypeScript } from './ts-loader.js';
 import { webDashboardSettings } from './web-dashboard.js';
 
@@ -222,6 +223,12 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
     if (!/^rediss?\+cluster:/i.test(url)) continue;
     const strict = await fullCoverageWarning(url, 3000);
     if (strict) warn(strict);
+  }
+  // A Sentinel set that has no replica to promote when its primary fails.
+  for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
+    if (!/^rediss?\+sentinel:/i.test(url)) continue;
+    const alone = await sentinelReplicaWarning(url, 3000);
+    if (alone) warn(alone);
   }
 
   // 4. Web nodes and gateways must meet on one bus and read one cookie.
