@@ -1,6 +1,6 @@
 import { withDeadline } from '../core/deadline.js';
 import { importOptional } from '../core/lazy-import.js';
-import { parseRedisUrl } from '../core/redis-client.js';
+import { parseRedisUrl, sentinelConnection } from '../core/redis-client.js';
 
 /**
  * The warning for a Sentinel set with no replica to promote: sentinels learn of replicas only from
@@ -20,17 +20,7 @@ export async function sentinelReplicaWarning(url: string, timeoutMs: number): Pr
   const ioredis = await importOptional<typeof import('ioredis')>('ioredis', 'the Redis store and bus');
   const views = await Promise.all(
     t.sentinels.map(async (s) => {
-      const client = new ioredis.Redis({
-        host: s.host,
-        port: s.port,
-        ...(t.sentinelUsername ? { username: t.sentinelUsername } : {}),
-        ...(t.sentinelPassword ? { password: t.sentinelPassword } : {}),
-        ...(t.tls ? { tls: {} } : {}),
-        connectTimeout: timeoutMs,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        lazyConnect: true,
-      });
+      const client = sentinelConnection(ioredis, t, s, timeoutMs, { lazyConnect: true });
       client.on('error', () => {});
       try {
         await withDeadline(() => client.connect(), timeoutMs);

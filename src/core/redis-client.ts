@@ -83,6 +83,27 @@ export function parseRedisUrl(url: string): RedisTarget {
   };
 }
 
+/** A connection of its own to one sentinel, to ask it something once: no retries, no queue. */
+export function sentinelConnection(
+  ioredis: typeof import('ioredis'),
+  target: Extract<RedisTarget, { kind: 'sentinel' }>,
+  sentinel: HostPort,
+  timeoutMs: number,
+  extra: RedisOptions = {},
+): Redis {
+  return new ioredis.Redis({
+    host: sentinel.host,
+    port: sentinel.port,
+    ...(target.sentinelUsername ? { username: target.sentinelUsername } : {}),
+    ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
+    ...(target.tls ? { tls: {} } : {}),
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    ...extra,
+  });
+}
+
 /**
  * The database a one-server URL names. ioredis reads the path with parseInt, so `/abc` would be
  * database 0 and `/5x` database 5 without a word: only digits pass. `?db=` is ioredis's other spelling.
@@ -157,17 +178,7 @@ export async function openRedis(
         name: target.name,
         sentinels: target.sentinels,
         timeoutMs,
-        open: (s) =>
-          new ioredis.Redis({
-            host: s.host,
-            port: s.port,
-            ...(target.sentinelUsername ? { username: target.sentinelUsername } : {}),
-            ...(target.sentinelPassword ? { password: target.sentinelPassword } : {}),
-            ...(target.tls ? { tls: {} } : {}),
-            connectTimeout: timeoutMs,
-            maxRetriesPerRequest: 0,
-            retryStrategy: () => null,
-          }),
+        open: (s) => sentinelConnection(ioredis, target, s, timeoutMs),
       },
       onError,
     );
@@ -303,8 +314,9 @@ export function failureDetail(err: unknown, lastError: Error | undefined): strin
   // The sentinels' own answer says why better than "no answer within": the name is wrong.
   if (lastError instanceof SentinelMasterNameError) return lastError.message;
   // ioredis's words for "the connection dropped and the command was not retried" name its own option.
-  // The command was sent on a connection that then closed (calls made while not ready wait at the
-  // ReadyGate, never in ioredis's queue), so "no connection could be made" alone would say too little.
+  // The connection was lost under the command: sent on it, or queued by ioredis as its socket closed
+  // (a call made while it is not ready waits at the ReadyGate instead). "No connection could be made"
+  // alone would say too little.
   const detail =
     err instanceof Error && err.name === 'MaxRetriesPerRequestError'
       ? connectionRefused(lastError)
