@@ -50,19 +50,16 @@ export async function resumeChannels(
     if (state) entered.set(channel, state);
   };
   for (const channel of own) enter(channel);
-  /** Allowed, refused, or taken away by the server before it was joined. */
-  const verdicts = new Map<string, 'allowed' | 'forbidden' | 'removed'>();
+  /** The channels not joined: refused, or taken away by the server while they were authorized. */
+  const notJoined = new Map<string, 'forbidden' | 'removed'>();
   for (const channel of wanted) {
     if (c.closed) return;
-    if (entered.has(channel)) {
-      verdicts.set(channel, 'allowed');
-      continue;
-    }
+    if (entered.has(channel)) continue;
     const allowed = isValidChannel(channel) && (await mayJoin(who, channel, deps.authorize));
     if (c.closed) return;
-    const verdict = !allowed ? 'forbidden' : c.removedWhileOpening(channel) ? 'removed' : 'allowed';
-    verdicts.set(channel, verdict);
-    if (verdict === 'allowed') enter(channel);
+    if (!allowed) notJoined.set(channel, 'forbidden');
+    else if (c.removedWhileOpening(channel)) notJoined.set(channel, 'removed');
+    else enter(channel);
   }
   const fresh = [...entered.keys()].filter((channel) => !cursors.has(channel));
   const starts = await Promise.all(
@@ -82,10 +79,10 @@ export async function resumeChannels(
   for (const channel of wanted) {
     if (c.closed) break;
     const state = entered.get(channel);
-    const verdict = verdicts.get(channel);
+    const why = notJoined.get(channel);
     if (state) await deps.registry.complete(c, channel, state, cursors.get(channel));
-    else if (verdict === 'removed') c.send({ type: 'unsubscribed', channel, reason: REMOVED_BY_SERVER });
-    else if (verdict === 'forbidden') {
+    else if (why === 'removed') c.send({ type: 'unsubscribed', channel, reason: REMOVED_BY_SERVER });
+    else if (why === 'forbidden') {
       c.send({ type: 'error', code: 'forbidden', message: `not allowed to join ${channel}`, channel });
     }
   }
