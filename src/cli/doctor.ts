@@ -218,17 +218,15 @@ export async function doctor(env: NodeJS.ProcessEnv, o: DoctorOptions = {}): Pro
   storeReport.print();
   busReport.print();
 
-  // A Redis Cluster that stops serving every slot while one master fails over.
+  // A Redis deployment that would not fail over as it should: a Cluster that stops serving every slot
+  // while one master fails over, a Sentinel set with no replica to promote.
   for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
-    if (!/^rediss?\+cluster:/i.test(url)) continue;
-    const strict = await fullCoverageWarning(url, 3000);
-    if (strict) warn(strict);
-  }
-  // A Sentinel set that has no replica to promote when its primary fails.
-  for (const url of new Set([storeUrl, ...(env.SHOAL_BUS || storeKnown ? [busUrl] : [])])) {
-    if (!/^rediss?\+sentinel:/i.test(url)) continue;
-    const alone = await sentinelReplicaWarning(url, 3000);
-    if (alone) warn(alone);
+    const warning = /^rediss?\+cluster:/i.test(url)
+      ? await fullCoverageWarning(url, 3000)
+      : /^rediss?\+sentinel:/i.test(url)
+        ? await sentinelReplicaWarning(url, 3000)
+        : undefined;
+    if (warning) warn(warning);
   }
 
   // 4. Web nodes and gateways must meet on one bus and read one cookie.
